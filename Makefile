@@ -1,0 +1,32 @@
+# ringback — the two commands a new user needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: run test test-all bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ringback needs Python 3.11+"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Start the whole pipeline (embedded Kafka broker + edge + normalizer + sink + embedded ClickHouse).
+run: $(STAMP)
+	$(BIN)/ringback run
+
+## Full test suite (unit + integration against the real broker and ClickHouse engine).
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Everything, including the long soak/load tests.
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -m '' $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .hypothesis

@@ -1,0 +1,3 @@
+from ringback.cli import main
+
+raise SystemExit(main())

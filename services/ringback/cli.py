@@ -1,0 +1,125 @@
+"""The `ringback` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from ringback import __version__, config, logs
+from ringback.config import ConfigError, Settings
+
+DESCRIPTION = "ringback: ingest telecom vendor callbacks into one clean, billable event stream."
+
+
+def _run(settings: Settings) -> int:
+    from ringback.runtime.lifecycle import run_async
+    from ringback.supervisor import run_all
+
+    return run_async(lambda: run_all(settings))
+
+
+def _edge(settings: Settings) -> int:
+    from ringback.edge.server import serve
+    from ringback.runtime.lifecycle import run_async
+
+    return run_async(lambda: serve(settings))
+
+
+def _normalizer(settings: Settings) -> int:
+    from ringback.normalizer.service import serve
+    from ringback.runtime.lifecycle import run_async
+
+    return run_async(lambda: serve(settings))
+
+
+def _sink(settings: Settings) -> int:
+    from ringback.runtime.lifecycle import run_async
+    from ringback.sink.service import serve
+
+    return run_async(lambda: serve(settings))
+
+
+def _broker(settings: Settings) -> int:
+    import signal
+    import threading
+
+    from ringback.runtime.broker import EmbeddedBroker
+
+    stopped = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopped.set())
+    with EmbeddedBroker(port=settings.kafka_port) as broker:
+        print(f"broker listening on {broker.bootstrap} (Ctrl-C stops it)", flush=True)
+        stopped.wait()
+    return 0
+
+
+ROLE_COMMANDS: dict[str, tuple[Callable[[Settings], int], str]] = {
+    "run": (_run, "Run the whole pipeline: embedded broker (unless --kafka-bootstrap), edge, normalizer, sink."),
+    "edge": (_edge, "Run the HTTP edge against an existing Kafka."),
+    "normalizer": (_normalizer, "Run a normalizer worker against an existing Kafka."),
+    "sink": (_sink, "Run a sink worker against an existing Kafka and ClickHouse."),
+    "broker": (_broker, "Run only the embedded Kafka-protocol broker (for development)."),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ringback", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"ringback {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in ROLE_COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        config.add_flags(sub)
+    sql = commands.add_parser("sql", help="Run a read-only SQL query (FORMAT clauses pass through).", description="Run a read-only SQL query against the embedded store (even while `ringback run` runs) or a ClickHouse server.")
+    sql.add_argument("query", help='e.g. "SELECT count() FROM ringback.events_dedup" or "... FORMAT JSONEachRow"')
+    sql.add_argument("--format", dest="output_format", default=None, help="Output format when the query has no FORMAT clause (default: PrettyCompact on a terminal, TabSeparated otherwise).")
+    config.add_flags(sql)
+    show = commands.add_parser("config", help="Print the effective configuration and where each setting can be set.")
+    config.add_flags(show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "query", "output_format")}
+    if args.command == "run" and flags.get("log_format") is None and config.env_name("log_format") not in os.environ:
+        flags["log_format"] = "console"  # a person is watching `ringback run`
+    try:
+        settings = config.load(flags)
+    except ConfigError as exc:
+        print(f"ringback: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_format, settings.log_level, role=args.command)
+
+    if args.command == "sql":
+        return _sql(settings, args.query, args.output_format)
+    if args.command == "config":
+        return _show_config(settings)
+    handler, _ = ROLE_COMMANDS[args.command]
+    try:
+        return handler(settings)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _sql(settings: Settings, query: str, output_format: str | None) -> int:
+    from ringback.sql import PIPE_FORMAT, TERMINAL_FORMAT, QueryError, run_sql
+
+    default_format = output_format or (TERMINAL_FORMAT if sys.stdout.isatty() else PIPE_FORMAT)
+    try:
+        result = run_sql(settings, query, default_format)
+    except QueryError as exc:
+        print(f"ringback sql: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.buffer.write(result)
+    sys.stdout.flush()
+    return 0
+
+
+def _show_config(settings: Settings) -> int:
+    for flag, env, _default, _help in config.describe():
+        name = flag[2:].replace("-", "_")
+        print(f"{name:24} = {getattr(settings, name)!s:40}  ({flag}, {env})")
+    return 0

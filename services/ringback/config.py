@@ -1,0 +1,213 @@
+"""All of ringback's configuration, in one place.
+
+Every setting has a default here, can be set in an optional TOML file, overridden by a
+``RINGBACK_<NAME>`` environment variable, and finally by a command-line flag.
+Precedence, lowest to highest: default < TOML file < environment < flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "RINGBACK_"
+CONFIG_FILE_ENV = "RINGBACK_CONFIG"
+
+#: The repository's ``schemas/`` folder: the single source of truth for Avro and DDL.
+_DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+
+def _setting(default: Any, help: str, *, flag: bool = True) -> Any:
+    return field(default=default, metadata={"help": help, "flag": flag})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- where things live ---
+    data_dir: str = _setting("./data", "Directory for the embedded ClickHouse store, spool and run files.")
+    schemas_dir: str = _setting(str(_DEFAULT_SCHEMAS_DIR), "Directory holding the Avro schemas and ClickHouse DDL.")
+
+    # --- HTTP edge ---
+    host: str = _setting("127.0.0.1", "Address the edge listens on.")
+    port: int = _setting(8080, "Port the edge listens on.")
+    max_body_bytes: int = _setting(1_048_576, "Largest accepted callback body; larger bodies get HTTP 413.")
+    publish_timeout_s: float = _setting(5.0, "How long the edge waits for the broker to acknowledge a callback.")
+
+    # --- Kafka ---
+    kafka_bootstrap: str = _setting("", "Bootstrap servers of an existing Kafka (HOST:PORT[,..]); empty starts the embedded broker.")
+    kafka_port: int = _setting(0, "Loopback port of the embedded broker (0 picks a free port).")
+    kafka_partitions: int = _setting(4, "Partition count used when creating the topics.")
+    kafka_replication: int = _setting(1, "Replication factor used when creating the topics.")
+    kafka_create_topics: bool = _setting(True, "Create missing topics at start.")
+    topic_raw: str = _setting("ringback.raw.v1", "Topic for raw callbacks as received.")
+    topic_normalized: str = _setting("ringback.normalized.v1", "Topic for normalized Avro events.")
+    topic_dlq: str = _setting("ringback.dlq.v1", "Dead-letter topic for input that could not be normalized.")
+    normalizer_group: str = _setting("ringback-normalizer", "Consumer group of the normalizer workers.")
+    sink_group: str = _setting("ringback-sink", "Consumer group of the sink workers.")
+    producer_linger_ms: int = _setting(2, "Producer linger: how long a batch may wait to fill.")
+
+    # --- normalizer ---
+    source_timezone: str = _setting("Asia/Shanghai", "Time zone of vendor local-time strings.")
+    normalizer_max_records: int = _setting(2000, "Most raw messages a normalizer handles per poll.")
+
+    # --- sink / ClickHouse ---
+    clickhouse_dsn: str = _setting("", "ClickHouse DSN (http://host:8123/ or chdb:///path); empty = embedded store under data_dir.")
+    clickhouse_cluster: str = _setting("", "Apply the DDL ON CLUSTER this name (empty = single server).")
+    sink_batch_rows: int = _setting(20_000, "Rows that make the sink flush a batch.")
+    sink_batch_seconds: float = _setting(0.5, "Longest a row waits in the sink before its batch is flushed.")
+    sink_query_port: int = _setting(0, "Loopback port of the sink's read-only query endpoint for `ringback sql` (0 = free port).")
+
+    # --- worker lifecycle ---
+    drain_timeout_s: float = _setting(10.0, "On shutdown, keep consuming until caught up for at most this long.")
+    metrics_port: int = _setting(0, "Port for /metrics and /healthz of the normalizer and sink roles (0 = free port).")
+
+    # --- logs ---
+    log_format: str = _setting("json", "Log output: json (one JSON object per line) or console.")
+    log_level: str = _setting("info", "Log level: debug, info, warning, error.")
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def run_dir(self) -> Path:
+        """Where running roles publish how to reach them (query endpoint, broker address)."""
+        return self.data_path / "run"
+
+    @property
+    def effective_clickhouse_dsn(self) -> str:
+        return self.clickhouse_dsn or f"chdb://{self.data_path / 'clickhouse'}"
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return self.effective_clickhouse_dsn.startswith("chdb://")
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    def as_env(self) -> dict[str, str]:
+        """The settings as ``RINGBACK_*`` variables, to hand to a child process."""
+        return {env_name(f.name): _to_text(getattr(self, f.name)) for f in fields(self)}
+
+
+def env_name(setting: str) -> str:
+    return ENV_PREFIX + setting.upper()
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _coerce(name: str, kind: type, value: Any) -> Any:
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    text = str(value).strip()
+    try:
+        if kind is bool:
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(text)
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+    except ValueError as exc:
+        raise ConfigError(f"setting {name!r}: cannot read {value!r} as {kind.__name__}") from exc
+    return text
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def _field_types() -> dict[str, type]:
+    hints = {"str": str, "int": int, "float": float, "bool": bool}
+    return {f.name: hints[f.type] if isinstance(f.type, str) else f.type for f in fields(Settings)}
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """Add one ``--flag`` per setting; unset flags stay ``None`` so lower layers show through."""
+    group = parser.add_argument_group("configuration (flag > RINGBACK_* env > TOML file > default)")
+    group.add_argument("--config", dest="config_file", default=None, help=f"TOML file with settings (or ${CONFIG_FILE_ENV}).")
+    for f in fields(Settings):
+        if not f.metadata.get("flag", True):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        group.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=f.metadata["help"])
+
+
+def load(
+    flags: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+) -> Settings:
+    environ = dict(os.environ if environ is None else environ)
+    flags = dict(flags or {})
+    types = _field_types()
+    values: dict[str, Any] = {}
+
+    file_path = config_file or flags.pop("config_file", None) or environ.get(CONFIG_FILE_ENV)
+    flags.pop("config_file", None)
+    if file_path:
+        values.update(_read_toml(Path(file_path), types))
+
+    for name in types:
+        if env_name(name) in environ:
+            values[name] = environ[env_name(name)]
+    for name, value in flags.items():
+        if name in types and value is not None:
+            values[name] = value
+
+    settings = Settings(**{name: _coerce(name, types[name], value) for name, value in values.items()})
+    _validate(settings)
+    return settings
+
+
+def _read_toml(path: Path, types: dict[str, type]) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    table = data.get("ringback", data)
+    unknown = sorted(set(table) - set(types))
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown settings {', '.join(unknown)}")
+    return dict(table)
+
+
+def _validate(settings: Settings) -> None:
+    if settings.log_format not in ("json", "console"):
+        raise ConfigError("log_format must be 'json' or 'console'")
+    if settings.max_body_bytes <= 0:
+        raise ConfigError("max_body_bytes must be positive")
+    if settings.kafka_partitions <= 0:
+        raise ConfigError("kafka_partitions must be positive")
+    if settings.sink_batch_rows <= 0 or settings.sink_batch_seconds <= 0:
+        raise ConfigError("sink_batch_rows and sink_batch_seconds must be positive")
+
+
+def describe() -> list[tuple[str, str, str, str]]:
+    """(flag, environment variable, default, help) for every setting, for docs and `ringback config`."""
+    rows = []
+    for f in fields(Settings):
+        default = f.default
+        if f.name == "schemas_dir":
+            default = "<repository>/schemas"
+        rows.append(("--" + f.name.replace("_", "-"), env_name(f.name), _to_text(default), f.metadata["help"]))
+    return rows

@@ -1,0 +1,36 @@
+"""How each vendor wants to be answered, for success, retryable failure and rejected requests."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+TENCENT = "tencent"  # {"result":0,"errmsg":"OK"}; non-zero result on failure (seeds 000, 001, 003)
+HTTP_STATUS = "http-status"  # only the HTTP status matters; the CDR platform retries on 500 only (seed 002)
+
+RETRYABLE_STATUS = {TENCENT: 503, HTTP_STATUS: 500}
+TENCENT_FAILURE_RESULT = 1
+TENCENT_OK = b'{"result":0,"errmsg":"OK"}'
+
+
+def success(style: str) -> web.Response:
+    if style == TENCENT:
+        return web.Response(body=TENCENT_OK, content_type="application/json")
+    return web.Response(status=200, text="OK")
+
+
+def retryable_failure(style: str, message: str) -> web.Response:
+    """The request was not made durable: the vendor must send it again."""
+    return _failure(style, RETRYABLE_STATUS[style], message)
+
+
+def rejected(style: str, status: int, message: str) -> web.Response:
+    """The request can never be accepted as sent (e.g. too large)."""
+    return _failure(style, status, message)
+
+
+def _failure(style: str, status: int, message: str) -> web.Response:
+    if style == TENCENT:
+        body = orjson.dumps({"result": TENCENT_FAILURE_RESULT, "errmsg": message})
+        return web.Response(body=body, status=status, content_type="application/json")
+    return web.Response(status=status, text=message)

@@ -1,0 +1,29 @@
+"""Prometheus metrics of every role, defined in one place."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# --- edge ---
+EDGE_REQUESTS = Counter("ringback_edge_requests_total", "Callback requests by route and outcome.", ["route", "outcome"])
+EDGE_REQUEST_SECONDS = Histogram("ringback_edge_request_seconds", "Time from request start to reply.", ["route"], buckets=LATENCY_BUCKETS)
+EDGE_BODY_BYTES = Counter("ringback_edge_body_bytes_total", "Callback body bytes accepted.", ["route"])
+
+# --- normalizer ---
+NORMALIZER_MESSAGES = Counter("ringback_normalizer_messages_total", "Raw messages normalized, by route.", ["route"])
+NORMALIZER_EVENTS = Counter("ringback_normalizer_events_total", "Normalized events produced.", ["route", "event_type"])
+NORMALIZER_DEAD_LETTERS = Counter("ringback_normalizer_dead_letters_total", "Reports or requests sent to the dead-letter topic.", ["route", "reason"])
+NORMALIZER_BATCH_SECONDS = Histogram("ringback_normalizer_batch_seconds", "Time to normalize, publish and commit one poll.", buckets=LATENCY_BUCKETS)
+
+# --- sink ---
+SINK_ROWS = Counter("ringback_sink_rows_total", "Rows inserted into ClickHouse.", ["table"])
+SINK_INSERT_SECONDS = Histogram("ringback_sink_insert_seconds", "Time of one ClickHouse batch insert.", ["table"], buckets=LATENCY_BUCKETS)
+SINK_INSERT_FAILURES = Counter("ringback_sink_insert_failures_total", "Failed ClickHouse insert attempts.", ["table"])
+SINK_UNDECODABLE = Counter("ringback_sink_undecodable_total", "Normalized-topic messages the sink could not decode.", [])
+SINK_PENDING_ROWS = Gauge("ringback_sink_pending_rows", "Rows buffered, waiting for the next flush.")
+
+
+def exposition() -> tuple[bytes, str]:
+    return generate_latest(), CONTENT_TYPE_LATEST

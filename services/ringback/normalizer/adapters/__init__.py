@@ -1,0 +1,44 @@
+"""Vendor formats: one module per format, each exposing ``ADAPTERS``; this package finds them all.
+
+Adding a vendor format means adding one module here (and its fixtures under ``tests/fixtures``):
+the edge learns its route and reply style, and the normalizer its parser, from the module alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ringback.normalizer.event import Context
+from ringback.normalizer.outcome import Outcome
+from ringback.runtime.raw import RawCallback
+
+Normalize = Callable[[RawCallback, Context], list[Outcome]]
+
+
+@dataclass(frozen=True)
+class Adapter:
+    route: str  # path below /callbacks/, e.g. "tencent/sms-status"
+    source: str  # vendor format name stored on every event, e.g. "tencent.sms_status"
+    reply_style: str  # how the edge answers this vendor (see ringback.edge.replies)
+    normalize: Normalize
+
+    @property
+    def path(self) -> str:
+        return "/callbacks/" + self.route
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, Adapter]:
+    """Every adapter in this package, by route."""
+    found: dict[str, Adapter] = {}
+    for module_info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        for adapter in getattr(module, "ADAPTERS", ()):
+            if adapter.route in found:
+                raise RuntimeError(f"two adapters claim route {adapter.route!r}")
+            found[adapter.route] = adapter
+    return found

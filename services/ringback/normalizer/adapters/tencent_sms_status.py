@@ -1,0 +1,82 @@
+"""Tencent Cloud SMS delivery-status callback (seed 003).
+
+Body: a JSON array of reports ``{user_receive_time, nationcode, mobile, report_status, errmsg,
+description, sid}``; one request may carry many reports, each becomes one event.
+``user_receive_time`` is China local time. Reply: ``{"result":0,"errmsg":"OK"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ringback.normalizer import status
+from ringback.normalizer.adapters import Adapter
+from ringback.normalizer.event import Context, as_text, event_id, leftover_attributes
+from ringback.normalizer.jsonbody import parse_json
+from ringback.normalizer.outcome import Outcome, Rejected, Rejection
+from ringback.normalizer.phones import to_e164
+from ringback.normalizer.times import local_to_utc
+from ringback.runtime.raw import RawCallback
+
+SOURCE = "tencent.sms_status"
+EVENT_TYPE = "sms.delivery_report"
+REQUIRED = ("sid", "mobile", "report_status")
+MAPPED = ("user_receive_time", "mobile", "report_status", "errmsg", "description", "sid")
+
+REPORT_STATUS = {"SUCCESS": status.DELIVERED, "FAIL": status.FAILED}
+
+
+def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
+    body = parse_json(raw.body)
+    if isinstance(body, dict):
+        body = [body]  # a lone report object instead of an array: unambiguous, accepted as one report
+    if not isinstance(body, list):
+        raise Rejected("unexpected_shape", f"expected a JSON array of reports, got {type(body).__name__}")
+    if not body:
+        raise Rejected("no_reports", "the report array is empty")
+    outcomes: list[Outcome] = []
+    for index, report in enumerate(body):
+        try:
+            outcomes.append(_report_event(raw, ctx, index, report))
+        except Rejected as rejected:
+            outcomes.append(Rejection.of(rejected, index))
+    return outcomes
+
+
+def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> dict[str, Any]:
+    if not isinstance(report, dict):
+        raise Rejected("unexpected_shape", f"report {index} is {type(report).__name__}, not an object")
+    missing = [name for name in REQUIRED if as_text(report.get(name)) in (None, "")]
+    if missing:
+        raise Rejected("missing_field", f"report {index} lacks {', '.join(missing)}")
+
+    sid = as_text(report["sid"])
+    mobile = as_text(report["mobile"])
+    nationcode = as_text(report.get("nationcode"))
+    report_status = as_text(report["report_status"]) or ""
+    errmsg = as_text(report.get("errmsg"))
+    receive_text = as_text(report.get("user_receive_time"))
+    received_by_user = local_to_utc(receive_text, ctx.source_timezone, "user_receive_time")
+
+    event = ctx.new_event(
+        raw,
+        source=SOURCE,
+        event_type=EVENT_TYPE,
+        event_id=event_id(SOURCE, sid, nationcode, mobile, report_status, errmsg, receive_text),
+        report_index=index,
+        status=REPORT_STATUS.get(report_status.upper(), status.UNKNOWN),
+    )
+    event.update(
+        occurred_at=received_by_user,
+        sid=sid,
+        to_number=mobile,
+        to_e164=to_e164(mobile, nationcode),
+        vendor_status=report_status,
+        vendor_code=errmsg,
+        vendor_description=as_text(report.get("description")),
+        attributes=leftover_attributes(report, MAPPED),
+    )
+    return event
+
+
+ADAPTERS = [Adapter(route="tencent/sms-status", source=SOURCE, reply_style="tencent", normalize=normalize)]

@@ -1,0 +1,67 @@
+"""Building normalized events: schema defaults, deterministic ids, the attribute map."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ringback import __version__
+from ringback.normalizer.outcome import Event
+from ringback.runtime.raw import RawCallback
+
+EVENT_ID_SEPARATOR = "\x1f"
+
+
+def event_id(source: str, *identity: object) -> str:
+    """Same vendor report -> same id, whichever request carried it and however often it was resent."""
+    text = EVENT_ID_SEPARATOR.join([source, *("" if part is None else str(part) for part in identity)])
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def as_text(value: object) -> str | None:
+    """A vendor value as text: strings stripped of nothing, numbers as written, absent as None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return orjson.dumps(value).decode()
+
+
+def leftover_attributes(report: Mapping[str, Any], consumed: Iterable[str]) -> dict[str, str]:
+    """Every vendor field that no typed event field took, as text."""
+    taken = set(consumed)
+    return {str(key): as_text(value) or "" for key, value in report.items() if key not in taken}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every adapter needs besides the raw callback."""
+
+    blank_event: Event
+    source_timezone: str = "Asia/Shanghai"
+    normalizer_version: str = __version__
+
+    def new_event(self, raw: RawCallback, *, source: str, event_type: str, event_id: str, report_index: int, status: str) -> Event:
+        event = dict(self.blank_event)
+        event["attributes"] = {}
+        event["repairs"] = []
+        event.update(
+            event_id=event_id,
+            event_type=event_type,
+            source=source,
+            route=raw.route,
+            ingest_id=raw.ingest_id,
+            report_index=report_index,
+            received_at=raw.received_at,
+            status=status,
+            normalizer_version=self.normalizer_version,
+        )
+        return event

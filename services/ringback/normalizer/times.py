@@ -1,0 +1,53 @@
+"""Vendor time strings to aware UTC datetimes."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from ringback.normalizer.outcome import Rejected
+
+# "2016-02-02 11:19:36.000", "2015-10-17 08:03:04", and the glued "2016-02-0211:20:40.000"
+# that real traffic (and the vendor's own document) contains.
+_LOCAL = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})(?:[ T]|(?=\d{2}:))(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$"
+)
+_UNIX_SECONDS = re.compile(r"^\d{1,11}$")
+
+
+@lru_cache(maxsize=32)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local_to_utc(text: object, tz_name: str, field_name: str) -> datetime | None:
+    """Read a vendor local-time string in ``tz_name``; empty means absent; anything else unreadable is rejected."""
+    if text is None:
+        return None
+    value = str(text).strip()
+    if not value:
+        return None
+    match = _LOCAL.match(value)
+    if not match:
+        raise Rejected("invalid_time", f"{field_name}: cannot read {value!r} as YYYY-MM-DD HH:MM:SS")
+    year, month, day, hour, minute, second, fraction = match.groups()
+    micros = int((fraction or "0").ljust(6, "0"))
+    try:
+        local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=zone(tz_name))
+    except ValueError as exc:
+        raise Rejected("invalid_time", f"{field_name}: {value!r} is not a real date/time ({exc})") from exc
+    return local.astimezone(timezone.utc)
+
+
+def unix_seconds_to_utc(text: object, field_name: str) -> datetime | None:
+    """Read unix seconds given as a string or number; empty or "0" means absent."""
+    if text is None:
+        return None
+    value = str(text).strip()
+    if not value or value == "0":
+        return None
+    if not _UNIX_SECONDS.match(value):
+        raise Rejected("invalid_time", f"{field_name}: cannot read {value!r} as unix seconds")
+    return datetime.fromtimestamp(int(value), tz=timezone.utc)

@@ -1,0 +1,76 @@
+"""Kafka clients configured the one way ringback uses them: plain acks=all at-least-once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from ringback import logs
+from ringback.config import Settings
+
+log = logs.get(__name__)
+
+TOPIC_CREATE_ATTEMPTS = 20
+TOPIC_CREATE_RETRY_S = 0.5
+#: Raw callbacks are at most ``max_body_bytes`` plus headers; leave room for the envelope.
+REQUEST_OVERHEAD_BYTES = 64 * 1024
+
+
+def all_topics(settings: Settings) -> list[str]:
+    return [settings.topic_raw, settings.topic_normalized, settings.topic_dlq]
+
+
+async def ensure_topics(settings: Settings, bootstrap: str | None = None) -> None:
+    """Create the topics that do not exist yet; safe to call from every role and every start."""
+    bootstrap = bootstrap or settings.kafka_bootstrap
+    wanted = all_topics(settings)
+    last_error: Exception | None = None
+    for _ in range(TOPIC_CREATE_ATTEMPTS):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [t for t in wanted if t not in existing]
+            if missing:
+                new = [NewTopic(t, settings.kafka_partitions, settings.kafka_replication) for t in missing]
+                try:
+                    await admin.create_topics(new)
+                except TopicAlreadyExistsError:
+                    pass
+                log.info("topics created", topics=missing, partitions=settings.kafka_partitions)
+            return
+        except KafkaError as exc:
+            last_error = exc
+            await asyncio.sleep(TOPIC_CREATE_RETRY_S)
+        finally:
+            await admin.close()
+    raise RuntimeError(f"could not create topics on {bootstrap}: {last_error}")
+
+
+def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
+    options: dict[str, object] = dict(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=settings.producer_linger_ms,
+        max_request_size=settings.max_body_bytes + REQUEST_OVERHEAD_BYTES,
+        request_timeout_ms=max(1000, int(settings.publish_timeout_s * 1000)),
+    )
+    options.update(overrides)
+    return AIOKafkaProducer(**options)  # type: ignore[arg-type]
+
+
+def consumer(settings: Settings, topics: list[str], group_id: str, **overrides: object) -> AIOKafkaConsumer:
+    options: dict[str, object] = dict(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=settings.max_body_bytes + REQUEST_OVERHEAD_BYTES,
+        fetch_max_bytes=max(52_428_800, settings.max_body_bytes * 4),
+    )
+    options.update(overrides)
+    return AIOKafkaConsumer(*topics, **options)  # type: ignore[arg-type]

@@ -1,0 +1,75 @@
+"""Running a role: event loop choice, signal handling, the small ops HTTP server of worker roles."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ringback import metrics
+
+#: Set by `ringback run` to its pid: a role whose supervisor vanished (e.g. SIGKILL) stops by itself.
+SUPERVISED_ENV = "RINGBACK_SUPERVISOR_PID"
+PARENT_CHECK_S = 1.0
+
+
+def run_async(main: Callable[[], Awaitable[int]]) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a hard dependency on POSIX
+        return asyncio.run(main())
+    return uvloop.run(main())
+
+
+def stop_event_on_signals() -> asyncio.Event:
+    """An event set by the first SIGTERM or SIGINT; a second signal falls back to the default action."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        stop.set()
+        loop.remove_signal_handler(sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    supervisor = os.environ.get(SUPERVISED_ENV)
+    if supervisor:
+        loop.create_task(_stop_when_orphaned(int(supervisor), stop))
+    return stop
+
+
+async def _stop_when_orphaned(supervisor_pid: int, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        if os.getppid() != supervisor_pid:
+            stop.set()
+            return
+        await asyncio.sleep(PARENT_CHECK_S)
+
+
+def ops_app(is_healthy: Callable[[], bool]) -> web.Application:
+    """/healthz and /metrics for roles that have no HTTP edge of their own."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        ok = is_healthy()
+        return web.json_response({"status": "ok" if ok else "failing"}, status=200 if ok else 503)
+
+    async def metrics_view(_: web.Request) -> web.Response:
+        body, content_type = metrics.exposition()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
+    return app
+
+
+async def start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, bound_port

@@ -1,0 +1,77 @@
+"""The raw-topic message: the callback body untouched, with what the edge knew about the request.
+
+The body is the Kafka value, byte for byte as the vendor sent it; everything else travels in headers
+so a consumer can re-read the original request without unwrapping an envelope.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+H_ROUTE = "route"
+H_INGEST_ID = "ingest_id"
+H_RECEIVED_AT_US = "received_at_us"
+H_REMOTE_ADDR = "remote_addr"
+H_CONTENT_TYPE = "content_type"
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_ingest_id(now_ms: int | None = None) -> str:
+    """A 26-character, time-ordered, unique id (ULID layout: 48-bit ms time + 80 random bits)."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+@dataclass(frozen=True, slots=True)
+class RawCallback:
+    route: str
+    ingest_id: str
+    received_at_us: int
+    remote_addr: str
+    content_type: str
+    body: bytes
+    # Where the message was read from (empty on the edge side).
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1
+
+    @property
+    def received_at(self) -> datetime:
+        return datetime.fromtimestamp(self.received_at_us / 1_000_000, tz=timezone.utc)
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [
+            (H_ROUTE, self.route.encode()),
+            (H_INGEST_ID, self.ingest_id.encode()),
+            (H_RECEIVED_AT_US, str(self.received_at_us).encode()),
+            (H_REMOTE_ADDR, self.remote_addr.encode()),
+            (H_CONTENT_TYPE, self.content_type.encode()),
+        ]
+
+    @classmethod
+    def from_message(cls, topic: str, partition: int, offset: int, value: bytes | None, headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]] | None) -> "RawCallback":
+        found = {key: val.decode("utf-8", "replace") for key, val in (headers or ()) if val is not None}
+        try:
+            received_at_us = int(found.get(H_RECEIVED_AT_US, "0"))
+        except ValueError:
+            received_at_us = 0
+        return cls(
+            route=found.get(H_ROUTE, ""),
+            ingest_id=found.get(H_INGEST_ID, ""),
+            received_at_us=received_at_us,
+            remote_addr=found.get(H_REMOTE_ADDR, ""),
+            content_type=found.get(H_CONTENT_TYPE, ""),
+            body=value or b"",
+            topic=topic,
+            partition=partition,
+            offset=offset,
+        )

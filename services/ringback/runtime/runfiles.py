@@ -1,0 +1,51 @@
+"""Small JSON files under ``<data_dir>/run`` through which running roles say how to reach them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def write(run_dir: Path, name: str, data: dict[str, Any]) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / f"{name}.json"
+    tmp = run_dir / f".{name}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds a secret token: owner only
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({**data, "pid": os.getpid()}, handle)
+    os.replace(tmp, path)
+    return path
+
+
+def read_live(run_dir: Path, name: str) -> dict[str, Any] | None:
+    """The run file's content if it exists and the process that wrote it is still alive."""
+    path = run_dir / f"{name}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data if pid_alive(int(data.get("pid", 0))) else None
+
+
+def remove(run_dir: Path, name: str) -> None:
+    path = run_dir / f"{name}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if int(data.get("pid", 0)) == os.getpid():
+            path.unlink()
+    except (FileNotFoundError, json.JSONDecodeError, ValueError):
+        pass
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

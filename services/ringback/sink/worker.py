@@ -1,0 +1,222 @@
+"""`ringback sink`: normalized events and dead letters in, ClickHouse batch inserts out.
+
+Rows are buffered until ``sink_batch_rows`` or ``sink_batch_seconds``, inserted (events and dead
+letters), and only then are the consumer offsets committed. A failed insert is retried with backoff
+and the offsets never move past it; every insert carries a deduplication token derived from the
+offsets it covers, so an insert retried after an unclear failure is not stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from clickhouse_connect.driver.client import Client
+
+from ringback import logs, metrics
+from ringback.config import Settings
+from ringback.runtime import clickhouse, kafka
+from ringback.runtime.avro import AvroDecodeError, EventCodec
+from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter
+from ringback.runtime.drain import caught_up
+from ringback.runtime.raw import RawCallback
+
+EVENTS_TABLE = "ringback.events"
+DEAD_LETTERS_TABLE = "ringback.dead_letters"
+DEAD_LETTER_COLUMNS = [
+    "route", "ingest_id", "report_index", "received_at", "remote_addr", "content_type", "failure_type",
+    "reason", "normalizer_version", "source_topic", "source_partition", "source_offset", "dead_lettered_at", "body",
+]
+UNDECODABLE_EVENT = "undecodable_event"
+INSERT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+MAX_POLL_WAIT_MS = 200
+
+log = logs.get(__name__)
+
+
+@dataclass
+class Batch:
+    """Rows waiting to be inserted, and the offsets that become committable once they are."""
+
+    event_columns: list[str]
+    events: list[list[Any]] = field(default_factory=list)
+    dead_letters: list[list[Any]] = field(default_factory=list)
+    first_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    opened_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.events = [[] for _ in self.event_columns]
+
+    @property
+    def event_count(self) -> int:
+        return len(self.events[0]) if self.events else 0
+
+    @property
+    def row_count(self) -> int:
+        return self.event_count + len(self.dead_letters)
+
+    def track(self, record: ConsumerRecord) -> None:
+        tp = TopicPartition(record.topic, record.partition)
+        if not self.first_offsets and not self.next_offsets:
+            self.opened_at = time.monotonic()
+        self.first_offsets.setdefault(tp, record.offset)
+        self.next_offsets[tp] = record.offset + 1
+
+    def add_event(self, event: dict[str, Any]) -> None:
+        for column, name in zip(self.events, self.event_columns):
+            column.append(event.get(name))
+
+    def dedup_token(self, table: str) -> str:
+        """Same offsets -> same token, so a retried insert of this batch is dropped by ClickHouse."""
+        span = ",".join(f"{tp.topic}:{tp.partition}:{self.first_offsets[tp]}-{end}" for tp, end in sorted(self.next_offsets.items()))
+        return hashlib.sha256(f"{table}|{span}".encode()).hexdigest()
+
+
+def dead_letter_row(letter: DeadLetter) -> list[Any]:
+    raw = letter.raw
+    return [
+        raw.route, raw.ingest_id, letter.report_index, raw.received_at, raw.remote_addr, raw.content_type,
+        letter.failure_type, letter.failure_message, letter.normalizer_version, raw.topic, raw.partition,
+        raw.offset, datetime.fromtimestamp(letter.dead_lettered_at_us / 1_000_000, tz=timezone.utc), raw.body,
+    ]
+
+
+class Sink:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.codec = EventCodec.from_dir(settings.schemas_dir)
+        # chdb is an in-process engine: every ClickHouse call goes through this one thread.
+        self.db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+        self.client: Client | None = None
+        self.consumer: AIOKafkaConsumer | None = None
+        self.batch = self._new_batch()
+        self.healthy = False
+
+    def _new_batch(self) -> Batch:
+        return Batch(event_columns=list(self.codec.field_names))
+
+    async def on_db_thread(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
+
+    async def start(self) -> None:
+        dsn = self.settings.effective_clickhouse_dsn
+        self.client = await self.on_db_thread(clickhouse.connect, dsn)
+        applied = await self.on_db_thread(clickhouse.apply_ddl, self.client, self.settings.schemas_dir, self.settings.clickhouse_cluster)
+        log.info("clickhouse ready", dsn=dsn, ddl_statements=applied)
+        topics = [self.settings.topic_normalized, self.settings.topic_dlq]
+        self.consumer = kafka.consumer(self.settings, topics, self.settings.sink_group)
+        await self.consumer.start()
+        self.healthy = True
+        log.info("sink consuming", topics=topics, group=self.settings.sink_group)
+
+    async def stop(self) -> None:
+        self.healthy = False
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.client is not None:
+            await self.on_db_thread(self.client.close)
+        self.db_thread.shutdown(wait=True)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.poll_once()
+            if self._batch_due():
+                await self.flush()
+        await self.drain()
+
+    async def drain(self) -> None:
+        """On shutdown: read what is left (bounded by drain_timeout_s), then flush and commit."""
+        assert self.consumer is not None
+        deadline = time.monotonic() + self.settings.drain_timeout_s
+        while time.monotonic() < deadline and not await caught_up(self.consumer):
+            await self.poll_once()
+            if self.batch.row_count >= self.settings.sink_batch_rows:
+                await self.flush()
+        await self.flush()
+
+    def _batch_due(self) -> bool:
+        batch = self.batch
+        if not batch.next_offsets:
+            return False
+        return batch.row_count >= self.settings.sink_batch_rows or time.monotonic() - batch.opened_at >= self.settings.sink_batch_seconds
+
+    async def poll_once(self) -> None:
+        assert self.consumer is not None
+        wait_ms = MAX_POLL_WAIT_MS
+        if self.batch.next_offsets:
+            remaining = self.settings.sink_batch_seconds - (time.monotonic() - self.batch.opened_at)
+            wait_ms = max(0, min(wait_ms, int(remaining * 1000)))
+        room = max(1, self.settings.sink_batch_rows - self.batch.row_count)
+        polled = await self.consumer.getmany(timeout_ms=wait_ms, max_records=room)
+        for records in polled.values():
+            for record in records:
+                self._take(record)
+        metrics.SINK_PENDING_ROWS.set(self.batch.row_count)
+
+    def _take(self, record: ConsumerRecord) -> None:
+        self.batch.track(record)
+        if record.topic == self.settings.topic_dlq:
+            self.batch.dead_letters.append(dead_letter_row(DeadLetter.from_message(record.value, record.headers)))
+            return
+        try:
+            self.batch.add_event(self.codec.decode(record.value or b""))
+        except (AvroDecodeError, ValueError, EOFError, IndexError) as exc:
+            # Never silently dropped: it is stored beside the dead letters, with why.
+            metrics.SINK_UNDECODABLE.inc()
+            log.error("undecodable normalized event", topic=record.topic, partition=record.partition, offset=record.offset, error=str(exc))
+            raw = RawCallback.from_message(record.topic, record.partition, record.offset, record.value, record.headers)
+            letter = DeadLetter(raw=raw, failure_type=UNDECODABLE_EVENT, failure_message=str(exc), normalizer_version="", report_index=WHOLE_REQUEST)
+            self.batch.dead_letters.append(dead_letter_row(letter))
+
+    async def flush(self) -> None:
+        batch = self.batch
+        if not batch.next_offsets:
+            return
+        assert self.consumer is not None and self.client is not None
+        if batch.event_count:
+            await self._insert_with_retry(EVENTS_TABLE, batch.events, batch.event_columns, batch.dedup_token(EVENTS_TABLE))
+        if batch.dead_letters:
+            columns = [list(col) for col in zip(*batch.dead_letters)]
+            await self._insert_with_retry(DEAD_LETTERS_TABLE, columns, DEAD_LETTER_COLUMNS, batch.dedup_token(DEAD_LETTERS_TABLE))
+        try:
+            await self.consumer.commit(dict(batch.next_offsets))
+        except KafkaError as exc:
+            # The rows are stored; whoever reads these offsets again inserts rows that collapse by event_id.
+            log.warning("commit after insert failed", error=repr(exc))
+        log.debug("batch stored", events=batch.event_count, dead_letters=len(batch.dead_letters))
+        self.batch = self._new_batch()
+        metrics.SINK_PENDING_ROWS.set(0)
+
+    async def _insert_with_retry(self, table: str, columns: list[list[Any]], names: list[str], token: str) -> None:
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                await self.on_db_thread(self._insert, table, columns, names, token)
+            except Exception as exc:  # any ClickHouse failure: retry; offsets stay where they are
+                metrics.SINK_INSERT_FAILURES.labels(table).inc()
+                delay = INSERT_BACKOFF_S[min(attempt, len(INSERT_BACKOFF_S) - 1)]
+                log.warning("insert failed, retrying", table=table, attempt=attempt + 1, retry_in_s=delay, error=str(exc)[:500])
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            metrics.SINK_INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
+            metrics.SINK_ROWS.labels(table).inc(len(columns[0]) if columns else 0)
+            return
+
+    def _insert(self, table: str, columns: list[list[Any]], names: list[str], token: str) -> None:
+        assert self.client is not None
+        self.client.insert(table, columns, column_names=names, column_oriented=True, settings={"insert_deduplication_token": token})
+
+    async def query(self, sql: str, default_format: str) -> bytes:
+        """Read-only query on the store this process owns (used by `ringback sql` while running)."""
+        assert self.client is not None
+        return await self.on_db_thread(clickhouse.run_read_only, self.client, sql, default_format)

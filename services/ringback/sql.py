@@ -1,0 +1,61 @@
+"""`ringback sql`: run a read-only query against the embedded store (running or not) or a server."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from ringback.config import Settings
+from ringback.runtime import clickhouse, runfiles
+from ringback.sink.query_endpoint import RUN_FILE, TOKEN_HEADER
+
+TERMINAL_FORMAT = "PrettyCompact"
+PIPE_FORMAT = "TabSeparated"
+QUERY_TIMEOUT_S = 300
+
+
+class QueryError(RuntimeError):
+    """The query could not be run; the message says why."""
+
+
+def run_sql(settings: Settings, query: str, default_format: str) -> bytes:
+    if not settings.embedded_clickhouse:
+        return _direct(settings.effective_clickhouse_dsn, query, default_format)
+    running = runfiles.read_live(settings.run_dir, RUN_FILE)
+    if running is not None:
+        return _through_running_sink(running, query, default_format)
+    store = Path(settings.effective_clickhouse_dsn.removeprefix("chdb://"))
+    if not store.exists():
+        raise QueryError(f"no embedded ClickHouse store at {store}: start `ringback run --data-dir {settings.data_dir}` first")
+    return _direct(settings.effective_clickhouse_dsn, query, default_format)
+
+
+def _direct(dsn: str, query: str, default_format: str) -> bytes:
+    try:
+        client = clickhouse.connect(dsn)
+    except Exception as exc:
+        raise QueryError(f"cannot open {dsn}: {exc}") from exc
+    try:
+        return clickhouse.run_read_only(client, query, default_format)
+    except Exception as exc:
+        raise QueryError(str(exc)) from exc
+    finally:
+        client.close()
+
+
+def _through_running_sink(running: dict[str, str], query: str, default_format: str) -> bytes:
+    request = urllib.request.Request(
+        running["url"],
+        data=json.dumps({"query": query, "format": default_format}).encode(),
+        headers={TOKEN_HEADER: running["token"], "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=QUERY_TIMEOUT_S) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        raise QueryError(exc.read().decode("utf-8", "replace")) from exc
+    except urllib.error.URLError as exc:
+        raise QueryError(f"the running sink did not answer at {running['url']}: {exc.reason}") from exc
