@@ -80,6 +80,9 @@ class Publisher:
             self.producer = None
 
 
+PUBLISHER = web.AppKey("publisher", Publisher)
+
+
 def callback_handler(adapter: Adapter, publisher: Publisher, settings: Settings) -> Handler:
     route = adapter.route
     style = adapter.reply_style
@@ -119,7 +122,7 @@ def callback_handler(adapter: Adapter, publisher: Publisher, settings: Settings)
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     publisher = Publisher(settings)
-    app["publisher"] = publisher
+    app[PUBLISHER] = publisher
 
     async def publisher_context(_: web.Application) -> AsyncIterator[None]:
         await publisher.start()
@@ -141,7 +144,7 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    publisher: Publisher = request.app["publisher"]
+    publisher = request.app[PUBLISHER]
     broker_ok = await publisher.probe()
     return web.json_response({"ready": broker_ok, "broker": "reachable" if broker_ok else "unreachable"}, status=200 if broker_ok else 503)
 

@@ -23,7 +23,7 @@ from ringback.normalizer.outcome import Outcome, Rejected, Rejection
 from ringback.runtime import kafka
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter
-from ringback.runtime.drain import caught_up
+from ringback.runtime.drain import drain
 from ringback.runtime.raw import RawCallback
 
 POLL_TIMEOUT_MS = 200
@@ -88,10 +88,7 @@ class Normalizer:
 
     async def drain(self) -> None:
         """On shutdown, finish what is already on the raw topic (bounded by drain_timeout_s)."""
-        assert self.consumer is not None
-        deadline = time.monotonic() + self.settings.drain_timeout_s
-        while time.monotonic() < deadline and not await caught_up(self.consumer):
-            await self.process_poll()
+        await drain(self.process_poll, self.settings.drain_timeout_s)
 
     async def process_poll(self) -> int:
         assert self.consumer is not None and self.producer is not None

@@ -25,7 +25,7 @@ from ringback.config import Settings
 from ringback.runtime import clickhouse, kafka
 from ringback.runtime.avro import AvroDecodeError, EventCodec
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter
-from ringback.runtime.drain import caught_up
+from ringback.runtime.drain import drain
 from ringback.runtime.raw import RawCallback
 
 EVENTS_TABLE = "ringback.events"
@@ -96,6 +96,8 @@ class Sink:
         # chdb is an in-process engine: every ClickHouse call goes through this one thread.
         self.db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self.client: Client | None = None
+        # A client of its own for analysts' queries: settings such as readonly stick to a client's session.
+        self.reader: Client | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.batch = self._new_batch()
         self.healthy = False
@@ -109,6 +111,7 @@ class Sink:
     async def start(self) -> None:
         dsn = self.settings.effective_clickhouse_dsn
         self.client = await self.on_db_thread(clickhouse.connect, dsn)
+        self.reader = await self.on_db_thread(clickhouse.connect, dsn)
         applied = await self.on_db_thread(clickhouse.apply_ddl, self.client, self.settings.schemas_dir, self.settings.clickhouse_cluster)
         log.info("clickhouse ready", dsn=dsn, ddl_statements=applied)
         topics = [self.settings.topic_normalized, self.settings.topic_dlq]
@@ -121,8 +124,9 @@ class Sink:
         self.healthy = False
         if self.consumer is not None:
             await self.consumer.stop()
-        if self.client is not None:
-            await self.on_db_thread(self.client.close)
+        for client in (self.reader, self.client):
+            if client is not None:
+                await self.on_db_thread(client.close)
         self.db_thread.shutdown(wait=True)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -134,12 +138,14 @@ class Sink:
 
     async def drain(self) -> None:
         """On shutdown: read what is left (bounded by drain_timeout_s), then flush and commit."""
-        assert self.consumer is not None
-        deadline = time.monotonic() + self.settings.drain_timeout_s
-        while time.monotonic() < deadline and not await caught_up(self.consumer):
-            await self.poll_once()
+
+        async def poll_and_flush_full() -> int:
+            count = await self.poll_once()
             if self.batch.row_count >= self.settings.sink_batch_rows:
                 await self.flush()
+            return count
+
+        await drain(poll_and_flush_full, self.settings.drain_timeout_s)
         await self.flush()
 
     def _batch_due(self) -> bool:
@@ -148,7 +154,7 @@ class Sink:
             return False
         return batch.row_count >= self.settings.sink_batch_rows or time.monotonic() - batch.opened_at >= self.settings.sink_batch_seconds
 
-    async def poll_once(self) -> None:
+    async def poll_once(self) -> int:
         assert self.consumer is not None
         wait_ms = MAX_POLL_WAIT_MS
         if self.batch.next_offsets:
@@ -156,10 +162,13 @@ class Sink:
             wait_ms = max(0, min(wait_ms, int(remaining * 1000)))
         room = max(1, self.settings.sink_batch_rows - self.batch.row_count)
         polled = await self.consumer.getmany(timeout_ms=wait_ms, max_records=room)
+        count = 0
         for records in polled.values():
             for record in records:
                 self._take(record)
+            count += len(records)
         metrics.SINK_PENDING_ROWS.set(self.batch.row_count)
+        return count
 
     def _take(self, record: ConsumerRecord) -> None:
         self.batch.track(record)
@@ -218,5 +227,5 @@ class Sink:
 
     async def query(self, sql: str, default_format: str) -> bytes:
         """Read-only query on the store this process owns (used by `ringback sql` while running)."""
-        assert self.client is not None
-        return await self.on_db_thread(clickhouse.run_read_only, self.client, sql, default_format)
+        assert self.reader is not None
+        return await self.on_db_thread(clickhouse.run_read_only, self.reader, sql, default_format)

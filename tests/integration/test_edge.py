@@ -1,0 +1,92 @@
+"""The edge against the real broker: acknowledge only what the broker acknowledged."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from ringback.config import Settings
+from ringback.edge.app import create_app
+from ringback.runtime import kafka
+from ringback.runtime.broker import EmbeddedBroker
+from ringback.runtime.ports import free_port
+from tests.kafka_helpers import read_topic
+
+pytestmark = pytest.mark.integration
+SMS = "/callbacks/tencent/sms-status"
+BODY = b'[{"user_receive_time":"2015-10-17 08:03:04","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","description":"ok","sid":"e-1"}]'
+
+
+async def client_for(settings: Settings) -> TestClient:
+    client = TestClient(TestServer(create_app(settings)))
+    await client.start_server()
+    return client
+
+
+@pytest.fixture
+async def edge(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> AsyncIterator[tuple[TestClient, Settings]]:
+    settings = make_settings(kafka_bootstrap=broker.bootstrap, max_body_bytes=4096)
+    await kafka.ensure_topics(settings)
+    client = await client_for(settings)
+    yield client, settings
+    await client.close()
+
+
+async def test_callback_is_published_untouched_with_its_context(edge: tuple[TestClient, Settings]) -> None:
+    client, settings = edge
+    before_us = time.time_ns() // 1000
+    response = await client.post(SMS, data=BODY, headers={"Content-Type": "application/json; charset=utf-8"})
+    assert response.status == 200
+    assert await response.read() == b'{"result":0,"errmsg":"OK"}'
+
+    (record,) = await read_topic(settings.kafka_bootstrap, settings.topic_raw, expected=1)
+    assert record.value == BODY
+    headers = {k: v.decode() for k, v in record.headers}
+    assert headers["route"] == "tencent/sms-status"
+    assert len(headers["ingest_id"]) == 26
+    assert record.key == headers["ingest_id"].encode()
+    assert before_us <= int(headers["received_at_us"]) <= time.time_ns() // 1000
+    assert headers["remote_addr"] == "127.0.0.1"
+    assert headers["content_type"] == "application/json; charset=utf-8"
+
+
+async def test_oversized_body_is_refused_in_the_vendor_shape(edge: tuple[TestClient, Settings]) -> None:
+    client, settings = edge
+    response = await client.post(SMS, data=b"[" + b" " * 5000 + b"]")
+    assert response.status == 413
+    reply = await response.json()
+    assert reply["result"] != 0 and "4096" in reply["errmsg"]
+
+
+async def test_unknown_route_and_wrong_method(edge: tuple[TestClient, Settings]) -> None:
+    client, _ = edge
+    assert (await client.post("/callbacks/nobody", data=b"{}")).status == 404
+    assert (await client.get(SMS)).status == 405
+
+
+async def test_health_ready_and_metrics(edge: tuple[TestClient, Settings]) -> None:
+    client, _ = edge
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["ready"] is True
+    await client.post(SMS, data=BODY)
+    text = await (await client.get("/metrics")).text()
+    assert 'ringback_edge_requests_total{outcome="accepted",route="tencent/sms-status"}' in text
+
+
+async def test_broker_down_gives_a_retryable_failure_never_a_success(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", publish_timeout_s=0.5)
+    client = await client_for(settings)
+    try:
+        started = time.monotonic()
+        response = await client.post(SMS, data=BODY)
+        assert response.status == 503
+        reply = await response.json()
+        assert reply["result"] != 0 and reply["errmsg"]
+        assert time.monotonic() - started < 10  # answered after the publish budget, not left hanging
+        assert (await client.get("/readyz")).status == 503
+    finally:
+        await client.close()

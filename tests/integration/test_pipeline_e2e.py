@@ -1,0 +1,117 @@
+"""The whole pipeline as a user runs it: `ringback run`, HTTP callbacks in, rows out via `ringback sql`."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from ringback.runtime.dead_letter import DeadLetter
+from tests.kafka_helpers import read_topic
+from tests.pipeline import Pipeline, post, sql_rows, wait_for_rows
+
+pytestmark = pytest.mark.integration
+SMS_ROUTE = "/callbacks/tencent/sms-status"
+OK = b'{"result":0,"errmsg":"OK"}'
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    running = Pipeline(tmp_path_factory.mktemp("e2e") / "data").start()
+    yield running
+    running.stop()
+
+
+def reports(tag: str, *specs: tuple[str, str, str, str]) -> bytes:
+    """specs: (sid suffix, mobile, report_status, errmsg)."""
+    return orjson.dumps([
+        {"user_receive_time": "2026-11-21 09:30:15", "nationcode": "86", "mobile": mobile, "report_status": status, "errmsg": errmsg, "description": f"{status} {errmsg}", "sid": f"{tag}-{sid}"}
+        for sid, mobile, status, errmsg in specs
+    ])
+
+
+def test_reports_become_exactly_those_rows(pipeline: Pipeline) -> None:
+    tag = uuid.uuid4().hex[:8]
+    body = reports(tag, ("1", "13800138000", "SUCCESS", "DELIVRD"), ("2", "13900139000", "FAIL", "UNDELIV"), ("3", "15012345678", "FAIL", "MK:0005"))
+    assert post(pipeline.edge_url + SMS_ROUTE, body) == (200, OK)
+
+    rows = wait_for_rows(pipeline.data_dir, f"SELECT sid, status, vendor_status, vendor_code, to_number, to_e164, occurred_at, event_type, source, route FROM ringback.events_dedup WHERE sid LIKE '{tag}-%' ORDER BY sid", 3)
+    assert rows == [
+        {"sid": f"{tag}-1", "status": "delivered", "vendor_status": "SUCCESS", "vendor_code": "DELIVRD", "to_number": "13800138000", "to_e164": "+8613800138000", "occurred_at": "2026-11-21 01:30:15.000000", "event_type": "sms.delivery_report", "source": "tencent.sms_status", "route": "tencent/sms-status"},
+        {"sid": f"{tag}-2", "status": "failed", "vendor_status": "FAIL", "vendor_code": "UNDELIV", "to_number": "13900139000", "to_e164": "+8613900139000", "occurred_at": "2026-11-21 01:30:15.000000", "event_type": "sms.delivery_report", "source": "tencent.sms_status", "route": "tencent/sms-status"},
+        {"sid": f"{tag}-3", "status": "failed", "vendor_status": "FAIL", "vendor_code": "MK:0005", "to_number": "15012345678", "to_e164": "+8615012345678", "occurred_at": "2026-11-21 01:30:15.000000", "event_type": "sms.delivery_report", "source": "tencent.sms_status", "route": "tencent/sms-status"},
+    ]
+    (ingest,) = sql_rows(pipeline.data_dir, f"SELECT uniqExact(ingest_id) AS requests, count() AS events FROM ringback.events_dedup WHERE sid LIKE '{tag}-%'")
+    assert ingest == {"requests": 1, "events": 3}
+
+
+def test_invalid_json_is_dead_lettered_while_valid_traffic_keeps_flowing(pipeline: Pipeline) -> None:
+    tag = uuid.uuid4().hex[:8]
+    broken = b'[{"sid": "' + tag.encode() + b'", "mobile": '
+    assert post(pipeline.edge_url + SMS_ROUTE, broken) == (200, OK)  # durable, so acknowledged; bad input goes to the DLQ
+    good = reports(tag, ("after", "13800138000", "SUCCESS", "DELIVRD"))
+    assert post(pipeline.edge_url + SMS_ROUTE, good) == (200, OK)
+
+    (dead,) = wait_for_rows(pipeline.data_dir, f"SELECT route, failure_type, reason, body, ingest_id, source_topic FROM ringback.dead_letters WHERE position(body, '{tag}') > 0", 1)
+    assert dead["route"] == "tencent/sms-status"
+    assert dead["failure_type"] == "invalid_json"
+    assert "not valid JSON" in dead["reason"]
+    assert dead["body"] == broken.decode()
+    assert dead["source_topic"] == "ringback.raw.v1"
+    assert wait_for_rows(pipeline.data_dir, f"SELECT sid FROM ringback.events_dedup WHERE sid = '{tag}-after'", 1) == [{"sid": f"{tag}-after"}]
+
+    records = asyncio.run(read_topic(pipeline.bootstrap, "ringback.dlq.v1", expected=1, where=lambda r: r.value == broken))
+    (letter,) = [DeadLetter.from_message(r.value, r.headers) for r in records]
+    assert letter.failure_type == "invalid_json" and letter.raw.ingest_id == dead["ingest_id"]
+
+
+def test_the_same_body_three_times_is_one_event_per_report(pipeline: Pipeline) -> None:
+    tag = uuid.uuid4().hex[:8]
+    body = reports(tag, ("a", "13800138000", "SUCCESS", "DELIVRD"), ("b", "13800138001", "FAIL", "EXPIRED"))
+    for _ in range(3):
+        assert post(pipeline.edge_url + SMS_ROUTE, body) == (200, OK)
+    raw = asyncio.run(read_topic(pipeline.bootstrap, "ringback.raw.v1", expected=3, where=lambda r: r.value == body))
+    assert len({dict(r.headers)["ingest_id"] for r in raw}) == 3  # three deliveries really arrived
+    wait_for_rows(pipeline.data_dir, f"SELECT sid FROM ringback.events_dedup WHERE sid LIKE '{tag}-%'", 2)
+    dedup = sql_rows(pipeline.data_dir, f"SELECT sid, count() AS n FROM ringback.events_dedup WHERE sid LIKE '{tag}-%' GROUP BY sid ORDER BY sid")
+    assert dedup == [{"sid": f"{tag}-a", "n": 1}, {"sid": f"{tag}-b", "n": 1}]
+
+
+def test_sql_prints_readable_tables_and_refuses_writes(pipeline: Pipeline) -> None:
+    import subprocess
+
+    from tests.pipeline import ringback
+
+    shown = subprocess.run(ringback("sql", "--data-dir", str(pipeline.data_dir), "--format", "PrettyCompact", "SELECT 1 AS one"), capture_output=True, timeout=60)
+    assert shown.returncode == 0 and "one" in shown.stdout.decode() and "┌" in shown.stdout.decode()
+    refused = subprocess.run(ringback("sql", "--data-dir", str(pipeline.data_dir), "DROP TABLE ringback.events"), capture_output=True, timeout=60)
+    assert refused.returncode == 1 and "readonly" in refused.stderr.decode().lower()
+
+
+def test_metrics_and_readiness_are_served(pipeline: Pipeline) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(pipeline.edge_url + "/readyz", timeout=10) as response:
+        assert response.status == 200
+    normalizer_metrics = pipeline.run_file("normalizer")["metrics"]
+    with urllib.request.urlopen(normalizer_metrics, timeout=10) as response:
+        assert b"ringback_normalizer_messages_total" in response.read()
+
+
+def test_clean_shutdown_keeps_everything_and_sql_still_reads_the_store(tmp_path: Path) -> None:
+    running = Pipeline(tmp_path / "data").start()
+    tag = uuid.uuid4().hex[:8]
+    try:
+        for i in range(20):
+            assert post(running.edge_url + SMS_ROUTE, reports(tag, (str(i), "13800138000", "SUCCESS", "DELIVRD")))[0] == 200
+    finally:
+        code = running.stop()  # immediately: the normalizer and sink must drain before exiting
+    assert code == 0, running.log()
+    assert "edge stopped" in running.log() and "sink stopped" in running.log()
+    # Nothing is running now: `ringback sql` opens the store itself.
+    (row,) = sql_rows(running.data_dir, f"SELECT count() AS n FROM ringback.events_dedup WHERE sid LIKE '{tag}-%'")
+    assert row == {"n": 20}

@@ -1,0 +1,115 @@
+"""The sink against the real broker and the real embedded ClickHouse engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from ringback.config import Settings
+from ringback.runtime import kafka
+from ringback.runtime.avro import EventCodec
+from ringback.runtime.broker import EmbeddedBroker
+from ringback.runtime.dead_letter import DeadLetter
+from ringback.runtime.raw import RawCallback
+from ringback.sink.worker import Sink
+from tests.kafka_helpers import committed_offsets, next_offsets, produce, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def event(codec: EventCodec, event_id: str, ingest_id: str, charge: str | None = None) -> dict:
+    e = codec.blank_event()
+    e.update(
+        event_id=event_id, event_type="sms.delivery_report", source="tencent.sms_status", route="tencent/sms-status",
+        ingest_id=ingest_id, received_at=datetime(2026, 11, 21, 1, 0, tzinfo=timezone.utc),
+        occurred_at=datetime(2026, 11, 21, 0, 59, 59, 123456, tzinfo=timezone.utc), status="delivered",
+        to_number="13800138000", to_e164="+8613800138000", attributes={"nationcode": "86"}, normalizer_version="t",
+        charge=Decimal(charge) if charge else None, currency="CNY" if charge else None,
+    )
+    return e
+
+
+@pytest.fixture
+async def sink(broker: EmbeddedBroker, chdb_dir: Path, make_settings: Callable[..., Settings]) -> AsyncIterator[Sink]:
+    settings = make_settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{chdb_dir}")
+    await kafka.ensure_topics(settings)
+    worker = Sink(settings)
+    await worker.start()
+    yield worker
+    await worker.stop()
+
+
+async def rows(worker: Sink, sql: str) -> list[tuple]:
+    return await worker.on_db_thread(lambda: worker.client.query(sql).result_rows)
+
+
+async def poll_until_stored(worker: Sink, expected: int) -> None:
+    taken = 0
+    for _ in range(100):
+        taken += await worker.poll_once()
+        if taken >= expected:
+            break
+    await worker.flush()
+    assert taken >= expected
+
+
+async def test_events_and_dead_letters_are_stored_then_committed(sink: Sink) -> None:
+    settings, codec = sink.settings, sink.codec
+    tag = settings.topic_raw  # unique per test
+    events = [event(codec, f"{tag}-e{i}", f"{tag}-req", charge="0.06") for i in range(3)]
+    await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(e), []) for e in events])
+    raw = RawCallback(route="tencent/sms-status", ingest_id=f"{tag}-bad", received_at_us=1_763_700_000_000_000, remote_addr="10.1.1.1", content_type="application/json", body=b"[{oops", topic=settings.topic_raw, partition=1, offset=7)
+    letter = DeadLetter(raw=raw, failure_type="invalid_json", failure_message="body is not valid JSON", normalizer_version="t")
+    await produce(settings.kafka_bootstrap, settings.topic_dlq, [(None, raw.body, letter.headers())])
+
+    await poll_until_stored(sink, expected=4)
+
+    stored = await rows(sink, f"SELECT event_id, status, to_e164, occurred_at, charge, attributes FROM ringback.events WHERE ingest_id = '{tag}-req' ORDER BY event_id")
+    assert [r[0] for r in stored] == [f"{tag}-e0", f"{tag}-e1", f"{tag}-e2"]
+    first = stored[0]
+    assert first[1:3] == ("delivered", "+8613800138000")
+    assert first[3].replace(tzinfo=timezone.utc) == datetime(2026, 11, 21, 0, 59, 59, 123456, tzinfo=timezone.utc)
+    assert first[4] == Decimal("0.06") and first[5] == {"nationcode": "86"}
+
+    (dead,) = await rows(sink, f"SELECT route, failure_type, reason, body, source_topic, source_partition, source_offset, remote_addr FROM ringback.dead_letters WHERE ingest_id = '{tag}-bad'")
+    assert dead == ("tencent/sms-status", "invalid_json", "body is not valid JSON", "[{oops", settings.topic_raw, 1, 7, "10.1.1.1")
+
+    for topic in (settings.topic_normalized, settings.topic_dlq):
+        records = await read_topic(settings.kafka_bootstrap, topic, expected=1)
+        assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, topic) == {**{p: 0 for p in range(settings.kafka_partitions)}, **next_offsets(records)}
+
+
+async def test_duplicate_events_collapse_in_the_dedup_view(sink: Sink) -> None:
+    settings, codec = sink.settings, sink.codec
+    tag = settings.topic_raw
+    once = event(codec, f"{tag}-dup", f"{tag}-r1", charge="2.94")
+    resent = {**once, "ingest_id": f"{tag}-r2"}
+    # Delivered in separate batches, as vendor resends are: separate inserts, separate parts.
+    await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(once), [])])
+    await poll_until_stored(sink, expected=1)
+    await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(resent), []), (None, codec.encode(resent), [])])
+    await poll_until_stored(sink, expected=2)
+    assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events_dedup WHERE event_id = '{tag}-dup'") == [(1, Decimal("2.94"))]
+
+
+async def test_undecodable_message_is_kept_beside_the_dead_letters(sink: Sink) -> None:
+    settings = sink.settings
+    await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, b"not avro at all", [])])
+    await poll_until_stored(sink, expected=1)
+    (row,) = await rows(sink, f"SELECT failure_type, body FROM ringback.dead_letters WHERE source_topic = '{settings.topic_normalized}'")
+    assert row == ("undecodable_event", "not avro at all")
+
+
+async def test_read_only_query_refuses_writes_and_leaves_the_sink_writable(sink: Sink) -> None:
+    assert await sink.query("SELECT 1 AS one FORMAT JSONEachRow", "TabSeparated") == b'{"one":1}\n'
+    with pytest.raises(Exception, match="readonly"):
+        await sink.query("DROP TABLE ringback.events", "TabSeparated")
+    settings, codec = sink.settings, sink.codec
+    after = event(codec, f"{settings.topic_raw}-after-query", "r")
+    await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(after), [])])
+    await poll_until_stored(sink, expected=1)
+    assert await rows(sink, f"SELECT count() FROM ringback.events WHERE event_id = '{after['event_id']}'") == [(1,)]

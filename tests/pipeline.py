@@ -1,0 +1,103 @@
+"""Driving a real `ringback run` (or single roles) as separate processes, the way a user does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 60.0
+
+
+def ringback(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ringback", *args]
+
+
+def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def sql_rows(data_dir: Path, query: str, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """`ringback sql --data-dir DIR "... FORMAT JSONEachRow"`, parsed."""
+    done = subprocess.run(ringback("sql", "--data-dir", str(data_dir), f"{query} FORMAT JSONEachRow"), capture_output=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr.decode()
+    return [json.loads(line) for line in done.stdout.decode().splitlines() if line.strip()]
+
+
+def wait_for_rows(data_dir: Path, query: str, count: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        rows = sql_rows(data_dir, query)
+        if len(rows) >= count:
+            return rows
+        time.sleep(0.5)
+    return rows
+
+
+@dataclass
+class Pipeline:
+    """`ringback run` in a child process, on free ports, with its own data directory."""
+
+    data_dir: Path
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def start(self) -> "Pipeline":
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-run.log"
+        log = open(self.log_path, "wb")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")}
+        self.process = subprocess.Popen(
+            ringback("run", "--data-dir", str(self.data_dir), "--port", "0", "--kafka-partitions", "2", "--sink-batch-seconds", "0.2", *self.extra_args),
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ringback run exited with {self.process.returncode}:\n{self.log()}")
+            if b"ringback is running" in self.log_path.read_bytes():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"ringback run did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def run_file(self, name: str) -> dict[str, Any]:
+        return json.loads((self.data_dir / "run" / f"{name}.json").read_text())
+
+    @property
+    def edge_url(self) -> str:
+        return self.run_file("edge")["url"]
+
+    @property
+    def bootstrap(self) -> str:
+        return self.run_file("run")["kafka_bootstrap"]
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode

@@ -1,0 +1,89 @@
+"""Avro single-object encoding, and schema evolution by adding an optional field."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from ringback.runtime.avro import SINGLE_OBJECT_MAGIC, AvroDecodeError, EventCodec, schema_fingerprint
+from tests.conftest import REPO_ROOT
+
+SCHEMAS = REPO_ROOT / "schemas"
+
+
+def sample_event(codec: EventCodec) -> dict:
+    event = codec.blank_event()
+    event.update(
+        event_id="e1", event_type="sms.delivery_report", source="tencent.sms_status", route="tencent/sms-status",
+        ingest_id="i1", received_at=datetime(2026, 11, 21, 1, 2, 3, 456789, tzinfo=timezone.utc), status="delivered",
+        charge=Decimal("2.940000"), currency="CNY", attributes={"nationcode": "86"}, normalizer_version="0.1.0",
+    )
+    return event
+
+
+def test_round_trip_keeps_every_value_exactly() -> None:
+    codec = EventCodec.from_dir(SCHEMAS)
+    event = sample_event(codec)
+    payload = codec.encode(event)
+    assert payload[:2] == SINGLE_OBJECT_MAGIC
+    assert payload[2:10] == schema_fingerprint(codec.schema)
+    decoded = codec.decode(payload)
+    assert decoded == event
+    assert isinstance(decoded["charge"], Decimal)
+
+
+def test_billing_job_can_decode_with_fastavro_and_the_schema_file_alone() -> None:
+    import io
+
+    import fastavro
+
+    codec = EventCodec.from_dir(SCHEMAS)
+    payload = codec.encode(sample_event(codec))
+    schema = fastavro.parse_schema(json.loads((SCHEMAS / "normalized_event.avsc").read_text()))
+    record = fastavro.schemaless_reader(io.BytesIO(payload[10:]), schema, None)
+    assert record["event_id"] == "e1"
+
+
+@pytest.mark.parametrize("payload", [b"", b"{}", SINGLE_OBJECT_MAGIC + b"\x00" * 8 + b"x"])
+def test_foreign_payloads_are_refused(payload: bytes) -> None:
+    with pytest.raises(AvroDecodeError):
+        EventCodec.from_dir(SCHEMAS).decode(payload)
+
+
+def evolved_schemas(tmp_path: Path) -> Path:
+    """schemas/ after a backward-compatible step: the old schema kept as history, one optional field added."""
+    target = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, target)
+    current = json.loads((SCHEMAS / "normalized_event.avsc").read_text())
+    (target / "history").mkdir(exist_ok=True)
+    (target / "history" / "normalized_event.v1-0.avsc").write_text(json.dumps(current))
+    current["fields"].append({"name": "carrier", "type": ["null", "string"], "default": None})
+    (target / "normalized_event.avsc").write_text(json.dumps(current))
+    return target
+
+
+def test_new_reader_reads_old_data_with_the_default(tmp_path: Path) -> None:
+    old = EventCodec.from_dir(SCHEMAS)
+    new = EventCodec.from_dir(evolved_schemas(tmp_path))
+    decoded = new.decode(old.encode(sample_event(old)))
+    assert decoded["carrier"] is None
+    assert decoded["event_id"] == "e1"
+
+
+def test_old_reader_reads_new_data_ignoring_the_new_field(tmp_path: Path) -> None:
+    import io
+
+    import fastavro
+
+    new = EventCodec.from_dir(evolved_schemas(tmp_path))
+    event = {**sample_event(new), "carrier": "China Mobile"}
+    payload = new.encode(event)
+    # An old billing job: it knows the new writer schema by fingerprint and reads with its own schema.
+    old_reader = EventCodec.from_dir(SCHEMAS).schema
+    record = fastavro.schemaless_reader(io.BytesIO(payload[10:]), new.schema, old_reader)
+    assert "carrier" not in record and record["event_id"] == "e1"

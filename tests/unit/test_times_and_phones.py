@@ -1,0 +1,60 @@
+"""Vendor times to UTC and numbers to E.164."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from ringback.normalizer.outcome import Rejected
+from ringback.normalizer.phones import to_e164
+from ringback.normalizer.times import local_to_utc, unix_seconds_to_utc
+
+UTC = timezone.utc
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2015-10-17 08:03:04", datetime(2015, 10, 17, 0, 3, 4, tzinfo=UTC)),
+        ("2016-02-02 11:19:36.000", datetime(2016, 2, 2, 3, 19, 36, tzinfo=UTC)),
+        ("2016-02-0211:20:40.000", datetime(2016, 2, 2, 3, 20, 40, tzinfo=UTC)),  # glued, as the vendor's own document shows
+        ("2016-01-01 00:00:00.5", datetime(2015, 12, 31, 16, 0, 0, 500000, tzinfo=UTC)),
+        ("", None),
+        ("  ", None),
+        (None, None),
+    ],
+)
+def test_local_times(text: str | None, expected: datetime | None) -> None:
+    assert local_to_utc(text, "Asia/Shanghai", "t") == expected
+
+
+@pytest.mark.parametrize("text", ["yesterday", "2016-02-30 10:00:00", "2016/02/02 11:19:36", "1470196835"])
+def test_unreadable_local_times_are_rejected(text: str) -> None:
+    with pytest.raises(Rejected) as caught:
+        local_to_utc(text, "Asia/Shanghai", "stime")
+    assert caught.value.reason_type == "invalid_time" and "stime" in caught.value.message
+
+
+def test_unix_seconds() -> None:
+    assert unix_seconds_to_utc("1470196835", "t") == datetime(2016, 8, 3, 4, 0, 35, tzinfo=UTC)
+    assert unix_seconds_to_utc("", "t") is None
+    with pytest.raises(Rejected):
+        unix_seconds_to_utc("14701968.35", "t")
+
+
+@pytest.mark.parametrize(
+    ("number", "nationcode", "expected"),
+    [
+        ("13810603954", "86", "+8613810603954"),
+        ("075583763333", "86", "+8675583763333"),  # national trunk prefix folded away
+        ("008613631686024", None, "+8613631686024"),  # click-to-call 0086 form
+        ("13600007556", None, "+8613600007556"),  # bare Chinese mobile
+        ("01053180002", None, "+861053180002"),  # Beijing landline
+        ("13xxxxxxxxx", "86", None),  # masked
+        ("", "86", None),
+        ("2016010000000213", None, None),  # not a phone number
+    ],
+)
+def test_e164(number: str, nationcode: str | None, expected: str | None) -> None:
+    assert to_e164(number, nationcode) == expected
