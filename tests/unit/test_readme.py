@@ -1,0 +1,17 @@
+"""The README's configuration table is the configuration: it cannot drift from config.py."""
+
+from __future__ import annotations
+
+from ringback import config
+from tests.conftest import REPO_ROOT
+
+
+def test_readme_lists_every_setting_with_its_default() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    for flag, env, default, help_text in config.describe():
+        assert f"| `{flag}` | `{env}` | `{default}` | {help_text} |" in readme, f"README misses or misstates {flag}"
+
+
+def test_readme_shows_the_two_commands() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "make run" in readme and "make test" in readme
