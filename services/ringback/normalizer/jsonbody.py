@@ -1,18 +1,80 @@
-"""Reading callback bodies as JSON, with a precise reason when that is impossible."""
+"""Reading callback bodies as JSON, repairing only what is unambiguous, with a precise reason otherwise.
+
+Real vendor traffic (and the vendor's own documentation) contains JSON that is almost right. Two
+defects are repaired, because each has exactly one possible meaning; every repair is recorded on the
+events it produced (the ``repairs`` field) so an analyst can find them:
+
+- ``inserted_missing_comma``: a complete ``"key":"value"`` pair directly followed by the next
+  ``"key":`` with no comma between them (seed 002: ``"customParm":"123456"" stateDesc ":"…"``).
+- ``trimmed_key_whitespace``: object keys with stray spaces (``" stateDesc "``) — unless the trimmed
+  key already exists in the same object, which makes it ambiguous and the body is rejected.
+
+Anything else that is not JSON is rejected with the parser's message; nothing is guessed.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from ringback.normalizer.outcome import Rejected
 
+REPAIR_MISSING_COMMA = "inserted_missing_comma"
+REPAIR_KEY_WHITESPACE = "trimmed_key_whitespace"
 
-def parse_json(body: bytes) -> Any:
+_STRING = r'"(?:[^"\\\n]|\\.)*"'
+# `"key" : "value"` immediately followed (spaces only) by `"next key" :` — the comma is missing.
+_MISSING_COMMA = re.compile(rf'({_STRING}\s*:\s*{_STRING})([ \t]*)({_STRING}\s*:)')
+
+
+@dataclass
+class Parsed:
+    value: Any
+    repairs: list[str] = field(default_factory=list)
+
+
+def parse_json(body: bytes) -> Parsed:
     if not body.strip():
         raise Rejected("empty_body", "the request body is empty")
     try:
-        return orjson.loads(body)
+        return _with_clean_keys(Parsed(orjson.loads(body)))
     except orjson.JSONDecodeError as exc:
-        raise Rejected("invalid_json", f"body is not valid JSON: {exc}") from exc
+        first_error = exc
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected("invalid_json", f"body is not UTF-8: {exc}") from exc
+    repaired, count = _MISSING_COMMA.subn(r"\1,\2\3", text)
+    if count:
+        try:
+            return _with_clean_keys(Parsed(orjson.loads(repaired), [REPAIR_MISSING_COMMA]))
+        except orjson.JSONDecodeError:
+            pass  # the missing comma was not the (only) problem: report the original error
+    raise Rejected("invalid_json", f"body is not valid JSON: {first_error}")
+
+
+def _with_clean_keys(parsed: Parsed) -> Parsed:
+    changed = [False]
+    parsed.value = _clean(parsed.value, changed)
+    if changed[0]:
+        parsed.repairs.append(REPAIR_KEY_WHITESPACE)
+    return parsed
+
+
+def _clean(value: Any, changed: list[bool]) -> Any:
+    if isinstance(value, list):
+        return [_clean(item, changed) for item in value]
+    if not isinstance(value, dict):
+        return value
+    cleaned: dict[str, Any] = {}
+    for key, item in value.items():
+        trimmed = key.strip()
+        if trimmed != key:
+            if trimmed in value or trimmed in cleaned:
+                raise Rejected("ambiguous_repair", f"key {key!r} would collide with {trimmed!r} once trimmed")
+            changed[0] = True
+        cleaned[trimmed] = _clean(item, changed)
+    return cleaned

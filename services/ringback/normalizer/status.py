@@ -1,5 +1,37 @@
-"""The canonical status vocabulary shared by every vendor format (mapping tables live in the adapters)."""
+"""The canonical status vocabulary shared by every vendor format.
 
-DELIVERED = "delivered"
-FAILED = "failed"
-UNKNOWN = "unknown"  # a vendor code ringback does not know: the raw value is kept in vendor_status/vendor_code
+Each adapter maps its vendor's codes onto these values and always keeps the vendor's own value beside
+it (``vendor_status`` / ``vendor_code`` / ``vendor_description``). A code an adapter does not know
+maps to ``unknown`` — never to a guess.
+"""
+
+# Messages (SMS)
+DELIVERED = "delivered"  # reached the handset
+PENDING = "pending"  # accepted or still in transit; a later report will settle it
+FAILED = "failed"  # will not be delivered
+
+# Call outcomes (status callbacks and CDRs)
+ANSWERED = "answered"
+NO_ANSWER = "no_answer"
+BUSY = "busy"
+REJECTED = "rejected"  # declined by the called party or barred by the network
+UNREACHABLE = "unreachable"  # powered off, out of service, suspended, in arrears
+INVALID_NUMBER = "invalid_number"  # vacant, changed or wrongly dialled number
+CALL_FAILED = "call_failed"  # network, line or platform failure
+
+# Call progress (state pushes)
+INITIATED = "initiated"
+RINGING = "ringing"
+IN_PROGRESS = "in_progress"
+ENDED = "ended"
+
+# Other event kinds
+RECORDED = "recorded"
+KEY_PRESSED = "key_pressed"
+
+UNKNOWN = "unknown"
+
+ALL = (
+    DELIVERED, PENDING, FAILED, ANSWERED, NO_ANSWER, BUSY, REJECTED, UNREACHABLE, INVALID_NUMBER,
+    CALL_FAILED, INITIATED, RINGING, IN_PROGRESS, ENDED, RECORDED, KEY_PRESSED, UNKNOWN,
+)

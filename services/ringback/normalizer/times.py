@@ -12,8 +12,9 @@ from ringback.normalizer.outcome import Rejected
 # "2016-02-02 11:19:36.000", "2015-10-17 08:03:04", and the glued "2016-02-0211:20:40.000"
 # that real traffic (and the vendor's own document) contains.
 _LOCAL = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})(?:[ T]|(?=\d{2}:))(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$"
+    r"^(\d{4})-(\d{2})-(\d{2})([ T]?)(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$"
 )
+REPAIR_GLUED_TIME = "separated_glued_date_time"
 _UNIX_SECONDS = re.compile(r"^\d{1,11}$")
 
 
@@ -22,8 +23,12 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def local_to_utc(text: object, tz_name: str, field_name: str) -> datetime | None:
-    """Read a vendor local-time string in ``tz_name``; empty means absent; anything else unreadable is rejected."""
+def local_to_utc(text: object, tz_name: str, field_name: str, repairs: list[str] | None = None) -> datetime | None:
+    """Read a vendor local-time string in ``tz_name``; empty means absent; anything else unreadable is rejected.
+
+    A date glued to its time (``2016-02-0211:20:40.000``) is read and, when ``repairs`` is given,
+    recorded there as ``separated_glued_date_time:<field>``.
+    """
     if text is None:
         return None
     value = str(text).strip()
@@ -32,7 +37,9 @@ def local_to_utc(text: object, tz_name: str, field_name: str) -> datetime | None
     match = _LOCAL.match(value)
     if not match:
         raise Rejected("invalid_time", f"{field_name}: cannot read {value!r} as YYYY-MM-DD HH:MM:SS")
-    year, month, day, hour, minute, second, fraction = match.groups()
+    year, month, day, separator, hour, minute, second, fraction = match.groups()
+    if not separator and repairs is not None:
+        repairs.append(f"{REPAIR_GLUED_TIME}:{field_name}")
     micros = int((fraction or "0").ljust(6, "0"))
     try:
         local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=zone(tz_name))

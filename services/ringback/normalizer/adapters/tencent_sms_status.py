@@ -24,10 +24,40 @@ REQUIRED = ("sid", "mobile", "report_status")
 MAPPED = ("user_receive_time", "mobile", "report_status", "errmsg", "description", "sid")
 
 REPORT_STATUS = {"SUCCESS": status.DELIVERED, "FAIL": status.FAILED}
+# The carrier's receipt state that Tencent passes through `errmsg` (CMPP/SMPP states).
+RECEIPT_STATE = {
+    "DELIVRD": status.DELIVERED,
+    "ACCEPTD": status.PENDING,
+    "ENROUTE": status.PENDING,
+    "EXPIRED": status.FAILED,
+    "UNDELIV": status.FAILED,
+    "REJECTD": status.FAILED,
+    "DELETED": status.FAILED,
+    "NOROUTE": status.FAILED,
+}
+# Gateway- and carrier-specific failure codes, e.g. "MK:0001", "MN:0017", "MI:0013", "MA:0051".
+GATEWAY_FAILURE_PREFIXES = ("MK:", "MN:", "MI:", "MA:", "MB:", "MC:", "CB:", "DB:", "IB:", "IC:", "ID:", "SME", "SGIP")
+
+
+def canonical_status(report_status: str, errmsg: str | None) -> str:
+    """`report_status` decides; `errmsg` fills in when it is missing; a contradiction is `unknown`."""
+    by_report = REPORT_STATUS.get(report_status.strip().upper())
+    code = (errmsg or "").strip().upper()
+    by_receipt = RECEIPT_STATE.get(code)
+    if by_receipt is None and code.startswith(GATEWAY_FAILURE_PREFIXES):
+        by_receipt = status.FAILED
+    if by_report is None:
+        return by_receipt or status.UNKNOWN
+    if by_receipt is None or by_receipt == by_report:
+        return by_report
+    if by_report == status.FAILED and by_receipt == status.PENDING:
+        return status.FAILED  # the platform gave up on a message the carrier still had in transit
+    return status.UNKNOWN
 
 
 def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
-    body = parse_json(raw.body)
+    parsed = parse_json(raw.body)
+    body = parsed.value
     if isinstance(body, dict):
         body = [body]  # a lone report object instead of an array: unambiguous, accepted as one report
     if not isinstance(body, list):
@@ -37,7 +67,9 @@ def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for index, report in enumerate(body):
         try:
-            outcomes.append(_report_event(raw, ctx, index, report))
+            event = _report_event(raw, ctx, index, report)
+            event["repairs"] = [*parsed.repairs, *event["repairs"]]
+            outcomes.append(event)
         except Rejected as rejected:
             outcomes.append(Rejection.of(rejected, index))
     return outcomes
@@ -56,7 +88,8 @@ def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> di
     report_status = as_text(report["report_status"]) or ""
     errmsg = as_text(report.get("errmsg"))
     receive_text = as_text(report.get("user_receive_time"))
-    received_by_user = local_to_utc(receive_text, ctx.source_timezone, "user_receive_time")
+    repairs: list[str] = []
+    received_by_user = local_to_utc(receive_text, ctx.source_timezone, "user_receive_time", repairs)
 
     event = ctx.new_event(
         raw,
@@ -64,7 +97,7 @@ def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> di
         event_type=EVENT_TYPE,
         event_id=event_id(SOURCE, sid, nationcode, mobile, report_status, errmsg, receive_text),
         report_index=index,
-        status=REPORT_STATUS.get(report_status.upper(), status.UNKNOWN),
+        status=canonical_status(report_status, errmsg),
     )
     event.update(
         occurred_at=received_by_user,
@@ -75,6 +108,7 @@ def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> di
         vendor_code=errmsg,
         vendor_description=as_text(report.get("description")),
         attributes=leftover_attributes(report, MAPPED),
+        repairs=repairs,
     )
     return event
 

@@ -1,0 +1,234 @@
+"""CPaaS CDR push platform, "话单回调" (seed 002): CDRs and two-way-call state pushes on one address.
+
+Bodies:
+- ``{"cdr": [...]}``: one event per entry; ``fid`` 2 voice-code CDR, 4 two-way-call CDR (per-leg
+  times, ``stateDesc`` outcome, recording ``tapesurl`` or ``NoTapes``, ``customParm``), 5 conference CDR
+  (``confid``, ``singleoriamount``). Money is yuan as text; times are local ``YYYY-MM-DD HH:MM:SS.fff``.
+- a bare object with ``state`` (callout / alerting / answer / disconnect): one call-state event.
+
+The platform retries only when it gets HTTP 500, at most three sends in all, so resends are normal:
+the event id is the CDR's own ``requestid`` (plus ``fid``/``tel``), identical on every resend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from ringback.normalizer import status
+from ringback.normalizer.adapters import Adapter
+from ringback.normalizer.amounts import CNY, decimal_amount, whole_number
+from ringback.normalizer.event import Context, as_text, event_id, leftover_attributes
+from ringback.normalizer.jsonbody import parse_json
+from ringback.normalizer.outcome import Event, Outcome, Rejected, Rejection
+from ringback.normalizer.phones import to_e164
+from ringback.normalizer.times import local_to_utc
+from ringback.runtime.raw import RawCallback
+
+SOURCE = "cdr_push"
+NO_RECORDING = "NoTapes"
+STATE_DESC_SEPARATOR = "|"
+
+# Every `stateDesc` value the platform documents ("通话结果识别").
+STATE_DESC = {
+    "正常": status.ANSWERED,  # normal
+    "应答": status.ANSWERED,  # answered
+    "正在处理中": status.IN_PROGRESS,  # being processed
+    "振铃": status.RINGING,  # ringing
+    "未应答": status.NO_ANSWER,  # not answered
+    "无人接听": status.NO_ANSWER,  # nobody answered
+    "关机": status.UNREACHABLE,  # phone powered off
+    "停机": status.UNREACHABLE,  # line suspended
+    "暂停服务": status.UNREACHABLE,  # service suspended
+    "无法拨通": status.UNREACHABLE,  # cannot be reached
+    "无法接听": status.UNREACHABLE,  # unable to answer
+    "欠费": status.UNREACHABLE,  # account in arrears
+    "来电提醒": status.UNREACHABLE,  # network's missed-call reminder took the call
+    "空号": status.INVALID_NUMBER,  # vacant number
+    "改号": status.INVALID_NUMBER,  # number changed
+    "拨号方式不正确": status.INVALID_NUMBER,  # wrongly dialled
+    "正在通话中": status.BUSY,  # already in a call
+    "用户正忙": status.BUSY,  # user busy
+    "用户拒接": status.REJECTED,  # declined
+    "呼入限制": status.REJECTED,  # incoming calls barred
+    "呼叫转移失败": status.CALL_FAILED,  # call forwarding failed
+    "网络忙": status.CALL_FAILED,  # network busy
+    "线路故障": status.CALL_FAILED,  # line fault
+    "稍后再拨": status.CALL_FAILED,  # "please dial later"
+}
+
+CALL_STATE = {
+    "callout": status.INITIATED,
+    "alerting": status.RINGING,
+    "answer": status.ANSWERED,
+    "disconnect": status.ENDED,
+}
+
+
+def state_desc_status(text: str | None) -> str:
+    """Map ``stateDesc``; combined values such as ``应答|正常`` must agree, else ``unknown``."""
+    parts = [part.strip() for part in (text or "").split(STATE_DESC_SEPARATOR) if part.strip()]
+    found = {STATE_DESC.get(part, status.UNKNOWN) for part in parts}
+    return found.pop() if len(found) == 1 else status.UNKNOWN
+
+
+class Reader:
+    """Reads one CDR entry's fields, remembering which it used and the repairs it made."""
+
+    def __init__(self, entry: dict[str, Any], ctx: Context, repairs: list[str]) -> None:
+        self.entry = entry
+        self.ctx = ctx
+        self.repairs = repairs
+        self.used: set[str] = set()
+
+    def text(self, name: str) -> str | None:
+        self.used.add(name)
+        value = as_text(self.entry.get(name))
+        return value if value is None else value.strip()
+
+    def time(self, name: str) -> datetime | None:
+        self.used.add(name)
+        return local_to_utc(self.entry.get(name), self.ctx.source_timezone, name, self.repairs)
+
+    def amount(self, name: str) -> Any:
+        self.used.add(name)
+        return decimal_amount(self.entry.get(name), name)
+
+    def count(self, name: str) -> int | None:
+        self.used.add(name)
+        return whole_number(self.entry.get(name), name)
+
+    def attributes(self) -> dict[str, str]:
+        return leftover_attributes(self.entry, self.used)
+
+
+def _new(raw: RawCallback, ctx: Context, event_type: str, identity: tuple[object, ...], index: int, state: str) -> Event:
+    return ctx.new_event(raw, source=SOURCE, event_type=event_type, event_id=event_id(SOURCE, *identity), report_index=index, status=state)
+
+
+def _recording(read: Reader) -> str | None:
+    url = (as_text(read.entry.get("tapesurl")) or "").strip()
+    if url and url != NO_RECORDING:
+        read.used.add("tapesurl")
+        return url
+    return None  # "NoTapes" (or nothing) stays in attributes as the vendor sent it
+
+
+def _charge(read: Reader, name: str) -> dict[str, Any]:
+    charge = read.amount(name)
+    return {"charge": charge, "currency": CNY if charge is not None else None}
+
+
+def voice_code_cdr(raw: RawCallback, ctx: Context, read: Reader, index: int) -> Event:
+    request_id, tel = read.text("requestid"), read.text("tel")
+    answered, ended = read.time("stime"), read.time("etime")
+    event = _new(raw, ctx, "voice.code_cdr", ("2", request_id, tel), index, status.ANSWERED if answered else status.UNKNOWN)
+    event.update(
+        request_id=request_id, app_id=read.text("appid"), to_number=tel, to_e164=to_e164(tel),
+        answered_at=answered, ended_at=ended, occurred_at=ended or answered,
+        duration_s=read.count("duration"), **_charge(read, "oriamount"),
+    )
+    return event
+
+
+def two_way_call_cdr(raw: RawCallback, ctx: Context, read: Reader, index: int) -> Event:
+    request_id = read.text("requestid")
+    caller, called = read.text("caller"), read.text("called")
+    state_desc = read.text("stateDesc")
+    legs = {
+        "caller_answered_at": read.time("callerstime"),
+        "caller_ended_at": read.time("calleretime"),
+        "callee_answered_at": read.time("calledstime"),
+        "callee_ended_at": read.time("calledetime"),
+    }
+    ends = [t for t in (legs["caller_ended_at"], legs["callee_ended_at"]) if t]
+    event = _new(raw, ctx, "call.cdr", ("4", request_id), index, state_desc_status(state_desc))
+    event.update(
+        request_id=request_id, app_id=read.text("appid"),
+        from_number=caller, from_e164=to_e164(caller), to_number=called, to_e164=to_e164(called),
+        **legs, occurred_at=max(ends) if ends else legs["caller_answered_at"],
+        vendor_status=state_desc, recording_url=_recording(read), custom_param=read.text("customParm"),
+        duration_s=read.count("duration"), **_charge(read, "oriamount"),
+    )
+    return event
+
+
+def conference_cdr(raw: RawCallback, ctx: Context, read: Reader, index: int) -> Event:
+    request_id, tel = read.text("requestid"), read.text("tel")
+    answered, ended = read.time("stime"), read.time("etime")
+    event = _new(raw, ctx, "conference.cdr", ("5", request_id, tel), index, status.ANSWERED if answered else status.UNKNOWN)
+    event.update(
+        request_id=request_id, app_id=read.text("appid"), to_number=tel, to_e164=to_e164(tel),
+        answered_at=answered, ended_at=ended, occurred_at=ended or answered,
+        conference_id=read.text("confid"), recording_url=_recording(read), custom_param=read.text("customParm"),
+        duration_s=read.count("duration"), **_charge(read, "singleoriamount"),
+    )
+    return event
+
+
+CDR_KINDS: dict[str, Callable[[RawCallback, Context, Reader, int], Event]] = {
+    "2": voice_code_cdr,
+    "4": two_way_call_cdr,
+    "5": conference_cdr,
+}
+
+
+def call_state(raw: RawCallback, ctx: Context, read: Reader) -> Event:
+    request_id, state = read.text("requestid"), read.text("state") or ""
+    src, dsc = read.text("src"), read.text("dsc")
+    at = read.time("timestamp")
+    event = _new(raw, ctx, "call.state", ("state", request_id, state, read.entry.get("timestamp")), 0, CALL_STATE.get(state.lower(), status.UNKNOWN))
+    event.update(
+        request_id=request_id, from_number=src, from_e164=to_e164(src), to_number=dsc, to_e164=to_e164(dsc),
+        occurred_at=at, vendor_status=state,
+    )
+    return event
+
+
+def _finish(event: Event, read: Reader) -> Event:
+    event["attributes"] = read.attributes()
+    event["repairs"] = list(read.repairs)
+    return event
+
+
+def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
+    parsed = parse_json(raw.body)
+    body = parsed.value
+    if not isinstance(body, dict):
+        raise Rejected("unexpected_shape", f'expected {{"cdr":[...]}} or a state object, got {type(body).__name__}')
+    if "cdr" not in body:
+        if "state" not in body:
+            raise Rejected("unexpected_shape", 'neither a "cdr" array nor a call-state object (no "state")')
+        read = Reader(body, ctx, list(parsed.repairs))
+        if not read.text("requestid"):
+            raise Rejected("missing_field", "state push lacks requestid")
+        return [_finish(call_state(raw, ctx, read), read)]
+    entries = body["cdr"]
+    if isinstance(entries, dict):
+        entries = [entries]  # a lone CDR object instead of an array: unambiguous
+    if not isinstance(entries, list) or not entries:
+        raise Rejected("unexpected_shape", '"cdr" must be a non-empty array of CDR objects')
+    outcomes: list[Outcome] = []
+    for index, entry in enumerate(entries):
+        try:
+            outcomes.append(_cdr_event(raw, ctx, entry, index, parsed.repairs))
+        except Rejected as rejected:
+            outcomes.append(Rejection.of(rejected, index))
+    return outcomes
+
+
+def _cdr_event(raw: RawCallback, ctx: Context, entry: Any, index: int, body_repairs: list[str]) -> Event:
+    if not isinstance(entry, dict):
+        raise Rejected("unexpected_shape", f"cdr[{index}] is {type(entry).__name__}, not an object")
+    read = Reader(entry, ctx, list(body_repairs))
+    fid = (as_text(entry.get("fid")) or "").strip()  # stays in attributes: which CDR kind this is
+    kind = CDR_KINDS.get(fid)
+    if kind is None:
+        raise Rejected("unsupported_fid", f"cdr[{index}] has fid {fid!r}; known: 2 (voice code), 4 (two-way call), 5 (conference)")
+    if not read.text("requestid"):
+        raise Rejected("missing_field", f"cdr[{index}] lacks requestid")
+    return _finish(kind(raw, ctx, read, index), read)
+
+
+ADAPTERS = [Adapter(route="cdr-push", source=SOURCE, reply_style="http-status", normalize=normalize)]

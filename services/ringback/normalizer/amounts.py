@@ -1,0 +1,50 @@
+"""Money and billing quantities: exact decimals and whole numbers, or a precise rejection. Never a float."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from ringback.normalizer.outcome import Rejected
+
+CNY = "CNY"
+CHARGE_SCALE = 6  # Decimal(18, 6) in the schema and in ClickHouse
+CHARGE_MAX_INTEGER_DIGITS = 12
+_DECIMAL = re.compile(r"^-?\d{1,%d}(?:\.(\d+))?$" % CHARGE_MAX_INTEGER_DIGITS)
+_WHOLE = re.compile(r"^\d{1,18}$")
+
+
+def decimal_amount(value: object, field_name: str) -> Decimal | None:
+    """A yuan amount written as text (``"2.94"``); empty means absent."""
+    if value is None:
+        return None
+    text = str(value).strip() if not isinstance(value, float) else None
+    if text is None:
+        raise Rejected("invalid_amount", f"{field_name}: {value!r} is a binary float, not an exact amount")
+    if not text:
+        return None
+    match = _DECIMAL.match(text)
+    if not match:
+        raise Rejected("invalid_amount", f"{field_name}: cannot read {text!r} as a decimal amount")
+    fraction = match.group(1) or ""
+    if len(fraction.rstrip("0")) > CHARGE_SCALE:
+        raise Rejected("invalid_amount", f"{field_name}: {text!r} has more than {CHARGE_SCALE} decimal places")
+    return Decimal(text).quantize(Decimal(1).scaleb(-CHARGE_SCALE))
+
+
+def whole_number(value: object, field_name: str) -> int | None:
+    """A non-negative count (seconds, minutes) written as text or an integer; empty means absent."""
+    if value is None or isinstance(value, bool):
+        return None if value is None else _reject_quantity(value, field_name)
+    if isinstance(value, int):
+        return value if value >= 0 else _reject_quantity(value, field_name)
+    text = str(value).strip()
+    if not text:
+        return None
+    if not _WHOLE.match(text):
+        return _reject_quantity(value, field_name)
+    return int(text)
+
+
+def _reject_quantity(value: object, field_name: str) -> int:
+    raise Rejected("invalid_quantity", f"{field_name}: cannot read {value!r} as a whole non-negative number")
