@@ -78,9 +78,37 @@ def test_a_different_report_for_the_same_sid_is_a_different_event() -> None:
 
 
 def test_unknown_report_status_keeps_raw_value_and_maps_to_unknown() -> None:
-    (event,) = normalize(orjson.dumps([report(report_status="PENDING", errmsg="ENROUTE")]))
+    (event,) = normalize(orjson.dumps([report(report_status="PENDING", errmsg="XQ:77")]))
     assert event["status"] == "unknown"
-    assert event["vendor_status"] == "PENDING"
+    assert (event["vendor_status"], event["vendor_code"]) == ("PENDING", "XQ:77")
+
+
+@pytest.mark.parametrize(
+    ("report_status", "errmsg", "expected"),
+    [
+        ("SUCCESS", "DELIVRD", "delivered"),
+        ("FAIL", "UNDELIV", "failed"),
+        ("FAIL", "EXPIRED", "failed"),
+        ("FAIL", "REJECTD", "failed"),
+        ("FAIL", "MK:0001", "failed"),
+        ("FAIL", "MN:0017", "failed"),
+        ("FAIL", "ENROUTE", "failed"),  # the platform gave up while the carrier still had it
+        ("", "DELIVRD", "delivered"),  # no report_status: the receipt state decides
+        ("", "ENROUTE", "pending"),
+        ("", "ACCEPTD", "pending"),
+        ("", "MA:0051", "failed"),
+        ("SUCCESS", "UNDELIV", "unknown"),  # contradiction: never a guess
+        ("FAIL", "DELIVRD", "unknown"),
+        ("SUCCESS", "MK:0001", "unknown"),
+        ("SUCCESS", "", "delivered"),
+        ("success", "delivrd", "delivered"),
+        ("WHATEVER", "", "unknown"),
+    ],
+)
+def test_canonical_status_from_report_status_and_receipt_code(report_status: str, errmsg: str, expected: str) -> None:
+    from ringback.normalizer.adapters.tencent_sms_status import canonical_status
+
+    assert canonical_status(report_status, errmsg) == expected
 
 
 def test_unknown_fields_are_kept_in_attributes() -> None:
