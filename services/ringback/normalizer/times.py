@@ -16,6 +16,9 @@ _LOCAL = re.compile(
 )
 REPAIR_GLUED_TIME = "separated_glued_date_time"
 _UNIX_SECONDS = re.compile(r"^\d{1,11}$")
+# Outside these years a time is a vendor bug, not a call: refused here rather than failing inserts later.
+EARLIEST_YEAR = 1990
+LATEST_YEAR = 2200
 
 
 @lru_cache(maxsize=32)
@@ -45,7 +48,7 @@ def local_to_utc(text: object, tz_name: str, field_name: str, repairs: list[str]
         local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=zone(tz_name))
     except ValueError as exc:
         raise Rejected("invalid_time", f"{field_name}: {value!r} is not a real date/time ({exc})") from exc
-    return local.astimezone(timezone.utc)
+    return _plausible(local.astimezone(timezone.utc), field_name, value)
 
 
 def unix_seconds_to_utc(text: object, field_name: str) -> datetime | None:
@@ -57,4 +60,27 @@ def unix_seconds_to_utc(text: object, field_name: str) -> datetime | None:
         return None
     if not _UNIX_SECONDS.match(value):
         raise Rejected("invalid_time", f"{field_name}: cannot read {value!r} as unix seconds")
-    return datetime.fromtimestamp(int(value), tz=timezone.utc)
+    return _plausible(datetime.fromtimestamp(int(value), tz=timezone.utc), field_name, value)
+
+
+def unix_millis_to_utc(text: object, field_name: str) -> datetime | None:
+    """Read unix milliseconds; empty or "0" means absent."""
+    value = "" if text is None else str(text).strip()
+    if not value or value == "0":
+        return None
+    if not value.isdigit():
+        raise Rejected("invalid_time", f"{field_name}: cannot read {value!r} as unix milliseconds")
+    millis = int(value)
+    if millis > LATEST_MILLIS:
+        raise Rejected("invalid_time", f"{field_name}: {value!r} is after {LATEST_YEAR}")
+    moment = datetime.fromtimestamp(millis // 1000, tz=timezone.utc).replace(microsecond=(millis % 1000) * 1000)
+    return _plausible(moment, field_name, value)
+
+
+LATEST_MILLIS = int(datetime(LATEST_YEAR + 1, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def _plausible(moment: datetime, field_name: str, text: str) -> datetime:
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise Rejected("invalid_time", f"{field_name}: {text!r} is outside {EARLIEST_YEAR}-{LATEST_YEAR}")
+    return moment

@@ -13,17 +13,16 @@ the event id is the CDR's own ``requestid`` (plus ``fid``/``tel``), identical on
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from ringback.normalizer import status
 from ringback.normalizer.adapters import Adapter
-from ringback.normalizer.amounts import CNY, decimal_amount, whole_number
-from ringback.normalizer.event import Context, as_text, event_id, leftover_attributes
+from ringback.normalizer.amounts import CNY
+from ringback.normalizer.event import Context, as_text, event_id
+from ringback.normalizer.fields import Fields
 from ringback.normalizer.jsonbody import parse_json
 from ringback.normalizer.outcome import Event, Outcome, Rejected, Rejection
 from ringback.normalizer.phones import to_e164
-from ringback.normalizer.times import local_to_utc
 from ringback.runtime.raw import RawCallback
 
 SOURCE = "cdr_push"
@@ -73,56 +72,26 @@ def state_desc_status(text: str | None) -> str:
     return found.pop() if len(found) == 1 else status.UNKNOWN
 
 
-class Reader:
-    """Reads one CDR entry's fields, remembering which it used and the repairs it made."""
-
-    def __init__(self, entry: dict[str, Any], ctx: Context, repairs: list[str]) -> None:
-        self.entry = entry
-        self.ctx = ctx
-        self.repairs = repairs
-        self.used: set[str] = set()
-
-    def text(self, name: str) -> str | None:
-        self.used.add(name)
-        value = as_text(self.entry.get(name))
-        return value if value is None else value.strip()
-
-    def time(self, name: str) -> datetime | None:
-        self.used.add(name)
-        return local_to_utc(self.entry.get(name), self.ctx.source_timezone, name, self.repairs)
-
-    def amount(self, name: str) -> Any:
-        self.used.add(name)
-        return decimal_amount(self.entry.get(name), name)
-
-    def count(self, name: str) -> int | None:
-        self.used.add(name)
-        return whole_number(self.entry.get(name), name)
-
-    def attributes(self) -> dict[str, str]:
-        return leftover_attributes(self.entry, self.used)
-
-
 def _new(raw: RawCallback, ctx: Context, event_type: str, identity: tuple[object, ...], index: int, state: str) -> Event:
     return ctx.new_event(raw, source=SOURCE, event_type=event_type, event_id=event_id(SOURCE, *identity), report_index=index, status=state)
 
 
-def _recording(read: Reader) -> str | None:
-    url = (as_text(read.entry.get("tapesurl")) or "").strip()
+def _recording(read: Fields) -> str | None:
+    key = read.key("tapesurl")
+    url = (as_text(read.report.get(key)) or "").strip() if key else ""
     if url and url != NO_RECORDING:
-        read.used.add("tapesurl")
-        return url
+        return read.text("tapesurl")
     return None  # "NoTapes" (or nothing) stays in attributes as the vendor sent it
 
 
-def _charge(read: Reader, name: str) -> dict[str, Any]:
+def _charge(read: Fields, name: str) -> dict[str, Any]:
     charge = read.amount(name)
     return {"charge": charge, "currency": CNY if charge is not None else None}
 
 
-def voice_code_cdr(raw: RawCallback, ctx: Context, read: Reader, index: int) -> Event:
+def voice_code_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
     request_id, tel = read.text("requestid"), read.text("tel")
-    answered, ended = read.time("stime"), read.time("etime")
+    answered, ended = read.local_time("stime"), read.local_time("etime")
     event = _new(raw, ctx, "voice.code_cdr", ("2", request_id, tel), index, status.ANSWERED if answered else status.UNKNOWN)
     event.update(
         request_id=request_id, app_id=read.text("appid"), to_number=tel, to_e164=to_e164(tel),
@@ -132,15 +101,15 @@ def voice_code_cdr(raw: RawCallback, ctx: Context, read: Reader, index: int) -> 
     return event
 
 
-def two_way_call_cdr(raw: RawCallback, ctx: Context, read: Reader, index: int) -> Event:
+def two_way_call_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
     request_id = read.text("requestid")
     caller, called = read.text("caller"), read.text("called")
     state_desc = read.text("stateDesc")
     legs = {
-        "caller_answered_at": read.time("callerstime"),
-        "caller_ended_at": read.time("calleretime"),
-        "callee_answered_at": read.time("calledstime"),
-        "callee_ended_at": read.time("calledetime"),
+        "caller_answered_at": read.local_time("callerstime"),
+        "caller_ended_at": read.local_time("calleretime"),
+        "callee_answered_at": read.local_time("calledstime"),
+        "callee_ended_at": read.local_time("calledetime"),
     }
     ends = [t for t in (legs["caller_ended_at"], legs["callee_ended_at"]) if t]
     event = _new(raw, ctx, "call.cdr", ("4", request_id), index, state_desc_status(state_desc))
@@ -154,9 +123,9 @@ def two_way_call_cdr(raw: RawCallback, ctx: Context, read: Reader, index: int) -
     return event
 
 
-def conference_cdr(raw: RawCallback, ctx: Context, read: Reader, index: int) -> Event:
+def conference_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
     request_id, tel = read.text("requestid"), read.text("tel")
-    answered, ended = read.time("stime"), read.time("etime")
+    answered, ended = read.local_time("stime"), read.local_time("etime")
     event = _new(raw, ctx, "conference.cdr", ("5", request_id, tel), index, status.ANSWERED if answered else status.UNKNOWN)
     event.update(
         request_id=request_id, app_id=read.text("appid"), to_number=tel, to_e164=to_e164(tel),
@@ -167,18 +136,18 @@ def conference_cdr(raw: RawCallback, ctx: Context, read: Reader, index: int) -> 
     return event
 
 
-CDR_KINDS: dict[str, Callable[[RawCallback, Context, Reader, int], Event]] = {
+CDR_KINDS: dict[str, Callable[[RawCallback, Context, Fields, int], Event]] = {
     "2": voice_code_cdr,
     "4": two_way_call_cdr,
     "5": conference_cdr,
 }
 
 
-def call_state(raw: RawCallback, ctx: Context, read: Reader) -> Event:
+def call_state(raw: RawCallback, ctx: Context, read: Fields) -> Event:
     request_id, state = read.text("requestid"), read.text("state") or ""
     src, dsc = read.text("src"), read.text("dsc")
-    at = read.time("timestamp")
-    event = _new(raw, ctx, "call.state", ("state", request_id, state, read.entry.get("timestamp")), 0, CALL_STATE.get(state.lower(), status.UNKNOWN))
+    at = read.local_time("timestamp")
+    event = _new(raw, ctx, "call.state", ("state", request_id, state, read.report.get(read.key("timestamp") or "timestamp")), 0, CALL_STATE.get(state.lower(), status.UNKNOWN))
     event.update(
         request_id=request_id, from_number=src, from_e164=to_e164(src), to_number=dsc, to_e164=to_e164(dsc),
         occurred_at=at, vendor_status=state,
@@ -186,7 +155,7 @@ def call_state(raw: RawCallback, ctx: Context, read: Reader) -> Event:
     return event
 
 
-def _finish(event: Event, read: Reader) -> Event:
+def _finish(event: Event, read: Fields) -> Event:
     event["attributes"] = read.attributes()
     event["repairs"] = list(read.repairs)
     return event
@@ -200,7 +169,7 @@ def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
     if "cdr" not in body:
         if "state" not in body:
             raise Rejected("unexpected_shape", 'neither a "cdr" array nor a call-state object (no "state")')
-        read = Reader(body, ctx, list(parsed.repairs))
+        read = Fields(body, ctx.source_timezone, parsed.repairs)
         if not read.text("requestid"):
             raise Rejected("missing_field", "state push lacks requestid")
         return [_finish(call_state(raw, ctx, read), read)]
@@ -221,8 +190,8 @@ def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
 def _cdr_event(raw: RawCallback, ctx: Context, entry: Any, index: int, body_repairs: list[str]) -> Event:
     if not isinstance(entry, dict):
         raise Rejected("unexpected_shape", f"cdr[{index}] is {type(entry).__name__}, not an object")
-    read = Reader(entry, ctx, list(body_repairs))
-    fid = (as_text(entry.get("fid")) or "").strip()  # stays in attributes: which CDR kind this is
+    read = Fields(entry, ctx.source_timezone, body_repairs)
+    fid = (as_text(entry.get(read.key("fid") or "fid")) or "").strip()  # stays in attributes: which CDR kind this is
     kind = CDR_KINDS.get(fid)
     if kind is None:
         raise Rejected("unsupported_fid", f"cdr[{index}] has fid {fid!r}; known: 2 (voice code), 4 (two-way call), 5 (conference)")

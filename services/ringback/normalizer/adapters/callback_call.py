@@ -1,0 +1,186 @@
+"""Tencent click-to-call ("回拨", seed 004): pushes to ``statusUrl``, ``hangupUrl``, ``recordUrl``, ``keyPressUrl``.
+
+Seed 004 defines the request that starts a call, not the bodies the platform pushes back. What is
+known of them comes from the same API in its newer form (Number Protection ``CreateCallBack``;
+``CallBackCdr``, ``DescribeCallBackStatus``), so the accepted shapes are defined here and in the
+README. Every body is a JSON object, or an array of them (one event each). Field names are matched
+case-insensitively (``callId`` / ``CallId``), each field has the alternatives listed below, and every
+field not listed is kept in the event's ``attributes``. Times may be unix seconds, unix milliseconds
+or local ``YYYY-MM-DD HH:MM:SS`` (source time zone).
+
+- status: ``callId``, ``status`` (one ``statusFlag`` bit: 1/256 call started, 2/512 ringing,
+  4/1024 answered, 8/2048 rejected, 16/4096 normal hang-up, 32/8192 call error; low byte caller leg,
+  high byte callee leg) *or* ``callStatus`` (0 unknown, 1 caller ringing, 2 caller answered,
+  3 callee ringing, 4 in conversation, 5 ended), ``src``, ``dst``, ``timestamp``/``time``.
+- hangup (the CDR): ``callId``, ``src``, ``dst``, ``startSrcCallTime``, ``startSrcRingTime``,
+  ``srcAcceptTime``, ``startDstCallTime``, ``startDstRingTime``, ``dstAcceptTime``, ``endCallTime``,
+  ``callEndStatus`` (0 unknown, 1 normal call, 2 caller did not answer, 3 callee did not answer,
+  4 caller unreachable, 5 callee unreachable), ``duration`` (billed seconds), ``recordUrl``.
+- record: ``callId``, ``recordUrl``.
+- keypress: ``callId``, ``key`` / ``keyPress`` / ``digits``, ``timestamp``/``time``.
+Common to all: ``requestId`` (echoed from the request), ``bizId``, ``orderId`` (kept in attributes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ringback.normalizer import status
+from ringback.normalizer.adapters import Adapter
+from ringback.normalizer.event import Context, event_id
+from ringback.normalizer.fields import Fields
+from ringback.normalizer.jsonbody import parse_json
+from ringback.normalizer.outcome import Event, Outcome, Rejected, Rejection
+from ringback.normalizer.phones import to_e164
+from ringback.runtime.raw import RawCallback
+
+SOURCE = "callback_call"
+CALLER, CALLEE = "caller", "callee"
+CALLEE_SHIFT = 8  # statusFlag: the callee leg's bits are the caller's shifted by one byte
+
+# statusFlag bit (caller leg) -> canonical state; the callee leg uses the same bit << 8.
+STATUS_BITS = {
+    1: status.INITIATED,
+    2: status.RINGING,
+    4: status.ANSWERED,
+    8: status.REJECTED,
+    16: status.ENDED,
+    32: status.CALL_FAILED,
+}
+CALL_STATUS = {
+    "0": (None, status.UNKNOWN),
+    "1": (CALLER, status.RINGING),
+    "2": (CALLER, status.ANSWERED),
+    "3": (CALLEE, status.RINGING),
+    "4": (None, status.IN_PROGRESS),
+    "5": (None, status.ENDED),
+}
+CALL_END_STATUS = {
+    "0": (None, status.UNKNOWN),
+    "1": (None, status.ANSWERED),
+    "2": (CALLER, status.NO_ANSWER),
+    "3": (CALLEE, status.NO_ANSWER),
+    "4": (CALLER, status.UNREACHABLE),
+    "5": (CALLEE, status.UNREACHABLE),
+}
+CALL_ID = ("callId", "call_id")
+REQUEST_ID = ("requestId", "request_id")
+SRC = ("src", "caller")
+DST = ("dst", "called", "callee")
+AT = ("timestamp", "time", "eventTime")
+
+
+def status_flag_state(value: str | None) -> tuple[str | None, str]:
+    """(leg, canonical state) for one statusFlag bit; anything else is (None, unknown)."""
+    if not value or not value.isdigit():
+        return None, status.UNKNOWN
+    bit = int(value)
+    if bit in STATUS_BITS:
+        return CALLER, STATUS_BITS[bit]
+    if bit & 0xFF == 0 and (bit >> CALLEE_SHIFT) in STATUS_BITS:
+        return CALLEE, STATUS_BITS[bit >> CALLEE_SHIFT]
+    return None, status.UNKNOWN
+
+
+def _parties(read: Fields) -> dict[str, Any]:
+    src, dst = read.text(*SRC), read.text(*DST)
+    return {"from_number": src, "from_e164": to_e164(src), "to_number": dst, "to_e164": to_e164(dst)}
+
+
+def _call_id(read: Fields) -> str:
+    call_id = read.text(*CALL_ID)
+    if not call_id:
+        raise Rejected("missing_field", "callId is missing")
+    return call_id
+
+
+def status_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
+    call_id = _call_id(read)
+    flag_key = read.key("status", "statusFlag", "state")
+    if flag_key is not None:
+        vendor_status = read.text(flag_key)
+        leg, state = status_flag_state(vendor_status)
+    else:
+        vendor_status = read.text("callStatus")
+        if vendor_status is None:
+            raise Rejected("missing_field", "neither status (statusFlag bit) nor callStatus is present")
+        leg, state = CALL_STATUS.get(vendor_status, (None, status.UNKNOWN))
+    at_text = read.text(*AT)
+    event = ctx.new_event(raw, source=SOURCE, event_type="call.state", event_id=event_id(SOURCE, "status", call_id, vendor_status, at_text), report_index=index, status=state)
+    event.update(call_id=call_id, request_id=read.text(*REQUEST_ID), leg=leg, vendor_status=vendor_status, occurred_at=read.any_time(*AT), **_parties(read))
+    return event
+
+
+def hangup_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
+    call_id = _call_id(read)
+    end_status = read.text("callEndStatus", "endStatus")
+    leg, state = CALL_END_STATUS.get(end_status or "", (None, status.UNKNOWN))
+    times = {
+        "caller_started_at": read.any_time("startSrcCallTime"),
+        "caller_ringing_at": read.any_time("startSrcRingTime"),
+        "caller_answered_at": read.any_time("srcAcceptTime"),
+        "callee_started_at": read.any_time("startDstCallTime"),
+        "callee_ringing_at": read.any_time("startDstRingTime"),
+        "callee_answered_at": read.any_time("dstAcceptTime"),
+        "ended_at": read.any_time("endCallTime"),
+    }
+    event = ctx.new_event(raw, source=SOURCE, event_type="call.cdr", event_id=event_id(SOURCE, "hangup", call_id), report_index=index, status=state)
+    event.update(
+        call_id=call_id, request_id=read.text(*REQUEST_ID), leg=leg, vendor_status=end_status, **times,
+        started_at=times["caller_started_at"], answered_at=times["callee_answered_at"],
+        occurred_at=times["ended_at"] or times["caller_started_at"],
+        duration_s=read.count("duration"), recording_url=read.text("recordUrl") or None, **_parties(read),
+    )
+    return event
+
+
+def record_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
+    call_id = _call_id(read)
+    url = read.text("recordUrl", "url", "recordingUrl")
+    event = ctx.new_event(raw, source=SOURCE, event_type="call.recording", event_id=event_id(SOURCE, "record", call_id, url), report_index=index, status=status.RECORDED if url else status.UNKNOWN)
+    event.update(call_id=call_id, request_id=read.text(*REQUEST_ID), recording_url=url or None, occurred_at=read.any_time(*AT), **_parties(read))
+    return event
+
+
+def keypress_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
+    call_id = _call_id(read)
+    digits = read.text("key", "keyPress", "digits", "keys")
+    if not digits:
+        raise Rejected("missing_field", "no key (key / keyPress / digits) in the key-press push")
+    at_text = read.text(*AT)
+    event = ctx.new_event(raw, source=SOURCE, event_type="call.key_press", event_id=event_id(SOURCE, "keypress", call_id, digits, at_text), report_index=index, status=status.KEY_PRESSED)
+    event.update(call_id=call_id, request_id=read.text(*REQUEST_ID), key_digits=digits, occurred_at=read.any_time(*AT), **_parties(read))
+    return event
+
+
+@dataclass(frozen=True)
+class PushKind:
+    name: str
+    build: Callable[[RawCallback, Context, Fields, int], Event]
+
+    def normalize(self, raw: RawCallback, ctx: Context) -> list[Outcome]:
+        parsed = parse_json(raw.body)
+        body = parsed.value
+        reports = body if isinstance(body, list) else [body]
+        if not reports:
+            raise Rejected("no_reports", "the array is empty")
+        outcomes: list[Outcome] = []
+        for index, report in enumerate(reports):
+            try:
+                if not isinstance(report, dict):
+                    raise Rejected("unexpected_shape", f"{self.name} push {index} is {type(report).__name__}, not an object")
+                read = Fields(report, ctx.source_timezone, parsed.repairs)
+                event = self.build(raw, ctx, read, index)
+                event["attributes"] = read.attributes()
+                event["repairs"] = read.repairs
+                outcomes.append(event)
+            except Rejected as rejected:
+                outcomes.append(Rejection.of(rejected, index))
+        return outcomes
+
+
+KINDS = (PushKind("status", status_event), PushKind("hangup", hangup_event), PushKind("record", record_event), PushKind("keypress", keypress_event))
+
+ADAPTERS = [Adapter(route=f"callback-call/{kind.name}", source=SOURCE, reply_style="http-status", normalize=kind.normalize) for kind in KINDS]
