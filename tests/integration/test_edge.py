@@ -77,15 +77,26 @@ async def test_health_ready_and_metrics(edge: tuple[TestClient, Settings]) -> No
     assert 'ringback_edge_requests_total{outcome="accepted",route="tencent/sms-status"}' in text
 
 
-async def test_broker_down_gives_a_retryable_failure_never_a_success(make_settings: Callable[..., Settings]) -> None:
+@pytest.mark.parametrize(
+    ("route", "status", "tencent_shape"),
+    [
+        ("/callbacks/tencent/sms-status", 503, True),
+        ("/callbacks/tencent/voicecode", 503, True),
+        ("/callbacks/tencent/voiceprompt", 503, True),
+        ("/callbacks/cdr-push", 500, False),  # the CDR platform retries on HTTP 500 only
+        ("/callbacks/callback-call/hangup", 500, False),
+    ],
+)
+async def test_broker_down_gives_a_retryable_failure_never_a_success(make_settings: Callable[..., Settings], route: str, status: int, tencent_shape: bool) -> None:
     settings = make_settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", publish_timeout_s=0.5)
     client = await client_for(settings)
     try:
         started = time.monotonic()
-        response = await client.post(SMS, data=BODY)
-        assert response.status == 503
-        reply = await response.json()
-        assert reply["result"] != 0 and reply["errmsg"]
+        response = await client.post(route, data=BODY)
+        assert response.status == status
+        if tencent_shape:
+            reply = await response.json()
+            assert reply["result"] != 0 and reply["errmsg"]
         assert time.monotonic() - started < 10  # answered after the publish budget, not left hanging
         assert (await client.get("/readyz")).status == 503
     finally:

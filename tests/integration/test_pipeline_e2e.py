@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from decimal import Decimal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,3 +117,53 @@ def test_clean_shutdown_keeps_everything_and_sql_still_reads_the_store(tmp_path:
     # Nothing is running now: `ringback sql` opens the store itself.
     (row,) = sql_rows(running.data_dir, f"SELECT count() AS n FROM ringback.events_dedup WHERE sid LIKE '{tag}-%'")
     assert row == {"n": 20}
+
+
+def _clickhouse_time(iso: str | None) -> str | None:
+    if iso is None:
+        return None
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def test_every_route_and_every_golden_fixture_through_the_running_pipeline(pipeline: Pipeline) -> None:
+    """Each vendor body is posted to its route; the vendor's reply and the stored rows must match the golden file."""
+    import json
+
+    from ringback.normalizer.adapters import registry
+    from tests.golden import cases
+
+    replies = {"tencent": (200, OK), "http-status": (200, b"OK")}
+    expected_events: dict[str, dict] = {}
+    expected_dead: list[tuple[str, bytes, str]] = []
+    for case in cases():
+        body = case.body_path.read_bytes()
+        style = registry()[case.route].reply_style
+        assert post(pipeline.edge_url + "/callbacks/" + case.route, body) == replies[style], case.name
+        for outcome in json.loads(case.expected_path.read_text(encoding="utf-8")):
+            if "event" in outcome:
+                expected_events[outcome["event"]["event_id"]] = outcome["event"]
+            else:
+                expected_dead.append((case.route, body, outcome["dead_letter"]["reason_type"]))
+    assert {case.route for case in cases()} == set(registry())  # every route was exercised
+
+    ids = ", ".join(f"'{event_id}'" for event_id in expected_events)
+    columns = "event_id, event_type, source, route, status, vendor_status, toString(charge) AS charge, currency, duration_s, billable_minutes, from_e164, to_e164, toString(occurred_at) AS occurred_at, toString(callee_answered_at) AS callee_answered_at, leg, key_digits, recording_url, conference_id, custom_param, repairs, attributes"
+    rows = wait_for_rows(pipeline.data_dir, f"SELECT {columns} FROM ringback.events_dedup WHERE event_id IN ({ids})", len(expected_events), timeout_s=90)
+    assert len(rows) == len(expected_events)
+    for row in rows:
+        want = expected_events[row["event_id"]]
+        for name in ("event_type", "source", "route", "status", "vendor_status", "currency", "duration_s", "billable_minutes", "from_e164", "to_e164", "leg", "key_digits", "recording_url", "conference_id", "custom_param", "repairs", "attributes"):
+            assert row[name] == want[name], (row["event_id"], name)
+        assert (row["charge"] and Decimal(row["charge"])) == (want["charge"] and Decimal(want["charge"])), row["event_id"]
+        assert row["occurred_at"] == _clickhouse_time(want["occurred_at"]), row["event_id"]
+        assert row["callee_answered_at"] == _clickhouse_time(want["callee_answered_at"]), row["event_id"]
+
+    wanted_dead = {(route, body.decode("utf-8", "replace"), reason) for route, body, reason in expected_dead}
+    stored_dead: set[tuple[str, str, str]] = set()
+    deadline = time.monotonic() + 60
+    while not wanted_dead <= stored_dead and time.monotonic() < deadline:
+        time.sleep(0.5)
+        stored_dead = {(r["route"], r["body"], r["failure_type"]) for r in sql_rows(pipeline.data_dir, "SELECT route, body, failure_type FROM ringback.dead_letters")}
+    assert wanted_dead <= stored_dead, wanted_dead - stored_dead
