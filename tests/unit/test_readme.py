@@ -15,3 +15,17 @@ def test_readme_lists_every_setting_with_its_default() -> None:
 def test_readme_shows_the_two_commands() -> None:
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     assert "make run" in readme and "make test" in readme
+
+
+def test_readme_documents_every_route_status_and_vendor_code() -> None:
+    from ringback.normalizer import status
+    from ringback.normalizer.adapters import registry
+    from ringback.normalizer.adapters.cdr_push import STATE_DESC
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    for route in registry():
+        assert f"`POST /callbacks/{route}`" in readme, route
+    for name in status.ALL:
+        assert f"`{name}`" in readme or f" {name}" in readme, name
+    for code in STATE_DESC:
+        assert code in readme, code
