@@ -29,3 +29,21 @@ def test_every_adapter_has_golden_fixtures() -> None:
 
     covered = {case.route for case in cases()}
     assert set(registry()) <= covered, f"adapters without fixtures: {sorted(set(registry()) - covered)}"
+
+
+@pytest.mark.parametrize("case", cases(), ids=lambda c: c.name)
+def test_a_resent_request_yields_the_same_event_ids(case: Case) -> None:
+    """Vendors resend (the CDR platform up to three times): every resend must collapse to the same events."""
+    from dataclasses import replace
+
+    from ringback.normalizer.adapters import registry
+    from ringback.normalizer.event import Context
+    from ringback.normalizer.worker import normalize_message
+    from tests.golden import raw_for
+
+    ctx = Context(blank_event=CODEC.blank_event())
+    first = normalize_message(raw_for(case), registry(), ctx)
+    resent = normalize_message(replace(raw_for(case), ingest_id="01RESENT000000000000000000", received_at_us=raw_for(case).received_at_us + 60_000_000), registry(), ctx)
+    ids = [o["event_id"] for o in first if isinstance(o, dict)]
+    assert ids == [o["event_id"] for o in resent if isinstance(o, dict)]
+    assert len(set(ids)) == len(ids), "two different reports of one request share an event_id"
