@@ -36,7 +36,10 @@ class Settings:
     host: str = _setting("127.0.0.1", "Address the edge listens on.")
     port: int = _setting(8080, "Port the edge listens on.")
     max_body_bytes: int = _setting(1_048_576, "Largest accepted callback body; larger bodies get HTTP 413.")
-    publish_timeout_s: float = _setting(5.0, "How long the edge waits for the broker to acknowledge a callback.")
+    publish_timeout_s: float = _setting(2.0, "Budget for the broker's acknowledgement; past it the callback goes to the spool.")
+    body_read_timeout_s: float = _setting(10.0, "Longest the edge waits for a request body; slower clients get HTTP 408.")
+    edge_max_in_flight: int = _setting(2048, "Requests handled at once by one edge process; beyond it the edge sheds with a retryable 5xx.")
+    spool_max_bytes: int = _setting(268_435_456, "Bound of the edge's local spool (0 disables it: no broker, no success).")
 
     # --- Kafka ---
     kafka_bootstrap: str = _setting("", "Bootstrap servers of an existing Kafka (HOST:PORT[,..]); empty starts the embedded broker.")

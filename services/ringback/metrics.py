@@ -10,6 +10,11 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 EDGE_REQUESTS = Counter("ringback_edge_requests_total", "Callback requests by route and outcome.", ["route", "outcome"])
 EDGE_REQUEST_SECONDS = Histogram("ringback_edge_request_seconds", "Time from request start to reply.", ["route"], buckets=LATENCY_BUCKETS)
 EDGE_BODY_BYTES = Counter("ringback_edge_body_bytes_total", "Callback body bytes accepted.", ["route"])
+EDGE_IN_FLIGHT = Gauge("ringback_edge_in_flight_requests", "Callback requests being handled now.")
+EDGE_SPOOLED = Counter("ringback_edge_spooled_total", "Callbacks made durable in the local spool instead of the broker.")
+EDGE_SPOOL_DRAINED = Counter("ringback_edge_spool_drained_total", "Spooled callbacks later published to the broker.")
+EDGE_SPOOL_BYTES = Gauge("ringback_edge_spool_bytes", "Bytes in the spool not yet delivered to the broker.")
+EDGE_SPOOL_RECORDS = Gauge("ringback_edge_spool_records", "Callbacks in the spool not yet delivered to the broker.")
 
 # --- normalizer ---
 NORMALIZER_MESSAGES = Counter("ringback_normalizer_messages_total", "Raw messages normalized, by route.", ["route"])

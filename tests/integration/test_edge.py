@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -9,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ringback.config import Settings
-from ringback.edge.app import create_app
+from ringback.edge.app import INTAKE, create_app
 from ringback.runtime import kafka
 from ringback.runtime.broker import EmbeddedBroker
 from ringback.runtime.ports import free_port
@@ -88,7 +89,7 @@ async def test_health_ready_and_metrics(edge: tuple[TestClient, Settings]) -> No
     ],
 )
 async def test_broker_down_gives_a_retryable_failure_never_a_success(make_settings: Callable[..., Settings], route: str, status: int, tencent_shape: bool) -> None:
-    settings = make_settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", publish_timeout_s=0.5)
+    settings = make_settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", publish_timeout_s=0.5, spool_max_bytes=0)
     client = await client_for(settings)
     try:
         started = time.monotonic()
@@ -101,3 +102,62 @@ async def test_broker_down_gives_a_retryable_failure_never_a_success(make_settin
         assert (await client.get("/readyz")).status == 503
     finally:
         await client.close()
+
+
+async def test_broker_unreachable_spools_and_replies_success(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", publish_timeout_s=0.5)
+    client = await client_for(settings)
+    try:
+        for _ in range(3):
+            response = await client.post(SMS, data=BODY)
+            assert response.status == 200 and await response.read() == b'{"result":0,"errmsg":"OK"}'
+        ready = await client.get("/readyz")
+        assert ready.status == 200
+        assert (await ready.json())["spool"]["records"] == 3
+        assert "ringback_edge_spool_records 3.0" in await (await client.get("/metrics")).text()
+    finally:
+        await client.close()
+
+
+async def test_full_spool_and_no_broker_is_a_retryable_failure(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", publish_timeout_s=0.5, spool_max_bytes=len(BODY) * 2)
+    client = await client_for(settings)
+    try:
+        statuses = [(await client.post(SMS, data=BODY)).status for _ in range(4)]
+        assert statuses[0] == 200 and statuses[-1] == 503
+        assert (await client.get("/readyz")).status == 503
+    finally:
+        await client.close()
+
+
+async def test_paused_broker_then_back_every_spooled_callback_reaches_the_topic(make_settings: Callable[..., Settings]) -> None:
+    import os
+    import signal
+
+    with EmbeddedBroker() as own_broker:
+        settings = make_settings(kafka_bootstrap=own_broker.bootstrap, publish_timeout_s=0.5)
+        await kafka.ensure_topics(settings)
+        client = await client_for(settings)
+        try:
+            assert (await client.post(SMS, data=b"[0]")).status == 200  # connected and publishing
+            assert own_broker.process is not None
+            os.kill(own_broker.process.pid, signal.SIGSTOP)  # the broker hangs: no acknowledgements
+            try:
+                bodies = [f"[{i}]".encode() for i in range(1, 21)]
+                for body in bodies:
+                    response = await client.post(SMS, data=body)
+                    assert response.status == 200
+                spool = client.server.app[INTAKE].spool
+                assert spool is not None and spool.pending_records >= 19
+            finally:
+                os.kill(own_broker.process.pid, signal.SIGCONT)
+            records = await read_topic(own_broker.bootstrap, settings.topic_raw, expected=21, timeout_s=60)
+            delivered = {r.value for r in records}
+            assert delivered == {b"[0]", *bodies}  # nothing lost
+            assert len(records) <= 22  # at most the one in flight at the pause published twice (same event ids)
+            deadline = time.monotonic() + 10
+            while spool.has_pending and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert not spool.has_pending
+        finally:
+            await client.close()

@@ -4,135 +4,110 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from ringback import logs, metrics
 from ringback.config import Settings
 from ringback.edge import replies
+from ringback.edge.intake import Intake, NotDurable
+from ringback.edge.publisher import Publisher
 from ringback.normalizer.adapters import Adapter, registry
-from ringback.runtime import kafka
 from ringback.runtime.raw import RawCallback, new_ingest_id
 
 log = logs.get(__name__)
 
-READINESS_PROBE_TIMEOUT_S = 1.0
-PRODUCER_RETRY_S = 1.0
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class Publisher:
-    """Publishes raw callbacks and waits for the broker's acks=all acknowledgement."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.producer: AIOKafkaProducer | None = None
-        self._starting: asyncio.Task[None] | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.producer is not None
-
-    async def start(self) -> None:
-        """Connect now if the broker answers; otherwise keep trying in the background."""
-        self._starting = asyncio.create_task(self._connect_until_up())
-        await asyncio.wait({self._starting}, timeout=self.settings.publish_timeout_s)
-
-    async def _connect_until_up(self) -> None:
-        while True:
-            producer = kafka.producer(self.settings)
-            try:
-                await producer.start()
-            except KafkaError as exc:
-                await producer.stop()
-                log.warning("broker not reachable, retrying", error=str(exc))
-                await asyncio.sleep(PRODUCER_RETRY_S)
-                continue
-            self.producer = producer
-            log.info("publisher connected", bootstrap=self.settings.kafka_bootstrap, topic=self.settings.topic_raw)
-            return
-
-    async def publish(self, raw: RawCallback) -> None:
-        if self.producer is None:
-            raise KafkaError("not connected to the broker yet")
-        delivery = await self.producer.send(
-            self.settings.topic_raw, value=raw.body, key=raw.ingest_id.encode(), headers=raw.headers()
-        )
-        await delivery
-
-    async def probe(self) -> bool:
-        if self.producer is None:
-            return False
-        try:
-            return bool(await asyncio.wait_for(self.producer.client.force_metadata_update(), READINESS_PROBE_TIMEOUT_S))
-        except (asyncio.TimeoutError, KafkaError):
-            return False
-
-    async def stop(self) -> None:
-        if self._starting is not None and not self._starting.done():
-            self._starting.cancel()
-        if self.producer is not None:
-            await self.producer.stop()  # flushes what is in flight
-            self.producer = None
-
-
 PUBLISHER = web.AppKey("publisher", Publisher)
+INTAKE = web.AppKey("intake", Intake)
+OUTCOMES = ("accepted", "spooled", "too_large", "too_slow", "overloaded", "not_durable")
 
 
-def callback_handler(adapter: Adapter, publisher: Publisher, settings: Settings) -> Handler:
+class InFlight:
+    """Bounds the requests being handled at once; past the bound the edge sheds load."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def try_enter(self) -> bool:
+        if self.count >= self.limit:
+            return False
+        self.count += 1
+        metrics.EDGE_IN_FLIGHT.set(self.count)
+        return True
+
+    def leave(self) -> None:
+        self.count -= 1
+        metrics.EDGE_IN_FLIGHT.set(self.count)
+
+
+def callback_handler(adapter: Adapter, intake: Intake, in_flight: InFlight, settings: Settings) -> Handler:
     route = adapter.route
     style = adapter.reply_style
-    requests = {outcome: metrics.EDGE_REQUESTS.labels(route, outcome) for outcome in ("accepted", "too_large", "not_durable")}
+    requests = {outcome: metrics.EDGE_REQUESTS.labels(route, outcome) for outcome in OUTCOMES}
     latency = metrics.EDGE_REQUEST_SECONDS.labels(route)
     body_bytes = metrics.EDGE_BODY_BYTES.labels(route)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
+        if not in_flight.try_enter():
+            requests["overloaded"].inc()
+            return replies.retryable_failure(style, "overloaded, please retry")
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            requests["too_large"].inc()
-            return replies.rejected(style, 413, f"body larger than {settings.max_body_bytes} bytes")
-        raw = RawCallback(
-            route=route,
-            ingest_id=new_ingest_id(),
-            received_at_us=time.time_ns() // 1000,
-            remote_addr=request.remote or "",
-            content_type=request.headers.get("Content-Type", ""),
-            body=body,
-        )
-        try:
-            await asyncio.wait_for(publisher.publish(raw), settings.publish_timeout_s)
-        except (asyncio.TimeoutError, KafkaError) as exc:
-            requests["not_durable"].inc()
-            log.warning("callback not made durable", route=route, ingest_id=raw.ingest_id, error=repr(exc))
-            return replies.retryable_failure(style, "temporarily unavailable, please retry")
-        requests["accepted"].inc()
-        body_bytes.inc(len(body))
-        latency.observe(time.perf_counter() - started)
-        return replies.success(style)
+            try:
+                body = await asyncio.wait_for(request.read(), settings.body_read_timeout_s)
+            except web.HTTPRequestEntityTooLarge:
+                requests["too_large"].inc()
+                return replies.rejected(style, 413, f"body larger than {settings.max_body_bytes} bytes")
+            except asyncio.TimeoutError:
+                requests["too_slow"].inc()
+                return replies.rejected(style, 408, f"body not received within {settings.body_read_timeout_s:g}s")
+            raw = RawCallback(
+                route=route,
+                ingest_id=new_ingest_id(),
+                received_at_us=time.time_ns() // 1000,
+                remote_addr=request.remote or "",
+                content_type=request.headers.get("Content-Type", ""),
+                body=body,
+            )
+            try:
+                where = await intake.accept(raw)
+            except NotDurable as exc:
+                requests["not_durable"].inc()
+                log.warning("callback not made durable", route=route, ingest_id=raw.ingest_id, error=str(exc))
+                return replies.retryable_failure(style, "temporarily unavailable, please retry")
+            requests["accepted" if where == "broker" else "spooled"].inc()
+            body_bytes.inc(len(body))
+            latency.observe(time.perf_counter() - started)
+            return replies.success(style)
+        finally:
+            in_flight.leave()
 
     return handle
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, spool_dir: str | None = None) -> web.Application:
+    """``spool_dir``: where this edge process spools (None = ``<data_dir>/spool/edge``)."""
     app = web.Application(client_max_size=settings.max_body_bytes)
     publisher = Publisher(settings)
+    intake = Intake(settings, publisher, Path(spool_dir) if spool_dir else settings.data_path / "spool" / "edge")
     app[PUBLISHER] = publisher
+    app[INTAKE] = intake
 
-    async def publisher_context(_: web.Application) -> AsyncIterator[None]:
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         await publisher.start()
+        await intake.start()
         yield
+        await intake.stop()
         await publisher.stop()
 
-    app.cleanup_ctx.append(publisher_context)
-
+    app.cleanup_ctx.append(lifecycle)
+    in_flight = InFlight(settings.edge_max_in_flight)
     for adapter in registry().values():
-        app.router.add_post(adapter.path, callback_handler(adapter, publisher, settings))
+        app.router.add_post(adapter.path, callback_handler(adapter, intake, in_flight, settings))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
@@ -144,9 +119,16 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    publisher = request.app[PUBLISHER]
-    broker_ok = await publisher.probe()
-    return web.json_response({"ready": broker_ok, "broker": "reachable" if broker_ok else "unreachable"}, status=200 if broker_ok else 503)
+    """Ready when a callback can be made durable: the broker answers, or the spool has room."""
+    intake = request.app[INTAKE]
+    broker_ok = await request.app[PUBLISHER].probe()
+    spool = intake.spool
+    body = {
+        "ready": broker_ok or intake.spool_usable,
+        "broker": "reachable" if broker_ok else "unreachable",
+        "spool": None if spool is None else {"records": spool.pending_records, "bytes": spool.pending_bytes, "max_bytes": spool.max_bytes},
+    }
+    return web.json_response(body, status=200 if body["ready"] else 503)
 
 
 async def metrics_view(_: web.Request) -> web.Response:

@@ -7,9 +7,12 @@ so a consumer can re-read the original request without unwrapping an envelope.
 from __future__ import annotations
 
 import os
+import struct
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+
+import orjson
 
 H_ROUTE = "route"
 H_INGEST_ID = "ingest_id"
@@ -17,6 +20,7 @@ H_RECEIVED_AT_US = "received_at_us"
 H_REMOTE_ADDR = "remote_addr"
 H_CONTENT_TYPE = "content_type"
 
+_LENGTH = struct.Struct(">I")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -56,6 +60,17 @@ class RawCallback:
             (H_REMOTE_ADDR, self.remote_addr.encode()),
             (H_CONTENT_TYPE, self.content_type.encode()),
         ]
+
+    def to_bytes(self) -> bytes:
+        """Self-contained form (headers + body) for the edge's spool."""
+        header = orjson.dumps([self.route, self.ingest_id, self.received_at_us, self.remote_addr, self.content_type])
+        return _LENGTH.pack(len(header)) + header + self.body
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "RawCallback":
+        (length,) = _LENGTH.unpack_from(data, 0)
+        route, ingest_id, received_at_us, remote_addr, content_type = orjson.loads(data[4 : 4 + length])
+        return cls(route, ingest_id, int(received_at_us), remote_addr, content_type, data[4 + length :])
 
     @classmethod
     def from_message(cls, topic: str, partition: int, offset: int, value: bytes | None, headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]] | None) -> "RawCallback":

@@ -1,0 +1,130 @@
+"""Making a callback durable: publish it to the broker, or spool it locally when the broker cannot.
+
+Order is kept: while the spool holds anything, new callbacks join it behind the older ones and the
+drainer publishes them oldest first. Appends from concurrent requests are grouped into one write and
+one fsync (group commit), on a thread of their own so the event loop never waits on the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from aiokafka.errors import KafkaError
+
+from ringback import logs, metrics
+from ringback.config import Settings
+from ringback.edge.publisher import Publisher
+from ringback.edge.spool import Spool, SpoolFull
+from ringback.runtime.raw import RawCallback
+
+DRAIN_BATCH = 500
+DRAIN_IDLE_S = 0.2
+DRAIN_RETRY_S = 1.0
+GROUP_COMMIT_MAX = 1000
+
+log = logs.get(__name__)
+
+
+class NotDurable(RuntimeError):
+    """Neither the broker nor the spool could take the callback: the vendor must retry."""
+
+
+class Intake:
+    def __init__(self, settings: Settings, publisher: Publisher, spool_dir: Path | None) -> None:
+        self.settings = settings
+        self.publisher = publisher
+        self.spool = Spool(spool_dir, settings.spool_max_bytes) if spool_dir is not None and settings.spool_max_bytes > 0 else None
+        self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
+        self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[None]]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._refused_since_drain = False  # the spool turned a callback away and has not drained since
+        self._update_gauges()
+
+    async def start(self) -> None:
+        if self.spool is not None:
+            self._tasks = [asyncio.create_task(self._write_loop()), asyncio.create_task(self._drain_loop())]
+            if self.spool.has_pending:
+                log.warning("spool holds callbacks from before; draining them first", records=self.spool.pending_records, bytes=self.spool.pending_bytes)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.spool is not None:
+            self.spool.close()
+        self._disk.shutdown(wait=True)
+
+    @property
+    def spool_usable(self) -> bool:
+        return self.spool is not None and not self._refused_since_drain and self.spool.pending_bytes < self.spool.max_bytes
+
+    async def accept(self, raw: RawCallback) -> str:
+        """Make ``raw`` durable; returns "broker" or "spool", raises NotDurable."""
+        if self.spool is not None and (self.spool.has_pending or not self.publisher.ready):
+            await self._spool(raw)
+            return "spool"
+        try:
+            await asyncio.wait_for(self.publisher.publish(raw), self.settings.publish_timeout_s)
+            return "broker"
+        except (asyncio.TimeoutError, KafkaError) as exc:
+            if self.spool is None:
+                raise NotDurable(f"broker did not acknowledge: {exc!r}") from exc
+            await self._spool(raw)
+            return "spool"
+
+    async def _spool(self, raw: RawCallback) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((raw.to_bytes(), done))
+        try:
+            await done
+        except (SpoolFull, OSError) as exc:
+            raise NotDurable(f"spool cannot take it: {exc}") from exc
+        metrics.EDGE_SPOOLED.inc()
+
+    async def _write_loop(self) -> None:
+        assert self.spool is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < GROUP_COMMIT_MAX:
+                batch.append(self._queue.get_nowait())
+            try:
+                await loop.run_in_executor(self._disk, self.spool.append, [payload for payload, _ in batch])
+            except (SpoolFull, OSError) as exc:
+                self._refused_since_drain = True
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+            self._update_gauges()
+
+    async def _drain_loop(self) -> None:
+        assert self.spool is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self.spool.has_pending or not self.publisher.ready:
+                await asyncio.sleep(DRAIN_IDLE_S)
+                continue
+            payloads, position = await loop.run_in_executor(self._disk, self.spool.read, DRAIN_BATCH)
+            try:
+                await asyncio.gather(*(self.publisher.publish(RawCallback.from_bytes(p)) for p in payloads))
+            except KafkaError as exc:
+                log.warning("spool drain paused: broker did not acknowledge", error=repr(exc))
+                await asyncio.sleep(DRAIN_RETRY_S)
+                continue
+            await loop.run_in_executor(self._disk, self.spool.acknowledge, position, len(payloads))
+            self._refused_since_drain = False
+            metrics.EDGE_SPOOL_DRAINED.inc(len(payloads))
+            self._update_gauges()
+            if not self.spool.has_pending:
+                log.info("spool drained to the broker")
+
+    def _update_gauges(self) -> None:
+        if self.spool is not None:
+            metrics.EDGE_SPOOL_BYTES.set(self.spool.pending_bytes)
+            metrics.EDGE_SPOOL_RECORDS.set(self.spool.pending_records)

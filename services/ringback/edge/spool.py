@@ -1,0 +1,208 @@
+"""The edge's local spool: where a callback becomes durable when the broker is down or too slow.
+
+An append-only log of frames in segment files under ``<data_dir>/spool/``; every append is fsync'd
+before the vendor hears success. A frame is ``magic | length | crc32 | payload``; at open, a torn or
+corrupt tail (a crash in the middle of a write) is cut off at the last whole frame, which is safe
+because nothing after it was ever acknowledged. A separate cursor file, replaced atomically, says how
+far the spool has been delivered to the broker; a crash between publishing and moving the cursor
+re-publishes a few records, which the event ids absorb downstream. The spool is bounded in bytes:
+when full, the edge answers a retryable failure instead of growing without limit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+MAGIC = 0xA7
+FRAME_HEADER = struct.Struct(">BII")  # magic, payload length, crc32(payload)
+SEGMENT_SUFFIX = ".spool"
+CURSOR_FILE = "cursor.json"
+DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
+
+
+class SpoolFull(RuntimeError):
+    """No room left within the configured bound."""
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    segment: int
+    offset: int
+
+
+class Spool:
+    """Thread-safe; every method does blocking file I/O, so async callers run it on a worker thread."""
+
+    def __init__(self, directory: Path, max_bytes: int, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self._lock = threading.Lock()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._cursor = self._read_cursor()
+        self._segments = self._recover_segments()
+        self._writer: int | None = None  # fd of the segment being appended to
+        self._pending_records = self._count_pending()
+
+    # --- state ---
+    def _segment_path(self, segment: int) -> Path:
+        return self.directory / f"{segment:012d}{SEGMENT_SUFFIX}"
+
+    def _read_cursor(self) -> Position:
+        try:
+            data = json.loads((self.directory / CURSOR_FILE).read_text())
+            return Position(int(data["segment"]), int(data["offset"]))
+        except (FileNotFoundError, ValueError, KeyError):
+            return Position(0, 0)
+
+    def _recover_segments(self) -> dict[int, int]:
+        """Segment number -> size, with a torn tail cut off and delivered segments removed."""
+        segments: dict[int, int] = {}
+        for path in sorted(self.directory.glob(f"*{SEGMENT_SUFFIX}")):
+            number = int(path.stem)
+            if number < self._cursor.segment:
+                path.unlink()
+                continue
+            segments[number] = self._valid_length(path)
+        return segments
+
+    @staticmethod
+    def _valid_length(path: Path) -> int:
+        data = path.read_bytes()
+        offset = 0
+        while offset + FRAME_HEADER.size <= len(data):
+            magic, length, crc = FRAME_HEADER.unpack_from(data, offset)
+            end = offset + FRAME_HEADER.size + length
+            if magic != MAGIC or end > len(data) or zlib.crc32(data[offset + FRAME_HEADER.size : end]) != crc:
+                break
+            offset = end
+        if offset != len(data):
+            with open(path, "r+b") as handle:
+                handle.truncate(offset)
+                os.fsync(handle.fileno())
+        return offset
+
+    def _count_pending(self) -> int:
+        return sum(1 for _ in self._iter_frames(self._cursor, limit=None))
+
+    @property
+    def pending_bytes(self) -> int:
+        with self._lock:
+            return self._pending_bytes_locked()
+
+    def _pending_bytes_locked(self) -> int:
+        total = 0
+        for number, size in self._segments.items():
+            start = self._cursor.offset if number == self._cursor.segment else 0
+            total += max(0, size - start)
+        return total
+
+    @property
+    def pending_records(self) -> int:
+        return self._pending_records
+
+    @property
+    def has_pending(self) -> bool:
+        return self._pending_records > 0
+
+    # --- writing ---
+    def append(self, payloads: list[bytes]) -> None:
+        """Append and fsync; all or nothing as far as callers are concerned."""
+        frames = b"".join(FRAME_HEADER.pack(MAGIC, len(p), zlib.crc32(p)) + p for p in payloads)
+        with self._lock:
+            if self._pending_bytes_locked() + len(frames) > self.max_bytes:
+                raise SpoolFull(f"spool holds {self._pending_bytes_locked()} of {self.max_bytes} bytes")
+            segment = self._writable_segment(len(frames))
+            fd = self._writer
+            assert fd is not None
+            os.write(fd, frames)
+            os.fsync(fd)
+            self._segments[segment] += len(frames)
+            self._pending_records += len(payloads)
+
+    def _writable_segment(self, incoming: int) -> int:
+        current = max(self._segments) if self._segments else self._cursor.segment
+        if current not in self._segments and current == self._cursor.segment and self._cursor.offset > 0:
+            current += 1  # never write below the cursor: those bytes count as delivered
+        if current not in self._segments or (self._segments[current] and self._segments[current] + incoming > self.segment_bytes):
+            if current in self._segments:
+                current += 1
+            self._close_writer()
+            self._segments[current] = 0
+        if self._writer is None:
+            self._writer = os.open(self._segment_path(current), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._fsync_directory()
+        return current
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            os.close(self._writer)
+            self._writer = None
+
+    def _fsync_directory(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # --- draining ---
+    def read(self, limit: int) -> tuple[list[bytes], Position]:
+        """Up to ``limit`` undelivered payloads, oldest first, and the position after the last one."""
+        with self._lock:
+            payloads = []
+            position = self._cursor
+            for payload, after in self._iter_frames(self._cursor, limit):
+                payloads.append(payload)
+                position = after
+            return payloads, position
+
+    def _iter_frames(self, start: Position, limit: int | None):  # type: ignore[no-untyped-def]
+        count = 0
+        for number in sorted(n for n in self._segments if n >= start.segment):
+            path = self._segment_path(number)
+            size = self._segments[number]
+            offset = start.offset if number == start.segment else 0
+            if offset >= size:
+                continue
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read(size - offset)
+            pos = 0
+            while pos < len(data):
+                _, length, _ = FRAME_HEADER.unpack_from(data, pos)
+                payload = data[pos + FRAME_HEADER.size : pos + FRAME_HEADER.size + length]
+                pos += FRAME_HEADER.size + length
+                yield payload, Position(number, offset + pos)
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+
+    def acknowledge(self, position: Position, records: int) -> None:
+        """Everything before ``position`` reached the broker: move the cursor, drop finished segments."""
+        with self._lock:
+            if position <= self._cursor:
+                return
+            tmp = self.directory / f".{CURSOR_FILE}.tmp"
+            with open(tmp, "w") as handle:
+                json.dump({"segment": position.segment, "offset": position.offset}, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.directory / CURSOR_FILE)
+            self._fsync_directory()
+            self._cursor = position
+            self._pending_records = max(0, self._pending_records - records)
+            newest = max(self._segments) if self._segments else position.segment
+            for number in [n for n in self._segments if n < position.segment or (n == position.segment and n != newest and self._segments[n] <= position.offset)]:
+                self._segment_path(number).unlink(missing_ok=True)
+                del self._segments[number]
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_writer()
