@@ -101,3 +101,21 @@ async def test_shutdown_drains_what_is_already_queued(broker: EmbeddedBroker, ma
     finally:
         await worker.stop()
     assert len(await read_topic(broker.bootstrap, settings.topic_normalized, expected=50)) == 50
+
+
+async def test_dead_letter_surge_stops_the_worker_before_it_publishes_or_commits(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> None:
+    from ringback.normalizer.guard import DeadLetterSurge
+
+    settings = make_settings(kafka_bootstrap=broker.bootstrap, dlq_guard_ratio=0.5, dlq_guard_min_outcomes=1, dlq_guard_window=100)
+    await kafka.ensure_topics(settings)
+    await produce(broker.bootstrap, settings.topic_raw, [raw_message(f"bad-{i}", b"{not json") for i in range(30)])
+    worker = Normalizer(settings)
+    await worker.start()
+    try:
+        with pytest.raises(DeadLetterSurge):
+            for _ in range(100):
+                await worker.process_poll()
+    finally:
+        await worker.stop()
+    assert await read_topic(broker.bootstrap, settings.topic_dlq, expected=1, timeout_s=3) == []
+    assert set((await committed_offsets(broker.bootstrap, settings.normalizer_group, settings.topic_raw)).values()) == {0}

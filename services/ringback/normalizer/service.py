@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from ringback import logs
 from ringback.config import Settings
+from ringback.normalizer.guard import DeadLetterSurge
 from ringback.normalizer.worker import Normalizer
 from ringback.runtime import runfiles
 from ringback.runtime.lifecycle import ops_app, start_site, stop_event_on_signals
 
 log = logs.get(__name__)
+
+EXIT_DEAD_LETTER_SURGE = 3
 
 
 async def serve(settings: Settings) -> int:
@@ -20,6 +23,9 @@ async def serve(settings: Settings) -> int:
     runfiles.write(settings.run_dir, "normalizer", {"metrics": f"http://{settings.host}:{ops_port}/metrics"})
     try:
         await worker.run(stop)
+    except DeadLetterSurge as surge:
+        log.error("dead-letter guard tripped: normalizer stopped", detail=str(surge))
+        return EXIT_DEAD_LETTER_SURGE
     finally:
         log.info("normalizer stopping")
         runfiles.remove(settings.run_dir, "normalizer")

@@ -19,6 +19,7 @@ from ringback import __version__, logs, metrics
 from ringback.config import Settings
 from ringback.normalizer.adapters import Adapter, registry
 from ringback.normalizer.event import Context
+from ringback.normalizer.guard import DeadLetterGuard
 from ringback.normalizer.outcome import Outcome, Rejected, Rejection
 from ringback.runtime import kafka
 from ringback.runtime.avro import EventCodec
@@ -61,6 +62,7 @@ class Normalizer:
         self.codec = EventCodec.from_dir(settings.schemas_dir)
         self.ctx = Context(blank_event=self.codec.blank_event(), source_timezone=settings.source_timezone, normalizer_version=__version__)
         self.adapters = registry()
+        self.guard = DeadLetterGuard(settings.dlq_guard_ratio, settings.dlq_guard_window, settings.dlq_guard_min_outcomes)
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.healthy = False
@@ -110,25 +112,29 @@ class Normalizer:
 
     async def _publish_and_commit(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> int:
         assert self.consumer is not None
+        normalized = [(raw, normalize_message(raw, self.adapters, self.ctx)) for raw in self._raws(batches)]
+        self.guard.check([isinstance(o, Rejection) for _, outcomes in normalized for o in outcomes])
         deliveries: list[asyncio.Future[Any]] = []
-        offsets: dict[TopicPartition, int] = {}
-        count = 0
-        for partition, records in batches.items():
-            for record in records:
-                deliveries.extend(await self._publish_outcomes(record))
-                count += 1
-            offsets[partition] = records[-1].offset + 1
+        for raw, outcomes in normalized:
+            deliveries.extend(await self._publish_outcomes(raw, outcomes))
         if deliveries:
             await asyncio.gather(*deliveries)  # every event and dead letter acknowledged (acks=all)
-        await self.consumer.commit(offsets)
-        return count
+        await self.consumer.commit({partition: records[-1].offset + 1 for partition, records in batches.items()})
+        return len(normalized)
 
-    async def _publish_outcomes(self, record: ConsumerRecord) -> list[asyncio.Future[Any]]:
+    @staticmethod
+    def _raws(batches: dict[TopicPartition, list[ConsumerRecord]]) -> list[RawCallback]:
+        return [
+            RawCallback.from_message(record.topic, record.partition, record.offset, record.value, record.headers)
+            for records in batches.values()
+            for record in records
+        ]
+
+    async def _publish_outcomes(self, raw: RawCallback, outcomes: list[Outcome]) -> list[asyncio.Future[Any]]:
         assert self.producer is not None
-        raw = RawCallback.from_message(record.topic, record.partition, record.offset, record.value, record.headers)
         metrics.NORMALIZER_MESSAGES.labels(raw.route).inc()
         deliveries = []
-        for outcome in normalize_message(raw, self.adapters, self.ctx):
+        for outcome in outcomes:
             if isinstance(outcome, Rejection):
                 deliveries.append(await self._dead_letter(raw, outcome))
                 continue
