@@ -63,7 +63,7 @@ class Pipeline:
         log = open(self.log_path, "wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")}
         self.process = subprocess.Popen(
-            ringback("run", "--data-dir", str(self.data_dir), "--port", "0", "--kafka-partitions", "2", "--sink-batch-seconds", "0.2", *self.extra_args),
+            ringback("run", "--data-dir", str(self.data_dir), "--port", "0", "--kafka-partitions", "2", "--sink-batch-seconds", "0.2", "--ledger-interval-s", "0.5", *self.extra_args),
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query", help='e.g. "SELECT count() FROM ringback.events_dedup" or "... FORMAT JSONEachRow"')
     sql.add_argument("--format", dest="output_format", default=None, help="Output format when the query has no FORMAT clause (default: PrettyCompact on a terminal, TabSeparated otherwise).")
     config.add_flags(sql)
+    reconcile = commands.add_parser("reconcile", help="Print the ledger per route and hour and flag any gap (exit 1 on a gap in a closed hour).")
+    reconcile.add_argument("--hours", type=int, default=24, help="How many hours back to look (default 24).")
+    config.add_flags(reconcile)
     show = commands.add_parser("config", help="Print the effective configuration and where each setting can be set.")
     config.add_flags(show)
     return parser
@@ -83,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    flags = {k: v for k, v in vars(args).items() if k not in ("command", "query", "output_format")}
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "query", "output_format", "hours")}
     if args.command == "run" and flags.get("log_format") is None and config.env_name("log_format") not in os.environ:
         flags["log_format"] = "console"  # a person is watching `ringback run`
     try:
@@ -97,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         return _sql(settings, args.query, args.output_format)
     if args.command == "config":
         return _show_config(settings)
+    if args.command == "reconcile":
+        return _reconcile(settings, args.hours)
     handler, _ = ROLE_COMMANDS[args.command]
     try:
         return handler(settings)
@@ -116,6 +121,19 @@ def _sql(settings: Settings, query: str, output_format: str | None) -> int:
     sys.stdout.buffer.write(result)
     sys.stdout.flush()
     return 0
+
+
+def _reconcile(settings: Settings, hours: int) -> int:
+    from ringback.reconcile import has_closed_gap, ledger_lines, render
+    from ringback.sql import QueryError
+
+    try:
+        lines = ledger_lines(settings, hours)
+    except QueryError as exc:
+        print(f"ringback reconcile: {exc}", file=sys.stderr)
+        return 2
+    print(render(lines) if lines else f"no ledger entries in the last {hours} hours")
+    return 1 if has_closed_gap(lines) else 0
 
 
 def _show_config(settings: Settings) -> int:

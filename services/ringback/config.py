@@ -50,6 +50,8 @@ class Settings:
     topic_raw: str = _setting("ringback.raw.v1", "Topic for raw callbacks as received.")
     topic_normalized: str = _setting("ringback.normalized.v1", "Topic for normalized Avro events.")
     topic_dlq: str = _setting("ringback.dlq.v1", "Dead-letter topic for input that could not be normalized.")
+    topic_ledger: str = _setting("ringback.ledger.v1", "Topic for the reconciliation ledger's count deltas.")
+    ledger_interval_s: float = _setting(5.0, "How often the edge publishes its ledger counts.")
     normalizer_group: str = _setting("ringback-normalizer", "Consumer group of the normalizer workers.")
     sink_group: str = _setting("ringback-sink", "Consumer group of the sink workers.")
     producer_linger_ms: int = _setting(2, "Producer linger: how long a batch may wait to fill.")

@@ -167,3 +167,29 @@ def test_every_route_and_every_golden_fixture_through_the_running_pipeline(pipel
         time.sleep(0.5)
         stored_dead = {(r["route"], r["body"], r["failure_type"]) for r in sql_rows(pipeline.data_dir, "SELECT route, body, failure_type FROM ringback.dead_letters")}
     assert wanted_dead <= stored_dead, wanted_dead - stored_dead
+
+
+def test_reconcile_shows_the_ledger_without_gaps(pipeline: Pipeline) -> None:
+    import subprocess
+
+    from tests.pipeline import ringback
+
+    tag = uuid.uuid4().hex[:8]
+    for i in range(5):
+        assert post(pipeline.edge_url + SMS_ROUTE, reports(tag, (str(i), "13800138000", "SUCCESS", "DELIVRD"), (f"{i}b", "13800138001", "FAIL", "UNDELIV")))[0] == 200
+    assert post(pipeline.edge_url + "/callbacks/cdr-push", b"not json at all")[0] == 200
+    wait_for_rows(pipeline.data_dir, f"SELECT sid FROM ringback.events_dedup WHERE sid LIKE '{tag}-%'", 10)
+
+    deadline = time.monotonic() + 30
+    while True:
+        done = subprocess.run(ringback("reconcile", "--data-dir", str(pipeline.data_dir)), capture_output=True, timeout=60)
+        output = done.stdout.decode()
+        lines = {line.split()[2]: line.split() for line in output.splitlines()[1:]}  # route -> columns
+        settled = lines and all(cols[3] == cols[4] and cols[6] == cols[8] and cols[7] == cols[9] and cols[-1] == "ok" for cols in lines.values())
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert done.returncode == 0, done.stderr.decode()
+    assert settled, output
+    assert "tencent/sms-status" in lines and "cdr-push" in lines
+    assert "GAP" not in output

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -113,3 +113,19 @@ async def test_read_only_query_refuses_writes_and_leaves_the_sink_writable(sink:
     await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(after), [])])
     await poll_until_stored(sink, expected=1)
     assert await rows(sink, f"SELECT count() FROM ringback.events WHERE event_id = '{after['event_id']}'") == [(1,)]
+
+
+async def test_reconcile_flags_what_a_stage_lost(sink: Sink) -> None:
+    from ringback.reconcile import has_closed_gap, ledger_lines, render
+    from ringback.runtime import ledger
+
+    route = f"test/{sink.settings.topic_raw}"
+    closed_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    counts = {ledger.EDGE_ACCEPTED: 5, ledger.NORMALIZER_RAW: 4, ledger.NORMALIZER_EVENTS: 4, ledger.SINK_EVENTS: 4}
+    rows = [[closed_hour, route, name, "test-instance", 1, n] for name, n in counts.items()]
+    rows.append([closed_hour, route, ledger.EDGE_ACCEPTED, "test-instance", 1, 5])  # the same delta loaded twice counts once
+    await sink.on_db_thread(lambda: sink.client.insert("ringback.ledger", rows, column_names=ledger.LEDGER_COLUMNS))
+    lines = [line for line in await sink.on_db_thread(ledger_lines, sink.settings, 24) if line.route == route]
+    assert [line.counts["accepted"] for line in lines] == [5]
+    assert lines[0].gaps == ["1 accepted by the edge but never normalized"]
+    assert has_closed_gap(lines) and "GAP: 1 accepted by the edge" in render(lines)

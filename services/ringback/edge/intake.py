@@ -17,6 +17,7 @@ from ringback import logs, metrics
 from ringback.config import Settings
 from ringback.edge.publisher import Publisher
 from ringback.edge.spool import Spool, SpoolFull
+from ringback.runtime.ledger import EDGE_ACCEPTED, Ledger
 from ringback.runtime.raw import RawCallback
 
 DRAIN_BATCH = 500
@@ -40,15 +41,18 @@ class Intake:
         self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[None]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._refused_since_drain = False  # the spool turned a callback away and has not drained since
+        self.ledger = Ledger()
         self._update_gauges()
 
     async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._ledger_loop()))
         if self.spool is not None:
-            self._tasks = [asyncio.create_task(self._write_loop()), asyncio.create_task(self._drain_loop())]
+            self._tasks += [asyncio.create_task(self._write_loop()), asyncio.create_task(self._drain_loop())]
             if self.spool.has_pending:
                 log.warning("spool holds callbacks from before; draining them first", records=self.spool.pending_records, bytes=self.spool.pending_bytes)
 
     async def stop(self) -> None:
+        await self.flush_ledger()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -62,6 +66,11 @@ class Intake:
 
     async def accept(self, raw: RawCallback) -> str:
         """Make ``raw`` durable; returns "broker" or "spool", raises NotDurable."""
+        where = await self._make_durable(raw)
+        self.ledger.count(EDGE_ACCEPTED, raw.route, raw.received_at_us)
+        return where
+
+    async def _make_durable(self, raw: RawCallback) -> str:
         if self.spool is not None and (self.spool.has_pending or not self.publisher.ready):
             await self._spool(raw)
             return "spool"
@@ -123,6 +132,20 @@ class Intake:
             self._update_gauges()
             if not self.spool.has_pending:
                 log.info("spool drained to the broker")
+
+    async def _ledger_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.ledger_interval_s)
+            await self.flush_ledger()
+
+    async def flush_ledger(self) -> None:
+        message = self.ledger.take()
+        if message is None:
+            return
+        try:
+            await asyncio.wait_for(self.publisher.publish_to(self.settings.topic_ledger, message), self.settings.publish_timeout_s)
+        except (asyncio.TimeoutError, KafkaError):
+            self.ledger.restore(message)  # counted again in the next delta
 
     def _update_gauges(self) -> None:
         if self.spool is not None:

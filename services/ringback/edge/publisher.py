@@ -57,6 +57,11 @@ class Publisher:
         )
         await delivery
 
+    async def publish_to(self, topic: str, value: bytes) -> None:
+        if self.producer is None:
+            raise KafkaError("not connected to the broker yet")
+        await (await self.producer.send(topic, value=value))
+
     async def probe(self) -> bool:
         if self.producer is None:
             return False

@@ -25,6 +25,7 @@ from ringback.runtime import kafka
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter
 from ringback.runtime.drain import drain
+from ringback.runtime.ledger import NORMALIZER_DEAD_LETTERS, NORMALIZER_EVENTS, NORMALIZER_RAW, NORMALIZER_REPORTS, Ledger
 from ringback.runtime.raw import RawCallback
 
 POLL_TIMEOUT_MS = 200
@@ -49,6 +50,15 @@ def normalize_message(raw: RawCallback, adapters: dict[str, Adapter], ctx: Conte
         return [Rejection("internal_error", f"{type(exc).__name__}: {exc}")]
 
 
+def count_outcomes(ledger: Ledger, raw: RawCallback, outcomes: list[Outcome]) -> None:
+    dead = [o for o in outcomes if isinstance(o, Rejection)]
+    reports = [o for o in outcomes if not isinstance(o, Rejection) or o.report_index is not None]
+    ledger.count(NORMALIZER_RAW, raw.route, raw.received_at_us)
+    ledger.count(NORMALIZER_REPORTS, raw.route, raw.received_at_us, len(reports))
+    ledger.count(NORMALIZER_EVENTS, raw.route, raw.received_at_us, len(outcomes) - len(dead))
+    ledger.count(NORMALIZER_DEAD_LETTERS, raw.route, raw.received_at_us, len(dead))
+
+
 def ordering_key(event: dict[str, Any]) -> bytes:
     for name in ORDERING_KEY_FIELDS:
         if event.get(name):
@@ -62,6 +72,7 @@ class Normalizer:
         self.codec = EventCodec.from_dir(settings.schemas_dir)
         self.ctx = Context(blank_event=self.codec.blank_event(), source_timezone=settings.source_timezone, normalizer_version=__version__)
         self.adapters = registry()
+        self.ledger = Ledger()
         self.guard = DeadLetterGuard(settings.dlq_guard_ratio, settings.dlq_guard_window, settings.dlq_guard_min_outcomes)
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -111,12 +122,16 @@ class Normalizer:
         return count
 
     async def _publish_and_commit(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> int:
-        assert self.consumer is not None
+        assert self.consumer is not None and self.producer is not None
         normalized = [(raw, normalize_message(raw, self.adapters, self.ctx)) for raw in self._raws(batches)]
         self.guard.check([isinstance(o, Rejection) for _, outcomes in normalized for o in outcomes])
         deliveries: list[asyncio.Future[Any]] = []
         for raw, outcomes in normalized:
             deliveries.extend(await self._publish_outcomes(raw, outcomes))
+            count_outcomes(self.ledger, raw, outcomes)
+        ledger_delta = self.ledger.take()  # a poll that fails is replayed, and counted, again
+        if ledger_delta is not None:
+            deliveries.append(await self.producer.send(self.settings.topic_ledger, value=ledger_delta))
         if deliveries:
             await asyncio.gather(*deliveries)  # every event and dead letter acknowledged (acks=all)
         await self.consumer.commit({partition: records[-1].offset + 1 for partition, records in batches.items()})

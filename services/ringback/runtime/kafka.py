@@ -20,7 +20,7 @@ REQUEST_OVERHEAD_BYTES = 64 * 1024
 
 
 def all_topics(settings: Settings) -> list[str]:
-    return [settings.topic_raw, settings.topic_normalized, settings.topic_dlq]
+    return [settings.topic_raw, settings.topic_normalized, settings.topic_dlq, settings.topic_ledger]
 
 
 async def ensure_topics(settings: Settings, bootstrap: str | None = None) -> None:

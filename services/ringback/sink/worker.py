@@ -26,10 +26,12 @@ from ringback.runtime import clickhouse, kafka
 from ringback.runtime.avro import AvroDecodeError, EventCodec
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter
 from ringback.runtime.drain import drain
+from ringback.runtime.ledger import LEDGER_COLUMNS, SINK_DEAD_LETTERS, SINK_EVENTS, Ledger, ledger_rows
 from ringback.runtime.raw import RawCallback
 
 EVENTS_TABLE = "ringback.events"
 DEAD_LETTERS_TABLE = "ringback.dead_letters"
+LEDGER_TABLE = "ringback.ledger"
 DEAD_LETTER_COLUMNS = [
     "route", "ingest_id", "report_index", "received_at", "remote_addr", "content_type", "failure_type",
     "reason", "normalizer_version", "source_topic", "source_partition", "source_offset", "dead_lettered_at", "body",
@@ -48,6 +50,7 @@ class Batch:
     event_columns: list[str]
     events: list[list[Any]] = field(default_factory=list)
     dead_letters: list[list[Any]] = field(default_factory=list)
+    ledger: list[list[Any]] = field(default_factory=list)
     first_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     opened_at: float = 0.0
@@ -61,7 +64,7 @@ class Batch:
 
     @property
     def row_count(self) -> int:
-        return self.event_count + len(self.dead_letters)
+        return self.event_count + len(self.dead_letters) + len(self.ledger)
 
     def track(self, record: ConsumerRecord) -> None:
         tp = TopicPartition(record.topic, record.partition)
@@ -100,6 +103,7 @@ class Sink:
         self.reader: Client | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.batch = self._new_batch()
+        self.ledger = Ledger()
         self.healthy = False
 
     def _new_batch(self) -> Batch:
@@ -114,7 +118,7 @@ class Sink:
         self.reader = await self.on_db_thread(clickhouse.connect, dsn)
         applied = await self.on_db_thread(clickhouse.apply_ddl, self.client, self.settings.schemas_dir, self.settings.clickhouse_cluster)
         log.info("clickhouse ready", dsn=dsn, ddl_statements=applied)
-        topics = [self.settings.topic_normalized, self.settings.topic_dlq]
+        topics = [self.settings.topic_normalized, self.settings.topic_dlq, self.settings.topic_ledger]
         self.consumer = kafka.consumer(self.settings, topics, self.settings.sink_group)
         await self.consumer.start()
         self.healthy = True
@@ -172,6 +176,12 @@ class Sink:
 
     def _take(self, record: ConsumerRecord) -> None:
         self.batch.track(record)
+        if record.topic == self.settings.topic_ledger:
+            try:
+                self.batch.ledger.extend(ledger_rows(record.value or b""))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("unreadable ledger message skipped", partition=record.partition, offset=record.offset, error=str(exc))
+            return
         if record.topic == self.settings.topic_dlq:
             self.batch.dead_letters.append(dead_letter_row(DeadLetter.from_message(record.value, record.headers)))
             return
@@ -195,6 +205,10 @@ class Sink:
         if batch.dead_letters:
             columns = [list(col) for col in zip(*batch.dead_letters)]
             await self._insert_with_retry(DEAD_LETTERS_TABLE, columns, DEAD_LETTER_COLUMNS, batch.dedup_token(DEAD_LETTERS_TABLE))
+        batch.ledger.extend(self._own_ledger_rows(batch))
+        if batch.ledger:
+            columns = [list(col) for col in zip(*batch.ledger)]
+            await self._insert_with_retry(LEDGER_TABLE, columns, LEDGER_COLUMNS, batch.dedup_token(LEDGER_TABLE))
         try:
             await self.consumer.commit(dict(batch.next_offsets))
         except KafkaError as exc:
@@ -203,6 +217,17 @@ class Sink:
         log.debug("batch stored", events=batch.event_count, dead_letters=len(batch.dead_letters))
         self.batch = self._new_batch()
         metrics.SINK_PENDING_ROWS.set(0)
+
+    def _own_ledger_rows(self, batch: Batch) -> list[list[Any]]:
+        """The sink's own counts for this batch: event and dead-letter rows per route and hour."""
+        names = batch.event_columns
+        routes, received = batch.events[names.index("route")], batch.events[names.index("received_at")]
+        for route, at in zip(routes, received):
+            self.ledger.count(SINK_EVENTS, route, int(at.timestamp() * 1_000_000))
+        for row in batch.dead_letters:
+            self.ledger.count(SINK_DEAD_LETTERS, row[0], int(row[3].timestamp() * 1_000_000))
+        delta = self.ledger.take()
+        return ledger_rows(delta) if delta else []
 
     async def _insert_with_retry(self, table: str, columns: list[list[Any]], names: list[str], token: str) -> None:
         attempt = 0

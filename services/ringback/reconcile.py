@@ -1,0 +1,98 @@
+"""`ringback reconcile`: the ledger per route and hour, and every place where a stage has fewer than
+the stage before it (a gap: something acknowledged did not arrive downstream).
+
+Counts can only be higher downstream for known, harmless reasons: replays after a crash (at-least-once)
+and vendor resends, which the event ids collapse. They can be lower for one: loss — or, within the
+current hour, work still in flight. Closed hours with a gap make the command exit 1.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import orjson
+
+from ringback.config import Settings
+from ringback.runtime import ledger as stage
+from ringback.sql import run_sql
+
+#: (upstream, downstream) pairs that must not shrink.
+CHECKS = (
+    (stage.EDGE_ACCEPTED, stage.NORMALIZER_RAW, "accepted by the edge but never normalized"),
+    (stage.NORMALIZER_EVENTS, stage.SINK_EVENTS, "normalized but never stored"),
+    (stage.NORMALIZER_DEAD_LETTERS, stage.SINK_DEAD_LETTERS, "dead-lettered but never stored"),
+)
+COLUMNS = ("accepted", "raw", "reports", "normalized", "dead_lettered", "stored_events", "stored_dead", "unique_events")
+LEDGER_QUERY = """
+SELECT toUnixTimestamp(l.hour) AS hour, l.route AS route,
+       sumIf(l.count, l.stage = '{accepted}') AS accepted, sumIf(l.count, l.stage = '{raw}') AS raw,
+       sumIf(l.count, l.stage = '{reports}') AS reports, sumIf(l.count, l.stage = '{events}') AS normalized,
+       sumIf(l.count, l.stage = '{dead}') AS dead_lettered, sumIf(l.count, l.stage = '{sink_events}') AS stored_events,
+       sumIf(l.count, l.stage = '{sink_dead}') AS stored_dead
+FROM ringback.ledger AS l FINAL
+WHERE l.hour >= toStartOfHour(now() - INTERVAL {hours} HOUR)
+GROUP BY hour, route ORDER BY hour, route
+FORMAT JSONEachRow
+"""
+UNIQUE_QUERY = """
+SELECT toUnixTimestamp(toStartOfHour(received_at)) AS hour, route, count() AS unique_events
+FROM ringback.events_dedup WHERE received_at >= toStartOfHour(now() - INTERVAL {hours} HOUR)
+GROUP BY hour, route FORMAT JSONEachRow
+"""
+
+
+@dataclass
+class LedgerLine:
+    hour: int
+    route: str
+    counts: dict[str, int]
+    gaps: list[str]
+    open_hour: bool
+
+
+def ledger_lines(settings: Settings, hours: int, now: float | None = None) -> list[LedgerLine]:
+    query = LEDGER_QUERY.format(
+        accepted=stage.EDGE_ACCEPTED, raw=stage.NORMALIZER_RAW, reports=stage.NORMALIZER_REPORTS, events=stage.NORMALIZER_EVENTS,
+        dead=stage.NORMALIZER_DEAD_LETTERS, sink_events=stage.SINK_EVENTS, sink_dead=stage.SINK_DEAD_LETTERS, hours=int(hours),
+    )
+    rows = _json_rows(run_sql(settings, query, "JSONEachRow"))
+    unique = {(r["hour"], r["route"]): int(r["unique_events"]) for r in _json_rows(run_sql(settings, UNIQUE_QUERY.format(hours=int(hours)), "JSONEachRow"))}
+    current_hour = int(now if now is not None else time.time()) // 3600 * 3600
+    lines = []
+    for row in rows:
+        hour, route = int(row["hour"]), row["route"]
+        counts = {name: int(row.get(name, 0)) for name in COLUMNS if name != "unique_events"}
+        counts["unique_events"] = unique.get((row["hour"], route), 0)
+        by_stage = {
+            stage.EDGE_ACCEPTED: counts["accepted"], stage.NORMALIZER_RAW: counts["raw"], stage.NORMALIZER_EVENTS: counts["normalized"],
+            stage.SINK_EVENTS: counts["stored_events"], stage.NORMALIZER_DEAD_LETTERS: counts["dead_lettered"], stage.SINK_DEAD_LETTERS: counts["stored_dead"],
+        }
+        gaps = [f"{by_stage[up] - by_stage[down]} {why}" for up, down, why in CHECKS if by_stage[down] < by_stage[up]]
+        lines.append(LedgerLine(hour, route, counts, gaps, open_hour=hour >= current_hour))
+    return lines
+
+
+def _json_rows(payload: bytes) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in payload.splitlines() if line.strip()]
+
+
+def render(lines: list[LedgerLine]) -> str:
+    header = ("hour (UTC)", "route", *COLUMNS, "check")
+    table = [header]
+    for line in lines:
+        hour = datetime.fromtimestamp(line.hour, tz=timezone.utc).strftime("%Y-%m-%d %H:00")
+        if not line.gaps:
+            verdict = "ok"
+        elif line.open_hour:
+            verdict = "in flight: " + "; ".join(line.gaps)
+        else:
+            verdict = "GAP: " + "; ".join(line.gaps)
+        table.append((hour, line.route, *(str(line.counts[c]) for c in COLUMNS), verdict))
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in table)
+
+
+def has_closed_gap(lines: list[LedgerLine]) -> bool:
+    return any(line.gaps and not line.open_hour for line in lines)

@@ -1,0 +1,64 @@
+"""Count deltas for reconciliation: each stage counts what it did per route and hour of receipt and
+publishes the deltas to the ledger topic; the sink loads them into ``ringback.ledger``.
+
+A delta is identified by (instance, seq), so loading it twice counts it once. A delta that could not
+be published is kept and merged into the next one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import orjson
+
+EDGE_ACCEPTED = "edge.accepted"
+NORMALIZER_RAW = "normalizer.raw_messages"
+NORMALIZER_REPORTS = "normalizer.reports"
+NORMALIZER_EVENTS = "normalizer.events"
+NORMALIZER_DEAD_LETTERS = "normalizer.dead_letters"
+SINK_EVENTS = "sink.events"
+SINK_DEAD_LETTERS = "sink.dead_letters"
+STAGES = (EDGE_ACCEPTED, NORMALIZER_RAW, NORMALIZER_REPORTS, NORMALIZER_EVENTS, NORMALIZER_DEAD_LETTERS, SINK_EVENTS, SINK_DEAD_LETTERS)
+LEDGER_COLUMNS = ["hour", "route", "stage", "instance", "seq", "count"]
+
+
+def hour_of(received_at_us: int) -> int:
+    """Start of the hour, as unix seconds, of a receive time in microseconds."""
+    return (received_at_us // 1_000_000) // 3600 * 3600
+
+
+@dataclass
+class Ledger:
+    instance: str = field(default_factory=lambda: uuid.uuid4().hex)
+    seq: int = 0
+    pending: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+
+    def count(self, stage: str, route: str, received_at_us: int, n: int = 1) -> None:
+        if n:
+            self.pending[(stage, route, hour_of(received_at_us))] += n
+
+    def take(self) -> bytes | None:
+        """The pending deltas as one message, or None; give it back with ``restore`` if not published."""
+        if not self.pending:
+            return None
+        self.seq += 1
+        rows = [[hour, route, stage, n] for (stage, route, hour), n in sorted(self.pending.items())]
+        self.pending = Counter()
+        return orjson.dumps({"instance": self.instance, "seq": self.seq, "rows": rows})
+
+    def restore(self, message: bytes) -> None:
+        for hour, route, stage, n in orjson.loads(message)["rows"]:
+            self.pending[(stage, route, hour)] += n
+
+
+def ledger_rows(message: bytes) -> list[list[object]]:
+    """Rows for ``ringback.ledger`` (LEDGER_COLUMNS) from one ledger message."""
+    data = orjson.loads(message)
+    instance, seq = str(data["instance"]), int(data["seq"])
+    return [
+        [datetime.fromtimestamp(int(hour), tz=timezone.utc), str(route), str(stage), instance, seq, int(n)]
+        for hour, route, stage, n in data["rows"]
+    ]
