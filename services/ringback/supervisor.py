@@ -81,7 +81,8 @@ async def run_all(settings: Settings) -> int:
     children: list[Child] = []
     try:
         await kafka.ensure_topics(settings)
-        runfiles.write(settings.run_dir, "run", {"kafka_bootstrap": settings.kafka_bootstrap, "clickhouse_dsn": settings.effective_clickhouse_dsn})
+        broker_pid = broker.process.pid if broker is not None and broker.process is not None else None
+        runfiles.write(settings.run_dir, "run", {"kafka_bootstrap": settings.kafka_bootstrap, "clickhouse_dsn": settings.effective_clickhouse_dsn, "broker_pid": broker_pid})
         # The roles only meet through Kafka, so they start side by side; the banner waits for all.
         for role in ROLES:
             child = Child(role, settings.replace(metrics_port=0) if role != "edge" else settings)

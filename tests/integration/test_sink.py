@@ -129,3 +129,33 @@ async def test_reconcile_flags_what_a_stage_lost(sink: Sink) -> None:
     assert [line.counts["accepted"] for line in lines] == [5]
     assert lines[0].gaps == ["1 accepted by the edge but never normalized"]
     assert has_closed_gap(lines) and "GAP: 1 accepted by the edge" in render(lines)
+
+
+async def test_insert_failures_commit_nothing_are_retried_and_end_exact(sink: Sink) -> None:
+    """A real ClickHouse failure (TOO_MANY_PARTS, forced with parts_to_throw_insert) on the real engine."""
+    import asyncio
+
+    from ringback import metrics
+
+    settings, codec = sink.settings, sink.codec
+    tag = settings.topic_raw
+    await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(event(codec, f"{tag}-f{i}", f"{tag}-req", charge="1.10")), []) for i in range(5)])
+    await sink.on_db_thread(lambda: sink.client.insert("ringback.events", [[f"{tag}-seed", "seed", "s", "r", "i", 0, datetime.now(timezone.utc), "x", "v"]],
+                                                     column_names=["event_id", "event_type", "source", "route", "ingest_id", "report_index", "received_at", "status", "normalizer_version"]))
+    await sink.on_db_thread(sink.client.command, "ALTER TABLE ringback.events MODIFY SETTING parts_to_throw_insert = 1")
+    failures_before = metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get()
+    try:
+        taken = 0
+        while taken < 5:
+            taken += await sink.poll_once()
+        flushing = asyncio.create_task(sink.flush())
+        while metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get() < failures_before + 2:
+            await asyncio.sleep(0.05)
+        assert not flushing.done()
+        assert set((await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()) == {0}
+    finally:
+        await sink.on_db_thread(sink.client.command, "ALTER TABLE ringback.events MODIFY SETTING parts_to_throw_insert = 3000")
+    await asyncio.wait_for(flushing, 30)
+    assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events_dedup WHERE ingest_id = '{tag}-req'") == [(5, Decimal("5.50"))]
+    records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=5)
+    assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized) == {**{p: 0 for p in range(settings.kafka_partitions)}, **next_offsets(records)}

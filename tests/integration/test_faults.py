@@ -1,0 +1,169 @@
+"""Faults injected into a running `ringback run`: what was acknowledged ends up in ClickHouse exactly once.
+
+Each test sends CDRs with known charges through the real edge, breaks something (broker paused,
+a role killed with SIGKILL, the edge killed while its spool holds requests), lets the supervisor
+restart what died, and then compares ClickHouse's exact counts and sums with what was acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline import Pipeline, post, sql_rows, wait_for_rows
+
+pytestmark = pytest.mark.integration
+CDR_ROUTE = "/callbacks/cdr-push"
+SMS_ROUTE = "/callbacks/tencent/sms-status"
+SETTLE_TIMEOUT_S = 120.0
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    running = Pipeline(tmp_path_factory.mktemp("faults") / "data", extra_args=["--publish-timeout-s", "0.5"]).start()
+    yield running
+    running.stop()
+
+
+def cdr(tag: str, i: int) -> tuple[bytes, Decimal]:
+    charge = Decimal(f"{(i % 97) + 1}.{i % 100:02d}")
+    entry = {
+        "requestid": f"{tag}-{i}", "appid": f"app-{tag}", "fid": "4", "caller": "13810603954", "called": "18810207016",
+        "callerstime": "2026-11-21 11:19:36.000", "calleretime": "2026-11-21 11:20:36.000", "calledstime": "2026-11-21 11:19:40.000",
+        "calledetime": "2026-11-21 11:20:40.000", "tapesurl": "NoTapes", "duration": "60", "oriamount": str(charge), "stateDesc": "正常", "customParm": str(i),
+    }
+    return json.dumps({"cdr": [entry]}).encode(), charge
+
+
+def send_all(edge_url: str, bodies: list[bytes], workers: int = 8) -> list[int]:
+    with ThreadPoolExecutor(workers) as pool:
+        return [status for status, _ in pool.map(lambda body: post(edge_url + CDR_ROUTE, body), bodies)]
+
+
+def stored_totals(data_dir: Path, tag: str) -> tuple[int, Decimal]:
+    (row,) = sql_rows(data_dir, f"SELECT count() AS n, toString(sum(charge)) AS total FROM ringback.events_dedup WHERE app_id = 'app-{tag}'")
+    return int(row["n"]), Decimal(row["total"] or 0)
+
+
+def wait_for_totals(pipeline: Pipeline, tag: str, count: int, total: Decimal) -> tuple[int, Decimal]:
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    seen = (0, Decimal(0))
+    while time.monotonic() < deadline:
+        seen = stored_totals(pipeline.data_dir, tag)
+        if seen == (count, total):
+            return seen
+        time.sleep(1)
+    return seen
+
+
+def role_pid(pipeline: Pipeline, role: str, not_pid: int | None = None, timeout_s: float = 60.0) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            pid = int(pipeline.run_file(role)["pid"])
+            if pid != not_pid:
+                os.kill(pid, 0)
+                return pid
+        except (FileNotFoundError, ValueError, ProcessLookupError, KeyError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{role} is not running")
+
+
+def traffic(tag: str, n: int) -> tuple[list[bytes], Decimal]:
+    made = [cdr(tag, i) for i in range(n)]
+    return [body for body, _ in made], sum((charge for _, charge in made), Decimal(0))
+
+
+def test_a_broker_paused_while_callbacks_arrive(pipeline: Pipeline) -> None:
+    tag = uuid.uuid4().hex[:8]
+    bodies, total = traffic(tag, 60)
+    broker_pid = int(pipeline.run_file("run")["broker_pid"])
+    os.kill(broker_pid, signal.SIGSTOP)
+    try:
+        statuses = send_all(pipeline.edge_url, bodies)
+        assert statuses == [200] * len(bodies)  # durable in the spool, so acknowledged
+    finally:
+        os.kill(broker_pid, signal.SIGCONT)
+    assert wait_for_totals(pipeline, tag, len(bodies), total) == (len(bodies), total)
+
+
+def _kill_mid_stream(pipeline: Pipeline, role: str) -> None:
+    tag = uuid.uuid4().hex[:8]
+    bodies, total = traffic(tag, 400)
+    old_pid = role_pid(pipeline, role)
+    statuses: list[int] = []
+    sender = threading.Thread(target=lambda: statuses.extend(send_all(pipeline.edge_url, bodies, workers=4)))
+    sender.start()
+    time.sleep(0.5)
+    os.kill(old_pid, signal.SIGKILL)
+    sender.join(300)
+    assert statuses == [200] * len(bodies)
+    role_pid(pipeline, role, not_pid=old_pid)  # the supervisor restarted it
+    assert wait_for_totals(pipeline, tag, len(bodies), total) == (len(bodies), total)
+
+
+def test_b_normalizer_killed_mid_stream_and_restarted(pipeline: Pipeline) -> None:
+    _kill_mid_stream(pipeline, "normalizer")
+
+
+def test_c_sink_killed_mid_batch_and_restarted(pipeline: Pipeline) -> None:
+    _kill_mid_stream(pipeline, "sink")
+
+
+def test_d_the_same_cdr_delivered_three_times(pipeline: Pipeline) -> None:
+    tag = uuid.uuid4().hex[:8]
+    body, charge = cdr(tag, 7)
+    for _ in range(3):
+        assert post(pipeline.edge_url + CDR_ROUTE, body)[0] == 200
+    assert wait_for_totals(pipeline, tag, 1, charge) == (1, charge)
+    daily = sql_rows(pipeline.data_dir, f"SELECT app_id, toDate(occurred_at, 'Asia/Shanghai') AS day, count() AS calls, toString(sum(charge)) AS charge, sum(duration_s) AS seconds FROM ringback.events_dedup WHERE app_id = 'app-{tag}' GROUP BY app_id, day")
+    assert daily == [{"app_id": f"app-{tag}", "day": "2026-11-21", "calls": 1, "charge": str(charge), "seconds": 60}]
+
+
+def test_e_poison_interleaved_with_good_traffic(pipeline: Pipeline) -> None:
+    tag = uuid.uuid4().hex[:8]
+    bodies, total = traffic(tag, 30)
+    poison = [f'{{"cdr":[{{"requestid":"{tag}-p{i}","fid":"4","oriamount":"1,5"}}]}}'.encode() if i % 2 else f"{tag}-p{i} is not JSON {{".encode() for i in range(30)]
+    interleaved = [b for pair in zip(bodies, poison) for b in pair]
+    assert send_all(pipeline.edge_url, interleaved) == [200] * len(interleaved)
+    assert wait_for_totals(pipeline, tag, len(bodies), total) == (len(bodies), total)
+    dead = wait_for_rows(pipeline.data_dir, f"SELECT failure_type, reason FROM ringback.dead_letters WHERE position(body, '{tag}-p') > 0", len(poison))
+    assert len(dead) == len(poison)
+    assert {row["failure_type"] for row in dead} == {"invalid_json", "invalid_amount"}
+    assert all(row["reason"] for row in dead)
+
+
+def test_g_edge_killed_while_its_spool_holds_requests(pipeline: Pipeline) -> None:
+    tag = uuid.uuid4().hex[:8]
+    bodies, total = traffic(tag, 40)
+    broker_pid = int(pipeline.run_file("run")["broker_pid"])
+    edge_pid = role_pid(pipeline, "edge")
+    edge_url = pipeline.edge_url
+    os.kill(broker_pid, signal.SIGSTOP)
+    try:
+        assert send_all(edge_url, bodies) == [200] * len(bodies)
+        os.kill(edge_pid, signal.SIGKILL)  # the spool holds them; nothing else does
+    finally:
+        os.kill(broker_pid, signal.SIGCONT)
+    role_pid(pipeline, "edge", not_pid=edge_pid)
+    assert wait_for_totals(pipeline, tag, len(bodies), total) == (len(bodies), total)
+
+
+def test_reconcile_finds_no_gap_after_the_faults(pipeline: Pipeline) -> None:
+    import subprocess
+
+    from tests.pipeline import ringback
+
+    done = subprocess.run(ringback("reconcile", "--data-dir", str(pipeline.data_dir)), capture_output=True, timeout=60)
+    assert "GAP" not in done.stdout.decode(), done.stdout.decode()
