@@ -30,7 +30,7 @@ SETTLE_TIMEOUT_S = 120.0
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    running = Pipeline(tmp_path_factory.mktemp("faults") / "data", extra_args=["--publish-timeout-s", "0.5"]).start()
+    running = Pipeline(tmp_path_factory.mktemp("faults") / "data", extra_args=["--publish-timeout-s", "0.5", "--body-read-timeout-s", "1", "--max-body-bytes", "262144"]).start()
     yield running
     running.stop()
 
@@ -158,6 +158,77 @@ def test_g_edge_killed_while_its_spool_holds_requests(pipeline: Pipeline) -> Non
         os.kill(broker_pid, signal.SIGCONT)
     role_pid(pipeline, "edge", not_pid=edge_pid)
     assert wait_for_totals(pipeline, tag, len(bodies), total) == (len(bodies), total)
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def raw_http(port: int, payload: bytes, read_timeout_s: float = 10.0) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout_s) as sock:
+        sock.sendall(payload)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except (TimeoutError, ConnectionResetError):
+            pass
+        return b"".join(chunks)
+
+
+def test_h_hostile_requests_crash_nothing_and_memory_stays_bounded(pipeline: Pipeline) -> None:
+    import socket
+    from urllib.parse import urlparse
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    edge_pid = role_pid(pipeline, "edge")
+    port = urlparse(pipeline.edge_url).port
+    assert port is not None
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        method=st.sampled_from(["POST", "GET", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"]),
+        path=st.sampled_from([SMS_ROUTE, CDR_ROUTE, "/callbacks/callback-call/status", "/callbacks/../etc/passwd", "/%00", "/" + "a" * 3000, "/readyz"]),
+        content_type=st.sampled_from(["application/json", "text/plain", "multipart/form-data; boundary=x", "", "application/json; charset=gbk"]),
+        body=st.binary(max_size=2000),
+    )
+    def fuzz(method: str, path: str, content_type: str, body: bytes) -> None:
+        head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        reply = raw_http(port, head + body)
+        status = int(reply.split(b" ", 2)[1]) if reply.startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")) else 0
+        assert status in (200, 400, 404, 405, 413, 414, 431, 501), reply[:200]
+
+    fuzz()
+
+    # Oversized bodies, declared and undeclared, many at once.
+    big = b"[" + b" " * 2_000_000 + b"]"
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(lambda _: post(pipeline.edge_url + SMS_ROUTE, big)[0], range(32)))
+    assert set(statuses) == {413}
+    chunked = raw_http(port, f"POST {SMS_ROUTE} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".encode() + b"".join(b"10000\r\n" + b"x" * 0x10000 + b"\r\n" for _ in range(8)) + b"0\r\n\r\n")
+    assert chunked.startswith(b"HTTP/1.1 413")
+
+    # A client that trickles its body is cut off, and does not hold up others.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+        slow.sendall(f"POST {SMS_ROUTE} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n[".encode())
+        good_tag = uuid.uuid4().hex[:8]
+        good = json.dumps([{"user_receive_time": "2026-11-21 08:00:00", "nationcode": "86", "mobile": "13800138000", "report_status": "SUCCESS", "errmsg": "DELIVRD", "description": "", "sid": good_tag}]).encode()
+        assert post(pipeline.edge_url + SMS_ROUTE, good) == (200, b'{"result":0,"errmsg":"OK"}')
+        reply = slow.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
+
+    assert role_pid(pipeline, "edge") == edge_pid  # never crashed
+    assert rss_bytes(edge_pid) < 400 * 1024 * 1024
+    assert wait_for_rows(pipeline.data_dir, f"SELECT sid FROM ringback.events_dedup WHERE sid = '{good_tag}'", 1) == [{"sid": good_tag}]
+    for role in ("normalizer", "sink"):
+        assert rss_bytes(role_pid(pipeline, role)) < 1024 * 1024 * 1024
 
 
 def test_reconcile_finds_no_gap_after_the_faults(pipeline: Pipeline) -> None:

@@ -12,17 +12,22 @@ CHARGE_SCALE = 6  # Decimal(18, 6) in the schema and in ClickHouse
 CHARGE_MAX_INTEGER_DIGITS = 12
 _DECIMAL = re.compile(r"^-?\d{1,%d}(?:\.(\d+))?$" % CHARGE_MAX_INTEGER_DIGITS)
 _WHOLE = re.compile(r"^\d{1,18}$")
+MAX_QUANTITY = 2**63 - 1
 
 
 def decimal_amount(value: object, field_name: str) -> Decimal | None:
     """A yuan amount written as text (``"2.94"``); empty means absent."""
     if value is None:
         return None
+    if isinstance(value, bool):
+        raise Rejected("invalid_amount", f"{field_name}: {value!r} is not an amount")
     text = str(value).strip() if not isinstance(value, float) else None
     if text is None:
         raise Rejected("invalid_amount", f"{field_name}: {value!r} is a binary float, not an exact amount")
     if not text:
         return None
+    if isinstance(value, Decimal) and "E" in text.upper():
+        text = format(value, "f")  # an exact JSON number written with an exponent, e.g. 2.94e0
     match = _DECIMAL.match(text)
     if not match:
         raise Rejected("invalid_amount", f"{field_name}: cannot read {text!r} as a decimal amount")
@@ -37,7 +42,7 @@ def whole_number(value: object, field_name: str) -> int | None:
     if value is None or isinstance(value, bool):
         return None if value is None else _reject_quantity(value, field_name)
     if isinstance(value, int):
-        return value if value >= 0 else _reject_quantity(value, field_name)
+        return value if 0 <= value <= MAX_QUANTITY else _reject_quantity(value, field_name)
     text = str(value).strip()
     if not text:
         return None

@@ -55,6 +55,8 @@ class Fields:
     def any_time(self, *names: str) -> datetime | None:
         """Unix seconds, unix milliseconds or a local ``YYYY-MM-DD HH:MM:SS`` string."""
         value = self.text(*names)
+        if value == "0":
+            return None  # the platform's "this never happened"
         if value and _UNIX_SECONDS.match(value):
             return unix_seconds_to_utc(value, names[0])
         if value and _UNIX_MILLIS.match(value):

@@ -14,8 +14,10 @@ Anything else that is not JSON is rejected with the parser's message; nothing is
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -36,12 +38,26 @@ class Parsed:
     repairs: list[str] = field(default_factory=list)
 
 
-def parse_json(body: bytes) -> Parsed:
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _loads(data: bytes | str, exact_numbers: bool) -> Any:
+    if exact_numbers:  # JSON numbers with a fraction become Decimal, never a binary float
+        try:
+            return json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise orjson.JSONDecodeError(str(exc), "", 0) from exc
+    return orjson.loads(data)
+
+
+def parse_json(body: bytes, exact_numbers: bool = False) -> Parsed:
+    """``exact_numbers``: for vendors that send money as JSON numbers (``"oriamount": 2.94``)."""
     if not body.strip():
         raise Rejected("empty_body", "the request body is empty")
     try:
-        return _with_clean_keys(Parsed(orjson.loads(body)))
-    except orjson.JSONDecodeError as exc:
+        return _with_clean_keys(Parsed(_loads(body, exact_numbers)))
+    except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
         first_error = exc
     try:
         text = body.decode("utf-8")
@@ -50,7 +66,7 @@ def parse_json(body: bytes) -> Parsed:
     repaired, count = _MISSING_COMMA.subn(r"\1,\2\3", text)
     if count:
         try:
-            return _with_clean_keys(Parsed(orjson.loads(repaired), [REPAIR_MISSING_COMMA]))
+            return _with_clean_keys(Parsed(_loads(repaired, exact_numbers), [REPAIR_MISSING_COMMA]))
         except orjson.JSONDecodeError:
             pass  # the missing comma was not the (only) problem: report the original error
     raise Rejected("invalid_json", f"body is not valid JSON: {first_error}")

@@ -8,17 +8,20 @@ case-insensitively (``callId`` / ``CallId``), each field has the alternatives li
 field not listed is kept in the event's ``attributes``. Times may be unix seconds, unix milliseconds
 or local ``YYYY-MM-DD HH:MM:SS`` (source time zone).
 
-- status: ``callId``, ``status`` (one ``statusFlag`` bit: 1/256 call started, 2/512 ringing,
-  4/1024 answered, 8/2048 rejected, 16/4096 normal hang-up, 32/8192 call error; low byte caller leg,
-  high byte callee leg) *or* ``callStatus`` (0 unknown, 1 caller ringing, 2 caller answered,
-  3 callee ringing, 4 in conversation, 5 ended), ``src``, ``dst``, ``timestamp``/``time``.
+- status: ``callId``; ``callStatus`` as published for this push (invite, ringing, answered, refused,
+  disaccept = normal hang-up, failed) with ``userFlag`` (src = caller leg, dst = callee leg) and an
+  optional SIP ``errorCode``; or ``callStatus`` as a number (0 unknown, 1 caller ringing, 2 caller
+  answered, 3 callee ringing, 4 in conversation, 5 ended); or ``status`` holding one ``statusFlag`` bit
+  (1/256 call started, 2/512 ringing, 4/1024 answered, 8/2048 rejected, 16/4096 normal hang-up,
+  32/8192 call error; low byte caller leg, high byte callee leg); ``src``, ``dst``, ``timeStamp``.
 - hangup (the CDR): ``callId``, ``src``, ``dst``, ``startSrcCallTime``, ``startSrcRingTime``,
   ``srcAcceptTime``, ``startDstCallTime``, ``startDstRingTime``, ``dstAcceptTime``, ``endCallTime``,
   ``callEndStatus`` (0 unknown, 1 normal call, 2 caller did not answer, 3 callee did not answer,
   4 caller unreachable, 5 callee unreachable), ``duration`` (billed seconds), ``recordUrl``.
-- record: ``callId``, ``recordUrl``.
-- keypress: ``callId``, ``key`` / ``keyPress`` / ``digits``, ``timestamp``/``time``.
-Common to all: ``requestId`` (echoed from the request), ``bizId``, ``orderId`` (kept in attributes).
+- record: ``callId``, ``recordUrl`` (``ringRecoResult`` stays in attributes).
+- keypress: ``callId``, ``key`` / ``keyPress`` / ``digits``, ``phone`` (who pressed), ``timeStamp``.
+Common to all: ``appId``, ``requestId`` (echoed from the request); ``callType``, ``bizId``, ``orderId``
+stay in attributes. Reply: an empty HTTP 200.
 """
 
 from __future__ import annotations
@@ -49,6 +52,16 @@ STATUS_BITS = {
     16: status.ENDED,
     32: status.CALL_FAILED,
 }
+# The status push's `callStatus` words; `userFlag` says whose leg (src = caller, dst = callee).
+CALL_STATUS_WORD = {
+    "invite": status.INITIATED,
+    "ringing": status.RINGING,
+    "answered": status.ANSWERED,
+    "refused": status.REJECTED,
+    "disaccept": status.ENDED,  # normal hang-up
+    "failed": status.CALL_FAILED,
+}
+USER_FLAG = {"src": CALLER, "dst": CALLEE}
 CALL_STATUS = {
     "0": (None, status.UNKNOWN),
     "1": (CALLER, status.RINGING),
@@ -69,7 +82,7 @@ CALL_ID = ("callId", "call_id")
 REQUEST_ID = ("requestId", "request_id")
 SRC = ("src", "caller")
 DST = ("dst", "called", "callee")
-AT = ("timestamp", "time", "eventTime")
+AT = ("timeStamp", "timestamp", "time", "eventTime")
 
 
 def status_flag_state(value: str | None) -> tuple[str | None, str]:
@@ -86,7 +99,7 @@ def status_flag_state(value: str | None) -> tuple[str | None, str]:
 
 def _parties(read: Fields) -> dict[str, Any]:
     src, dst = read.text(*SRC), read.text(*DST)
-    return {"from_number": src, "from_e164": to_e164(src), "to_number": dst, "to_e164": to_e164(dst)}
+    return {"from_number": src, "from_e164": to_e164(src), "to_number": dst, "to_e164": to_e164(dst), "app_id": read.text("appId")}
 
 
 def _call_id(read: Fields) -> str:
@@ -106,10 +119,16 @@ def status_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Ev
         vendor_status = read.text("callStatus")
         if vendor_status is None:
             raise Rejected("missing_field", "neither status (statusFlag bit) nor callStatus is present")
-        leg, state = CALL_STATUS.get(vendor_status, (None, status.UNKNOWN))
+        if vendor_status.isdigit():
+            leg, state = CALL_STATUS.get(vendor_status, (None, status.UNKNOWN))
+        else:
+            leg, state = USER_FLAG.get((read.text("userFlag") or "").lower()), CALL_STATUS_WORD.get(vendor_status.lower(), status.UNKNOWN)
     at_text = read.text(*AT)
     event = ctx.new_event(raw, source=SOURCE, event_type="call.state", event_id=event_id(SOURCE, "status", call_id, vendor_status, at_text), report_index=index, status=state)
-    event.update(call_id=call_id, request_id=read.text(*REQUEST_ID), leg=leg, vendor_status=vendor_status, occurred_at=read.any_time(*AT), **_parties(read))
+    event.update(
+        call_id=call_id, request_id=read.text(*REQUEST_ID), leg=leg, vendor_status=vendor_status, vendor_code=read.text("errorCode"),
+        occurred_at=read.any_time(*AT), **_parties(read),
+    )
     return event
 
 
@@ -151,7 +170,10 @@ def keypress_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> 
         raise Rejected("missing_field", "no key (key / keyPress / digits) in the key-press push")
     at_text = read.text(*AT)
     event = ctx.new_event(raw, source=SOURCE, event_type="call.key_press", event_id=event_id(SOURCE, "keypress", call_id, digits, at_text), report_index=index, status=status.KEY_PRESSED)
+    phone = read.text("phone")
     event.update(call_id=call_id, request_id=read.text(*REQUEST_ID), key_digits=digits, occurred_at=read.any_time(*AT), **_parties(read))
+    if phone:  # the party who pressed the key
+        event.update(from_number=phone, from_e164=to_e164(phone))
     return event
 
 

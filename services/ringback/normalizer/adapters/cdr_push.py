@@ -162,7 +162,7 @@ def _finish(event: Event, read: Fields) -> Event:
 
 
 def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
-    parsed = parse_json(raw.body)
+    parsed = parse_json(raw.body, exact_numbers=True)  # real traffic sends "oriamount": 2.94 as a number
     body = parsed.value
     if not isinstance(body, dict):
         raise Rejected("unexpected_shape", f'expected {{"cdr":[...]}} or a state object, got {type(body).__name__}')

@@ -35,8 +35,15 @@ RECEIPT_STATE = {
     "DELETED": status.FAILED,
     "NOROUTE": status.FAILED,
 }
-# Gateway- and carrier-specific failure codes, e.g. "MK:0001", "MN:0017", "MI:0013", "MA:0051".
-GATEWAY_FAILURE_PREFIXES = ("MK:", "MN:", "MI:", "MA:", "MB:", "MC:", "CB:", "DB:", "IB:", "IC:", "ID:", "SME", "SGIP")
+RECEIPT_STATE["UNDELIVRD"] = status.FAILED  # Tencent's own 9-letter spelling
+# Gateway-, carrier- and platform-specific failure codes from Tencent's receipt code table, e.g.
+# "MK:0001", "MN:0017", "MI:0013", "MA:0051" (China Mobile), "MX:0003"/"TE:0014"/"TD:0004" (platform),
+# blacklists ("BWLIST_006", "HIGRISK", "TUIDING"), and Telecom's suffixed states ("UNDELIV_601").
+GATEWAY_FAILURE_PREFIXES = (
+    "MK:", "MN:", "MI:", "MA:", "MB:", "MC:", "MK0", "MI0", "CA:", "CB:", "DA:", "DB:", "IA:", "IB:", "IC:", "ID:",
+    "MX:", "TE:", "TD:", "TC:", "TA:", "HD:", "XL:", "LT:", "SME", "SGIP", "BWLIST", "HIGRISK", "TUIDING", "W-BLACK", "MOBILE BLACK",
+    "UNDELIV_", "EXPIRED_", "REJECTD_",
+)
 
 
 def canonical_status(report_status: str, errmsg: str | None) -> str:
