@@ -33,7 +33,8 @@ def as_text(value: object) -> str | None:
         return "true" if value else "false"
     if isinstance(value, (int, float, Decimal)):
         return str(value)
-    return orjson.dumps(value).decode()
+    # Nested values as JSON; exact JSON numbers (Decimal) are written as their digits, quoted.
+    return orjson.dumps(value, default=str).decode()
 
 
 def leftover_attributes(report: Mapping[str, Any], consumed: Iterable[str]) -> dict[str, str]:
