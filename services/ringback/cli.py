@@ -10,6 +10,10 @@ from collections.abc import Callable
 from ringback import __version__, config, logs
 from ringback.config import ConfigError, Settings
 
+NON_SETTING_ARGS = {
+    "command", "query", "output_format", "hours", "url", "duration", "requests", "rate", "connections",
+    "resend_share", "malformed_share", "mix", "seed", "as_json",
+}
 DESCRIPTION = "ringback: ingest telecom vendor callbacks into one clean, billable event stream."
 
 
@@ -79,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile = commands.add_parser("reconcile", help="Print the ledger per route and hour and flag any gap (exit 1 on a gap in a closed hour).")
     reconcile.add_argument("--hours", type=int, default=24, help="How many hours back to look (default 24).")
     config.add_flags(reconcile)
+    load = commands.add_parser("loadgen", help="Simulate the vendors: realistic traffic on every route against an edge URL.")
+    load.add_argument("--url", default=None, help="Edge base URL (default: the running `ringback run` of --data-dir, else http://127.0.0.1:8080).")
+    load.add_argument("--duration", type=float, default=10.0, help="Seconds to send for (ignored with --requests).")
+    load.add_argument("--requests", type=int, default=0, help="Send exactly this many requests.")
+    load.add_argument("--rate", type=float, default=0.0, help="Requests per second (0 = as fast as the connections allow).")
+    load.add_argument("--connections", type=int, default=32, help="Concurrent connections.")
+    load.add_argument("--resend-share", type=float, default=0.05, help="Share of requests that resend an earlier body.")
+    load.add_argument("--malformed-share", type=float, default=0.01, help="Share of requests with a truncated body.")
+    load.add_argument("--mix", default=None, help="route=weight,... (default: " + ",".join(f"{k}={v}" for k, v in __import__("ringback.loadgen", fromlist=["DEFAULT_MIX"]).DEFAULT_MIX.items()) + ")")
+    load.add_argument("--seed", type=int, default=7, help="Seed of the traffic generator.")
+    load.add_argument("--json", dest="as_json", action="store_true", help="Print the summary as JSON.")
+    config.add_flags(load)
     show = commands.add_parser("config", help="Print the effective configuration and where each setting can be set.")
     config.add_flags(show)
     return parser
@@ -86,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    flags = {k: v for k, v in vars(args).items() if k not in ("command", "query", "output_format", "hours")}
+    flags = {k: v for k, v in vars(args).items() if k not in NON_SETTING_ARGS}
     if args.command == "run" and flags.get("log_format") is None and config.env_name("log_format") not in os.environ:
         flags["log_format"] = "console"  # a person is watching `ringback run`
     try:
@@ -102,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         return _show_config(settings)
     if args.command == "reconcile":
         return _reconcile(settings, args.hours)
+    if args.command == "loadgen":
+        return _loadgen(settings, args)
     handler, _ = ROLE_COMMANDS[args.command]
     try:
         return handler(settings)
@@ -134,6 +152,30 @@ def _reconcile(settings: Settings, hours: int) -> int:
         return 2
     print(render(lines) if lines else f"no ledger entries in the last {hours} hours")
     return 1 if has_closed_gap(lines) else 0
+
+
+def _loadgen(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    import orjson
+
+    from ringback import loadgen
+    from ringback.runtime import runfiles
+
+    running = runfiles.read_live(settings.run_dir, "edge")
+    url = args.url or (running["url"] if running else "http://127.0.0.1:8080")
+    try:
+        mix = loadgen.parse_mix(args.mix) if args.mix else dict(loadgen.DEFAULT_MIX)
+    except ValueError as exc:
+        print(f"ringback loadgen: {exc}", file=sys.stderr)
+        return 2
+    plan = loadgen.LoadPlan(
+        url=url.rstrip("/"), requests=args.requests, duration_s=args.duration, rate=args.rate, connections=args.connections,
+        resend_share=args.resend_share, malformed_share=args.malformed_share, mix=mix, seed=args.seed,
+    )
+    summary = asyncio.run(loadgen.run(plan, show_progress=sys.stderr.isatty() and not args.as_json))
+    print(orjson.dumps(summary.as_dict()).decode() if args.as_json else summary.render())
+    return 0 if summary.accepted else 1
 
 
 def _show_config(settings: Settings) -> int:

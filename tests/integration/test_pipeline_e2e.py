@@ -193,3 +193,19 @@ def test_reconcile_shows_the_ledger_without_gaps(pipeline: Pipeline) -> None:
     assert settled, output
     assert "tencent/sms-status" in lines and "cdr-push" in lines
     assert "GAP" not in output
+
+
+def test_loadgen_smoke_every_unique_event_it_sent_is_stored(pipeline: Pipeline) -> None:
+    import json
+    import subprocess
+
+    from tests.pipeline import ringback
+
+    done = subprocess.run(ringback("loadgen", "--url", pipeline.edge_url, "--requests", "300", "--connections", "8", "--json"), capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    summary = json.loads(done.stdout)
+    assert summary["sent"] == summary["accepted"] == 300 and summary["failed"] == 0
+    assert summary["resends"] > 0 and summary["malformed"] > 0 and len(summary["by_route"]) > 3
+    tag = summary["tag"]
+    query = f"SELECT event_id FROM ringback.events_dedup WHERE startsWith(coalesce(sid, call_id, request_id, ''), '{tag}')"
+    assert len(wait_for_rows(pipeline.data_dir, query, summary["expected_events"])) == summary["expected_events"]
