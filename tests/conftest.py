@@ -43,6 +43,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
                 "topic_raw": f"test.raw.{suffix}",
                 "topic_normalized": f"test.normalized.{suffix}",
                 "topic_dlq": f"test.dlq.{suffix}",
+                "topic_ledger": f"test.ledger.{suffix}",
                 "normalizer_group": f"test-normalizer-{suffix}",
                 "sink_group": f"test-sink-{suffix}",
                 "kafka_partitions": 2,
