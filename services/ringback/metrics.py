@@ -14,6 +14,7 @@ EDGE_IN_FLIGHT = Gauge("ringback_edge_in_flight_requests", "Callback requests be
 EDGE_SPOOLED = Counter("ringback_edge_spooled_total", "Callbacks made durable in the local spool instead of the broker.")
 EDGE_SPOOL_DRAINED = Counter("ringback_edge_spool_drained_total", "Spooled callbacks later published to the broker.")
 EDGE_SPOOL_BYTES = Gauge("ringback_edge_spool_bytes", "Bytes in the spool not yet delivered to the broker.")
+EDGE_QUARANTINED = Counter("ringback_edge_quarantined_total", "Spooled callbacks the broker refused for their size, set aside on disk.")
 EDGE_SPOOL_RECORDS = Gauge("ringback_edge_spool_records", "Callbacks in the spool not yet delivered to the broker.")
 
 # --- normalizer ---

@@ -161,3 +161,26 @@ async def test_paused_broker_then_back_every_spooled_callback_reaches_the_topic(
             assert not spool.has_pending
         finally:
             await client.close()
+
+
+async def test_a_callback_the_broker_refuses_for_its_size_is_413_not_spooled(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> None:
+    """The edge accepts bodies the producer is not allowed to send: a permanent refusal, not a spool jam."""
+    settings = make_settings(kafka_bootstrap=broker.bootstrap, max_body_bytes=300_000)
+    await kafka.ensure_topics(settings)
+    from ringback.edge import publisher as publisher_module
+
+    original = publisher_module.kafka.producer
+    publisher_module.kafka.producer = lambda s, **kw: original(s, max_request_size=100_000)  # a broker-side size limit
+    try:
+        client = await client_for(settings)
+    finally:
+        publisher_module.kafka.producer = original
+    try:
+        big = b"[" + b" " * 200_000 + b"]"
+        response = await client.post(SMS, data=big)
+        assert response.status == 413 and (await response.json())["result"] != 0
+        assert (await client.post(SMS, data=BODY)).status == 200  # and nothing is held up behind it
+        spool = client.server.app[INTAKE].spool
+        assert spool is not None and not spool.has_pending
+    finally:
+        await client.close()

@@ -12,9 +12,10 @@ from aiohttp import web
 from ringback import logs, metrics
 from ringback.config import Settings
 from ringback.edge import replies
-from ringback.edge.intake import Intake, NotDurable
+from ringback.edge.intake import Intake, NotDurable, TooLargeForBroker
 from ringback.edge.publisher import Publisher
 from ringback.normalizer.adapters import Adapter, registry
+from ringback.runtime import kafka
 from ringback.runtime.raw import RawCallback, new_ingest_id
 
 log = logs.get(__name__)
@@ -75,6 +76,10 @@ def callback_handler(adapter: Adapter, intake: Intake, in_flight: InFlight, sett
             )
             try:
                 where = await intake.accept(raw)
+            except TooLargeForBroker as exc:
+                requests["too_large"].inc()
+                log.warning("callback too large for the broker", route=route, ingest_id=raw.ingest_id, bytes=len(body), error=str(exc))
+                return replies.rejected(style, 413, "body larger than the broker accepts")
             except NotDurable as exc:
                 requests["not_durable"].inc()
                 log.warning("callback not made durable", route=route, ingest_id=raw.ingest_id, error=str(exc))
@@ -99,6 +104,8 @@ def create_app(settings: Settings, spool_dir: str | None = None) -> web.Applicat
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         await publisher.start()
+        if publisher.ready:
+            await kafka.ensure_topics_if_allowed(settings)
         await intake.start()
         yield
         await intake.stop()

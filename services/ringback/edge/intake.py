@@ -8,10 +8,11 @@ one fsync (group commit), on a thread of their own so the event loop never waits
 from __future__ import annotations
 
 import asyncio
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from ringback import logs, metrics
 from ringback.config import Settings
@@ -21,6 +22,7 @@ from ringback.runtime.ledger import EDGE_ACCEPTED, Ledger
 from ringback.runtime.raw import RawCallback
 
 DRAIN_BATCH = 500
+QUARANTINE_DIR = "quarantine"
 DRAIN_IDLE_S = 0.2
 DRAIN_RETRY_S = 1.0
 GROUP_COMMIT_MAX = 1000
@@ -30,6 +32,10 @@ log = logs.get(__name__)
 
 class NotDurable(RuntimeError):
     """Neither the broker nor the spool could take the callback: the vendor must retry."""
+
+
+class TooLargeForBroker(RuntimeError):
+    """The broker refuses a message this size, now and on every retry."""
 
 
 class Intake:
@@ -77,6 +83,8 @@ class Intake:
         try:
             await asyncio.wait_for(self.publisher.publish(raw), self.settings.publish_timeout_s)
             return "broker"
+        except MessageSizeTooLargeError as exc:
+            raise TooLargeForBroker(str(exc)) from exc
         except (asyncio.TimeoutError, KafkaError) as exc:
             if self.spool is None:
                 raise NotDurable(f"broker did not acknowledge: {exc!r}") from exc
@@ -120,12 +128,15 @@ class Intake:
                 await asyncio.sleep(DRAIN_IDLE_S)
                 continue
             payloads, position = await loop.run_in_executor(self._disk, self.spool.read, DRAIN_BATCH)
-            try:
-                await asyncio.gather(*(self.publisher.publish(RawCallback.from_bytes(p)) for p in payloads))
-            except KafkaError as exc:
-                log.warning("spool drain paused: broker did not acknowledge", error=repr(exc))
+            raws = [RawCallback.from_bytes(p) for p in payloads]
+            results = await asyncio.gather(*(self.publisher.publish(raw) for raw in raws), return_exceptions=True)
+            never = [raw for raw, result in zip(raws, results) if isinstance(result, MessageSizeTooLargeError)]
+            if any(isinstance(r, BaseException) and not isinstance(r, MessageSizeTooLargeError) for r in results):
+                log.warning("spool drain paused: broker did not acknowledge", error=repr(next(r for r in results if isinstance(r, BaseException))))
                 await asyncio.sleep(DRAIN_RETRY_S)
-                continue
+                continue  # the whole batch again; what did get through is absorbed by the event ids
+            if never:
+                await loop.run_in_executor(self._disk, self._quarantine, never)
             await loop.run_in_executor(self._disk, self.spool.acknowledge, position, len(payloads))
             self._refused_since_drain = False
             metrics.EDGE_SPOOL_DRAINED.inc(len(payloads))
@@ -146,6 +157,21 @@ class Intake:
             await asyncio.wait_for(self.publisher.publish_to(self.settings.topic_ledger, message), self.settings.publish_timeout_s)
         except (asyncio.TimeoutError, KafkaError):
             self.ledger.restore(message)  # counted again in the next delta
+
+    def _quarantine(self, raws: list[RawCallback]) -> None:
+        """Callbacks the broker will never take (too large) leave the spool for a folder of their own,
+        so they cannot hold up the ones behind them; they stay on disk for an operator."""
+        assert self.spool is not None
+        folder = self.spool.directory / QUARANTINE_DIR
+        folder.mkdir(exist_ok=True)
+        for raw in raws:
+            path = folder / f"{raw.ingest_id}.raw"
+            with open(path, "wb") as handle:
+                handle.write(raw.to_bytes())
+                handle.flush()
+                os.fsync(handle.fileno())
+            metrics.EDGE_QUARANTINED.inc()
+            log.error("callback too large for the broker: quarantined", ingest_id=raw.ingest_id, route=raw.route, bytes=len(raw.body), path=str(path))
 
     def _update_gauges(self) -> None:
         if self.spool is not None:

@@ -79,6 +79,7 @@ class Normalizer:
         self.healthy = False
 
     async def start(self) -> None:
+        await kafka.ensure_topics_if_allowed(self.settings)
         self.producer = kafka.producer(self.settings)
         await self.producer.start()
         self.consumer = kafka.consumer(self.settings, [self.settings.topic_raw], self.settings.normalizer_group)

@@ -15,6 +15,11 @@ READ_ONLY = {"readonly": 2}
 _FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+[A-Za-z0-9_]+\s*;?\s*$", re.IGNORECASE)
 
 
+def redacted(dsn: str) -> str:
+    """The DSN without its password, for logs."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", dsn)
+
+
 def connect(dsn: str) -> Client:
     if dsn.startswith("chdb://"):
         Path(dsn.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,17 @@ async def ensure_topics(settings: Settings, bootstrap: str | None = None) -> Non
     raise RuntimeError(f"could not create topics on {bootstrap}: {last_error}")
 
 
+async def ensure_topics_if_allowed(settings: Settings) -> None:
+    """Production roles create missing topics when `kafka_create_topics` allows it; a broker that refuses
+    (no ACL to create) is logged, and the role goes on with the topics that exist."""
+    if not settings.kafka_create_topics:
+        return
+    try:
+        await ensure_topics(settings)
+    except RuntimeError as exc:
+        log.warning("could not create topics; continuing with those that exist", error=str(exc))
+
+
 def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
     options: dict[str, object] = dict(
         bootstrap_servers=settings.kafka_bootstrap,

@@ -117,7 +117,8 @@ class Sink:
         self.client = await self.on_db_thread(clickhouse.connect, dsn)
         self.reader = await self.on_db_thread(clickhouse.connect, dsn)
         applied = await self.on_db_thread(clickhouse.apply_ddl, self.client, self.settings.schemas_dir, self.settings.clickhouse_cluster)
-        log.info("clickhouse ready", dsn=dsn, ddl_statements=applied)
+        log.info("clickhouse ready", dsn=clickhouse.redacted(dsn), ddl_statements=applied)
+        await kafka.ensure_topics_if_allowed(self.settings)
         topics = [self.settings.topic_normalized, self.settings.topic_dlq, self.settings.topic_ledger]
         self.consumer = kafka.consumer(self.settings, topics, self.settings.sink_group)
         await self.consumer.start()
