@@ -12,7 +12,7 @@ from ringback.config import ConfigError, Settings
 
 NON_SETTING_ARGS = {
     "command", "query", "output_format", "hours", "url", "duration", "requests", "rate", "connections",
-    "resend_share", "malformed_share", "mix", "seed", "as_json",
+    "resend_share", "malformed_share", "mix", "seed", "as_json", "quick", "results",
 }
 DESCRIPTION = "ringback: ingest telecom vendor callbacks into one clean, billable event stream."
 
@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--seed", type=int, default=7, help="Seed of the traffic generator.")
     load.add_argument("--json", dest="as_json", action="store_true", help="Print the summary as JSON.")
     config.add_flags(load)
+    bench = commands.add_parser("bench", help="Measure every stage against its baseline (what `make bench` runs).")
+    bench.add_argument("--quick", action="store_true", help="A few seconds per stage: a smoke run, not a measurement.")
+    bench.add_argument("--results", default="bench-results", help="Folder for the JSON report and the chart.")
     show = commands.add_parser("config", help="Print the effective configuration and where each setting can be set.")
     config.add_flags(show)
     return parser
@@ -118,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         return _show_config(settings)
     if args.command == "reconcile":
         return _reconcile(settings, args.hours)
+    if args.command == "bench":
+        from ringback.bench.run import main as bench_main
+
+        return bench_main(quick=args.quick, results_root=args.results)
     if args.command == "loadgen":
         return _loadgen(settings, args)
     handler, _ = ROLE_COMMANDS[args.command]

@@ -39,6 +39,7 @@ class Settings:
     publish_timeout_s: float = _setting(2.0, "Budget for the broker's acknowledgement; past it the callback goes to the spool.")
     body_read_timeout_s: float = _setting(10.0, "Longest the edge waits for a request body; slower clients get HTTP 408.")
     edge_max_in_flight: int = _setting(2048, "Requests handled at once by one edge process; beyond it the edge sheds with a retryable 5xx.")
+    reuse_port: bool = _setting(False, "Let several edge processes listen on one port (SO_REUSEPORT); each takes a spool of its own.")
     spool_max_bytes: int = _setting(268_435_456, "Bound of the edge's local spool (0 disables it: no broker, no success).")
 
     # --- Kafka ---

@@ -95,10 +95,10 @@ def callback_handler(adapter: Adapter, intake: Intake, in_flight: InFlight, sett
 
 
 def create_app(settings: Settings, spool_dir: str | None = None) -> web.Application:
-    """``spool_dir``: where this edge process spools (None = ``<data_dir>/spool/edge``)."""
+    """``spool_dir``: where this edge process spools (None = the first free ``<data_dir>/spool/edge*``)."""
     app = web.Application(client_max_size=settings.max_body_bytes)
     publisher = Publisher(settings)
-    intake = Intake(settings, publisher, Path(spool_dir) if spool_dir else settings.data_path / "spool" / "edge")
+    intake = Intake(settings, publisher, Path(spool_dir) if spool_dir else None)
     app[PUBLISHER] = publisher
     app[INTAKE] = intake
 

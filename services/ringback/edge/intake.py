@@ -8,6 +8,7 @@ one fsync (group commit), on a thread of their own so the event loop never waits
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,11 +39,39 @@ class TooLargeForBroker(RuntimeError):
     """The broker refuses a message this size, now and on every retry."""
 
 
+SPOOL_SLOTS = 64
+
+
+def claim_spool_dir(root: Path) -> tuple[Path, int]:
+    """The first spool folder no other live edge process holds (``edge``, ``edge-1``, …).
+
+    Edge processes sharing a port (SO_REUSEPORT) each need a spool of their own; an edge that starts
+    after a crash takes over a folder whose owner is gone, and drains what it left behind.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    for slot in range(SPOOL_SLOTS):
+        folder = root / ("edge" if slot == 0 else f"edge-{slot}")
+        folder.mkdir(exist_ok=True)
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return folder, fd  # the lock holds while fd is open
+    raise RuntimeError(f"all {SPOOL_SLOTS} spool folders under {root} are in use")
+
+
 class Intake:
     def __init__(self, settings: Settings, publisher: Publisher, spool_dir: Path | None) -> None:
         self.settings = settings
         self.publisher = publisher
-        self.spool = Spool(spool_dir, settings.spool_max_bytes) if spool_dir is not None and settings.spool_max_bytes > 0 else None
+        self.spool: Spool | None = None
+        self._spool_lock: int | None = None
+        if settings.spool_max_bytes > 0:
+            if spool_dir is None:
+                spool_dir, self._spool_lock = claim_spool_dir(settings.data_path / "spool")
+            self.spool = Spool(spool_dir, settings.spool_max_bytes)
         self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
         self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[None]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -64,6 +93,8 @@ class Intake:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.spool is not None:
             self.spool.close()
+        if self._spool_lock is not None:
+            os.close(self._spool_lock)
         self._disk.shutdown(wait=True)
 
     @property

@@ -1,0 +1,74 @@
+"""End to end: `ringback run` under sustained vendor traffic from `ringback loadgen`; callbacks/s, the
+time from each HTTP reply to its row being queryable, a zero-loss check, and each role's peak memory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ringback import loadgen
+from ringback.bench import processes
+from ringback.config import Settings
+from ringback.sql import run_sql
+
+SETTLE_TIMEOUT_S = 120.0
+CONNECTIONS = 64
+
+
+def _percentile(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def _rows(settings: Settings, query: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in run_sql(settings, query + " FORMAT JSONEachRow", "JSONEachRow").splitlines() if line.strip()]
+
+
+def run(workdir: Path, duration_s: float, rate: float) -> dict[str, Any]:
+    data_dir = workdir / "e2e"
+    settings = Settings(data_dir=str(data_dir))
+    log = workdir / "e2e.log"
+    pipeline = processes.spawn(["ringback", "run", "--data-dir", str(data_dir), "--port", "0", "--log-level", "warning"], {}, log)
+    try:
+        deadline = time.monotonic() + processes.START_TIMEOUT_S
+        while b"ringback is running" not in log.read_bytes():
+            if pipeline.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ringback run did not start; see {log}")
+            time.sleep(0.2)
+        edge_url = json.loads((data_dir / "run" / "edge.json").read_text())["url"]
+        plan = loadgen.LoadPlan(url=edge_url, duration_s=duration_s, rate=rate, connections=CONNECTIONS, resend_share=0.05, malformed_share=0.01)
+        summary = asyncio.run(loadgen.run(plan, show_progress=False))
+
+        tag_filter = f"startsWith(coalesce(sid, call_id, request_id, ''), '{plan.tag}')"
+        stored, settle_deadline = 0, time.monotonic() + SETTLE_TIMEOUT_S
+        while time.monotonic() < settle_deadline:
+            stored = int(_rows(settings, f"SELECT count() AS n FROM ringback.events_dedup WHERE {tag_filter}")[0]["n"])
+            if stored >= summary.expected_events:
+                break
+            time.sleep(1)
+
+        latencies = []
+        for row in _rows(settings, f"SELECT sid, toUnixTimestamp64Milli(min(inserted_at)) AS at FROM ringback.events WHERE startsWith(sid, '{plan.tag}') GROUP BY sid"):
+            number = row["sid"].split("-")[1]
+            replied = summary.accepted_at.get(f"tencent/sms-status#{number}")
+            if replied is not None:
+                latencies.append(max(0.0, int(row["at"]) / 1000 - replied))
+        peaks = {}
+        for role in ("edge", "normalizer", "sink"):
+            pid = json.loads((data_dir / "run" / f"{role}.json").read_text())["pid"]
+            peaks[f"{role}_peak_mb"] = round(processes.peak_rss_mb(int(pid)), 1)
+    finally:
+        processes.stop(pipeline)
+    return {
+        "duration_s": duration_s, "offered_rate": rate or "max", "sent": summary.sent, "accepted": summary.accepted, "failed": summary.failed,
+        "e2e_cps": round(summary.accepted / summary.elapsed_s), "reply_p50_ms": round(summary.percentile(50) * 1000, 1),
+        "reply_p99_ms": round(summary.percentile(99) * 1000, 1), "expected_events": summary.expected_events, "stored_events": stored,
+        "lost": max(0, summary.expected_events - stored),
+        "queryable_p50_s": round(_percentile(latencies, 50), 3), "queryable_p99_s": round(_percentile(latencies, 99), 3),
+        **peaks,
+    }

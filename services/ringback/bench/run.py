@@ -1,0 +1,118 @@
+"""Runs every stage, prints the table, writes the JSON report and the chart, ends with one summary line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ringback import __version__
+from ringback.bench import e2e_stage, edge_stage, worker_stages
+from ringback.config import Settings
+from ringback.runtime.broker import EmbeddedBroker
+
+RESULTS_DIR = "bench-results"
+
+
+def profile(quick: bool) -> dict[str, float]:
+    if quick:  # the smoke run in `make test`: seconds, not a measurement
+        return {"edge_s": 1, "normalizer_messages": 2000, "sink_rows": 5000, "e2e_s": 3, "e2e_rate": 300}
+    return {"edge_s": 10, "normalizer_messages": 60000, "sink_rows": 300000, "e2e_s": 60, "e2e_rate": 0}
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(), "processor": platform.processor() or platform.machine()}
+
+
+def run(results_root: Path, quick: bool) -> dict[str, Any]:
+    plan = profile(quick)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    workdir = results_root / f"work-{stamp}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"version": __version__, "quick": quick, "machine": machine(), "started": stamp}
+    with EmbeddedBroker() as broker:
+        report["edge"] = edge_stage.run(workdir, broker.bootstrap, plan["edge_s"])
+        suffix = uuid.uuid4().hex[:6]
+        settings = Settings(
+            kafka_bootstrap=broker.bootstrap, data_dir=str(workdir / "workers"), topic_raw=f"bench.raw.{suffix}",
+            topic_normalized=f"bench.normalized.{suffix}", topic_dlq=f"bench.dlq.{suffix}", topic_ledger=f"bench.ledger.{suffix}",
+            normalizer_group=f"bench-n-{suffix}", sink_group=f"bench-s-{suffix}", log_level="warning",
+        )
+        report["normalizer"] = asyncio.run(worker_stages.bench_normalizer(settings, int(plan["normalizer_messages"])))
+        report["sink"] = asyncio.run(worker_stages.bench_sink(settings, int(plan["sink_rows"])))
+    report["e2e"] = e2e_stage.run(workdir, plan["e2e_s"], plan["e2e_rate"])
+    return report
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    edge, normalizer, sink, e2e = report["edge"], report["normalizer"], report["sink"], report["e2e"]
+    return (
+        f"bench: edge_ratio={edge.get('edge_ratio', 0)} edge_p99_ms={edge.get('edge_p99_ms', 0)} "
+        f"normalizer_eps={normalizer['normalizer_eps']} normalizer_ratio={normalizer['normalizer_ratio']} "
+        f"sink_rps={sink['sink_rps']} sink_ratio={sink['sink_ratio']} e2e_cps={e2e['e2e_cps']} "
+        f"e2e_p99_s={e2e['queryable_p99_s']} lost={e2e['lost']}"
+    )
+
+
+def table(report: dict[str, Any]) -> str:
+    edge, normalizer, sink, e2e = report["edge"], report["normalizer"], report["sink"], report["e2e"]
+    multi = next((k for k in edge if k.startswith("edge_x") and k.endswith("_rps")), None)
+    rows = [
+        ("stage", "ringback", "baseline", "ratio", "notes"),
+        ("edge req/s @64 conn", str(edge.get("edge_rps", "-")), str(edge.get("baseline_rps", "-")), str(edge.get("edge_ratio", "-")),
+         f"p50 {edge.get('edge_p50_ms', '-')} ms, p99 {edge.get('edge_p99_ms', '-')} ms (bare: p99 {edge.get('baseline_p99_ms', '-')} ms)"),
+        (f"edge ×{multi[6:-4] if multi else '?'} processes req/s", str(edge.get(multi, "-")) if multi else "-", str(edge.get("baseline_rps", "-")),
+         str(edge.get(multi.replace("_rps", "_ratio"), "-")) if multi else "-", "SO_REUSEPORT"),
+        ("normalizer msgs/s", str(normalizer["normalizer_msgs_per_s"]), str(normalizer["passthrough_msgs_per_s"]), str(normalizer["normalizer_ratio"]),
+         f"{normalizer['normalizer_eps']} events/s (pass-through consumer→producer baseline)"),
+        ("sink rows/s", str(sink["sink_rps"]), str(sink["direct_insert_rps"]), str(sink["sink_ratio"]), "baseline: direct columnar insert"),
+        ("end to end callbacks/s", str(e2e["e2e_cps"]), "-", "-",
+         f"reply p99 {e2e['reply_p99_ms']} ms; queryable p50 {e2e['queryable_p50_s']} s, p99 {e2e['queryable_p99_s']} s; lost {e2e['lost']}"),
+        ("peak memory MB", f"edge {e2e.get('edge_peak_mb')}, normalizer {e2e.get('normalizer_peak_mb')}, sink {e2e.get('sink_peak_mb')}", "-", "-", "VmHWM under end-to-end load"),
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
+
+
+def chart(report: dict[str, Any], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    edge, normalizer, sink = report["edge"], report["normalizer"], report["sink"]
+    stages = ["edge req/s", "normalizer msgs/s", "sink rows/s"]
+    ours = [edge.get("edge_rps", 0), normalizer["normalizer_msgs_per_s"], sink["sink_rps"]]
+    base = [edge.get("baseline_rps", 0), normalizer["passthrough_msgs_per_s"], sink["direct_insert_rps"]]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+    for axis, name, mine, theirs in zip(axes, stages, ours, base):
+        axis.bar(["ringback", "baseline"], [mine, theirs], color=["#2b6cb0", "#a0aec0"])
+        axis.set_title(f"{name}\nratio {mine / theirs:.2f}" if theirs else name, fontsize=10)
+        axis.ticklabel_format(axis="y", style="plain")
+    e2e = report["e2e"]
+    fig.suptitle(f"ringback bench — e2e {e2e['e2e_cps']} callbacks/s, queryable p99 {e2e['queryable_p99_s']} s, lost {e2e['lost']}", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main(quick: bool = False, results_root: str = RESULTS_DIR) -> int:
+    root = Path(results_root)
+    report = run(root, quick)
+    stamp = report["started"]
+    json_path = root / f"bench-{stamp}.json"
+    json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    png_path = root / f"bench-{stamp}.png"
+    drew = chart(report, png_path)
+    print(table(report))
+    print(f"report: {json_path}" + (f"  chart: {png_path}" if drew else "  (chart: matplotlib not installed)"))
+    print(summary_line(report), flush=True)
+    return 0 if report["e2e"]["lost"] == 0 else 1

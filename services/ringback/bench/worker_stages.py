@@ -1,0 +1,151 @@
+"""Normalizer and sink throughput, in this process, against the real broker and the embedded engine.
+
+- normalizer: events/s for the realistic vendor mix, versus a pass-through consumer→producer that
+  moves the same raw messages without reading them;
+- sink: rows/s into the embedded ClickHouse, versus a direct columnar clickhouse-connect insert of
+  the same rows.
+Timing starts at the first record received, so consumer-group joins are not counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from ringback.config import Settings
+from ringback.loadgen import TrafficMaker
+from ringback.normalizer.adapters import registry
+from ringback.normalizer.event import Context
+from ringback.normalizer.outcome import Rejection
+from ringback.normalizer.worker import Normalizer, normalize_message
+from ringback.runtime import kafka
+from ringback.runtime.avro import EventCodec
+from ringback.runtime.raw import RawCallback, new_ingest_id
+from ringback.sink.worker import EVENTS_TABLE, Sink
+
+PRODUCE_WINDOW = 5000
+
+
+def raw_callbacks(count: int, tag: str) -> list[RawCallback]:
+    maker = TrafficMaker(tag, dict(_mix()), seed=11)
+    now_us = time.time_ns() // 1000
+    return [RawCallback(g.route, new_ingest_id(), now_us, "127.0.0.1", "application/json", g.body) for g in (maker.next() for _ in range(count))]
+
+
+def _mix() -> dict[str, int]:
+    from ringback.loadgen import DEFAULT_MIX
+
+    return DEFAULT_MIX
+
+
+async def produce_all(settings: Settings, topic: str, messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]]) -> None:
+    producer = kafka.producer(settings, linger_ms=5)
+    await producer.start()
+    try:
+        for start in range(0, len(messages), PRODUCE_WINDOW):
+            futures = [await producer.send(topic, value=v, key=k, headers=h) for k, v, h in messages[start : start + PRODUCE_WINDOW]]
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def passthrough(settings: Settings, total: int) -> float:
+    """Seconds for a consumer→producer that forwards ``total`` raw messages untouched, committing per poll."""
+    consumer: AIOKafkaConsumer = kafka.consumer(settings, [settings.topic_raw], settings.normalizer_group + "-passthrough")
+    producer: AIOKafkaProducer = kafka.producer(settings)
+    await consumer.start()
+    await producer.start()
+    moved, started = 0, 0.0
+    try:
+        while moved < total:
+            before = time.perf_counter()
+            batches = await consumer.getmany(timeout_ms=200, max_records=settings.normalizer_max_records)
+            if batches and not started:
+                started = before
+            futures = [await producer.send(settings.topic_normalized + ".passthrough", value=r.value, key=r.key, headers=list(r.headers)) for records in batches.values() for r in records]
+            await asyncio.gather(*futures)
+            if batches:
+                await consumer.commit()
+            moved += len(futures)
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def bench_normalizer(settings: Settings, messages: int) -> dict[str, Any]:
+    await kafka.ensure_topics(settings)
+    raws = raw_callbacks(messages, "bn")
+    codec = EventCodec.from_dir(settings.schemas_dir)
+    ctx = Context(blank_event=codec.blank_event())
+    events = sum(1 for raw in raws for o in normalize_message(raw, registry(), ctx) if not isinstance(o, Rejection))
+    await produce_all(settings, settings.topic_raw, [(raw.ingest_id.encode(), raw.body, raw.headers()) for raw in raws])
+
+    baseline_s = await passthrough(settings, messages)
+    worker = Normalizer(settings)
+    await worker.start()
+    handled, started = 0, 0.0
+    try:
+        while handled < messages:
+            before = time.perf_counter()
+            count = await worker.process_poll()
+            if count and not started:
+                started = before
+            handled += count
+        normalizer_s = time.perf_counter() - started
+    finally:
+        await worker.stop()
+    return {
+        "messages": messages, "events": events,
+        "passthrough_msgs_per_s": round(messages / baseline_s), "normalizer_msgs_per_s": round(messages / normalizer_s),
+        "normalizer_eps": round(events / normalizer_s), "normalizer_ratio": round(baseline_s / normalizer_s, 3),
+    }
+
+
+async def bench_sink(settings: Settings, rows: int) -> dict[str, Any]:
+    await kafka.ensure_topics(settings)
+    codec = EventCodec.from_dir(settings.schemas_dir)
+    ctx = Context(blank_event=codec.blank_event())
+    events: list[dict[str, Any]] = []
+    for raw in raw_callbacks(rows, "bs"):
+        events.extend(o for o in normalize_message(raw, registry(), ctx) if not isinstance(o, Rejection))
+        if len(events) >= rows:
+            break
+    events = events[:rows]
+    await produce_all(settings, settings.topic_normalized, [(None, codec.encode(e), None) for e in events])
+
+    sink = Sink(settings)
+    await sink.start()
+    try:
+        taken, started = 0, 0.0
+        while taken < rows:
+            before = time.perf_counter()
+            count = await sink.poll_once()
+            if count and not started:
+                started = before
+            taken += count
+            if sink.batch.row_count >= settings.sink_batch_rows:
+                await sink.flush()
+        await sink.flush()
+        sink_s = time.perf_counter() - started
+
+        columns = [[e.get(name) for e in events] for name in codec.field_names]
+        await sink.on_db_thread(sink.client.command, "CREATE TABLE IF NOT EXISTS ringback.bench_direct AS ringback.events")
+        await sink.on_db_thread(sink.client.command, "TRUNCATE TABLE ringback.bench_direct")
+        began = time.perf_counter()
+        for start in range(0, rows, settings.sink_batch_rows):
+            chunk = [column[start : start + settings.sink_batch_rows] for column in columns]
+            await sink.on_db_thread(lambda c=chunk: sink.client.insert("ringback.bench_direct", c, column_names=codec.field_names, column_oriented=True))
+        direct_s = time.perf_counter() - began
+        stored = (await sink.on_db_thread(lambda: sink.client.query(f"SELECT count() FROM {EVENTS_TABLE}").result_rows))[0][0]
+    finally:
+        await sink.stop()
+    return {
+        "rows": rows, "stored": stored, "sink_rps": round(rows / sink_s), "direct_insert_rps": round(rows / direct_s),
+        "sink_ratio": round(direct_s / sink_s, 3),
+        "bench_process_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
