@@ -28,5 +28,10 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m '' $(PYTEST_ARGS)
 
+## Benchmarks: every stage against its baseline; table, JSON report and chart under bench-results/.
+bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) >/dev/null 2>&1 || sudo apt-get install -y wrk >/dev/null 2>&1 || echo "wrk could not be installed: the edge stage will be skipped"; }
+	$(BIN)/ringback bench
+
 clean:
 	rm -rf $(VENV) data .pytest_cache .hypothesis

@@ -209,3 +209,20 @@ def test_loadgen_smoke_every_unique_event_it_sent_is_stored(pipeline: Pipeline) 
     tag = summary["tag"]
     query = f"SELECT event_id FROM ringback.events_dedup WHERE startsWith(coalesce(sid, call_id, request_id, ''), '{tag}')"
     assert len(wait_for_rows(pipeline.data_dir, query, summary["expected_events"])) == summary["expected_events"]
+
+
+def test_bench_smoke_runs_every_stage_and_ends_with_the_summary_line(tmp_path: Path) -> None:
+    """`make bench` in miniature, so the benchmark cannot rot; its numbers mean nothing here."""
+    import json
+    import subprocess
+
+    from tests.pipeline import ringback
+
+    done = subprocess.run(ringback("bench", "--quick", "--results", str(tmp_path)), capture_output=True, timeout=600)
+    assert done.returncode == 0, done.stdout.decode()[-3000:] + done.stderr.decode()[-3000:]
+    last = done.stdout.decode().strip().splitlines()[-1]
+    assert last.startswith("bench: edge_ratio=") and " lost=0" in last
+    (report_path,) = tmp_path.glob("bench-*.json")
+    report = json.loads(report_path.read_text())
+    assert report["normalizer"]["events"] > 0 and report["sink"]["stored"] == report["sink"]["rows"]
+    assert list(tmp_path.glob("bench-*.png"))

@@ -58,3 +58,25 @@ def test_unix_seconds() -> None:
 )
 def test_e164(number: str, nationcode: str | None, expected: str | None) -> None:
     assert to_e164(number, nationcode) == expected
+
+
+def test_the_chinese_mobile_fast_path_agrees_with_phonenumbers() -> None:
+    import random
+
+    import phonenumbers
+
+    from ringback.normalizer.phones import _parsed_e164
+
+    rng = random.Random(3)
+    samples = [f"1{rng.randint(0, 9)}{rng.randint(0, 999_999_999):09d}" for _ in range(3000)]
+    samples += ["0086" + s for s in samples[:300]] + ["+86" + s for s in samples[300:600]] + ["86" + s for s in samples[600:900]]
+    samples += ["12345678901", "10086", "1380013800", "138001380000", "8613800138000"]
+    for number in samples:
+        for code in ("86", None):
+            fast = to_e164(number, code)
+            slow = _parsed_e164(number.replace("+", "00", 1) if number.startswith("+") else number, code or "", "CN")
+            if number.startswith("00"):
+                slow = _parsed_e164(number, "", "CN")
+            reference = slow
+            assert fast == reference, (number, code, fast, reference)
+    assert phonenumbers.is_possible_number(phonenumbers.parse("+8613800138000"))

@@ -29,6 +29,16 @@ def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(), "processor": platform.processor() or platform.machine()}
 
 
+def stage_settings(bootstrap: str, data_dir: Path) -> Settings:
+    """Topics and groups of its own for each stage, so no stage reads another's messages."""
+    suffix = uuid.uuid4().hex[:6]
+    return Settings(
+        kafka_bootstrap=bootstrap, data_dir=str(data_dir), topic_raw=f"bench.raw.{suffix}", topic_normalized=f"bench.normalized.{suffix}",
+        topic_dlq=f"bench.dlq.{suffix}", topic_ledger=f"bench.ledger.{suffix}", normalizer_group=f"bench-n-{suffix}",
+        sink_group=f"bench-s-{suffix}", log_level="warning",
+    )
+
+
 def run(results_root: Path, quick: bool) -> dict[str, Any]:
     plan = profile(quick)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -37,14 +47,8 @@ def run(results_root: Path, quick: bool) -> dict[str, Any]:
     report: dict[str, Any] = {"version": __version__, "quick": quick, "machine": machine(), "started": stamp}
     with EmbeddedBroker() as broker:
         report["edge"] = edge_stage.run(workdir, broker.bootstrap, plan["edge_s"])
-        suffix = uuid.uuid4().hex[:6]
-        settings = Settings(
-            kafka_bootstrap=broker.bootstrap, data_dir=str(workdir / "workers"), topic_raw=f"bench.raw.{suffix}",
-            topic_normalized=f"bench.normalized.{suffix}", topic_dlq=f"bench.dlq.{suffix}", topic_ledger=f"bench.ledger.{suffix}",
-            normalizer_group=f"bench-n-{suffix}", sink_group=f"bench-s-{suffix}", log_level="warning",
-        )
-        report["normalizer"] = asyncio.run(worker_stages.bench_normalizer(settings, int(plan["normalizer_messages"])))
-        report["sink"] = asyncio.run(worker_stages.bench_sink(settings, int(plan["sink_rows"])))
+        report["normalizer"] = asyncio.run(worker_stages.bench_normalizer(stage_settings(broker.bootstrap, workdir / "normalizer"), int(plan["normalizer_messages"])))
+        report["sink"] = asyncio.run(worker_stages.bench_sink(stage_settings(broker.bootstrap, workdir / "sink"), int(plan["sink_rows"])))
     report["e2e"] = e2e_stage.run(workdir, plan["e2e_s"], plan["e2e_rate"])
     return report
 

@@ -56,7 +56,7 @@ def parse_json(body: bytes, exact_numbers: bool = False) -> Parsed:
     if not body.strip():
         raise Rejected("empty_body", "the request body is empty")
     try:
-        return _with_clean_keys(Parsed(_loads(body, exact_numbers)))
+        return _with_clean_keys(Parsed(_loads(body, exact_numbers)), body)
     except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
         first_error = exc
     try:
@@ -72,7 +72,13 @@ def parse_json(body: bytes, exact_numbers: bool = False) -> Parsed:
     raise Rejected("invalid_json", f"body is not valid JSON: {first_error}")
 
 
-def _with_clean_keys(parsed: Parsed) -> Parsed:
+# A key with leading or trailing whitespace: `" key"` or `"key "` followed by a colon.
+_PADDED_KEY = re.compile(rb'"\s[^"]*"\s*:|"[^"]*\s"\s*:')
+
+
+def _with_clean_keys(parsed: Parsed, body: bytes | str | None = None) -> Parsed:
+    if body is not None and not _PADDED_KEY.search(body if isinstance(body, bytes) else body.encode()):
+        return parsed  # no padded key anywhere: skip walking the whole document
     changed = [False]
     parsed.value = _clean(parsed.value, changed)
     if changed[0]:
