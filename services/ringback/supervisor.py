@@ -26,7 +26,8 @@ ROLES = ("sink", "normalizer", "edge")
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 30.0
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
-STABLE_AFTER_S = 30.0  # a role that ran this long before dying restarts with the shortest backoff
+STABLE_AFTER_S = 30.0
+BROKER_CHECK_S = 0.5  # a role that ran this long before dying restarts with the shortest backoff
 
 log = logs.get(__name__)
 
@@ -81,8 +82,7 @@ async def run_all(settings: Settings) -> int:
     children: list[Child] = []
     try:
         await kafka.ensure_topics(settings)
-        broker_pid = broker.process.pid if broker is not None and broker.process is not None else None
-        runfiles.write(settings.run_dir, "run", {"kafka_bootstrap": settings.kafka_bootstrap, "clickhouse_dsn": settings.effective_clickhouse_dsn, "broker_pid": broker_pid})
+        _write_run_file(settings, broker)
         # The roles only meet through Kafka, so they start side by side; the banner waits for all.
         for role in ROLES:
             child = Child(role, settings.replace(metrics_port=0) if role != "edge" else settings)
@@ -91,7 +91,10 @@ async def run_all(settings: Settings) -> int:
         infos = await asyncio.gather(*(child.wait_ready() for child in children))
         ready = {child.role: info for child, info in zip(children, infos)}
         print_banner(settings, ready, embedded_broker=broker is not None)
+        watchdog = asyncio.create_task(watch_broker(broker, settings, stop)) if broker is not None else None
         await supervise(children, stop)
+        if watchdog is not None:
+            watchdog.cancel()
         return 0
     finally:
         for child in reversed(children):
@@ -100,6 +103,28 @@ async def run_all(settings: Settings) -> int:
         runfiles.remove(settings.run_dir, "run")
         if broker is not None:
             broker.stop()
+
+
+def _write_run_file(settings: Settings, broker: EmbeddedBroker | None) -> None:
+    broker_pid = broker.process.pid if broker is not None and broker.process is not None else None
+    runfiles.write(settings.run_dir, "run", {"kafka_bootstrap": settings.kafka_bootstrap, "clickhouse_dsn": settings.effective_clickhouse_dsn, "broker_pid": broker_pid})
+
+
+async def watch_broker(broker: EmbeddedBroker, settings: Settings, stop: asyncio.Event) -> None:
+    """Restart the embedded broker on its port if it dies. What it held in memory is gone; what the
+    edge could not publish meanwhile waits in its spool, and the roles reconnect by themselves."""
+    while not stop.is_set():
+        await asyncio.sleep(BROKER_CHECK_S)
+        if broker.process is None or broker.process.poll() is None or stop.is_set():
+            continue
+        log.error("embedded broker died, restarting it", exit_code=broker.process.returncode, bootstrap=broker.bootstrap)
+        try:
+            await asyncio.to_thread(broker.start)
+            await kafka.ensure_topics(settings)
+        except Exception as exc:  # keep watching: the next round tries again
+            log.error("embedded broker restart failed", error=str(exc))
+            continue
+        _write_run_file(settings, broker)
 
 
 async def supervise(children: list[Child], stop: asyncio.Event) -> None:

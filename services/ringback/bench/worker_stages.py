@@ -28,6 +28,20 @@ from ringback.runtime.raw import RawCallback, new_ingest_id
 from ringback.sink.worker import EVENTS_TABLE, Sink
 
 PRODUCE_WINDOW = 5000
+STALL_S = 20.0  # no progress for this long ends a stage with what it has, reported as "incomplete"
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def note(self, count: int) -> None:
+        if count:
+            self.last = time.monotonic()
+
+    @property
+    def stalled(self) -> bool:
+        return time.monotonic() - self.last > STALL_S
 
 
 def raw_callbacks(count: int, tag: str) -> list[RawCallback]:
@@ -60,8 +74,9 @@ async def passthrough(settings: Settings, total: int) -> float:
     await consumer.start()
     await producer.start()
     moved, started = 0, 0.0
+    progress = Progress()
     try:
-        while moved < total:
+        while moved < total and not progress.stalled:
             before = time.perf_counter()
             batches = await consumer.getmany(timeout_ms=200, max_records=settings.normalizer_max_records)
             if batches and not started:
@@ -71,6 +86,7 @@ async def passthrough(settings: Settings, total: int) -> float:
             if batches:
                 await consumer.commit()
             moved += len(futures)
+            progress.note(len(futures))
         return time.perf_counter() - started
     finally:
         await consumer.stop()
@@ -89,18 +105,20 @@ async def bench_normalizer(settings: Settings, messages: int) -> dict[str, Any]:
     worker = Normalizer(settings)
     await worker.start()
     handled, started = 0, 0.0
+    progress = Progress()
     try:
-        while handled < messages:
+        while handled < messages and not progress.stalled:
             before = time.perf_counter()
             count = await worker.process_poll()
             if count and not started:
                 started = before
             handled += count
+            progress.note(count)
         normalizer_s = time.perf_counter() - started
     finally:
         await worker.stop()
     return {
-        "messages": messages, "events": events,
+        "messages": messages, "events": events, "handled": handled,
         "passthrough_msgs_per_s": round(messages / baseline_s), "normalizer_msgs_per_s": round(messages / normalizer_s),
         "normalizer_eps": round(events / normalizer_s), "normalizer_ratio": round(baseline_s / normalizer_s, 3),
     }
@@ -122,12 +140,14 @@ async def bench_sink(settings: Settings, rows: int) -> dict[str, Any]:
     await sink.start()
     try:
         taken, started = 0, 0.0
-        while taken < rows:
+        progress = Progress()
+        while taken < rows and not progress.stalled:
             before = time.perf_counter()
             count = await sink.poll_once()
             if count and not started:
                 started = before
             taken += count
+            progress.note(count)
             if sink.batch.row_count >= settings.sink_batch_rows:
                 await sink.flush()
         await sink.flush()
@@ -145,7 +165,7 @@ async def bench_sink(settings: Settings, rows: int) -> dict[str, Any]:
     finally:
         await sink.stop()
     return {
-        "rows": rows, "stored": stored, "sink_rps": round(rows / sink_s), "direct_insert_rps": round(rows / direct_s),
+        "rows": rows, "taken": taken, "stored": stored, "sink_rps": round(taken / sink_s), "direct_insert_rps": round(rows / direct_s),
         "sink_ratio": round(direct_s / sink_s, 3),
         "bench_process_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

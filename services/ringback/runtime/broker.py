@@ -43,6 +43,8 @@ class EmbeddedBroker:
         return f"{BROKER_HOST}:{self.port}"
 
     def start(self) -> str:
+        """Start (or, after it died, restart) the broker; a restart keeps the port."""
+        self.process = None
         if not self.port:
             self.port = free_port(BROKER_HOST)
         url = f"tcp://{BROKER_HOST}:{self.port}"
