@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,6 +15,8 @@ from ringback.sink.query_endpoint import RUN_FILE, TOKEN_HEADER
 TERMINAL_FORMAT = "PrettyCompact"
 PIPE_FORMAT = "TabSeparated"
 QUERY_TIMEOUT_S = 300
+SINK_RESTART_WAIT_S = 60.0
+RETRY_S = 0.5
 
 
 class QueryError(RuntimeError):
@@ -23,19 +26,33 @@ class QueryError(RuntimeError):
 def run_sql(settings: Settings, query: str, default_format: str) -> bytes:
     if not settings.embedded_clickhouse:
         return _direct(settings.effective_clickhouse_dsn, query, default_format)
-    running = runfiles.read_live(settings.run_dir, RUN_FILE)
-    if running is not None:
-        return _through_running_sink(running, query, default_format)
     store = Path(settings.effective_clickhouse_dsn.removeprefix("chdb://"))
-    if not store.exists():
-        raise QueryError(f"no embedded ClickHouse store at {store}: start `ringback run --data-dir {settings.data_dir}` first")
-    return _direct(settings.effective_clickhouse_dsn, query, default_format)
+    deadline = time.monotonic() + SINK_RESTART_WAIT_S
+    while True:
+        running = runfiles.read_live(settings.run_dir, RUN_FILE)
+        if running is not None:
+            return _through_running_sink(running, query, default_format)
+        if not store.exists():
+            raise QueryError(f"no embedded ClickHouse store at {store}: start `ringback run --data-dir {settings.data_dir}` first")
+        try:
+            return _direct(settings.effective_clickhouse_dsn, query, default_format)
+        except StoreBusy:
+            # A sink owns the store but has no query endpoint up: it is starting or restarting.
+            if time.monotonic() > deadline:
+                raise QueryError(f"the embedded store at {store} is held by a process that does not answer queries") from None
+            time.sleep(RETRY_S)
+
+
+class StoreBusy(QueryError):
+    """Another process holds the embedded store."""
 
 
 def _direct(dsn: str, query: str, default_format: str) -> bytes:
     try:
         client = clickhouse.connect(dsn)
     except Exception as exc:
+        if dsn.startswith("chdb://") and ("Cannot lock file" in str(exc) or "EmbeddedServer" in str(exc)):
+            raise StoreBusy(str(exc)) from exc
         raise QueryError(f"cannot open {dsn}: {exc}") from exc
     try:
         return clickhouse.run_read_only(client, query, default_format)

@@ -27,7 +27,8 @@ READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 30.0
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 STABLE_AFTER_S = 30.0
-BROKER_CHECK_S = 0.5  # a role that ran this long before dying restarts with the shortest backoff
+BROKER_CHECK_S = 0.5
+CONSUMER_ROLES = ("normalizer", "sink")  # a role that ran this long before dying restarts with the shortest backoff
 
 log = logs.get(__name__)
 
@@ -91,7 +92,7 @@ async def run_all(settings: Settings) -> int:
         infos = await asyncio.gather(*(child.wait_ready() for child in children))
         ready = {child.role: info for child, info in zip(children, infos)}
         print_banner(settings, ready, embedded_broker=broker is not None)
-        watchdog = asyncio.create_task(watch_broker(broker, settings, stop)) if broker is not None else None
+        watchdog = asyncio.create_task(watch_broker(broker, settings, stop, children)) if broker is not None else None
         await supervise(children, stop)
         if watchdog is not None:
             watchdog.cancel()
@@ -110,9 +111,10 @@ def _write_run_file(settings: Settings, broker: EmbeddedBroker | None) -> None:
     runfiles.write(settings.run_dir, "run", {"kafka_bootstrap": settings.kafka_bootstrap, "clickhouse_dsn": settings.effective_clickhouse_dsn, "broker_pid": broker_pid})
 
 
-async def watch_broker(broker: EmbeddedBroker, settings: Settings, stop: asyncio.Event) -> None:
+async def watch_broker(broker: EmbeddedBroker, settings: Settings, stop: asyncio.Event, children: list[Child]) -> None:
     """Restart the embedded broker on its port if it dies. What it held in memory is gone; what the
-    edge could not publish meanwhile waits in its spool, and the roles reconnect by themselves."""
+    edge could not publish meanwhile waits in its spool. The consumers are restarted too: their read
+    positions belong to the old broker's topics, which now start again at offset 0."""
     while not stop.is_set():
         await asyncio.sleep(BROKER_CHECK_S)
         if broker.process is None or broker.process.poll() is None or stop.is_set():
@@ -125,6 +127,9 @@ async def watch_broker(broker: EmbeddedBroker, settings: Settings, stop: asyncio
             log.error("embedded broker restart failed", error=str(exc))
             continue
         _write_run_file(settings, broker)
+        for child in children:
+            if child.role in CONSUMER_ROLES and child.process is not None and child.process.returncode is None:
+                child.process.send_signal(signal.SIGTERM)  # supervise() starts it again
 
 
 async def supervise(children: list[Child], stop: asyncio.Event) -> None:
