@@ -129,7 +129,9 @@ async def watch_broker(broker: EmbeddedBroker, settings: Settings, stop: asyncio
         _write_run_file(settings, broker)
         for child in children:
             if child.role in CONSUMER_ROLES and child.process is not None and child.process.returncode is None:
-                child.process.send_signal(signal.SIGTERM)  # supervise() starts it again
+                # No drain: their state belongs to the dead broker. Nothing is lost by killing them, as
+                # they commit only what is stored downstream; supervise() starts them again.
+                child.process.send_signal(signal.SIGKILL)
 
 
 async def supervise(children: list[Child], stop: asyncio.Event) -> None:
