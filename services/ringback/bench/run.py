@@ -22,7 +22,7 @@ RESULTS_DIR = "bench-results"
 def profile(quick: bool) -> dict[str, float]:
     if quick:  # the smoke run in `make test`: seconds, not a measurement
         return {"edge_s": 1, "normalizer_messages": 2000, "sink_rows": 5000, "e2e_s": 3, "e2e_rate": 300}
-    return {"edge_s": 10, "normalizer_messages": 30000, "sink_rows": 100000, "e2e_s": 60, "e2e_rate": 0}
+    return {"edge_s": 10, "normalizer_messages": 30000, "sink_rows": 15000, "e2e_s": 60, "e2e_rate": 0}
 
 
 def machine() -> dict[str, Any]:
