@@ -27,6 +27,7 @@ NORMALIZER_BATCH_SECONDS = Histogram("ringback_normalizer_batch_seconds", "Time 
 SINK_ROWS = Counter("ringback_sink_rows_total", "Rows inserted into ClickHouse.", ["table"])
 SINK_INSERT_SECONDS = Histogram("ringback_sink_insert_seconds", "Time of one ClickHouse batch insert.", ["table"], buckets=LATENCY_BUCKETS)
 SINK_INSERT_FAILURES = Counter("ringback_sink_insert_failures_total", "Failed ClickHouse insert attempts.", ["table"])
+SINK_UNSTORABLE = Counter("ringback_sink_unstorable_total", "Events ClickHouse refused for their values, kept in dead_letters.", [])
 SINK_UNDECODABLE = Counter("ringback_sink_undecodable_total", "Normalized-topic messages the sink could not decode.", [])
 SINK_PENDING_ROWS = Gauge("ringback_sink_pending_rows", "Rows buffered, waiting for the next flush.")
 

@@ -159,3 +159,24 @@ async def test_insert_failures_commit_nothing_are_retried_and_end_exact(sink: Si
     assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events_dedup WHERE ingest_id = '{tag}-req'") == [(5, Decimal("5.50"))]
     records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=5)
     assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized) == {**{p: 0 for p in range(settings.kafka_partitions)}, **next_offsets(records)}
+
+
+async def test_an_event_clickhouse_cannot_store_is_set_aside_and_the_rest_flows(sink: Sink) -> None:
+    """A value the engine cannot take must not block the partition: the batch is split, the good rows
+    stored, the bad one kept in dead_letters. The Avro schema already keeps such values out of the
+    topic, so the bad row is put into the batch directly, as a buggy producer's message would arrive."""
+    settings, codec = sink.settings, sink.codec
+    tag = settings.topic_raw
+    good = [event(codec, f"{tag}-ok{i}", f"{tag}-req", charge="1.00") for i in range(5)]
+    await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(e), []) for e in good])
+    taken = 0
+    while taken < 5:
+        taken += await sink.poll_once()
+    poison = {**event(codec, f"{tag}-poison", f"{tag}-req"), "duration_s": "twelve"}
+    sink.batch.add_event(poison)
+    await sink.flush()
+    assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events WHERE ingest_id = '{tag}-req'") == [(5, Decimal("5.00"))]
+    (dead,) = await rows(sink, f"SELECT failure_type, reason, position(body, '{tag}-poison') > 0 FROM ringback.dead_letters WHERE ingest_id = '{tag}-req'")
+    assert dead[0] == "unstorable_event" and "twelve" in dead[1] and dead[2]
+    records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=5)
+    assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized) == {**{p: 0 for p in range(settings.kafka_partitions)}, **next_offsets(records)}

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DataError
 
 from ringback import logs, metrics
 from ringback.config import Settings
@@ -37,6 +40,11 @@ DEAD_LETTER_COLUMNS = [
     "reason", "normalizer_version", "source_topic", "source_partition", "source_offset", "dead_lettered_at", "body",
 ]
 UNDECODABLE_EVENT = "undecodable_event"
+UNSTORABLE_EVENT = "unstorable_event"
+#: Raised while serializing a batch for ClickHouse when a *value* cannot be stored (not an outage):
+#: retrying cannot help, so the batch is split to set the offending rows aside.
+DATA_ERRORS = (DataError, ValueError, TypeError, OverflowError, struct.error)
+CLICKHOUSE_MAX_YEAR = 2299
 INSERT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 MAX_POLL_WAIT_MS = 200
 
@@ -81,6 +89,13 @@ class Batch:
         """Same offsets -> same token, so a retried insert of this batch is dropped by ClickHouse."""
         span = ",".join(f"{tp.topic}:{tp.partition}:{self.first_offsets[tp]}-{end}" for tp, end in sorted(self.next_offsets.items()))
         return hashlib.sha256(f"{table}|{span}".encode()).hexdigest()
+
+
+def _as_int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return WHOLE_REQUEST
 
 
 def dead_letter_row(letter: DeadLetter) -> list[Any]:
@@ -202,7 +217,9 @@ class Sink:
             return
         assert self.consumer is not None and self.client is not None
         if batch.event_count:
-            await self._insert_with_retry(EVENTS_TABLE, batch.events, batch.event_columns, batch.dedup_token(EVENTS_TABLE))
+            unstorable = await self._store_events(batch.events, batch.dedup_token(EVENTS_TABLE))
+            for index, reason in unstorable:
+                batch.dead_letters.append(self._unstorable_row(batch, index, reason))
         if batch.dead_letters:
             columns = [list(col) for col in zip(*batch.dead_letters)]
             await self._insert_with_retry(DEAD_LETTERS_TABLE, columns, DEAD_LETTER_COLUMNS, batch.dedup_token(DEAD_LETTERS_TABLE))
@@ -230,12 +247,42 @@ class Sink:
         delta = self.ledger.take()
         return ledger_rows(delta) if delta else []
 
+    async def _store_events(self, columns: list[list[Any]], token: str) -> list[tuple[int, str]]:
+        """Insert; rows whose values ClickHouse cannot take are found by halving and returned, with why."""
+        try:
+            await self._insert_with_retry(EVENTS_TABLE, columns, self.batch.event_columns, token)
+            return []
+        except DATA_ERRORS as exc:
+            size = len(columns[0])
+            if size == 1:
+                return [(0, f"{type(exc).__name__}: {exc}")]
+            half = size // 2
+            left = await self._store_events([column[:half] for column in columns], token + ":a")
+            right = await self._store_events([column[half:] for column in columns], token + ":b")
+            return left + [(index + half, reason) for index, reason in right]
+
+    def _unstorable_row(self, batch: Batch, index: int, reason: str) -> list[Any]:
+        """A dead-letter row for an event ClickHouse refused: kept, with the event as JSON, never dropped."""
+        event = {name: column[index] for name, column in zip(batch.event_columns, batch.events)}
+        metrics.SINK_UNSTORABLE.inc()
+        log.error("event ClickHouse cannot store, kept in dead_letters", event_id=event.get("event_id"), reason=reason[:300])
+        received = event.get("received_at")
+        if not isinstance(received, datetime) or received.year > CLICKHOUSE_MAX_YEAR:
+            received = datetime.fromtimestamp(0, tz=timezone.utc)
+        return [
+            str(event.get("route") or ""), str(event.get("ingest_id") or ""), _as_int(event.get("report_index")),
+            received, "", "", UNSTORABLE_EVENT, reason, str(event.get("normalizer_version") or ""), self.settings.topic_normalized, -1, -1,
+            datetime.now(timezone.utc), orjson.dumps(event, default=str),
+        ]
+
     async def _insert_with_retry(self, table: str, columns: list[list[Any]], names: list[str], token: str) -> None:
         attempt = 0
         while True:
             started = time.perf_counter()
             try:
                 await self.on_db_thread(self._insert, table, columns, names, token)
+            except DATA_ERRORS:
+                raise  # a value problem, not an outage: the caller isolates the row
             except Exception as exc:  # any ClickHouse failure: retry; offsets stay where they are
                 metrics.SINK_INSERT_FAILURES.labels(table).inc()
                 delay = INSERT_BACKOFF_S[min(attempt, len(INSERT_BACKOFF_S) - 1)]
