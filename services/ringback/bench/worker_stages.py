@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -28,20 +29,26 @@ from ringback.runtime.raw import RawCallback, new_ingest_id
 from ringback.sink.worker import EVENTS_TABLE, Sink
 
 PRODUCE_WINDOW = 5000
-STALL_S = 20.0  # no progress for this long ends a stage with what it has, reported as "incomplete"
+STALL_S = 20.0  # no progress for this long ends a stage with what it has (the report shows how much)
 
 
-class Progress:
-    def __init__(self) -> None:
-        self.last = time.monotonic()
-
-    def note(self, count: int) -> None:
+async def timed_polls(poll: Callable[[], Awaitable[int]], target: int) -> tuple[int, float]:
+    """Call ``poll`` (returning records handled) until ``target`` or a stall: (handled, seconds since the
+    start of the first poll that returned anything, so consumer-group joins are not timed)."""
+    handled, started, last_progress = 0, 0.0, time.monotonic()
+    while handled < target and time.monotonic() - last_progress <= STALL_S:
+        before = time.perf_counter()
+        count = await poll()
         if count:
-            self.last = time.monotonic()
+            started = started or before
+            last_progress = time.monotonic()
+        handled += count
+    return handled, time.perf_counter() - started
 
-    @property
-    def stalled(self) -> bool:
-        return time.monotonic() - self.last > STALL_S
+
+def normalized_events(raws: list[RawCallback], codec: EventCodec) -> list[dict[str, Any]]:
+    ctx = Context(blank_event=codec.blank_event())
+    return [o for raw in raws for o in normalize_message(raw, registry(), ctx) if not isinstance(o, Rejection)]
 
 
 def raw_callbacks(count: int, tag: str) -> list[RawCallback]:
@@ -73,21 +80,17 @@ async def passthrough(settings: Settings, total: int) -> float:
     producer: AIOKafkaProducer = kafka.producer(settings)
     await consumer.start()
     await producer.start()
-    moved, started = 0, 0.0
-    progress = Progress()
+
+    async def forward_one_poll() -> int:
+        batches = await consumer.getmany(timeout_ms=200, max_records=settings.normalizer_max_records)
+        futures = [await producer.send(settings.topic_normalized + ".passthrough", value=r.value, key=r.key, headers=list(r.headers)) for records in batches.values() for r in records]
+        await asyncio.gather(*futures)
+        if batches:
+            await consumer.commit()
+        return len(futures)
+
     try:
-        while moved < total and not progress.stalled:
-            before = time.perf_counter()
-            batches = await consumer.getmany(timeout_ms=200, max_records=settings.normalizer_max_records)
-            if batches and not started:
-                started = before
-            futures = [await producer.send(settings.topic_normalized + ".passthrough", value=r.value, key=r.key, headers=list(r.headers)) for records in batches.values() for r in records]
-            await asyncio.gather(*futures)
-            if batches:
-                await consumer.commit()
-            moved += len(futures)
-            progress.note(len(futures))
-        return time.perf_counter() - started
+        return (await timed_polls(forward_one_poll, total))[1]
     finally:
         await consumer.stop()
         await producer.stop()
@@ -96,25 +99,14 @@ async def passthrough(settings: Settings, total: int) -> float:
 async def bench_normalizer(settings: Settings, messages: int) -> dict[str, Any]:
     await kafka.ensure_topics(settings)
     raws = raw_callbacks(messages, "bn")
-    codec = EventCodec.from_dir(settings.schemas_dir)
-    ctx = Context(blank_event=codec.blank_event())
-    events = sum(1 for raw in raws for o in normalize_message(raw, registry(), ctx) if not isinstance(o, Rejection))
+    events = len(normalized_events(raws, EventCodec.from_dir(settings.schemas_dir)))
     await produce_all(settings, settings.topic_raw, [(raw.ingest_id.encode(), raw.body, raw.headers()) for raw in raws])
 
     baseline_s = await passthrough(settings, messages)
     worker = Normalizer(settings)
     await worker.start()
-    handled, started = 0, 0.0
-    progress = Progress()
     try:
-        while handled < messages and not progress.stalled:
-            before = time.perf_counter()
-            count = await worker.process_poll()
-            if count and not started:
-                started = before
-            handled += count
-            progress.note(count)
-        normalizer_s = time.perf_counter() - started
+        handled, normalizer_s = await timed_polls(worker.process_poll, messages)
     finally:
         await worker.stop()
     return {
@@ -127,31 +119,23 @@ async def bench_normalizer(settings: Settings, messages: int) -> dict[str, Any]:
 async def bench_sink(settings: Settings, rows: int) -> dict[str, Any]:
     await kafka.ensure_topics(settings)
     codec = EventCodec.from_dir(settings.schemas_dir)
-    ctx = Context(blank_event=codec.blank_event())
-    events: list[dict[str, Any]] = []
-    for raw in raw_callbacks(rows, "bs"):
-        events.extend(o for o in normalize_message(raw, registry(), ctx) if not isinstance(o, Rejection))
-        if len(events) >= rows:
-            break
-    events = events[:rows]
+    events = normalized_events(raw_callbacks(rows, "bs"), codec)[:rows]  # each callback gives at least one event
     await produce_all(settings, settings.topic_normalized, [(None, codec.encode(e), None) for e in events])
 
     sink = Sink(settings)
     await sink.start()
     try:
-        taken, started = 0, 0.0
-        progress = Progress()
-        while taken < rows and not progress.stalled:
-            before = time.perf_counter()
+
+        async def poll_and_flush_full() -> int:
             count = await sink.poll_once()
-            if count and not started:
-                started = before
-            taken += count
-            progress.note(count)
             if sink.batch.row_count >= settings.sink_batch_rows:
                 await sink.flush()
-        await sink.flush()
-        sink_s = time.perf_counter() - started
+            return count
+
+        taken, polling_s = await timed_polls(poll_and_flush_full, rows)
+        flush_started = time.perf_counter()
+        await sink.flush()  # the last partial batch belongs to the measurement too
+        sink_s = polling_s + time.perf_counter() - flush_started
 
         columns = [[e.get(name) for e in events] for name in codec.field_names]
         await sink.on_db_thread(sink.client.command, "CREATE TABLE IF NOT EXISTS ringback.bench_direct AS ringback.events")
