@@ -89,16 +89,22 @@ def _charge(read: Fields, name: str) -> dict[str, Any]:
     return {"charge": charge, "currency": CNY if charge is not None else None}
 
 
-def voice_code_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
+def _single_party_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int, fid: str, event_type: str, amount_field: str) -> Event:
+    """What the voice-code (fid 2) and conference (fid 5) CDRs share: one party (`tel`), answer and end
+    times, a duration and a charge; no outcome field, so an answer time means answered."""
     request_id, tel = read.text("requestid"), read.text("tel")
     answered, ended = read.local_time("stime"), read.local_time("etime")
-    event = _new(raw, ctx, "voice.code_cdr", ("2", request_id, tel), index, status.ANSWERED if answered else status.UNKNOWN)
+    event = _new(raw, ctx, event_type, (fid, request_id, tel), index, status.ANSWERED if answered else status.UNKNOWN)
     event.update(
         request_id=request_id, app_id=read.text("appid"), to_number=tel, to_e164=to_e164(tel),
         answered_at=answered, ended_at=ended, occurred_at=ended or answered,
-        duration_s=read.count("duration"), **_charge(read, "oriamount"),
+        duration_s=read.count("duration"), **_charge(read, amount_field),
     )
     return event
+
+
+def voice_code_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
+    return _single_party_cdr(raw, ctx, read, index, "2", "voice.code_cdr", "oriamount")
 
 
 def two_way_call_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
@@ -124,15 +130,8 @@ def two_way_call_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -
 
 
 def conference_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
-    request_id, tel = read.text("requestid"), read.text("tel")
-    answered, ended = read.local_time("stime"), read.local_time("etime")
-    event = _new(raw, ctx, "conference.cdr", ("5", request_id, tel), index, status.ANSWERED if answered else status.UNKNOWN)
-    event.update(
-        request_id=request_id, app_id=read.text("appid"), to_number=tel, to_e164=to_e164(tel),
-        answered_at=answered, ended_at=ended, occurred_at=ended or answered,
-        conference_id=read.text("confid"), recording_url=_recording(read), custom_param=read.text("customParm"),
-        duration_s=read.count("duration"), **_charge(read, "singleoriamount"),
-    )
+    event = _single_party_cdr(raw, ctx, read, index, "5", "conference.cdr", "singleoriamount")
+    event.update(conference_id=read.text("confid"), recording_url=_recording(read), custom_param=read.text("customParm"))
     return event
 
 
