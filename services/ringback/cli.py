@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--connections", type=int, default=32, help="Concurrent connections.")
     load.add_argument("--resend-share", type=float, default=0.05, help="Share of requests that resend an earlier body.")
     load.add_argument("--malformed-share", type=float, default=0.01, help="Share of requests with a truncated body.")
-    load.add_argument("--mix", default=None, help="route=weight,... (default: " + ",".join(f"{k}={v}" for k, v in __import__("ringback.loadgen", fromlist=["DEFAULT_MIX"]).DEFAULT_MIX.items()) + ")")
+    load.add_argument("--mix", default=None, help="route=weight,... (default: the realistic mix, SMS receipts first; see `ringback.loadgen.DEFAULT_MIX`)")
     load.add_argument("--seed", type=int, default=7, help="Seed of the traffic generator.")
     load.add_argument("--json", dest="as_json", action="store_true", help="Print the summary as JSON.")
     config.add_flags(load)
