@@ -29,6 +29,9 @@ SINK_INSERT_SECONDS = Histogram("ringback_sink_insert_seconds", "Time of one Cli
 SINK_INSERT_FAILURES = Counter("ringback_sink_insert_failures_total", "Failed ClickHouse insert attempts.", ["table"])
 SINK_UNSTORABLE = Counter("ringback_sink_unstorable_total", "Events ClickHouse refused for their values, kept in dead_letters.", [])
 SINK_UNDECODABLE = Counter("ringback_sink_undecodable_total", "Normalized-topic messages the sink could not decode.", [])
+SINK_CHECKED_BATCHES = Counter(
+    "ringback_sink_checked_batches_total", "Event batches ClickHouse refused as Avro containers, stored through the slower checked path.", []
+)
 SINK_PENDING_ROWS = Gauge("ringback_sink_pending_rows", "Rows buffered, waiting for the next flush.")
 
 

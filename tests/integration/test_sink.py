@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ringback import metrics
 from ringback.config import Settings
 from ringback.runtime import kafka
 from ringback.runtime.avro import EventCodec
@@ -65,8 +66,10 @@ async def test_events_and_dead_letters_are_stored_then_committed(sink: Sink) -> 
     raw = RawCallback(route="tencent/sms-status", ingest_id=f"{tag}-bad", received_at_us=1_763_700_000_000_000, remote_addr="10.1.1.1", content_type="application/json", body=b"[{oops", topic=settings.topic_raw, partition=1, offset=7)
     letter = DeadLetter(raw=raw, failure_type="invalid_json", failure_message="body is not valid JSON", normalizer_version="t")
     await produce(settings.kafka_bootstrap, settings.topic_dlq, [(None, raw.body, letter.headers())])
+    checked_before = metrics.SINK_CHECKED_BATCHES._value.get()
 
     await poll_until_stored(sink, expected=4)
+    assert metrics.SINK_CHECKED_BATCHES._value.get() == checked_before  # the bodies went in as Avro, undecoded
 
     stored = await rows(sink, f"SELECT event_id, status, to_e164, occurred_at, charge, attributes FROM ringback.events WHERE ingest_id = '{tag}-req' ORDER BY event_id")
     assert [r[0] for r in stored] == [f"{tag}-e0", f"{tag}-e1", f"{tag}-e2"]
@@ -104,6 +107,22 @@ async def test_undecodable_message_is_kept_beside_the_dead_letters(sink: Sink) -
     assert row == ("undecodable_event", "not avro at all")
 
 
+async def test_a_truncated_event_body_is_set_aside_and_its_batch_still_stored(sink: Sink) -> None:
+    """A known schema header over a broken body: ClickHouse refuses the container, the checked path
+    decodes each event, stores the good ones and keeps the broken one, with where it came from."""
+    settings, codec = sink.settings, sink.codec
+    tag = settings.topic_raw
+    payloads = [codec.encode(event(codec, f"{tag}-t{i}", f"{tag}-req", charge="0.50")) for i in range(4)]
+    payloads[1] = payloads[1][:30]
+    await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, payload, []) for payload in payloads])
+    checked_before = metrics.SINK_CHECKED_BATCHES._value.get()
+    await poll_until_stored(sink, expected=4)
+    assert metrics.SINK_CHECKED_BATCHES._value.get() == checked_before + 1
+    assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events WHERE ingest_id = '{tag}-req'") == [(3, Decimal("1.50"))]
+    (dead,) = await rows(sink, f"SELECT failure_type, source_offset >= 0, length(body) FROM ringback.dead_letters WHERE source_topic = '{settings.topic_normalized}'")
+    assert dead == ("undecodable_event", 1, 30)
+
+
 async def test_read_only_query_refuses_writes_and_leaves_the_sink_writable(sink: Sink) -> None:
     assert await sink.query("SELECT 1 AS one FORMAT JSONEachRow", "TabSeparated") == b'{"one":1}\n'
     with pytest.raises(Exception, match="readonly"):
@@ -135,7 +154,6 @@ async def test_insert_failures_commit_nothing_are_retried_and_end_exact(sink: Si
     """A real ClickHouse failure (TOO_MANY_PARTS, forced with parts_to_throw_insert) on the real engine."""
     import asyncio
 
-    from ringback import metrics
 
     settings, codec = sink.settings, sink.codec
     tag = settings.topic_raw
@@ -161,22 +179,73 @@ async def test_insert_failures_commit_nothing_are_retried_and_end_exact(sink: Si
     assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized) == {**{p: 0 for p in range(settings.kafka_partitions)}, **next_offsets(records)}
 
 
+def wider_charge_payload(codec: EventCodec, event_: dict) -> bytes:
+    """An event as a producer with a wider decimal in its copy of the schema writes it: the
+    fingerprint ignores logical-type parameters, so the header is the same and only the value differs."""
+    import io
+    import json
+
+    import fastavro
+
+    raw_schema = json.loads(codec.writer_json[codec.header[2:]])
+    for f in raw_schema["fields"]:
+        if f["name"] == "charge":
+            f["type"][1]["precision"] = 38
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(raw_schema), event_)
+    return codec.header + body.getvalue()
+
+
 async def test_an_event_clickhouse_cannot_store_is_set_aside_and_the_rest_flows(sink: Sink) -> None:
     """A value the engine cannot take must not block the partition: the batch is split, the good rows
-    stored, the bad one kept in dead_letters. The Avro schema already keeps such values out of the
-    topic, so the bad row is put into the batch directly, as a buggy producer's message would arrive."""
+    stored, the bad one kept in dead_letters with where it came from."""
     settings, codec = sink.settings, sink.codec
     tag = settings.topic_raw
-    good = [event(codec, f"{tag}-ok{i}", f"{tag}-req", charge="1.00") for i in range(5)]
-    await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(e), []) for e in good])
-    taken = 0
-    while taken < 5:
-        taken += await sink.poll_once()
-    poison = {**event(codec, f"{tag}-poison", f"{tag}-req"), "duration_s": "twelve"}
-    sink.batch.add_event(poison)
-    await sink.flush()
+    good = [codec.encode(event(codec, f"{tag}-ok{i}", f"{tag}-req", charge="1.00")) for i in range(5)]
+    poison = wider_charge_payload(codec, event(codec, f"{tag}-poison", f"{tag}-req", charge="123456789012345678901.5"))
+    await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, payload, []) for payload in [*good[:2], poison, *good[2:]]])
+    await poll_until_stored(sink, 6)
     assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events WHERE ingest_id = '{tag}-req'") == [(5, Decimal("5.00"))]
-    (dead,) = await rows(sink, f"SELECT failure_type, reason, position(body, '{tag}-poison') > 0 FROM ringback.dead_letters WHERE ingest_id = '{tag}-req'")
-    assert dead[0] == "unstorable_event" and "twelve" in dead[1] and dead[2]
-    records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=5)
+    (dead,) = await rows(sink, f"SELECT failure_type, reason, position(body, '{tag}-poison') > 0, source_offset >= 0 FROM ringback.dead_letters WHERE ingest_id = '{tag}-req'")
+    assert dead[0] == "unstorable_event" and "charge" in dead[1] and dead[2] and dead[3]
+    records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=6)
     assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized) == {**{p: 0 for p in range(settings.kafka_partitions)}, **next_offsets(records)}
+
+
+async def test_reading_goes_on_while_a_batch_is_stored_but_commits_wait_for_its_insert(sink: Sink) -> None:
+    """The batch in flight blocks only its own commit: the next batch fills meanwhile, and offsets move
+    in order, each batch's only after its rows are stored."""
+    import asyncio
+
+    settings, codec = sink.settings, sink.codec
+    tag = settings.topic_raw
+    first = [(None, codec.encode(event(codec, f"{tag}-a{i}", f"{tag}-req", charge="1.00")), []) for i in range(5)]
+    second = [(None, codec.encode(event(codec, f"{tag}-b{i}", f"{tag}-req", charge="2.00")), []) for i in range(3)]
+    await produce(settings.kafka_bootstrap, settings.topic_normalized, first)
+    await sink.on_db_thread(lambda: sink.client.insert("ringback.events", [[f"{tag}-seed", "seed", "s", "r", "i", 0, datetime.now(timezone.utc), "x", "v"]],
+                                                     column_names=["event_id", "event_type", "source", "route", "ingest_id", "report_index", "received_at", "status", "normalizer_version"]))
+    await sink.on_db_thread(sink.client.command, "ALTER TABLE ringback.events MODIFY SETTING parts_to_throw_insert = 1")
+    failures_before = metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get()
+    try:
+        taken = 0
+        while taken < 5:
+            taken += await sink.poll_once()
+        await asyncio.wait_for(sink.flush(wait=False), 5)
+        assert sink.in_flight is not None and not sink.in_flight.done()
+        await produce(settings.kafka_bootstrap, settings.topic_normalized, second)
+        while taken < 8:
+            taken += await sink.poll_once()
+        assert sink.batch.event_count == 3
+        while metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get() < failures_before + 1:
+            await asyncio.sleep(0.05)
+        assert set((await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()) == {0}
+    finally:
+        await sink.on_db_thread(sink.client.command, "ALTER TABLE ringback.events MODIFY SETTING parts_to_throw_insert = 3000")
+    await asyncio.wait_for(sink.settle(), 30)
+    first_records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=5, where=lambda r: f"{tag}-a".encode() in r.value)
+    first_offsets = next_offsets(first_records)
+    committed = await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)
+    assert sum(committed.values()) == 5 and committed == {**{p: 0 for p in range(settings.kafka_partitions)}, **first_offsets}
+    await sink.flush()
+    assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events_dedup WHERE ingest_id = '{tag}-req'") == [(8, Decimal("11.00"))]
+    assert sum((await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()) == 8

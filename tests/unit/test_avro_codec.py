@@ -87,3 +87,49 @@ def test_old_reader_reads_new_data_ignoring_the_new_field(tmp_path: Path) -> Non
     old_reader = EventCodec.from_dir(SCHEMAS).schema
     record = fastavro.schemaless_reader(io.BytesIO(payload[10:]), new.schema, old_reader)
     assert "carrier" not in record and record["event_id"] == "e1"
+
+
+def test_container_of_untouched_bodies_reads_back_as_the_events() -> None:
+    """The sink's fast path: single-object bodies wrapped, not decoded, into an Object Container File
+    that an independent reader (fastavro's) reads back exactly."""
+    import io
+
+    import fastavro
+
+    from ringback.runtime.avro import HEADER_LENGTH
+    from ringback.runtime.avro_container import container
+
+    codec = EventCodec.from_dir(SCHEMAS)
+    events = [{**sample_event(codec), "event_id": f"e{i}", "attributes": {"k": "v" * i}} for i in range(300)]
+    data = container(codec.writer_json[codec.header[2:]], (codec.encode(e)[HEADER_LENGTH:] for e in events))
+    assert list(fastavro.reader(io.BytesIO(data))) == events
+
+
+@pytest.mark.parametrize("route", ["tencent/sms-status", "", "路由/" + "x" * 200])
+def test_ledger_fields_read_from_the_front_match_a_full_decode(route: str) -> None:
+    codec = EventCodec.from_dir(SCHEMAS)
+    event = {**sample_event(codec), "route": route, "event_id": "e" * 70, "report_index": -3}
+    payload = codec.encode(event)
+    assert codec.route_and_received_at(payload) == (route, 1_795_222_923_456_789)
+    decoded = codec.decode(payload)
+    assert int(decoded["received_at"].timestamp() * 1_000_000) == 1_795_222_923_456_789
+
+
+def test_ledger_fields_of_a_cut_record_are_refused() -> None:
+    codec = EventCodec.from_dir(SCHEMAS)
+    payload = codec.encode(sample_event(codec))
+    for end in range(10, 70):
+        with pytest.raises(AvroDecodeError):
+            codec.route_and_received_at(payload[:end])
+
+
+def test_ledger_fields_behind_a_union_are_read_by_a_full_decode() -> None:
+    """A writer schema whose front fields are not plain strings and longs is decoded in full."""
+    import fastavro
+
+    raw = json.loads((SCHEMAS / "normalized_event.avsc").read_text())
+    raw["fields"].insert(0, {"name": "tenant", "type": ["null", "string"], "default": None})
+    writer = EventCodec(schema=fastavro.parse_schema(raw))
+    reader = EventCodec(schema=EventCodec.from_dir(SCHEMAS).schema, known_writers=dict(writer.known_writers))
+    payload = writer.encode({**sample_event(writer), "tenant": "acme"})
+    assert reader.route_and_received_at(payload) == ("tencent/sms-status", 1_795_222_923_456_789)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
+from clickhouse_connect.driver import options as clickhouse_options
 from clickhouse_connect.driver.client import Client
 
 DDL_DIR = "clickhouse"
@@ -23,7 +24,10 @@ def redacted(dsn: str) -> str:
 def connect(dsn: str) -> Client:
     if dsn.startswith("chdb://"):
         Path(dsn.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
-    return clickhouse_connect.get_client(dsn=dsn)
+    client = clickhouse_connect.get_client(dsn=dsn)
+    # The driver imports pandas on its first insert (about half a second): done here, not on the first batch.
+    _ = clickhouse_options.pd
+    return client
 
 
 def ddl_statements(schemas_dir: str | Path, cluster: str = "") -> list[str]:

@@ -4,6 +4,11 @@ Rows are buffered until ``sink_batch_rows`` or ``sink_batch_seconds``, inserted 
 letters), and only then are the consumer offsets committed. A failed insert is retried with backoff
 and the offsets never move past it; every insert carries a deduplication token derived from the
 offsets it covers, so an insert retried after an unclear failure is not stored twice.
+
+Events take the fast path: their Avro bodies go to ClickHouse as they arrived, in a container file
+(``FORMAT Avro``), so Python never decodes them. If ClickHouse refuses that insert for any reason,
+the batch takes the checked path: each event decoded in Python, a columnar insert retried with
+backoff, and any event that cannot be decoded or stored set aside in dead_letters with why.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import hashlib
 import struct
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,7 +32,8 @@ from clickhouse_connect.driver.exceptions import DataError
 from ringback import logs, metrics
 from ringback.config import Settings
 from ringback.runtime import clickhouse, kafka
-from ringback.runtime.avro import AvroDecodeError, EventCodec
+from ringback.runtime.avro import HEADER_LENGTH, AvroDecodeError, EventCodec
+from ringback.runtime.avro_container import container
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter
 from ringback.runtime.drain import drain
 from ringback.runtime.ledger import LEDGER_COLUMNS, SINK_DEAD_LETTERS, SINK_EVENTS, Ledger, ledger_rows
@@ -45,8 +52,11 @@ UNSTORABLE_EVENT = "unstorable_event"
 #: retrying cannot help, so the batch is split to set the offending rows aside.
 DATA_ERRORS = (DataError, ValueError, TypeError, OverflowError, struct.error)
 CLICKHOUSE_MAX_YEAR = 2299
+#: What a normalized-topic message that fastavro cannot read raises.
+DECODE_ERRORS = (AvroDecodeError, ValueError, EOFError, IndexError, KeyError, TypeError)
 INSERT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 MAX_POLL_WAIT_MS = 200
+HOUR_US = 3_600_000_000
 
 log = logs.get(__name__)
 
@@ -55,20 +65,17 @@ log = logs.get(__name__)
 class Batch:
     """Rows waiting to be inserted, and the offsets that become committable once they are."""
 
-    event_columns: list[str]
-    events: list[list[Any]] = field(default_factory=list)
+    #: Normalized-topic records whose header names a known schema; their bodies are not decoded yet.
+    events: list[ConsumerRecord] = field(default_factory=list)
     dead_letters: list[list[Any]] = field(default_factory=list)
     ledger: list[list[Any]] = field(default_factory=list)
     first_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     opened_at: float = 0.0
 
-    def __post_init__(self) -> None:
-        self.events = [[] for _ in self.event_columns]
-
     @property
     def event_count(self) -> int:
-        return len(self.events[0]) if self.events else 0
+        return len(self.events)
 
     @property
     def row_count(self) -> int:
@@ -80,10 +87,6 @@ class Batch:
             self.opened_at = time.monotonic()
         self.first_offsets.setdefault(tp, record.offset)
         self.next_offsets[tp] = record.offset + 1
-
-    def add_event(self, event: dict[str, Any]) -> None:
-        for column, name in zip(self.events, self.event_columns):
-            column.append(event.get(name))
 
     def dedup_token(self, table: str) -> str:
         """Same offsets -> same token, so a retried insert of this batch is dropped by ClickHouse."""
@@ -118,11 +121,13 @@ class Sink:
         self.reader: Client | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.batch = self._new_batch()
+        #: The previous batch being stored while the next one fills; stored and committed in order.
+        self.in_flight: asyncio.Task[None] | None = None
         self.ledger = Ledger()
         self.healthy = False
 
     def _new_batch(self) -> Batch:
-        return Batch(event_columns=list(self.codec.field_names))
+        return Batch()
 
     async def on_db_thread(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
@@ -142,6 +147,9 @@ class Sink:
 
     async def stop(self) -> None:
         self.healthy = False
+        if self.in_flight is not None and not self.in_flight.done():
+            self.in_flight.cancel()  # not committed, so read again by whoever takes these partitions
+            await asyncio.gather(self.in_flight, return_exceptions=True)
         if self.consumer is not None:
             await self.consumer.stop()
         for client in (self.reader, self.client):
@@ -151,10 +159,15 @@ class Sink:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.poll_once()
-            if self._batch_due():
-                await self.flush()
+            await self.step()
         await self.drain()
+
+    async def step(self) -> int:
+        """Read once; when the batch is due, hand it to the store and go on reading into the next one."""
+        count = await self.poll_once()
+        if self._batch_due():
+            await self.flush(wait=False)
+        return count
 
     async def drain(self) -> None:
         """On shutdown: read what is left (bounded by drain_timeout_s), then flush and commit."""
@@ -202,28 +215,49 @@ class Sink:
             self.batch.dead_letters.append(dead_letter_row(DeadLetter.from_message(record.value, record.headers)))
             return
         try:
-            self.batch.add_event(self.codec.decode(record.value or b""))
-        except (AvroDecodeError, ValueError, EOFError, IndexError) as exc:
-            # Never silently dropped: it is stored beside the dead letters, with why.
-            metrics.SINK_UNDECODABLE.inc()
-            log.error("undecodable normalized event", topic=record.topic, partition=record.partition, offset=record.offset, error=str(exc))
-            raw = RawCallback.from_message(record.topic, record.partition, record.offset, record.value, record.headers)
-            letter = DeadLetter(raw=raw, failure_type=UNDECODABLE_EVENT, failure_message=str(exc), normalizer_version="", report_index=WHOLE_REQUEST)
-            self.batch.dead_letters.append(dead_letter_row(letter))
+            self.codec.writer_of(record.value or b"")
+        except AvroDecodeError as exc:
+            self.batch.dead_letters.append(self._undecodable_row(record, exc))
+            return
+        self.batch.events.append(record)
 
-    async def flush(self) -> None:
+    def _undecodable_row(self, record: ConsumerRecord, exc: Exception) -> list[Any]:
+        """Never silently dropped: an event no one can read is stored beside the dead letters, with why."""
+        metrics.SINK_UNDECODABLE.inc()
+        log.error("undecodable normalized event", topic=record.topic, partition=record.partition, offset=record.offset, error=str(exc))
+        raw = RawCallback.from_message(record.topic, record.partition, record.offset, record.value, record.headers)
+        letter = DeadLetter(raw=raw, failure_type=UNDECODABLE_EVENT, failure_message=str(exc), normalizer_version="", report_index=WHOLE_REQUEST)
+        return dead_letter_row(letter)
+
+    async def flush(self, wait: bool = True) -> None:
+        """Store the current batch and then commit its offsets. With ``wait=False`` this returns once
+        the previous batch is stored, so reading overlaps the insert; one batch is in flight at most."""
+        await self.settle()
         batch = self.batch
         if not batch.next_offsets:
             return
+        self.batch = self._new_batch()
+        metrics.SINK_PENDING_ROWS.set(0)
+        self.in_flight = asyncio.create_task(self._store_and_commit(batch))
+        if wait:
+            await self.settle()
+
+    async def settle(self) -> None:
+        """Wait until the batch in flight, if any, is stored and committed (its failure is raised here)."""
+        task, self.in_flight = self.in_flight, None
+        if task is not None:
+            await task
+
+    async def _store_and_commit(self, batch: Batch) -> None:
         assert self.consumer is not None and self.client is not None
+        stored_keys: list[tuple[str, int]] = []
         if batch.event_count:
-            unstorable = await self._store_events(batch.events, batch.dedup_token(EVENTS_TABLE))
-            for index, reason in unstorable:
-                batch.dead_letters.append(self._unstorable_row(batch, index, reason))
+            stored_keys, set_aside = await self._store_events(batch.events, batch.dedup_token(EVENTS_TABLE))
+            batch.dead_letters.extend(set_aside)
         if batch.dead_letters:
             columns = [list(col) for col in zip(*batch.dead_letters)]
             await self._insert_with_retry(DEAD_LETTERS_TABLE, columns, DEAD_LETTER_COLUMNS, batch.dedup_token(DEAD_LETTERS_TABLE))
-        batch.ledger.extend(self._own_ledger_rows(batch))
+        batch.ledger.extend(self._own_ledger_rows(stored_keys, batch.dead_letters))
         if batch.ledger:
             columns = [list(col) for col in zip(*batch.ledger)]
             await self._insert_with_retry(LEDGER_TABLE, columns, LEDGER_COLUMNS, batch.dedup_token(LEDGER_TABLE))
@@ -233,37 +267,84 @@ class Sink:
             # The rows are stored; whoever reads these offsets again inserts rows that collapse by event_id.
             log.warning("commit after insert failed", error=repr(exc))
         log.debug("batch stored", events=batch.event_count, dead_letters=len(batch.dead_letters))
-        self.batch = self._new_batch()
-        metrics.SINK_PENDING_ROWS.set(0)
 
-    def _own_ledger_rows(self, batch: Batch) -> list[list[Any]]:
-        """The sink's own counts for this batch: event and dead-letter rows per route and hour."""
-        names = batch.event_columns
-        routes, received = batch.events[names.index("route")], batch.events[names.index("received_at")]
-        for route, at in zip(routes, received):
-            self.ledger.count(SINK_EVENTS, route, int(at.timestamp() * 1_000_000))
-        for row in batch.dead_letters:
+    def _own_ledger_rows(self, event_keys: list[tuple[str, int]], dead_letters: list[list[Any]]) -> list[list[Any]]:
+        """The sink's own counts for this batch: events taken (stored, or set aside as unstorable, which
+        also counts as a dead letter) and dead-letter rows, per route and hour of receipt."""
+        for (route, hour_us), n in Counter((route, at - at % HOUR_US) for route, at in event_keys).items():
+            self.ledger.count(SINK_EVENTS, route, hour_us, n)
+        for row in dead_letters:
             self.ledger.count(SINK_DEAD_LETTERS, row[0], int(row[3].timestamp() * 1_000_000))
         delta = self.ledger.take()
         return ledger_rows(delta) if delta else []
 
-    async def _store_events(self, columns: list[list[Any]], token: str) -> list[tuple[int, str]]:
+    async def _store_events(self, records: list[ConsumerRecord], token: str) -> tuple[list[tuple[str, int]], list[list[Any]]]:
+        """Store the events: (route, receive time) of every event taken, and dead-letter rows for those
+        that had to be set aside."""
+        try:
+            keys = [self.codec.route_and_received_at(record.value) for record in records]
+            await self._insert_containers(records, token)
+            return keys, []
+        except Exception as exc:  # any refusal: the checked path finds out whether it is the data or the store
+            metrics.SINK_CHECKED_BATCHES.inc()
+            log.warning("container insert refused, storing the batch through the checked path", events=len(records), error=str(exc)[:500])
+        return await self._store_checked(records, token)
+
+    async def _insert_containers(self, records: list[ConsumerRecord], token: str) -> None:
+        """The fast path: one container file per writer schema, bodies untouched."""
+        by_writer: dict[bytes, list[bytes]] = {}
+        for record in records:
+            by_writer.setdefault(self.codec.writer_of(record.value), []).append(record.value)
+        for fingerprint, payloads in by_writer.items():
+            names = [f["name"] for f in self.codec.known_writers[fingerprint]["fields"]]
+            schema_json = self.codec.writer_json[fingerprint]
+            part_token = token if len(by_writer) == 1 else f"{token}:{fingerprint.hex()}"
+            started = time.perf_counter()
+            await self.on_db_thread(self._insert_container, schema_json, names, payloads, part_token)
+            metrics.SINK_INSERT_SECONDS.labels(EVENTS_TABLE).observe(time.perf_counter() - started)
+            metrics.SINK_ROWS.labels(EVENTS_TABLE).inc(len(payloads))
+
+    def _insert_container(self, schema_json: str, names: list[str], payloads: list[bytes], token: str) -> None:
+        assert self.client is not None
+        data = container(schema_json, (payload[HEADER_LENGTH:] for payload in payloads))
+        self.client.raw_insert(EVENTS_TABLE, names, insert_block=data, fmt="Avro", settings={"insert_deduplication_token": token})
+
+    async def _store_checked(self, records: list[ConsumerRecord], token: str) -> tuple[list[tuple[str, int]], list[list[Any]]]:
+        """The checked path: decode each event, insert columns (retried while the store is down), and
+        set aside what cannot be read or stored."""
+        events: list[dict[str, Any]] = []
+        sources: list[ConsumerRecord] = []
+        set_aside: list[list[Any]] = []
+        for record in records:
+            try:
+                events.append(self.codec.decode(record.value))
+                sources.append(record)
+            except DECODE_ERRORS as exc:
+                set_aside.append(self._undecodable_row(record, exc))
+        names = self.codec.field_names
+        columns = [[event.get(name) for event in events] for name in names]
+        if events:
+            for index, reason in await self._store_columns(columns, token):
+                set_aside.append(self._unstorable_row(sources[index], events[index], reason))
+        keys = [(str(event["route"]), int(event["received_at"].timestamp() * 1_000_000)) for event in events]
+        return keys, set_aside
+
+    async def _store_columns(self, columns: list[list[Any]], token: str) -> list[tuple[int, str]]:
         """Insert; rows whose values ClickHouse cannot take are found by halving and returned, with why."""
         try:
-            await self._insert_with_retry(EVENTS_TABLE, columns, self.batch.event_columns, token)
+            await self._insert_with_retry(EVENTS_TABLE, columns, self.codec.field_names, token)
             return []
         except DATA_ERRORS as exc:
             size = len(columns[0])
             if size == 1:
                 return [(0, f"{type(exc).__name__}: {exc}")]
             half = size // 2
-            left = await self._store_events([column[:half] for column in columns], token + ":a")
-            right = await self._store_events([column[half:] for column in columns], token + ":b")
+            left = await self._store_columns([column[:half] for column in columns], token + ":a")
+            right = await self._store_columns([column[half:] for column in columns], token + ":b")
             return left + [(index + half, reason) for index, reason in right]
 
-    def _unstorable_row(self, batch: Batch, index: int, reason: str) -> list[Any]:
+    def _unstorable_row(self, record: ConsumerRecord, event: dict[str, Any], reason: str) -> list[Any]:
         """A dead-letter row for an event ClickHouse refused: kept, with the event as JSON, never dropped."""
-        event = {name: column[index] for name, column in zip(batch.event_columns, batch.events)}
         metrics.SINK_UNSTORABLE.inc()
         log.error("event ClickHouse cannot store, kept in dead_letters", event_id=event.get("event_id"), reason=reason[:300])
         received = event.get("received_at")
@@ -271,7 +352,7 @@ class Sink:
             received = datetime.fromtimestamp(0, tz=timezone.utc)
         return [
             str(event.get("route") or ""), str(event.get("ingest_id") or ""), _as_int(event.get("report_index")),
-            received, "", "", UNSTORABLE_EVENT, reason, str(event.get("normalizer_version") or ""), self.settings.topic_normalized, -1, -1,
+            received, "", "", UNSTORABLE_EVENT, reason, str(event.get("normalizer_version") or ""), record.topic, record.partition, record.offset,
             datetime.now(timezone.utc), orjson.dumps(event, default=str),
         ]
 
