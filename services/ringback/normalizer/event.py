@@ -39,8 +39,12 @@ def as_text(value: object) -> str | None:
 
 def leftover_attributes(report: Mapping[str, Any], consumed: Iterable[str]) -> dict[str, str]:
     """Every vendor field that no typed event field took, as text."""
-    taken = set(consumed)
-    return {str(key): as_text(value) or "" for key, value in report.items() if key not in taken}
+    taken = consumed if isinstance(consumed, (set, frozenset)) else set(consumed)
+    return {
+        str(key): value if type(value) is str else as_text(value) or ""
+        for key, value in report.items()
+        if key not in taken
+    }
 
 
 @dataclass(frozen=True)

@@ -37,18 +37,29 @@ def local_to_utc(text: object, tz_name: str, field_name: str, repairs: list[str]
     value = str(text).strip()
     if not value:
         return None
+    moment, glued = _local_moment(value, tz_name, field_name)
+    if glued and repairs is not None:
+        repairs.append(f"{REPAIR_GLUED_TIME}:{field_name}")
+    return moment
+
+
+#: A burst of callbacks repeats the same few seconds over and over; parsing each once is enough.
+LOCAL_TIME_CACHE_SIZE = 8192
+
+
+@lru_cache(maxsize=LOCAL_TIME_CACHE_SIZE)
+def _local_moment(value: str, tz_name: str, field_name: str) -> tuple[datetime, bool]:
+    """(UTC moment, whether the date was glued to the time); raises Rejected, which is not cached."""
     match = _LOCAL.match(value)
     if not match:
         raise Rejected("invalid_time", f"{field_name}: cannot read {value!r} as YYYY-MM-DD HH:MM:SS")
     year, month, day, separator, hour, minute, second, fraction = match.groups()
-    if not separator and repairs is not None:
-        repairs.append(f"{REPAIR_GLUED_TIME}:{field_name}")
     micros = int((fraction or "0").ljust(6, "0"))
     try:
         local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=zone(tz_name))
     except ValueError as exc:
         raise Rejected("invalid_time", f"{field_name}: {value!r} is not a real date/time ({exc})") from exc
-    return _plausible(local.astimezone(timezone.utc), field_name, value)
+    return _plausible(local.astimezone(timezone.utc), field_name, value), not separator
 
 
 def unix_seconds_to_utc(text: object, field_name: str) -> datetime | None:

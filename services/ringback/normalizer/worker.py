@@ -23,6 +23,7 @@ from ringback.normalizer.guard import DeadLetterGuard
 from ringback.normalizer.outcome import Outcome, Rejected, Rejection
 from ringback.runtime import kafka
 from ringback.runtime.avro import EventCodec
+from ringback.runtime.batched_sends import BatchedSends
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter
 from ringback.runtime.drain import drain
 from ringback.runtime.ledger import NORMALIZER_DEAD_LETTERS, NORMALIZER_EVENTS, NORMALIZER_RAW, NORMALIZER_REPORTS, Ledger
@@ -126,13 +127,14 @@ class Normalizer:
         assert self.consumer is not None and self.producer is not None
         normalized = [(raw, normalize_message(raw, self.adapters, self.ctx)) for raw in self._raws(batches)]
         self.guard.check([isinstance(o, Rejection) for _, outcomes in normalized for o in outcomes])
-        deliveries: list[asyncio.Future[Any]] = []
+        sends = BatchedSends(self.producer)
         for raw, outcomes in normalized:
-            deliveries.extend(await self._publish_outcomes(raw, outcomes))
+            await self._publish_outcomes(sends, raw, outcomes)
             count_outcomes(self.ledger, raw, outcomes)
         ledger_delta = self.ledger.take()  # a poll that fails is replayed, and counted, again
         if ledger_delta is not None:
-            deliveries.append(await self.producer.send(self.settings.topic_ledger, value=ledger_delta))
+            await sends.add(self.settings.topic_ledger, ledger_delta)
+        deliveries = await sends.flush()
         if deliveries:
             await asyncio.gather(*deliveries)  # every event and dead letter acknowledged (acks=all)
         await self.consumer.commit({partition: records[-1].offset + 1 for partition, records in batches.items()})
@@ -146,25 +148,21 @@ class Normalizer:
             for record in records
         ]
 
-    async def _publish_outcomes(self, raw: RawCallback, outcomes: list[Outcome]) -> list[asyncio.Future[Any]]:
-        assert self.producer is not None
+    async def _publish_outcomes(self, sends: BatchedSends, raw: RawCallback, outcomes: list[Outcome]) -> None:
         metrics.NORMALIZER_MESSAGES.labels(raw.route).inc()
-        deliveries = []
         for outcome in outcomes:
             if isinstance(outcome, Rejection):
-                deliveries.append(await self._dead_letter(raw, outcome))
+                await self._dead_letter(sends, raw, outcome)
                 continue
             try:
                 payload = self.codec.encode(outcome)
             except (ValueError, TypeError) as exc:  # an adapter produced a value the schema refuses
-                deliveries.append(await self._dead_letter(raw, Rejection("schema_violation", str(exc), outcome.get("report_index"))))
+                await self._dead_letter(sends, raw, Rejection("schema_violation", str(exc), outcome.get("report_index")))
                 continue
-            deliveries.append(await self.producer.send(self.settings.topic_normalized, value=payload, key=ordering_key(outcome)))
+            await sends.add(self.settings.topic_normalized, payload, key=ordering_key(outcome))
             metrics.NORMALIZER_EVENTS.labels(raw.route, outcome["event_type"]).inc()
-        return deliveries
 
-    async def _dead_letter(self, raw: RawCallback, rejection: Rejection) -> asyncio.Future[Any]:
-        assert self.producer is not None
+    async def _dead_letter(self, sends: BatchedSends, raw: RawCallback, rejection: Rejection) -> None:
         letter = DeadLetter(
             raw=raw,
             failure_type=rejection.reason_type,
@@ -174,4 +172,4 @@ class Normalizer:
         )
         metrics.NORMALIZER_DEAD_LETTERS.labels(raw.route, rejection.reason_type).inc()
         log.info("dead-lettered", route=raw.route, ingest_id=raw.ingest_id, reason=rejection.reason_type, detail=rejection.message, report_index=letter.report_index)
-        return await self.producer.send(self.settings.topic_dlq, value=raw.body, key=raw.ingest_id.encode(), headers=letter.headers())
+        await sends.add(self.settings.topic_dlq, raw.body, key=raw.ingest_id.encode(), headers=letter.headers())

@@ -17,6 +17,8 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from ringback.runtime.avro_encoder import compile_record_encoder
+
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 HEADER_LENGTH = len(SINGLE_OBJECT_MAGIC) + 8
 EVENT_SCHEMA_FILE = "normalized_event.avsc"
@@ -81,6 +83,7 @@ class EventCodec:
         self.known_writers.setdefault(self.header[2:], self.schema)
         self.field_names = [f["name"] for f in self.schema["fields"]]
         self._ledger_plans = {fp: _prefix_plan(writer, LEDGER_FIELDS) for fp, writer in self.known_writers.items()}
+        self._compiled_encoder = compile_record_encoder(self.schema)
 
     @classmethod
     def from_dir(cls, schemas_dir: str | Path) -> "EventCodec":
@@ -95,6 +98,10 @@ class EventCodec:
         return cls(schema=current, known_writers=writers, writer_json=texts)
 
     def encode(self, event: dict[str, Any]) -> bytes:
+        if self._compiled_encoder is not None:
+            body = self._compiled_encoder(event)
+            if body is not None:
+                return self.header + body
         buffer = io.BytesIO()
         buffer.write(self.header)
         fastavro.schemaless_writer(buffer, self.schema, event)

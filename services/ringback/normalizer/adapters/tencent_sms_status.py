@@ -21,7 +21,7 @@ from ringback.runtime.raw import RawCallback
 SOURCE = "tencent.sms_status"
 EVENT_TYPE = "sms.delivery_report"
 REQUIRED = ("sid", "mobile", "report_status")
-MAPPED = ("user_receive_time", "mobile", "report_status", "errmsg", "description", "sid")
+MAPPED = frozenset({"user_receive_time", "mobile", "report_status", "errmsg", "description", "sid"})
 
 REPORT_STATUS = {"SUCCESS": status.DELIVERED, "FAIL": status.FAILED}
 # The carrier's receipt state that Tencent passes through `errmsg` (CMPP/SMPP states).

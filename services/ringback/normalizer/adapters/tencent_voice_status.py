@@ -25,7 +25,7 @@ from ringback.runtime.raw import RawCallback
 
 RESULT = {"0": status.ANSWERED, "1": status.NO_ANSWER, "2": status.CALL_FAILED}
 RESULT_DESCRIPTION = {"0": "用户正常接听 (answered)", "1": "用户未接听 (not answered)", "2": "呼叫异常 (call error)"}
-MAPPED = ("result", "accept_time", "call_from", "callid", "end_calltime", "fee", "mobile", "start_calltime")
+MAPPED = frozenset({"result", "accept_time", "call_from", "callid", "end_calltime", "fee", "mobile", "start_calltime"})
 
 
 @dataclass(frozen=True)
