@@ -25,6 +25,7 @@ from ringback.normalizer.outcome import Rejection
 from ringback.normalizer.worker import Normalizer, normalize_message
 from ringback.runtime import kafka
 from ringback.runtime.avro import EventCodec
+from ringback.runtime.batched_sends import BatchedSends
 from ringback.runtime.raw import RawCallback, new_ingest_id
 from ringback.sink.worker import EVENTS_TABLE, Sink
 
@@ -83,11 +84,16 @@ async def passthrough(settings: Settings, total: int) -> float:
 
     async def forward_one_poll() -> int:
         batches = await consumer.getmany(timeout_ms=200, max_records=settings.normalizer_max_records)
-        futures = [await producer.send(settings.topic_normalized + ".passthrough", value=r.value, key=r.key, headers=list(r.headers)) for records in batches.values() for r in records]
-        await asyncio.gather(*futures)
+        sends = BatchedSends(producer)  # the same publishing path as the normalizer's, so only the work differs
+        forwarded = 0
+        for records in batches.values():
+            for r in records:
+                await sends.add(settings.topic_normalized + ".passthrough", r.value, key=r.key, headers=list(r.headers))
+                forwarded += 1
+        await asyncio.gather(*await sends.flush())
         if batches:
             await consumer.commit()
-        return len(futures)
+        return forwarded
 
     try:
         return (await timed_polls(forward_one_poll, total))[1]

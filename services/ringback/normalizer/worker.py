@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -128,8 +129,9 @@ class Normalizer:
         normalized = [(raw, normalize_message(raw, self.adapters, self.ctx)) for raw in self._raws(batches)]
         self.guard.check([isinstance(o, Rejection) for _, outcomes in normalized for o in outcomes])
         sends = BatchedSends(self.producer)
+        events_by_kind: Counter[tuple[str, str]] = Counter()
         for raw, outcomes in normalized:
-            await self._publish_outcomes(sends, raw, outcomes)
+            await self._publish_outcomes(sends, raw, outcomes, events_by_kind)
             count_outcomes(self.ledger, raw, outcomes)
         ledger_delta = self.ledger.take()  # a poll that fails is replayed, and counted, again
         if ledger_delta is not None:
@@ -138,6 +140,10 @@ class Normalizer:
         if deliveries:
             await asyncio.gather(*deliveries)  # every event and dead letter acknowledged (acks=all)
         await self.consumer.commit({partition: records[-1].offset + 1 for partition, records in batches.items()})
+        for route, n in Counter(raw.route for raw, _ in normalized).items():
+            metrics.NORMALIZER_MESSAGES.labels(route).inc(n)
+        for (route, event_type), n in events_by_kind.items():
+            metrics.NORMALIZER_EVENTS.labels(route, event_type).inc(n)
         return len(normalized)
 
     @staticmethod
@@ -148,8 +154,7 @@ class Normalizer:
             for record in records
         ]
 
-    async def _publish_outcomes(self, sends: BatchedSends, raw: RawCallback, outcomes: list[Outcome]) -> None:
-        metrics.NORMALIZER_MESSAGES.labels(raw.route).inc()
+    async def _publish_outcomes(self, sends: BatchedSends, raw: RawCallback, outcomes: list[Outcome], events_by_kind: Counter[tuple[str, str]]) -> None:
         for outcome in outcomes:
             if isinstance(outcome, Rejection):
                 await self._dead_letter(sends, raw, outcome)
@@ -160,7 +165,7 @@ class Normalizer:
                 await self._dead_letter(sends, raw, Rejection("schema_violation", str(exc), outcome.get("report_index")))
                 continue
             await sends.add(self.settings.topic_normalized, payload, key=ordering_key(outcome))
-            metrics.NORMALIZER_EVENTS.labels(raw.route, outcome["event_type"]).inc()
+            events_by_kind[(raw.route, outcome["event_type"])] += 1
 
     async def _dead_letter(self, sends: BatchedSends, raw: RawCallback, rejection: Rejection) -> None:
         letter = DeadLetter(
