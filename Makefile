@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test test-all bench venv clean
+.PHONY: run test test-all bench venv clean wrk
 
 venv: $(STAMP)
 
@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/ringback run
 
 ## Full test suite (unit + integration against the real broker and ClickHouse engine).
-test: $(STAMP)
+test: $(STAMP) wrk
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Everything, including the long soak/load tests.
@@ -29,9 +29,12 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -m '' $(PYTEST_ARGS)
 
 ## Benchmarks: every stage against its baseline; table, JSON report and chart under bench-results/.
-bench: $(STAMP)
-	@command -v wrk >/dev/null 2>&1 || { (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) >/dev/null 2>&1 || sudo apt-get install -y wrk >/dev/null 2>&1 || echo "wrk could not be installed: the edge stage will be skipped"; }
+bench: $(STAMP) wrk
 	$(BIN)/ringback bench
+
+## wrk (a C HTTP load generator) for the edge stage of the benchmark; best effort, from the system's packages.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) >/dev/null 2>&1 || sudo apt-get install -y wrk >/dev/null 2>&1 || echo "wrk could not be installed: the edge stage of the benchmark will be skipped"; }
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .hypothesis

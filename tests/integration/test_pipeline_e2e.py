@@ -214,6 +214,7 @@ def test_loadgen_smoke_every_unique_event_it_sent_is_stored(pipeline: Pipeline) 
 def test_bench_smoke_runs_every_stage_and_ends_with_the_summary_line(tmp_path: Path) -> None:
     """`make bench` in miniature, so the benchmark cannot rot; its numbers mean nothing here."""
     import json
+    import shutil
     import subprocess
 
     from tests.pipeline import ringback
@@ -226,3 +227,9 @@ def test_bench_smoke_runs_every_stage_and_ends_with_the_summary_line(tmp_path: P
     report = json.loads(report_path.read_text())
     assert report["normalizer"]["events"] > 0 and report["sink"]["stored"] == report["sink"]["rows"]
     assert list(tmp_path.glob("bench-*.png"))
+    if shutil.which("wrk"):  # `make test` installs it; every request of every edge run must have been answered 200
+        edge = report["edge"]
+        assert edge["edge_rps"] > 0 and edge["baseline_rps"] > 0
+        assert edge["edge_errors"] == edge["baseline_errors"] == edge["edge_x2_errors"] == 0, edge
+    else:
+        assert "skipped" in report["edge"]

@@ -56,11 +56,12 @@ def run(workdir: Path, bootstrap: str, duration_s: float, edge_processes: int = 
 
     return {
         "connections": CONNECTIONS,
-        "baseline_rps": round(baseline.rps), "baseline_p50_ms": baseline.p50_ms, "baseline_p99_ms": baseline.p99_ms,
+        "baseline_rps": round(baseline.rps), "baseline_p50_ms": baseline.p50_ms, "baseline_p99_ms": baseline.p99_ms, "baseline_errors": baseline.errors,
         "edge_rps": round(single.rps), "edge_p50_ms": single.p50_ms, "edge_p99_ms": single.p99_ms,
         "edge_ratio": round(single.rps / baseline.rps, 3) if baseline.rps else 0.0,
         "edge_errors": single.errors,
         f"edge_x{edge_processes}_rps": round(multi.rps), f"edge_x{edge_processes}_p99_ms": multi.p99_ms,
         f"edge_x{edge_processes}_ratio": round(multi.rps / baseline.rps, 3) if baseline.rps else 0.0,
+        f"edge_x{edge_processes}_errors": multi.errors,
         "edge_peak_mb": round(single_peak, 1),
     }

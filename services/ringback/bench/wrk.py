@@ -9,10 +9,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+# A level-2 long bracket, so a body ending in "]" (a JSON array) cannot close the string early;
+# wrk only warns about a script it cannot load and then sends plain GETs instead.
 LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = [[%s]]
+wrk.body = [==[%s]==]
 """
 
 
@@ -35,6 +37,8 @@ def _ms(text: str) -> float:
 
 
 def run(url: str, body: bytes, connections: int, duration_s: float, threads: int = 1) -> WrkResult:
+    if "]==]" in body.decode():
+        raise ValueError("the request body cannot be put in the wrk script")
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(LUA % body.decode())
@@ -43,6 +47,8 @@ def run(url: str, body: bytes, connections: int, duration_s: float, threads: int
             capture_output=True, text=True, timeout=duration_s + 60,
         )
     out = done.stdout
+    if done.returncode != 0 or done.stderr.strip():
+        raise RuntimeError(f"wrk failed: {done.stderr.strip() or done.returncode}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
