@@ -42,6 +42,7 @@ def run(workdir: Path, duration_s: float, rate: float) -> dict[str, Any]:
             time.sleep(0.2)
         edge_url = json.loads((data_dir / "run" / "edge.json").read_text())["url"]
         plan = loadgen.LoadPlan(url=edge_url, duration_s=duration_s, rate=rate, connections=CONNECTIONS, resend_share=0.05, malformed_share=0.01)
+        load_started = time.time()
         summary = asyncio.run(loadgen.run(plan, show_progress=False))
 
         tag_filter = f"startsWith(coalesce(sid, call_id, request_id, ''), '{plan.tag}')"
@@ -52,6 +53,9 @@ def run(workdir: Path, duration_s: float, rate: float) -> dict[str, Any]:
                 break
             time.sleep(1)
 
+        # Until the last of them was queryable: the rate the whole pipeline kept up with, backlog included.
+        last_ms = _rows(settings, f"SELECT toUnixTimestamp64Milli(max(inserted_at)) AS at FROM ringback.events WHERE {tag_filter}")[0]["at"]
+        drained_s = max(summary.elapsed_s, int(last_ms) / 1000 - load_started)
         latencies = []
         for row in _rows(settings, f"SELECT sid, toUnixTimestamp64Milli(min(inserted_at)) AS at FROM ringback.events WHERE startsWith(sid, '{plan.tag}') GROUP BY sid"):
             number = row["sid"].split("-")[1]
@@ -66,7 +70,8 @@ def run(workdir: Path, duration_s: float, rate: float) -> dict[str, Any]:
         processes.stop(pipeline)
     return {
         "duration_s": duration_s, "offered_rate": rate or "max", "sent": summary.sent, "accepted": summary.accepted, "failed": summary.failed,
-        "e2e_cps": round(summary.accepted / summary.elapsed_s), "reply_p50_ms": round(summary.percentile(50) * 1000, 1),
+        "e2e_cps": round(summary.accepted / summary.elapsed_s), "drained_s": round(drained_s, 1),
+        "e2e_drained_cps": round(summary.accepted / drained_s), "reply_p50_ms": round(summary.percentile(50) * 1000, 1),
         "reply_p99_ms": round(summary.percentile(99) * 1000, 1), "expected_events": summary.expected_events, "stored_events": stored,
         "lost": max(0, summary.expected_events - stored),
         "queryable_p50_s": round(_percentile(latencies, 50), 3), "queryable_p99_s": round(_percentile(latencies, 99), 3),

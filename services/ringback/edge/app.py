@@ -59,7 +59,8 @@ def callback_handler(adapter: Adapter, intake: Intake, in_flight: InFlight, sett
             return replies.retryable_failure(style, "overloaded, please retry")
         try:
             try:
-                body = await asyncio.wait_for(request.read(), settings.body_read_timeout_s)
+                async with asyncio.timeout(settings.body_read_timeout_s):
+                    body = await request.read()
             except web.HTTPRequestEntityTooLarge:
                 requests["too_large"].inc()
                 return replies.rejected(style, 413, f"body larger than {settings.max_body_bytes} bytes")
