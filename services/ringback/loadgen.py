@@ -144,6 +144,8 @@ class Summary:
     latencies_s: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
     accepted_at: dict[str, float] = field(default_factory=dict)  # body key -> wall time of its first success
+    #: Keys sent more than once: their stored row may be the resend's (the events table keeps the last copy).
+    resent_keys: set[str] = field(default_factory=set)
 
     def percentile(self, p: float) -> float:
         if not self.latencies_s:
@@ -220,7 +222,9 @@ async def run(plan: LoadPlan, show_progress: bool = True) -> Summary:
         roll = maker.rng.random()
         if sent_ok and roll < plan.resend_share:
             summary.resends += 1
-            return maker.rng.choice(sent_ok)
+            resend = maker.rng.choice(sent_ok)
+            summary.resent_keys.add(resend.key)
+            return resend
         if roll < plan.resend_share + plan.malformed_share:
             summary.malformed += 1
             return maker.malformed()

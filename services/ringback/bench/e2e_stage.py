@@ -58,9 +58,9 @@ def run(workdir: Path, duration_s: float, rate: float) -> dict[str, Any]:
         drained_s = max(summary.elapsed_s, int(last_ms) / 1000 - load_started)
         latencies = []
         for row in _rows(settings, f"SELECT sid, toUnixTimestamp64Milli(min(inserted_at)) AS at FROM ringback.events WHERE startsWith(sid, '{plan.tag}') GROUP BY sid"):
-            number = row["sid"].split("-")[1]
-            replied = summary.accepted_at.get(f"tencent/sms-status#{number}")
-            if replied is not None:
+            key = f"tencent/sms-status#{row['sid'].split('-')[1]}"
+            replied = summary.accepted_at.get(key)
+            if replied is not None and key not in summary.resent_keys:
                 latencies.append(max(0.0, int(row["at"]) / 1000 - replied))
         peaks = {}
         for role in ("edge", "normalizer", "sink"):
