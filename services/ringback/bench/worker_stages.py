@@ -17,6 +17,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from ringback import metrics
+from ringback.bench import breakdown
 from ringback.config import Settings
 from ringback.loadgen import TrafficMaker
 from ringback.normalizer.adapters import registry
@@ -119,22 +121,34 @@ async def bench_normalizer(settings: Settings, messages: int) -> dict[str, Any]:
         "messages": messages, "events": events, "handled": handled,
         "passthrough_msgs_per_s": round(messages / baseline_s), "normalizer_msgs_per_s": round(messages / normalizer_s),
         "normalizer_eps": round(events / normalizer_s), "normalizer_ratio": round(baseline_s / normalizer_s, 3),
+        "breakdown": breakdown.normalizer(raws, worker.codec, normalizer_s / max(1, handled) * 1e6),
     }
+
+
+def _insert_seconds(table: str) -> float:
+    for metric in metrics.SINK_INSERT_SECONDS.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_sum") and sample.labels.get("table") == table:
+                return float(sample.value)
+    return 0.0
 
 
 async def bench_sink(settings: Settings, rows: int) -> dict[str, Any]:
     await kafka.ensure_topics(settings)
     codec = EventCodec.from_dir(settings.schemas_dir)
     events = normalized_events(raw_callbacks(rows, "bs"), codec)[:rows]  # each callback gives at least one event
-    await produce_all(settings, settings.topic_normalized, [(None, codec.encode(e), None) for e in events])
+    payloads = [codec.encode(e) for e in events]
+    await produce_all(settings, settings.topic_normalized, [(None, payload, None) for payload in payloads])
 
     sink = Sink(settings)
     await sink.start()
+    insert_s_before = _insert_seconds(EVENTS_TABLE)
     try:
         taken, polling_s = await timed_polls(sink.step, rows)
         flush_started = time.perf_counter()
         await sink.flush()  # the last partial batch belongs to the measurement too
         sink_s = polling_s + time.perf_counter() - flush_started
+        insert_s = _insert_seconds(EVENTS_TABLE) - insert_s_before
 
         columns = [[e.get(name) for e in events] for name in codec.field_names]
         await sink.on_db_thread(sink.client.command, "CREATE TABLE IF NOT EXISTS ringback.bench_direct AS ringback.events")
@@ -150,5 +164,6 @@ async def bench_sink(settings: Settings, rows: int) -> dict[str, Any]:
     return {
         "rows": rows, "taken": taken, "stored": stored, "sink_rps": round(taken / sink_s), "direct_insert_rps": round(rows / direct_s),
         "sink_ratio": round(direct_s / sink_s, 3),
+        "breakdown": breakdown.sink(payloads, codec, insert_s, sink_s / max(1, taken) * 1e6),
         "bench_process_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

@@ -127,7 +127,11 @@ class EventCodec:
         pos = HEADER_LENGTH
         try:
             for kind, name in plan:
-                value, pos = _read_long(payload, pos)
+                byte = payload[pos]
+                if byte < 0x80:  # a one-byte varint (every short string's length): no call
+                    value, pos = (byte >> 1) ^ -(byte & 1), pos + 1
+                else:
+                    value, pos = _read_long(payload, pos)
                 if kind == "string":
                     if value < 0:
                         raise AvroDecodeError("negative string length")
