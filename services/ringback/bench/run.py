@@ -63,6 +63,19 @@ def summary_line(report: dict[str, Any]) -> str:
     )
 
 
+BREAKDOWN_STEPS = {
+    "normalizer": ("adapters_us_per_msg", "avro_encode_us_per_msg", "broker_client_and_loop_us_per_msg", "measured_us_per_msg"),
+    "sink": ("ledger_keys_us_per_row", "container_us_per_row", "clickhouse_insert_us_per_row", "fetch_loop_and_insert_waits_us_per_row", "measured_us_per_row"),
+}
+
+
+def _breakdown_cell(stage: dict[str, Any]) -> str:
+    parts = stage.get("breakdown") or {}
+    kind = "normalizer" if "adapters_us_per_msg" in parts else "sink"
+    steps = BREAKDOWN_STEPS[kind]
+    return " / ".join(str(parts.get(name, "-")) for name in steps[:-1]) + f" of {parts.get(steps[-1], '-')}"
+
+
 def table(report: dict[str, Any]) -> str:
     edge, normalizer, sink, e2e = report["edge"], report["normalizer"], report["sink"], report["e2e"]
     multi = next((k for k in edge if k.startswith("edge_x") and k.endswith("_rps")), None)
@@ -74,7 +87,9 @@ def table(report: dict[str, Any]) -> str:
          str(edge.get(multi.replace("_rps", "_ratio"), "-")) if multi else "-", "SO_REUSEPORT"),
         ("normalizer msgs/s", str(normalizer["normalizer_msgs_per_s"]), str(normalizer["passthrough_msgs_per_s"]), str(normalizer["normalizer_ratio"]),
          f"{normalizer['normalizer_eps']} events/s (pass-through consumer→producer baseline)"),
+        ("  per message, µs", _breakdown_cell(normalizer), "-", "-", "adapters / Avro encode / broker client and loop"),
         ("sink rows/s", str(sink["sink_rps"]), str(sink["direct_insert_rps"]), str(sink["sink_ratio"]), "baseline: direct columnar insert"),
+        ("  per row, µs", _breakdown_cell(sink), "-", "-", "ledger keys / container / ClickHouse insert (own thread) / fetch and loop"),
         ("end to end callbacks/s", str(e2e["e2e_cps"]), "-", "-",
          f"accepted for {e2e['duration_s']} s; all stored {e2e.get('drained_s', '-')} s after the start: {e2e.get('e2e_drained_cps', '-')}/s kept up with"),
         ("  reply → queryable", f"p50 {e2e['queryable_p50_s']} s, p99 {e2e['queryable_p99_s']} s", "-", "-",
