@@ -56,6 +56,9 @@ class Settings:
     normalizer_group: str = _setting("ringback-normalizer", "Consumer group of the normalizer workers.")
     sink_group: str = _setting("ringback-sink", "Consumer group of the sink workers.")
     producer_linger_ms: int = _setting(2, "Producer linger: how long a batch may wait to fill.")
+    gc_gen0_threshold: int = _setting(
+        50_000, "Allocations between the youngest garbage collections in the edge, normalizer and sink (Python's default: 700)."
+    )
 
     # --- normalizer ---
     source_timezone: str = _setting("Asia/Shanghai", "Time zone of vendor local-time strings.")
@@ -209,6 +212,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("kafka_partitions must be positive")
     if settings.sink_batch_rows <= 0 or settings.sink_batch_seconds <= 0:
         raise ConfigError("sink_batch_rows and sink_batch_seconds must be positive")
+    if settings.gc_gen0_threshold <= 0:
+        raise ConfigError("gc_gen0_threshold must be positive (0 would turn automatic garbage collection off)")
 
 
 def describe() -> list[tuple[str, str, str, str]]:

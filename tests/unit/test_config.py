@@ -50,3 +50,19 @@ def test_unknown_setting_in_file_is_an_error(tmp_path: Path) -> None:
 def test_settings_survive_the_trip_to_a_child_process_environment() -> None:
     settings = config.load({"port": "1234", "kafka_create_topics": "false", "publish_timeout_s": "2.5"}, environ={})
     assert config.load({}, environ=settings.as_env()) == settings
+
+
+def test_gc_threshold_is_applied_and_never_turns_collection_off() -> None:
+    import gc
+
+    from ringback.runtime.lifecycle import tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc(config.load({"gc_gen0_threshold": 12_345}).gc_gen0_threshold)
+        assert gc.get_threshold() == (12_345, *before[1:]) and gc.isenabled()
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+    with pytest.raises(config.ConfigError):
+        config.load({"gc_gen0_threshold": 0})

@@ -15,6 +15,7 @@ from ringback import __version__
 from ringback.bench import e2e_stage, edge_stage, worker_stages
 from ringback.config import Settings
 from ringback.runtime.broker import EmbeddedBroker
+from ringback.runtime.lifecycle import tune_gc
 
 RESULTS_DIR = "bench-results"
 
@@ -47,6 +48,7 @@ def run(results_root: Path, quick: bool) -> dict[str, Any]:
     report: dict[str, Any] = {"version": __version__, "quick": quick, "machine": machine(), "started": stamp}
     with EmbeddedBroker() as broker:
         report["edge"] = edge_stage.run(workdir, broker.bootstrap, plan["edge_s"])
+        tune_gc(Settings().gc_gen0_threshold)  # the worker stages run in this process: tuned as the roles are
         report["normalizer"] = asyncio.run(worker_stages.bench_normalizer(stage_settings(broker.bootstrap, workdir / "normalizer"), int(plan["normalizer_messages"])))
         report["sink"] = asyncio.run(worker_stages.bench_sink(stage_settings(broker.bootstrap, workdir / "sink"), int(plan["sink_rows"])))
     report["e2e"] = e2e_stage.run(workdir, plan["e2e_s"], plan["e2e_rate"])

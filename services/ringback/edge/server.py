@@ -8,7 +8,7 @@ from ringback import logs
 from ringback.config import Settings
 from ringback.edge.app import create_app
 from ringback.runtime import runfiles
-from ringback.runtime.lifecycle import stop_event_on_signals
+from ringback.runtime.lifecycle import stop_event_on_signals, tune_gc
 
 SHUTDOWN_GRACE_S = 10.0
 
@@ -22,6 +22,7 @@ async def serve(settings: Settings) -> int:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_port=settings.reuse_port or None)
     await site.start()
+    tune_gc(settings.gc_gen0_threshold)
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     log.info("edge listening", url=f"http://{settings.host}:{port}", routes=sorted(r.resource.canonical for r in app.router.routes() if r.method == "POST"))
     runfiles.write(settings.run_dir, "edge", {"url": f"http://{settings.host}:{port}"})

@@ -7,7 +7,7 @@ from ringback.config import Settings
 from ringback.normalizer.guard import DeadLetterSurge
 from ringback.normalizer.worker import Normalizer
 from ringback.runtime import runfiles
-from ringback.runtime.lifecycle import ops_app, start_site, stop_event_on_signals
+from ringback.runtime.lifecycle import ops_app, start_site, stop_event_on_signals, tune_gc
 
 log = logs.get(__name__)
 
@@ -18,6 +18,7 @@ async def serve(settings: Settings) -> int:
     stop = stop_event_on_signals()
     worker = Normalizer(settings)
     await worker.start()
+    tune_gc(settings.gc_gen0_threshold)
     ops_runner, ops_port = await start_site(ops_app(lambda: worker.healthy), settings.host, settings.metrics_port)
     log.info("normalizer running", metrics=f"http://{settings.host}:{ops_port}/metrics")
     runfiles.write(settings.run_dir, "normalizer", {"metrics": f"http://{settings.host}:{ops_port}/metrics"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ringback import logs
 from ringback.config import Settings
 from ringback.runtime import runfiles
-from ringback.runtime.lifecycle import ops_app, start_site, stop_event_on_signals
+from ringback.runtime.lifecycle import ops_app, start_site, stop_event_on_signals, tune_gc
 from ringback.sink.query_endpoint import LOOPBACK, RUN_FILE, new_token, query_app
 from ringback.sink.worker import Sink
 
@@ -16,6 +16,7 @@ async def serve(settings: Settings) -> int:
     stop = stop_event_on_signals()
     sink = Sink(settings)
     await sink.start()
+    tune_gc(settings.gc_gen0_threshold)
     ops_runner, ops_port = await start_site(ops_app(lambda: sink.healthy), settings.host, settings.metrics_port)
     query_runner = None
     if settings.embedded_clickhouse:
