@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -56,10 +57,19 @@ def _text(value: str) -> bytes:
     return (_VARINT[size] if size < _SMALL else zigzag(size)) + data
 
 
+#: A message's events share its receive time, and vendor times repeat within a burst.
+TIMESTAMP_CACHE_SIZE = 4096
+
+
+@lru_cache(maxsize=TIMESTAMP_CACHE_SIZE)
+def _aware_datetime(value: datetime) -> bytes:
+    delta = value - EPOCH
+    return _long((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
+
+
 def _timestamp_micros(value: Any) -> bytes:
     if type(value) is datetime and value.tzinfo is not None:
-        delta = value - EPOCH
-        return _long((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
+        return _aware_datetime(value)
     if type(value) is int:
         return _long(value)
     raise GiveUp
