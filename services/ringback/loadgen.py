@@ -16,8 +16,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import orjson
+
+from ringback.loadgen_http import Connection, HttpError
 
 #: route -> relative weight in the default mix (SMS receipts dominate real traffic)
 DEFAULT_MIX = {
@@ -31,6 +32,7 @@ DEFAULT_MIX = {
     "callback-call/keypress": 1,
 }
 SMS_REPORTS_MAX = 10
+REQUEST_TIMEOUT_S = 30.0
 BASE_UNIX = 1_763_700_000
 
 
@@ -230,7 +232,14 @@ async def run(plan: LoadPlan, show_progress: bool = True) -> Summary:
             return maker.malformed()
         return maker.next()
 
-    async def worker(session: aiohttp.ClientSession) -> None:
+    async def worker() -> None:
+        connection = Connection(plan.url, REQUEST_TIMEOUT_S)
+        try:
+            await send_until_done(connection)
+        finally:
+            connection.close()
+
+    async def send_until_done(connection: Connection) -> None:
         while True:
             item = next_body()
             if item is None:
@@ -240,10 +249,8 @@ async def run(plan: LoadPlan, show_progress: bool = True) -> Summary:
                 continue
             began = time.perf_counter()
             try:
-                async with session.post(f"{plan.url}/callbacks/{item.route}", data=item.body, headers={"Content-Type": "application/json"}) as response:
-                    await response.read()
-                    status = response.status
-            except aiohttp.ClientError:
+                status, _ = await connection.post(f"/callbacks/{item.route}", item.body)
+            except HttpError:
                 status = 0
             summary.latencies_s.append(time.perf_counter() - began)
             summary.sent += 1
@@ -262,15 +269,13 @@ async def run(plan: LoadPlan, show_progress: bool = True) -> Summary:
             if progress is not None:
                 progress.advance()
 
-    connector = aiohttp.TCPConnector(limit=plan.connections, force_close=False)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+    if progress is not None:
+        progress.start()
+    try:
+        await asyncio.gather(*(worker() for _ in range(plan.connections)))
+    finally:
         if progress is not None:
-            progress.start()
-        try:
-            await asyncio.gather(*(worker(session) for _ in range(plan.connections)))
-        finally:
-            if progress is not None:
-                progress.stop()
+            progress.stop()
     summary.elapsed_s = time.monotonic() - start
     return summary
 
