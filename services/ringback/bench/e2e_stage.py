@@ -15,6 +15,8 @@ from ringback.config import Settings
 from ringback.sql import run_sql
 
 SETTLE_TIMEOUT_S = 120.0
+ROLES = ("edge", "normalizer", "sink")
+MEMORY_SAMPLE_S = 5.0
 CONNECTIONS = 64
 
 
@@ -42,8 +44,10 @@ def run(workdir: Path, duration_s: float, rate: float) -> dict[str, Any]:
             time.sleep(0.2)
         edge_url = json.loads((data_dir / "run" / "edge.json").read_text())["url"]
         plan = loadgen.LoadPlan(url=edge_url, duration_s=duration_s, rate=rate, connections=CONNECTIONS, resend_share=0.05, malformed_share=0.01)
+        roles = {role: int(json.loads((data_dir / "run" / f"{role}.json").read_text())["pid"]) for role in ROLES}
         load_started = time.time()
-        summary = asyncio.run(loadgen.run(plan, show_progress=False))
+        with processes.MemorySampler(roles, MEMORY_SAMPLE_S) as memory:
+            summary = asyncio.run(loadgen.run(plan, show_progress=False))
 
         tag_filter = f"startsWith(coalesce(sid, call_id, request_id, ''), '{plan.tag}')"
         stored, settle_deadline = 0, time.monotonic() + SETTLE_TIMEOUT_S
@@ -62,10 +66,10 @@ def run(workdir: Path, duration_s: float, rate: float) -> dict[str, Any]:
             replied = summary.accepted_at.get(key)
             if replied is not None and key not in summary.resent_keys:
                 latencies.append(max(0.0, int(row["at"]) / 1000 - replied))
-        peaks = {}
-        for role in ("edge", "normalizer", "sink"):
-            pid = json.loads((data_dir / "run" / f"{role}.json").read_text())["pid"]
-            peaks[f"{role}_peak_mb"] = round(processes.peak_rss_mb(int(pid)), 1)
+        peaks: dict[str, Any] = {}
+        for role, pid in roles.items():
+            peaks[f"{role}_peak_mb"] = round(processes.peak_rss_mb(pid), 1)
+            peaks[f"{role}_rss_mb_over_time"] = memory.samples[role]
     finally:
         processes.stop(pipeline)
     return {

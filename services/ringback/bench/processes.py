@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import sys
 from pathlib import Path
 
@@ -33,9 +34,46 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def peak_rss_mb(pid: int) -> float:
-    """Peak resident memory (VmHWM) of a live process, in MiB."""
+def _status_mb(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a live process, in MiB."""
+    return _status_mb(pid, "VmHWM")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory now (VmRSS), in MiB; 0 once the process is gone."""
+    try:
+        return _status_mb(pid, "VmRSS")
+    except OSError:
+        return 0.0
+
+
+class MemorySampler:
+    """Samples the resident memory of some processes every ``interval_s`` on a thread of its own, so
+    a report can show whether a role's memory levels off under sustained load or keeps growing."""
+
+    def __init__(self, pids: dict[str, int], interval_s: float) -> None:
+        self.pids = pids
+        self.interval_s = interval_s
+        self.samples: dict[str, list[float]] = {name: [] for name in pids}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+
+    def __enter__(self) -> "MemorySampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            for name, pid in self.pids.items():
+                self.samples[name].append(round(rss_mb(pid), 1))

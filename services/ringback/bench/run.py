@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import platform
+import statistics
 import time
 import uuid
 from pathlib import Path
@@ -78,6 +79,17 @@ def _breakdown_cell(stage: dict[str, Any]) -> str:
     return " / ".join(str(parts.get(name, "-")) for name in steps[:-1]) + f" of {parts.get(steps[-1], '-')}"
 
 
+def _memory_cell(e2e: dict[str, Any]) -> str:
+    cells = []
+    for role in ("edge", "normalizer", "sink"):
+        samples = e2e.get(f"{role}_rss_mb_over_time") or []
+        if len(samples) < 2:
+            continue
+        half = len(samples) // 2
+        cells.append(f"{role} {statistics.median(samples[:half]):.0f} → {statistics.median(samples[half:]):.0f}")
+    return ", ".join(cells) or "-"
+
+
 def table(report: dict[str, Any]) -> str:
     edge, normalizer, sink, e2e = report["edge"], report["normalizer"], report["sink"], report["e2e"]
     multi = next((k for k in edge if k.startswith("edge_x") and k.endswith("_rps")), None)
@@ -97,6 +109,7 @@ def table(report: dict[str, Any]) -> str:
         ("  reply → queryable", f"p50 {e2e['queryable_p50_s']} s, p99 {e2e['queryable_p99_s']} s", "-", "-",
          f"reply p99 {e2e['reply_p99_ms']} ms; lost {e2e['lost']}"),
         ("peak memory MB", f"edge {e2e.get('edge_peak_mb')}, normalizer {e2e.get('normalizer_peak_mb')}, sink {e2e.get('sink_peak_mb')}", "-", "-", "VmHWM under end-to-end load"),
+        ("  RSS MB, 1st → 2nd half", _memory_cell(e2e), "-", "-", "median RSS of each half of the load: levels off, or grows"),
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
