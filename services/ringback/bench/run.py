@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import time
 import uuid
 from pathlib import Path
