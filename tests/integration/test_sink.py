@@ -150,17 +150,26 @@ async def test_reconcile_flags_what_a_stage_lost(sink: Sink) -> None:
     assert has_closed_gap(lines) and "GAP: 1 accepted by the edge" in render(lines)
 
 
+async def make_inserts_fail(sink: Sink, tag: str) -> None:
+    """A real ClickHouse failure on the real engine: with one part present and parts_to_throw_insert = 1,
+    every insert into the events table fails with TOO_MANY_PARTS until ``let_inserts_succeed``."""
+    await sink.on_db_thread(lambda: sink.client.insert("ringback.events", [[f"{tag}-seed", "seed", "s", "r", "i", 0, datetime.now(timezone.utc), "x", "v"]],
+                                                     column_names=["event_id", "event_type", "source", "route", "ingest_id", "report_index", "received_at", "status", "normalizer_version"]))
+    await sink.on_db_thread(sink.client.command, "ALTER TABLE ringback.events MODIFY SETTING parts_to_throw_insert = 1")
+
+
+async def let_inserts_succeed(sink: Sink) -> None:
+    await sink.on_db_thread(sink.client.command, "ALTER TABLE ringback.events MODIFY SETTING parts_to_throw_insert = 3000")
+
+
 async def test_insert_failures_commit_nothing_are_retried_and_end_exact(sink: Sink) -> None:
     """A real ClickHouse failure (TOO_MANY_PARTS, forced with parts_to_throw_insert) on the real engine."""
     import asyncio
 
-
     settings, codec = sink.settings, sink.codec
     tag = settings.topic_raw
     await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(event(codec, f"{tag}-f{i}", f"{tag}-req", charge="1.10")), []) for i in range(5)])
-    await sink.on_db_thread(lambda: sink.client.insert("ringback.events", [[f"{tag}-seed", "seed", "s", "r", "i", 0, datetime.now(timezone.utc), "x", "v"]],
-                                                     column_names=["event_id", "event_type", "source", "route", "ingest_id", "report_index", "received_at", "status", "normalizer_version"]))
-    await sink.on_db_thread(sink.client.command, "ALTER TABLE ringback.events MODIFY SETTING parts_to_throw_insert = 1")
+    await make_inserts_fail(sink, tag)
     failures_before = metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get()
     try:
         taken = 0
@@ -172,7 +181,7 @@ async def test_insert_failures_commit_nothing_are_retried_and_end_exact(sink: Si
         assert not flushing.done()
         assert set((await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()) == {0}
     finally:
-        await sink.on_db_thread(sink.client.command, "ALTER TABLE ringback.events MODIFY SETTING parts_to_throw_insert = 3000")
+        await let_inserts_succeed(sink)
     await asyncio.wait_for(flushing, 30)
     assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events_dedup WHERE ingest_id = '{tag}-req'") == [(5, Decimal("5.50"))]
     records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=5)
@@ -222,9 +231,7 @@ async def test_reading_goes_on_while_a_batch_is_stored_but_commits_wait_for_its_
     first = [(None, codec.encode(event(codec, f"{tag}-a{i}", f"{tag}-req", charge="1.00")), []) for i in range(5)]
     second = [(None, codec.encode(event(codec, f"{tag}-b{i}", f"{tag}-req", charge="2.00")), []) for i in range(3)]
     await produce(settings.kafka_bootstrap, settings.topic_normalized, first)
-    await sink.on_db_thread(lambda: sink.client.insert("ringback.events", [[f"{tag}-seed", "seed", "s", "r", "i", 0, datetime.now(timezone.utc), "x", "v"]],
-                                                     column_names=["event_id", "event_type", "source", "route", "ingest_id", "report_index", "received_at", "status", "normalizer_version"]))
-    await sink.on_db_thread(sink.client.command, "ALTER TABLE ringback.events MODIFY SETTING parts_to_throw_insert = 1")
+    await make_inserts_fail(sink, tag)
     failures_before = metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get()
     try:
         taken = 0
@@ -240,7 +247,7 @@ async def test_reading_goes_on_while_a_batch_is_stored_but_commits_wait_for_its_
             await asyncio.sleep(0.05)
         assert set((await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()) == {0}
     finally:
-        await sink.on_db_thread(sink.client.command, "ALTER TABLE ringback.events MODIFY SETTING parts_to_throw_insert = 3000")
+        await let_inserts_succeed(sink)
     await asyncio.wait_for(sink.settle(), 30)
     first_records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=5, where=lambda r: f"{tag}-a".encode() in r.value)
     first_offsets = next_offsets(first_records)

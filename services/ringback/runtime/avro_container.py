@@ -11,32 +11,23 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from ringback.runtime.avro_encoder import zigzag
+
 MAGIC = b"Obj\x01"
 SYNC_LENGTH = 16
 _ONE_RECORD = b"\x02"  # zig-zag varint of 1
 
 
-def zigzag_long(value: int) -> bytes:
-    """Avro's variable-length zig-zag encoding of a long."""
-    n = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while n & ~0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _avro_bytes(data: bytes) -> bytes:
-    return zigzag_long(len(data)) + data
+    return zigzag(len(data)) + data
 
 
 def container_header(schema_json: str, sync: bytes) -> bytes:
     metadata = {b"avro.schema": schema_json.encode("utf-8"), b"avro.codec": b"null"}
-    parts = [MAGIC, zigzag_long(len(metadata))]
+    parts = [MAGIC, zigzag(len(metadata))]
     for key, value in metadata.items():
         parts += [_avro_bytes(key), _avro_bytes(value)]
-    parts += [zigzag_long(0), sync]
+    parts += [zigzag(0), sync]
     return b"".join(parts)
 
 
@@ -45,5 +36,5 @@ def container(schema_json: str, bodies: Iterable[bytes]) -> bytes:
     sync = os.urandom(SYNC_LENGTH)
     parts = [container_header(schema_json, sync)]
     for body in bodies:
-        parts += [_ONE_RECORD, zigzag_long(len(body)), body, sync]
+        parts += [_ONE_RECORD, zigzag(len(body)), body, sync]
     return b"".join(parts)
