@@ -29,7 +29,7 @@ from ringback.runtime import kafka
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.batched_sends import BatchedSends
 from ringback.runtime.raw import RawCallback, new_ingest_id
-from ringback.sink.worker import EVENTS_TABLE, Sink
+from ringback.sink.worker import EVENTS_INSERT_SETTINGS, EVENTS_TABLE, Sink
 
 PRODUCE_WINDOW = 5000
 STALL_S = 20.0  # no progress for this long ends a stage with what it has (the report shows how much)
@@ -156,7 +156,9 @@ async def bench_sink(settings: Settings, rows: int) -> dict[str, Any]:
         began = time.perf_counter()
         for start in range(0, rows, settings.sink_batch_rows):
             chunk = [column[start : start + settings.sink_batch_rows] for column in columns]
-            await sink.on_db_thread(lambda c=chunk: sink.client.insert("ringback.bench_direct", c, column_names=codec.field_names, column_oriented=True))
+            await sink.on_db_thread(
+                lambda c=chunk: sink.client.insert("ringback.bench_direct", c, column_names=codec.field_names, column_oriented=True, settings=EVENTS_INSERT_SETTINGS)
+            )
         direct_s = time.perf_counter() - began
         stored = (await sink.on_db_thread(lambda: sink.client.query(f"SELECT count() FROM {EVENTS_TABLE}").result_rows))[0][0]
     finally:
