@@ -129,9 +129,9 @@ class Normalizer:
         normalized = [(raw, normalize_message(raw, self.adapters, self.ctx)) for raw in self._raws(batches)]
         self.guard.check([isinstance(o, Rejection) for _, outcomes in normalized for o in outcomes])
         sends = BatchedSends(self.producer)
-        events_by_kind: Counter[tuple[str, str]] = Counter()
+        published: Counter[tuple[Any, str, str]] = Counter()  # (metric, route, kind), counted once committed
         for raw, outcomes in normalized:
-            await self._publish_outcomes(sends, raw, outcomes, events_by_kind)
+            await self._publish_outcomes(sends, raw, outcomes, published)
             count_outcomes(self.ledger, raw, outcomes)
         ledger_delta = self.ledger.take()  # a poll that fails is replayed, and counted, again
         if ledger_delta is not None:
@@ -142,8 +142,8 @@ class Normalizer:
         await self.consumer.commit({partition: records[-1].offset + 1 for partition, records in batches.items()})
         for route, n in Counter(raw.route for raw, _ in normalized).items():
             metrics.NORMALIZER_MESSAGES.labels(route).inc(n)
-        for (route, event_type), n in events_by_kind.items():
-            metrics.NORMALIZER_EVENTS.labels(route, event_type).inc(n)
+        for (metric, route, kind), n in published.items():
+            metric.labels(route, kind).inc(n)
         return len(normalized)
 
     @staticmethod
@@ -154,20 +154,20 @@ class Normalizer:
             for record in records
         ]
 
-    async def _publish_outcomes(self, sends: BatchedSends, raw: RawCallback, outcomes: list[Outcome], events_by_kind: Counter[tuple[str, str]]) -> None:
+    async def _publish_outcomes(self, sends: BatchedSends, raw: RawCallback, outcomes: list[Outcome], published: Counter[tuple[Any, str, str]]) -> None:
         for outcome in outcomes:
             if isinstance(outcome, Rejection):
-                await self._dead_letter(sends, raw, outcome)
+                await self._dead_letter(sends, raw, outcome, published)
                 continue
             try:
                 payload = self.codec.encode(outcome)
             except (ValueError, TypeError) as exc:  # an adapter produced a value the schema refuses
-                await self._dead_letter(sends, raw, Rejection("schema_violation", str(exc), outcome.get("report_index")))
+                await self._dead_letter(sends, raw, Rejection("schema_violation", str(exc), outcome.get("report_index")), published)
                 continue
             await sends.add(self.settings.topic_normalized, payload, key=ordering_key(outcome))
-            events_by_kind[(raw.route, outcome["event_type"])] += 1
+            published[(metrics.NORMALIZER_EVENTS, raw.route, outcome["event_type"])] += 1
 
-    async def _dead_letter(self, sends: BatchedSends, raw: RawCallback, rejection: Rejection) -> None:
+    async def _dead_letter(self, sends: BatchedSends, raw: RawCallback, rejection: Rejection, published: Counter[tuple[Any, str, str]]) -> None:
         letter = DeadLetter(
             raw=raw,
             failure_type=rejection.reason_type,
@@ -175,6 +175,6 @@ class Normalizer:
             normalizer_version=__version__,
             report_index=WHOLE_REQUEST if rejection.report_index is None else rejection.report_index,
         )
-        metrics.NORMALIZER_DEAD_LETTERS.labels(raw.route, rejection.reason_type).inc()
+        published[(metrics.NORMALIZER_DEAD_LETTERS, raw.route, rejection.reason_type)] += 1
         log.info("dead-lettered", route=raw.route, ingest_id=raw.ingest_id, reason=rejection.reason_type, detail=rejection.message, report_index=letter.report_index)
         await sends.add(self.settings.topic_dlq, raw.body, key=raw.ingest_id.encode(), headers=letter.headers())
