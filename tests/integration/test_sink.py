@@ -48,14 +48,19 @@ async def rows(worker: Sink, sql: str) -> list[tuple]:
     return await worker.on_db_thread(lambda: worker.client.query(sql).result_rows)
 
 
-async def poll_until_stored(worker: Sink, expected: int) -> None:
-    taken = 0
+async def poll_until_taken(worker: Sink, expected: int, taken: int = 0) -> int:
+    """Poll (at most 100 times) until ``expected`` records are in the batch; returns how many are."""
     for _ in range(100):
-        taken += await worker.poll_once()
         if taken >= expected:
             break
-    await worker.flush()
+        taken += await worker.poll_once()
     assert taken >= expected
+    return taken
+
+
+async def poll_until_stored(worker: Sink, expected: int) -> None:
+    await poll_until_taken(worker, expected)
+    await worker.flush()
 
 
 async def test_events_and_dead_letters_are_stored_then_committed(sink: Sink) -> None:
@@ -172,9 +177,7 @@ async def test_insert_failures_commit_nothing_are_retried_and_end_exact(sink: Si
     await make_inserts_fail(sink, tag)
     failures_before = metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get()
     try:
-        taken = 0
-        while taken < 5:
-            taken += await sink.poll_once()
+        await poll_until_taken(sink, 5)
         flushing = asyncio.create_task(sink.flush())
         while metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get() < failures_before + 2:
             await asyncio.sleep(0.05)
@@ -234,14 +237,11 @@ async def test_reading_goes_on_while_a_batch_is_stored_but_commits_wait_for_its_
     await make_inserts_fail(sink, tag)
     failures_before = metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get()
     try:
-        taken = 0
-        while taken < 5:
-            taken += await sink.poll_once()
+        taken = await poll_until_taken(sink, 5)
         await asyncio.wait_for(sink.flush(wait=False), 5)
         assert sink.in_flight is not None and not sink.in_flight.done()
         await produce(settings.kafka_bootstrap, settings.topic_normalized, second)
-        while taken < 8:
-            taken += await sink.poll_once()
+        taken = await poll_until_taken(sink, 8, taken)
         assert sink.batch.event_count == 3
         while metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get() < failures_before + 1:
             await asyncio.sleep(0.05)
