@@ -39,6 +39,13 @@ class Settings:
     publish_timeout_s: float = _setting(2.0, "Budget for the broker's acknowledgement; past it the callback goes to the spool.")
     body_read_timeout_s: float = _setting(10.0, "Longest the edge waits for a request body; slower clients get HTTP 408.")
     edge_max_in_flight: int = _setting(2048, "Requests handled at once by one edge process; beyond it the edge sheds with a retryable 5xx.")
+    edge_max_in_flight_bytes: int = _setting(
+        67_108_864, "Body bytes one edge process holds at once (declared or, for chunked bodies, max_body_bytes); beyond it a retryable 5xx."
+    )
+    edge_max_connections: int = _setting(16_384, "Open connections one edge process accepts (kept below its descriptor limit); more are refused with 503.")
+    edge_max_connections_per_ip: int = _setting(1024, "Open connections one remote address may hold (0 = no bound); more are refused with 503.")
+    edge_header_timeout_s: float = _setting(5.0, "A request head must arrive completely within this many seconds of its first byte.")
+    edge_idle_timeout_s: float = _setting(30.0, "Close a connection that sends nothing for this long (since it opened or since the last reply).")
     reuse_port: bool = _setting(False, "Let several edge processes listen on one port (SO_REUSEPORT); each takes a spool of its own.")
     spool_max_bytes: int = _setting(268_435_456, "Bound of the edge's local spool (0 disables it: no broker, no success).")
 
@@ -212,6 +219,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("kafka_partitions must be positive")
     if settings.sink_batch_rows <= 0 or settings.sink_batch_seconds <= 0:
         raise ConfigError("sink_batch_rows and sink_batch_seconds must be positive")
+    for name in ("edge_max_in_flight", "edge_max_in_flight_bytes", "edge_max_connections", "edge_header_timeout_s", "edge_idle_timeout_s"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{name} must be positive")
+    if settings.edge_max_connections_per_ip < 0:
+        raise ConfigError("edge_max_connections_per_ip must be 0 (no bound) or positive")
     if settings.gc_gen0_threshold <= 0:
         raise ConfigError("gc_gen0_threshold must be positive (0 would turn automatic garbage collection off)")
 

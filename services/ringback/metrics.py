@@ -11,6 +11,14 @@ EDGE_REQUESTS = Counter("ringback_edge_requests_total", "Callback requests by ro
 EDGE_REQUEST_SECONDS = Histogram("ringback_edge_request_seconds", "Time from request start to reply.", ["route"], buckets=LATENCY_BUCKETS)
 EDGE_BODY_BYTES = Counter("ringback_edge_body_bytes_total", "Callback body bytes accepted.", ["route"])
 EDGE_IN_FLIGHT = Gauge("ringback_edge_in_flight_requests", "Callback requests being handled now.")
+EDGE_IN_FLIGHT_BYTES = Gauge("ringback_edge_in_flight_bytes", "Body bytes reserved by the callback requests being handled now.")
+EDGE_CONNECTIONS = Gauge("ringback_edge_connections", "Open HTTP connections.")
+EDGE_CONNECTIONS_REFUSED = Counter(
+    "ringback_edge_connections_refused_total", "Connections refused at once, by reason (total_limit, per_address_limit).", ["reason"]
+)
+EDGE_PROTOCOL_ERRORS = Counter(
+    "ringback_edge_protocol_errors_total", "Connections ended for malformed or too slow HTTP, by reason (bad_request, header_timeout, internal_error).", ["reason"]
+)
 EDGE_SPOOLED = Counter("ringback_edge_spooled_total", "Callbacks made durable in the local spool instead of the broker.")
 EDGE_SPOOL_DRAINED = Counter("ringback_edge_spool_drained_total", "Spooled callbacks later published to the broker.")
 EDGE_SPOOL_BYTES = Gauge("ringback_edge_spool_bytes", "Bytes in the spool not yet delivered to the broker.")

@@ -27,22 +27,35 @@ OUTCOMES = ("accepted", "spooled", "too_large", "too_slow", "overloaded", "not_d
 
 
 class InFlight:
-    """Bounds the requests being handled at once; past the bound the edge sheds load."""
+    """Bounds the requests being handled at once, and the body bytes they hold: past either bound the
+    edge sheds load. A body's bytes are reserved before it is read (its Content-Length, or
+    ``max_body_bytes`` when it is chunked), so memory stays bounded whatever clients send."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, byte_limit: int) -> None:
         self.limit = limit
+        self.byte_limit = byte_limit
         self.count = 0
+        self.bytes = 0
 
-    def try_enter(self) -> bool:
-        if self.count >= self.limit:
-            return False
+    def try_enter(self, body_bytes: int) -> bool:
+        if self.count >= self.limit or (self.count and self.bytes + body_bytes > self.byte_limit):
+            return False  # (the first request always gets in: a bound below one body would refuse all)
         self.count += 1
+        self.bytes += body_bytes
         metrics.EDGE_IN_FLIGHT.set(self.count)
+        metrics.EDGE_IN_FLIGHT_BYTES.set(self.bytes)
         return True
 
-    def leave(self) -> None:
+    def leave(self, body_bytes: int) -> None:
         self.count -= 1
+        self.bytes -= body_bytes
         metrics.EDGE_IN_FLIGHT.set(self.count)
+        metrics.EDGE_IN_FLIGHT_BYTES.set(self.bytes)
+
+
+def reserved_bytes(request: web.Request, max_body_bytes: int) -> int:
+    declared = request.content_length
+    return max_body_bytes if declared is None else min(declared, max_body_bytes)
 
 
 def callback_handler(adapter: Adapter, intake: Intake, in_flight: InFlight, settings: Settings) -> Handler:
@@ -54,7 +67,8 @@ def callback_handler(adapter: Adapter, intake: Intake, in_flight: InFlight, sett
 
     async def handle(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
-        if not in_flight.try_enter():
+        reserved = reserved_bytes(request, settings.max_body_bytes)
+        if not in_flight.try_enter(reserved):
             requests["overloaded"].inc()
             return replies.retryable_failure(style, "overloaded, please retry")
         try:
@@ -90,14 +104,14 @@ def callback_handler(adapter: Adapter, intake: Intake, in_flight: InFlight, sett
             latency.observe(time.perf_counter() - started)
             return replies.success(style)
         finally:
-            in_flight.leave()
+            in_flight.leave(reserved)
 
     return handle
 
 
 def create_app(settings: Settings, spool_dir: str | None = None) -> web.Application:
     """``spool_dir``: where this edge process spools (None = the first free ``<data_dir>/spool/edge*``)."""
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_in_vendor_shape])
     publisher = Publisher(settings)
     intake = Intake(settings, publisher, Path(spool_dir) if spool_dir else None)
     app[PUBLISHER] = publisher
@@ -113,13 +127,28 @@ def create_app(settings: Settings, spool_dir: str | None = None) -> web.Applicat
         await publisher.stop()
 
     app.cleanup_ctx.append(lifecycle)
-    in_flight = InFlight(settings.edge_max_in_flight)
+    in_flight = InFlight(settings.edge_max_in_flight, settings.edge_max_in_flight_bytes)
     for adapter in registry().values():
         app.router.add_post(adapter.path, callback_handler(adapter, intake, in_flight, settings))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
     return app
+
+
+@web.middleware
+async def errors_in_vendor_shape(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp answers an unknown path or a wrong method in plain text; vendors get their own shape."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = replies.error_response(exc.status, exc.reason)
+        for name in ("Allow",):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
 
 
 async def healthz(_: web.Request) -> web.Response:

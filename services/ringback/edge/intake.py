@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,9 +21,12 @@ from ringback.config import Settings
 from ringback.edge.publisher import Publisher
 from ringback.edge.spool import Spool, SpoolFull
 from ringback.runtime.ledger import EDGE_ACCEPTED, Ledger
+from ringback.runtime.memory import release_free_memory
 from ringback.runtime.raw import RawCallback
 
 DRAIN_BATCH = 500
+#: A drain batch stops at this many body bytes (large callbacks would otherwise make 500 of them huge).
+DRAIN_BATCH_BYTES = 8 * 1024 * 1024
 QUARANTINE_DIR = "quarantine"
 DRAIN_IDLE_S = 0.2
 DRAIN_RETRY_S = 1.0
@@ -128,53 +132,68 @@ class Intake:
         await self._queue.put((raw.to_bytes(), done))
         try:
             await done
-        except (SpoolFull, OSError) as exc:
-            raise NotDurable(f"spool cannot take it: {exc}") from exc
+        except SpoolFull as exc:
+            raise NotDurable(f"spool cannot take it: {exc}") from None
         metrics.EDGE_SPOOLED.inc()
 
+    # The loops below hand each batch to a method of its own, so that nothing of it (bodies, futures,
+    # exceptions with their frames) stays referenced while the loop waits for the next one.
     async def _write_loop(self) -> None:
-        assert self.spool is not None
-        loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
-            while not self._queue.empty() and len(batch) < GROUP_COMMIT_MAX:
-                batch.append(self._queue.get_nowait())
-            try:
-                await loop.run_in_executor(self._disk, self.spool.append, [payload for payload, _ in batch])
-            except (SpoolFull, OSError) as exc:
-                self._refused_since_drain = True
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-            else:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
-            self._update_gauges()
+            first = await self._queue.get()
+            await self._write_batch(first)
+
+    async def _write_batch(self, first: tuple[bytes, asyncio.Future[None]]) -> None:
+        assert self.spool is not None
+        batch = [first]
+        while not self._queue.empty() and len(batch) < GROUP_COMMIT_MAX:
+            batch.append(self._queue.get_nowait())
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._disk, self.spool.append, [payload for payload, _ in batch])
+        except (SpoolFull, OSError) as exc:
+            self._refused_since_drain = True
+            reason = f"{type(exc).__name__}: {exc}"
+            for _, done in batch:
+                if not done.done():  # a fresh error each: no traceback, so no frame keeps the bodies alive
+                    done.set_exception(SpoolFull(reason))
+        else:
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+        self._update_gauges()
 
     async def _drain_loop(self) -> None:
         assert self.spool is not None
-        loop = asyncio.get_running_loop()
         while True:
             if not self.spool.has_pending or not self.publisher.ready:
                 await asyncio.sleep(DRAIN_IDLE_S)
-                continue
-            payloads, position = await loop.run_in_executor(self._disk, self.spool.read, DRAIN_BATCH)
-            raws = [RawCallback.from_bytes(p) for p in payloads]
-            results = await asyncio.gather(*(self.publisher.publish(raw) for raw in raws), return_exceptions=True)
-            never = [raw for raw, result in zip(raws, results) if isinstance(result, MessageSizeTooLargeError)]
-            if any(isinstance(r, BaseException) and not isinstance(r, MessageSizeTooLargeError) for r in results):
-                log.warning("spool drain paused: broker did not acknowledge", error=repr(next(r for r in results if isinstance(r, BaseException))))
+            elif not await self._drain_batch():
                 await asyncio.sleep(DRAIN_RETRY_S)
-                continue  # the whole batch again; what did get through is absorbed by the event ids
-            if never:
-                await loop.run_in_executor(self._disk, self._quarantine, never)
-            await loop.run_in_executor(self._disk, self.spool.acknowledge, position, len(payloads))
-            self._refused_since_drain = False
-            metrics.EDGE_SPOOL_DRAINED.inc(len(payloads))
-            self._update_gauges()
-            if not self.spool.has_pending:
-                log.info("spool drained to the broker")
+
+    async def _drain_batch(self) -> bool:
+        """Publish the oldest spooled callbacks; False when the broker did not take them all."""
+        assert self.spool is not None
+        loop = asyncio.get_running_loop()
+        payloads, position = await loop.run_in_executor(self._disk, self.spool.read, DRAIN_BATCH, DRAIN_BATCH_BYTES)
+        raws = [RawCallback.from_bytes(p) for p in payloads]
+        del payloads
+        results = await asyncio.gather(*(self.publisher.publish(raw) for raw in raws), return_exceptions=True)
+        never = [raw for raw, result in zip(raws, results) if isinstance(result, MessageSizeTooLargeError)]
+        failure = next((r for r in results if isinstance(r, BaseException) and not isinstance(r, MessageSizeTooLargeError)), None)
+        if failure is not None:
+            log.warning("spool drain paused: broker did not acknowledge", error=repr(failure))
+            return False  # the whole batch again later; what did get through is absorbed by the event ids
+        if never:
+            await loop.run_in_executor(self._disk, self._quarantine, never)
+        await loop.run_in_executor(self._disk, self.spool.acknowledge, position, len(raws))
+        self._refused_since_drain = False
+        metrics.EDGE_SPOOL_DRAINED.inc(len(raws))
+        self._update_gauges()
+        if not self.spool.has_pending:
+            log.info("spool drained to the broker")
+            gc.collect()  # roles collect rarely (tune_gc): cycles that still hold bodies go now...
+            await loop.run_in_executor(self._disk, release_free_memory)  # ...and the memory back to the system
+        return True
 
     async def _ledger_loop(self) -> None:
         while True:

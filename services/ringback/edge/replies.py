@@ -31,6 +31,16 @@ def rejected(style: str, status: int, message: str) -> web.Response:
 
 def _failure(style: str, status: int, message: str) -> web.Response:
     if style == TENCENT:
-        body = orjson.dumps({"result": TENCENT_FAILURE_RESULT, "errmsg": message})
-        return web.Response(body=body, status=status, content_type="application/json")
+        return error_response(status, message)
     return web.Response(status=status, text=message)
+
+
+def error_body(message: str) -> bytes:
+    """A failure body every vendor understands: Tencent reads a non-zero ``result``, the others only the
+    HTTP status that goes with it."""
+    return orjson.dumps({"result": TENCENT_FAILURE_RESULT, "errmsg": message})
+
+
+def error_response(status: int, message: str) -> web.Response:
+    """For failures that happen before a route is known (malformed HTTP, unknown path, wrong method)."""
+    return web.Response(body=error_body(message), status=status, content_type="application/json")

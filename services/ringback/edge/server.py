@@ -7,23 +7,43 @@ from aiohttp import web
 from ringback import logs
 from ringback.config import Settings
 from ringback.edge.app import create_app
+from ringback.edge.connections import Admission, EdgeRunner, descriptor_budget
 from ringback.runtime import runfiles
 from ringback.runtime.lifecycle import stop_event_on_signals, tune_gc
+from ringback.runtime.memory import mmap_large_blocks
 
 SHUTDOWN_GRACE_S = 10.0
+LISTEN_BACKLOG = 1024
+#: Vendor callbacks carry a handful of headers; aiohttp's defaults allow 128 of 8 KB each.
+MAX_HEADERS = 64
 
 log = logs.get(__name__)
 
 
+async def start_edge(settings: Settings, app: web.Application) -> tuple[EdgeRunner, int]:
+    """Serve ``app`` on the configured address with the edge's connection bounds; returns the bound port."""
+    max_connections = descriptor_budget(settings.edge_max_connections)
+    if max_connections < settings.edge_max_connections:
+        log.warning("connection cap lowered to fit the descriptor limit", configured=settings.edge_max_connections, effective=max_connections)
+    runner = EdgeRunner(
+        app,
+        admission=Admission(max_total=max_connections, max_per_address=settings.edge_max_connections_per_ip),
+        header_timeout_s=settings.edge_header_timeout_s,
+        server_options={"access_log": None, "keepalive_timeout": settings.edge_idle_timeout_s, "max_headers": MAX_HEADERS},
+        shutdown_timeout=SHUTDOWN_GRACE_S,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=LISTEN_BACKLOG, reuse_port=settings.reuse_port or None)
+    await site.start()
+    return runner, runner.addresses[0][1]
+
+
 async def serve(settings: Settings) -> int:
     stop = stop_event_on_signals()
+    mmap_large_blocks()  # callback bodies are freed back to the system, not kept in the heap
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_port=settings.reuse_port or None)
-    await site.start()
+    runner, port = await start_edge(settings, app)
     tune_gc(settings.gc_gen0_threshold)
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     log.info("edge listening", url=f"http://{settings.host}:{port}", routes=sorted(r.resource.canonical for r in app.router.routes() if r.method == "POST"))
     runfiles.write(settings.run_dir, "edge", {"url": f"http://{settings.host}:{port}"})
     await stop.wait()

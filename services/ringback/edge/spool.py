@@ -16,6 +16,7 @@ import os
 import struct
 import threading
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,10 +115,11 @@ class Spool:
     # --- writing ---
     def append(self, payloads: list[bytes]) -> None:
         """Append and fsync; all or nothing as far as callers are concerned."""
-        frames = b"".join(FRAME_HEADER.pack(MAGIC, len(p), zlib.crc32(p)) + p for p in payloads)
+        size = sum(FRAME_HEADER.size + len(p) for p in payloads)
         with self._lock:
-            if self._pending_bytes_locked() + len(frames) > self.max_bytes:
+            if self._pending_bytes_locked() + size > self.max_bytes:  # checked before building the frames
                 raise SpoolFull(f"spool holds {self._pending_bytes_locked()} of {self.max_bytes} bytes")
+            frames = b"".join(FRAME_HEADER.pack(MAGIC, len(p), zlib.crc32(p)) + p for p in payloads)
             segment = self._writable_segment(len(frames))
             fd = self._writer
             assert fd is not None
@@ -153,36 +155,39 @@ class Spool:
             os.close(fd)
 
     # --- draining ---
-    def read(self, limit: int) -> tuple[list[bytes], Position]:
-        """Up to ``limit`` undelivered payloads, oldest first, and the position after the last one."""
+    def read(self, limit: int, max_bytes: int | None = None) -> tuple[list[bytes], Position]:
+        """Up to ``limit`` undelivered payloads (and, past the first, no more than ``max_bytes`` of
+        them), oldest first, and the position after the last one."""
         with self._lock:
             payloads = []
             position = self._cursor
+            taken = 0
             for payload, after in self._iter_frames(self._cursor, limit):
+                if payloads and max_bytes is not None and taken + len(payload) > max_bytes:
+                    break
                 payloads.append(payload)
+                taken += len(payload)
                 position = after
             return payloads, position
 
-    def _iter_frames(self, start: Position, limit: int | None):  # type: ignore[no-untyped-def]
+    def _iter_frames(self, start: Position, limit: int | None) -> Iterator[tuple[bytes, Position]]:
+        """Frames from ``start`` on, read one at a time (never a whole segment into memory)."""
         count = 0
         for number in sorted(n for n in self._segments if n >= start.segment):
-            path = self._segment_path(number)
             size = self._segments[number]
             offset = start.offset if number == start.segment else 0
             if offset >= size:
                 continue
-            with open(path, "rb") as handle:
+            with open(self._segment_path(number), "rb") as handle:
                 handle.seek(offset)
-                data = handle.read(size - offset)
-            pos = 0
-            while pos < len(data):
-                _, length, _ = FRAME_HEADER.unpack_from(data, pos)
-                payload = data[pos + FRAME_HEADER.size : pos + FRAME_HEADER.size + length]
-                pos += FRAME_HEADER.size + length
-                yield payload, Position(number, offset + pos)
-                count += 1
-                if limit is not None and count >= limit:
-                    return
+                while offset < size:
+                    _, length, _ = FRAME_HEADER.unpack(handle.read(FRAME_HEADER.size))
+                    payload = handle.read(length)
+                    offset += FRAME_HEADER.size + length
+                    yield payload, Position(number, offset)
+                    count += 1
+                    if limit is not None and count >= limit:
+                        return
 
     def acknowledge(self, position: Position, records: int) -> None:
         """Everything before ``position`` reached the broker: move the cursor, drop finished segments."""
