@@ -1,5 +1,8 @@
 -- Every dead-lettered input, loaded from the dead-letter topic, so failures are queryable beside events.
--- report_index is -1 when the whole request failed, else the position of the failed report in it.
+-- One row per request that could not be read in whole or in part: its body once, its failures listed
+-- (failures.*: report index, reason, message; at most 100 listed) and counted by reason in full.
+-- failure_type/reason/report_index are the first failure's; report_index is -1 when the request as a
+-- whole could not be read.
 CREATE TABLE IF NOT EXISTS ringback.dead_letters {on_cluster}
 (
     route               LowCardinality(String),
@@ -16,8 +19,20 @@ CREATE TABLE IF NOT EXISTS ringback.dead_letters {on_cluster}
     source_offset       Int64,
     dead_lettered_at    DateTime64(6, 'UTC'),
     body                String,
+    report_count        UInt32,
+    failed_reports      UInt32,
+    failure_counts      Map(String, UInt32),
+    failures            Nested(report_index Int32, failure_type LowCardinality(String), reason String),
+    body_sha256         String,
     inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree
 ORDER BY (route, ingest_id, report_index)
 SETTINGS non_replicated_deduplication_window = 10000;
+
+-- Stores created before dead letters were one row per request gain the columns.
+ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS report_count UInt32 AFTER body;
+ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS failed_reports UInt32 AFTER report_count;
+ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS failure_counts Map(String, UInt32) AFTER failed_reports;
+ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS failures Nested(report_index Int32, failure_type LowCardinality(String), reason String) AFTER failure_counts;
+ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS body_sha256 String AFTER failures;

@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_flags(sql)
     reconcile = commands.add_parser("reconcile", help="Print the ledger per route and hour and flag any gap (exit 1 on a gap in a closed hour).")
     reconcile.add_argument("--hours", type=int, default=24, help="How many hours back to look (default 24).")
+    reconcile.add_argument("--json", dest="as_json", action="store_true", help="Print the lines as a JSON array.")
     config.add_flags(reconcile)
     load = commands.add_parser("loadgen", help="Simulate the vendors: realistic traffic on every route against an edge URL.")
     load.add_argument("--url", default=None, help="Edge base URL (default: the running `ringback run` of --data-dir, else http://127.0.0.1:8080).")
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         return _show_config(settings)
     if args.command == "reconcile":
-        return _reconcile(settings, args.hours)
+        return _reconcile(settings, args.hours, args.as_json)
     if args.command == "bench":
         from ringback.bench.run import main as bench_main
 
@@ -148,7 +149,10 @@ def _sql(settings: Settings, query: str, output_format: str | None) -> int:
     return 0
 
 
-def _reconcile(settings: Settings, hours: int) -> int:
+def _reconcile(settings: Settings, hours: int, as_json: bool) -> int:
+    import orjson
+
+    from ringback.reconcile import as_json as lines_as_json
     from ringback.reconcile import has_closed_gap, ledger_lines, render
     from ringback.sql import QueryError
 
@@ -157,7 +161,10 @@ def _reconcile(settings: Settings, hours: int) -> int:
     except QueryError as exc:
         print(f"ringback reconcile: {exc}", file=sys.stderr)
         return 2
-    print(render(lines) if lines else f"no ledger entries in the last {hours} hours")
+    if as_json:
+        print(orjson.dumps(lines_as_json(lines)).decode())
+    else:
+        print(render(lines) if lines else f"no ledger entries in the last {hours} hours")
     return 1 if has_closed_gap(lines) else 0
 
 

@@ -70,9 +70,11 @@ class Settings:
     # --- normalizer ---
     source_timezone: str = _setting("Asia/Shanghai", "Time zone of vendor local-time strings.")
     normalizer_max_records: int = _setting(2000, "Most raw messages a normalizer handles per poll.")
-    dlq_guard_ratio: float = _setting(0.5, "Stop the normalizer when more than this share of recent outcomes are dead letters (1 disables).")
-    dlq_guard_window: int = _setting(1000, "How many recent outcomes the dead-letter guard looks at.")
-    dlq_guard_min_outcomes: int = _setting(200, "Outcomes needed in the window before the dead-letter guard can trip.")
+    dlq_guard_ratio: float = _setting(0.5, "Pause the normalizer when more than this share of recent requests were entirely dead-lettered (1 disables).")
+    dlq_guard_window: int = _setting(1000, "How many recent requests the dead-letter guard looks at.")
+    dlq_guard_min_requests: int = _setting(200, "Requests needed in the window before the dead-letter guard can trip.")
+    dlq_guard_min_distinct: int = _setting(20, "Different bodies the entirely dead-lettered requests must carry before the guard can trip.")
+    dlq_guard_pause_s: float = _setting(300.0, "How long a tripped guard holds consuming paused before the held requests go through as they are.")
 
     # --- sink / ClickHouse ---
     clickhouse_dsn: str = _setting("", "ClickHouse DSN (http://host:8123/ or chdb:///path); empty = embedded store under data_dir.")

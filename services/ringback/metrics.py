@@ -28,7 +28,9 @@ EDGE_SPOOL_RECORDS = Gauge("ringback_edge_spool_records", "Callbacks in the spoo
 # --- normalizer ---
 NORMALIZER_MESSAGES = Counter("ringback_normalizer_messages_total", "Raw messages normalized, by route.", ["route"])
 NORMALIZER_EVENTS = Counter("ringback_normalizer_events_total", "Normalized events produced.", ["route", "event_type"])
-NORMALIZER_DEAD_LETTERS = Counter("ringback_normalizer_dead_letters_total", "Reports or requests sent to the dead-letter topic.", ["route", "reason"])
+NORMALIZER_DEAD_LETTERS = Counter("ringback_normalizer_dead_letters_total", "Failed reports (or whole requests) in dead letters, by reason; one dead-letter message per request.", ["route", "reason"])
+NORMALIZER_GUARD_TRIPPED = Gauge("ringback_normalizer_guard_tripped", "1 while the dead-letter guard holds consuming paused, else 0.")
+NORMALIZER_GUARD_TRIPS = Counter("ringback_normalizer_guard_trips_total", "Times the dead-letter guard tripped.")
 NORMALIZER_BATCH_SECONDS = Histogram("ringback_normalizer_batch_seconds", "Time to normalize, publish and commit one poll.", buckets=LATENCY_BUCKETS)
 
 # --- sink ---

@@ -4,6 +4,11 @@ the stage before it (a gap: something acknowledged did not arrive downstream).
 Counts can only be higher downstream for known, harmless reasons: replays after a crash (at-least-once)
 and vendor resends, which the event ids collapse. They can be lower for one: loss — or, within the
 current hour, work still in flight. Closed hours with a gap make the command exit 1.
+
+Because replays inflate counts, counts alone can hide a loss (a replay elsewhere in the hour makes up
+for a request that vanished). So the first check compares identities: the requests the edge
+acknowledged against the distinct ingest ids that have an event or a dead letter stored
+(``ringback.ingests``, filled by ClickHouse from every insert). A replay adds no ingest id.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ from ringback.runtime import ledger as stage
 from ringback.sql import run_sql
 
 #: (upstream, downstream) pairs that must not shrink.
+STORED_REQUESTS = "stored_requests"
 CHECKS = (
+    (stage.EDGE_ACCEPTED, STORED_REQUESTS, "acknowledged requests with nothing stored"),
     (stage.EDGE_ACCEPTED, stage.NORMALIZER_RAW, "accepted by the edge but never normalized"),
     (stage.NORMALIZER_EVENTS, stage.SINK_EVENTS, "normalized but never stored"),
     (stage.NORMALIZER_DEAD_LETTERS, stage.SINK_DEAD_LETTERS, "dead-lettered but never stored"),
 )
-COLUMNS = ("accepted", "raw", "reports", "normalized", "dead_lettered", "stored_events", "stored_dead", "unique_events")
+COLUMNS = ("accepted", "stored_requests", "raw", "reports", "normalized", "dead_lettered", "stored_events", "stored_dead", "unique_events")
 LEDGER_QUERY = """
 SELECT toUnixTimestamp(l.hour) AS hour, l.route AS route,
        sumIf(l.count, l.stage = '{accepted}') AS accepted, sumIf(l.count, l.stage = '{raw}') AS raw,
@@ -35,6 +42,11 @@ FROM ringback.ledger AS l FINAL
 WHERE l.hour >= toStartOfHour(now() - INTERVAL {hours} HOUR)
 GROUP BY hour, route ORDER BY hour, route
 FORMAT JSONEachRow
+"""
+STORED_REQUESTS_QUERY = """
+SELECT toUnixTimestamp(hour) AS hour, route, uniqExact(ingest_id) AS stored_requests
+FROM ringback.ingests WHERE hour >= toStartOfHour(now() - INTERVAL {hours} HOUR)
+GROUP BY hour, route FORMAT JSONEachRow
 """
 UNIQUE_QUERY = """
 SELECT toUnixTimestamp(toStartOfHour(received_at)) AS hour, route, count() AS unique_events
@@ -58,20 +70,28 @@ def ledger_lines(settings: Settings, hours: int, now: float | None = None) -> li
         dead=stage.NORMALIZER_DEAD_LETTERS, sink_events=stage.SINK_EVENTS, sink_dead=stage.SINK_DEAD_LETTERS, hours=int(hours),
     )
     rows = _json_rows(run_sql(settings, query, "JSONEachRow"))
-    unique = {(r["hour"], r["route"]): int(r["unique_events"]) for r in _json_rows(run_sql(settings, UNIQUE_QUERY.format(hours=int(hours)), "JSONEachRow"))}
+    unique = _by_hour_and_route(settings, UNIQUE_QUERY, hours, "unique_events")
+    stored_requests = _by_hour_and_route(settings, STORED_REQUESTS_QUERY, hours, STORED_REQUESTS)
     current_hour = int(now if now is not None else time.time()) // 3600 * 3600
     lines = []
     for row in rows:
         hour, route = int(row["hour"]), row["route"]
-        counts = {name: int(row.get(name, 0)) for name in COLUMNS if name != "unique_events"}
-        counts["unique_events"] = unique.get((row["hour"], route), 0)
+        counts = {name: int(row.get(name, 0)) for name in COLUMNS if name not in ("unique_events", STORED_REQUESTS)}
+        counts["unique_events"] = unique.get((hour, route), 0)
+        counts[STORED_REQUESTS] = stored_requests.get((hour, route), 0)
         by_stage = {
+            STORED_REQUESTS: counts[STORED_REQUESTS],
             stage.EDGE_ACCEPTED: counts["accepted"], stage.NORMALIZER_RAW: counts["raw"], stage.NORMALIZER_EVENTS: counts["normalized"],
             stage.SINK_EVENTS: counts["stored_events"], stage.NORMALIZER_DEAD_LETTERS: counts["dead_lettered"], stage.SINK_DEAD_LETTERS: counts["stored_dead"],
         }
         gaps = [f"{by_stage[up] - by_stage[down]} {why}" for up, down, why in CHECKS if by_stage[down] < by_stage[up]]
         lines.append(LedgerLine(hour, route, counts, gaps, open_hour=hour >= current_hour))
     return lines
+
+
+def _by_hour_and_route(settings: Settings, query: str, hours: int, column: str) -> dict[tuple[int, str], int]:
+    rows = _json_rows(run_sql(settings, query.format(hours=int(hours)), "JSONEachRow"))
+    return {(int(str(r["hour"])), str(r["route"])): int(str(r[column])) for r in rows}
 
 
 def _json_rows(payload: bytes) -> list[dict[str, object]]:
@@ -92,6 +112,20 @@ def render(lines: list[LedgerLine]) -> str:
         table.append((hour, line.route, *(str(line.counts[c]) for c in COLUMNS), verdict))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in table)
+
+
+def as_json(lines: list[LedgerLine]) -> list[dict[str, object]]:
+    """The lines for scripts: hour (ISO, UTC), route, every count by name, gaps, and the verdict."""
+    return [
+        {
+            "hour": datetime.fromtimestamp(line.hour, tz=timezone.utc).isoformat(),
+            "route": line.route,
+            **line.counts,
+            "gaps": line.gaps,
+            "check": "ok" if not line.gaps else ("in_flight" if line.open_hour else "gap"),
+        }
+        for line in lines
+    ]
 
 
 def has_closed_gap(lines: list[LedgerLine]) -> bool:

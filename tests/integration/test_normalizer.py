@@ -103,19 +103,85 @@ async def test_shutdown_drains_what_is_already_queued(broker: EmbeddedBroker, ma
     assert len(await read_topic(broker.bootstrap, settings.topic_normalized, expected=50)) == 50
 
 
-async def test_dead_letter_surge_stops_the_worker_before_it_publishes_or_commits(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> None:
-    from ringback.normalizer.guard import DeadLetterSurge
+async def poll_until(worker: Normalizer, done: Callable[[], bool], polls: int = 200) -> None:
+    for _ in range(polls):
+        await worker.process_poll()
+        if done():
+            return
 
-    settings = make_settings(kafka_bootstrap=broker.bootstrap, dlq_guard_ratio=0.5, dlq_guard_min_outcomes=1, dlq_guard_window=100)
+
+async def test_a_dead_letter_surge_pauses_the_worker_before_it_publishes_or_commits(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(kafka_bootstrap=broker.bootstrap, dlq_guard_ratio=0.5, dlq_guard_min_requests=10, dlq_guard_min_distinct=5, dlq_guard_window=100, dlq_guard_pause_s=600)
     await kafka.ensure_topics(settings)
-    await produce(broker.bootstrap, settings.topic_raw, [raw_message(f"bad-{i}", b"{not json") for i in range(30)])
+    await produce(broker.bootstrap, settings.topic_raw, [raw_message(f"bad-{i}", b"{not json %d" % i) for i in range(30)])
     worker = Normalizer(settings)
     await worker.start()
     try:
-        with pytest.raises(DeadLetterSurge):
-            for _ in range(100):
-                await worker.process_poll()
+        await poll_until(worker, lambda: worker.guard.tripped)
+        assert worker.guard.tripped  # paused, not exited: no restart loop
+        assert worker.ready_reasons() and "dead-letter guard tripped" in worker.ready_reasons()[0]
+        for _ in range(5):
+            assert await worker.process_poll() == 0  # stays paused, takes nothing
     finally:
         await worker.stop()
     assert await read_topic(broker.bootstrap, settings.topic_dlq, expected=1, timeout_s=3) == []
     assert set((await committed_offsets(broker.bootstrap, settings.normalizer_group, settings.topic_raw)).values()) == {0}
+
+
+async def test_after_the_pause_the_held_requests_are_dead_lettered_and_work_goes_on(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(kafka_bootstrap=broker.bootstrap, dlq_guard_min_requests=10, dlq_guard_min_distinct=5, dlq_guard_pause_s=1.0, kafka_partitions=1)
+    await kafka.ensure_topics(settings)
+    await produce(broker.bootstrap, settings.topic_raw, [raw_message(f"bad-{i}", b"{not json %d" % i) for i in range(30)])
+    await produce(broker.bootstrap, settings.topic_raw, [raw_message("good", sms("after-the-surge"))])
+    worker = Normalizer(settings)
+    await worker.start()
+    try:
+        await poll_until(worker, lambda: worker.guard.tripped)
+        assert worker.guard.tripped
+        await asyncio.sleep(1.1)
+        handled = 0
+
+        def all_handled() -> bool:
+            return handled >= 31
+
+        for _ in range(200):
+            handled += await worker.process_poll()
+            if all_handled():
+                break
+        assert not worker.guard.tripped and not worker.ready_reasons()
+    finally:
+        await worker.stop()
+    assert len(await read_topic(broker.bootstrap, settings.topic_dlq, expected=30)) == 30
+    codec = EventCodec.from_dir(settings.schemas_dir)
+    (event,) = [codec.decode(r.value) for r in await read_topic(broker.bootstrap, settings.topic_normalized, expected=1)]
+    assert event["sid"] == "after-the-surge"
+
+
+async def test_one_request_of_many_bad_reports_is_one_bounded_dead_letter_and_trips_nothing(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> None:
+    """A 2 KB array of 1,000 unreadable reports once halted ingestion and put 1,000 copies of its body on
+    the dead-letter topic; now it is one dead letter with its body once, and the guard counts one request."""
+    settings = make_settings(kafka_bootstrap=broker.bootstrap, dlq_guard_min_requests=1, dlq_guard_min_distinct=1)
+    await kafka.ensure_topics(settings)
+    body = orjson.dumps([1] * 3000)  # 3,000 reports, none an object
+    await produce(broker.bootstrap, settings.topic_raw, [raw_message("many-bad", body), raw_message("fine", sms("ok-1"))])
+    worker = Normalizer(settings)
+    await worker.start()
+    try:
+        handled = 0
+        for _ in range(100):
+            handled += await worker.process_poll()
+            if handled >= 2:
+                break
+        assert not worker.guard.tripped
+    finally:
+        await worker.stop()
+    records = await read_topic(broker.bootstrap, settings.topic_dlq, expected=2, timeout_s=2)
+    assert len(records) == 1
+    (record,) = records
+    assert record.value == body
+    header_bytes = sum(len(value) for _, value in record.headers)
+    assert header_bytes < 64 * 1024
+    letter = DeadLetter.from_message(record.value, record.headers)
+    assert letter.failed_reports == 3000 and letter.report_count == 3000
+    assert len(letter.failures) == 100 and letter.failure_counts == {"unexpected_shape": 3000}
+    assert [f.report_index for f in letter.failures[:3]] == [0, 1, 2]

@@ -14,7 +14,7 @@ from ringback.config import Settings
 from ringback.runtime import kafka
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.broker import EmbeddedBroker
-from ringback.runtime.dead_letter import DeadLetter
+from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
 from ringback.runtime.raw import RawCallback
 from ringback.sink.worker import Sink
 from tests.kafka_helpers import committed_offsets, next_offsets, produce, read_topic
@@ -69,7 +69,7 @@ async def test_events_and_dead_letters_are_stored_then_committed(sink: Sink) -> 
     events = [event(codec, f"{tag}-e{i}", f"{tag}-req", charge="0.06") for i in range(3)]
     await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(e), []) for e in events])
     raw = RawCallback(route="tencent/sms-status", ingest_id=f"{tag}-bad", received_at_us=1_763_700_000_000_000, remote_addr="10.1.1.1", content_type="application/json", body=b"[{oops", topic=settings.topic_raw, partition=1, offset=7)
-    letter = DeadLetter(raw=raw, failure_type="invalid_json", failure_message="body is not valid JSON", normalizer_version="t")
+    letter = DeadLetter.of(raw, [Failure(WHOLE_REQUEST, "invalid_json", "body is not valid JSON")], 0, "t")
     await produce(settings.kafka_bootstrap, settings.topic_dlq, [(None, raw.body, letter.headers())])
     checked_before = metrics.SINK_CHECKED_BATCHES._value.get()
 
@@ -83,8 +83,8 @@ async def test_events_and_dead_letters_are_stored_then_committed(sink: Sink) -> 
     assert first[3].replace(tzinfo=timezone.utc) == datetime(2026, 11, 21, 0, 59, 59, 123456, tzinfo=timezone.utc)
     assert first[4] == Decimal("0.06") and first[5] == {"nationcode": "86"}
 
-    (dead,) = await rows(sink, f"SELECT route, failure_type, reason, body, source_topic, source_partition, source_offset, remote_addr FROM ringback.dead_letters WHERE ingest_id = '{tag}-bad'")
-    assert dead == ("tencent/sms-status", "invalid_json", "body is not valid JSON", "[{oops", settings.topic_raw, 1, 7, "10.1.1.1")
+    (dead,) = await rows(sink, f"SELECT route, failure_type, reason, body, source_topic, source_partition, source_offset, remote_addr, failures.failure_type, failure_counts, body_sha256 FROM ringback.dead_letters WHERE ingest_id = '{tag}-bad'")
+    assert dead == ("tencent/sms-status", "invalid_json", "body is not valid JSON", "[{oops", settings.topic_raw, 1, 7, "10.1.1.1", ["invalid_json"], {"invalid_json": 1}, letter.body_sha256)
 
     for topic in (settings.topic_normalized, settings.topic_dlq):
         records = await read_topic(settings.kafka_bootstrap, topic, expected=1)
@@ -139,6 +139,16 @@ async def test_read_only_query_refuses_writes_and_leaves_the_sink_writable(sink:
     assert await rows(sink, f"SELECT count() FROM ringback.events WHERE event_id = '{after['event_id']}'") == [(1,)]
 
 
+async def load_ledger(sink: Sink, hour: datetime, route: str, counts: dict[str, int], stored_ingest_ids: list[str]) -> None:
+    from ringback.runtime import ledger
+
+    rows = [[hour, route, name, "test-instance", 1, n] for name, n in counts.items()]
+    rows.append(rows[0])  # the same delta loaded twice counts once
+    await sink.on_db_thread(lambda: sink.client.insert("ringback.ledger", rows, column_names=ledger.LEDGER_COLUMNS))
+    ingests = [[hour, route, ingest_id] for ingest_id in stored_ingest_ids]
+    await sink.on_db_thread(lambda: sink.client.insert("ringback.ingests", ingests, column_names=["hour", "route", "ingest_id"]))
+
+
 async def test_reconcile_flags_what_a_stage_lost(sink: Sink) -> None:
     from ringback.reconcile import has_closed_gap, ledger_lines, render
     from ringback.runtime import ledger
@@ -146,13 +156,27 @@ async def test_reconcile_flags_what_a_stage_lost(sink: Sink) -> None:
     route = f"test/{sink.settings.topic_raw}"
     closed_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
     counts = {ledger.EDGE_ACCEPTED: 5, ledger.NORMALIZER_RAW: 4, ledger.NORMALIZER_EVENTS: 4, ledger.SINK_EVENTS: 4}
-    rows = [[closed_hour, route, name, "test-instance", 1, n] for name, n in counts.items()]
-    rows.append([closed_hour, route, ledger.EDGE_ACCEPTED, "test-instance", 1, 5])  # the same delta loaded twice counts once
-    await sink.on_db_thread(lambda: sink.client.insert("ringback.ledger", rows, column_names=ledger.LEDGER_COLUMNS))
+    await load_ledger(sink, closed_hour, route, counts, [f"req-{i}" for i in range(4)])
     lines = [line for line in await sink.on_db_thread(ledger_lines, sink.settings, 24) if line.route == route]
     assert [line.counts["accepted"] for line in lines] == [5]
-    assert lines[0].gaps == ["1 accepted by the edge but never normalized"]
-    assert has_closed_gap(lines) and "GAP: 1 accepted by the edge" in render(lines)
+    assert lines[0].gaps == ["1 acknowledged requests with nothing stored", "1 accepted by the edge but never normalized"]
+    assert has_closed_gap(lines) and "GAP: 1 acknowledged requests with nothing stored" in render(lines)
+
+
+async def test_reconcile_sees_a_loss_that_replays_hide_in_the_counts(sink: Sink) -> None:
+    """Every count downstream is at least the count upstream (a replay of other requests made up for the
+    lost one); only the identities tell that one acknowledged request has nothing stored."""
+    from ringback.reconcile import has_closed_gap, ledger_lines
+    from ringback.runtime import ledger
+
+    route = f"test/{sink.settings.topic_raw}-replayed"
+    closed_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    counts = {ledger.EDGE_ACCEPTED: 5, ledger.NORMALIZER_RAW: 6, ledger.NORMALIZER_EVENTS: 6, ledger.SINK_EVENTS: 6}
+    await load_ledger(sink, closed_hour, route, counts, ["a", "b", "c", "d", "d"])
+    (line,) = [line for line in await sink.on_db_thread(ledger_lines, sink.settings, 24) if line.route == route]
+    assert line.counts["stored_requests"] == 4
+    assert line.gaps == ["1 acknowledged requests with nothing stored"]
+    assert has_closed_gap([line])
 
 
 async def make_inserts_fail(sink: Sink, tag: str) -> None:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from ringback import logs
 from ringback.config import Settings
-from ringback.normalizer.guard import DeadLetterSurge
 from ringback.normalizer.worker import Normalizer
 from ringback.runtime import runfiles
 from ringback.runtime.lifecycle import ops_app, start_site, stop_event_on_signals, tune_gc
 
 log = logs.get(__name__)
-
-EXIT_DEAD_LETTER_SURGE = 3
 
 
 async def serve(settings: Settings) -> int:
@@ -19,14 +16,11 @@ async def serve(settings: Settings) -> int:
     worker = Normalizer(settings)
     await worker.start()
     tune_gc(settings.gc_gen0_threshold)
-    ops_runner, ops_port = await start_site(ops_app(lambda: worker.healthy), settings.host, settings.metrics_port)
+    ops_runner, ops_port = await start_site(ops_app(lambda: worker.healthy, worker.ready_reasons), settings.host, settings.metrics_port)
     log.info("normalizer running", metrics=f"http://{settings.host}:{ops_port}/metrics")
     runfiles.write(settings.run_dir, "normalizer", {"metrics": f"http://{settings.host}:{ops_port}/metrics"})
     try:
         await worker.run(stop)
-    except DeadLetterSurge as surge:
-        log.error("dead-letter guard tripped: normalizer stopped", detail=str(surge))
-        return EXIT_DEAD_LETTER_SURGE
     finally:
         log.info("normalizer stopping")
         runfiles.remove(settings.run_dir, "normalizer")

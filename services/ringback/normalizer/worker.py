@@ -9,6 +9,7 @@ replayed events collapse downstream.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections import Counter
 from typing import Any
@@ -20,12 +21,12 @@ from ringback import __version__, logs, metrics
 from ringback.config import Settings
 from ringback.normalizer.adapters import Adapter, registry
 from ringback.normalizer.event import Context
-from ringback.normalizer.guard import DeadLetterGuard
+from ringback.normalizer.guard import DeadLetterGuard, RequestVerdict, Trip
 from ringback.normalizer.outcome import Outcome, Rejected, Rejection
 from ringback.runtime import kafka
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.batched_sends import BatchedSends
-from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter
+from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
 from ringback.runtime.drain import drain
 from ringback.runtime.ledger import NORMALIZER_DEAD_LETTERS, NORMALIZER_EVENTS, NORMALIZER_RAW, NORMALIZER_REPORTS, Ledger
 from ringback.runtime.raw import RawCallback
@@ -52,13 +53,22 @@ def normalize_message(raw: RawCallback, adapters: dict[str, Adapter], ctx: Conte
         return [Rejection("internal_error", f"{type(exc).__name__}: {exc}")]
 
 
-def count_outcomes(ledger: Ledger, raw: RawCallback, outcomes: list[Outcome]) -> None:
-    dead = [o for o in outcomes if isinstance(o, Rejection)]
-    reports = [o for o in outcomes if not isinstance(o, Rejection) or o.report_index is not None]
-    ledger.count(NORMALIZER_RAW, raw.route, raw.received_at_us)
-    ledger.count(NORMALIZER_REPORTS, raw.route, raw.received_at_us, len(reports))
-    ledger.count(NORMALIZER_EVENTS, raw.route, raw.received_at_us, len(outcomes) - len(dead))
-    ledger.count(NORMALIZER_DEAD_LETTERS, raw.route, raw.received_at_us, len(dead))
+def failures_of(outcomes: list[Outcome]) -> list[Failure]:
+    return [
+        Failure(WHOLE_REQUEST if o.report_index is None else o.report_index, o.reason_type, o.message)
+        for o in outcomes
+        if isinstance(o, Rejection)
+    ]
+
+
+def reports_in(outcomes: list[Outcome]) -> int:
+    """How many vendor reports the request held (0 when it could not be read as a whole)."""
+    return sum(1 for o in outcomes if not isinstance(o, Rejection) or o.report_index is not None)
+
+
+def verdict_of(raw: RawCallback, outcomes: list[Outcome]) -> RequestVerdict:
+    bad = all(isinstance(o, Rejection) for o in outcomes)
+    return RequestVerdict(bad=bad, body_digest=hashlib.blake2b(raw.body, digest_size=16).digest() if bad else b"")
 
 
 def ordering_key(event: dict[str, Any]) -> bytes:
@@ -75,7 +85,9 @@ class Normalizer:
         self.ctx = Context(blank_event=self.codec.blank_event(), source_timezone=settings.source_timezone, normalizer_version=__version__)
         self.adapters = registry()
         self.ledger = Ledger()
-        self.guard = DeadLetterGuard(settings.dlq_guard_ratio, settings.dlq_guard_window, settings.dlq_guard_min_outcomes)
+        self.guard = DeadLetterGuard(
+            settings.dlq_guard_ratio, settings.dlq_guard_window, settings.dlq_guard_min_requests, settings.dlq_guard_min_distinct, settings.dlq_guard_pause_s
+        )
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.healthy = False
@@ -108,6 +120,8 @@ class Normalizer:
 
     async def process_poll(self) -> int:
         assert self.consumer is not None and self.producer is not None
+        if self.guard.tripped:
+            return await self._wait_out_the_guard()
         batches = await self.consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.normalizer_max_records)
         if not batches:
             return 0
@@ -116,23 +130,58 @@ class Normalizer:
             count = await self._publish_and_commit(batches)
         except KafkaError as exc:
             # Not acknowledged or not committed: rewind so this poll is processed again, never skipped.
-            for partition, records in batches.items():
-                self.consumer.seek(partition, records[0].offset)
+            self._rewind(batches)
             log.warning("poll not completed, will retry it", error=repr(exc))
             await asyncio.sleep(RETRY_PAUSE_S)
             return 0
         metrics.NORMALIZER_BATCH_SECONDS.observe(time.perf_counter() - started)
         return count
 
+    def _rewind(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        assert self.consumer is not None
+        for partition, records in batches.items():
+            self.consumer.seek(partition, records[0].offset)
+
+    async def _wait_out_the_guard(self) -> int:
+        """While tripped, keep the group membership alive without taking records (partitions paused)."""
+        assert self.consumer is not None
+        if self.guard.pause_over():
+            self.consumer.resume(*self.consumer.assignment())
+            self.guard.release()
+            metrics.NORMALIZER_GUARD_TRIPPED.set(0)
+            log.warning("dead-letter guard pause over: processing the held requests as they are")
+            return 0
+        self.consumer.pause(*self.consumer.assignment())  # also partitions assigned since the trip
+        await self.consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
+        return 0
+
+    def _trip(self, batches: dict[TopicPartition, list[ConsumerRecord]], trip: Trip) -> None:
+        assert self.consumer is not None
+        self._rewind(batches)
+        self.consumer.pause(*self.consumer.assignment())
+        metrics.NORMALIZER_GUARD_TRIPPED.set(1)
+        metrics.NORMALIZER_GUARD_TRIPS.inc()
+        log.error("dead-letter guard tripped", detail=trip.describe(), pause_s=self.guard.pause_s,
+                  action="look at ringback.dead_letters; deploy a fix (a restart clears the guard) or let the pause run out")
+
+    def ready_reasons(self) -> list[str]:
+        """Why this normalizer is not doing its job now (empty when it is)."""
+        if self.guard.trip is not None:
+            left = max(0.0, self.guard.trip.resumes_at - self.guard.clock())
+            return [f"dead-letter guard tripped: {self.guard.trip.describe()}; resumes in {left:.0f}s"]
+        return []
+
     async def _publish_and_commit(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> int:
         assert self.consumer is not None and self.producer is not None
         normalized = [(raw, normalize_message(raw, self.adapters, self.ctx)) for raw in self._raws(batches)]
-        self.guard.check([isinstance(o, Rejection) for _, outcomes in normalized for o in outcomes])
+        trip = self.guard.judge([verdict_of(raw, outcomes) for raw, outcomes in normalized])
+        if trip is not None:
+            self._trip(batches, trip)
+            return 0
         sends = BatchedSends(self.producer)
         published: Counter[tuple[Any, str, str]] = Counter()  # (metric, route, kind), counted once committed
         for raw, outcomes in normalized:
             await self._publish_outcomes(sends, raw, outcomes, published)
-            count_outcomes(self.ledger, raw, outcomes)
         ledger_delta = self.ledger.take()  # a poll that fails is replayed, and counted, again
         if ledger_delta is not None:
             await sends.add(self.settings.topic_ledger, ledger_delta)
@@ -155,26 +204,33 @@ class Normalizer:
         ]
 
     async def _publish_outcomes(self, sends: BatchedSends, raw: RawCallback, outcomes: list[Outcome], published: Counter[tuple[Any, str, str]]) -> None:
+        """Every event of one request, then at most one dead letter for all that failed in it."""
+        failures = failures_of(outcomes)
+        events = 0
         for outcome in outcomes:
             if isinstance(outcome, Rejection):
-                await self._dead_letter(sends, raw, outcome, published)
                 continue
             try:
                 payload = self.codec.encode(outcome)
             except (ValueError, TypeError) as exc:  # an adapter produced a value the schema refuses
-                await self._dead_letter(sends, raw, Rejection("schema_violation", str(exc), outcome.get("report_index")), published)
+                failures.append(Failure(int(outcome.get("report_index", WHOLE_REQUEST)), "schema_violation", str(exc)))
                 continue
             await sends.add(self.settings.topic_normalized, payload, key=ordering_key(outcome))
             published[(metrics.NORMALIZER_EVENTS, raw.route, outcome["event_type"])] += 1
+            events += 1
+        self.ledger.count(NORMALIZER_RAW, raw.route, raw.received_at_us)
+        self.ledger.count(NORMALIZER_REPORTS, raw.route, raw.received_at_us, reports_in(outcomes))
+        self.ledger.count(NORMALIZER_EVENTS, raw.route, raw.received_at_us, events)
+        if failures:
+            await self._dead_letter(sends, DeadLetter.of(raw, failures, reports_in(outcomes), __version__), published)
+            self.ledger.count(NORMALIZER_DEAD_LETTERS, raw.route, raw.received_at_us)
 
-    async def _dead_letter(self, sends: BatchedSends, raw: RawCallback, rejection: Rejection, published: Counter[tuple[Any, str, str]]) -> None:
-        letter = DeadLetter(
-            raw=raw,
-            failure_type=rejection.reason_type,
-            failure_message=rejection.message,
-            normalizer_version=__version__,
-            report_index=WHOLE_REQUEST if rejection.report_index is None else rejection.report_index,
+    async def _dead_letter(self, sends: BatchedSends, letter: DeadLetter, published: Counter[tuple[Any, str, str]]) -> None:
+        raw = letter.raw
+        for reason, n in letter.failure_counts.items():
+            published[(metrics.NORMALIZER_DEAD_LETTERS, raw.route, reason)] += n
+        log.info(
+            "dead-lettered", route=raw.route, ingest_id=raw.ingest_id, reason=letter.failure_type, detail=letter.failure_message,
+            report_index=letter.report_index, failed_reports=letter.failed_reports, reports=letter.report_count,
         )
-        published[(metrics.NORMALIZER_DEAD_LETTERS, raw.route, rejection.reason_type)] += 1
-        log.info("dead-lettered", route=raw.route, ingest_id=raw.ingest_id, reason=rejection.reason_type, detail=rejection.message, report_index=letter.report_index)
         await sends.add(self.settings.topic_dlq, raw.body, key=raw.ingest_id.encode(), headers=letter.headers())

@@ -61,12 +61,17 @@ async def _stop_when_orphaned(supervisor_pid: int, stop: asyncio.Event) -> None:
         await asyncio.sleep(PARENT_CHECK_S)
 
 
-def ops_app(is_healthy: Callable[[], bool]) -> web.Application:
-    """/healthz and /metrics for roles that have no HTTP edge of their own."""
+def ops_app(is_alive: Callable[[], bool], not_ready_reasons: Callable[[], list[str]] = list) -> web.Application:
+    """/healthz (alive), /readyz (doing its job, or why not) and /metrics for roles without an HTTP edge."""
 
     async def healthz(_: web.Request) -> web.Response:
-        ok = is_healthy()
+        ok = is_alive()
         return web.json_response({"status": "ok" if ok else "failing"}, status=200 if ok else 503)
+
+    async def readyz(_: web.Request) -> web.Response:
+        reasons = [] if is_alive() else ["not started or stopping"]
+        reasons += not_ready_reasons()
+        return web.json_response({"ready": not reasons, "reasons": reasons}, status=503 if reasons else 200)
 
     async def metrics_view(_: web.Request) -> web.Response:
         body, content_type = metrics.exposition()
@@ -74,6 +79,7 @@ def ops_app(is_healthy: Callable[[], bool]) -> web.Application:
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
     return app
 

@@ -34,7 +34,7 @@ from ringback.config import Settings
 from ringback.runtime import clickhouse, kafka
 from ringback.runtime.avro import HEADER_LENGTH, AvroDecodeError, EventCodec
 from ringback.runtime.avro_container import container
-from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter
+from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
 from ringback.runtime.drain import drain
 from ringback.runtime.ledger import LEDGER_COLUMNS, SINK_DEAD_LETTERS, SINK_EVENTS, Ledger, ledger_rows
 from ringback.runtime.raw import RawCallback
@@ -48,6 +48,7 @@ EVENTS_INSERT_SETTINGS = {"optimize_on_insert": 0}
 DEAD_LETTER_COLUMNS = [
     "route", "ingest_id", "report_index", "received_at", "remote_addr", "content_type", "failure_type",
     "reason", "normalizer_version", "source_topic", "source_partition", "source_offset", "dead_lettered_at", "body",
+    "report_count", "failed_reports", "failure_counts", "failures.report_index", "failures.failure_type", "failures.reason", "body_sha256",
 ]
 UNDECODABLE_EVENT = "undecodable_event"
 UNSTORABLE_EVENT = "unstorable_event"
@@ -70,7 +71,7 @@ class Batch:
 
     #: Normalized-topic records whose header names a known schema; their bodies are not decoded yet.
     events: list[ConsumerRecord] = field(default_factory=list)
-    dead_letters: list[list[Any]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
     ledger: list[list[Any]] = field(default_factory=list)
     first_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
@@ -105,11 +106,15 @@ def _as_int(value: object) -> int:
 
 
 def dead_letter_row(letter: DeadLetter) -> list[Any]:
+    """One ``ringback.dead_letters`` row (DEAD_LETTER_COLUMNS) per dead letter, that is per request."""
     raw = letter.raw
     return [
         raw.route, raw.ingest_id, letter.report_index, raw.received_at, raw.remote_addr, raw.content_type,
         letter.failure_type, letter.failure_message, letter.normalizer_version, raw.topic, raw.partition,
-        raw.offset, datetime.fromtimestamp(letter.dead_lettered_at_us / 1_000_000, tz=timezone.utc), raw.body,
+        raw.offset, datetime.fromtimestamp((letter.dead_lettered_at_us or time.time_ns() // 1000) / 1_000_000, tz=timezone.utc), raw.body,
+        letter.report_count, letter.failed_reports, letter.failure_counts,
+        [f.report_index for f in letter.failures], [f.failure_type for f in letter.failures], [f.message for f in letter.failures],
+        letter.body_sha256,
     ]
 
 
@@ -215,22 +220,21 @@ class Sink:
                 log.error("unreadable ledger message skipped", partition=record.partition, offset=record.offset, error=str(exc))
             return
         if record.topic == self.settings.topic_dlq:
-            self.batch.dead_letters.append(dead_letter_row(DeadLetter.from_message(record.value, record.headers)))
+            self.batch.dead_letters.append(DeadLetter.from_message(record.value, record.headers))
             return
         try:
             self.codec.writer_of(record.value or b"")
         except AvroDecodeError as exc:
-            self.batch.dead_letters.append(self._undecodable_row(record, exc))
+            self.batch.dead_letters.append(self._undecodable(record, exc))
             return
         self.batch.events.append(record)
 
-    def _undecodable_row(self, record: ConsumerRecord, exc: Exception) -> list[Any]:
+    def _undecodable(self, record: ConsumerRecord, exc: Exception) -> DeadLetter:
         """Never silently dropped: an event no one can read is stored beside the dead letters, with why."""
         metrics.SINK_UNDECODABLE.inc()
         log.error("undecodable normalized event", topic=record.topic, partition=record.partition, offset=record.offset, error=str(exc))
         raw = RawCallback.from_message(record.topic, record.partition, record.offset, record.value, record.headers)
-        letter = DeadLetter(raw=raw, failure_type=UNDECODABLE_EVENT, failure_message=str(exc), normalizer_version="", report_index=WHOLE_REQUEST)
-        return dead_letter_row(letter)
+        return DeadLetter.of(raw, [Failure(WHOLE_REQUEST, UNDECODABLE_EVENT, str(exc))], 0, "")
 
     async def flush(self, wait: bool = True) -> None:
         """Store the current batch and then commit its offsets. With ``wait=False`` this returns once
@@ -258,7 +262,7 @@ class Sink:
             stored_keys, set_aside = await self._store_events(batch.events, batch.dedup_token(EVENTS_TABLE))
             batch.dead_letters.extend(set_aside)
         if batch.dead_letters:
-            columns = [list(col) for col in zip(*batch.dead_letters)]
+            columns = [list(col) for col in zip(*(dead_letter_row(letter) for letter in batch.dead_letters))]
             await self._insert_with_retry(DEAD_LETTERS_TABLE, columns, DEAD_LETTER_COLUMNS, batch.dedup_token(DEAD_LETTERS_TABLE))
         batch.ledger.extend(self._own_ledger_rows(stored_keys, batch.dead_letters))
         if batch.ledger:
@@ -271,17 +275,17 @@ class Sink:
             log.warning("commit after insert failed", error=repr(exc))
         log.debug("batch stored", events=batch.event_count, dead_letters=len(batch.dead_letters))
 
-    def _own_ledger_rows(self, event_keys: list[tuple[str, int]], dead_letters: list[list[Any]]) -> list[list[Any]]:
+    def _own_ledger_rows(self, event_keys: list[tuple[str, int]], dead_letters: list[DeadLetter]) -> list[list[Any]]:
         """The sink's own counts for this batch: events taken (stored, or set aside as unstorable, which
         also counts as a dead letter) and dead-letter rows, per route and hour of receipt."""
         for (route, hour_us), n in Counter((route, at - at % HOUR_US) for route, at in event_keys).items():
             self.ledger.count(SINK_EVENTS, route, hour_us, n)
-        for row in dead_letters:
-            self.ledger.count(SINK_DEAD_LETTERS, row[0], int(row[3].timestamp() * 1_000_000))
+        for letter in dead_letters:
+            self.ledger.count(SINK_DEAD_LETTERS, letter.raw.route, letter.raw.received_at_us)
         delta = self.ledger.take()
         return ledger_rows(delta) if delta else []
 
-    async def _store_events(self, records: list[ConsumerRecord], token: str) -> tuple[list[tuple[str, int]], list[list[Any]]]:
+    async def _store_events(self, records: list[ConsumerRecord], token: str) -> tuple[list[tuple[str, int]], list[DeadLetter]]:
         """Store the events: (route, receive time) of every event taken, and dead-letter rows for those
         that had to be set aside."""
         try:
@@ -312,23 +316,23 @@ class Sink:
         data = container(schema_json, (payload[HEADER_LENGTH:] for payload in payloads))
         self.client.raw_insert(EVENTS_TABLE, names, insert_block=data, fmt="Avro", settings={**EVENTS_INSERT_SETTINGS, "insert_deduplication_token": token})
 
-    async def _store_checked(self, records: list[ConsumerRecord], token: str) -> tuple[list[tuple[str, int]], list[list[Any]]]:
+    async def _store_checked(self, records: list[ConsumerRecord], token: str) -> tuple[list[tuple[str, int]], list[DeadLetter]]:
         """The checked path: decode each event, insert columns (retried while the store is down), and
         set aside what cannot be read or stored."""
         events: list[dict[str, Any]] = []
         sources: list[ConsumerRecord] = []
-        set_aside: list[list[Any]] = []
+        set_aside: list[DeadLetter] = []
         for record in records:
             try:
                 events.append(self.codec.decode(record.value))
                 sources.append(record)
             except DECODE_ERRORS as exc:
-                set_aside.append(self._undecodable_row(record, exc))
+                set_aside.append(self._undecodable(record, exc))
         names = self.codec.field_names
         columns = [[event.get(name) for event in events] for name in names]
         if events:
             for index, reason in await self._store_columns(columns, token):
-                set_aside.append(self._unstorable_row(sources[index], events[index], reason))
+                set_aside.append(self._unstorable(sources[index], events[index], reason))
         keys = [(str(event["route"]), int(event["received_at"].timestamp() * 1_000_000)) for event in events]
         return keys, set_aside
 
@@ -346,18 +350,19 @@ class Sink:
             right = await self._store_columns([column[half:] for column in columns], token + ":b")
             return left + [(index + half, reason) for index, reason in right]
 
-    def _unstorable_row(self, record: ConsumerRecord, event: dict[str, Any], reason: str) -> list[Any]:
+    def _unstorable(self, record: ConsumerRecord, event: dict[str, Any], reason: str) -> DeadLetter:
         """A dead-letter row for an event ClickHouse refused: kept, with the event as JSON, never dropped."""
         metrics.SINK_UNSTORABLE.inc()
         log.error("event ClickHouse cannot store, kept in dead_letters", event_id=event.get("event_id"), reason=reason[:300])
         received = event.get("received_at")
         if not isinstance(received, datetime) or received.year > CLICKHOUSE_MAX_YEAR:
             received = datetime.fromtimestamp(0, tz=timezone.utc)
-        return [
-            str(event.get("route") or ""), str(event.get("ingest_id") or ""), _as_int(event.get("report_index")),
-            received, "", "", UNSTORABLE_EVENT, reason, str(event.get("normalizer_version") or ""), record.topic, record.partition, record.offset,
-            datetime.now(timezone.utc), orjson.dumps(event, default=str),
-        ]
+        raw = RawCallback(
+            route=str(event.get("route") or ""), ingest_id=str(event.get("ingest_id") or ""), received_at_us=int(received.timestamp() * 1_000_000),
+            remote_addr="", content_type="", body=orjson.dumps(event, default=str), topic=record.topic, partition=record.partition, offset=record.offset,
+        )
+        failure = Failure(_as_int(event.get("report_index")), UNSTORABLE_EVENT, reason)
+        return DeadLetter.of(raw, [failure], 1, str(event.get("normalizer_version") or ""))
 
     async def _insert_with_retry(self, table: str, columns: list[list[Any]], names: list[str], token: str) -> None:
         attempt = 0
