@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ringback.runtime import query_guard
+from ringback import config
+from ringback.runtime import clickhouse, query_guard
 from ringback.runtime.query_guard import QueryRefused, check_tokens, checked_format, parse_tree, split_format, tokenize
 
 
@@ -71,6 +72,23 @@ def test_the_tree_reader_refuses_a_dump_whose_counts_do_not_add_up() -> None:
         parse_tree("SelectWithUnionQuery (children 1)\n ExpressionList (children 1)\n  Identifier x\n  Function file")
     with pytest.raises(QueryRefused, match="more than one root"):
         parse_tree("SelectWithUnionQuery\nFunction file")
+
+
+def test_reader_settings_put_readonly_last_and_bound_everything() -> None:
+    limits = clickhouse.QueryLimits(timeout_s=5.0, max_memory_bytes=1 << 20, max_result_rows=10, max_result_bytes=1 << 10, max_threads=1)
+    embedded = clickhouse.reader_settings(limits, embedded=True)
+    assert list(embedded)[-1] == "readonly" and embedded["readonly"] == 1
+    assert {"max_execution_time": 5.0, "max_memory_usage": 1 << 20, "max_result_rows": 10, "max_result_bytes": 1 << 10, "max_threads": 1}.items() <= embedded.items()
+    assert embedded["allow_introspection_functions"] == 0 and "os_thread_priority" in embedded
+    server = clickhouse.reader_settings(limits, embedded=False)
+    assert list(server)[-1] == "readonly" and "os_thread_priority" not in server
+
+
+@pytest.mark.parametrize("name", config.QUERY_LIMITS)
+def test_query_limits_must_be_positive(name: str) -> None:
+    with pytest.raises(config.ConfigError, match=name):
+        config.load({name: "0"}, environ={})
+    assert getattr(config.load({}, environ={}), name) > 0
 
 
 def test_the_refusal_names_what_was_refused_on_one_line() -> None:
