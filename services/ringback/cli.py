@@ -15,6 +15,9 @@ NON_SETTING_ARGS = {
     "resend_share", "malformed_share", "mix", "seed", "as_json", "quick", "results",
 }
 DESCRIPTION = "ringback: ingest telecom vendor callbacks into one clean, billable event stream."
+#: Everything ringback creates (data directory, store, spool, run files, reports) is its owner's alone;
+#: children of `ringback run` inherit it.
+PRIVATE_UMASK = 0o077
 
 
 def _run(settings: Settings) -> int:
@@ -104,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)
     args = build_parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k not in NON_SETTING_ARGS}
     if args.command == "run" and flags.get("log_format") is None and config.env_name("log_format") not in os.environ:

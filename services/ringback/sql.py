@@ -43,6 +43,7 @@ def run_sql(settings: Settings, query: str, default_format: str) -> bytes:
         if not store.exists():
             raise QueryError(f"no embedded ClickHouse store at {store}: start `ringback run --data-dir {settings.data_dir}` first")
         try:
+            _make_private(settings, store)
             return _direct(settings.effective_clickhouse_dsn, limits, query, default_format)
         except StoreBusy:
             # A sink owns the store but has no query endpoint up: it is starting or restarting.
@@ -53,6 +54,14 @@ def run_sql(settings: Settings, query: str, default_format: str) -> bytes:
 
 class StoreBusy(QueryError):
     """Another process holds the embedded store."""
+
+
+def _make_private(settings: Settings, store: Path) -> None:
+    """Stores created before the data directory was kept private become private when opened."""
+    try:
+        clickhouse.make_store_private(settings.data_path, store)
+    except OSError as exc:
+        raise QueryError(f"cannot make the embedded store private to its owner: {exc}") from exc
 
 
 def _direct(dsn: str, limits: clickhouse.QueryLimits, query: str, default_format: str) -> bytes:

@@ -6,6 +6,7 @@ guard (:mod:`ringback.runtime.query_guard`) allows it."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from ringback.runtime import query_guard
 
 DDL_DIR = "clickhouse"
 CHDB_SCHEME = "chdb://"
+#: The data directory and the embedded store: their owner's alone.
+PRIVATE_DIR_MODE = 0o700
 #: ``readonly=1``: reads only, and no setting can change any more, not even in a query's SETTINGS.
 READONLY_QUERIES = 1
 #: The nice value of the engine threads running an analyst query in the sink's process; ClickHouse
@@ -59,6 +62,23 @@ def apply_ddl(client: Client, schemas_dir: str | Path, cluster: str = "") -> int
     for statement in statements:
         client.command(statement)
     return len(statements)
+
+
+def make_private(directory: Path) -> None:
+    """Create ``directory`` if needed and make it accessible to its owner only."""
+    directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(directory, PRIVATE_DIR_MODE)
+
+
+def make_store_private(data_dir: Path, store: Path | None) -> None:
+    """The data directory, and the embedded store wherever it is, accessible to their owner only."""
+    make_private(data_dir)
+    if store is not None:
+        make_private(store)
+
+
+def embedded_store(dsn: str) -> Path | None:
+    return Path(dsn.removeprefix(CHDB_SCHEME)) if dsn.startswith(CHDB_SCHEME) else None
 
 
 @dataclass(frozen=True)
