@@ -15,6 +15,11 @@ NON_SETTING_ARGS = {
     "resend_share", "malformed_share", "mix", "seed", "as_json", "quick", "results",
 }
 DESCRIPTION = "ringback: ingest telecom vendor callbacks into one clean, billable event stream."
+#: `ringback sql -` reads the query from standard input.
+STDIN_QUERY = "-"
+#: Everything ringback creates (data directory, store, spool, run files, reports) is its owner's alone;
+#: children of `ringback run` inherit it.
+PRIVATE_UMASK = 0o077
 
 
 def _run(settings: Settings) -> int:
@@ -76,8 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in ROLE_COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         config.add_flags(sub)
-    sql = commands.add_parser("sql", help="Run a read-only SQL query (FORMAT clauses pass through).", description="Run a read-only SQL query against the embedded store (even while `ringback run` runs) or a ClickHouse server.")
-    sql.add_argument("query", help='e.g. "SELECT count() FROM ringback.events_dedup" or "... FORMAT JSONEachRow"')
+    sql = commands.add_parser(
+        "sql", help="Run a read-only SQL query (FORMAT clauses pass through).",
+        description="Run one read-only SQL query against the embedded store (even while `ringback run` runs) or a ClickHouse server. "
+        "Allowed: SELECT (WITH, UNION), SHOW, DESCRIBE, EXISTS, EXPLAIN of a SELECT, with an optional FORMAT. Refused: writes, DDL, "
+        "SET/SETTINGS, KILL, SYSTEM, USE, INTO OUTFILE, and table functions or functions that reach files, other hosts or programs. "
+        "Each query is bounded by --query-timeout-s, --query-max-memory-bytes, --query-max-result-rows/-bytes and --query-max-threads.",
+    )
+    sql.add_argument("query", help=f'e.g. "SELECT count() FROM ringback.events_dedup" or "... FORMAT JSONEachRow"; "{STDIN_QUERY}" reads the query from standard input')
     sql.add_argument("--format", dest="output_format", default=None, help="Output format when the query has no FORMAT clause (default: PrettyCompact on a terminal, TabSeparated otherwise).")
     config.add_flags(sql)
     reconcile = commands.add_parser("reconcile", help="Print the ledger per route and hour and flag any gap (exit 1 on a gap in a closed hour).")
@@ -105,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)
     args = build_parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k not in NON_SETTING_ARGS}
     if args.command == "run" and flags.get("log_format") is None and config.env_name("log_format") not in os.environ:
@@ -117,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_format, settings.log_level, role=args.command)
 
     if args.command == "sql":
-        return _sql(settings, args.query, args.output_format)
+        return _sql(settings, sys.stdin.read() if args.query == STDIN_QUERY else args.query, args.output_format)
     if args.command == "config":
         return _show_config(settings)
     if args.command == "reconcile":

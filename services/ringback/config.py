@@ -17,6 +17,8 @@ from typing import Any
 
 ENV_PREFIX = "RINGBACK_"
 CONFIG_FILE_ENV = "RINGBACK_CONFIG"
+#: The settings that bound analyst queries; none may be 0 (which would mean "no limit" to ClickHouse).
+QUERY_LIMITS = ("query_timeout_s", "query_max_memory_bytes", "query_max_result_rows", "query_max_result_bytes", "query_max_threads")
 
 #: The repository's ``schemas/`` folder: the single source of truth for Avro and DDL.
 _DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -82,6 +84,11 @@ class Settings:
     sink_batch_rows: int = _setting(20_000, "Rows that make the sink flush a batch.")
     sink_batch_seconds: float = _setting(0.5, "Longest a row waits in the sink before its batch is flushed.")
     sink_query_port: int = _setting(0, "Loopback port of the sink's read-only query endpoint for `ringback sql` (0 = free port).")
+    query_timeout_s: float = _setting(60.0, "Longest an analyst query (`ringback sql`) may run; the engine stops it with TIMEOUT_EXCEEDED.")
+    query_max_memory_bytes: int = _setting(1_073_741_824, "Memory one analyst query may use in the engine.")
+    query_max_result_rows: int = _setting(1_000_000, "Most rows an analyst query may return.")
+    query_max_result_bytes: int = _setting(104_857_600, "Most bytes (uncompressed) an analyst query may return.")
+    query_max_threads: int = _setting(1, "Engine threads one analyst query may use; the embedded store shares its cores with ingestion.")
 
     # --- worker lifecycle ---
     drain_timeout_s: float = _setting(10.0, "On shutdown, keep consuming until caught up for at most this long.")
@@ -228,6 +235,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("edge_max_connections_per_ip must be 0 (no bound) or positive")
     if settings.gc_gen0_threshold <= 0:
         raise ConfigError("gc_gen0_threshold must be positive (0 would turn automatic garbage collection off)")
+    for name in QUERY_LIMITS:
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{name} must be positive (analyst queries are always bounded)")
 
 
 def describe() -> list[tuple[str, str, str, str]]:

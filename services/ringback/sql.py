@@ -1,4 +1,9 @@
-"""`ringback sql`: run a read-only query against the embedded store (running or not) or a server."""
+"""`ringback sql`: run an analyst's query against the embedded store (running or not) or a server.
+
+Every path runs it the same way (:func:`ringback.runtime.clickhouse.run_read_only`): the query guard
+first, then a reader client whose session is ``readonly=1`` and bounded by the query limits. While a
+sink owns the embedded store, that happens inside the sink, behind its loopback query endpoint.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,9 @@ from ringback.sink.query_endpoint import RUN_FILE, TOKEN_HEADER
 
 TERMINAL_FORMAT = "PrettyCompact"
 PIPE_FORMAT = "TabSeparated"
-QUERY_TIMEOUT_S = 300
+#: How much longer than the query's time limit to wait for the sink's reply (the guard's own two
+#: statements, and a query queued behind another analyst's).
+SINK_REPLY_MARGIN_S = 30.0
 SINK_RESTART_WAIT_S = 60.0
 RETRY_S = 0.5
 
@@ -24,18 +31,20 @@ class QueryError(RuntimeError):
 
 
 def run_sql(settings: Settings, query: str, default_format: str) -> bytes:
+    limits = clickhouse.QueryLimits.of(settings)
     if not settings.embedded_clickhouse:
-        return _direct(settings.effective_clickhouse_dsn, query, default_format)
-    store = Path(settings.effective_clickhouse_dsn.removeprefix("chdb://"))
+        return _direct(settings.effective_clickhouse_dsn, limits, query, default_format)
+    store = Path(settings.effective_clickhouse_dsn.removeprefix(clickhouse.CHDB_SCHEME))
     deadline = time.monotonic() + SINK_RESTART_WAIT_S
     while True:
         running = runfiles.read_live(settings.run_dir, RUN_FILE)
         if running is not None:
-            return _through_running_sink(running, query, default_format)
+            return _through_running_sink(running, query, default_format, limits.timeout_s + SINK_REPLY_MARGIN_S)
         if not store.exists():
             raise QueryError(f"no embedded ClickHouse store at {store}: start `ringback run --data-dir {settings.data_dir}` first")
         try:
-            return _direct(settings.effective_clickhouse_dsn, query, default_format)
+            _make_private(settings, store)
+            return _direct(settings.effective_clickhouse_dsn, limits, query, default_format)
         except StoreBusy:
             # A sink owns the store but has no query endpoint up: it is starting or restarting.
             if time.monotonic() > deadline:
@@ -47,13 +56,21 @@ class StoreBusy(QueryError):
     """Another process holds the embedded store."""
 
 
-def _direct(dsn: str, query: str, default_format: str) -> bytes:
+def _make_private(settings: Settings, store: Path) -> None:
+    """Stores created before the data directory was kept private become private when opened."""
     try:
-        client = clickhouse.connect(dsn)
+        clickhouse.make_store_private(settings.data_path, store)
+    except OSError as exc:
+        raise QueryError(f"cannot make the embedded store private to its owner: {exc}") from exc
+
+
+def _direct(dsn: str, limits: clickhouse.QueryLimits, query: str, default_format: str) -> bytes:
+    try:
+        client = clickhouse.connect_reader(dsn, limits)
     except Exception as exc:
-        if dsn.startswith("chdb://") and ("Cannot lock file" in str(exc) or "EmbeddedServer" in str(exc)):
+        if dsn.startswith(clickhouse.CHDB_SCHEME) and ("Cannot lock file" in str(exc) or "EmbeddedServer" in str(exc)):
             raise StoreBusy(str(exc)) from exc
-        raise QueryError(f"cannot open {dsn}: {exc}") from exc
+        raise QueryError(f"cannot open {clickhouse.redacted(dsn)} for queries: {exc}") from exc
     try:
         return clickhouse.run_read_only(client, query, default_format)
     except Exception as exc:
@@ -62,7 +79,7 @@ def _direct(dsn: str, query: str, default_format: str) -> bytes:
         client.close()
 
 
-def _through_running_sink(running: dict[str, str], query: str, default_format: str) -> bytes:
+def _through_running_sink(running: dict[str, str], query: str, default_format: str, timeout_s: float) -> bytes:
     request = urllib.request.Request(
         running["url"],
         data=json.dumps({"query": query, "format": default_format}).encode(),
@@ -70,7 +87,7 @@ def _through_running_sink(running: dict[str, str], query: str, default_format: s
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=QUERY_TIMEOUT_S) as response:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.read()
     except urllib.error.HTTPError as exc:
         raise QueryError(exc.read().decode("utf-8", "replace")) from exc

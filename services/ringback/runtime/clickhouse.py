@@ -1,8 +1,14 @@
-"""ClickHouse through clickhouse-connect: the embedded chdb store or a server, same client code."""
+"""ClickHouse through clickhouse-connect: the embedded chdb store or a server, same client code.
+
+Analysts' queries use a reader client of their own (:func:`connect_reader`): its session is bounded by
+the query limits and ``readonly=1``, and :func:`run_read_only` runs a query on it only once the query
+guard (:mod:`ringback.runtime.query_guard`) allows it."""
 
 from __future__ import annotations
 
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +16,20 @@ import clickhouse_connect
 from clickhouse_connect.driver import options as clickhouse_options
 from clickhouse_connect.driver.client import Client
 
+from ringback.config import Settings
+from ringback.runtime import query_guard
+
 DDL_DIR = "clickhouse"
-#: `readonly=2`: reads and session settings (FORMAT options) only; no writes, no DDL.
-READ_ONLY = {"readonly": 2}
-_FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+[A-Za-z0-9_]+\s*;?\s*$", re.IGNORECASE)
+CHDB_SCHEME = "chdb://"
+#: The data directory and the embedded store: their owner's alone.
+PRIVATE_DIR_MODE = 0o700
+#: ``readonly=1``: reads only, and no setting can change any more, not even in a query's SETTINGS.
+READONLY_QUERIES = 1
+#: The nice value of the engine threads running an analyst query in the sink's process; ClickHouse
+#: applies it only where it may set thread priorities (CAP_SYS_NICE) and ignores it elsewhere.
+ANALYST_THREAD_NICENESS = 10
+#: A server's HTTP reply may take this much longer than the query's own time limit.
+HTTP_REPLY_MARGIN_S = 30
 
 
 def redacted(dsn: str) -> str:
@@ -22,8 +38,8 @@ def redacted(dsn: str) -> str:
 
 
 def connect(dsn: str) -> Client:
-    if dsn.startswith("chdb://"):
-        Path(dsn.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
+    if dsn.startswith(CHDB_SCHEME):
+        Path(dsn.removeprefix(CHDB_SCHEME)).mkdir(parents=True, exist_ok=True)
     client = clickhouse_connect.get_client(dsn=dsn)
     # The driver imports pandas on its first insert (about half a second): done here, not on the first batch.
     _ = clickhouse_options.pd
@@ -48,13 +64,71 @@ def apply_ddl(client: Client, schemas_dir: str | Path, cluster: str = "") -> int
     return len(statements)
 
 
-def has_format_clause(query: str) -> bool:
-    return bool(_FORMAT_CLAUSE.search(query.strip()))
+def make_private(directory: Path) -> None:
+    """Create ``directory`` if needed and make it accessible to its owner only."""
+    directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(directory, PRIVATE_DIR_MODE)
+
+
+def make_store_private(data_dir: Path, store: Path | None) -> None:
+    """The data directory, and the embedded store wherever it is, accessible to their owner only."""
+    make_private(data_dir)
+    if store is not None:
+        make_private(store)
+
+
+def embedded_store(dsn: str) -> Path | None:
+    return Path(dsn.removeprefix(CHDB_SCHEME)) if dsn.startswith(CHDB_SCHEME) else None
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """What one analyst query may take from the engine."""
+
+    timeout_s: float
+    max_memory_bytes: int
+    max_result_rows: int
+    max_result_bytes: int
+    max_threads: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> "QueryLimits":
+        return cls(
+            timeout_s=settings.query_timeout_s, max_memory_bytes=settings.query_max_memory_bytes,
+            max_result_rows=settings.query_max_result_rows, max_result_bytes=settings.query_max_result_bytes,
+            max_threads=settings.query_max_threads,
+        )
+
+
+def reader_settings(limits: QueryLimits, embedded: bool) -> dict[str, Any]:
+    """The reader's session settings, in the order they must be applied: the embedded engine applies
+    them one by one with SET, and once ``readonly`` is 1 it refuses to change anything else, so it
+    comes last. (A server's HTTP interface takes them as URL parameters with every query.)"""
+    profile: dict[str, Any] = {
+        "max_execution_time": limits.timeout_s,
+        "timeout_overflow_mode": "throw",
+        "max_memory_usage": limits.max_memory_bytes,
+        "max_result_rows": limits.max_result_rows,
+        "max_result_bytes": limits.max_result_bytes,
+        "result_overflow_mode": "throw",
+        "max_threads": limits.max_threads,
+        "allow_introspection_functions": 0,
+    }
+    if embedded:
+        profile["os_thread_priority"] = ANALYST_THREAD_NICENESS
+    profile["readonly"] = READONLY_QUERIES
+    return profile
+
+
+def connect_reader(dsn: str, limits: QueryLimits) -> Client:
+    """A client of its own for analysts' queries, read-only and bounded for its whole session."""
+    embedded = dsn.startswith(CHDB_SCHEME)
+    extra: dict[str, Any] = {} if embedded else {"send_receive_timeout": int(limits.timeout_s) + HTTP_REPLY_MARGIN_S}
+    return clickhouse_connect.get_client(dsn=dsn, settings=reader_settings(limits, embedded), **extra)
 
 
 def run_read_only(client: Client, query: str, default_format: str) -> bytes:
-    """Run an analyst's query read-only; a FORMAT clause in it wins over ``default_format``."""
-    query = query.strip().rstrip(";")
-    fmt = None if has_format_clause(query) else default_format
-    settings: dict[str, Any] = dict(READ_ONLY)
-    return client.raw_query(query, settings=settings, fmt=fmt)
+    """Run an analyst's query on a reader client (:func:`connect_reader`) once the guard allows it;
+    a FORMAT clause in the query wins over ``default_format``."""
+    checked = query_guard.check(query, lambda sql, fmt: client.raw_query(sql, fmt=fmt))
+    return client.raw_query(checked.text, fmt=checked.output_format or query_guard.checked_format(default_format))

@@ -1,12 +1,15 @@
-"""The sink's loopback, read-only query endpoint: how `ringback sql` reaches an embedded store that
-this process owns (chdb allows one process per store).
+"""The sink's loopback query endpoint: how `ringback sql` reaches an embedded store that this process
+owns (chdb allows one process per store).
 
-It listens on 127.0.0.1 only, requires a random token that is written, owner-readable only, to
-``<data_dir>/run/sink-query.json``, and runs every query with ClickHouse's ``readonly=2``.
+It listens on 127.0.0.1 only and requires a random token that is written, owner-readable only, to
+``<data_dir>/run/sink-query.json``. Each query goes through the query guard and runs on the sink's
+reader client (``readonly=1``, bounded by the query limits), on a thread apart from the inserts; see
+:meth:`ringback.sink.worker.Sink.query`.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Awaitable, Callable
 
@@ -15,6 +18,8 @@ from aiohttp import web
 RUN_FILE = "sink-query"
 TOKEN_HEADER = "X-Ringback-Token"
 LOOPBACK = "127.0.0.1"
+DEFAULT_FORMAT = "TabSeparated"
+MAX_REQUEST_BYTES = 1_048_576
 
 QueryFn = Callable[[str, str], Awaitable[bytes]]
 
@@ -23,14 +28,20 @@ def query_app(run_query: QueryFn, token: str) -> web.Application:
     async def handle(request: web.Request) -> web.Response:
         if not secrets.compare_digest(request.headers.get(TOKEN_HEADER, ""), token):
             return web.Response(status=403, text="bad or missing token")
-        payload = await request.json()
         try:
-            result = await run_query(str(payload["query"]), str(payload.get("format", "TabSeparated")))
-        except Exception as exc:  # the analyst's SQL error goes back to the analyst, verbatim
+            payload = await request.json()
+            query, default_format = payload["query"], payload.get("format", DEFAULT_FORMAT)
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+            return web.Response(status=400, text='expected a JSON object {"query": "...", "format": "..."}')
+        if not isinstance(query, str) or not isinstance(default_format, str):
+            return web.Response(status=400, text="query and format must be strings")
+        try:
+            result = await run_query(query, default_format)
+        except Exception as exc:  # a refusal, or the analyst's SQL error: back to the analyst, verbatim
             return web.Response(status=400, text=str(exc))
         return web.Response(body=result, content_type="application/octet-stream")
 
-    app = web.Application(client_max_size=1_048_576)
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app.router.add_post("/query", handle)
     return app
 

@@ -1,10 +1,13 @@
-"""Running the sink role: worker, ops endpoint (/metrics, /healthz) and the read-only query endpoint."""
+"""Running the sink role: worker, ops endpoint (/metrics, /healthz) and the read-only query endpoint.
+
+The data directory and the embedded store are made private to their owner (mode 0700) before the store
+opens, also when they were created by an earlier version with the process's default permissions."""
 
 from __future__ import annotations
 
 from ringback import logs
 from ringback.config import Settings
-from ringback.runtime import runfiles
+from ringback.runtime import clickhouse, runfiles
 from ringback.runtime.lifecycle import ops_app, start_site, stop_event_on_signals, tune_gc
 from ringback.sink.query_endpoint import LOOPBACK, RUN_FILE, new_token, query_app
 from ringback.sink.worker import Sink
@@ -14,6 +17,7 @@ log = logs.get(__name__)
 
 async def serve(settings: Settings) -> int:
     stop = stop_event_on_signals()
+    clickhouse.make_store_private(settings.data_path, clickhouse.embedded_store(settings.effective_clickhouse_dsn))
     sink = Sink(settings)
     await sink.start()
     tune_gc(settings.gc_gen0_threshold)

@@ -122,11 +122,13 @@ class Sink:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.codec = EventCodec.from_dir(settings.schemas_dir)
-        # chdb is an in-process engine: every ClickHouse call goes through this one thread.
+        # chdb is an in-process engine: every ClickHouse call of ingestion goes through this one thread.
         self.db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self.client: Client | None = None
-        # A client of its own for analysts' queries: settings such as readonly stick to a client's session.
+        # A client of its own for analysts' queries, read-only and bounded for its whole session, on a
+        # thread of its own: a long analyst query never waits in front of an insert.
         self.reader: Client | None = None
+        self.query_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-query")
         self.consumer: AIOKafkaConsumer | None = None
         self.batch = self._new_batch()
         #: The previous batch being stored while the next one fills; stored and committed in order.
@@ -143,8 +145,8 @@ class Sink:
     async def start(self) -> None:
         dsn = self.settings.effective_clickhouse_dsn
         self.client = await self.on_db_thread(clickhouse.connect, dsn)
-        self.reader = await self.on_db_thread(clickhouse.connect, dsn)
         applied = await self.on_db_thread(clickhouse.apply_ddl, self.client, self.settings.schemas_dir, self.settings.clickhouse_cluster)
+        self.reader = await self.on_query_thread(clickhouse.connect_reader, dsn, clickhouse.QueryLimits.of(self.settings))
         log.info("clickhouse ready", dsn=clickhouse.redacted(dsn), ddl_statements=applied)
         await kafka.ensure_topics_if_allowed(self.settings)
         topics = [self.settings.topic_normalized, self.settings.topic_dlq, self.settings.topic_ledger]
@@ -160,9 +162,11 @@ class Sink:
             await asyncio.gather(self.in_flight, return_exceptions=True)
         if self.consumer is not None:
             await self.consumer.stop()
-        for client in (self.reader, self.client):
-            if client is not None:
-                await self.on_db_thread(client.close)
+        if self.reader is not None:
+            await self.on_query_thread(self.reader.close)  # after the query running, if any (bounded by its time limit)
+        self.query_thread.shutdown(wait=True)
+        if self.client is not None:
+            await self.on_db_thread(self.client.close)
         self.db_thread.shutdown(wait=True)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -388,7 +392,11 @@ class Sink:
         extra = EVENTS_INSERT_SETTINGS if table == EVENTS_TABLE else {}
         self.client.insert(table, columns, column_names=names, column_oriented=True, settings={**extra, "insert_deduplication_token": token})
 
+    async def on_query_thread(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.query_thread, fn, *args)
+
     async def query(self, sql: str, default_format: str) -> bytes:
-        """Read-only query on the store this process owns (used by `ringback sql` while running)."""
+        """An analyst's query on the store this process owns (`ringback sql` while running): checked by
+        the query guard, run on the reader's own thread, bounded by the query limits."""
         assert self.reader is not None
-        return await self.on_db_thread(clickhouse.run_read_only, self.reader, sql, default_format)
+        return await self.on_query_thread(clickhouse.run_read_only, self.reader, sql, default_format)
