@@ -49,11 +49,17 @@ class Settings:
     edge_header_timeout_s: float = _setting(5.0, "A request head must arrive completely within this many seconds of its first byte.")
     edge_idle_timeout_s: float = _setting(30.0, "Close a connection that sends nothing for this long (since it opened or since the last reply).")
     reuse_port: bool = _setting(False, "Let several edge processes listen on one port (SO_REUSEPORT); each takes a spool of its own.")
-    spool_max_bytes: int = _setting(268_435_456, "Bound of the edge's local spool (0 disables it: no broker, no success).")
+    spool_max_bytes: int = _setting(268_435_456, "Bound of the edge's local journal (0 disables it: no broker, no success; journal mode needs it).")
+    edge_journal: str = _setting(
+        "auto", "Journal every callback before replying and keep it until the sink stored it: on, off (journal only what the broker could not take), auto (on with the embedded broker)."
+    )
 
     # --- Kafka ---
     kafka_bootstrap: str = _setting("", "Bootstrap servers of an existing Kafka (HOST:PORT[,..]); empty starts the embedded broker.")
     kafka_port: int = _setting(0, "Loopback port of the embedded broker (0 picks a free port).")
+    embedded_broker_max_mb: int = _setting(
+        1024, "Memory the embedded broker may hold before `ringback run` restarts it (it never frees any; the edge journal keeps what it held)."
+    )
     kafka_partitions: int = _setting(4, "Partition count used when creating the topics.")
     kafka_replication: int = _setting(1, "Replication factor used when creating the topics.")
     kafka_create_topics: bool = _setting(True, "Create missing topics at start.")
@@ -61,6 +67,7 @@ class Settings:
     topic_normalized: str = _setting("ringback.normalized.v1", "Topic for normalized Avro events.")
     topic_dlq: str = _setting("ringback.dlq.v1", "Dead-letter topic for input that could not be normalized.")
     topic_ledger: str = _setting("ringback.ledger.v1", "Topic for the reconciliation ledger's count deltas.")
+    topic_progress: str = _setting("ringback.progress.v1", "Topic on which normalizers and sinks say how far they got (the edge's journal is trimmed by it).")
     ledger_interval_s: float = _setting(5.0, "How often the edge publishes its ledger counts.")
     normalizer_group: str = _setting("ringback-normalizer", "Consumer group of the normalizer workers.")
     sink_group: str = _setting("ringback-sink", "Consumer group of the sink workers.")
@@ -101,6 +108,11 @@ class Settings:
     @property
     def embedded_kafka(self) -> bool:
         return not self.kafka_bootstrap
+
+    @property
+    def journal_enabled(self) -> bool:
+        """Journal mode: every callback kept on the edge's disk until the sink stored it."""
+        return self.edge_journal == "on" or (self.edge_journal == "auto" and self.embedded_kafka)
 
     @property
     def data_path(self) -> Path:
@@ -220,6 +232,12 @@ def _read_toml(path: Path, types: dict[str, type]) -> dict[str, Any]:
 
 
 def _validate(settings: Settings) -> None:
+    if settings.embedded_broker_max_mb <= 0:
+        raise ConfigError("embedded_broker_max_mb must be positive")
+    if settings.edge_journal not in ("auto", "on", "off"):
+        raise ConfigError("edge_journal must be 'auto', 'on' or 'off'")
+    if settings.edge_journal == "on" and settings.spool_max_bytes <= 0:
+        raise ConfigError("edge_journal = on needs spool_max_bytes > 0 (the journal's bound)")
     if settings.log_format not in ("json", "console"):
         raise ConfigError("log_format must be 'json' or 'console'")
     if settings.max_body_bytes <= 0:

@@ -19,11 +19,16 @@ EDGE_CONNECTIONS_REFUSED = Counter(
 EDGE_PROTOCOL_ERRORS = Counter(
     "ringback_edge_protocol_errors_total", "Connections ended for malformed or too slow HTTP, by reason (bad_request, header_timeout, internal_error).", ["reason"]
 )
-EDGE_SPOOLED = Counter("ringback_edge_spooled_total", "Callbacks made durable in the local spool instead of the broker.")
-EDGE_SPOOL_DRAINED = Counter("ringback_edge_spool_drained_total", "Spooled callbacks later published to the broker.")
-EDGE_SPOOL_BYTES = Gauge("ringback_edge_spool_bytes", "Bytes in the spool not yet delivered to the broker.")
-EDGE_QUARANTINED = Counter("ringback_edge_quarantined_total", "Spooled callbacks the broker refused for their size, set aside on disk.")
-EDGE_SPOOL_RECORDS = Gauge("ringback_edge_spool_records", "Callbacks in the spool not yet delivered to the broker.")
+EDGE_SPOOLED = Counter("ringback_edge_spooled_total", "Spool mode: callbacks made durable in the journal because the broker did not take them in time.")
+EDGE_SPOOL_DRAINED = Counter("ringback_edge_spool_drained_total", "Spool mode: spooled callbacks later published to the broker.")
+EDGE_PUBLISHED = Counter("ringback_edge_journal_published_total", "Callbacks published from the journal to the raw topic (again after a broker reset).")
+EDGE_JOURNAL_TRIMMED = Counter("ringback_edge_journal_trimmed_total", "Callbacks the journal let go of (journal mode: stored by the sink; spool mode: taken by the broker).")
+EDGE_JOURNAL_BYTES = Gauge("ringback_edge_journal_bytes", "Bytes the journal holds (not yet let go of).")
+EDGE_JOURNAL_RECORDS = Gauge("ringback_edge_journal_records", "Callbacks the journal holds (not yet let go of).")
+EDGE_JOURNAL_OLDEST_AGE = Gauge("ringback_edge_journal_oldest_age_seconds", "Journal mode: age of the oldest callback not yet known to be stored (0 when none).")
+EDGE_UNPUBLISHED = Gauge("ringback_edge_unpublished_records", "Callbacks in the journal not yet acknowledged by the broker.")
+EDGE_BROKER_RESETS = Counter("ringback_edge_broker_resets_total", "Times the broker was found to have started afresh, and the journal was published again.")
+EDGE_QUARANTINED = Counter("ringback_edge_quarantined_total", "Journaled callbacks the broker refused for their size, set aside on disk.")
 
 # --- normalizer ---
 NORMALIZER_MESSAGES = Counter("ringback_normalizer_messages_total", "Raw messages normalized, by route.", ["route"])

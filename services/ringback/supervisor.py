@@ -4,6 +4,11 @@ Starts the embedded broker (unless an external Kafka is configured), creates the
 sink, normalizer and edge as child processes — the same role commands production runs — restarts a
 role that dies, and on Ctrl-C/SIGTERM stops them in flow order: edge first (no new intake), then the
 normalizer and the sink (each drains what is already queued and commits), then the broker.
+
+With the embedded broker the edge journals every callback until the sink stored it (``edge_journal``),
+which is what makes the broker's memory expendable: the broker is watched from the first second and
+restarted if it dies, and restarted on purpose when it holds more than ``embedded_broker_max_mb``
+(Tansu never gives memory back). Either way the edge is told, and publishes again what it still holds.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
 from ringback import logs
 from ringback.config import Settings
 from ringback.runtime import kafka, runfiles
@@ -24,6 +31,8 @@ from ringback.runtime.lifecycle import SUPERVISED_ENV, stop_event_on_signals
 #: Start order; shutdown runs it backwards so that nothing upstream writes into a stopped stage.
 ROLES = ("sink", "normalizer", "edge")
 READY_TIMEOUT_S = 60.0
+READY_POLL_S = 0.05
+EXIT_CONFIG_ERROR = 2
 STOP_GRACE_S = 30.0
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 STABLE_AFTER_S = 30.0
@@ -50,17 +59,12 @@ class Child:
         self.started_at = time.monotonic()
         log.info("role started", role=self.role, pid=self.process.pid)
 
-    async def wait_ready(self) -> dict[str, str]:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        assert self.process is not None
-        while time.monotonic() < deadline:
-            info = runfiles.read_live(self.settings.run_dir, self.role)
-            if info and info.get("pid") == self.process.pid:
-                return info
-            if self.process.returncode is not None:
-                raise RuntimeError(f"{self.role} exited with code {self.process.returncode} while starting")
-            await asyncio.sleep(0.05)
-        raise RuntimeError(f"{self.role} did not become ready within {READY_TIMEOUT_S:.0f}s")
+    def ready_info(self) -> dict[str, str] | None:
+        """What the role published about itself once up (None while starting or dead)."""
+        if self.process is None or self.process.returncode is not None:
+            return None
+        info = runfiles.read_live(self.settings.run_dir, self.role)
+        return info if info and info.get("pid") == self.process.pid else None
 
     async def stop(self) -> int | None:
         if self.process is None or self.process.returncode is not None:
@@ -74,14 +78,28 @@ class Child:
             return await self.process.wait()
 
 
+def child_settings(settings: Settings, embedded_broker: bool) -> Settings:
+    """What the roles run with: the broker's address, and journal mode decided here, where it is known
+    that the broker is the embedded one (the roles only see an address)."""
+    if settings.edge_journal == "auto":
+        settings = settings.replace(edge_journal="on" if embedded_broker else "off")
+    return settings
+
+
 async def run_all(settings: Settings) -> int:
     stop = stop_event_on_signals()
     broker: EmbeddedBroker | None = None
     if settings.embedded_kafka:
         broker = EmbeddedBroker(port=settings.kafka_port)
         settings = settings.replace(kafka_bootstrap=broker.start())
+    settings = child_settings(settings, embedded_broker=broker is not None)
+    if broker is not None and not settings.journal_enabled:
+        log.warning("embedded broker without the edge journal: a broker crash loses what it held, and its memory is not bounded")
     children: list[Child] = []
+    tasks: list[asyncio.Task[None]] = []
     try:
+        if broker is not None:  # watched from the first second: a death during start-up is repaired too
+            tasks.append(asyncio.create_task(watch_broker(broker, settings, stop, children)))
         await kafka.ensure_topics(settings)
         _write_run_file(settings, broker)
         # The roles only meet through Kafka, so they start side by side; the banner waits for all.
@@ -89,15 +107,11 @@ async def run_all(settings: Settings) -> int:
             child = Child(role, settings.replace(metrics_port=0) if role != "edge" else settings)
             children.append(child)
             await child.spawn()
-        infos = await asyncio.gather(*(child.wait_ready() for child in children))
-        ready = {child.role: info for child, info in zip(children, infos)}
-        print_banner(settings, ready, embedded_broker=broker is not None)
-        watchdog = asyncio.create_task(watch_broker(broker, settings, stop, children)) if broker is not None else None
-        await supervise(children, stop)
-        if watchdog is not None:
-            watchdog.cancel()
-        return 0
+        tasks.append(asyncio.create_task(announce_when_ready(settings, children, embedded_broker=broker is not None)))
+        return await supervise(children, stop)
     finally:
+        for task in tasks:
+            task.cancel()
         for child in reversed(children):
             code = await child.stop()
             log.info("role stopped", role=child.role, exit_code=code)
@@ -111,31 +125,71 @@ def _write_run_file(settings: Settings, broker: EmbeddedBroker | None) -> None:
     runfiles.write(settings.run_dir, "run", {"kafka_bootstrap": settings.kafka_bootstrap, "clickhouse_dsn": settings.effective_clickhouse_dsn, "broker_pid": broker_pid})
 
 
+async def announce_when_ready(settings: Settings, children: list[Child], embedded_broker: bool) -> None:
+    """Print the banner once every role is up; a role that dies meanwhile is restarted by supervise()."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        infos = {child.role: child.ready_info() for child in children}
+        if all(infos.values()):
+            print_banner(settings, {role: info for role, info in infos.items() if info}, embedded_broker=embedded_broker)
+            return
+        if deadline is not None and time.monotonic() > deadline:
+            log.error("roles not ready yet; still trying", waiting_for=[role for role, info in infos.items() if not info])
+            deadline = None  # said once
+        await asyncio.sleep(READY_POLL_S)
+
+
+def broker_rss_mb(broker: EmbeddedBroker) -> float:
+    if broker.process is None:
+        return 0.0
+    try:
+        status = Path(f"/proc/{broker.process.pid}/status").read_text()
+    except OSError:
+        return 0.0
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024 if "VmRSS:" in status else 0.0
+
+
 async def watch_broker(broker: EmbeddedBroker, settings: Settings, stop: asyncio.Event, children: list[Child]) -> None:
-    """Restart the embedded broker on its port if it dies. What it held in memory is gone; what the
-    edge could not publish meanwhile waits in its spool. The consumers are restarted too: their read
-    positions belong to the old broker's topics, which now start again at offset 0."""
+    """Restart the embedded broker on its port if it dies, or on purpose once it holds more memory than
+    ``embedded_broker_max_mb`` (journal mode only: then nothing the broker held is needed). What it held
+    is gone: the edge publishes again what its journal holds, and the consumers are restarted, their
+    read positions belonging to the old broker's topics."""
     while not stop.is_set():
         await asyncio.sleep(BROKER_CHECK_S)
-        if broker.process is None or broker.process.poll() is None or stop.is_set():
+        if broker.process is None or stop.is_set():
             continue
-        log.error("embedded broker died, restarting it", exit_code=broker.process.returncode, bootstrap=broker.bootstrap)
-        try:
-            await asyncio.to_thread(broker.start)
-            await kafka.ensure_topics(settings)
-        except Exception as exc:  # keep watching: the next round tries again
-            log.error("embedded broker restart failed", error=str(exc))
+        if broker.process.poll() is not None:
+            log.error("embedded broker died, restarting it", exit_code=broker.process.returncode, bootstrap=broker.bootstrap)
+        elif settings.journal_enabled and (rss := broker_rss_mb(broker)) > settings.embedded_broker_max_mb:
+            log.warning("embedded broker holds too much memory, recycling it", rss_mb=round(rss), max_mb=settings.embedded_broker_max_mb)
+            await asyncio.to_thread(broker.stop)
+        else:
             continue
-        _write_run_file(settings, broker)
-        for child in children:
-            if child.role in CONSUMER_ROLES and child.process is not None and child.process.returncode is None:
-                # No drain: their state belongs to the dead broker. Nothing is lost by killing them, as
-                # they commit only what is stored downstream; supervise() starts them again.
-                child.process.send_signal(signal.SIGKILL)
+        await restart_broker(broker, settings, children)
 
 
-async def supervise(children: list[Child], stop: asyncio.Event) -> None:
-    """Wait for the stop signal; restart any role that dies meanwhile, with backoff."""
+async def restart_broker(broker: EmbeddedBroker, settings: Settings, children: list[Child]) -> None:
+    try:
+        await asyncio.to_thread(broker.start)
+        await kafka.ensure_topics(settings)
+    except Exception as exc:  # keep watching: the next round tries again
+        log.error("embedded broker restart failed", error=str(exc))
+        return
+    _write_run_file(settings, broker)
+    for child in children:
+        if child.process is None or child.process.returncode is not None:
+            continue
+        if child.role in CONSUMER_ROLES:
+            # No drain: their state belongs to the dead broker. Nothing is lost by killing them, as
+            # they commit only what is stored downstream; supervise() starts them again.
+            child.process.send_signal(signal.SIGKILL)
+        else:
+            child.process.send_signal(signal.SIGUSR1)  # the edge: publish again what the journal holds
+
+
+async def supervise(children: list[Child], stop: asyncio.Event) -> int:
+    """Wait for the stop signal; restart any role that dies meanwhile, with backoff. A role that
+    refuses its configuration (exit code 2) is not restarted: `ringback run` stops with that code."""
     stop_wait = asyncio.ensure_future(stop.wait())
     while not stop.is_set():
         exits = {asyncio.ensure_future(c.process.wait()): c for c in children if c.process is not None}
@@ -149,6 +203,10 @@ async def supervise(children: list[Child], stop: asyncio.Event) -> None:
             child = exits.get(future)
             if child is None:
                 continue
+            if future.result() == EXIT_CONFIG_ERROR:
+                log.error("role refused its configuration; stopping", role=child.role)
+                stop_wait.cancel()
+                return EXIT_CONFIG_ERROR
             ran_for = time.monotonic() - child.started_at
             if ran_for >= STABLE_AFTER_S:
                 child.restarts = 0
@@ -161,6 +219,7 @@ async def supervise(children: list[Child], stop: asyncio.Event) -> None:
             except asyncio.TimeoutError:
                 await child.spawn()
     stop_wait.cancel()
+    return 0
 
 
 def print_banner(settings: Settings, ready: dict[str, dict[str, str]], embedded_broker: bool) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from ringback.config import Settings
 from ringback.runtime import kafka
-from ringback.runtime.batched_sends import BatchedSends
+from ringback.runtime.batched_sends import BatchedSends, ends_of
 from ringback.runtime.broker import EmbeddedBroker
 from tests.kafka_helpers import read_topic
 
@@ -32,7 +32,7 @@ async def test_keyed_messages_keep_the_producers_partition_and_their_order(broke
         await sends.add(topic, big, key=b"call-big")
         deliveries = await sends.flush()
         assert 1 < len(deliveries) < len(sent) / 10  # batches, not one delivery per message
-        await asyncio.gather(*deliveries)
+        ends = ends_of(deliveries, await asyncio.gather(*(d.future for d in deliveries)))
         assert await sends.flush() == []
     finally:
         await producer.stop()
@@ -47,3 +47,5 @@ async def test_keyed_messages_keep_the_producers_partition_and_their_order(broke
         assert in_partition == [v for k, v in sent if k == f"call-{n}".encode()]
     assert next(r for r in records if r.key == b"call-big").value == big
     assert all(dict(r.headers)["n"] == r.value[:5] for r in records if r.key != b"call-big")
+    # Where each partition's messages end, as the acknowledgements say: what progress claims rest on.
+    assert ends == {(topic, p): max(r.offset for r in records if r.partition == p) + 1 for p in {r.partition for r in records}}

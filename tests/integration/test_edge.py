@@ -113,8 +113,9 @@ async def test_broker_unreachable_spools_and_replies_success(make_settings: Call
             assert response.status == 200 and await response.read() == b'{"result":0,"errmsg":"OK"}'
         ready = await client.get("/readyz")
         assert ready.status == 200
-        assert (await ready.json())["spool"]["records"] == 3
-        assert "ringback_edge_spool_records 3.0" in await (await client.get("/metrics")).text()
+        journal = (await ready.json())["journal"]
+        assert journal["records"] == 3 and journal["mode"] == "spool"
+        assert "ringback_edge_journal_records 3.0" in await (await client.get("/metrics")).text()
     finally:
         await client.close()
 
@@ -147,8 +148,8 @@ async def test_paused_broker_then_back_every_spooled_callback_reaches_the_topic(
                 for body in bodies:
                     response = await client.post(SMS, data=body)
                     assert response.status == 200
-                spool = client.server.app[INTAKE].spool
-                assert spool is not None and spool.pending_records >= 19
+                spool = client.server.app[INTAKE].journal
+                assert spool is not None and spool.untrimmed_records >= 19
             finally:
                 os.kill(own_broker.process.pid, signal.SIGCONT)
             records = await read_topic(own_broker.bootstrap, settings.topic_raw, expected=21, timeout_s=60)
@@ -156,9 +157,9 @@ async def test_paused_broker_then_back_every_spooled_callback_reaches_the_topic(
             assert delivered == {b"[0]", *bodies}  # nothing lost
             assert len(records) <= 22  # at most the one in flight at the pause published twice (same event ids)
             deadline = time.monotonic() + 10
-            while spool.has_pending and time.monotonic() < deadline:
+            while not spool.is_empty and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
-            assert not spool.has_pending
+            assert spool.is_empty
         finally:
             await client.close()
 
@@ -180,7 +181,7 @@ async def test_a_callback_the_broker_refuses_for_its_size_is_413_not_spooled(bro
         response = await client.post(SMS, data=big)
         assert response.status == 413 and (await response.json())["result"] != 0
         assert (await client.post(SMS, data=BODY)).status == 200  # and nothing is held up behind it
-        spool = client.server.app[INTAKE].spool
-        assert spool is not None and not spool.has_pending
+        spool = client.server.app[INTAKE].journal
+        assert spool is not None and spool.is_empty
     finally:
         await client.close()

@@ -68,7 +68,7 @@ async def wait_until_drained(port: int, timeout_s: float = 60.0) -> None:
         writer.write(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         reply = await reader.read()
         writer.close()
-        if json.loads(reply.split(b"\r\n\r\n", 1)[1])["spool"]["records"] == 0:
+        if json.loads(reply.split(b"\r\n\r\n", 1)[1])["journal"]["records"] == 0:
             return
         await asyncio.sleep(0.5)
     raise AssertionError("the spool did not drain")
@@ -77,7 +77,7 @@ async def wait_until_drained(port: int, timeout_s: float = 60.0) -> None:
 async def test_memory_is_returned_after_spool_full_episodes(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     broker = EmbeddedBroker()  # a broker of its own: this test pauses it
     broker.start()
-    settings = make_settings(kafka_bootstrap=broker.bootstrap, spool_max_bytes=24 * 1024 * 1024, publish_timeout_s=0.5, max_body_bytes=512 * 1024)
+    settings = make_settings(kafka_bootstrap=broker.bootstrap, spool_max_bytes=24 * 1024 * 1024, publish_timeout_s=0.5, max_body_bytes=512 * 1024, edge_journal="off")
     await kafka.ensure_topics(settings)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")}, **settings.as_env(), "RINGBACK_LOG_LEVEL": "error"}
     edge = subprocess.Popen(ringback("edge"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

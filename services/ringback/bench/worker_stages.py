@@ -92,7 +92,7 @@ async def passthrough(settings: Settings, total: int) -> float:
             for r in records:
                 await sends.add(settings.topic_normalized + ".passthrough", r.value, key=r.key, headers=list(r.headers))
                 forwarded += 1
-        await asyncio.gather(*await sends.flush())
+        await asyncio.gather(*(delivery.future for delivery in await sends.flush()))
         if batches:
             await consumer.commit()
         return forwarded

@@ -12,7 +12,7 @@ from aiohttp import web
 from ringback import logs, metrics
 from ringback.config import Settings
 from ringback.edge import replies
-from ringback.edge.intake import Intake, NotDurable, TooLargeForBroker
+from ringback.edge.intake import BROKER, JOURNAL, SPOOL, Intake, NotDurable, TooLargeForBroker
 from ringback.edge.publisher import Publisher
 from ringback.normalizer.adapters import Adapter, registry
 from ringback.runtime import kafka
@@ -23,7 +23,8 @@ log = logs.get(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLISHER = web.AppKey("publisher", Publisher)
 INTAKE = web.AppKey("intake", Intake)
-OUTCOMES = ("accepted", "spooled", "too_large", "too_slow", "overloaded", "not_durable")
+OUTCOMES = ("accepted", "journaled", "spooled", "too_large", "too_slow", "overloaded", "not_durable")
+OUTCOME_OF = {BROKER: "accepted", JOURNAL: "journaled", SPOOL: "spooled"}
 
 
 class InFlight:
@@ -99,7 +100,7 @@ def callback_handler(adapter: Adapter, intake: Intake, in_flight: InFlight, sett
                 requests["not_durable"].inc()
                 log.warning("callback not made durable", route=route, ingest_id=raw.ingest_id, error=str(exc))
                 return replies.retryable_failure(style, "temporarily unavailable, please retry")
-            requests["accepted" if where == "broker" else "spooled"].inc()
+            requests[OUTCOME_OF[where]].inc()
             body_bytes.inc(len(body))
             latency.observe(time.perf_counter() - started)
             return replies.success(style)
@@ -109,11 +110,11 @@ def callback_handler(adapter: Adapter, intake: Intake, in_flight: InFlight, sett
     return handle
 
 
-def create_app(settings: Settings, spool_dir: str | None = None) -> web.Application:
-    """``spool_dir``: where this edge process spools (None = the first free ``<data_dir>/spool/edge*``)."""
+def create_app(settings: Settings, journal_dir: str | None = None) -> web.Application:
+    """``journal_dir``: this edge process's journal (None = the first free ``<data_dir>/spool/edge*``)."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_in_vendor_shape])
     publisher = Publisher(settings)
-    intake = Intake(settings, publisher, Path(spool_dir) if spool_dir else None)
+    intake = Intake(settings, publisher, Path(journal_dir) if journal_dir else None)
     app[PUBLISHER] = publisher
     app[INTAKE] = intake
 
@@ -156,16 +157,25 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when a callback can be made durable: the broker answers, or the spool has room."""
+    """Ready when a callback can be made durable: in journal mode the journal has room; in spool mode
+    the broker answers or the journal has room."""
     intake = request.app[INTAKE]
     broker_ok = await request.app[PUBLISHER].probe()
-    spool = intake.spool
+    journal = intake.journal
+    ready = intake.accepting if intake.journal_mode else (broker_ok or intake.accepting)
     body = {
-        "ready": broker_ok or intake.spool_usable,
+        "ready": ready,
         "broker": "reachable" if broker_ok else "unreachable",
-        "spool": None if spool is None else {"records": spool.pending_records, "bytes": spool.pending_bytes, "max_bytes": spool.max_bytes},
+        "journal": None if journal is None else {
+            "mode": "journal" if intake.journal_mode else "spool",
+            "records": journal.untrimmed_records,
+            "bytes": journal.untrimmed_bytes,
+            "max_bytes": journal.max_bytes,
+            "unpublished": intake.unpublished_records,
+            "oldest_age_s": round(intake.oldest_age_s, 3) if intake.journal_mode else None,
+        },
     }
-    return web.json_response(body, status=200 if body["ready"] else 503)
+    return web.json_response(body, status=200 if ready else 503)
 
 
 async def metrics_view(_: web.Request) -> web.Response:

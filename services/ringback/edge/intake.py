@@ -1,8 +1,22 @@
-"""Making a callback durable: publish it to the broker, or spool it locally when the broker cannot.
+"""Making a callback durable before the vendor hears success, and getting it to the broker.
 
-Order is kept: while the spool holds anything, new callbacks join it behind the older ones and the
-drainer publishes them oldest first. Appends from concurrent requests are grouped into one write and
-one fsync (group commit), on a thread of their own so the event loop never waits on the disk.
+Two modes, chosen by ``edge_journal`` (``auto`` = journal mode with the embedded broker):
+
+- **journal mode**: every callback is appended to the edge's journal and fsync'd, then answered. A
+  publisher sends the journal to the raw topic in order; the journal lets go of a callback only once
+  the progress topic says everything that came from it is stored in ClickHouse (see
+  :mod:`ringback.runtime.progress`). A broker that loses what it held (the embedded one killed), a
+  crash of any process, or all of them at once: what the journal still holds is published again, and
+  the event ids absorb the repeats.
+- **spool mode** (an external, replicated Kafka): a callback is answered once the broker acknowledged it
+  (acks=all); only when the broker does not answer in time is it appended to the journal instead, which
+  then acts as a spool: later callbacks queue behind it and the publisher drains it oldest first,
+  letting go of each callback as soon as the broker has it.
+
+Appends from concurrent requests are grouped into one write and one fsync (group commit), on a thread
+of their own so the event loop never waits on the disk. The loops hand each batch to a method of its
+own, so nothing of a batch (bodies, futures, exceptions with their frames) stays referenced while a
+loop waits for the next one.
 """
 
 from __future__ import annotations
@@ -11,46 +25,56 @@ import asyncio
 import fcntl
 import gc
 import os
+import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from ringback import logs, metrics
 from ringback.config import Settings
+from ringback.edge.journal import Journal, JournalFull, Position
 from ringback.edge.publisher import Publisher
-from ringback.edge.spool import Spool, SpoolFull
+from ringback.runtime import kafka
 from ringback.runtime.ledger import EDGE_ACCEPTED, Ledger
 from ringback.runtime.memory import release_free_memory
+from ringback.runtime.progress import StoredWatermark, offsets_by_partition
 from ringback.runtime.raw import RawCallback
 
-DRAIN_BATCH = 500
-#: A drain batch stops at this many body bytes (large callbacks would otherwise make 500 of them huge).
-DRAIN_BATCH_BYTES = 8 * 1024 * 1024
+PUBLISH_BATCH = 500
+#: A publish batch stops at this many body bytes (large callbacks would otherwise make 500 of them huge).
+PUBLISH_BATCH_BYTES = 8 * 1024 * 1024
 QUARANTINE_DIR = "quarantine"
-DRAIN_IDLE_S = 0.2
-DRAIN_RETRY_S = 1.0
+IDLE_WAIT_S = 0.2
+RETRY_S = 1.0
 GROUP_COMMIT_MAX = 1000
+PROGRESS_POLL_MS = 200
+GAUGE_INTERVAL_S = 1.0
+SPOOL_SLOTS = 64
+
+JOURNAL = "journal"
+BROKER = "broker"
+SPOOL = "spool"
 
 log = logs.get(__name__)
 
 
 class NotDurable(RuntimeError):
-    """Neither the broker nor the spool could take the callback: the vendor must retry."""
+    """Neither the broker nor the journal could take the callback: the vendor must retry."""
 
 
 class TooLargeForBroker(RuntimeError):
     """The broker refuses a message this size, now and on every retry."""
 
 
-SPOOL_SLOTS = 64
-
-
 def claim_spool_dir(root: Path) -> tuple[Path, int]:
-    """The first spool folder no other live edge process holds (``edge``, ``edge-1``, …).
+    """The first journal folder no other live edge process holds (``edge``, ``edge-1``, …).
 
-    Edge processes sharing a port (SO_REUSEPORT) each need a spool of their own; an edge that starts
-    after a crash takes over a folder whose owner is gone, and drains what it left behind.
+    Edge processes sharing a port (SO_REUSEPORT) each need a journal of their own; an edge that starts
+    after a crash takes over a folder whose owner is gone, and publishes what it left behind.
     """
     root.mkdir(parents=True, exist_ok=True)
     for slot in range(SPOOL_SLOTS):
@@ -63,138 +87,266 @@ def claim_spool_dir(root: Path) -> tuple[Path, int]:
             os.close(fd)
             continue
         return folder, fd  # the lock holds while fd is open
-    raise RuntimeError(f"all {SPOOL_SLOTS} spool folders under {root} are in use")
+    raise RuntimeError(f"all {SPOOL_SLOTS} journal folders under {root} are in use")
+
+
+@dataclass(frozen=True)
+class Flight:
+    """Callbacks published together: where they end in the journal, and where they landed."""
+
+    end: Position
+    records: int
+    spans: dict[int, tuple[int, int]]  # raw-topic partition -> (lowest, highest) offset
 
 
 class Intake:
-    def __init__(self, settings: Settings, publisher: Publisher, spool_dir: Path | None) -> None:
+    def __init__(self, settings: Settings, publisher: Publisher, journal_dir: Path | None) -> None:
         self.settings = settings
         self.publisher = publisher
-        self.spool: Spool | None = None
-        self._spool_lock: int | None = None
+        self.journal_mode = settings.journal_enabled
+        self.journal: Journal | None = None
+        self._dir_lock: int | None = None
         if settings.spool_max_bytes > 0:
-            if spool_dir is None:
-                spool_dir, self._spool_lock = claim_spool_dir(settings.data_path / "spool")
-            self.spool = Spool(spool_dir, settings.spool_max_bytes)
-        self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
+            if journal_dir is None:
+                journal_dir, self._dir_lock = claim_spool_dir(settings.data_path / "spool")
+            self.journal = Journal(journal_dir, settings.spool_max_bytes)
+        self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[None]]] = asyncio.Queue()
+        self._appended = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._refused_since_drain = False  # the spool turned a callback away and has not drained since
+        self._refused_since_trim = False  # the journal turned a callback away and has not let go of any since
+        self._published: Position | None = None  # journal mode: how far the journal has been sent
+        self._flights: deque[Flight] = deque()
+        self._highest_ack: dict[int, int] = {}
+        self.watermark = StoredWatermark(settings.topic_raw)
+        self._progress: AIOKafkaConsumer | None = None
+        self._reset_requested = False
+        self.oldest_age_s = 0.0  # journal mode: refreshed every GAUGE_INTERVAL_S
         self.ledger = Ledger()
         self._update_gauges()
 
+    # --- lifecycle ---
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._ledger_loop()))
-        if self.spool is not None:
-            self._tasks += [asyncio.create_task(self._write_loop()), asyncio.create_task(self._drain_loop())]
-            if self.spool.has_pending:
-                log.warning("spool holds callbacks from before; draining them first", records=self.spool.pending_records, bytes=self.spool.pending_bytes)
+        if self.journal is None:
+            return
+        self._published = self.journal.trimmed  # a start publishes everything not let go of
+        self._tasks += [asyncio.create_task(self._write_loop()), asyncio.create_task(self._publish_loop())]
+        if self.journal_mode:
+            self._tasks += [asyncio.create_task(self._progress_loop()), asyncio.create_task(self._gauge_loop())]
+        if not self.journal.is_empty:
+            log.warning("journal holds callbacks from before; publishing them first", records=self.journal.untrimmed_records, bytes=self.journal.untrimmed_bytes)
 
     async def stop(self) -> None:
         await self.flush_ledger()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.spool is not None:
-            self.spool.close()
-        if self._spool_lock is not None:
-            os.close(self._spool_lock)
+        if self._progress is not None:
+            await self._progress.stop()
+        if self.journal is not None:
+            self.journal.close()
+        if self._dir_lock is not None:
+            os.close(self._dir_lock)
         self._disk.shutdown(wait=True)
 
-    @property
-    def spool_usable(self) -> bool:
-        return self.spool is not None and not self._refused_since_drain and self.spool.pending_bytes < self.spool.max_bytes
+    def broker_restarted(self) -> None:
+        """The broker lost what it held (the embedded one restarted): publish everything not let go of
+        again and forget every offset learned from the old broker."""
+        self._reset_requested = True
 
+    @property
+    def accepting(self) -> bool:
+        """Whether a callback can be made durable now (for readiness)."""
+        if self.journal is None:
+            return False
+        return not self._refused_since_trim and self.journal.untrimmed_bytes < self.journal.max_bytes
+
+    @property
+    def unpublished_records(self) -> int:
+        if self.journal is None or self._published is None:
+            return 0
+        return max(0, self.journal.untrimmed_records - sum(f.records for f in self._flights))
+
+    # --- accepting ---
     async def accept(self, raw: RawCallback) -> str:
-        """Make ``raw`` durable; returns "broker" or "spool", raises NotDurable."""
+        """Make ``raw`` durable; returns where ("journal", "broker" or "spool"), raises NotDurable."""
         where = await self._make_durable(raw)
         self.ledger.count(EDGE_ACCEPTED, raw.route, raw.received_at_us)
         return where
 
     async def _make_durable(self, raw: RawCallback) -> str:
-        if self.spool is not None and (self.spool.has_pending or not self.publisher.ready):
-            await self._spool(raw)
-            return "spool"
+        if self.journal_mode:
+            await self._append(raw)
+            return JOURNAL
+        if self.journal is not None and (not self.journal.is_empty or not self.publisher.ready):
+            await self._append(raw)
+            metrics.EDGE_SPOOLED.inc()
+            return SPOOL
         try:
             async with asyncio.timeout(self.settings.publish_timeout_s):  # unlike wait_for, no task per request
                 await self.publisher.publish(raw)
-            return "broker"
+            return BROKER
         except MessageSizeTooLargeError as exc:
             raise TooLargeForBroker(str(exc)) from exc
         except (asyncio.TimeoutError, KafkaError) as exc:
-            if self.spool is None:
+            if self.journal is None:
                 raise NotDurable(f"broker did not acknowledge: {exc!r}") from exc
-            await self._spool(raw)
-            return "spool"
+            await self._append(raw)
+            metrics.EDGE_SPOOLED.inc()
+            return SPOOL
 
-    async def _spool(self, raw: RawCallback) -> None:
+    async def _append(self, raw: RawCallback) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self._queue.put((raw.to_bytes(), done))
         try:
             await done
-        except SpoolFull as exc:
-            raise NotDurable(f"spool cannot take it: {exc}") from None
-        metrics.EDGE_SPOOLED.inc()
+        except JournalFull as exc:
+            raise NotDurable(f"journal cannot take it: {exc}") from None
 
-    # The loops below hand each batch to a method of its own, so that nothing of it (bodies, futures,
-    # exceptions with their frames) stays referenced while the loop waits for the next one.
     async def _write_loop(self) -> None:
         while True:
             first = await self._queue.get()
             await self._write_batch(first)
 
     async def _write_batch(self, first: tuple[bytes, asyncio.Future[None]]) -> None:
-        assert self.spool is not None
+        assert self.journal is not None
         batch = [first]
         while not self._queue.empty() and len(batch) < GROUP_COMMIT_MAX:
             batch.append(self._queue.get_nowait())
         try:
-            await asyncio.get_running_loop().run_in_executor(self._disk, self.spool.append, [payload for payload, _ in batch])
-        except (SpoolFull, OSError) as exc:
-            self._refused_since_drain = True
+            await asyncio.get_running_loop().run_in_executor(self._disk, self.journal.append, [payload for payload, _ in batch])
+        except (JournalFull, OSError) as exc:
+            self._refused_since_trim = True
             reason = f"{type(exc).__name__}: {exc}"
             for _, done in batch:
                 if not done.done():  # a fresh error each: no traceback, so no frame keeps the bodies alive
-                    done.set_exception(SpoolFull(reason))
+                    done.set_exception(JournalFull(reason))
         else:
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
+            self._appended.set()
         self._update_gauges()
 
-    async def _drain_loop(self) -> None:
-        assert self.spool is not None
+    # --- publishing ---
+    async def _publish_loop(self) -> None:
+        assert self.journal is not None
         while True:
-            if not self.spool.has_pending or not self.publisher.ready:
-                await asyncio.sleep(DRAIN_IDLE_S)
-            elif not await self._drain_batch():
-                await asyncio.sleep(DRAIN_RETRY_S)
+            if self._reset_requested:
+                await self._reset()
+            if self._published is None or self._published >= self.journal.end or not self.publisher.ready:
+                self._appended.clear()
+                try:
+                    await asyncio.wait_for(self._appended.wait(), IDLE_WAIT_S)
+                except asyncio.TimeoutError:
+                    pass
+            elif not await self._publish_batch():
+                await asyncio.sleep(RETRY_S)
 
-    async def _drain_batch(self) -> bool:
-        """Publish the oldest spooled callbacks; False when the broker did not take them all."""
-        assert self.spool is not None
+    async def _publish_batch(self) -> bool:
+        """Publish the next callbacks of the journal; False when the broker did not take them all."""
+        assert self.journal is not None and self._published is not None
         loop = asyncio.get_running_loop()
-        payloads, position = await loop.run_in_executor(self._disk, self.spool.read, DRAIN_BATCH, DRAIN_BATCH_BYTES)
+        payloads, end = await loop.run_in_executor(self._disk, self.journal.read, self._published, PUBLISH_BATCH, PUBLISH_BATCH_BYTES)
+        if not payloads:
+            return True
         raws = [RawCallback.from_bytes(p) for p in payloads]
         del payloads
         results = await asyncio.gather(*(self.publisher.publish(raw) for raw in raws), return_exceptions=True)
         never = [raw for raw, result in zip(raws, results) if isinstance(result, MessageSizeTooLargeError)]
         failure = next((r for r in results if isinstance(r, BaseException) and not isinstance(r, MessageSizeTooLargeError)), None)
         if failure is not None:
-            log.warning("spool drain paused: broker did not acknowledge", error=repr(failure))
+            log.warning("publishing from the journal paused: broker did not acknowledge", error=repr(failure))
             return False  # the whole batch again later; what did get through is absorbed by the event ids
         if never:
             await loop.run_in_executor(self._disk, self._quarantine, never)
-        await loop.run_in_executor(self._disk, self.spool.acknowledge, position, len(raws))
-        self._refused_since_drain = False
-        metrics.EDGE_SPOOL_DRAINED.inc(len(raws))
+        acks = [(meta.partition, meta.offset) for meta in results if not isinstance(meta, BaseException)]
+        if self._offsets_went_back(acks):
+            self.broker_restarted()
+            return True
+        self._published = end
+        if self.journal_mode:
+            self._flights.append(Flight(end, len(raws), offsets_by_partition(acks)))
+        else:
+            await self._trim(end, len(raws))  # spool mode: the broker has it, that is enough
+            metrics.EDGE_SPOOL_DRAINED.inc(len(raws))
+        metrics.EDGE_PUBLISHED.inc(len(raws))
         self._update_gauges()
-        if not self.spool.has_pending:
-            log.info("spool drained to the broker")
-            gc.collect()  # roles collect rarely (tune_gc): cycles that still hold bodies go now...
-            await loop.run_in_executor(self._disk, release_free_memory)  # ...and the memory back to the system
         return True
 
+    def _offsets_went_back(self, acks: list[tuple[int, int]]) -> bool:
+        """A broker that acknowledges below what it acknowledged before has started afresh."""
+        went_back = False
+        for partition, offset in acks:
+            if offset < self._highest_ack.get(partition, -1):
+                went_back = True
+            self._highest_ack[partition] = max(offset, self._highest_ack.get(partition, -1))
+        return went_back
+
+    async def _reset(self) -> None:
+        assert self.journal is not None
+        self._reset_requested = False
+        self._published = self.journal.trimmed
+        self._flights.clear()
+        self._highest_ack.clear()
+        self.watermark.reset()
+        if self._progress is not None:
+            await self._progress.seek_to_beginning()  # the new broker's progress topic only has new news
+        metrics.EDGE_BROKER_RESETS.inc()
+        log.warning("broker started afresh: publishing again everything the journal holds", records=self.journal.untrimmed_records)
+
+    # --- letting go (journal mode) ---
+    async def _progress_loop(self) -> None:
+        while True:
+            try:
+                await self._follow_progress()
+            except (KafkaError, OSError) as exc:
+                log.warning("progress topic not readable, retrying", error=repr(exc))
+                await self._close_progress()
+                await asyncio.sleep(RETRY_S)
+
+    async def _follow_progress(self) -> None:
+        if self._progress is None:
+            self._progress = await kafka.assigned_consumer(self.settings, self.settings.topic_progress, from_end=True)
+        polled = await self._progress.getmany(timeout_ms=PROGRESS_POLL_MS)
+        for records in polled.values():
+            for record in records:
+                self.watermark.take(record.value or b"")
+        await self._trim_stored()
+
+    async def _close_progress(self) -> None:
+        if self._progress is not None:
+            consumer, self._progress = self._progress, None
+            await consumer.stop()
+
+    async def _trim_stored(self) -> None:
+        """Let go of the oldest flights whose every callback is stored."""
+        end: Position | None = None
+        records = 0
+        while self._flights and all(self.watermark.is_stored(p, low, high) for p, (low, high) in self._flights[0].spans.items()):
+            flight = self._flights.popleft()
+            end, records = flight.end, records + flight.records
+        if end is not None:
+            await self._trim(end, records)
+            lowest: dict[int, int] = {}
+            for flight in self._flights:
+                for partition, (low, _) in flight.spans.items():
+                    lowest[partition] = min(low, lowest.get(partition, low))
+            self.watermark.forget_below(lowest)
+
+    async def _trim(self, end: Position, records: int) -> None:
+        assert self.journal is not None
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._disk, self.journal.trim, end, records)
+        self._refused_since_trim = False
+        metrics.EDGE_JOURNAL_TRIMMED.inc(records)
+        self._update_gauges()
+        if self.journal.is_empty:
+            gc.collect()  # roles collect rarely (tune_gc): cycles that still hold bodies go now...
+            await loop.run_in_executor(self._disk, release_free_memory)  # ...and the memory back to the system
+
+    # --- counts ---
     async def _ledger_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.ledger_interval_s)
@@ -210,10 +362,10 @@ class Intake:
             self.ledger.restore(message)  # counted again in the next delta
 
     def _quarantine(self, raws: list[RawCallback]) -> None:
-        """Callbacks the broker will never take (too large) leave the spool for a folder of their own,
+        """Callbacks the broker will never take (too large) leave the journal for a folder of their own,
         so they cannot hold up the ones behind them; they stay on disk for an operator."""
-        assert self.spool is not None
-        folder = self.spool.directory / QUARANTINE_DIR
+        assert self.journal is not None
+        folder = self.journal.directory / QUARANTINE_DIR
         folder.mkdir(exist_ok=True)
         for raw in raws:
             path = folder / f"{raw.ingest_id}.raw"
@@ -224,7 +376,22 @@ class Intake:
             metrics.EDGE_QUARANTINED.inc()
             log.error("callback too large for the broker: quarantined", ingest_id=raw.ingest_id, route=raw.route, bytes=len(raw.body), path=str(path))
 
+    async def _gauge_loop(self) -> None:
+        while True:
+            await asyncio.sleep(GAUGE_INTERVAL_S)
+            self._update_gauges()
+            self.oldest_age_s = await asyncio.get_running_loop().run_in_executor(self._disk, self._oldest_age_s)
+            metrics.EDGE_JOURNAL_OLDEST_AGE.set(self.oldest_age_s)
+
+    def _oldest_age_s(self) -> float:
+        """Seconds since the oldest callback the journal still holds was received (0 when empty)."""
+        first = self.journal.first_untrimmed() if self.journal is not None else None
+        if first is None:
+            return 0.0
+        return max(0.0, time.time() - RawCallback.from_bytes(first).received_at_us / 1_000_000)
+
     def _update_gauges(self) -> None:
-        if self.spool is not None:
-            metrics.EDGE_SPOOL_BYTES.set(self.spool.pending_bytes)
-            metrics.EDGE_SPOOL_RECORDS.set(self.spool.pending_records)
+        if self.journal is not None:
+            metrics.EDGE_JOURNAL_BYTES.set(self.journal.untrimmed_bytes)
+            metrics.EDGE_JOURNAL_RECORDS.set(self.journal.untrimmed_records)
+            metrics.EDGE_UNPUBLISHED.set(self.unpublished_records)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 from aiokafka.errors import KafkaError
 
 from ringback import logs
@@ -49,13 +50,14 @@ class Publisher:
             log.info("publisher connected", bootstrap=self.settings.kafka_bootstrap, topic=self.settings.topic_raw)
             return
 
-    async def publish(self, raw: RawCallback) -> None:
+    async def publish(self, raw: RawCallback) -> RecordMetadata:
+        """Publish and wait for the broker's acknowledgement; returns where the callback landed."""
         if self.producer is None:
             raise KafkaError("not connected to the broker yet")
         delivery = await self.producer.send(
             self.settings.topic_raw, value=raw.body, key=raw.ingest_id.encode(), headers=raw.headers()
         )
-        await delivery
+        return await delivery
 
     async def publish_to(self, topic: str, value: bytes) -> None:
         if self.producer is None:

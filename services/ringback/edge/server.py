@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
+
 from aiohttp import web
 
 from ringback import logs
 from ringback.config import Settings
-from ringback.edge.app import create_app
+from ringback.edge.app import INTAKE, create_app
 from ringback.edge.connections import Admission, EdgeRunner, descriptor_budget
 from ringback.runtime import runfiles
 from ringback.runtime.lifecycle import stop_event_on_signals, tune_gc
@@ -43,6 +46,8 @@ async def serve(settings: Settings) -> int:
     mmap_large_blocks()  # callback bodies are freed back to the system, not kept in the heap
     app = create_app(settings)
     runner, port = await start_edge(settings, app)
+    # `ringback run` signals a restart of the embedded broker: what it held is gone, publish again.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, app[INTAKE].broker_restarted)
     tune_gc(settings.gc_gen0_threshold)
     log.info("edge listening", url=f"http://{settings.host}:{port}", routes=sorted(r.resource.canonical for r in app.router.routes() if r.method == "POST"))
     runfiles.write(settings.run_dir, "edge", {"url": f"http://{settings.host}:{port}"})

@@ -23,9 +23,9 @@ from ringback.normalizer.adapters import Adapter, registry
 from ringback.normalizer.event import Context
 from ringback.normalizer.guard import DeadLetterGuard, RequestVerdict, Trip
 from ringback.normalizer.outcome import Outcome, Rejected, Rejection
-from ringback.runtime import kafka
+from ringback.runtime import kafka, progress
 from ringback.runtime.avro import EventCodec
-from ringback.runtime.batched_sends import BatchedSends
+from ringback.runtime.batched_sends import BatchedSends, ends_of
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
 from ringback.runtime.drain import drain
 from ringback.runtime.ledger import NORMALIZER_DEAD_LETTERS, NORMALIZER_EVENTS, NORMALIZER_RAW, NORMALIZER_REPORTS, Ledger
@@ -186,8 +186,9 @@ class Normalizer:
         if ledger_delta is not None:
             await sends.add(self.settings.topic_ledger, ledger_delta)
         deliveries = await sends.flush()
-        if deliveries:
-            await asyncio.gather(*deliveries)  # every event and dead letter acknowledged (acks=all)
+        acknowledged = await asyncio.gather(*(d.future for d in deliveries))  # every event and dead letter (acks=all)
+        if self.settings.journal_enabled:
+            await self._claim(batches, ends_of(deliveries, acknowledged))
         await self.consumer.commit({partition: records[-1].offset + 1 for partition, records in batches.items()})
         for route, n in Counter(raw.route for raw, _ in normalized).items():
             metrics.NORMALIZER_MESSAGES.labels(route).inc(n)
@@ -202,6 +203,14 @@ class Normalizer:
             for records in batches.values()
             for record in records
         ]
+
+    async def _claim(self, batches: dict[TopicPartition, list[ConsumerRecord]], ends: dict[tuple[str, int], int]) -> None:
+        """Say on the progress topic that this poll's raw records have all their outputs below ``ends``
+        (read by the edges, whose journals let go of callbacks once the sink stored those outputs)."""
+        assert self.producer is not None
+        outputs = {progress.key(topic, partition): end for (topic, partition), end in ends.items() if topic != self.settings.topic_ledger}
+        ranges = {tp.partition: (records[0].offset, records[-1].offset + 1) for tp, records in batches.items()}
+        await (await self.producer.send(self.settings.topic_progress, progress.claim_message(self.settings.topic_raw, ranges, outputs)))
 
     async def _publish_outcomes(self, sends: BatchedSends, raw: RawCallback, outcomes: list[Outcome], published: Counter[tuple[Any, str, str]]) -> None:
         """Every event of one request, then at most one dead letter for all that failed in it."""

@@ -10,6 +10,7 @@ partition whichever way they are sent.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -19,15 +20,35 @@ from ringback.runtime.kafka import crc32_partitioner
 Headers = list[tuple[str, bytes]]
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One batch (or one oversized message) on its way: acknowledged at ``base offset + count``."""
+
+    topic: str
+    partition: int
+    count: int
+    future: asyncio.Future[Any]
+
+
+def ends_of(deliveries: list[Delivery], results: list[Any]) -> dict[tuple[str, int], int]:
+    """Per (topic, partition), the offset just after the last acknowledged message (``results`` are the
+    deliveries' RecordMetadata, in order)."""
+    ends: dict[tuple[str, int], int] = {}
+    for delivery, meta in zip(deliveries, results):
+        where = (delivery.topic, delivery.partition)
+        ends[where] = max(ends.get(where, 0), meta.offset + delivery.count)
+    return ends
+
+
 class BatchedSends:
-    """Collects one unit of work's messages; ``flush`` sends what is left and returns every delivery
-    future, all of which must succeed before the work may count as published."""
+    """Collects one unit of work's messages; ``flush`` sends what is left and returns every delivery,
+    all of which must succeed before the work may count as published."""
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
         self._open: dict[tuple[str, int], Any] = {}
         self._partitions: dict[str, list[int]] = {}
-        self._deliveries: list[asyncio.Future[Any]] = []
+        self._deliveries: list[Delivery] = []
 
     async def add(self, topic: str, value: bytes, key: bytes | None = None, headers: Headers | None = None) -> None:
         partitions = self._partitions.get(topic)
@@ -39,16 +60,21 @@ class BatchedSends:
             batch = self._open[(topic, partition)] = self.producer.create_batch()
         if batch.append(key=key, value=value, timestamp=None, headers=headers or []) is not None:
             return
-        self._deliveries.append(await self.producer.send_batch(batch, topic, partition=partition))  # full: on its way
+        await self._send(batch, topic, partition)  # full: on its way
         batch = self._open[(topic, partition)] = self.producer.create_batch()
         if batch.append(key=key, value=value, timestamp=None, headers=headers or []) is None:
             # Larger than a whole batch: the producer sends it alone (and refuses it if over max_request_size).
-            self._deliveries.append(await self.producer.send(topic, value=value, key=key, headers=headers, partition=partition))
+            future = await self.producer.send(topic, value=value, key=key, headers=headers, partition=partition)
+            self._deliveries.append(Delivery(topic, partition, 1, future))
 
-    async def flush(self) -> list[asyncio.Future[Any]]:
+    async def _send(self, batch: Any, topic: str, partition: int) -> None:
+        count = batch.record_count()
+        self._deliveries.append(Delivery(topic, partition, count, await self.producer.send_batch(batch, topic, partition=partition)))
+
+    async def flush(self) -> list[Delivery]:
         for (topic, partition), batch in self._open.items():
             if batch.record_count():
-                self._deliveries.append(await self.producer.send_batch(batch, topic, partition=partition))
+                await self._send(batch, topic, partition)
         self._open.clear()
         deliveries, self._deliveries = self._deliveries, []
         return deliveries

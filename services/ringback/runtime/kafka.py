@@ -6,7 +6,7 @@ import asyncio
 import random
 import zlib
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -21,8 +21,17 @@ TOPIC_CREATE_RETRY_S = 0.5
 REQUEST_OVERHEAD_BYTES = 64 * 1024
 
 
+#: Progress messages are small and few; one partition keeps them in one place.
+PROGRESS_PARTITIONS = 1
+ASSIGN_TIMEOUT_S = 10.0
+
+
 def all_topics(settings: Settings) -> list[str]:
-    return [settings.topic_raw, settings.topic_normalized, settings.topic_dlq, settings.topic_ledger]
+    return [settings.topic_raw, settings.topic_normalized, settings.topic_dlq, settings.topic_ledger, settings.topic_progress]
+
+
+def partitions_of(settings: Settings, topic: str) -> int:
+    return PROGRESS_PARTITIONS if topic == settings.topic_progress else settings.kafka_partitions
 
 
 async def ensure_topics(settings: Settings, bootstrap: str | None = None) -> None:
@@ -37,7 +46,7 @@ async def ensure_topics(settings: Settings, bootstrap: str | None = None) -> Non
             existing = set(await admin.list_topics())
             missing = [t for t in wanted if t not in existing]
             if missing:
-                new = [NewTopic(t, settings.kafka_partitions, settings.kafka_replication) for t in missing]
+                new = [NewTopic(t, partitions_of(settings, t), settings.kafka_replication) for t in missing]
                 try:
                     await admin.create_topics(new)
                 except TopicAlreadyExistsError:
@@ -95,3 +104,28 @@ def consumer(settings: Settings, topics: list[str], group_id: str, **overrides: 
     )
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)  # type: ignore[arg-type]
+
+
+async def assigned_consumer(settings: Settings, topic: str, from_end: bool) -> AIOKafkaConsumer:
+    """A consumer of every partition of ``topic`` without a group (nothing committed), positioned at the
+    end (only what comes from now on) or the beginning."""
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await reader.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + ASSIGN_TIMEOUT_S
+        partitions = reader.partitions_for_topic(topic)
+        while not partitions:
+            if asyncio.get_running_loop().time() > deadline:
+                raise KafkaError(f"topic {topic} has no partitions")
+            await reader.topics()
+            await asyncio.sleep(TOPIC_CREATE_RETRY_S)
+            partitions = reader.partitions_for_topic(topic)
+        reader.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        if from_end:
+            await reader.seek_to_end()
+        else:
+            await reader.seek_to_beginning()
+    except BaseException:
+        await reader.stop()
+        raise
+    return reader

@@ -24,14 +24,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DataError
 
 from ringback import logs, metrics
 from ringback.config import Settings
-from ringback.runtime import clickhouse, kafka
+from ringback.runtime import clickhouse, kafka, progress
 from ringback.runtime.avro import HEADER_LENGTH, AvroDecodeError, EventCodec
 from ringback.runtime.avro_container import container
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
@@ -130,6 +130,7 @@ class Sink:
         self.reader: Client | None = None
         self.query_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-query")
         self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None  # progress marks, when edges journal
         self.batch = self._new_batch()
         #: The previous batch being stored while the next one fills; stored and committed in order.
         self.in_flight: asyncio.Task[None] | None = None
@@ -152,6 +153,9 @@ class Sink:
         topics = [self.settings.topic_normalized, self.settings.topic_dlq, self.settings.topic_ledger]
         self.consumer = kafka.consumer(self.settings, topics, self.settings.sink_group)
         await self.consumer.start()
+        if self.settings.journal_enabled:
+            self.producer = kafka.producer(self.settings)
+            await self.producer.start()
         self.healthy = True
         log.info("sink consuming", topics=topics, group=self.settings.sink_group)
 
@@ -160,6 +164,8 @@ class Sink:
         if self.in_flight is not None and not self.in_flight.done():
             self.in_flight.cancel()  # not committed, so read again by whoever takes these partitions
             await asyncio.gather(self.in_flight, return_exceptions=True)
+        if self.producer is not None:
+            await self.producer.stop()
         if self.consumer is not None:
             await self.consumer.stop()
         if self.reader is not None:
@@ -277,7 +283,20 @@ class Sink:
         except KafkaError as exc:
             # The rows are stored; whoever reads these offsets again inserts rows that collapse by event_id.
             log.warning("commit after insert failed", error=repr(exc))
+        else:
+            await self._say_stored(batch)
         log.debug("batch stored", events=batch.event_count, dead_letters=len(batch.dead_letters))
+
+    async def _say_stored(self, batch: Batch) -> None:
+        """Tell the edges (progress topic) how far this batch's partitions are stored; a mark that does
+        not get out is made up for by the next one, which says at least as much."""
+        if self.producer is None:
+            return
+        stored = {progress.key(tp.topic, tp.partition): offset for tp, offset in batch.next_offsets.items()}
+        try:
+            await self.producer.send(self.settings.topic_progress, progress.stored_message(stored))
+        except KafkaError as exc:
+            log.warning("stored mark not published", error=repr(exc))
 
     def _own_ledger_rows(self, event_keys: list[tuple[str, int]], dead_letters: list[DeadLetter]) -> list[list[Any]]:
         """The sink's own counts for this batch: events taken (stored, or set aside as unstorable, which
