@@ -98,6 +98,9 @@ class Settings:
     query_max_threads: int = _setting(1, "Engine threads one analyst query may use; the embedded store shares its cores with ingestion.")
 
     # --- worker lifecycle ---
+    retry_alarm_after_s: float = _setting(
+        30.0, "A normalizer or sink that keeps failing to reach the broker or ClickHouse this long raises the alarm (not ready, metric, log)."
+    )
     drain_timeout_s: float = _setting(10.0, "On shutdown, keep consuming until caught up for at most this long.")
     metrics_port: int = _setting(0, "Port for /metrics and /healthz of the normalizer and sink roles (0 = free port).")
 
@@ -232,6 +235,8 @@ def _read_toml(path: Path, types: dict[str, type]) -> dict[str, Any]:
 
 
 def _validate(settings: Settings) -> None:
+    if settings.retry_alarm_after_s <= 0:
+        raise ConfigError("retry_alarm_after_s must be positive")
     if settings.embedded_broker_max_mb <= 0:
         raise ConfigError("embedded_broker_max_mb must be positive")
     if settings.edge_journal not in ("auto", "on", "off"):

@@ -6,6 +6,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+# --- every consuming role (the stream driver) ---
+CONSUMER_LAG = Gauge("ringback_consumer_lag_messages", "Messages between a role's position and the end of a partition.", ["role", "topic", "partition"])
+RETRYING_SECONDS = Gauge("ringback_retrying_seconds", "How long an operation has kept failing (0 when it works), by role and operation.", ["role", "what"])
+ALARM = Gauge("ringback_alarm", "1 while an operation has failed for longer than retry_alarm_after_s, by role and operation.", ["role", "what"])
+
 # --- edge ---
 EDGE_REQUESTS = Counter("ringback_edge_requests_total", "Callback requests by route and outcome.", ["route", "outcome"])
 EDGE_REQUEST_SECONDS = Histogram("ringback_edge_request_seconds", "Time from request start to reply.", ["route"], buckets=LATENCY_BUCKETS)

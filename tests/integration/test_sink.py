@@ -49,13 +49,24 @@ async def rows(worker: Sink, sql: str) -> list[tuple]:
 
 
 async def poll_until_taken(worker: Sink, expected: int, taken: int = 0) -> int:
-    """Poll (at most 100 times) until ``expected`` records are in the batch; returns how many are."""
+    """Step the sink (at most 100 times) until ``expected`` records were taken; returns how many were."""
     for _ in range(100):
         if taken >= expected:
             break
-        taken += await worker.poll_once()
+        taken += await worker.step()
     assert taken >= expected
     return taken
+
+
+async def take_only(worker: Sink, expected: int) -> None:
+    """Fetch and hand to the step until ``expected`` records are in its open batch, without anything
+    being flushed by age (the test decides when)."""
+    assert worker.step_ is not None
+    for _ in range(100):
+        if worker.step_.batch.row_count >= expected:
+            return
+        await worker.step_.submit(await worker.consumer.poll(200, 100))
+    raise AssertionError(f"only {worker.step_.batch.row_count} of {expected} records arrived")
 
 
 async def poll_until_stored(worker: Sink, expected: int) -> None:
@@ -191,15 +202,19 @@ async def let_inserts_succeed(sink: Sink) -> None:
     await sink.on_db_thread(sink.client.command, "ALTER TABLE ringback.events MODIFY SETTING parts_to_throw_insert = 3000")
 
 
-async def test_insert_failures_commit_nothing_are_retried_and_end_exact(sink: Sink) -> None:
-    """A real ClickHouse failure (TOO_MANY_PARTS, forced with parts_to_throw_insert) on the real engine."""
+async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise_the_alarm_and_end_exact(sink: Sink) -> None:
+    """A real ClickHouse failure (TOO_MANY_PARTS, forced with parts_to_throw_insert) on the real engine:
+    an outage, not the data's fault — retried as it is, never sent down the checked path, never
+    dead-lettered; past retry_alarm_after_s the sink says it is not ready, and why."""
     import asyncio
 
     settings, codec = sink.settings, sink.codec
     tag = settings.topic_raw
+    sink.health.alarm_after_s = 1.0
     await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(event(codec, f"{tag}-f{i}", f"{tag}-req", charge="1.10")), []) for i in range(5)])
     await make_inserts_fail(sink, tag)
     failures_before = metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get()
+    checked_before = metrics.SINK_CHECKED_BATCHES._value.get()
     try:
         await poll_until_taken(sink, 5)
         flushing = asyncio.create_task(sink.flush())
@@ -207,9 +222,18 @@ async def test_insert_failures_commit_nothing_are_retried_and_end_exact(sink: Si
             await asyncio.sleep(0.05)
         assert not flushing.done()
         assert set((await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()) == {0}
+        deadline = asyncio.get_running_loop().time() + 10
+        while not sink.ready_reasons() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        (reason,) = sink.ready_reasons()
+        assert reason.startswith("cannot insert for") and "TOO_MANY_PARTS" in reason
+        assert metrics.ALARM.labels("sink", "insert")._value.get() == 1
     finally:
         await let_inserts_succeed(sink)
     await asyncio.wait_for(flushing, 30)
+    assert not sink.ready_reasons() and metrics.ALARM.labels("sink", "insert")._value.get() == 0
+    assert metrics.SINK_CHECKED_BATCHES._value.get() == checked_before  # never the checked path for an outage
+    assert await rows(sink, f"SELECT count() FROM ringback.dead_letters WHERE ingest_id = '{tag}-req'") == [(0,)]
     assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events_dedup WHERE ingest_id = '{tag}-req'") == [(5, Decimal("5.50"))]
     records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=5)
     assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized) == {**{p: 0 for p in range(settings.kafka_partitions)}, **next_offsets(records)}
@@ -261,18 +285,21 @@ async def test_reading_goes_on_while_a_batch_is_stored_but_commits_wait_for_its_
     await make_inserts_fail(sink, tag)
     failures_before = metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get()
     try:
-        taken = await poll_until_taken(sink, 5)
-        await asyncio.wait_for(sink.flush(wait=False), 5)
-        assert sink.in_flight is not None and not sink.in_flight.done()
+        assert sink.step_ is not None
+        await take_only(sink, 5)
+        sink.step_.flush_nowait()
+        await asyncio.sleep(0.2)
+        assert sink.step_.in_flight is not None and not sink.step_.in_flight.done()
         await produce(settings.kafka_bootstrap, settings.topic_normalized, second)
-        taken = await poll_until_taken(sink, 8, taken)
-        assert sink.batch.event_count == 3
+        await take_only(sink, 3)
+        assert sink.step_.batch.event_count == 3
         while metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get() < failures_before + 1:
             await asyncio.sleep(0.05)
         assert set((await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()) == {0}
     finally:
         await let_inserts_succeed(sink)
-    await asyncio.wait_for(sink.settle(), 30)
+    await asyncio.wait_for(sink.step_.settle(), 30)
+    await sink.step()  # the driver commits what is stored
     first_records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=5, where=lambda r: f"{tag}-a".encode() in r.value)
     first_offsets = next_offsets(first_records)
     committed = await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)

@@ -227,8 +227,8 @@ async def test_a_batch_is_stored_while_a_long_analyst_query_runs(broker: Embedde
         event_id = f"{settings.topic_raw}-during-query"
         batch_started = time.monotonic()
         await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, sink.codec.encode(_event(sink, event_id)), [])])
-        while sink.batch.event_count < 1:
-            await sink.poll_once()
+        while sink.step_ is None or sink.step_.batch.event_count < 1:
+            await sink.step()
         await sink.flush()
         stored_after = time.monotonic() - batch_started
         assert not long_query.done(), "the batch had to wait for the analyst's query"

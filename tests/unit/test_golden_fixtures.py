@@ -38,7 +38,7 @@ def test_a_resent_request_yields_the_same_event_ids(case: Case) -> None:
 
     from ringback.normalizer.adapters import registry
     from ringback.normalizer.event import Context
-    from ringback.normalizer.worker import normalize_message
+    from ringback.normalizer.step import normalize_message
     from tests.golden import raw_for
 
     ctx = Context(blank_event=CODEC.blank_event())

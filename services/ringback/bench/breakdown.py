@@ -14,7 +14,7 @@ from typing import Any
 from ringback.normalizer.adapters import registry
 from ringback.normalizer.event import Context
 from ringback.normalizer.outcome import Rejection
-from ringback.normalizer.worker import normalize_message
+from ringback.normalizer.step import normalize_message
 from ringback.runtime.avro import HEADER_LENGTH, EventCodec
 from ringback.runtime.avro_container import container
 from ringback.runtime.raw import RawCallback

@@ -24,12 +24,14 @@ from ringback.loadgen import TrafficMaker
 from ringback.normalizer.adapters import registry
 from ringback.normalizer.event import Context
 from ringback.normalizer.outcome import Rejection
-from ringback.normalizer.worker import Normalizer, normalize_message
+from ringback.normalizer.step import normalize_message
+from ringback.normalizer.worker import Normalizer
 from ringback.runtime import kafka
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.batched_sends import BatchedSends
 from ringback.runtime.raw import RawCallback, new_ingest_id
-from ringback.sink.worker import EVENTS_INSERT_SETTINGS, EVENTS_TABLE, Sink
+from ringback.sink.store import EVENTS_INSERT_SETTINGS, EVENTS_TABLE
+from ringback.sink.worker import Sink
 
 PRODUCE_WINDOW = 5000
 STALL_S = 20.0  # no progress for this long ends a stage with what it has (the report shows how much)
@@ -121,7 +123,7 @@ async def bench_normalizer(settings: Settings, messages: int) -> dict[str, Any]:
         "messages": messages, "events": events, "handled": handled,
         "passthrough_msgs_per_s": round(messages / baseline_s), "normalizer_msgs_per_s": round(messages / normalizer_s),
         "normalizer_eps": round(events / normalizer_s), "normalizer_ratio": round(baseline_s / normalizer_s, 3),
-        "breakdown": breakdown.normalizer(raws, worker.codec, normalizer_s / max(1, handled) * 1e6),
+        "breakdown": breakdown.normalizer(raws, EventCodec.from_dir(settings.schemas_dir), normalizer_s / max(1, handled) * 1e6),
     }
 
 

@@ -11,6 +11,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 import orjson
 
@@ -22,7 +23,18 @@ NORMALIZER_DEAD_LETTERS = "normalizer.dead_letters"
 SINK_EVENTS = "sink.events"
 SINK_DEAD_LETTERS = "sink.dead_letters"
 STAGES = (EDGE_ACCEPTED, NORMALIZER_RAW, NORMALIZER_REPORTS, NORMALIZER_EVENTS, NORMALIZER_DEAD_LETTERS, SINK_EVENTS, SINK_DEAD_LETTERS)
-LEDGER_COLUMNS = ["hour", "route", "stage", "instance", "seq", "count"]
+class LedgerRow(NamedTuple):
+    """One ``ringback.ledger`` row: a stage's count delta for a route and hour of receipt."""
+
+    hour: datetime
+    route: str
+    stage: str
+    instance: str
+    seq: int
+    count: int
+
+
+LEDGER_COLUMNS = list(LedgerRow._fields)
 
 
 def hour_of(received_at_us: int) -> int:
@@ -54,11 +66,11 @@ class Ledger:
             self.pending[(stage, route, hour)] += n
 
 
-def ledger_rows(message: bytes) -> list[list[object]]:
-    """Rows for ``ringback.ledger`` (LEDGER_COLUMNS) from one ledger message."""
+def ledger_rows(message: bytes) -> list[LedgerRow]:
+    """The ``ringback.ledger`` rows of one ledger message."""
     data = orjson.loads(message)
     instance, seq = str(data["instance"]), int(data["seq"])
     return [
-        [datetime.fromtimestamp(int(hour), tz=timezone.utc), str(route), str(stage), instance, seq, int(n)]
+        LedgerRow(datetime.fromtimestamp(int(hour), tz=timezone.utc), str(route), str(stage), instance, seq, int(n))
         for hour, route, stage, n in data["rows"]
     ]
