@@ -32,6 +32,7 @@ from typing import Any
 
 from ringback.normalizer import status
 from ringback.normalizer.adapters import Adapter
+from ringback.normalizer.digits import ascii_digits
 from ringback.normalizer.event import Context, event_id
 from ringback.normalizer.fields import Fields
 from ringback.normalizer.jsonbody import parse_json
@@ -42,6 +43,7 @@ from ringback.runtime.raw import RawCallback
 SOURCE = "callback_call"
 CALLER, CALLEE = "caller", "callee"
 CALLEE_SHIFT = 8  # statusFlag: the callee leg's bits are the caller's shifted by one byte
+STATUS_FLAG_MAX_DIGITS = 5  # 16191, every bit of both legs; longer text is no flag (and int() of it is costly)
 
 # statusFlag bit (caller leg) -> canonical state; the callee leg uses the same bit << 8.
 STATUS_BITS = {
@@ -87,7 +89,7 @@ AT = ("timeStamp", "timestamp", "time", "eventTime")
 
 def status_flag_state(value: str | None) -> tuple[str | None, str]:
     """(leg, canonical state) for one statusFlag bit; anything else is (None, unknown)."""
-    if not value or not value.isdigit():
+    if not value or len(value) > STATUS_FLAG_MAX_DIGITS or not ascii_digits(value):
         return None, status.UNKNOWN
     bit = int(value)
     if bit in STATUS_BITS:
@@ -119,7 +121,7 @@ def status_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Ev
         vendor_status = read.text("callStatus")
         if vendor_status is None:
             raise Rejected("missing_field", "neither status (statusFlag bit) nor callStatus is present")
-        if vendor_status.isdigit():
+        if ascii_digits(vendor_status):
             leg, state = CALL_STATUS.get(vendor_status, (None, status.UNKNOWN))
         else:
             leg, state = USER_FLAG.get((read.text("userFlag") or "").lower()), CALL_STATUS_WORD.get(vendor_status.lower(), status.UNKNOWN)
@@ -185,12 +187,14 @@ class PushKind:
     def normalize(self, raw: RawCallback, ctx: Context) -> list[Outcome]:
         parsed = parse_json(raw.body)
         body = parsed.value
-        reports = body if isinstance(body, list) else [body]
+        lone = not isinstance(body, list)
+        reports = [body] if lone else body
         if not reports:
             raise Rejected("no_reports", "the array is empty")
         outcomes: list[Outcome] = []
         for index, report in enumerate(reports):
             try:
+                parsed.require_unambiguous(() if lone else (index,))
                 if not isinstance(report, dict):
                     raise Rejected("unexpected_shape", f"{self.name} push {index} is {type(report).__name__}, not an object")
                 read = Fields(report, ctx.source_timezone, parsed.repairs)

@@ -168,18 +168,22 @@ def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
     if "cdr" not in body:
         if "state" not in body:
             raise Rejected("unexpected_shape", 'neither a "cdr" array nor a call-state object (no "state")')
+        parsed.require_unambiguous()  # the state object is the one report
         read = Fields(body, ctx.source_timezone, parsed.repairs)
         if not read.text("requestid"):
             raise Rejected("missing_field", "state push lacks requestid")
         return [_finish(call_state(raw, ctx, read), read)]
+    parsed.require_unambiguous_outside(("cdr",))  # e.g. two "cdr" arrays: which one?
     entries = body["cdr"]
-    if isinstance(entries, dict):
+    lone = isinstance(entries, dict)
+    if lone:
         entries = [entries]  # a lone CDR object instead of an array: unambiguous
     if not isinstance(entries, list) or not entries:
         raise Rejected("unexpected_shape", '"cdr" must be a non-empty array of CDR objects')
     outcomes: list[Outcome] = []
     for index, entry in enumerate(entries):
         try:
+            parsed.require_unambiguous(("cdr",) if lone else ("cdr", index))
             outcomes.append(_cdr_event(raw, ctx, entry, index, parsed.repairs))
         except Rejected as rejected:
             outcomes.append(Rejection.of(rejected, index))

@@ -65,7 +65,8 @@ def canonical_status(report_status: str, errmsg: str | None) -> str:
 def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
     parsed = parse_json(raw.body)
     body = parsed.value
-    if isinstance(body, dict):
+    lone = isinstance(body, dict)
+    if lone:
         body = [body]  # a lone report object instead of an array: unambiguous, accepted as one report
     if not isinstance(body, list):
         raise Rejected("unexpected_shape", f"expected a JSON array of reports, got {type(body).__name__}")
@@ -74,6 +75,7 @@ def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for index, report in enumerate(body):
         try:
+            parsed.require_unambiguous(() if lone else (index,))
             event = _report_event(raw, ctx, index, report)
             event["repairs"] = [*parsed.repairs, *event["repairs"]]
             outcomes.append(event)

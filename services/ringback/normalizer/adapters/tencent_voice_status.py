@@ -36,6 +36,7 @@ class VoiceFormat:
 
     def normalize(self, raw: RawCallback, ctx: Context) -> list[Outcome]:
         parsed = parse_json(raw.body)
+        parsed.require_unambiguous()  # one report per request: the request is the report
         body = parsed.value
         if not isinstance(body, dict) or not isinstance(body.get(self.wrapper), dict):
             raise Rejected("unexpected_shape", f'expected {{"{self.wrapper}": {{...}}}}')
