@@ -40,9 +40,8 @@ class Ambiguity:
 
 
 def where(path: Path) -> str:
-    """``cdr[1].ext`` for ("cdr", 1, "ext"); ``the body`` for the root."""
-    text = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).lstrip(".")
-    return text or "the body"
+    """A JSONPath: ``$.cdr[1].ext`` for ("cdr", 1, "ext"), ``$`` for the root."""
+    return "$" + "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path)
 
 
 @dataclass(slots=True)
