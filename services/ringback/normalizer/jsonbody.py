@@ -17,8 +17,9 @@ guessed.
 Every step takes time linear in the body's size. orjson parses first (it refuses nesting beyond
 1024 levels); ``document.inspect`` walks the result without recursion and refuses nesting beyond
 ``MAX_DEPTH``. Only then, and only when needed, does ``json.loads`` run — with Python recursion, but
-on a document known to be shallow: for exact decimals where the body has fractional numbers, and to
-see every key of every object where repeated keys are possible.
+on a document known to be shallow: where the body has fractional numbers (exact decimals where the
+vendor sends money as numbers; integers beyond 64 bits, which orjson reads as floats), and to see
+every key of every object where repeated keys are possible.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def _nests_deeper_than(body: bytes, limit: int) -> bool:
 
 def _read(value: Any, source: bytes, repairs: list[str], exact_numbers: bool) -> Parsed:
     shape = inspect(value)  # also refuses documents nested too deep for what follows
-    if (exact_numbers and shape.has_float) or _keys_may_repeat(source, shape.keys):
+    # orjson reads an integer beyond 64 bits as a float, losing digits: any float means reading again.
+    if shape.has_float or _keys_may_repeat(source, shape.keys):
         value, conflicts = _every_pair(source, exact_numbers)
         shape = inspect(value, conflicts)
     if shape.trimmed:
