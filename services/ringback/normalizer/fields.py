@@ -45,6 +45,11 @@ class Fields:
         self.used.add(key)
         return self.report[key]
 
+    def peek(self, *names: str) -> Any:
+        """The value as ``raw`` reads it, leaving the key for ``attributes`` (e.g. for an event id)."""
+        key = self.key(*names)
+        return None if key is None else self.report[key]
+
     def text(self, *names: str) -> str | None:
         value = as_text(self.raw(*names))
         return None if value is None else value.strip()
