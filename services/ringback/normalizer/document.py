@@ -39,6 +39,10 @@ class Ambiguity:
         return Rejected("ambiguous_field", f"{self.field!r} is given more than once with different values (in {where(self.path)})")
 
 
+def too_deep() -> Rejected:
+    return Rejected("invalid_json", f"body is not valid JSON: nested deeper than {MAX_DEPTH} levels")
+
+
 def where(path: Path) -> str:
     """A JSONPath: ``$.cdr[1].ext`` for ("cdr", 1, "ext"), ``$`` for the root."""
     return "$" + "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path)
@@ -61,7 +65,7 @@ def inspect(root: Any, conflicts: dict[int, tuple[dict[str, Any], list[str]]] | 
     while pending:
         node, path = pending.pop()
         if len(path) >= MAX_DEPTH:
-            raise Rejected("invalid_json", f"body is not valid JSON: nested deeper than {MAX_DEPTH} levels")
+            raise too_deep()
         if type(node) is dict:
             keys += len(node)
             # Keys in lower case without whitespace (the common case) cannot be another key's spelling;

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from ringback.normalizer.document import MAX_DEPTH, Ambiguity, Path, inspect, same_json
+from ringback.normalizer.document import MAX_DEPTH, Ambiguity, Path, inspect, same_json, too_deep
 from ringback.normalizer.missing_comma import insert_missing_commas
 from ringback.normalizer.outcome import Rejected
 
@@ -68,11 +68,13 @@ def parse_json(body: bytes, exact_numbers: bool = False) -> Parsed:
     if not body.strip():
         raise Rejected("empty_body", "the request body is empty")
     try:
-        return _read(orjson.loads(body), body, [], exact_numbers)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         first_error = exc
+    else:
+        return _read(value, body, [], exact_numbers)
     if _nests_deeper_than(body, MAX_DEPTH):  # orjson's own words for this vary ("failed to allocate memory")
-        raise Rejected("invalid_json", f"body is not valid JSON: nested deeper than {MAX_DEPTH} levels")
+        raise too_deep()
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
