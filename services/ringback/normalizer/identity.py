@@ -2,9 +2,9 @@
 
 An id is the blake2b-128 hex digest of one canonical JSON document, ``[source, tenant, event type,
 {identity field: value}]`` with the fields' keys sorted (each adapter names its identity fields, and
-its module docstring says why those). JSON escapes every value, so no value can run into the next one as with a joined string
-(``"a␟b" + "" == "a" + "b␟"``). The values are canonical, so a resend reads the same however the
-vendor wrote it:
+its module docstring says why those). JSON escapes every value, so no value can run into the next
+one (joined with an unescaped ``␟``, the values ``("a␟b", "")`` and ``("a", "b␟")`` were one string).
+The values are canonical, so a resend reads the same however the vendor wrote it:
 
 - strings stripped of surrounding whitespace; an empty string, ``null`` and an absent field are one
   value (no value);

@@ -13,8 +13,8 @@ import re
 
 _TOKEN = re.compile(
     r"""
-      (?P<string> "(?:[^"\\\n]++|\\.)*+" )  # a complete string; possessive: no backtracking
-    | (?P<broken> "[^\n]* )                       # a string never closed on its line
+      (?P<string>  "(?:[^"\\\n]++|\\.)*+" )  # a complete string; possessive: never backtracks
+    | (?P<broken>  "[^\n]* )                  # a string never closed on its line
     | (?P<colon>  : )
     | (?P<blank>  [ \t]+ )
     | (?P<newline> [\r\n][ \t\r\n]* )
