@@ -71,8 +71,9 @@ def inspect(root: Any, conflicts: dict[int, tuple[dict[str, Any], list[str]]] | 
             # Keys in lower case without whitespace (the common case) cannot be another key's spelling;
             # asked of all of them joined, at C speed.
             joined = "".join(node)
-            if conflicts or " " in joined or "\t" in joined or "\n" in joined or "\r" in joined or joined.lower() != joined:
-                _settle(node, path, shape, conflicts)
+            padded = " " in joined or "\t" in joined or "\n" in joined or "\r" in joined
+            if conflicts or padded or joined.lower() != joined:
+                _settle(node, path, shape, conflicts, padded)
             kinds = set(map(type, node.values()))
             steps: Iterable[Any] = node
         else:
@@ -89,23 +90,23 @@ def inspect(root: Any, conflicts: dict[int, tuple[dict[str, Any], list[str]]] | 
     return shape
 
 
-def _settle(obj: dict[str, Any], path: Path, shape: Shape, conflicts: dict[int, tuple[dict[str, Any], list[str]]] | None) -> None:
-    trimmed, fields = settle_keys(obj)
+def _settle(obj: dict[str, Any], path: Path, shape: Shape, conflicts: dict[int, tuple[dict[str, Any], list[str]]] | None, padded: bool) -> None:
+    trimmed, fields = settle_keys(obj, padded)
     if conflicts and id(obj) in conflicts:
         fields = [*conflicts[id(obj)][1], *fields]
     shape.trimmed |= trimmed
     shape.ambiguities += [Ambiguity(path, name) for name in dict.fromkeys(fields)]
 
 
-def settle_keys(obj: dict[str, Any]) -> tuple[bool, list[str]]:
+def settle_keys(obj: dict[str, Any], padded: bool = True) -> tuple[bool, list[str]]:
     """Trim ``obj``'s keys and compare keys equal but for letter case or surrounding whitespace.
 
     Returns whether a key was trimmed, and the fields given twice with different values. Spellings
     that differ only in case are all kept (an adapter reading one exact name still finds it); keys
-    equal once trimmed become one.
+    equal once trimmed become one. ``padded``: False when no key holds whitespace at all.
     """
-    names = [key.strip(JSON_WHITESPACE) for key in obj]
-    trimmed = names != list(obj)
+    names = [key.strip(JSON_WHITESPACE) for key in obj] if padded else list(obj)
+    trimmed = padded and names != list(obj)
     if not trimmed and len(set(map(str.lower, names))) == len(names):
         return False, []
     kept: dict[str, Any] = {}

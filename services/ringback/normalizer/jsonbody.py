@@ -129,8 +129,12 @@ def _keys_may_repeat(source: bytes, parsed_keys: int) -> bool:
     more keys than the parsed objects hold if a key repeats. Equal counts prove there is no repeat;
     anything else (``":`` inside strings, spaced colons) only sends the body to the exact check.
     """
-    # (A regex search for a literal starting with a rare byte is a memchr; `in` is slower here.)
-    return source.count(KEY_MARKER) != parsed_keys or any(spaced.search(source) for spaced in _SPACED_COLONS)
+    if source.count(KEY_MARKER) != parsed_keys:
+        return True
+    for spaced in _SPACED_COLONS:  # a regex search for a literal led by a rare byte is a memchr; `in` is slower
+        if spaced.search(source):
+            return True
+    return False
 
 
 def _every_pair(source: bytes, exact_numbers: bool) -> tuple[Any, dict[int, tuple[dict[str, Any], list[str]]]]:
