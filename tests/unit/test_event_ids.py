@@ -9,6 +9,7 @@ array — has the same id. Then the collisions found in production, one test eac
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from tests.conftest import REPO_ROOT
 
 CODEC = EventCodec.from_dir(REPO_ROOT / "schemas")
 CTX = Context(blank_event=CODEC.blank_event())
-PROFILE = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROFILE = settings(max_examples=int(os.environ.get("RINGBACK_PROPERTY_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Identity text with what used to break ids: the old separator, quotes, escapes, JSON punctuation.
 ID_CHARACTERS = st.sampled_from(list("abcXYZ019-_.:|/ ") + ["\x1f", '"', "\\", "应", "\u00e9"])
@@ -41,7 +42,11 @@ local_times = st.builds(
     st.integers(1, 28), st.integers(0, 3599), st.none() | st.integers(0, 999),
 )
 unix_seconds = st.integers(1_600_000_000, 1_900_000_000).map(str)
-maybe = lambda strategy: st.just("") | strategy  # noqa: E731 -- a field the vendor may leave empty
+
+
+def maybe(strategy: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """A field the vendor may leave empty."""
+    return st.just("") | strategy
 
 
 @dataclass(frozen=True)
