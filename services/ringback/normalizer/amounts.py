@@ -1,4 +1,9 @@
-"""Money and billing quantities: exact decimals and whole numbers, or a precise rejection. Never a float."""
+"""Money and billing quantities: exact decimals and whole numbers, or a precise rejection. Never a float.
+
+Strict about their form: ASCII digits only (``"９９９.００"`` is not an amount), and no sign — the
+vendors bill no negative charge, duration or fee, so ``"-1"``, ``-5`` or ``"+3"`` is a dead letter,
+not a refund.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,11 @@ from ringback.normalizer.outcome import Rejected
 CNY = "CNY"
 CHARGE_SCALE = 6  # Decimal(18, 6) in the schema and in ClickHouse
 CHARGE_MAX_INTEGER_DIGITS = 12
-_DECIMAL = re.compile(r"^-?\d{1,%d}(?:\.(\d+))?$" % CHARGE_MAX_INTEGER_DIGITS)
-_WHOLE = re.compile(r"^\d{1,18}$")
+_DECIMAL = re.compile(r"[0-9]{1,%d}(?:\.([0-9]+))?" % CHARGE_MAX_INTEGER_DIGITS)
+QUANTITY_MAX_DIGITS = 18
+_WHOLE = re.compile(r"[0-9]{1,%d}" % QUANTITY_MAX_DIGITS)
 MAX_QUANTITY = 2**63 - 1
+SIGNS = "+-"
 
 
 def decimal_amount(value: object, field_name: str) -> Decimal | None:
@@ -28,7 +35,9 @@ def decimal_amount(value: object, field_name: str) -> Decimal | None:
         return None
     if isinstance(value, Decimal) and "E" in text.upper():
         text = format(value, "f")  # an exact JSON number written with an exponent, e.g. 2.94e0
-    match = _DECIMAL.match(text)
+    if text[0] in SIGNS:
+        raise Rejected("invalid_amount", f"{field_name}: {text!r} is signed; charges are never negative")
+    match = _DECIMAL.fullmatch(text)
     if not match:
         raise Rejected("invalid_amount", f"{field_name}: cannot read {text!r} as a decimal amount")
     fraction = match.group(1) or ""
@@ -46,7 +55,9 @@ def whole_number(value: object, field_name: str) -> int | None:
     text = str(value).strip()
     if not text:
         return None
-    if not _WHOLE.match(text):
+    if text[0] in SIGNS:
+        raise Rejected("invalid_quantity", f"{field_name}: {text!r} is signed; billed quantities are never negative")
+    if not _WHOLE.fullmatch(text):
         return _reject_quantity(value, field_name)
     return int(text)
 

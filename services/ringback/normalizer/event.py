@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from decimal import Decimal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -11,16 +10,9 @@ from typing import Any
 import orjson
 
 from ringback import __version__
+from ringback.normalizer.identity import event_id
 from ringback.normalizer.outcome import Event
 from ringback.runtime.raw import RawCallback
-
-EVENT_ID_SEPARATOR = "\x1f"
-
-
-def event_id(source: str, *identity: object) -> str:
-    """Same vendor report -> same id, whichever request carried it and however often it was resent."""
-    text = EVENT_ID_SEPARATOR.join([source, *("" if part is None else str(part) for part in identity)])
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def as_text(value: object) -> str | None:
@@ -55,12 +47,14 @@ class Context:
     source_timezone: str = "Asia/Shanghai"
     normalizer_version: str = __version__
 
-    def new_event(self, raw: RawCallback, *, source: str, event_type: str, event_id: str, report_index: int, status: str) -> Event:
+    def new_event(self, raw: RawCallback, *, source: str, event_type: str, identity: Mapping[str, object], report_index: int, status: str) -> Event:
+        """A blank event for one report; ``identity``: the fields that tell this report from every other
+        of its format (see ``identity.event_id``), whose id is also the tenant's."""
         event = dict(self.blank_event)
         event["attributes"] = {}
         event["repairs"] = []
         event.update(
-            event_id=event_id,
+            event_id=event_id(source, raw.tenant, event_type, identity),
             event_type=event_type,
             source=source,
             route=raw.route,

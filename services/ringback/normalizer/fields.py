@@ -16,8 +16,8 @@ from ringback.normalizer.amounts import decimal_amount, whole_number
 from ringback.normalizer.event import as_text, leftover_attributes
 from ringback.normalizer.times import local_to_utc, unix_millis_to_utc, unix_seconds_to_utc
 
-_UNIX_SECONDS = re.compile(r"^\d{9,11}$")
-_UNIX_MILLIS = re.compile(r"^\d{12,14}$")
+_UNIX_SECONDS = re.compile(r"[0-9]{9,11}")
+_UNIX_MILLIS = re.compile(r"[0-9]{12,14}")
 
 
 class Fields:
@@ -45,6 +45,11 @@ class Fields:
         self.used.add(key)
         return self.report[key]
 
+    def peek(self, *names: str) -> Any:
+        """The value as ``raw`` reads it, leaving the key for ``attributes`` (e.g. for an event id)."""
+        key = self.key(*names)
+        return None if key is None else self.report[key]
+
     def text(self, *names: str) -> str | None:
         value = as_text(self.raw(*names))
         return None if value is None else value.strip()
@@ -57,9 +62,9 @@ class Fields:
         value = self.text(*names)
         if value == "0":
             return None  # the platform's "this never happened"
-        if value and _UNIX_SECONDS.match(value):
+        if value and _UNIX_SECONDS.fullmatch(value):
             return unix_seconds_to_utc(value, names[0])
-        if value and _UNIX_MILLIS.match(value):
+        if value and _UNIX_MILLIS.fullmatch(value):
             return unix_millis_to_utc(value, names[0])
         return local_to_utc(value, self.source_timezone, names[0], self.repairs)
 

@@ -6,10 +6,20 @@ events it produced (the ``repairs`` field) so an analyst can find them:
 
 - ``inserted_missing_comma``: a complete ``"key":"value"`` pair directly followed by the next
   ``"key":`` with no comma between them (seed 002: ``"customParm":"123456"" stateDesc ":"…"``).
-- ``trimmed_key_whitespace``: object keys with stray spaces (``" stateDesc "``) — unless the trimmed
-  key already exists in the same object, which makes it ambiguous and the body is rejected.
+- ``trimmed_key_whitespace``: object keys with stray spaces (``" stateDesc "``).
 
-Anything else that is not JSON is rejected with the parser's message; nothing is guessed.
+A field given twice in one object with different values — the same key twice, or two keys equal but
+for letter case or surrounding whitespace — has no single reading: it is listed in
+``Parsed.ambiguities`` and the adapter dead-letters the report (or the request) holding it as
+``ambiguous_field``. Anything else that is not JSON is rejected with the parser's message; nothing is
+guessed.
+
+Every step takes time linear in the body's size. orjson parses first (it refuses nesting beyond
+1024 levels); ``document.inspect`` walks the result without recursion and refuses nesting beyond
+``MAX_DEPTH``. Only then, and only when needed, does ``json.loads`` run — with Python recursion, but
+on a document known to be shallow: where the body has fractional numbers (exact decimals where the
+vendor sends money as numbers; integers beyond 64 bits, which orjson reads as floats), and to see
+every key of every object where repeated keys are possible.
 """
 
 from __future__ import annotations
@@ -22,33 +32,35 @@ from typing import Any
 
 import orjson
 
+from ringback.normalizer.document import MAX_DEPTH, Ambiguity, Path, inspect, same_json, too_deep
+from ringback.normalizer.missing_comma import insert_missing_commas
 from ringback.normalizer.outcome import Rejected
 
 REPAIR_MISSING_COMMA = "inserted_missing_comma"
 REPAIR_KEY_WHITESPACE = "trimmed_key_whitespace"
 
-_STRING = r'"(?:[^"\\\n]|\\.)*"'
-# `"key" : "value"` immediately followed (spaces only) by `"next key" :` — the comma is missing.
-_MISSING_COMMA = re.compile(rf'({_STRING}\s*:\s*{_STRING})([ \t]*)({_STRING}\s*:)')
+# Whitespace before a colon: a key whose closing quote is not right before its colon.
+_SPACED_COLONS = tuple(re.compile(re.escape(ws + b":")) for ws in (b" ", b"\t", b"\n", b"\r"))
+KEY_MARKER = b'":'
 
 
 @dataclass
 class Parsed:
     value: Any
     repairs: list[str] = field(default_factory=list)
+    ambiguities: list[Ambiguity] = field(default_factory=list)
 
+    def require_unambiguous(self, at: Path = ()) -> None:
+        """Reject (``ambiguous_field``) if an object at or below ``at`` gives a field two values."""
+        for ambiguity in self.ambiguities:
+            if ambiguity.under(at):
+                raise ambiguity.rejected()
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _loads(data: bytes | str, exact_numbers: bool) -> Any:
-    if exact_numbers:  # JSON numbers with a fraction become Decimal, never a binary float
-        try:
-            return json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise orjson.JSONDecodeError(str(exc), "", 0) from exc
-    return orjson.loads(data)
+    def require_unambiguous_outside(self, reports: Path) -> None:
+        """Reject if an object that is not at or below ``reports`` (the envelope) gives a field two values."""
+        for ambiguity in self.ambiguities:
+            if not ambiguity.under(reports):
+                raise ambiguity.rejected()
 
 
 def parse_json(body: bytes, exact_numbers: bool = False) -> Parsed:
@@ -56,54 +68,91 @@ def parse_json(body: bytes, exact_numbers: bool = False) -> Parsed:
     if not body.strip():
         raise Rejected("empty_body", "the request body is empty")
     try:
-        return _with_clean_keys(Parsed(_loads(body, exact_numbers)), body)
-    except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         first_error = exc
+    else:
+        return _read(value, body, [], exact_numbers)
+    if _nests_deeper_than(body, MAX_DEPTH):  # orjson's own words for this vary ("failed to allocate memory")
+        raise too_deep()
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Rejected("invalid_json", f"body is not UTF-8: {exc}") from exc
-    repaired, count = _MISSING_COMMA.subn(r"\1,\2\3", text)
+    repaired, count = insert_missing_commas(text)
     if count:
+        source = repaired.encode("utf-8")
         try:
-            return _with_clean_keys(Parsed(_loads(repaired, exact_numbers), [REPAIR_MISSING_COMMA]))
+            value = orjson.loads(source)
         except orjson.JSONDecodeError:
             pass  # the missing comma was not the (only) problem: report the original error
+        else:
+            return _read(value, source, [REPAIR_MISSING_COMMA], exact_numbers)
     raise Rejected("invalid_json", f"body is not valid JSON: {first_error}")
 
 
-# A key with leading or trailing whitespace: `" key"` or `"key "` followed by a colon.
-_PADDED_KEY = re.compile(rb'"\s[^"]*"\s*:|"[^"]*\s"\s*:')
-# Such a key puts whitespace right beside a quote; compact JSON has none, and looking for these pairs
-# is a fast substring search, where the pattern above costs a regex step at every byte.
-_WHITESPACE_BESIDE_QUOTE = tuple(pair for ws in (b" ", b"\t", b"\n", b"\r") for pair in (b'"' + ws, ws + b'"'))
+# A string (to the end of its line if never closed); possessive, so a failed match never backtracks.
+_STRING = re.compile(rb'"(?:[^"\\\n]++|\\.)*+"|"[^\n]*')
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+_BRACKET_RUN = re.compile(rb"[\[{]+|[\]}]+")
 
 
-def _may_have_padded_key(body: bytes) -> bool:
-    return any(pair in body for pair in _WHITESPACE_BESIDE_QUOTE) and _PADDED_KEY.search(body) is not None
+def _nests_deeper_than(body: bytes, limit: int) -> bool:
+    """Whether brackets outside strings nest deeper than ``limit`` anywhere (valid JSON or not)."""
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    if brackets.count(b"[") + brackets.count(b"{") <= limit:
+        return False
+    depth = 0
+    for run in _BRACKET_RUN.findall(brackets):
+        depth = depth + len(run) if run[0] in b"[{" else max(0, depth - len(run))
+        if depth > limit:
+            return True
+    return False
 
 
-def _with_clean_keys(parsed: Parsed, body: bytes | str | None = None) -> Parsed:
-    if body is not None and not _may_have_padded_key(body if isinstance(body, bytes) else body.encode()):
-        return parsed  # no padded key anywhere: skip walking the whole document
-    changed = [False]
-    parsed.value = _clean(parsed.value, changed)
-    if changed[0]:
-        parsed.repairs.append(REPAIR_KEY_WHITESPACE)
-    return parsed
+def _read(value: Any, source: bytes, repairs: list[str], exact_numbers: bool) -> Parsed:
+    shape = inspect(value)  # also refuses documents nested too deep for what follows
+    # orjson reads an integer beyond 64 bits as a float, losing digits: any float means reading again.
+    if shape.has_float or _keys_may_repeat(source, shape.keys):
+        value, conflicts = _every_pair(source, exact_numbers)
+        shape = inspect(value, conflicts)
+    if shape.trimmed:
+        repairs.append(REPAIR_KEY_WHITESPACE)
+    return Parsed(value, repairs, shape.ambiguities)
 
 
-def _clean(value: Any, changed: list[bool]) -> Any:
-    if isinstance(value, list):
-        return [_clean(item, changed) for item in value]
-    if not isinstance(value, dict):
-        return value
-    cleaned: dict[str, Any] = {}
-    for key, item in value.items():
-        trimmed = key.strip()
-        if trimmed != key:
-            if trimmed in value or trimmed in cleaned:
-                raise Rejected("ambiguous_repair", f"key {key!r} would collide with {trimmed!r} once trimmed")
-            changed[0] = True
-        cleaned[trimmed] = _clean(item, changed)
-    return cleaned
+def _keys_may_repeat(source: bytes, parsed_keys: int) -> bool:
+    """False only if no object of ``source`` repeats a key (orjson keeps one of them, silently).
+
+    Every key is a string followed by optional whitespace and a colon. With no whitespace before any
+    colon, each key puts a ``":`` in the body, so the body has at least as many ``":`` as keys — and
+    more keys than the parsed objects hold if a key repeats. Equal counts prove there is no repeat;
+    anything else (``":`` inside strings, spaced colons) only sends the body to the exact check.
+    """
+    if source.count(KEY_MARKER) != parsed_keys:
+        return True
+    for spaced in _SPACED_COLONS:  # a regex search for a literal led by a rare byte is a memchr; `in` is slower
+        if spaced.search(source):
+            return True
+    return False
+
+
+def _every_pair(source: bytes, exact_numbers: bool) -> tuple[Any, dict[int, tuple[dict[str, Any], list[str]]]]:
+    """Parse again seeing every key: the objects that repeat a key with different values, by ``id``
+    (each kept alive with its field names, so no other object can take its ``id``)."""
+    conflicts: dict[int, tuple[dict[str, Any], list[str]]] = {}
+
+    def object_from(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj: dict[str, Any] = {}
+        for key, value in pairs:
+            if key not in obj:
+                obj[key] = value
+            elif not same_json(obj[key], value):
+                conflicts.setdefault(id(obj), (obj, []))[1].append(key)
+        return obj
+
+    try:
+        value = json.loads(source, object_pairs_hook=object_from, parse_float=Decimal if exact_numbers else float)
+    except (ValueError, RecursionError) as exc:  # not expected once orjson and the walk accepted the body
+        raise Rejected("invalid_json", f"body is not valid JSON: {exc}") from exc
+    return value, conflicts

@@ -1,4 +1,9 @@
-"""Phone numbers to E.164 with `phonenumbers`; the raw value is always kept by the caller."""
+"""Phone numbers to E.164 with `phonenumbers`; the raw value is always kept by the caller.
+
+Only numbers written with ASCII digits, an optional leading ``+`` and the separators space, ``-``,
+``(``, ``)`` and ``.`` are read. Anything else — a masked ``13xxxxxxxxx``, a vanity ``1-800-FLOWERS``
+(phonenumbers would turn its letters into digits), full-width digits — is not a possible number.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,20 @@ from functools import lru_cache
 
 import phonenumbers
 
+from ringback.normalizer.digits import ascii_digits
+
 DEFAULT_REGION = "CN"
+CN_COUNTRY_CODE = "86"
 # The bulk of the traffic: a Chinese mobile, with country code 86 given or implied. For these the
 # answer is "+86" + the 11 digits, exactly what phonenumbers returns (a test holds the two together),
 # without the ~60 µs phonenumbers needs per parse.
-_CN_MOBILE = re.compile(r"^(?:0086|\+86|86(?=1[3-9]\d{9}$))?(1[3-9]\d{9})$")
+_CN_MOBILE = re.compile(r"(?:0086|\+86|86(?=1[3-9][0-9]{9}\Z))?(1[3-9][0-9]{9})")
+_WRITTEN_NUMBER = re.compile(r"\+?[0-9 ().\-]+")
+_SEPARATORS = str.maketrans("", "", " ().-")
+# E.164 has at most 15 digits; with an international prefix and separators a real number stays well
+# under this. Longer text is no number, and is kept out of the cache below.
+MAX_NUMBER_CHARS = 40
+COUNTRY_CODE_MAX_DIGITS = 3
 CACHE_SIZE = 65536
 
 
@@ -19,12 +33,20 @@ def to_e164(number: object, nationcode: object = None, default_region: str = DEF
     """E.164 for a vendor number, or None when it is empty, masked or not a possible number."""
     if number is None:
         return None
-    digits = str(number).strip().replace(" ", "").replace("-", "")
-    if not digits:
+    digits = str(number).strip()
+    if not digits or len(digits) > MAX_NUMBER_CHARS:
         return None
+    if not ascii_digits(digits):  # the common case is digits alone; else: a "+", separators, or no number
+        if not _WRITTEN_NUMBER.fullmatch(digits):
+            return None
+        digits = digits.translate(_SEPARATORS)
+        if not digits.lstrip("+"):
+            return None
     code = str(nationcode).strip().lstrip("+") if nationcode not in (None, "") else ""
-    if code in ("", "86") and default_region == DEFAULT_REGION:
-        mobile = _CN_MOBILE.match(digits)
+    if code not in ("", CN_COUNTRY_CODE) and not (len(code) <= COUNTRY_CODE_MAX_DIGITS and ascii_digits(code)):
+        return None  # a country code that cannot be read: which country is unknown
+    if code in ("", CN_COUNTRY_CODE) and default_region == DEFAULT_REGION:
+        mobile = _CN_MOBILE.fullmatch(digits)
         if mobile:
             return "+86" + mobile.group(1)
     return _parsed_e164(digits, code, default_region)
@@ -36,7 +58,7 @@ def _parsed_e164(digits: str, code: str, default_region: str) -> str | None:
         candidate, region = "+" + digits[2:], None
     elif digits.startswith("+"):
         candidate, region = digits, None
-    elif code.isdigit():
+    elif code:
         # Parse as a national number of the country code's region, so national prefixes ("0755…") fold away.
         region_of_code = phonenumbers.region_code_for_country_code(int(code))
         if region_of_code == phonenumbers.UNKNOWN_REGION:

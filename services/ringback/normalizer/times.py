@@ -7,15 +7,17 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from ringback.normalizer.digits import ascii_digits
 from ringback.normalizer.outcome import Rejected
 
 # "2016-02-02 11:19:36.000", "2015-10-17 08:03:04", and the glued "2016-02-0211:20:40.000"
 # that real traffic (and the vendor's own document) contains.
 _LOCAL = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})([ T]?)(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})([ T]?)([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?"
 )
 REPAIR_GLUED_TIME = "separated_glued_date_time"
-_UNIX_SECONDS = re.compile(r"^\d{1,11}$")
+_UNIX_SECONDS = re.compile(r"[0-9]{1,11}")
+_UNIX_MILLIS = re.compile(r"[0-9]{1,14}")  # 14 digits reach far past LATEST_YEAR
 # Outside these years a time is a vendor bug, not a call: refused here rather than failing inserts later.
 EARLIEST_YEAR = 1990
 LATEST_YEAR = 2200
@@ -50,7 +52,7 @@ LOCAL_TIME_CACHE_SIZE = 8192
 @lru_cache(maxsize=LOCAL_TIME_CACHE_SIZE)
 def _local_moment(value: str, tz_name: str, field_name: str) -> tuple[datetime, bool]:
     """(UTC moment, whether the date was glued to the time); raises Rejected, which is not cached."""
-    match = _LOCAL.match(value)
+    match = _LOCAL.fullmatch(value)
     if not match:
         raise Rejected("invalid_time", f"{field_name}: cannot read {value!r} as YYYY-MM-DD HH:MM:SS")
     year, month, day, separator, hour, minute, second, fraction = match.groups()
@@ -69,7 +71,7 @@ def unix_seconds_to_utc(text: object, field_name: str) -> datetime | None:
     value = str(text).strip()
     if not value or value == "0":
         return None
-    if not _UNIX_SECONDS.match(value):
+    if not _UNIX_SECONDS.fullmatch(value):
         raise Rejected("invalid_time", f"{field_name}: cannot read {value!r} as unix seconds")
     return _plausible(datetime.fromtimestamp(int(value), tz=timezone.utc), field_name, value)
 
@@ -79,11 +81,11 @@ def unix_millis_to_utc(text: object, field_name: str) -> datetime | None:
     value = "" if text is None else str(text).strip()
     if not value or value == "0":
         return None
-    if not value.isdigit():
+    if not ascii_digits(value):
         raise Rejected("invalid_time", f"{field_name}: cannot read {value!r} as unix milliseconds")
-    millis = int(value)
-    if millis > LATEST_MILLIS:
+    if not _UNIX_MILLIS.fullmatch(value) or int(value) > LATEST_MILLIS:
         raise Rejected("invalid_time", f"{field_name}: {value!r} is after {LATEST_YEAR}")
+    millis = int(value)
     moment = datetime.fromtimestamp(millis // 1000, tz=timezone.utc).replace(microsecond=(millis % 1000) * 1000)
     return _plausible(moment, field_name, value)
 

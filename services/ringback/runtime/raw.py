@@ -19,6 +19,7 @@ H_INGEST_ID = "ingest_id"
 H_RECEIVED_AT_US = "received_at_us"
 H_REMOTE_ADDR = "remote_addr"
 H_CONTENT_TYPE = "content_type"
+H_TENANT = "tenant"  # optional: absent (and "") until tenants exist
 
 _LENGTH = struct.Struct(">I")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -47,30 +48,43 @@ class RawCallback:
     topic: str = ""
     partition: int = -1
     offset: int = -1
+    # Whose callback this is; part of every event id. "" = the single tenant of today.
+    tenant: str = ""
 
     @property
     def received_at(self) -> datetime:
         return datetime.fromtimestamp(self.received_at_us / 1_000_000, tz=timezone.utc)
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [
+        headers = [
             (H_ROUTE, self.route.encode()),
             (H_INGEST_ID, self.ingest_id.encode()),
             (H_RECEIVED_AT_US, str(self.received_at_us).encode()),
             (H_REMOTE_ADDR, self.remote_addr.encode()),
             (H_CONTENT_TYPE, self.content_type.encode()),
         ]
+        if self.tenant:
+            headers.append((H_TENANT, self.tenant.encode()))
+        return headers
 
     def to_bytes(self) -> bytes:
-        """Self-contained form (headers + body) for the edge's spool."""
-        header = orjson.dumps([self.route, self.ingest_id, self.received_at_us, self.remote_addr, self.content_type])
+        """Self-contained form (headers + body) for the edge's spool.
+
+        The header is a JSON array; the tenant is appended only when there is one, so a frame without
+        a tenant is byte for byte the form spooled before tenants existed, and both forms are read.
+        """
+        fields: list[object] = [self.route, self.ingest_id, self.received_at_us, self.remote_addr, self.content_type]
+        if self.tenant:
+            fields.append(self.tenant)
+        header = orjson.dumps(fields)
         return _LENGTH.pack(len(header)) + header + self.body
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "RawCallback":
         (length,) = _LENGTH.unpack_from(data, 0)
-        route, ingest_id, received_at_us, remote_addr, content_type = orjson.loads(data[4 : 4 + length])
-        return cls(route, ingest_id, int(received_at_us), remote_addr, content_type, data[4 + length :])
+        route, ingest_id, received_at_us, remote_addr, content_type, *rest = orjson.loads(data[4 : 4 + length])
+        tenant = rest[0] if rest else ""
+        return cls(route, ingest_id, int(received_at_us), remote_addr, content_type, data[4 + length :], tenant=tenant)
 
     @classmethod
     def from_message(cls, topic: str, partition: int, offset: int, value: bytes | None, headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]] | None) -> "RawCallback":
@@ -89,4 +103,5 @@ class RawCallback:
             topic=topic,
             partition=partition,
             offset=offset,
+            tenant=found.get(H_TENANT, ""),
         )

@@ -22,6 +22,17 @@ or local ``YYYY-MM-DD HH:MM:SS`` (source time zone).
 - keypress: ``callId``, ``key`` / ``keyPress`` / ``digits``, ``phone`` (who pressed), ``timeStamp``.
 Common to all: ``appId``, ``requestId`` (echoed from the request); ``callType``, ``bizId``, ``orderId``
 stay in attributes. Reply: an empty HTTP 200.
+
+Event ids (``callId`` is the platform's id of one call; each push kind adds what tells its pushes
+apart within the call):
+
+- status: ``callId``, the status as sent (``status``/``statusFlag`` bit or ``callStatus`` — kept
+  apart, since ``"4"`` means one thing as a bit and another as a call status), the leg
+  (``userFlag``), ``timeStamp``, ``errorCode``: each state of each leg is an event.
+- hangup: ``callId`` and ``appId`` — one CDR per call; ``duration`` is billing, not identity, so a
+  resend with another duration keeps the id (a conflict, not a second call).
+- record: ``callId``, ``recordUrl`` — a call may be recorded more than once.
+- keypress: ``callId``, the key(s), ``timeStamp``, ``phone`` — who pressed what when.
 """
 
 from __future__ import annotations
@@ -32,7 +43,8 @@ from typing import Any
 
 from ringback.normalizer import status
 from ringback.normalizer.adapters import Adapter
-from ringback.normalizer.event import Context, event_id
+from ringback.normalizer.digits import ascii_digits
+from ringback.normalizer.event import Context
 from ringback.normalizer.fields import Fields
 from ringback.normalizer.jsonbody import parse_json
 from ringback.normalizer.outcome import Event, Outcome, Rejected, Rejection
@@ -42,6 +54,7 @@ from ringback.runtime.raw import RawCallback
 SOURCE = "callback_call"
 CALLER, CALLEE = "caller", "callee"
 CALLEE_SHIFT = 8  # statusFlag: the callee leg's bits are the caller's shifted by one byte
+STATUS_FLAG_MAX_DIGITS = 5  # 16191, every bit of both legs; longer text is no flag (and int() of it is costly)
 
 # statusFlag bit (caller leg) -> canonical state; the callee leg uses the same bit << 8.
 STATUS_BITS = {
@@ -83,11 +96,12 @@ REQUEST_ID = ("requestId", "request_id")
 SRC = ("src", "caller")
 DST = ("dst", "called", "callee")
 AT = ("timeStamp", "timestamp", "time", "eventTime")
+STATUS_FLAG = ("status", "statusFlag", "state")
 
 
 def status_flag_state(value: str | None) -> tuple[str | None, str]:
     """(leg, canonical state) for one statusFlag bit; anything else is (None, unknown)."""
-    if not value or not value.isdigit():
+    if not value or len(value) > STATUS_FLAG_MAX_DIGITS or not ascii_digits(value):
         return None, status.UNKNOWN
     bit = int(value)
     if bit in STATUS_BITS:
@@ -111,20 +125,24 @@ def _call_id(read: Fields) -> str:
 
 def status_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
     call_id = _call_id(read)
-    flag_key = read.key("status", "statusFlag", "state")
+    flag_key = read.key(*STATUS_FLAG)
+    call_status = None
     if flag_key is not None:
         vendor_status = read.text(flag_key)
         leg, state = status_flag_state(vendor_status)
     else:
-        vendor_status = read.text("callStatus")
+        vendor_status = call_status = read.text("callStatus")
         if vendor_status is None:
             raise Rejected("missing_field", "neither status (statusFlag bit) nor callStatus is present")
-        if vendor_status.isdigit():
+        if ascii_digits(vendor_status):
             leg, state = CALL_STATUS.get(vendor_status, (None, status.UNKNOWN))
         else:
             leg, state = USER_FLAG.get((read.text("userFlag") or "").lower()), CALL_STATUS_WORD.get(vendor_status.lower(), status.UNKNOWN)
-    at_text = read.text(*AT)
-    event = ctx.new_event(raw, source=SOURCE, event_type="call.state", event_id=event_id(SOURCE, "status", call_id, vendor_status, at_text), report_index=index, status=state)
+    identity = {
+        "callId": call_id, "statusFlag": vendor_status if call_status is None else None, "callStatus": call_status,
+        "userFlag": read.peek("userFlag"), "timeStamp": read.peek(*AT), "errorCode": read.peek("errorCode"),
+    }
+    event = ctx.new_event(raw, source=SOURCE, event_type="call.state", identity=identity, report_index=index, status=state)
     event.update(
         call_id=call_id, request_id=read.text(*REQUEST_ID), leg=leg, vendor_status=vendor_status, vendor_code=read.text("errorCode"),
         occurred_at=read.any_time(*AT), **_parties(read),
@@ -145,7 +163,8 @@ def hangup_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Ev
         "callee_answered_at": read.any_time("dstAcceptTime"),
         "ended_at": read.any_time("endCallTime"),
     }
-    event = ctx.new_event(raw, source=SOURCE, event_type="call.cdr", event_id=event_id(SOURCE, "hangup", call_id), report_index=index, status=state)
+    identity = {"callId": call_id, "appId": read.peek("appId")}
+    event = ctx.new_event(raw, source=SOURCE, event_type="call.cdr", identity=identity, report_index=index, status=state)
     event.update(
         call_id=call_id, request_id=read.text(*REQUEST_ID), leg=leg, vendor_status=end_status, **times,
         started_at=times["caller_started_at"], answered_at=times["callee_answered_at"],
@@ -158,7 +177,8 @@ def hangup_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Ev
 def record_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
     call_id = _call_id(read)
     url = read.text("recordUrl", "url", "recordingUrl")
-    event = ctx.new_event(raw, source=SOURCE, event_type="call.recording", event_id=event_id(SOURCE, "record", call_id, url), report_index=index, status=status.RECORDED if url else status.UNKNOWN)
+    identity = {"callId": call_id, "recordUrl": url}
+    event = ctx.new_event(raw, source=SOURCE, event_type="call.recording", identity=identity, report_index=index, status=status.RECORDED if url else status.UNKNOWN)
     event.update(call_id=call_id, request_id=read.text(*REQUEST_ID), recording_url=url or None, occurred_at=read.any_time(*AT), **_parties(read))
     return event
 
@@ -168,9 +188,9 @@ def keypress_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> 
     digits = read.text("key", "keyPress", "digits", "keys")
     if not digits:
         raise Rejected("missing_field", "no key (key / keyPress / digits) in the key-press push")
-    at_text = read.text(*AT)
-    event = ctx.new_event(raw, source=SOURCE, event_type="call.key_press", event_id=event_id(SOURCE, "keypress", call_id, digits, at_text), report_index=index, status=status.KEY_PRESSED)
     phone = read.text("phone")
+    identity = {"callId": call_id, "key": digits, "timeStamp": read.peek(*AT), "phone": phone}
+    event = ctx.new_event(raw, source=SOURCE, event_type="call.key_press", identity=identity, report_index=index, status=status.KEY_PRESSED)
     event.update(call_id=call_id, request_id=read.text(*REQUEST_ID), key_digits=digits, occurred_at=read.any_time(*AT), **_parties(read))
     if phone:  # the party who pressed the key
         event.update(from_number=phone, from_e164=to_e164(phone))
@@ -185,12 +205,14 @@ class PushKind:
     def normalize(self, raw: RawCallback, ctx: Context) -> list[Outcome]:
         parsed = parse_json(raw.body)
         body = parsed.value
-        reports = body if isinstance(body, list) else [body]
+        lone = not isinstance(body, list)
+        reports = [body] if lone else body
         if not reports:
             raise Rejected("no_reports", "the array is empty")
         outcomes: list[Outcome] = []
         for index, report in enumerate(reports):
             try:
+                parsed.require_unambiguous(() if lone else (index,))
                 if not isinstance(report, dict):
                     raise Rejected("unexpected_shape", f"{self.name} push {index} is {type(report).__name__}, not an object")
                 read = Fields(report, ctx.source_timezone, parsed.repairs)

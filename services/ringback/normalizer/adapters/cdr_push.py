@@ -6,8 +6,20 @@ Bodies:
   (``confid``, ``singleoriamount``). Money is yuan as text; times are local ``YYYY-MM-DD HH:MM:SS.fff``.
 - a bare object with ``state`` (callout / alerting / answer / disconnect): one call-state event.
 
-The platform retries only when it gets HTTP 500, at most three sends in all, so resends are normal:
-the event id is the CDR's own ``requestid`` (plus ``fid``/``tel``), identical on every resend.
+The platform retries only when it gets HTTP 500, at most three sends in all, so resends are normal.
+Event ids, per kind (``requestid`` is documented as the CDR's unique id, but it has been seen reused
+under another ``appid``, so it never stands alone):
+
+- ``fid`` 2, voice code: ``fid``, ``requestid``, ``appid``, ``tel``.
+- ``fid`` 4, two-way call: ``fid``, ``requestid``, ``appid``, ``caller``, ``called`` — the parties
+  keep two calls apart should a ``requestid`` repeat even within an app.
+- ``fid`` 5, conference: ``fid``, ``requestid``, ``appid``, ``confid``, ``tel``, and the leg's own
+  ``stime`` and ``etime``: one CDR per participant leg, and a participant who joins twice has two.
+- state push: ``requestid``, ``state``, ``timestamp``, ``src``, ``dsc`` — one event per state change.
+
+Billing values (``duration``, ``oriamount``, ``singleoriamount``) and the outcome (``stateDesc``) are
+not identity: a resend that differs in them keeps the id, and the difference is a conflict to flag,
+not a second call.
 """
 
 from __future__ import annotations
@@ -18,7 +30,7 @@ from typing import Any
 from ringback.normalizer import status
 from ringback.normalizer.adapters import Adapter
 from ringback.normalizer.amounts import CNY
-from ringback.normalizer.event import Context, as_text, event_id
+from ringback.normalizer.event import Context, as_text
 from ringback.normalizer.fields import Fields
 from ringback.normalizer.jsonbody import parse_json
 from ringback.normalizer.outcome import Event, Outcome, Rejected, Rejection
@@ -72,8 +84,10 @@ def state_desc_status(text: str | None) -> str:
     return found.pop() if len(found) == 1 else status.UNKNOWN
 
 
-def _new(raw: RawCallback, ctx: Context, event_type: str, identity: tuple[object, ...], index: int, state: str) -> Event:
-    return ctx.new_event(raw, source=SOURCE, event_type=event_type, event_id=event_id(SOURCE, *identity), report_index=index, status=state)
+def _new(raw: RawCallback, ctx: Context, event_type: str, read: Fields, identity: tuple[str, ...], index: int, state: str) -> Event:
+    """An event whose id is made of the report's ``identity`` fields, as the vendor wrote them."""
+    fields = {name: read.peek(name) for name in identity}
+    return ctx.new_event(raw, source=SOURCE, event_type=event_type, identity=fields, report_index=index, status=state)
 
 
 def _recording(read: Fields) -> str | None:
@@ -89,12 +103,18 @@ def _charge(read: Fields, name: str) -> dict[str, Any]:
     return {"charge": charge, "currency": CNY if charge is not None else None}
 
 
-def _single_party_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int, fid: str, event_type: str, amount_field: str) -> Event:
+VOICE_CODE_IDENTITY = ("fid", "requestid", "appid", "tel")
+TWO_WAY_CALL_IDENTITY = ("fid", "requestid", "appid", "caller", "called")
+CONFERENCE_IDENTITY = ("fid", "requestid", "appid", "confid", "tel", "stime", "etime")
+STATE_IDENTITY = ("requestid", "state", "timestamp", "src", "dsc")
+
+
+def _single_party_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int, event_type: str, amount_field: str, identity: tuple[str, ...]) -> Event:
     """What the voice-code (fid 2) and conference (fid 5) CDRs share: one party (`tel`), answer and end
     times, a duration and a charge; no outcome field, so an answer time means answered."""
     request_id, tel = read.text("requestid"), read.text("tel")
     answered, ended = read.local_time("stime"), read.local_time("etime")
-    event = _new(raw, ctx, event_type, (fid, request_id, tel), index, status.ANSWERED if answered else status.UNKNOWN)
+    event = _new(raw, ctx, event_type, read, identity, index, status.ANSWERED if answered else status.UNKNOWN)
     event.update(
         request_id=request_id, app_id=read.text("appid"), to_number=tel, to_e164=to_e164(tel),
         answered_at=answered, ended_at=ended, occurred_at=ended or answered,
@@ -104,7 +124,7 @@ def _single_party_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int, 
 
 
 def voice_code_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
-    return _single_party_cdr(raw, ctx, read, index, "2", "voice.code_cdr", "oriamount")
+    return _single_party_cdr(raw, ctx, read, index, "voice.code_cdr", "oriamount", VOICE_CODE_IDENTITY)
 
 
 def two_way_call_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
@@ -118,7 +138,7 @@ def two_way_call_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -
         "callee_ended_at": read.local_time("calledetime"),
     }
     ends = [t for t in (legs["caller_ended_at"], legs["callee_ended_at"]) if t]
-    event = _new(raw, ctx, "call.cdr", ("4", request_id), index, state_desc_status(state_desc))
+    event = _new(raw, ctx, "call.cdr", read, TWO_WAY_CALL_IDENTITY, index, state_desc_status(state_desc))
     event.update(
         request_id=request_id, app_id=read.text("appid"),
         from_number=caller, from_e164=to_e164(caller), to_number=called, to_e164=to_e164(called),
@@ -130,7 +150,7 @@ def two_way_call_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -
 
 
 def conference_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
-    event = _single_party_cdr(raw, ctx, read, index, "5", "conference.cdr", "singleoriamount")
+    event = _single_party_cdr(raw, ctx, read, index, "conference.cdr", "singleoriamount", CONFERENCE_IDENTITY)
     event.update(conference_id=read.text("confid"), recording_url=_recording(read), custom_param=read.text("customParm"))
     return event
 
@@ -146,7 +166,7 @@ def call_state(raw: RawCallback, ctx: Context, read: Fields) -> Event:
     request_id, state = read.text("requestid"), read.text("state") or ""
     src, dsc = read.text("src"), read.text("dsc")
     at = read.local_time("timestamp")
-    event = _new(raw, ctx, "call.state", ("state", request_id, state, read.report.get(read.key("timestamp") or "timestamp")), 0, CALL_STATE.get(state.lower(), status.UNKNOWN))
+    event = _new(raw, ctx, "call.state", read, STATE_IDENTITY, 0, CALL_STATE.get(state.lower(), status.UNKNOWN))
     event.update(
         request_id=request_id, from_number=src, from_e164=to_e164(src), to_number=dsc, to_e164=to_e164(dsc),
         occurred_at=at, vendor_status=state,
@@ -168,18 +188,22 @@ def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
     if "cdr" not in body:
         if "state" not in body:
             raise Rejected("unexpected_shape", 'neither a "cdr" array nor a call-state object (no "state")')
+        parsed.require_unambiguous()  # the state object is the one report
         read = Fields(body, ctx.source_timezone, parsed.repairs)
         if not read.text("requestid"):
             raise Rejected("missing_field", "state push lacks requestid")
         return [_finish(call_state(raw, ctx, read), read)]
+    parsed.require_unambiguous_outside(("cdr",))  # e.g. two "cdr" arrays: which one?
     entries = body["cdr"]
-    if isinstance(entries, dict):
+    lone = isinstance(entries, dict)
+    if lone:
         entries = [entries]  # a lone CDR object instead of an array: unambiguous
     if not isinstance(entries, list) or not entries:
         raise Rejected("unexpected_shape", '"cdr" must be a non-empty array of CDR objects')
     outcomes: list[Outcome] = []
     for index, entry in enumerate(entries):
         try:
+            parsed.require_unambiguous(("cdr",) if lone else ("cdr", index))
             outcomes.append(_cdr_event(raw, ctx, entry, index, parsed.repairs))
         except Rejected as rejected:
             outcomes.append(Rejection.of(rejected, index))

@@ -3,6 +3,12 @@
 Body: a JSON array of reports ``{user_receive_time, nationcode, mobile, report_status, errmsg,
 description, sid}``; one request may carry many reports, each becomes one event.
 ``user_receive_time`` is China local time. Reply: ``{"result":0,"errmsg":"OK"}``.
+
+Event id: every field the vendor sets and this adapter reads — ``sid``, ``nationcode``, ``mobile``,
+``report_status``, ``errmsg``, ``description``, ``user_receive_time``. A ``sid`` names a send, not a
+receipt: one send can be reported on more than once (a pending state, then the final one), and the
+seed gives a receipt no id of its own. So two receipts that differ in anything they say are two
+events, and only a resend of the same receipt shares an id.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from typing import Any
 
 from ringback.normalizer import status
 from ringback.normalizer.adapters import Adapter
-from ringback.normalizer.event import Context, as_text, event_id, leftover_attributes
+from ringback.normalizer.event import Context, as_text, leftover_attributes
 from ringback.normalizer.jsonbody import parse_json
 from ringback.normalizer.outcome import Outcome, Rejected, Rejection
 from ringback.normalizer.phones import to_e164
@@ -65,7 +71,8 @@ def canonical_status(report_status: str, errmsg: str | None) -> str:
 def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
     parsed = parse_json(raw.body)
     body = parsed.value
-    if isinstance(body, dict):
+    lone = isinstance(body, dict)
+    if lone:
         body = [body]  # a lone report object instead of an array: unambiguous, accepted as one report
     if not isinstance(body, list):
         raise Rejected("unexpected_shape", f"expected a JSON array of reports, got {type(body).__name__}")
@@ -74,6 +81,7 @@ def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for index, report in enumerate(body):
         try:
+            parsed.require_unambiguous(() if lone else (index,))
             event = _report_event(raw, ctx, index, report)
             event["repairs"] = [*parsed.repairs, *event["repairs"]]
             outcomes.append(event)
@@ -94,6 +102,7 @@ def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> di
     nationcode = as_text(report.get("nationcode"))
     report_status = as_text(report["report_status"]) or ""
     errmsg = as_text(report.get("errmsg"))
+    description = as_text(report.get("description"))
     receive_text = as_text(report.get("user_receive_time"))
     repairs: list[str] = []
     received_by_user = local_to_utc(receive_text, ctx.source_timezone, "user_receive_time", repairs)
@@ -102,7 +111,10 @@ def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> di
         raw,
         source=SOURCE,
         event_type=EVENT_TYPE,
-        event_id=event_id(SOURCE, sid, nationcode, mobile, report_status, errmsg, receive_text),
+        identity={
+            "sid": sid, "nationcode": nationcode, "mobile": mobile, "report_status": report_status, "errmsg": errmsg,
+            "description": description, "user_receive_time": receive_text,
+        },
         report_index=index,
         status=canonical_status(report_status, errmsg),
     )
@@ -113,7 +125,7 @@ def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> di
         to_e164=to_e164(mobile, nationcode),
         vendor_status=report_status,
         vendor_code=errmsg,
-        vendor_description=as_text(report.get("description")),
+        vendor_description=description,
         attributes=leftover_attributes(report, MAPPED),
         repairs=repairs,
     )

@@ -6,6 +6,11 @@ Body: ``{"voicecode_callback": {...}}`` or ``{"voiceprompt_callback": {...}}`` w
 and ``call_from``. One event per request. Reply: ``{"result":0,"errmsg":"OK"}``.
 
 The vendor gives no call duration, so ``duration_s`` stays empty rather than being derived.
+
+Event id: ``callid`` (one call), ``result``, the call times ``start_calltime``, ``accept_time``,
+``end_calltime``, and ``mobile`` with ``nationcode``: what the vendor says happened, to whom and when.
+``fee`` is billing, not identity: a resend with another fee keeps the id (a conflict for whoever
+reconciles billing, not a second call), and ``call_from`` is the number shown, not the call.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 from ringback.normalizer import status
 from ringback.normalizer.adapters import Adapter
 from ringback.normalizer.amounts import whole_number
-from ringback.normalizer.event import Context, as_text, event_id, leftover_attributes
+from ringback.normalizer.event import Context, as_text, leftover_attributes
 from ringback.normalizer.jsonbody import parse_json
 from ringback.normalizer.outcome import Outcome, Rejected
 from ringback.normalizer.phones import to_e164
@@ -26,6 +31,7 @@ from ringback.runtime.raw import RawCallback
 RESULT = {"0": status.ANSWERED, "1": status.NO_ANSWER, "2": status.CALL_FAILED}
 RESULT_DESCRIPTION = {"0": "用户正常接听 (answered)", "1": "用户未接听 (not answered)", "2": "呼叫异常 (call error)"}
 MAPPED = frozenset({"result", "accept_time", "call_from", "callid", "end_calltime", "fee", "mobile", "start_calltime"})
+IDENTITY = ("callid", "result", "start_calltime", "accept_time", "end_calltime", "mobile", "nationcode")
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class VoiceFormat:
 
     def normalize(self, raw: RawCallback, ctx: Context) -> list[Outcome]:
         parsed = parse_json(raw.body)
+        parsed.require_unambiguous()  # one report per request: the request is the report
         body = parsed.value
         if not isinstance(body, dict) or not isinstance(body.get(self.wrapper), dict):
             raise Rejected("unexpected_shape", f'expected {{"{self.wrapper}": {{...}}}}')
@@ -55,7 +62,7 @@ class VoiceFormat:
             raw,
             source=self.source,
             event_type=self.event_type,
-            event_id=event_id(self.source, call_id, result, report.get("start_calltime"), report.get("end_calltime")),
+            identity={name: report.get(name) for name in IDENTITY},
             report_index=0,
             status=RESULT.get(result, status.UNKNOWN),
         )
