@@ -24,7 +24,7 @@ from ringback.normalizer.adapters import registry
 from ringback.normalizer.event import Context
 from ringback.normalizer.identity import event_id, identity_value
 from ringback.normalizer.outcome import Rejection
-from ringback.normalizer.worker import normalize_message
+from ringback.normalizer.step import normalize_message
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.raw import RawCallback
 from tests.conftest import REPO_ROOT

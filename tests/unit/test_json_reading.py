@@ -11,7 +11,7 @@ from ringback.normalizer.event import Context
 from ringback.normalizer.jsonbody import REPAIR_KEY_WHITESPACE, REPAIR_MISSING_COMMA, parse_json
 from ringback.normalizer.missing_comma import insert_missing_commas
 from ringback.normalizer.outcome import Rejected, Rejection
-from ringback.normalizer.worker import normalize_message
+from ringback.normalizer.step import normalize_message
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.raw import RawCallback
 from tests.conftest import REPO_ROOT

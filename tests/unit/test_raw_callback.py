@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import orjson
 
-from ringback.runtime.dead_letter import DeadLetter
+from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
 from ringback.runtime.raw import H_TENANT, RawCallback
 
 RAW = RawCallback(route="cdr-push", ingest_id="01ABC", received_at_us=1_763_700_000_000_000, remote_addr="10.0.0.1", content_type="application/json", body=b'{"cdr":[]}')
@@ -26,7 +26,7 @@ def test_the_tenant_travels_in_a_header() -> None:
 
 def test_the_dead_letter_keeps_the_tenant() -> None:
     raw = replace(RAW, tenant="acme")
-    letter = DeadLetter(raw=raw, failure_type="invalid_json", failure_message="x", normalizer_version="0")
+    letter = DeadLetter.of(raw, [Failure(WHOLE_REQUEST, "invalid_json", "x")], 0, "0")
     assert DeadLetter.from_message(raw.body, letter.headers()).raw.tenant == "acme"
 
 
