@@ -49,11 +49,17 @@ CREATE TABLE IF NOT EXISTS ringback.events {on_cluster}
     attributes          Map(String, String),
     repairs             Array(String),
     normalizer_version  LowCardinality(String),
+    tenant              LowCardinality(String) DEFAULT '',
+    message_text        Nullable(String),
     inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree
 ORDER BY (event_type, event_id)
 SETTINGS non_replicated_deduplication_window = 10000;
+
+-- Stores created with schema v1 gain the v2 columns.
+ALTER TABLE ringback.events {on_cluster} ADD COLUMN IF NOT EXISTS tenant LowCardinality(String) DEFAULT '' AFTER normalizer_version;
+ALTER TABLE ringback.events {on_cluster} ADD COLUMN IF NOT EXISTS message_text Nullable(String) AFTER tenant;
 
 -- The deduplicated view analysts and billing jobs query: exactly one row per event_id.
 CREATE VIEW IF NOT EXISTS ringback.events_dedup {on_cluster} AS

@@ -6,8 +6,8 @@ import asyncio
 import json
 import time
 import uuid
-from decimal import Decimal
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -133,6 +133,7 @@ def test_every_route_and_every_golden_fixture_through_the_running_pipeline(pipel
     import json
 
     from ringback.normalizer.adapters import registry
+    from ringback.routes import BY_NAME
     from tests.golden import cases
 
     replies = {"tencent": (200, OK), "http-status": (200, b"")}
@@ -140,7 +141,7 @@ def test_every_route_and_every_golden_fixture_through_the_running_pipeline(pipel
     expected_dead: list[tuple[str, bytes, str]] = []
     for case in cases():
         body = case.body_path.read_bytes()
-        style = registry()[case.route].reply_style
+        style = BY_NAME[case.route].reply_style
         assert post(pipeline.edge_url + "/callbacks/" + case.route, body) == replies[style], case.name
         for outcome in json.loads(case.expected_path.read_text(encoding="utf-8")):
             if "event" in outcome:

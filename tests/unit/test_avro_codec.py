@@ -128,8 +128,44 @@ def test_ledger_fields_behind_a_union_are_read_by_a_full_decode() -> None:
     import fastavro
 
     raw = json.loads((SCHEMAS / "normalized_event.avsc").read_text())
-    raw["fields"].insert(0, {"name": "tenant", "type": ["null", "string"], "default": None})
+    raw["fields"].insert(0, {"name": "shard_hint", "type": ["null", "string"], "default": None})
     writer = EventCodec(schema=fastavro.parse_schema(raw))
     reader = EventCodec(schema=EventCodec.from_dir(SCHEMAS).schema, known_writers=dict(writer.known_writers))
-    payload = writer.encode({**sample_event(writer), "tenant": "acme"})
+    payload = writer.encode({**sample_event(writer), "shard_hint": "a"})
     assert reader.route_and_received_at(payload) == ("tencent/sms-status", 1_795_222_923_456_789)
+
+
+def test_the_typed_event_is_the_schema() -> None:
+    """ringback/normalized_event.py is generated from the schema; regenerate it when the schema changes."""
+    import json
+
+    from ringback.runtime import event_typing
+
+    schema = json.loads(event_typing.SCHEMA.read_text(encoding="utf-8"))
+    assert event_typing.GENERATED.read_text(encoding="utf-8") == event_typing.render(schema), "run: python -m ringback.runtime.event_typing"
+
+
+def test_a_misspelt_field_fails_instead_of_vanishing() -> None:
+    codec = EventCodec.from_dir(SCHEMAS)
+    event = {**sample_event(codec), "calee_e164": "+8613800138000"}
+    with pytest.raises(ValueError, match="calee_e164"):
+        codec.encode(event)
+
+
+def test_every_schema_version_reads_every_other() -> None:
+    """Readers first, then writers: a reader on the newest schema reads what v1 wrote (new fields take
+    their defaults), and a reader still on v1 reads what the newest writes (new fields are skipped)."""
+    import fastavro
+
+    newest = EventCodec.from_dir(SCHEMAS)
+    v1_schema = fastavro.parse_schema(json.loads((SCHEMAS / "history" / "normalized_event.v1.avsc").read_text()))
+    v1 = EventCodec(schema=v1_schema, known_writers=dict(newest.known_writers))
+    old_event = sample_event(v1)
+    assert "tenant" not in old_event
+    read_by_newest = newest.decode(v1.encode(old_event))
+    assert read_by_newest["tenant"] == "" and read_by_newest["message_text"] is None
+    assert read_by_newest["event_id"] == old_event["event_id"]
+    new_event = {**sample_event(newest), "tenant": "acme", "message_text": "hi"}
+    read_by_v1 = v1.decode(newest.encode(new_event))
+    assert "tenant" not in read_by_v1 and read_by_v1["event_id"] == new_event["event_id"]
+    assert set(newest.known_writers) == {v1.header[2:], newest.header[2:]}  # both versions are known by fingerprint

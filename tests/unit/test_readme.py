@@ -19,13 +19,14 @@ def test_readme_shows_the_two_commands() -> None:
 
 def test_readme_documents_every_route_status_and_vendor_code() -> None:
     from ringback.normalizer import status
-    from ringback.normalizer.adapters import registry
     from ringback.normalizer.adapters.cdr_push import STATE_DESC
+    from ringback.routes import ROUTES
 
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    for route in registry():
-        assert f"`POST /callbacks/{route}`" in readme, route
+    for route in ROUTES:
+        assert f"`POST {route.path}`" in readme, route
     for name in status.ALL:
         assert f"`{name}`" in readme or f" {name}" in readme, name
     for code in STATE_DESC:
         assert code in readme, code
+

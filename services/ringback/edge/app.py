@@ -14,7 +14,7 @@ from ringback.config import Settings
 from ringback.edge import replies
 from ringback.edge.intake import BROKER, JOURNAL, SPOOL, Intake, NotDurable, TooLargeForBroker
 from ringback.edge.publisher import Publisher
-from ringback.normalizer.adapters import Adapter, registry
+from ringback.routes import ROUTES, Route
 from ringback.runtime import kafka
 from ringback.runtime.raw import RawCallback, new_ingest_id
 
@@ -59,9 +59,9 @@ def reserved_bytes(request: web.Request, max_body_bytes: int) -> int:
     return max_body_bytes if declared is None else min(declared, max_body_bytes)
 
 
-def callback_handler(adapter: Adapter, intake: Intake, in_flight: InFlight, settings: Settings) -> Handler:
-    route = adapter.route
-    style = adapter.reply_style
+def callback_handler(route_: Route, intake: Intake, in_flight: InFlight, settings: Settings) -> Handler:
+    route = route_.name
+    style = route_.reply_style
     requests = {outcome: metrics.EDGE_REQUESTS.labels(route, outcome) for outcome in OUTCOMES}
     latency = metrics.EDGE_REQUEST_SECONDS.labels(route)
     body_bytes = metrics.EDGE_BODY_BYTES.labels(route)
@@ -129,8 +129,8 @@ def create_app(settings: Settings, journal_dir: str | None = None) -> web.Applic
 
     app.cleanup_ctx.append(lifecycle)
     in_flight = InFlight(settings.edge_max_in_flight, settings.edge_max_in_flight_bytes)
-    for adapter in registry().values():
-        app.router.add_post(adapter.path, callback_handler(adapter, intake, in_flight, settings))
+    for route in ROUTES:
+        app.router.add_post(route.path, callback_handler(route, intake, in_flight, settings))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)

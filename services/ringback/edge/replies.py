@@ -5,8 +5,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-TENCENT = "tencent"  # {"result":0,"errmsg":"OK"}; non-zero result on failure (seeds 000, 001, 003)
-HTTP_STATUS = "http-status"  # only the HTTP status matters; the CDR platform retries on 500 only (seed 002)
+from ringback.routes import HTTP_STATUS, TENCENT
 
 RETRYABLE_STATUS = {TENCENT: 503, HTTP_STATUS: 500}
 TENCENT_FAILURE_RESULT = 1

@@ -63,5 +63,6 @@ class Context:
             received_at=raw.received_at,
             status=status,
             normalizer_version=self.normalizer_version,
+            tenant=raw.tenant,
         )
         return event

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from ringback.normalized_event import NormalizedEvent
 
-Event = dict[str, Any]
+Event = NormalizedEvent
 
 
 class Rejected(Exception):

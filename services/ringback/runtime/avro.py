@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,7 @@ class EventCodec:
         self.header = SINGLE_OBJECT_MAGIC + schema_fingerprint(self.schema)
         self.known_writers.setdefault(self.header[2:], self.schema)
         self.field_names = [f["name"] for f in self.schema["fields"]]
+        self._field_set = frozenset(self.field_names)
         self._ledger_plans = {fp: _prefix_plan(writer, LEDGER_FIELDS) for fp, writer in self.known_writers.items()}
         self._compiled_encoder = compile_record_encoder(self.schema)
 
@@ -97,7 +99,12 @@ class EventCodec:
             texts[schema_fingerprint(past)] = path.read_text(encoding="utf-8")
         return cls(schema=current, known_writers=writers, writer_json=texts)
 
-    def encode(self, event: dict[str, Any]) -> bytes:
+    def encode(self, event: Mapping[str, Any]) -> bytes:
+        """Avro single-object bytes of ``event``; ValueError when it has a field the schema does not
+        (a misspelt field must fail, not vanish) or a value the schema refuses. Events start from
+        ``blank_event`` with every field, so a key set by mistake always makes the event longer."""
+        if len(event) > len(self.field_names) and (unknown := sorted(set(event) - self._field_set)):
+            raise ValueError(f"fields not in the schema: {unknown}")
         if self._compiled_encoder is not None:
             body = self._compiled_encoder(event)
             if body is not None:

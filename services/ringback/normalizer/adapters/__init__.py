@@ -1,7 +1,7 @@
 """Vendor formats: one module per format, each exposing ``ADAPTERS``; this package finds them all.
 
-Adding a vendor format means adding one module here (and its fixtures under ``tests/fixtures``):
-the edge learns its route and reply style, and the normalizer its parser, from the module alone.
+Adding a vendor format means adding one module here (and its fixtures under ``tests/fixtures``), and
+its route to ``ringback.routes`` (the edge's side: path and reply style).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from ringback.normalizer.event import Context
 from ringback.normalizer.outcome import Outcome
+from ringback.routes import BY_NAME
 from ringback.runtime.raw import RawCallback
 
 Normalize = Callable[[RawCallback, Context], list[Outcome]]
@@ -21,14 +22,9 @@ Normalize = Callable[[RawCallback, Context], list[Outcome]]
 
 @dataclass(frozen=True)
 class Adapter:
-    route: str  # path below /callbacks/, e.g. "tencent/sms-status"
+    route: str  # a route of ringback.routes, e.g. "tencent/sms-status"
     source: str  # vendor format name stored on every event, e.g. "tencent.sms_status"
-    reply_style: str  # how the edge answers this vendor (see ringback.edge.replies)
     normalize: Normalize
-
-    @property
-    def path(self) -> str:
-        return "/callbacks/" + self.route
 
 
 @lru_cache(maxsize=1)
@@ -40,5 +36,7 @@ def registry() -> dict[str, Adapter]:
         for adapter in getattr(module, "ADAPTERS", ()):
             if adapter.route in found:
                 raise RuntimeError(f"two adapters claim route {adapter.route!r}")
+            if adapter.route not in BY_NAME:
+                raise RuntimeError(f"adapter for {adapter.route!r}, a route ringback.routes does not list")
             found[adapter.route] = adapter
     return found

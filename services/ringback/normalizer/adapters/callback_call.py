@@ -227,4 +227,4 @@ class PushKind:
 
 KINDS = (PushKind("status", status_event), PushKind("hangup", hangup_event), PushKind("record", record_event), PushKind("keypress", keypress_event))
 
-ADAPTERS = [Adapter(route=f"callback-call/{kind.name}", source=SOURCE, reply_style="http-status", normalize=kind.normalize) for kind in KINDS]
+ADAPTERS = [Adapter(route=f"callback-call/{kind.name}", source=SOURCE, normalize=kind.normalize) for kind in KINDS]

@@ -223,4 +223,4 @@ def _cdr_event(raw: RawCallback, ctx: Context, entry: Any, index: int, body_repa
     return _finish(kind(raw, ctx, read, index), read)
 
 
-ADAPTERS = [Adapter(route="cdr-push", source=SOURCE, reply_style="http-status", normalize=normalize)]
+ADAPTERS = [Adapter(route="cdr-push", source=SOURCE, normalize=normalize)]

@@ -132,4 +132,4 @@ def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> di
     return event
 
 
-ADAPTERS = [Adapter(route="tencent/sms-status", source=SOURCE, reply_style="tencent", normalize=normalize)]
+ADAPTERS = [Adapter(route="tencent/sms-status", source=SOURCE, normalize=normalize)]

@@ -89,6 +89,6 @@ VOICE_CODE = VoiceFormat("voicecode_callback", "tencent.voicecode", "voice.code_
 VOICE_PROMPT = VoiceFormat("voiceprompt_callback", "tencent.voiceprompt", "voice.prompt_status")
 
 ADAPTERS = [
-    Adapter(route="tencent/voicecode", source=VOICE_CODE.source, reply_style="tencent", normalize=VOICE_CODE.normalize),
-    Adapter(route="tencent/voiceprompt", source=VOICE_PROMPT.source, reply_style="tencent", normalize=VOICE_PROMPT.normalize),
+    Adapter(route="tencent/voicecode", source=VOICE_CODE.source, normalize=VOICE_CODE.normalize),
+    Adapter(route="tencent/voiceprompt", source=VOICE_PROMPT.source, normalize=VOICE_PROMPT.normalize),
 ]
