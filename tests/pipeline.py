@@ -57,15 +57,25 @@ class Pipeline:
     extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    launches: int = 0
 
     def start(self) -> "Pipeline":
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-run.log"
+        return self.launch().wait_until_running()
+
+    def launch(self) -> "Pipeline":
+        """Start `ringback run` without waiting for it (a restart on the same data dir logs to a new file)."""
+        self.launches += 1
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-run{'' if self.launches == 1 else f'-{self.launches}'}.log"
         log = open(self.log_path, "wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")}
         self.process = subprocess.Popen(
             ringback("run", "--data-dir", str(self.data_dir), "--port", "0", "--kafka-partitions", "2", "--sink-batch-seconds", "0.2", "--ledger-interval-s", "0.5", *self.extra_args),
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
+        return self
+
+    def wait_until_running(self) -> "Pipeline":
+        assert self.process is not None and self.log_path is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -75,6 +85,19 @@ class Pipeline:
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"ringback run did not start:\n{self.log()}")
+
+    def all_pids(self) -> list[int]:
+        """Every process of this pipeline: the supervisor, the embedded broker, the roles."""
+        assert self.process is not None
+        pids = [self.process.pid]
+        for name, key in (("run", "broker_pid"), ("edge", "pid"), ("normalizer", "pid"), ("sink", "pid")):
+            try:
+                pid = self.run_file(name).get(key)
+            except (FileNotFoundError, ValueError):
+                continue
+            if pid:
+                pids.append(int(pid))
+        return pids
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""

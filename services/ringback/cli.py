@@ -12,7 +12,7 @@ from ringback.config import ConfigError, Settings
 
 NON_SETTING_ARGS = {
     "command", "query", "output_format", "hours", "url", "duration", "requests", "rate", "connections",
-    "resend_share", "malformed_share", "mix", "seed", "as_json", "quick", "results",
+    "resend_share", "malformed_share", "mix", "seed", "as_json", "quick", "results", "max_journal_age_s", "edge_url", "normalizer_url", "sink_url",
 }
 DESCRIPTION = "ringback: ingest telecom vendor callbacks into one clean, billable event stream."
 #: `ringback sql -` reads the query from standard input.
@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="Measure every stage against its baseline (what `make bench` runs).")
     bench.add_argument("--quick", action="store_true", help="A few seconds per stage: a smoke run, not a measurement.")
     bench.add_argument("--results", default="bench-results", help="Folder for the JSON report and the chart.")
+    status = commands.add_parser("status", help="The whole pipeline at a glance: each role ready or why not, lag, journal, dead letters (exit 1 when something is wrong).",
+                                 description="Ask every role for its readiness and metrics (a role that does not answer within 2 s is shown as down); exit 1 when anything is wrong.")
+    status.add_argument("--json", dest="as_json", action="store_true", help="Print the status as JSON.")
+    status.add_argument("--max-journal-age-s", type=float, default=60.0, help="A callback not stored after this many seconds is a problem (default 60).")
+    for role in ("edge", "normalizer", "sink"):
+        status.add_argument(f"--{role}", dest=f"{role}_url", default=None, help=f"Base URL of a {role} (its /readyz and /metrics); default: the one `ringback run` started for --data-dir.")
+    config.add_flags(status)
     show = commands.add_parser("config", help="Print the effective configuration and where each setting can be set.")
     config.add_flags(show)
     return parser
@@ -132,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         return _sql(settings, sys.stdin.read() if args.query == STDIN_QUERY else args.query, args.output_format)
     if args.command == "config":
         return _show_config(settings)
+    if args.command == "status":
+        return _status(settings, args)
     if args.command == "reconcile":
         return _reconcile(settings, args.hours, args.as_json)
     if args.command == "bench":
@@ -202,6 +211,17 @@ def _loadgen(settings: Settings, args: argparse.Namespace) -> int:
     summary = asyncio.run(loadgen.run(plan, show_progress=sys.stderr.isatty() and not args.as_json))
     print(orjson.dumps(summary.as_dict()).decode() if args.as_json else summary.render())
     return 0 if summary.accepted else 1
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    import orjson
+
+    from ringback import status
+
+    given = {role: getattr(args, f"{role}_url") for role in status.ROLES}
+    found = status.collect(settings, given, args.max_journal_age_s)
+    print(orjson.dumps(status.as_json(found)).decode() if args.as_json else status.render(found))
+    return 0 if found.ok else 1
 
 
 def _show_config(settings: Settings) -> int:

@@ -30,16 +30,19 @@ class QueryError(RuntimeError):
     """The query could not be run; the message says why."""
 
 
-def run_sql(settings: Settings, query: str, default_format: str) -> bytes:
+def run_sql(settings: Settings, query: str, default_format: str, timeout_s: float | None = None) -> bytes:
+    """``timeout_s`` bounds the whole wait (a running sink's reply, a restarting one's store); by
+    default the query's own time limit and the wait for a restarting sink."""
     limits = clickhouse.QueryLimits.of(settings)
     if not settings.embedded_clickhouse:
         return _direct(settings.effective_clickhouse_dsn, limits, query, default_format)
     store = Path(settings.effective_clickhouse_dsn.removeprefix(clickhouse.CHDB_SCHEME))
-    deadline = time.monotonic() + SINK_RESTART_WAIT_S
+    deadline = time.monotonic() + (SINK_RESTART_WAIT_S if timeout_s is None else timeout_s)
     while True:
         running = runfiles.read_live(settings.run_dir, RUN_FILE)
         if running is not None:
-            return _through_running_sink(running, query, default_format, limits.timeout_s + SINK_REPLY_MARGIN_S)
+            reply_s = limits.timeout_s + SINK_REPLY_MARGIN_S if timeout_s is None else timeout_s
+            return _through_running_sink(running, query, default_format, reply_s)
         if not store.exists():
             raise QueryError(f"no embedded ClickHouse store at {store}: start `ringback run --data-dir {settings.data_dir}` first")
         try:
@@ -93,3 +96,5 @@ def _through_running_sink(running: dict[str, str], query: str, default_format: s
         raise QueryError(exc.read().decode("utf-8", "replace")) from exc
     except urllib.error.URLError as exc:
         raise QueryError(f"the running sink did not answer at {running['url']}: {exc.reason}") from exc
+    except OSError as exc:  # a timeout or a reset while the reply was being read (the sink stopped or restarting)
+        raise QueryError(f"the running sink did not answer at {running['url']}: {type(exc).__name__}: {exc}") from exc

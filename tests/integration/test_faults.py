@@ -15,17 +15,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from tests.cdr_traffic import CDR_ROUTE, cdr, role_pid, send_all, traffic, wait_for_totals
 from tests.pipeline import Pipeline, post, sql_rows, wait_for_rows
 
 pytestmark = pytest.mark.integration
-CDR_ROUTE = "/callbacks/cdr-push"
 SMS_ROUTE = "/callbacks/tencent/sms-status"
-SETTLE_TIMEOUT_S = 120.0
 
 
 @pytest.fixture(scope="module")
@@ -33,56 +31,6 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     running = Pipeline(tmp_path_factory.mktemp("faults") / "data", extra_args=["--publish-timeout-s", "0.5", "--body-read-timeout-s", "1", "--max-body-bytes", "262144"]).start()
     yield running
     running.stop()
-
-
-def cdr(tag: str, i: int) -> tuple[bytes, Decimal]:
-    charge = Decimal(f"{(i % 97) + 1}.{i % 100:02d}")
-    entry = {
-        "requestid": f"{tag}-{i}", "appid": f"app-{tag}", "fid": "4", "caller": "13810603954", "called": "18810207016",
-        "callerstime": "2026-11-21 11:19:36.000", "calleretime": "2026-11-21 11:20:36.000", "calledstime": "2026-11-21 11:19:40.000",
-        "calledetime": "2026-11-21 11:20:40.000", "tapesurl": "NoTapes", "duration": "60", "oriamount": str(charge), "stateDesc": "正常", "customParm": str(i),
-    }
-    return json.dumps({"cdr": [entry]}).encode(), charge
-
-
-def send_all(edge_url: str, bodies: list[bytes], workers: int = 8) -> list[int]:
-    with ThreadPoolExecutor(workers) as pool:
-        return [status for status, _ in pool.map(lambda body: post(edge_url + CDR_ROUTE, body), bodies)]
-
-
-def stored_totals(data_dir: Path, tag: str) -> tuple[int, Decimal]:
-    (row,) = sql_rows(data_dir, f"SELECT count() AS n, toString(sum(charge)) AS total FROM ringback.events_dedup WHERE app_id = 'app-{tag}'")
-    return int(row["n"]), Decimal(row["total"] or 0)
-
-
-def wait_for_totals(pipeline: Pipeline, tag: str, count: int, total: Decimal) -> tuple[int, Decimal]:
-    deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    seen = (0, Decimal(0))
-    while time.monotonic() < deadline:
-        seen = stored_totals(pipeline.data_dir, tag)
-        if seen == (count, total):
-            return seen
-        time.sleep(1)
-    return seen
-
-
-def role_pid(pipeline: Pipeline, role: str, not_pid: int | None = None, timeout_s: float = 60.0) -> int:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            pid = int(pipeline.run_file(role)["pid"])
-            if pid != not_pid:
-                os.kill(pid, 0)
-                return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError, KeyError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{role} is not running")
-
-
-def traffic(tag: str, n: int) -> tuple[list[bytes], Decimal]:
-    made = [cdr(tag, i) for i in range(n)]
-    return [body for body, _ in made], sum((charge for _, charge in made), Decimal(0))
 
 
 def test_a_broker_paused_while_callbacks_arrive(pipeline: Pipeline) -> None:

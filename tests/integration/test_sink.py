@@ -307,3 +307,38 @@ async def test_reading_goes_on_while_a_batch_is_stored_but_commits_wait_for_its_
     await sink.flush()
     assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events_dedup WHERE ingest_id = '{tag}-req'") == [(8, Decimal("11.00"))]
     assert sum((await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()) == 8
+
+
+async def test_the_event_loop_stays_responsive_while_inserts_fail(sink: Sink) -> None:
+    """A due batch waiting behind one that cannot be stored once made the driver spin without
+    yielding: /readyz and analysts' queries on the same loop starved. A ticker must keep ticking."""
+    import asyncio
+
+    settings, codec = sink.settings, sink.codec
+    tag = settings.topic_raw
+    await make_inserts_fail(sink, tag)
+    stop = asyncio.Event()
+    running = asyncio.create_task(sink.run(stop))
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+            now = loop.time()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    try:
+        for batch in range(3):  # one batch in flight (failing), the next due behind it
+            await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(event(codec, f"{tag}-t{batch}-{i}", f"{tag}-req")), []) for i in range(3)])
+            await asyncio.sleep(1.0)
+        assert max(gaps) < 0.5, f"the loop was blocked for {max(gaps):.2f}s"
+    finally:
+        await let_inserts_succeed(sink)
+        stop.set()
+        await asyncio.wait_for(running, 60)
+        await ticker
+    assert await rows(sink, f"SELECT count() FROM ringback.events_dedup WHERE ingest_id = '{tag}-req'") == [(9,)]

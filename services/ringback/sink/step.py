@@ -78,7 +78,7 @@ class SinkStep:
     def poll_limits(self) -> tuple[int, int]:
         """(wait, records) for the next fetch: no longer than the open batch may wait, no more than it holds."""
         wait_ms = MAX_POLL_WAIT_MS
-        if not self.batch.empty:
+        if not self.batch.empty and self.in_flight is None:  # (with one in flight, a due batch waits anyway)
             remaining = self.settings.sink_batch_seconds - self.batch.age_s()
             wait_ms = max(0, min(wait_ms, int(remaining * 1000)))
         return wait_ms, max(1, self.settings.sink_batch_rows - self.batch.row_count)

@@ -141,6 +141,7 @@ class Store:
             await self.on_db_thread(self._insert_container, schema_json, names, payloads, part_token)
             metrics.SINK_INSERT_SECONDS.labels(EVENTS_TABLE).observe(time.perf_counter() - started)
             metrics.SINK_ROWS.labels(EVENTS_TABLE).inc(len(payloads))
+            metrics.SINK_LAST_INSERT.labels(EVENTS_TABLE).set(time.time())
 
     def _insert_container(self, schema_json: str, names: list[str], payloads: list[bytes], token: str) -> None:
         data = container(schema_json, (payload[HEADER_LENGTH:] for payload in payloads))
@@ -204,6 +205,7 @@ class Store:
             self.health.succeeded(INSERT)
             metrics.SINK_INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
             metrics.SINK_ROWS.labels(table).inc(len(columns[0]) if columns else 0)
+            metrics.SINK_LAST_INSERT.labels(table).set(time.time())
             return
 
     def _insert(self, table: str, columns: list[list[Any]], names: list[str], token: str) -> None:

@@ -79,7 +79,12 @@ class StreamDriver:
         many messages were taken."""
         self._pause_if(self._held() or not self.strategy.ready_for_more())
         wait_ms, max_records = self.strategy.poll_limits()
-        messages = await self.consumer.poll(IDLE_POLL_MS if self._paused else wait_ms, max_records)
+        if self._paused:  # a poll of paused partitions may return at once: wait here, not in a busy loop
+            await asyncio.sleep(IDLE_POLL_MS / 1000)
+            wait_ms = 0
+        messages = await self.consumer.poll(wait_ms, max_records)
+        if not messages:
+            await asyncio.sleep(0)  # a fetch that returned nothing at once must still let the loop run
         try:
             if messages:
                 await self.strategy.submit(messages)
