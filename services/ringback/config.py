@@ -19,6 +19,9 @@ ENV_PREFIX = "RINGBACK_"
 CONFIG_FILE_ENV = "RINGBACK_CONFIG"
 #: The settings that bound analyst queries; none may be 0 (which would mean "no limit" to ClickHouse).
 QUERY_LIMITS = ("query_timeout_s", "query_max_memory_bytes", "query_max_result_rows", "query_max_result_bytes", "query_max_threads")
+#: What the normalizer keeps of an SMS reply's text (an end user's message) in ``message_text``.
+SMS_REPLY_TEXT_STORE, SMS_REPLY_TEXT_MASK, SMS_REPLY_TEXT_DROP = "store", "mask", "drop"
+SMS_REPLY_TEXT_POLICIES = (SMS_REPLY_TEXT_STORE, SMS_REPLY_TEXT_MASK, SMS_REPLY_TEXT_DROP)
 
 #: The repository's ``schemas/`` folder: the single source of truth for Avro and DDL.
 _DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -78,6 +81,9 @@ class Settings:
 
     # --- normalizer ---
     source_timezone: str = _setting("Asia/Shanghai", "Time zone of vendor local-time strings.")
+    sms_reply_text: str = _setting(
+        SMS_REPLY_TEXT_STORE, "What an SMS reply's message_text holds of the end user's text: store (as sent), mask (one * per character) or drop (null)."
+    )
     normalizer_max_records: int = _setting(2000, "Most raw messages a normalizer handles per poll.")
     dlq_guard_ratio: float = _setting(0.5, "Pause the normalizer when more than this share of recent requests were entirely dead-lettered (1 disables).")
     dlq_guard_window: int = _setting(1000, "How many recent requests the dead-letter guard looks at.")
@@ -243,6 +249,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("edge_journal must be 'auto', 'on' or 'off'")
     if settings.edge_journal == "on" and settings.spool_max_bytes <= 0:
         raise ConfigError("edge_journal = on needs spool_max_bytes > 0 (the journal's bound)")
+    if settings.sms_reply_text not in SMS_REPLY_TEXT_POLICIES:
+        raise ConfigError(f"sms_reply_text must be one of {', '.join(SMS_REPLY_TEXT_POLICIES)}")
     if settings.log_format not in ("json", "console"):
         raise ConfigError("log_format must be 'json' or 'console'")
     if settings.max_body_bytes <= 0:

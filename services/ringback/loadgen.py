@@ -1,9 +1,10 @@
 """`ringback loadgen`: simulated vendor traffic against any edge URL.
 
-Every route and format, a configurable mix and rate, multi-report SMS arrays, a share of vendor
-resends (the same body again) and of malformed bodies. Shows progress with a live rate and prints a
-summary: sent, accepted, failed, latency percentiles. Every body carries a run tag (in ids, app ids and
-custom parameters) so that the events of one run can be counted in ClickHouse afterwards.
+Every route and format, a configurable mix and rate, multi-report SMS arrays, every voice push on
+both voice URLs, a share of vendor resends (the same body again) and of malformed bodies. Shows progress
+with a live rate and prints a summary: sent, accepted, failed, latency percentiles. Every body carries
+a run tag (in ids, app ids and custom parameters; an SMS reply, which has no id, in ``extend``) so that
+the events of one run can be counted in ClickHouse afterwards.
 """
 
 from __future__ import annotations
@@ -25,12 +26,25 @@ DEFAULT_MIX = {
     "tencent/sms-status": 60,
     "tencent/voicecode": 5,
     "tencent/voiceprompt": 5,
+    "tencent/sms-reply": 2,  # a few end users answer an SMS
     "cdr-push": 15,
     "callback-call/status": 8,
     "callback-call/hangup": 4,
     "callback-call/record": 2,
     "callback-call/keypress": 1,
 }
+#: What each Tencent voice URL receives (Tencent sends every voice push of an application to its one
+#: URL): mostly call status, key presses where prompts ask for them, some calls that could not be placed.
+VOICE_BODIES = {
+    "tencent/voicecode": {"voicecode_callback": 90, "voice_failure_callback": 10},
+    "tencent/voiceprompt": {"voiceprompt_callback": 70, "voicekey_callback": 20, "voice_failure_callback": 10},
+}
+#: The call failures seen most, with the vendor's text (its "推送回执相关错误码" table).
+VOICE_FAILURES = {1: "关机", 2: "通话中", 5: "无人接听", 8: "空号", 10: "用户正忙", 18: "网络忙"}
+SMS_REPLY_TEXTS = ("退订", "TD", "1", "好的", "Y", "收到，谢谢")
+#: Routes whose events have no vendor id (sid, call_id, request_id) to carry the run tag: an SMS reply
+#: carries it in ``extend`` (the event's ``attributes['extend']``), and its events are counted apart.
+TAG_IN_EXTEND = frozenset({"tencent/sms-reply"})
 SMS_REPORTS_MAX = 10
 REQUEST_TIMEOUT_S = 30.0
 BASE_UNIX = 1_763_700_000
@@ -82,19 +96,30 @@ class TrafficMaker:
             })
         return reports, count
 
-    def _voice(self, wrapper: str, n: int) -> tuple[Any, int]:
+    def _voice(self, route: str, n: int) -> tuple[Any, int]:
+        bodies = VOICE_BODIES[route]
+        wrapper = self.rng.choices(list(bodies), list(bodies.values()))[0]
+        parties = {"call_from": "075583763333", "callid": f"{self.tag}-{n}", "mobile": self._mobile(), "nationcode": "86"}
+        if wrapper == "voicekey_callback":
+            return {wrapper: {**parties, "keypress": self.rng.choice(["1", "1", "2", "0", "#"])}}, 1
+        if wrapper == "voice_failure_callback":
+            code = self.rng.choice(list(VOICE_FAILURES))
+            return {wrapper: {**parties, "call_from": "", "failure_code": code, "failure_reason": VOICE_FAILURES[code]}}, 1
         start = BASE_UNIX + n
         return {wrapper: {
-            "result": self.rng.choice(["0", "0", "0", "1", "2"]), "accept_time": str(start + 5), "call_from": "075583763333",
-            "callid": f"{self.tag}-{n}", "end_calltime": str(start + 30), "fee": "1", "mobile": self._mobile(), "nationcode": "86",
-            "start_calltime": str(start),
+            **parties, "result": self.rng.choice(["0", "0", "0", "1", "2"]), "accept_time": str(start + 5), "end_calltime": str(start + 30),
+            "fee": "1", "start_calltime": str(start),
         }}, 1
 
     def _tencent_voicecode(self, n: int) -> tuple[Any, int]:
-        return self._voice("voicecode_callback", n)
+        return self._voice("tencent/voicecode", n)
 
     def _tencent_voiceprompt(self, n: int) -> tuple[Any, int]:
-        return self._voice("voiceprompt_callback", n)
+        return self._voice("tencent/voiceprompt", n)
+
+    def _tencent_sms_reply(self, n: int) -> tuple[Any, int]:
+        return {"extend": self.tag, "mobile": self._mobile(), "nationcode": "86", "sign": "ringback", "text": self.rng.choice(SMS_REPLY_TEXTS),
+                "time": BASE_UNIX + n}, 1
 
     def _cdr_push(self, n: int) -> tuple[Any, int]:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S.000", time.gmtime(BASE_UNIX + n))
@@ -140,7 +165,8 @@ class Summary:
     failed: int = 0
     resends: int = 0
     malformed: int = 0
-    expected_events: int = 0  # unique events the accepted well-formed bodies normalize to
+    expected_events: int = 0  # unique events the accepted well-formed bodies normalize to, with the run tag in a vendor id
+    expected_replies: int = 0  # the same for SMS replies, with the run tag in attributes['extend'] (see TAG_IN_EXTEND)
     by_route: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     latencies_s: list[float] = field(default_factory=list)
@@ -162,7 +188,8 @@ class Summary:
     def as_dict(self) -> dict[str, Any]:
         return {
             "tag": self.tag, "sent": self.sent, "accepted": self.accepted, "failed": self.failed, "resends": self.resends,
-            "malformed": self.malformed, "expected_events": self.expected_events, "rate_per_s": round(self.rate, 1),
+            "malformed": self.malformed, "expected_events": self.expected_events, "expected_replies": self.expected_replies,
+            "rate_per_s": round(self.rate, 1),
             "latency_ms": {f"p{p}": round(self.percentile(p) * 1000, 2) for p in (50, 90, 99, 100)},
             "by_route": dict(self.by_route), "statuses": {str(k): v for k, v in self.statuses.items()},
         }
@@ -170,7 +197,7 @@ class Summary:
     def render(self) -> str:
         lines = [
             f"loadgen {self.tag}: sent {self.sent} in {self.elapsed_s:.1f}s ({self.rate:.0f}/s), accepted {self.accepted}, failed {self.failed}",
-            f"  resends {self.resends}, malformed {self.malformed}, unique events expected {self.expected_events}",
+            f"  resends {self.resends}, malformed {self.malformed}, unique events expected {self.expected_events} (and SMS replies {self.expected_replies})",
             "  latency ms: " + "  ".join(f"p{p} {self.percentile(p) * 1000:.1f}" for p in (50, 90, 99, 100)),
             "  statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(self.statuses.items())),
             "  routes: " + ", ".join(f"{k}: {v}" for k, v in sorted(self.by_route.items())),
@@ -261,7 +288,10 @@ async def run(plan: LoadPlan, show_progress: bool = True) -> Summary:
                 if item.key not in counted:
                     counted.add(item.key)
                     summary.accepted_at[item.key] = time.time()
-                    summary.expected_events += item.events
+                    if item.route in TAG_IN_EXTEND:
+                        summary.expected_replies += item.events
+                    else:
+                        summary.expected_events += item.events
                     if item.events:
                         sent_ok.append(item)
             else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TENCENT = "tencent"  # {"result":0,"errmsg":"OK"}; non-zero result on failure (seeds 000, 001, 003)
+TENCENT = "tencent"  # {"result":0,"errmsg":"OK"}; non-zero result on failure (seeds 000, 001, 003; SMS replies)
 HTTP_STATUS = "http-status"  # only the HTTP status matters; the CDR platform retries on 500 only (seed 002)
 CALLBACKS_PREFIX = "/callbacks/"
 
@@ -28,6 +28,7 @@ ROUTES: tuple[Route, ...] = (
     Route("tencent/sms-status", TENCENT),
     Route("tencent/voicecode", TENCENT),
     Route("tencent/voiceprompt", TENCENT),
+    Route("tencent/sms-reply", TENCENT),
     Route("cdr-push", HTTP_STATUS),
     Route("callback-call/status", HTTP_STATUS),
     Route("callback-call/hangup", HTTP_STATUS),

@@ -151,12 +151,12 @@ def test_every_route_and_every_golden_fixture_through_the_running_pipeline(pipel
     assert {case.route for case in cases()} == set(registry())  # every route was exercised
 
     ids = ", ".join(f"'{event_id}'" for event_id in expected_events)
-    columns = "event_id, event_type, source, route, status, vendor_status, toString(charge) AS charge, currency, duration_s, billable_minutes, from_e164, to_e164, toString(occurred_at) AS occurred_at, toString(callee_answered_at) AS callee_answered_at, leg, key_digits, recording_url, conference_id, custom_param, repairs, attributes"
+    columns = "event_id, event_type, source, route, status, vendor_status, vendor_code, vendor_description, message_text, toString(charge) AS charge, currency, duration_s, billable_minutes, from_e164, to_e164, toString(occurred_at) AS occurred_at, toString(callee_answered_at) AS callee_answered_at, leg, key_digits, recording_url, conference_id, custom_param, repairs, attributes"
     rows = wait_for_rows(pipeline.data_dir, f"SELECT {columns} FROM ringback.events_dedup WHERE event_id IN ({ids})", len(expected_events), timeout_s=90)
     assert len(rows) == len(expected_events)
     for row in rows:
         want = expected_events[row["event_id"]]
-        for name in ("event_type", "source", "route", "status", "vendor_status", "currency", "duration_s", "billable_minutes", "from_e164", "to_e164", "leg", "key_digits", "recording_url", "conference_id", "custom_param", "repairs", "attributes"):
+        for name in ("event_type", "source", "route", "status", "vendor_status", "vendor_code", "vendor_description", "message_text", "currency", "duration_s", "billable_minutes", "from_e164", "to_e164", "leg", "key_digits", "recording_url", "conference_id", "custom_param", "repairs", "attributes"):
             assert row[name] == want[name], (row["event_id"], name)
         assert (row["charge"] and Decimal(row["charge"])) == (want["charge"] and Decimal(want["charge"])), row["event_id"]
         assert row["occurred_at"] == _clickhouse_time(want["occurred_at"]), row["event_id"]
@@ -218,6 +218,8 @@ def test_loadgen_smoke_every_unique_event_it_sent_is_stored(pipeline: Pipeline) 
     tag = summary["tag"]
     query = f"SELECT event_id FROM ringback.events_dedup WHERE startsWith(coalesce(sid, call_id, request_id, ''), '{tag}')"
     assert len(wait_for_rows(pipeline.data_dir, query, summary["expected_events"])) == summary["expected_events"]
+    replies = f"SELECT event_id FROM ringback.events_dedup WHERE event_type = 'sms.reply' AND attributes['extend'] = '{tag}'"  # no vendor id to hold the tag
+    assert len(wait_for_rows(pipeline.data_dir, replies, summary["expected_replies"])) == summary["expected_replies"]
 
 
 def test_bench_smoke_runs_every_stage_and_ends_with_the_summary_line(tmp_path: Path) -> None:

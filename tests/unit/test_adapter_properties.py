@@ -1,7 +1,8 @@
 """Property-based: whatever a vendor sends, every adapter yields events or dead-letter reasons.
 
 No input may make an adapter raise anything but its own rejection (an ``internal_error`` outcome
-would mean a bug surfaced as an exception), and every event it yields must fit the Avro schema.
+would mean a bug surfaced as an exception), and every event it yields must fit the Avro schema and
+carry a status of the canonical vocabulary.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ringback.normalizer import status
 from ringback.normalizer.adapters import registry
+from ringback.normalizer.adapters.tencent_voice_status import BODIES as VOICE_BODIES
 from ringback.normalizer.event import Context
 from ringback.normalizer.outcome import Rejection
 from ringback.normalizer.step import normalize_message
@@ -51,6 +54,7 @@ def check(route: str, body: bytes) -> None:
             assert outcome.message
         else:
             assert CODEC.decode(CODEC.encode(outcome))["event_id"] == outcome["event_id"]
+            assert outcome["status"] in status.ALL, outcome["status"]
 
 
 @PROFILE
@@ -101,3 +105,24 @@ def test_any_field_mutation_of_real_payloads(sample: tuple[str, Any], path: list
 def test_truncated_real_payloads(sample: tuple[str, bytes], cut: int) -> None:
     route, body = sample
     check(route, body[: cut % (len(body) + 1)])
+
+
+# The fields the Tencent voice bodies and the SMS reply are read from, to reach every reader with any value.
+VOICE_FIELDS = ("callid", "mobile", "nationcode", "call_from", "result", "fee", "start_calltime", "accept_time", "end_calltime",
+                "keypress", "failure_code", "failure_reason")
+REPLY_FIELDS = ("extend", "mobile", "nationcode", "sign", "text", "time")
+# Values close to the real ones, besides any JSON: digits, codes, times, as text and as numbers.
+near_values = json_values | st.integers(0, 25) | st.integers(0, 25).map(str) | st.sampled_from(["", " ", "1470196835", "13800138000", "空号", "1#"])
+
+
+@PROFILE
+@given(route=st.sampled_from(["tencent/voicecode", "tencent/voiceprompt"]), wrapper=st.sampled_from(sorted(VOICE_BODIES)),
+       report=st.dictionaries(st.sampled_from(VOICE_FIELDS), near_values), envelope=st.dictionaries(st.text(max_size=12), json_values, max_size=2))
+def test_any_values_in_every_voice_body(route: str, wrapper: str, report: dict[str, Any], envelope: dict[str, Any]) -> None:
+    check(route, orjson.dumps({**envelope, wrapper: report}))
+
+
+@PROFILE
+@given(replies=st.lists(st.dictionaries(st.sampled_from(REPLY_FIELDS), near_values), min_size=1, max_size=3), lone=st.booleans())
+def test_any_values_in_sms_replies(replies: list[dict[str, Any]], lone: bool) -> None:
+    check("tencent/sms-reply", orjson.dumps(replies[0] if lone else replies))

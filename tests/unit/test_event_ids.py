@@ -1,9 +1,10 @@
 """Event ids, per route: different reports get different ids, a resent report gets the same id.
 
-Properties (hypothesis), for every vendor format: two reports that differ in any identity field have
-different ids; the same report resent — keys in another order, numbers written as strings or as
-numbers, other JSON whitespace, padded string values, another request, another position in the
-array — has the same id. Then the collisions found in production, one test each.
+Properties (hypothesis), for every route and every kind of body it receives: two reports that differ
+in any identity field have different ids; the same report resent — keys in another order, numbers
+written as strings or as numbers, other JSON whitespace, padded string values, another request,
+another position in the array — has the same id. Then the collisions found in production, one test
+each.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ringback import config
 from ringback.normalizer.adapters import registry
+from ringback.normalizer.adapters.tencent_voice_status import BODIES as VOICE_BODIES
 from ringback.normalizer.event import Context
 from ringback.normalizer.identity import event_id, identity_value
 from ringback.normalizer.outcome import Rejection
@@ -28,6 +31,7 @@ from ringback.normalizer.step import normalize_message
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.raw import RawCallback
 from tests.conftest import REPO_ROOT
+from tests.unit.test_tencent_sms_reply import ReplyContext
 
 CODEC = EventCodec.from_dir(REPO_ROOT / "schemas")
 CTX = Context(blank_event=CODEC.blank_event())
@@ -42,6 +46,11 @@ local_times = st.builds(
     st.integers(1, 28), st.integers(0, 3599), st.none() | st.integers(0, 999),
 )
 unix_seconds = st.integers(1_600_000_000, 1_900_000_000).map(str)
+unix_seconds_as_numbers = st.integers(1_600_000_000, 1_900_000_000)  # resent_form writes some of them as digits
+failure_codes = st.integers(1, 20) | st.integers(1, 20).map(str)
+key_digits = st.text(st.sampled_from("0123456789*#"), min_size=1, max_size=4)
+reply_texts = st.text(ID_CHARACTERS, max_size=12)
+VOICE_ROUTES = ("tencent/voicecode", "tencent/voiceprompt")
 
 
 def maybe(strategy: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -60,25 +69,46 @@ class Format:
     other: dict[str, st.SearchStrategy[Any]] = field(default_factory=dict)  # read, but not identity
     wrap: Callable[[list[dict[str, Any]]], Any] = lambda reports: reports
     many: bool = True  # several reports per request
+    kind: str = ""  # which of a route's bodies (a Tencent voice wrapper)
 
     def reports(self) -> st.SearchStrategy[dict[str, Any]]:
         return st.fixed_dictionaries({**{k: st.just(v) for k, v in self.fixed.items()}, **self.identity, **self.other})
 
 
+def wrapped(wrapper: str) -> Callable[[list[dict[str, Any]]], Any]:
+    return lambda reports: {wrapper: reports[0]}
+
+
+def voice_formats(route: str) -> list[Format]:
+    """The four bodies a Tencent voice URL receives (each voice URL receives all four)."""
+    status_identity = {
+        "callid": ids, "result": st.sampled_from(["0", "1", "2", "7"]), "start_calltime": unix_seconds, "accept_time": maybe(unix_seconds),
+        "end_calltime": unix_seconds, "mobile": digits, "nationcode": digits,
+    }
+    parties = {"callid": ids, "mobile": digits, "nationcode": digits}
+    return [
+        Format(f"voice code status on {route}", route, status_identity, other={"fee": digits, "call_from": maybe(digits)},
+               wrap=wrapped("voicecode_callback"), many=False, kind="voicecode_callback"),
+        Format(f"voice prompt status on {route}", route, status_identity, other={"fee": digits},
+               wrap=wrapped("voiceprompt_callback"), many=False, kind="voiceprompt_callback"),
+        Format(f"voice key press on {route}", route, {**parties, "keypress": key_digits}, other={"call_from": maybe(digits)},
+               wrap=wrapped("voicekey_callback"), many=False, kind="voicekey_callback"),
+        Format(f"voice call failure on {route}", route, {**parties, "failure_code": failure_codes},
+               other={"call_from": maybe(digits), "failure_reason": st.sampled_from(["空号", "关机", "用户正忙", ""])},
+               wrap=wrapped("voice_failure_callback"), many=False, kind="voice_failure_callback"),
+    ]
+
+
+REPLY_IDENTITY = {"mobile": digits, "nationcode": maybe(digits), "time": unix_seconds_as_numbers, "text": reply_texts, "sign": maybe(ids), "extend": maybe(ids)}
 SMS_STATUS = st.sampled_from(["SUCCESS", "FAIL", "success", "PENDING"])
 FORMATS = [
     Format("sms receipt", "tencent/sms-status", {
         "sid": ids, "nationcode": maybe(digits), "mobile": digits, "report_status": SMS_STATUS, "errmsg": maybe(ids),
         "description": maybe(ids), "user_receive_time": maybe(local_times),
     }),
-    Format("voice code status", "tencent/voicecode", {
-        "callid": ids, "result": st.sampled_from(["0", "1", "2", "7"]), "start_calltime": unix_seconds, "accept_time": maybe(unix_seconds),
-        "end_calltime": unix_seconds, "mobile": digits, "nationcode": digits,
-    }, other={"fee": digits, "call_from": maybe(digits)}, wrap=lambda reports: {"voicecode_callback": reports[0]}, many=False),
-    Format("voice prompt status", "tencent/voiceprompt", {
-        "callid": ids, "result": st.sampled_from(["0", "1", "2"]), "start_calltime": unix_seconds, "accept_time": maybe(unix_seconds),
-        "end_calltime": unix_seconds, "mobile": digits, "nationcode": digits,
-    }, other={"fee": digits}, wrap=lambda reports: {"voiceprompt_callback": reports[0]}, many=False),
+    *(fmt for route in VOICE_ROUTES for fmt in voice_formats(route)),
+    Format("sms reply", "tencent/sms-reply", REPLY_IDENTITY, wrap=lambda reports: reports[0], many=False),
+    Format("sms replies in an array", "tencent/sms-reply", REPLY_IDENTITY),
     Format("voice code CDR (fid 2)", "cdr-push", {"requestid": ids, "appid": maybe(ids), "tel": digits}, fixed={"fid": "2"},
            other={"stime": local_times, "etime": local_times, "duration": digits, "oriamount": st.sampled_from(["0.06", "2.94", ""])},
            wrap=lambda reports: {"cdr": reports}),
@@ -107,12 +137,22 @@ FORMATS = [
     Format("click-to-call keypress", "callback-call/keypress", {"callId": ids, "key": st.sampled_from(["1", "#", "*", "12"]),
                                                                 "timeStamp": unix_seconds, "phone": maybe(digits)}),
 ]
+FORMAT = {fmt.name: fmt for fmt in FORMATS}
 
 
-def outcome_of(fmt: Format, reports: list[dict[str, Any]], position: int, *, body: bytes | None = None, ingest_id: str = "first", tenant: str = "") -> Any:
+def test_every_route_and_every_body_it_receives_has_a_format() -> None:
+    assert {fmt.route for fmt in FORMATS} == set(registry())
+    for route in VOICE_ROUTES:
+        assert {fmt.kind for fmt in FORMATS if fmt.route == route} == set(VOICE_BODIES), route
+
+
+def outcome_of(
+    fmt: Format, reports: list[dict[str, Any]], position: int, *, body: bytes | None = None, ingest_id: str = "first", tenant: str = "",
+    route: str | None = None, ctx: Context = CTX,
+) -> Any:
     body = orjson.dumps(fmt.wrap(reports)) if body is None else body
-    raw = RawCallback(route=fmt.route, ingest_id=ingest_id, received_at_us=1_763_700_000_000_000, remote_addr="", content_type="", body=body, tenant=tenant)
-    (outcome,) = [o for o in normalize_message(raw, registry(), CTX) if (o.report_index if isinstance(o, Rejection) else o["report_index"]) == position]
+    raw = RawCallback(route=route or fmt.route, ingest_id=ingest_id, received_at_us=1_763_700_000_000_000, remote_addr="", content_type="", body=body, tenant=tenant)
+    (outcome,) = [o for o in normalize_message(raw, registry(), ctx) if (o.report_index if isinstance(o, Rejection) else o["report_index"]) == position]
     assert not isinstance(outcome, Rejection), outcome
     return outcome
 
@@ -139,7 +179,9 @@ def resent_form(report: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     resent = {}
     for key in keys:
         value = report[key]
-        if isinstance(value, str) and value.isascii() and value.isdigit() and str(int(value)) == value and rng.random() < 0.5:
+        if type(value) is int and rng.random() < 0.5:
+            value = str(value)
+        elif isinstance(value, str) and value.isascii() and value.isdigit() and str(int(value)) == value and rng.random() < 0.5:
             value = int(value)
         elif isinstance(value, str) and value and rng.random() < 0.3:
             value = rng.choice([" ", "\t", "  "]) + value + rng.choice(["", " ", "\n"])
@@ -180,10 +222,38 @@ def test_the_tenant_is_part_of_the_id(fmt: Format, data: st.DataObject) -> None:
     assert id_of(fmt, report, tenant="acme") == id_of(fmt, report, tenant="acme", ingest_id="other")
 
 
+@pytest.mark.parametrize("fmt", [fmt for fmt in FORMATS if fmt.route == VOICE_ROUTES[0]], ids=lambda f: f.kind)
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_a_voice_report_has_one_id_on_either_voice_url(fmt: Format, data: st.DataObject) -> None:
+    """Tencent sends all voice pushes of an application to the one URL it was given: which one is not identity."""
+    report = data.draw(fmt.reports())
+    assert id_of(fmt, report) == id_of(fmt, report, route=VOICE_ROUTES[1])
+
+
+REPLY = FORMAT["sms reply"]
+
+
+def with_text_setting(policy: str) -> Context:
+    return ReplyContext(blank_event=CODEC.blank_event(), sms_reply_text=policy)
+
+
+@pytest.mark.parametrize("policy", [config.SMS_REPLY_TEXT_MASK, config.SMS_REPLY_TEXT_DROP])
+@PROFILE
+@given(data=st.data())
+def test_a_reply_id_counts_the_real_text_whatever_is_kept_of_it(policy: str, data: st.DataObject) -> None:
+    """Masked or dropped, the text still tells two replies apart, and a resend still collapses."""
+    report = data.draw(REPLY.reports())
+    other_text = data.draw(reply_texts.filter(lambda text: identity_value(text) != identity_value(report["text"])))
+    kept = id_of(REPLY, report, ctx=with_text_setting(policy))
+    assert kept == id_of(REPLY, report)
+    assert kept != id_of(REPLY, {**report, "text": other_text}, ctx=with_text_setting(policy))
+
+
 # --- the collisions found in production -----------------------------------------------------
 
-SMS = FORMATS[0]
-FID4, FID5 = FORMATS[4], FORMATS[5]
+SMS = FORMAT["sms receipt"]
+FID4, FID5 = FORMAT["two-way call CDR (fid 4)"], FORMAT["conference CDR (fid 5)"]
 RECEIPT = {"user_receive_time": "2026-11-21 08:00:00", "nationcode": "86", "mobile": "13800138000", "report_status": "SUCCESS",
            "errmsg": "DELIVRD", "description": "ok", "sid": "2019:6547341248361425301"}
 
@@ -223,14 +293,20 @@ def test_a_requestid_reused_under_another_app_is_another_cdr() -> None:
          {"duration": "61", "oriamount": "3.00", "stateDesc": "未应答"}),
         (FID5, {"requestid": "r", "appid": "a", "fid": "5", "confid": "c", "tel": "15801445465", "stime": "2016-03-14 10:43:42.000", "duration": "31", "singleoriamount": "0.044"},
          {"duration": "32", "singleoriamount": "0.05"}),
-        (FORMATS[1], {"callid": "c", "result": "0", "start_calltime": "1470196821", "end_calltime": "1470196843", "mobile": "13800138000", "nationcode": "86", "fee": "1"},
+        (FORMAT["voice code status on tencent/voicecode"],
+         {"callid": "c", "result": "0", "start_calltime": "1470196821", "end_calltime": "1470196843", "mobile": "13800138000", "nationcode": "86", "fee": "1"},
          {"fee": "2"}),
-        (FORMATS[9], {"callId": "c", "appId": "a", "duration": "61", "callEndStatus": "1"}, {"duration": "62"}),
+        (FORMAT["click-to-call hangup"], {"callId": "c", "appId": "a", "duration": "61", "callEndStatus": "1"}, {"duration": "62"}),
+        (FORMAT["voice call failure on tencent/voicecode"], {"callid": "c", "failure_code": 8, "failure_reason": "空号", "mobile": "13800138000", "nationcode": "86"},
+         {"failure_reason": "号码不存在", "call_from": "075583763333"}),
+        (FORMAT["voice key press on tencent/voiceprompt"], {"callid": "c", "keypress": "1", "mobile": "13800138000", "nationcode": "86", "call_from": ""},
+         {"call_from": "075583763333"}),
     ],
-    ids=["fid 4", "fid 5", "voice fee", "hangup duration"],
+    ids=["fid 4", "fid 5", "voice fee", "hangup duration", "failure reason", "key press caller"],
 )
 def test_a_resend_with_other_billing_values_keeps_its_id(fmt: Format, report: dict[str, Any], billing: dict[str, Any]) -> None:
-    """Billing values and a CDR's outcome are not identity: the resend is a conflict to flag, not a new event."""
+    """Billing values, a CDR's outcome, a code's text and the number shown are not identity: the resend
+    is a conflict to flag, not a new event."""
     assert id_of(fmt, report) == id_of(fmt, {**report, **billing})
 
 

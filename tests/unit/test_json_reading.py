@@ -150,6 +150,10 @@ def test_ambiguity_nested_inside_a_report_is_that_reports() -> None:
         ("cdr-push", b'{"requestid":"r","state":"answer","State":"callout","timestamp":"2026-11-21 10:00:00"}'),
         ("tencent/voicecode", b'{"voicecode_callback":{"callid":"c","result":"0","result":"1"}}'),
         ("tencent/voicecode", b'{"voicecode_callback":{"callid":"c"},"voicecode_callback":{"callid":"d"}}'),
+        ("tencent/voiceprompt", b'{"voicekey_callback":{"callid":"c","keypress":"1","keypress":"2"}}'),
+        ("tencent/voicecode", b'{"voice_failure_callback":{"callid":"c","failure_code":8,"failure_code":"8"}}'),  # a number is not a string
+        ("tencent/voiceprompt", b'{"voice_failure_callback":{"callid":"c","failure_code":8,"Failure_Code":5}}'),
+        ("tencent/voicecode", b'{"voicekey_callback":{"callid":"c","keypress":"1"},"VoiceKey_Callback":{"callid":"c","keypress":"2"}}'),
     ],
 )
 def test_ambiguity_in_the_envelope_dead_letters_the_request(route: str, body: bytes) -> None:
@@ -158,9 +162,28 @@ def test_ambiguity_in_the_envelope_dead_letters_the_request(route: str, body: by
     assert (outcome.reason_type, outcome.report_index) == ("ambiguous_field", None)
 
 
-def test_a_lone_report_object_is_report_0() -> None:
-    (outcome,) = normalize("callback-call/status", b'{"callId":"c","status":"4","Status":"8"}')
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("callback-call/status", b'{"callId":"c","status":"4","Status":"8"}'),
+        ("tencent/sms-reply", b'{"mobile":"13800138000","time":1763704800,"text":"Y","text":"N"}'),
+        ("tencent/sms-reply", b'{"mobile":"13800138000","time":1763704800," text ":"N","text":"Y"}'),
+    ],
+)
+def test_a_lone_report_object_is_report_0(route: str, body: bytes) -> None:
+    (outcome,) = normalize(route, body)
     assert isinstance(outcome, Rejection) and (outcome.reason_type, outcome.report_index) == ("ambiguous_field", 0)
+
+
+def test_a_reply_given_twice_the_same_is_read_once() -> None:
+    (event,) = normalize("tencent/sms-reply", b'{"mobile":"13800138000","time":1763704800,"text":"Y","text":"Y"}')
+    assert not isinstance(event, Rejection) and event["message_text"] == "Y"
+
+
+def test_an_ambiguous_reply_in_an_array_holds_back_no_other() -> None:
+    reply = b'{"mobile":"13800138000","time":1763704800,"text":"Y"}'
+    outcomes = normalize("tencent/sms-reply", b"[" + reply + b',{"mobile":"13800138000","time":1763704801,"text":"Y","TEXT":"N"},' + reply + b"]")
+    assert [(o.reason_type, o.report_index) if isinstance(o, Rejection) else o["report_index"] for o in outcomes] == [0, ("ambiguous_field", 1), 2]
 
 
 def test_exact_numbers_keep_their_digits_on_the_slow_path() -> None:

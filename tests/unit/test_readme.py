@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ringback import config
 from tests.conftest import REPO_ROOT
 
@@ -30,3 +32,12 @@ def test_readme_documents_every_route_status_and_vendor_code() -> None:
     for code in STATE_DESC:
         assert code in readme, code
 
+
+
+def test_readme_maps_every_tencent_voice_failure_code_as_the_adapter_does() -> None:
+    from ringback.normalizer.adapters.tencent_voice_status import FAILURE_STATUS
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    (row,) = [line for line in readme.splitlines() if line.startswith("| Tencent voice `failure_code`")]
+    for code, state in FAILURE_STATUS.items():
+        assert re.search(rf"`{code}` [^;|]*→ {state}[;.]", row), f"README misses or misstates failure_code {code}"

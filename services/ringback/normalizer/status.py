@@ -9,6 +9,7 @@ maps to ``unknown`` — never to a guess.
 DELIVERED = "delivered"  # reached the handset
 PENDING = "pending"  # accepted or still in transit; a later report will settle it
 FAILED = "failed"  # will not be delivered
+RECEIVED = "received"  # an end user's message (an SMS reply) reached the platform
 
 # Call outcomes (status callbacks and CDRs)
 ANSWERED = "answered"
@@ -32,6 +33,6 @@ KEY_PRESSED = "key_pressed"
 UNKNOWN = "unknown"
 
 ALL = (
-    DELIVERED, PENDING, FAILED, ANSWERED, NO_ANSWER, BUSY, REJECTED, UNREACHABLE, INVALID_NUMBER,
+    DELIVERED, PENDING, FAILED, RECEIVED, ANSWERED, NO_ANSWER, BUSY, REJECTED, UNREACHABLE, INVALID_NUMBER,
     CALL_FAILED, INITIATED, RINGING, IN_PROGRESS, ENDED, RECORDED, KEY_PRESSED, UNKNOWN,
 )
