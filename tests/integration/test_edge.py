@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ringback.config import Settings
 from ringback.edge.app import INTAKE, create_app
+from ringback.routes import HTTP_STATUS, ROUTES, TENCENT
 from ringback.runtime import kafka
 from ringback.runtime.broker import EmbeddedBroker
 from ringback.runtime.ports import free_port
@@ -78,16 +79,12 @@ async def test_health_ready_and_metrics(edge: tuple[TestClient, Settings]) -> No
     assert 'ringback_edge_requests_total{outcome="accepted",route="tencent/sms-status"}' in text
 
 
-@pytest.mark.parametrize(
-    ("route", "status", "tencent_shape"),
-    [
-        ("/callbacks/tencent/sms-status", 503, True),
-        ("/callbacks/tencent/voicecode", 503, True),
-        ("/callbacks/tencent/voiceprompt", 503, True),
-        ("/callbacks/cdr-push", 500, False),  # the CDR platform retries on HTTP 500 only
-        ("/callbacks/callback-call/hangup", 500, False),
-    ],
-)
+#: What a vendor gets when its callback could not be made durable: Tencent a 503 with a non-zero
+#: result; the CDR platform (which retries on HTTP 500 only) and click-to-call a 500.
+RETRYABLE = {TENCENT: (503, True), HTTP_STATUS: (500, False)}
+
+
+@pytest.mark.parametrize(("route", "status", "tencent_shape"), [(r.path, *RETRYABLE[r.reply_style]) for r in ROUTES], ids=[r.name for r in ROUTES])
 async def test_broker_down_gives_a_retryable_failure_never_a_success(make_settings: Callable[..., Settings], route: str, status: int, tencent_shape: bool) -> None:
     settings = make_settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", publish_timeout_s=0.5, spool_max_bytes=0)
     client = await client_for(settings)

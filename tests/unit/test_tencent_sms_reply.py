@@ -88,7 +88,6 @@ def test_without_the_setting_the_text_is_stored() -> None:
     assert text_policy(Context(blank_event=CODEC.blank_event())) == config.SMS_REPLY_TEXT_STORE
 
 
-@pytest.mark.xfail(strict=True, reason="ringback.normalizer.event.Context has no sms_reply_text field and NormalizeStep does not pass settings.sms_reply_text yet")
 def test_the_running_normalizer_hands_the_setting_to_the_adapter() -> None:
     from ringback.normalizer.step import NormalizeStep
 

@@ -49,11 +49,13 @@ def run(workdir: Path, duration_s: float, rate: float) -> dict[str, Any]:
         with processes.MemorySampler(roles, MEMORY_SAMPLE_S) as memory:
             summary = asyncio.run(loadgen.run(plan, show_progress=False))
 
-        tag_filter = f"startsWith(coalesce(sid, call_id, request_id, ''), '{plan.tag}')"
+        # Loadgen tags every body with the run: in a vendor id, or (SMS replies, which have none) in `extend`.
+        tag_filter = f"(startsWith(coalesce(sid, call_id, request_id, ''), '{plan.tag}') OR startsWith(attributes['extend'], '{plan.tag}'))"
+        expected = summary.expected_events + summary.expected_replies
         stored, settle_deadline = 0, time.monotonic() + SETTLE_TIMEOUT_S
         while time.monotonic() < settle_deadline:
             stored = int(_rows(settings, f"SELECT count() AS n FROM ringback.events_dedup WHERE {tag_filter}")[0]["n"])
-            if stored >= summary.expected_events:
+            if stored >= expected:
                 break
             time.sleep(1)
 
@@ -76,8 +78,8 @@ def run(workdir: Path, duration_s: float, rate: float) -> dict[str, Any]:
         "duration_s": duration_s, "offered_rate": rate or "max", "sent": summary.sent, "accepted": summary.accepted, "failed": summary.failed,
         "e2e_cps": round(summary.accepted / summary.elapsed_s), "drained_s": round(drained_s, 1),
         "e2e_drained_cps": round(summary.accepted / drained_s), "reply_p50_ms": round(summary.percentile(50) * 1000, 1),
-        "reply_p99_ms": round(summary.percentile(99) * 1000, 1), "expected_events": summary.expected_events, "stored_events": stored,
-        "lost": max(0, summary.expected_events - stored),
+        "reply_p99_ms": round(summary.percentile(99) * 1000, 1), "expected_events": expected, "stored_events": stored,
+        "lost": max(0, expected - stored),
         "queryable_p50_s": round(_percentile(latencies, 50), 3), "queryable_p99_s": round(_percentile(latencies, 99), 3),
         **peaks,
     }

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from ringback import __version__
+from ringback.config import SMS_REPLY_TEXT_STORE
 from ringback.normalizer.identity import event_id
 from ringback.normalizer.outcome import Event
 from ringback.runtime.raw import RawCallback
@@ -46,6 +47,7 @@ class Context:
     blank_event: Event
     source_timezone: str = "Asia/Shanghai"
     normalizer_version: str = __version__
+    sms_reply_text: str = SMS_REPLY_TEXT_STORE  # what an SMS reply's message_text keeps of the text
 
     def new_event(self, raw: RawCallback, *, source: str, event_type: str, identity: Mapping[str, object], report_index: int, status: str) -> Event:
         """A blank event for one report; ``identity``: the fields that tell this report from every other

@@ -93,7 +93,10 @@ class NormalizeStep:
         self.producer = producer
         self.guard = guard
         self.codec = EventCodec.from_dir(settings.schemas_dir)
-        self.ctx = Context(blank_event=self.codec.blank_event(), source_timezone=settings.source_timezone, normalizer_version=__version__)
+        self.ctx = Context(
+            blank_event=self.codec.blank_event(), source_timezone=settings.source_timezone, normalizer_version=__version__,
+            sms_reply_text=settings.sms_reply_text,
+        )
         self.adapters = registry()
         self.ledger = Ledger()
         self._done: dict[Partition, int] = {}

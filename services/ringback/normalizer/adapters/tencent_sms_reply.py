@@ -43,8 +43,8 @@ MASK_CHARACTER = "*"
 
 
 def text_policy(ctx: Context) -> str:
-    """The ``sms_reply_text`` setting, as the normalizer's Context carries it (``store`` when it does not)."""
-    return str(getattr(ctx, "sms_reply_text", SMS_REPLY_TEXT_STORE))
+    """The ``sms_reply_text`` setting, as the normalizer's Context carries it."""
+    return ctx.sms_reply_text
 
 
 def stored_text(text: str, policy: str) -> str | None:
