@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from ringback import __version__, config, logs
 from ringback.config import ConfigError, Settings
@@ -117,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     for role in ("edge", "normalizer", "sink"):
         status.add_argument(f"--{role}", dest=f"{role}_url", default=None, help=f"Base URL of a {role} (its /readyz and /metrics); default: the one `ringback run` started for --data-dir.")
     config.add_flags(status)
+    soak = commands.add_parser("soak", help="`ringback run` under steady load for a long time, every process's memory sampled (what `make soak` runs).",
+                               description="Run the whole pipeline under steady vendor traffic, sample every process's memory, and report whether it levels off and whether anything was lost.")
+    soak.add_argument("--duration", type=float, default=3600.0, help="Seconds of load (default 3600).")
+    soak.add_argument("--rate", type=float, default=300.0, help="Callbacks per second (default 300).")
+    soak.add_argument("--warmup", type=float, default=600.0, help="Seconds counted as warm-up (default 600).")
+    soak.add_argument("--results", default="bench-results/soak", help="Folder for the report, the samples and the chart.")
     show = commands.add_parser("config", help="Print the effective configuration and where each setting can be set.")
     config.add_flags(show)
     return parser
@@ -147,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         from ringback.bench.run import main as bench_main
 
         return bench_main(quick=args.quick, results_root=args.results)
+    if args.command == "soak":
+        from ringback.bench import soak
+
+        report = soak.run(Path(args.results), args.duration, args.rate, args.warmup)
+        print(soak.render(report))
+        return 0 if report["lost"] == 0 and report["failed"] == 0 else 1
     if args.command == "loadgen":
         return _loadgen(settings, args)
     handler, _ = ROLE_COMMANDS[args.command]
