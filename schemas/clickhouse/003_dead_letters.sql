@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS ringback.dead_letters {on_cluster}
     failure_counts      Map(String, UInt32),
     failures            Nested(report_index Int32, failure_type LowCardinality(String), reason String),
     body_sha256         String,
+    tenant              LowCardinality(String) DEFAULT '',
     inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree
@@ -36,3 +37,4 @@ ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS failed_r
 ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS failure_counts Map(String, UInt32) AFTER failed_reports;
 ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS failures Nested(report_index Int32, failure_type LowCardinality(String), reason String) AFTER failure_counts;
 ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS body_sha256 String AFTER failures;
+ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS tenant LowCardinality(String) DEFAULT '' AFTER body_sha256;

@@ -7,13 +7,20 @@ CREATE TABLE IF NOT EXISTS ringback.ingests {on_cluster}
 (
     hour        DateTime('UTC'),
     route       LowCardinality(String),
-    ingest_id   String
+    ingest_id   String,
+    tenant      LowCardinality(String)
 )
 ENGINE = ReplacingMergeTree
 ORDER BY (hour, route, ingest_id);
+ALTER TABLE ringback.ingests {on_cluster} ADD COLUMN IF NOT EXISTS tenant LowCardinality(String);
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS ringback.ingests_from_events {on_cluster} TO ringback.ingests AS
-SELECT DISTINCT toStartOfHour(received_at) AS hour, route, ingest_id FROM ringback.events;
+-- Version 2 of the views (with the tenant) is created before version 1 is dropped, so no insert in
+-- between goes unrecorded; one recorded twice collapses.
+CREATE MATERIALIZED VIEW IF NOT EXISTS ringback.ingests_from_events_v2 {on_cluster} TO ringback.ingests AS
+SELECT DISTINCT toStartOfHour(received_at) AS hour, route, ingest_id, tenant FROM ringback.events;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS ringback.ingests_from_dead_letters {on_cluster} TO ringback.ingests AS
-SELECT DISTINCT toStartOfHour(received_at) AS hour, route, ingest_id FROM ringback.dead_letters;
+CREATE MATERIALIZED VIEW IF NOT EXISTS ringback.ingests_from_dead_letters_v2 {on_cluster} TO ringback.ingests AS
+SELECT DISTINCT toStartOfHour(received_at) AS hour, route, ingest_id, tenant FROM ringback.dead_letters;
+
+DROP VIEW IF EXISTS ringback.ingests_from_events {on_cluster};
+DROP VIEW IF EXISTS ringback.ingests_from_dead_letters {on_cluster};

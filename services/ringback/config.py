@@ -49,6 +49,11 @@ class Settings:
     )
     edge_max_connections: int = _setting(16_384, "Open connections one edge process accepts (kept below its descriptor limit); more are refused with 503.")
     edge_max_connections_per_ip: int = _setting(1024, "Open connections one remote address may hold (0 = no bound); more are refused with 503.")
+    tenants_file: str = _setting("", "TOML file of the tenants and their secrets (README: Going to production: tenants); empty = the edge is open to anyone.")
+    trusted_proxies: str = _setting("", "CIDRs (comma-separated) of load balancers whose Forwarded / X-Forwarded-For headers give the client's address.")
+    anonymous_rate_limit_per_s: float = _setting(1000.0, "Requests per second one address may send on the tenant-less routes (0 = no limit).")
+    tenant_rate_limit_per_s: float = _setting(0.0, "Requests per second per tenant, unless its entry in the tenants file says otherwise (0 = no limit).")
+    rate_limit_burst_s: float = _setting(2.0, "Rate limits let bursts of this many seconds' worth of requests through.")
     edge_header_timeout_s: float = _setting(5.0, "A request head must arrive completely within this many seconds of its first byte.")
     edge_idle_timeout_s: float = _setting(30.0, "Close a connection that sends nothing for this long (since it opened or since the last reply).")
     reuse_port: bool = _setting(False, "Let several edge processes listen on one port (SO_REUSEPORT); each takes a spool of its own.")
@@ -262,6 +267,12 @@ def _validate(settings: Settings) -> None:
     for name in ("edge_max_in_flight", "edge_max_in_flight_bytes", "edge_max_connections", "edge_header_timeout_s", "edge_idle_timeout_s"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be positive")
+    for name in ("anonymous_rate_limit_per_s", "tenant_rate_limit_per_s"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{name} must be 0 (no limit) or positive")
+    if settings.rate_limit_burst_s <= 0:
+        raise ConfigError("rate_limit_burst_s must be positive")
+    trusted_proxy_networks(settings)
     if settings.edge_max_connections_per_ip < 0:
         raise ConfigError("edge_max_connections_per_ip must be 0 (no bound) or positive")
     if settings.gc_gen0_threshold <= 0:
@@ -269,6 +280,21 @@ def _validate(settings: Settings) -> None:
     for name in QUERY_LIMITS:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be positive (analyst queries are always bounded)")
+
+
+def trusted_proxy_networks(settings: Settings) -> tuple[Any, ...]:
+    """The trusted proxies as networks (ipaddress), or a ConfigError naming the one that is not."""
+    import ipaddress
+
+    networks = []
+    for part in (p.strip() for p in settings.trusted_proxies.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError as exc:
+            raise ConfigError(f"trusted_proxies: {part!r} is not a CIDR network ({exc})") from None
+    return tuple(networks)
 
 
 def describe() -> list[tuple[str, str, str, str]]:

@@ -12,6 +12,12 @@ RETRYING_SECONDS = Gauge("ringback_retrying_seconds", "How long an operation has
 ALARM = Gauge("ringback_alarm", "1 while an operation has failed for longer than retry_alarm_after_s, by role and operation.", ["role", "what"])
 
 # --- edge ---
+EDGE_REFUSED = Counter(
+    "ringback_edge_refused_total",
+    "Callbacks refused before anything was published, by route and reason (unknown_tenant, wrong_secret, address_not_allowed, anonymous_not_allowed, rate_limited).",
+    ["route", "reason"],
+)
+EDGE_TENANT_RELOADS = Counter("ringback_edge_tenant_reloads_total", "Tenants file reloads, by result (loaded, refused).", ["result"])
 EDGE_REQUESTS = Counter("ringback_edge_requests_total", "Callback requests by route and outcome.", ["route", "outcome"])
 EDGE_REQUEST_SECONDS = Histogram("ringback_edge_request_seconds", "Time from request start to reply.", ["route"], buckets=LATENCY_BUCKETS)
 EDGE_BODY_BYTES = Counter("ringback_edge_body_bytes_total", "Callback body bytes accepted.", ["route"])

@@ -1,4 +1,4 @@
-"""`ringback reconcile`: the ledger per route and hour, and every place where a stage has fewer than
+"""`ringback reconcile`: the ledger per tenant, route and hour, and every place where a stage has fewer than
 the stage before it (a gap: something acknowledged did not arrive downstream).
 
 Counts can only be higher downstream for known, harmless reasons: replays after a crash (at-least-once)
@@ -33,25 +33,25 @@ CHECKS = (
 )
 COLUMNS = ("accepted", "stored_requests", "raw", "reports", "normalized", "dead_lettered", "stored_events", "stored_dead", "unique_events")
 LEDGER_QUERY = """
-SELECT toUnixTimestamp(l.hour) AS hour, l.route AS route,
+SELECT toUnixTimestamp(l.hour) AS hour, l.route AS route, l.tenant AS tenant,
        sumIf(l.count, l.stage = '{accepted}') AS accepted, sumIf(l.count, l.stage = '{raw}') AS raw,
        sumIf(l.count, l.stage = '{reports}') AS reports, sumIf(l.count, l.stage = '{events}') AS normalized,
        sumIf(l.count, l.stage = '{dead}') AS dead_lettered, sumIf(l.count, l.stage = '{sink_events}') AS stored_events,
        sumIf(l.count, l.stage = '{sink_dead}') AS stored_dead
 FROM ringback.ledger AS l FINAL
 WHERE l.hour >= toStartOfHour(now() - INTERVAL {hours} HOUR)
-GROUP BY hour, route ORDER BY hour, route
+GROUP BY hour, route, tenant ORDER BY hour, route, tenant
 FORMAT JSONEachRow
 """
 STORED_REQUESTS_QUERY = """
-SELECT toUnixTimestamp(hour) AS hour, route, uniqExact(ingest_id) AS stored_requests
+SELECT toUnixTimestamp(hour) AS hour, route, tenant, uniqExact(ingest_id) AS stored_requests
 FROM ringback.ingests WHERE hour >= toStartOfHour(now() - INTERVAL {hours} HOUR)
-GROUP BY hour, route FORMAT JSONEachRow
+GROUP BY hour, route, tenant FORMAT JSONEachRow
 """
 UNIQUE_QUERY = """
-SELECT toUnixTimestamp(toStartOfHour(received_at)) AS hour, route, count() AS unique_events
+SELECT toUnixTimestamp(toStartOfHour(received_at)) AS hour, route, tenant, count() AS unique_events
 FROM ringback.events_dedup WHERE received_at >= toStartOfHour(now() - INTERVAL {hours} HOUR)
-GROUP BY hour, route FORMAT JSONEachRow
+GROUP BY hour, route, tenant FORMAT JSONEachRow
 """
 
 
@@ -59,6 +59,7 @@ GROUP BY hour, route FORMAT JSONEachRow
 class LedgerLine:
     hour: int
     route: str
+    tenant: str  # "" for the tenant-less routes
     counts: dict[str, int]
     gaps: list[str]
     open_hour: bool
@@ -70,28 +71,29 @@ def ledger_lines(settings: Settings, hours: int, now: float | None = None) -> li
         dead=stage.NORMALIZER_DEAD_LETTERS, sink_events=stage.SINK_EVENTS, sink_dead=stage.SINK_DEAD_LETTERS, hours=int(hours),
     )
     rows = _json_rows(run_sql(settings, query, "JSONEachRow"))
-    unique = _by_hour_and_route(settings, UNIQUE_QUERY, hours, "unique_events")
-    stored_requests = _by_hour_and_route(settings, STORED_REQUESTS_QUERY, hours, STORED_REQUESTS)
+    unique = _by_line(settings, UNIQUE_QUERY, hours, "unique_events")
+    stored_requests = _by_line(settings, STORED_REQUESTS_QUERY, hours, STORED_REQUESTS)
     current_hour = int(now if now is not None else time.time()) // 3600 * 3600
     lines = []
     for row in rows:
-        hour, route = int(row["hour"]), row["route"]
-        counts = {name: int(row.get(name, 0)) for name in COLUMNS if name not in ("unique_events", STORED_REQUESTS)}
-        counts["unique_events"] = unique.get((hour, route), 0)
-        counts[STORED_REQUESTS] = stored_requests.get((hour, route), 0)
+        hour, route, tenant = int(str(row["hour"])), str(row["route"]), str(row.get("tenant") or "")
+        counts = {name: int(str(row.get(name, 0))) for name in COLUMNS if name not in ("unique_events", STORED_REQUESTS)}
+        counts["unique_events"] = unique.get((hour, route, tenant), 0)
+        counts[STORED_REQUESTS] = stored_requests.get((hour, route, tenant), 0)
         by_stage = {
             STORED_REQUESTS: counts[STORED_REQUESTS],
             stage.EDGE_ACCEPTED: counts["accepted"], stage.NORMALIZER_RAW: counts["raw"], stage.NORMALIZER_EVENTS: counts["normalized"],
             stage.SINK_EVENTS: counts["stored_events"], stage.NORMALIZER_DEAD_LETTERS: counts["dead_lettered"], stage.SINK_DEAD_LETTERS: counts["stored_dead"],
         }
         gaps = [f"{by_stage[up] - by_stage[down]} {why}" for up, down, why in CHECKS if by_stage[down] < by_stage[up]]
-        lines.append(LedgerLine(hour, route, counts, gaps, open_hour=hour >= current_hour))
+        lines.append(LedgerLine(hour, route, tenant, counts, gaps, open_hour=hour >= current_hour))
     return lines
 
 
-def _by_hour_and_route(settings: Settings, query: str, hours: int, column: str) -> dict[tuple[int, str], int]:
+def _by_line(settings: Settings, query: str, hours: int, column: str) -> dict[tuple[int, str, str], int]:
+    """``column`` by (hour, route, tenant), the key of a ledger line."""
     rows = _json_rows(run_sql(settings, query.format(hours=int(hours)), "JSONEachRow"))
-    return {(int(str(r["hour"])), str(r["route"])): int(str(r[column])) for r in rows}
+    return {(int(str(r["hour"])), str(r["route"]), str(r.get("tenant") or "")): int(str(r[column])) for r in rows}
 
 
 def _json_rows(payload: bytes) -> list[dict[str, object]]:
@@ -99,7 +101,7 @@ def _json_rows(payload: bytes) -> list[dict[str, object]]:
 
 
 def render(lines: list[LedgerLine]) -> str:
-    header = ("hour (UTC)", "route", *COLUMNS, "check")
+    header = ("hour (UTC)", "route", "tenant", *COLUMNS, "check")
     table = [header]
     for line in lines:
         hour = datetime.fromtimestamp(line.hour, tz=timezone.utc).strftime("%Y-%m-%d %H:00")
@@ -109,7 +111,7 @@ def render(lines: list[LedgerLine]) -> str:
             verdict = "in flight: " + "; ".join(line.gaps)
         else:
             verdict = "GAP: " + "; ".join(line.gaps)
-        table.append((hour, line.route, *(str(line.counts[c]) for c in COLUMNS), verdict))
+        table.append((hour, line.route, line.tenant or "-", *(str(line.counts[c]) for c in COLUMNS), verdict))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in table)
 
@@ -120,6 +122,7 @@ def as_json(lines: list[LedgerLine]) -> list[dict[str, object]]:
         {
             "hour": datetime.fromtimestamp(line.hour, tz=timezone.utc).isoformat(),
             "route": line.route,
+            "tenant": line.tenant,
             **line.counts,
             "gaps": line.gaps,
             "check": "ok" if not line.gaps else ("in_flight" if line.open_hour else "gap"),

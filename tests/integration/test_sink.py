@@ -153,11 +153,11 @@ async def test_read_only_query_refuses_writes_and_leaves_the_sink_writable(sink:
 async def load_ledger(sink: Sink, hour: datetime, route: str, counts: dict[str, int], stored_ingest_ids: list[str]) -> None:
     from ringback.runtime import ledger
 
-    rows = [[hour, route, name, "test-instance", 1, n] for name, n in counts.items()]
+    rows = [[hour, route, name, "test-instance", 1, n, ""] for name, n in counts.items()]
     rows.append(rows[0])  # the same delta loaded twice counts once
     await sink.on_db_thread(lambda: sink.client.insert("ringback.ledger", rows, column_names=ledger.LEDGER_COLUMNS))
-    ingests = [[hour, route, ingest_id] for ingest_id in stored_ingest_ids]
-    await sink.on_db_thread(lambda: sink.client.insert("ringback.ingests", ingests, column_names=["hour", "route", "ingest_id"]))
+    ingests = [[hour, route, ingest_id, ""] for ingest_id in stored_ingest_ids]
+    await sink.on_db_thread(lambda: sink.client.insert("ringback.ingests", ingests, column_names=["hour", "route", "ingest_id", "tenant"]))
 
 
 async def test_reconcile_flags_what_a_stage_lost(sink: Sink) -> None:

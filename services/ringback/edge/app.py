@@ -12,8 +12,10 @@ from aiohttp import web
 from ringback import logs, metrics
 from ringback.config import Settings
 from ringback.edge import replies
+from ringback.edge.door import SECRET, TENANT, Door, Refused
 from ringback.edge.intake import BROKER, JOURNAL, SPOOL, Intake, NotDurable, TooLargeForBroker
 from ringback.edge.publisher import Publisher
+from ringback.edge.tenant_source import TenantSource
 from ringback.routes import ROUTES, Route
 from ringback.runtime import kafka
 from ringback.runtime.raw import RawCallback, new_ingest_id
@@ -23,6 +25,7 @@ log = logs.get(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLISHER = web.AppKey("publisher", Publisher)
 INTAKE = web.AppKey("intake", Intake)
+TENANTS = web.AppKey("tenants", TenantSource)
 OUTCOMES = ("accepted", "journaled", "spooled", "too_large", "too_slow", "overloaded", "not_durable")
 OUTCOME_OF = {BROKER: "accepted", JOURNAL: "journaled", SPOOL: "spooled"}
 
@@ -59,7 +62,7 @@ def reserved_bytes(request: web.Request, max_body_bytes: int) -> int:
     return max_body_bytes if declared is None else min(declared, max_body_bytes)
 
 
-def callback_handler(route_: Route, intake: Intake, in_flight: InFlight, settings: Settings) -> Handler:
+def callback_handler(route_: Route, door: Door, intake: Intake, in_flight: InFlight, settings: Settings) -> Handler:
     route = route_.name
     style = route_.reply_style
     requests = {outcome: metrics.EDGE_REQUESTS.labels(route, outcome) for outcome in OUTCOMES}
@@ -68,6 +71,11 @@ def callback_handler(route_: Route, intake: Intake, in_flight: InFlight, setting
 
     async def handle(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
+        who = door.admit(request, route)
+        if isinstance(who, Refused):
+            if who.status is None:
+                return replies.rate_limited(style)
+            return replies.rejected(style, who.status, who.message)
         reserved = reserved_bytes(request, settings.max_body_bytes)
         if not in_flight.try_enter(reserved):
             requests["overloaded"].inc()
@@ -86,9 +94,11 @@ def callback_handler(route_: Route, intake: Intake, in_flight: InFlight, setting
                 route=route,
                 ingest_id=new_ingest_id(),
                 received_at_us=time.time_ns() // 1000,
-                remote_addr=request.remote or "",
+                remote_addr=who.address,
                 content_type=request.headers.get("Content-Type", ""),
                 body=body,
+                tenant=who.tenant.id if who.tenant else "",
+                tenant_app_id=(who.tenant.app_id or "") if who.tenant else "",
             )
             try:
                 where = await intake.accept(raw)
@@ -115,10 +125,16 @@ def create_app(settings: Settings, journal_dir: str | None = None) -> web.Applic
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors_in_vendor_shape])
     publisher = Publisher(settings)
     intake = Intake(settings, publisher, Path(journal_dir) if journal_dir else None)
+    tenants = TenantSource(settings.tenants_file)
+    door = Door(settings, tenants)
     app[PUBLISHER] = publisher
     app[INTAKE] = intake
+    app[TENANTS] = tenants
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        if tenants.open_to_anyone:
+            log.warning("no tenants file: the edge takes callbacks from anyone who can reach it (see README: Going to production: tenants)")
+        tenants.start()
         await publisher.start()
         if publisher.ready:
             await kafka.ensure_topics_if_allowed(settings)
@@ -126,11 +142,14 @@ def create_app(settings: Settings, journal_dir: str | None = None) -> web.Applic
         yield
         await intake.stop()
         await publisher.stop()
+        await tenants.stop()
 
     app.cleanup_ctx.append(lifecycle)
     in_flight = InFlight(settings.edge_max_in_flight, settings.edge_max_in_flight_bytes)
     for route in ROUTES:
-        app.router.add_post(route.path, callback_handler(route, intake, in_flight, settings))
+        handler = callback_handler(route, door, intake, in_flight, settings)
+        app.router.add_post(route.path, handler)
+        app.router.add_post(f"/t/{{{TENANT}}}/{{{SECRET}}}{route.path}", handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
@@ -163,9 +182,11 @@ async def readyz(request: web.Request) -> web.Response:
     broker_ok = await request.app[PUBLISHER].probe()
     journal = intake.journal
     ready = intake.accepting if intake.journal_mode else (broker_ok or intake.accepting)
+    tenants = request.app[TENANTS]
     body = {
         "ready": ready,
         "broker": "reachable" if broker_ok else "unreachable",
+        "tenants": "none: open to anyone" if tenants.current is None else len(tenants.current.by_id),
         "journal": None if journal is None else {
             "mode": "journal" if intake.journal_mode else "spool",
             "records": journal.untrimmed_records,

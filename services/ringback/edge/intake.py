@@ -172,7 +172,7 @@ class Intake:
     async def accept(self, raw: RawCallback) -> str:
         """Make ``raw`` durable; returns where ("journal", "broker" or "spool"), raises NotDurable."""
         where = await self._make_durable(raw)
-        self.ledger.count(EDGE_ACCEPTED, raw.route, raw.received_at_us)
+        self.ledger.count(EDGE_ACCEPTED, raw.route, raw.received_at_us, tenant=raw.tenant)
         return where
 
     async def _make_durable(self, raw: RawCallback) -> str:

@@ -8,6 +8,9 @@ from aiohttp import web
 from ringback.routes import HTTP_STATUS, TENCENT
 
 RETRYABLE_STATUS = {TENCENT: 503, HTTP_STATUS: 500}
+#: Too many requests: Tencent retries any failure, so it gets the honest 429; the CDR platform retries
+#: only on HTTP 500 (and click-to-call is answered like it), so they get 500 or the callback is lost.
+RATE_LIMITED_STATUS = {TENCENT: 429, HTTP_STATUS: 500}
 TENCENT_FAILURE_RESULT = 1
 TENCENT_OK = b'{"result":0,"errmsg":"OK"}'
 
@@ -21,6 +24,10 @@ def success(style: str) -> web.Response:
 def retryable_failure(style: str, message: str) -> web.Response:
     """The request was not made durable: the vendor must send it again."""
     return _failure(style, RETRYABLE_STATUS[style], message)
+
+
+def rate_limited(style: str) -> web.Response:
+    return _failure(style, RATE_LIMITED_STATUS[style], "too many requests, please retry later")
 
 
 def rejected(style: str, status: int, message: str) -> web.Response:

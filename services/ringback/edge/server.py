@@ -9,13 +9,15 @@ from aiohttp import web
 
 from ringback import logs
 from ringback.config import Settings
-from ringback.edge.app import INTAKE, create_app
+from ringback.edge.app import INTAKE, TENANTS, create_app
 from ringback.edge.connections import Admission, EdgeRunner, descriptor_budget
+from ringback.edge.tenants import TenantsError
 from ringback.runtime import runfiles
 from ringback.runtime.lifecycle import stop_event_on_signals, tune_gc
 from ringback.runtime.memory import mmap_large_blocks
 
 SHUTDOWN_GRACE_S = 10.0
+EXIT_CONFIG_ERROR = 2
 LISTEN_BACKLOG = 1024
 #: Vendor callbacks carry a handful of headers; aiohttp's defaults allow 128 of 8 KB each.
 MAX_HEADERS = 64
@@ -44,10 +46,15 @@ async def start_edge(settings: Settings, app: web.Application) -> tuple[EdgeRunn
 async def serve(settings: Settings) -> int:
     stop = stop_event_on_signals()
     mmap_large_blocks()  # callback bodies are freed back to the system, not kept in the heap
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except TenantsError as exc:
+        log.error("tenants file refused", error=str(exc))
+        return EXIT_CONFIG_ERROR
     runner, port = await start_edge(settings, app)
     # `ringback run` signals a restart of the embedded broker: what it held is gone, publish again.
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, app[INTAKE].broker_restarted)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, app[TENANTS].reload)  # a reload without a restart
     tune_gc(settings.gc_gen0_threshold)
     log.info("edge listening", url=f"http://{settings.host}:{port}", routes=sorted(r.resource.canonical for r in app.router.routes() if r.method == "POST"))
     runfiles.write(settings.run_dir, "edge", {"url": f"http://{settings.host}:{port}"})

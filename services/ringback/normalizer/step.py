@@ -23,18 +23,19 @@ from ringback import __version__, logs, metrics
 from ringback.config import Settings
 from ringback.normalizer.adapters import Adapter, registry
 from ringback.normalizer.event import Context
-from ringback.normalizer.guard import DeadLetterGuard, RequestVerdict, Trip
+from ringback.normalizer.guard import DeadLetterGuard, RequestVerdict
 from ringback.normalizer.outcome import Outcome, Rejected, Rejection
 from ringback.runtime import progress
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.batched_sends import BatchedSends, ends_of
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
 from ringback.runtime.ledger import NORMALIZER_DEAD_LETTERS, NORMALIZER_EVENTS, NORMALIZER_RAW, NORMALIZER_REPORTS, Ledger
-from ringback.runtime.raw import RawCallback
+from ringback.runtime.raw import H_TENANT, RawCallback
 from ringback.runtime.stream.backend import Message, Partition
 from ringback.runtime.stream.errors import Hold, RetryLater
 
 PUBLISH = "publish"
+TENANT_HEADER = H_TENANT
 POLL_TIMEOUT_MS = 200
 #: Fields whose value keeps one call's / one message's events in order on one partition.
 ORDERING_KEY_FIELDS = ("call_id", "request_id", "sid")
@@ -48,12 +49,17 @@ def normalize_message(raw: RawCallback, adapters: dict[str, Adapter], ctx: Conte
     if adapter is None:
         return [Rejection("unknown_route", f"no adapter for route {raw.route!r}")]
     try:
-        return adapter.normalize(raw, ctx)
+        outcomes = adapter.normalize(raw, ctx)
     except Rejected as rejected:
         return [Rejection.of(rejected)]
     except Exception as exc:  # a bug in an adapter must dead-letter the input, not stop the worker
         log.exception("adapter failed", route=raw.route, ingest_id=raw.ingest_id)
         return [Rejection("internal_error", f"{type(exc).__name__}: {exc}")]
+    if raw.tenant_app_id:
+        for outcome in outcomes:
+            if not isinstance(outcome, Rejection) and not outcome["app_id"]:
+                outcome["app_id"] = raw.tenant_app_id  # the vendor gives none (Tencent SMS and voice)
+    return outcomes
 
 
 def failures_of(outcomes: list[Outcome]) -> list[Failure]:
@@ -201,15 +207,17 @@ class NormalizeStep:
             except (ValueError, TypeError) as exc:  # an adapter produced a value the schema refuses
                 failures.append(Failure(int(outcome.get("report_index", WHOLE_REQUEST)), "schema_violation", str(exc)))
                 continue
-            await sends.add(self.settings.topic_normalized, payload, key=ordering_key(outcome))
+            # The tenant rides in a header too, so the sink can count by tenant without decoding the event.
+            headers = [(TENANT_HEADER, raw.tenant.encode())] if raw.tenant else None
+            await sends.add(self.settings.topic_normalized, payload, key=ordering_key(outcome), headers=headers)
             published[(metrics.NORMALIZER_EVENTS, raw.route, outcome["event_type"])] += 1
             events += 1
-        self.ledger.count(NORMALIZER_RAW, raw.route, raw.received_at_us)
-        self.ledger.count(NORMALIZER_REPORTS, raw.route, raw.received_at_us, reports_in(outcomes))
-        self.ledger.count(NORMALIZER_EVENTS, raw.route, raw.received_at_us, events)
+        self.ledger.count(NORMALIZER_RAW, raw.route, raw.received_at_us, tenant=raw.tenant)
+        self.ledger.count(NORMALIZER_REPORTS, raw.route, raw.received_at_us, reports_in(outcomes), tenant=raw.tenant)
+        self.ledger.count(NORMALIZER_EVENTS, raw.route, raw.received_at_us, events, tenant=raw.tenant)
         if failures:
             await self._dead_letter(sends, DeadLetter.of(raw, failures, reports_in(outcomes), __version__), published)
-            self.ledger.count(NORMALIZER_DEAD_LETTERS, raw.route, raw.received_at_us)
+            self.ledger.count(NORMALIZER_DEAD_LETTERS, raw.route, raw.received_at_us, tenant=raw.tenant)
 
     async def _dead_letter(self, sends: BatchedSends, letter: DeadLetter, published: Counter[tuple[Any, str, str]]) -> None:
         raw = letter.raw

@@ -23,8 +23,10 @@ NORMALIZER_DEAD_LETTERS = "normalizer.dead_letters"
 SINK_EVENTS = "sink.events"
 SINK_DEAD_LETTERS = "sink.dead_letters"
 STAGES = (EDGE_ACCEPTED, NORMALIZER_RAW, NORMALIZER_REPORTS, NORMALIZER_EVENTS, NORMALIZER_DEAD_LETTERS, SINK_EVENTS, SINK_DEAD_LETTERS)
+
+
 class LedgerRow(NamedTuple):
-    """One ``ringback.ledger`` row: a stage's count delta for a route and hour of receipt."""
+    """One ``ringback.ledger`` row: a stage's count delta for a tenant, route and hour of receipt."""
 
     hour: datetime
     route: str
@@ -32,6 +34,7 @@ class LedgerRow(NamedTuple):
     instance: str
     seq: int
     count: int
+    tenant: str
 
 
 LEDGER_COLUMNS = list(LedgerRow._fields)
@@ -46,31 +49,31 @@ def hour_of(received_at_us: int) -> int:
 class Ledger:
     instance: str = field(default_factory=lambda: uuid.uuid4().hex)
     seq: int = 0
-    pending: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+    pending: Counter[tuple[str, str, int, str]] = field(default_factory=Counter)
 
-    def count(self, stage: str, route: str, received_at_us: int, n: int = 1) -> None:
+    def count(self, stage: str, route: str, received_at_us: int, n: int = 1, tenant: str = "") -> None:
         if n:
-            self.pending[(stage, route, hour_of(received_at_us))] += n
+            self.pending[(stage, route, hour_of(received_at_us), tenant)] += n
 
     def take(self) -> bytes | None:
         """The pending deltas as one message, or None; give it back with ``restore`` if not published."""
         if not self.pending:
             return None
         self.seq += 1
-        rows = [[hour, route, stage, n] for (stage, route, hour), n in sorted(self.pending.items())]
+        rows = [[hour, route, stage, n, tenant] for (stage, route, hour, tenant), n in sorted(self.pending.items())]
         self.pending = Counter()
         return orjson.dumps({"instance": self.instance, "seq": self.seq, "rows": rows})
 
     def restore(self, message: bytes) -> None:
-        for hour, route, stage, n in orjson.loads(message)["rows"]:
-            self.pending[(stage, route, hour)] += n
+        for hour, route, stage, n, *tenant in orjson.loads(message)["rows"]:
+            self.pending[(stage, route, hour, tenant[0] if tenant else "")] += n
 
 
 def ledger_rows(message: bytes) -> list[LedgerRow]:
     """The ``ringback.ledger`` rows of one ledger message."""
     data = orjson.loads(message)
     instance, seq = str(data["instance"]), int(data["seq"])
-    return [
-        LedgerRow(datetime.fromtimestamp(int(hour), tz=timezone.utc), str(route), str(stage), instance, seq, int(n))
-        for hour, route, stage, n in data["rows"]
+    return [  # rows written before tenants have four fields
+        LedgerRow(datetime.fromtimestamp(int(hour), tz=timezone.utc), str(route), str(stage), instance, seq, int(n), str(tenant[0]) if tenant else "")
+        for hour, route, stage, n, *tenant in data["rows"]
     ]

@@ -19,7 +19,8 @@ H_INGEST_ID = "ingest_id"
 H_RECEIVED_AT_US = "received_at_us"
 H_REMOTE_ADDR = "remote_addr"
 H_CONTENT_TYPE = "content_type"
-H_TENANT = "tenant"  # optional: absent (and "") until tenants exist
+H_TENANT = "tenant"  # optional: absent on the tenant-less routes
+H_TENANT_APP_ID = "tenant_app_id"  # optional: the tenant's app_id, for pushes that carry none
 
 _LENGTH = struct.Struct(">I")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -48,8 +49,10 @@ class RawCallback:
     topic: str = ""
     partition: int = -1
     offset: int = -1
-    # Whose callback this is; part of every event id. "" = the single tenant of today.
+    # Whose callback this is (part of every event id); "" on the tenant-less routes.
     tenant: str = ""
+    # The tenant's app_id from the tenants file, for pushes that carry none (Tencent SMS and voice).
+    tenant_app_id: str = ""
 
     @property
     def received_at(self) -> datetime:
@@ -65,17 +68,22 @@ class RawCallback:
         ]
         if self.tenant:
             headers.append((H_TENANT, self.tenant.encode()))
+        if self.tenant_app_id:
+            headers.append((H_TENANT_APP_ID, self.tenant_app_id.encode()))
         return headers
 
     def to_bytes(self) -> bytes:
         """Self-contained form (headers + body) for the edge's spool.
 
-        The header is a JSON array; the tenant is appended only when there is one, so a frame without
-        a tenant is byte for byte the form spooled before tenants existed, and both forms are read.
+        The header is a JSON array; the tenant (and its app_id) are appended only when there is one, so
+        a frame without a tenant is byte for byte the form spooled before tenants existed, and every
+        form is read.
         """
         fields: list[object] = [self.route, self.ingest_id, self.received_at_us, self.remote_addr, self.content_type]
-        if self.tenant:
+        if self.tenant or self.tenant_app_id:
             fields.append(self.tenant)
+        if self.tenant_app_id:
+            fields.append(self.tenant_app_id)
         header = orjson.dumps(fields)
         return _LENGTH.pack(len(header)) + header + self.body
 
@@ -84,7 +92,8 @@ class RawCallback:
         (length,) = _LENGTH.unpack_from(data, 0)
         route, ingest_id, received_at_us, remote_addr, content_type, *rest = orjson.loads(data[4 : 4 + length])
         tenant = rest[0] if rest else ""
-        return cls(route, ingest_id, int(received_at_us), remote_addr, content_type, data[4 + length :], tenant=tenant)
+        tenant_app_id = rest[1] if len(rest) > 1 else ""
+        return cls(route, ingest_id, int(received_at_us), remote_addr, content_type, data[4 + length :], tenant=tenant, tenant_app_id=tenant_app_id)
 
     @classmethod
     def from_message(cls, topic: str, partition: int, offset: int, value: bytes | None, headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]] | None) -> "RawCallback":
@@ -104,4 +113,5 @@ class RawCallback:
             partition=partition,
             offset=offset,
             tenant=found.get(H_TENANT, ""),
+            tenant_app_id=found.get(H_TENANT_APP_ID, ""),
         )

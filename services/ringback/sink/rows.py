@@ -22,6 +22,7 @@ DEAD_LETTER_COLUMNS = (
     "route", "ingest_id", "report_index", "received_at", "remote_addr", "content_type", "failure_type",
     "reason", "normalizer_version", "source_topic", "source_partition", "source_offset", "dead_lettered_at", "body",
     "report_count", "failed_reports", "failure_counts", "failures.report_index", "failures.failure_type", "failures.reason", "body_sha256",
+    "tenant",
 )
 UNDECODABLE_EVENT = "undecodable_event"
 UNSTORABLE_EVENT = "unstorable_event"
@@ -43,7 +44,7 @@ def dead_letter_row(letter: DeadLetter) -> dict[str, Any]:
         "dead_lettered_at": datetime.fromtimestamp(dead_lettered_at_us / 1_000_000, tz=timezone.utc), "body": raw.body,
         "report_count": letter.report_count, "failed_reports": letter.failed_reports, "failure_counts": letter.failure_counts,
         "failures.report_index": [f.report_index for f in letter.failures], "failures.failure_type": [f.failure_type for f in letter.failures],
-        "failures.reason": [f.message for f in letter.failures], "body_sha256": letter.body_sha256,
+        "failures.reason": [f.message for f in letter.failures], "body_sha256": letter.body_sha256, "tenant": raw.tenant,
     }
 
 
@@ -79,7 +80,7 @@ def unstorable(message: Message, event: dict[str, Any], reason: str) -> DeadLett
     raw = RawCallback(
         route=str(event.get("route") or ""), ingest_id=str(event.get("ingest_id") or ""), received_at_us=int(received.timestamp() * 1_000_000),
         remote_addr="", content_type="", body=orjson.dumps(event, default=str),
-        topic=message.topic, partition=message.partition.index, offset=message.offset,
+        topic=message.topic, partition=message.partition.index, offset=message.offset, tenant=str(event.get("tenant") or ""),
     )
     index = event.get("report_index")
     failure = Failure(index if isinstance(index, int) else WHOLE_REQUEST, UNSTORABLE_EVENT, reason)

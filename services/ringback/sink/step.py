@@ -25,7 +25,7 @@ from ringback.runtime.ledger import SINK_DEAD_LETTERS, SINK_EVENTS, Ledger, Ledg
 from ringback.runtime.stream.backend import Message, Partition
 from ringback.sink.batch import Batch
 from ringback.sink.rows import undecodable
-from ringback.sink.store import DEAD_LETTERS_TABLE, EVENTS_TABLE, LEDGER_TABLE, Store
+from ringback.sink.store import DEAD_LETTERS_TABLE, EVENTS_TABLE, LEDGER_TABLE, EventKey, Store
 
 HOUR_US = 3_600_000_000
 MAX_POLL_WAIT_MS = 200
@@ -142,7 +142,7 @@ class SinkStep:
         task.result()  # a bug in storing must surface, not pass silently
 
     async def _store(self, batch: Batch) -> None:
-        stored_keys: list[tuple[str, int]] = []
+        stored_keys: list[EventKey] = []
         if batch.event_count:
             stored = await self.store.store_events(batch.events, batch.dedup_token(EVENTS_TABLE))
             stored_keys = stored.event_keys
@@ -155,12 +155,13 @@ class SinkStep:
         self._done.update(batch.next_offsets)
         log.debug("batch stored", events=batch.event_count, dead_letters=len(batch.dead_letters))
 
-    def _own_ledger_rows(self, event_keys: list[tuple[str, int]], dead_letters: list[DeadLetter]) -> list[LedgerRow]:
+    def _own_ledger_rows(self, event_keys: list[EventKey], dead_letters: list[DeadLetter]) -> list[LedgerRow]:
         """The sink's own counts for this batch: events taken (stored, or set aside as unstorable, which
-        also counts as a dead letter) and dead-letter rows, per route and hour of receipt."""
-        for (route, hour_us), n in Counter((route, at - at % HOUR_US) for route, at in event_keys).items():
-            self.ledger.count(SINK_EVENTS, route, hour_us, n)
+        also counts as a dead letter) and dead-letter rows, per tenant, route and hour of receipt."""
+        hours = Counter((key.route, key.received_at_us - key.received_at_us % HOUR_US, key.tenant) for key in event_keys)
+        for (route, hour_us, tenant), n in hours.items():
+            self.ledger.count(SINK_EVENTS, route, hour_us, n, tenant=tenant)
         for letter in dead_letters:
-            self.ledger.count(SINK_DEAD_LETTERS, letter.raw.route, letter.raw.received_at_us)
+            self.ledger.count(SINK_DEAD_LETTERS, letter.raw.route, letter.raw.received_at_us, tenant=letter.raw.tenant)
         delta = self.ledger.take()
         return ledger_rows(delta) if delta else []

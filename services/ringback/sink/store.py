@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DataError
@@ -35,9 +35,9 @@ from ringback.runtime.avro import HEADER_LENGTH, AvroDecodeError, EventCodec
 from ringback.runtime.avro_container import container
 from ringback.runtime.dead_letter import DeadLetter
 from ringback.runtime.ledger import LEDGER_COLUMNS, LedgerRow
+from ringback.runtime.raw import H_TENANT
 from ringback.runtime.stream.backend import Message
 from ringback.runtime.stream.health import Health
-from ringback.sink.batch import Batch
 from ringback.sink.rows import DEAD_LETTER_COLUMNS, dead_letter_columns, undecodable, unstorable
 
 EVENTS_TABLE = "ringback.events"
@@ -87,13 +87,29 @@ def is_value_error(error: BaseException) -> bool:
     return match is not None and int(match.group(1)) in VALUE_ERROR_CODES
 
 
+class EventKey(NamedTuple):
+    """What the sink's ledger counts an event by."""
+
+    route: str
+    received_at_us: int
+    tenant: str
+
+
 @dataclass(frozen=True)
 class Stored:
-    """What storing one batch's events came to: (route, receive time in µs) of every event taken, and
-    the dead letters made of those that had to be set aside."""
+    """What storing one batch's events came to: the key of every event taken, and the dead letters
+    made of those that had to be set aside."""
 
-    event_keys: list[tuple[str, int]]
+    event_keys: list[EventKey]
     set_aside: list[DeadLetter]
+
+
+def tenant_of(message: Message) -> str:
+    """The tenant the normalizer put in the event's headers ("" when none)."""
+    for name, value in message.headers:
+        if name == H_TENANT:
+            return value.decode("utf-8", "replace")
+    return ""
 
 
 class Store:
@@ -109,7 +125,7 @@ class Store:
     # --- events ---
     async def store_events(self, events: list[Message], token: str) -> Stored:
         try:
-            keys = [self.codec.route_and_received_at(m.value) for m in events]
+            keys = [EventKey(*self.codec.route_and_received_at(m.value), tenant_of(m)) for m in events]
             by_writer = self._by_writer(events)
         except PYTHON_VALUE_ERRORS as exc:
             return await self._checked_path(events, token, exc)
@@ -164,7 +180,7 @@ class Store:
             columns = [[event.get(name) for event in decoded] for name in self.codec.field_names]
             for index, why in await self._store_columns(columns, token):
                 set_aside.append(unstorable(sources[index], decoded[index], why))
-        keys = [(str(event["route"]), int(event["received_at"].timestamp() * 1_000_000)) for event in decoded]
+        keys = [EventKey(str(event["route"]), int(event["received_at"].timestamp() * 1_000_000), str(event.get("tenant") or "")) for event in decoded]
         return Stored(keys, set_aside)
 
     async def _store_columns(self, columns: list[list[Any]], token: str) -> list[tuple[int, str]]:
