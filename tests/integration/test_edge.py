@@ -182,3 +182,22 @@ async def test_a_callback_the_broker_refuses_for_its_size_is_413_not_spooled(bro
         assert spool is not None and spool.is_empty
     finally:
         await client.close()
+
+
+async def test_without_a_tenants_file_anonymous_callbacks_are_rate_limited_per_address(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(kafka_bootstrap=broker.bootstrap, anonymous_rate_limit_per_s=3, rate_limit_burst_s=1)
+    await kafka.ensure_topics(settings)
+    client = await client_for(settings)
+    try:
+        ready = await (await client.get("/readyz")).json()
+        assert ready["tenants"] == "none: open to anyone"
+        statuses = [(await client.post(SMS, data=BODY)).status for _ in range(12)]
+        assert statuses.count(200) <= 4 and statuses.count(429) >= 8, statuses
+        cdr = (await client.post("/callbacks/cdr-push", data=b"{}")).status
+        assert cdr == 500  # the CDR platform retries on HTTP 500 only
+        text = await (await client.get("/metrics")).text()
+        assert 'ringback_edge_refused_total{reason="rate_limited",route="tencent/sms-status"}' in text
+        tenant_url = (await client.post("/t/acme/some-secret-0000000000/callbacks/cdr-push", data=b"{}")).status
+        assert tenant_url == 401  # no tenants file: no tenant exists
+    finally:
+        await client.close()
