@@ -51,7 +51,7 @@ class Settings:
     edge_max_connections_per_ip: int = _setting(1024, "Open connections one remote address may hold (0 = no bound); more are refused with 503.")
     tenants_file: str = _setting("", "TOML file of the tenants and their secrets (README: Going to production: tenants); empty = the edge is open to anyone.")
     trusted_proxies: str = _setting("", "CIDRs (comma-separated) of load balancers whose Forwarded / X-Forwarded-For headers give the client's address.")
-    anonymous_rate_limit_per_s: float = _setting(1000.0, "Requests per second one address may send on the tenant-less routes (0 = no limit).")
+    anonymous_rate_limit_per_s: float = _setting(2000.0, "Requests per second one address may send on the tenant-less routes (0 = no limit).")
     tenant_rate_limit_per_s: float = _setting(0.0, "Requests per second per tenant, unless its entry in the tenants file says otherwise (0 = no limit).")
     rate_limit_burst_s: float = _setting(2.0, "Rate limits let bursts of this many seconds' worth of requests through.")
     edge_header_timeout_s: float = _setting(5.0, "A request head must arrive completely within this many seconds of its first byte.")

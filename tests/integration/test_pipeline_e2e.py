@@ -240,7 +240,7 @@ def test_bench_smoke_runs_every_stage_and_ends_with_the_summary_line(tmp_path: P
     assert list(tmp_path.glob("bench-*.png"))
     if shutil.which("wrk"):  # `make test` installs it; every request of every edge run must have been answered 200
         edge = report["edge"]
-        assert edge["edge_rps"] > 0 and edge["baseline_rps"] > 0
-        assert edge["edge_errors"] == edge["baseline_errors"] == edge["edge_x2_errors"] == 0, edge
+        assert edge["edge_rps"] > 0 and edge["baseline_rps"] > 0 and edge["edge_journal_rps"] > 0 and edge["edge_tenants_rps"] > 0
+        assert edge["edge_errors"] == edge["baseline_errors"] == edge["edge_x2_errors"] == edge["edge_journal_errors"] == edge["edge_tenants_errors"] == 0, edge
     else:
         assert "skipped" in report["edge"]

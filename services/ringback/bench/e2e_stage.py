@@ -35,7 +35,8 @@ def run(workdir: Path, duration_s: float, rate: float) -> dict[str, Any]:
     data_dir = workdir / "e2e"
     settings = Settings(data_dir=str(data_dir))
     log = workdir / "e2e.log"
-    pipeline = processes.spawn(["ringback", "run", "--data-dir", str(data_dir), "--port", "0", "--log-level", "warning"], {}, log)
+    # The load generator sends from one address at full speed: the stage measures the pipeline, not its limiter.
+    pipeline = processes.spawn(["ringback", "run", "--data-dir", str(data_dir), "--port", "0", "--log-level", "warning", "--anonymous-rate-limit-per-s", "0"], {}, log)
     try:
         deadline = time.monotonic() + processes.START_TIMEOUT_S
         while b"ringback is running" not in log.read_bytes():

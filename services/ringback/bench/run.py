@@ -59,6 +59,7 @@ def summary_line(report: dict[str, Any]) -> str:
     edge, normalizer, sink, e2e = report["edge"], report["normalizer"], report["sink"], report["e2e"]
     return (
         f"bench: edge_ratio={edge.get('edge_ratio', 0)} edge_p99_ms={edge.get('edge_p99_ms', 0)} "
+        f"journal_cost_ratio={edge.get('journal_cost_ratio', 0)} tenants_cost_ratio={edge.get('tenants_cost_ratio', 0)} "
         f"normalizer_eps={normalizer['normalizer_eps']} normalizer_ratio={normalizer['normalizer_ratio']} "
         f"sink_rps={sink['sink_rps']} sink_ratio={sink['sink_ratio']} e2e_cps={e2e['e2e_cps']} e2e_drained_cps={e2e.get('e2e_drained_cps', 0)} "
         f"e2e_p99_s={e2e['queryable_p99_s']} lost={e2e['lost']}"
@@ -101,6 +102,10 @@ def table(report: dict[str, Any]) -> str:
          f"p50 {edge.get('edge_p50_ms', '-')} ms, p99 {edge.get('edge_p99_ms', '-')} ms (bare: p99 {edge.get('baseline_p99_ms', '-')} ms)"),
         (f"edge ×{multi[6:-4] if multi else '?'} processes req/s", str(edge.get(multi, "-")) if multi else "-", str(edge.get("baseline_rps", "-")),
          str(edge.get(multi.replace("_rps", "_ratio"), "-")) if multi else "-", "SO_REUSEPORT"),
+        ("  journal on req/s", str(edge.get("edge_journal_rps", "-")), str(edge.get("edge_rps", "-")), str(edge.get("journal_cost_ratio", "-")),
+         f"every callback fsync'd before the reply (baseline: the edge above); p99 {edge.get('edge_journal_p99_ms', '-')} ms"),
+        ("  tenants on req/s", str(edge.get("edge_tenants_rps", "-")), str(edge.get("edge_rps", "-")), str(edge.get("tenants_cost_ratio", "-")),
+         f"tenant URL, secret checked per request, 100 tenants (baseline: the edge above); p99 {edge.get('edge_tenants_p99_ms', '-')} ms"),
         ("normalizer msgs/s", str(normalizer["normalizer_msgs_per_s"]), str(normalizer["passthrough_msgs_per_s"]), str(normalizer["normalizer_ratio"]),
          f"{normalizer['normalizer_eps']} events/s (pass-through consumer→producer baseline)"),
         ("  per message, µs", _breakdown_cell(normalizer), "-", "-", "adapters / Avro encode / broker client and loop"),
