@@ -1,10 +1,16 @@
--- One row per normalized event; columns mirror schemas/normalized_event.avsc.
--- ReplacingMergeTree keyed by event_id: a resent vendor report (same event_id) collapses to one row.
--- No partition key on purpose: duplicates only collapse inside one partition, and a resend may arrive
--- in another month than the original, so partitioning by receive time could double-bill.
+-- Every copy of every normalized event, as inserted; columns mirror schemas/normalized_event.avsc.
+-- Analysts query ringback.events (below), never this table: until background merges collapse them it
+-- holds a resent or replayed report as many times as it arrived.
+--
+-- Copies of one event have the same event_id and the same vendor time, so the partition (the month of
+-- occurred_at; events the vendor gives no time share one partition) and the sorting key are the same
+-- for every copy: merges and FINAL collapse them. The version keeps the *first* arrival: the earliest
+-- received_at has the highest arrival_rank. A later copy whose billing values differ is recorded in
+-- ringback.event_conflicts, not silently preferred.
 -- non_replicated_deduplication_window makes a retried insert with the same insert_deduplication_token a no-op.
-CREATE TABLE IF NOT EXISTS ringback.events {on_cluster}
+CREATE TABLE IF NOT EXISTS ringback.event_copies {on_cluster}
 (
+
     event_id            String,
     event_type          LowCardinality(String),
     source              LowCardinality(String),
@@ -51,16 +57,27 @@ CREATE TABLE IF NOT EXISTS ringback.events {on_cluster}
     normalizer_version  LowCardinality(String),
     tenant              LowCardinality(String) DEFAULT '',
     message_text        Nullable(String),
-    inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3)
+    inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3),
+    arrival_rank        UInt64 MATERIALIZED 18446744073709551615 - toUInt64(toUnixTimestamp64Micro(received_at)),
+    INDEX call_id_bloom call_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX sid_bloom sid TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX request_id_bloom request_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX app_id_bloom app_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX received_at_minmax received_at TYPE minmax GRANULARITY 4
 )
-ENGINE = ReplacingMergeTree
-ORDER BY (event_type, event_id)
+ENGINE = ReplacingMergeTree(arrival_rank)
+PARTITION BY toYYYYMM(ifNull(occurred_at, toDateTime64(0, 6, 'UTC')))
+ORDER BY (event_type, tenant, toStartOfHour(ifNull(occurred_at, toDateTime64(0, 6, 'UTC'))), event_id)
 SETTINGS non_replicated_deduplication_window = 10000;
 
--- Stores created with schema v1 gain the v2 columns.
-ALTER TABLE ringback.events {on_cluster} ADD COLUMN IF NOT EXISTS tenant LowCardinality(String) DEFAULT '' AFTER normalizer_version;
-ALTER TABLE ringback.events {on_cluster} ADD COLUMN IF NOT EXISTS message_text Nullable(String) AFTER tenant;
+-- What analysts and billing jobs query first: exactly one row per event_id — the first copy that
+-- arrived — whatever the merge state. event_time is when it happened (occurred_at), or when ringback
+-- received it for the events whose vendor gives no time.
+CREATE VIEW IF NOT EXISTS ringback.events {on_cluster} AS
+SELECT *, ifNull(occurred_at, received_at) AS event_time
+FROM ringback.event_copies FINAL
+SETTINGS do_not_merge_across_partitions_select_final = 1;
 
--- The deduplicated view analysts and billing jobs query: exactly one row per event_id.
+-- The name earlier versions gave the deduplicated view; the same rows as ringback.events.
 CREATE VIEW IF NOT EXISTS ringback.events_dedup {on_cluster} AS
-SELECT * FROM ringback.events FINAL;
+SELECT * FROM ringback.events;

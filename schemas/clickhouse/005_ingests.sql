@@ -14,13 +14,14 @@ ENGINE = ReplacingMergeTree
 ORDER BY (hour, route, ingest_id);
 ALTER TABLE ringback.ingests {on_cluster} ADD COLUMN IF NOT EXISTS tenant LowCardinality(String);
 
--- Version 2 of the views (with the tenant) is created before version 1 is dropped, so no insert in
--- between goes unrecorded; one recorded twice collapses.
-CREATE MATERIALIZED VIEW IF NOT EXISTS ringback.ingests_from_events_v2 {on_cluster} TO ringback.ingests AS
-SELECT DISTINCT toStartOfHour(received_at) AS hour, route, ingest_id, tenant FROM ringback.events;
+-- A new version of a view is created before the older ones are dropped, so no insert in between goes
+-- unrecorded; one recorded twice collapses.
+CREATE MATERIALIZED VIEW IF NOT EXISTS ringback.ingests_from_event_copies {on_cluster} TO ringback.ingests AS
+SELECT DISTINCT toStartOfHour(received_at) AS hour, route, ingest_id, tenant FROM ringback.event_copies;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS ringback.ingests_from_dead_letters_v2 {on_cluster} TO ringback.ingests AS
 SELECT DISTINCT toStartOfHour(received_at) AS hour, route, ingest_id, tenant FROM ringback.dead_letters;
 
 DROP VIEW IF EXISTS ringback.ingests_from_events {on_cluster};
+DROP VIEW IF EXISTS ringback.ingests_from_events_v2 {on_cluster};
 DROP VIEW IF EXISTS ringback.ingests_from_dead_letters {on_cluster};

@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "SET/SETTINGS, KILL, SYSTEM, USE, INTO OUTFILE, and table functions or functions that reach files, other hosts or programs. "
         "Each query is bounded by --query-timeout-s, --query-max-memory-bytes, --query-max-result-rows/-bytes and --query-max-threads.",
     )
-    sql.add_argument("query", help=f'e.g. "SELECT count() FROM ringback.events_dedup" or "... FORMAT JSONEachRow"; "{STDIN_QUERY}" reads the query from standard input')
+    sql.add_argument("query", help=f'e.g. "SELECT count() FROM ringback.events" or "... FORMAT JSONEachRow"; "{STDIN_QUERY}" reads the query from standard input')
     sql.add_argument("--format", dest="output_format", default=None, help="Output format when the query has no FORMAT clause (default: PrettyCompact on a terminal, TabSeparated otherwise).")
     config.add_flags(sql)
     reconcile = commands.add_parser("reconcile", help="Print the ledger per route and hour and flag any gap (exit 1 on a gap in a closed hour).")

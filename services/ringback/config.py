@@ -101,6 +101,7 @@ class Settings:
     clickhouse_cluster: str = _setting("", "Apply the DDL ON CLUSTER this name (empty = single server).")
     sink_batch_rows: int = _setting(20_000, "Rows that make the sink flush a batch.")
     sink_batch_seconds: float = _setting(0.5, "Longest a row waits in the sink before its batch is flushed.")
+    conflict_check_interval_s: float = _setting(30.0, "How often (at most) the sink looks for events whose copies disagree on billing values.")
     sink_query_port: int = _setting(0, "Loopback port of the sink's read-only query endpoint for `ringback sql` (0 = free port).")
     query_timeout_s: float = _setting(60.0, "Longest an analyst query (`ringback sql`) may run; the engine stops it with TIMEOUT_EXCEEDED.")
     query_max_memory_bytes: int = _setting(1_073_741_824, "Memory one analyst query may use in the engine.")
@@ -246,6 +247,8 @@ def _read_toml(path: Path, types: dict[str, type]) -> dict[str, Any]:
 
 
 def _validate(settings: Settings) -> None:
+    if settings.conflict_check_interval_s <= 0:
+        raise ConfigError("conflict_check_interval_s must be positive")
     if settings.retry_alarm_after_s <= 0:
         raise ConfigError("retry_alarm_after_s must be positive")
     if settings.embedded_broker_max_mb <= 0:

@@ -58,6 +58,9 @@ SINK_UNDECODABLE = Counter("ringback_sink_undecodable_total", "Normalized-topic 
 SINK_CHECKED_BATCHES = Counter(
     "ringback_sink_checked_batches_total", "Event batches ClickHouse refused as Avro containers, stored through the slower checked path.", []
 )
+SINK_EVENT_CONFLICTS = Counter(
+    "ringback_sink_event_conflicts_total", "Events found whose copies arrived with different billing values (the first arrival is kept; see ringback.event_conflicts).", []
+)
 SINK_LAST_INSERT = Gauge("ringback_sink_last_insert_timestamp_seconds", "Unix time of the last successful insert, by table.", ["table"])
 SINK_PENDING_ROWS = Gauge("ringback_sink_pending_rows", "Rows buffered, waiting for the next flush.")
 

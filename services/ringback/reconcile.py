@@ -50,7 +50,7 @@ GROUP BY hour, route, tenant FORMAT JSONEachRow
 """
 UNIQUE_QUERY = """
 SELECT toUnixTimestamp(toStartOfHour(received_at)) AS hour, route, tenant, count() AS unique_events
-FROM ringback.events_dedup WHERE received_at >= toStartOfHour(now() - INTERVAL {hours} HOUR)
+FROM ringback.events WHERE received_at >= toStartOfHour(now() - INTERVAL {hours} HOUR)
 GROUP BY hour, route, tenant FORMAT JSONEachRow
 """
 

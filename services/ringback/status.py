@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ringback.config import Settings
 from ringback.runtime import runfiles
+from ringback.sink.store import EVENTS_TABLE
 
 ROLES = ("edge", "normalizer", "sink")
 PROBE_TIMEOUT_S = 2.0
@@ -179,7 +180,7 @@ def _detail(s: RoleStatus) -> str:
     if s.role == "normalizer":
         tripped = s.value("ringback_normalizer_guard_tripped")
         return f"lag {lag}; guard {'TRIPPED' if tripped else 'ok'}"
-    last = s.value("ringback_sink_last_insert_timestamp_seconds", table="ringback.events")
+    last = s.value("ringback_sink_last_insert_timestamp_seconds", table=EVENTS_TABLE)
     since = f"{time.time() - last:.0f}s ago" if last else "none yet"
     return f"lag {lag}; last insert {since}"
 

@@ -30,6 +30,8 @@ for path in sorted(Path(old).glob("*.sql")):  # the first version's DDL, applied
             client.command(statement.strip().replace("{on_cluster}", ""))
 now = datetime(2026, 11, 21, 1, 0, tzinfo=timezone.utc)
 client.insert("ringback.ledger", [[now, "cdr-push", "edge.accepted", "i", 1, 7]], column_names=["hour", "route", "stage", "instance", "seq", "count"])
+client.insert("ringback.events", [["old-e1", "call.cdr", "cdr_push", "cdr-push", "old-req", 0, now, now, "app", "1.50", "x", "v"]],
+              column_names=["event_id", "event_type", "source", "route", "ingest_id", "report_index", "received_at", "occurred_at", "app_id", "charge", "status", "normalizer_version"])
 client.insert("ringback.dead_letters", [["cdr-push", "old-1", -1, now, "", "", "invalid_json", "x", "v", "t", 0, 1, now, "{"]],
               column_names=["route", "ingest_id", "report_index", "received_at", "remote_addr", "content_type", "failure_type", "reason",
                             "normalizer_version", "source_topic", "source_partition", "source_offset", "dead_lettered_at", "body"])
@@ -40,7 +42,11 @@ def columns(table):
 client.insert("ringback.dead_letters", [["cdr-push", "new-1", -1, now, "acme"]], column_names=["route", "ingest_id", "report_index", "received_at", "tenant"])
 print(json.dumps({
     "statements": [first, second],
-    "events": columns("events"), "dead_letters": columns("dead_letters"), "ledger": columns("ledger"), "ingests": columns("ingests"),
+    "events": columns("event_copies"), "dead_letters": columns("dead_letters"),
+    "events_engine": client.query("SELECT engine FROM system.tables WHERE database = 'ringback' AND name = 'events'").result_rows[0][0],
+    "old_events": [list(r) for r in client.query("SELECT event_id, toString(charge), app_id FROM ringback.events").result_rows],
+    "backup": client.query("SELECT count() FROM ringback.events_v1_backup").result_rows[0][0],
+    "old_ingests": client.query("SELECT count() FROM ringback.ingests WHERE ingest_id = 'old-req'").result_rows[0][0], "ledger": columns("ledger"), "ingests": columns("ingests"),
     "ledger_key": client.query("SELECT sorting_key FROM system.tables WHERE database = 'ringback' AND name = 'ledger'").result_rows[0][0],
     "views": sorted(r[0] for r in client.query("SELECT name FROM system.tables WHERE database = 'ringback' AND engine = 'MaterializedView'").result_rows),
     "old_rows": client.query("SELECT count() FROM ringback.ledger WHERE instance = 'i'").result_rows[0][0],
@@ -61,6 +67,9 @@ def test_a_store_of_the_first_version_is_upgraded_in_place(tmp_path: Path) -> No
     assert {"failures.report_index", "failure_counts", "body_sha256", "tenant"} <= set(result["dead_letters"])
     assert "tenant" in result["ledger"] and result["ledger_key"].endswith("seq, tenant")
     assert "tenant" in result["ingests"]
-    assert result["views"] == ["ingests_from_dead_letters_v2", "ingests_from_events_v2"]
+    assert result["views"] == ["event_variants_from_copies", "ingests_from_dead_letters_v2", "ingests_from_event_copies"]
+    assert result["events_engine"] == "View"  # ringback.events is now exact at any merge state
+    assert result["old_events"] == [["old-e1", "1.5", "app"]]  # the first version's events, copied into the new layout
+    assert result["backup"] == 1 and result["old_ingests"] == 1
     assert result["old_rows"] == 1  # what the first version stored is still there
     assert result["ingests_tenants"] == ["acme"]  # the new views feed the tenant

@@ -16,6 +16,7 @@ from ringback.runtime.avro import EventCodec
 from ringback.runtime.broker import EmbeddedBroker
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
 from ringback.runtime.raw import RawCallback
+from ringback.sink.store import EVENTS_TABLE
 from ringback.sink.worker import Sink
 from tests.kafka_helpers import committed_offsets, next_offsets, produce, read_topic
 
@@ -193,13 +194,13 @@ async def test_reconcile_sees_a_loss_that_replays_hide_in_the_counts(sink: Sink)
 async def make_inserts_fail(sink: Sink, tag: str) -> None:
     """A real ClickHouse failure on the real engine: with one part present and parts_to_throw_insert = 1,
     every insert into the events table fails with TOO_MANY_PARTS until ``let_inserts_succeed``."""
-    await sink.on_db_thread(lambda: sink.client.insert("ringback.events", [[f"{tag}-seed", "seed", "s", "r", "i", 0, datetime.now(timezone.utc), "x", "v"]],
+    await sink.on_db_thread(lambda: sink.client.insert(EVENTS_TABLE, [[f"{tag}-seed", "seed", "s", "r", "i", 0, datetime.now(timezone.utc), "x", "v"]],
                                                      column_names=["event_id", "event_type", "source", "route", "ingest_id", "report_index", "received_at", "status", "normalizer_version"]))
-    await sink.on_db_thread(sink.client.command, "ALTER TABLE ringback.events MODIFY SETTING parts_to_throw_insert = 1")
+    await sink.on_db_thread(sink.client.command, f"ALTER TABLE {EVENTS_TABLE} MODIFY SETTING parts_to_throw_insert = 1")
 
 
 async def let_inserts_succeed(sink: Sink) -> None:
-    await sink.on_db_thread(sink.client.command, "ALTER TABLE ringback.events MODIFY SETTING parts_to_throw_insert = 3000")
+    await sink.on_db_thread(sink.client.command, f"ALTER TABLE {EVENTS_TABLE} MODIFY SETTING parts_to_throw_insert = 3000")
 
 
 async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise_the_alarm_and_end_exact(sink: Sink) -> None:
@@ -213,12 +214,12 @@ async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise
     sink.health.alarm_after_s = 1.0
     await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(event(codec, f"{tag}-f{i}", f"{tag}-req", charge="1.10")), []) for i in range(5)])
     await make_inserts_fail(sink, tag)
-    failures_before = metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get()
+    failures_before = metrics.SINK_INSERT_FAILURES.labels(EVENTS_TABLE)._value.get()
     checked_before = metrics.SINK_CHECKED_BATCHES._value.get()
     try:
         await poll_until_taken(sink, 5)
         flushing = asyncio.create_task(sink.flush())
-        while metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get() < failures_before + 2:
+        while metrics.SINK_INSERT_FAILURES.labels(EVENTS_TABLE)._value.get() < failures_before + 2:
             await asyncio.sleep(0.05)
         assert not flushing.done()
         assert set((await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()) == {0}
@@ -283,7 +284,7 @@ async def test_reading_goes_on_while_a_batch_is_stored_but_commits_wait_for_its_
     second = [(None, codec.encode(event(codec, f"{tag}-b{i}", f"{tag}-req", charge="2.00")), []) for i in range(3)]
     await produce(settings.kafka_bootstrap, settings.topic_normalized, first)
     await make_inserts_fail(sink, tag)
-    failures_before = metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get()
+    failures_before = metrics.SINK_INSERT_FAILURES.labels(EVENTS_TABLE)._value.get()
     try:
         assert sink.step_ is not None
         await take_only(sink, 5)
@@ -293,7 +294,7 @@ async def test_reading_goes_on_while_a_batch_is_stored_but_commits_wait_for_its_
         await produce(settings.kafka_bootstrap, settings.topic_normalized, second)
         await take_only(sink, 3)
         assert sink.step_.batch.event_count == 3
-        while metrics.SINK_INSERT_FAILURES.labels("ringback.events")._value.get() < failures_before + 1:
+        while metrics.SINK_INSERT_FAILURES.labels(EVENTS_TABLE)._value.get() < failures_before + 1:
             await asyncio.sleep(0.05)
         assert set((await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()) == {0}
     finally:
@@ -342,3 +343,29 @@ async def test_the_event_loop_stays_responsive_while_inserts_fail(sink: Sink) ->
         await asyncio.wait_for(running, 60)
         await ticker
     assert await rows(sink, f"SELECT count() FROM ringback.events_dedup WHERE ingest_id = '{tag}-req'") == [(9,)]
+
+
+async def test_the_first_arrival_is_kept_and_a_differing_resend_is_recorded_as_a_conflict(broker: EmbeddedBroker, chdb_dir: Path, make_settings: Callable[..., Settings]) -> None:
+    """A CDR resent with another charge (1.00, then 2.50) once silently replaced the first copy; now
+    ringback.events keeps the first arrival and ringback.event_conflicts holds both versions."""
+    settings = make_settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{chdb_dir}", conflict_check_interval_s=0.01)
+    await kafka.ensure_topics(settings)
+    sink = Sink(settings)
+    await sink.start()
+    try:
+        codec, tag = sink.codec, settings.topic_raw
+        first = event(codec, f"{tag}-cdr", f"{tag}-r1", charge="1.00")
+        again_same = {**first, "ingest_id": f"{tag}-r2", "received_at": first["received_at"] + timedelta(minutes=1)}
+        again_other = {**first, "ingest_id": f"{tag}-r3", "received_at": first["received_at"] + timedelta(minutes=2), "charge": Decimal("2.50")}
+        conflicts_before = metrics.SINK_EVENT_CONFLICTS._value.get()
+        for copy in (again_other, first, again_same):  # the later copy stored first: arrival order is received_at, not insert order
+            await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(copy), [])])
+            await poll_until_stored(sink, 1)
+        assert await rows(sink, f"SELECT toString(charge), ingest_id FROM ringback.events WHERE event_id = '{tag}-cdr'") == [("1", f"{tag}-r1")]
+        await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(event(codec, f"{tag}-other", f"{tag}-r4")), [])])
+        await poll_until_stored(sink, 1)  # a later batch: the watcher looks
+        (conflict,) = await rows(sink, f"SELECT versions, arrayMap(c -> toString(c), charge), ingest_id FROM ringback.event_conflicts FINAL WHERE event_id = '{tag}-cdr'")
+        assert conflict == (2, ["1", "2.5"], [f"{tag}-r1", f"{tag}-r3"])
+        assert metrics.SINK_EVENT_CONFLICTS._value.get() == conflicts_before + 1
+    finally:
+        await sink.stop()

@@ -106,7 +106,7 @@ ANALYST_QUERIES = [
     "SELECT * FROM ringback.dead_letters FORMAT JSONEachRow",
     "SELECT count() FROM ringback.events_dedup",
     billing_query(),
-    "WITH stored AS (SELECT route, count() AS n FROM ringback.events FINAL GROUP BY route) "
+    "WITH stored AS (SELECT route, count() AS n FROM ringback.event_copies FINAL GROUP BY route) "
     "SELECT l.route, sum(l.count) AS counted, any(s.n) AS stored FROM ringback.ledger AS l FINAL LEFT JOIN stored AS s ON s.route = l.route "
     "WHERE l.stage IN (SELECT DISTINCT stage FROM ringback.ledger) GROUP BY l.route ORDER BY l.route FORMAT JSONEachRow",
     "SELECT route, failure_type, count() FROM ringback.dead_letters GROUP BY route, failure_type UNION ALL SELECT 'all', '', count() FROM ringback.dead_letters",
@@ -116,7 +116,7 @@ ANALYST_QUERIES = [
     "EXISTS ringback.events",
     "SHOW CREATE TABLE ringback.events",
     "EXPLAIN SELECT count() FROM ringback.events_dedup WHERE app_id = 'x'",
-    "EXPLAIN PLAN actions = 1 SELECT count() FROM ringback.events FINAL",
+    "EXPLAIN PLAN actions = 1 SELECT count() FROM ringback.event_copies FINAL",
     "EXPLAIN SYNTAX SELECT * FROM ringback.events_dedup LIMIT 1",
 ]
 

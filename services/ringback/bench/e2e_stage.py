@@ -55,16 +55,16 @@ def run(workdir: Path, duration_s: float, rate: float) -> dict[str, Any]:
         expected = summary.expected_events + summary.expected_replies
         stored, settle_deadline = 0, time.monotonic() + SETTLE_TIMEOUT_S
         while time.monotonic() < settle_deadline:
-            stored = int(_rows(settings, f"SELECT count() AS n FROM ringback.events_dedup WHERE {tag_filter}")[0]["n"])
+            stored = int(_rows(settings, f"SELECT count() AS n FROM ringback.events WHERE {tag_filter}")[0]["n"])
             if stored >= expected:
                 break
             time.sleep(1)
 
         # Until the last of them was queryable: the rate the whole pipeline kept up with, backlog included.
-        last_ms = _rows(settings, f"SELECT toUnixTimestamp64Milli(max(inserted_at)) AS at FROM ringback.events WHERE {tag_filter}")[0]["at"]
+        last_ms = _rows(settings, f"SELECT toUnixTimestamp64Milli(max(inserted_at)) AS at FROM ringback.event_copies WHERE {tag_filter}")[0]["at"]
         drained_s = max(summary.elapsed_s, int(last_ms) / 1000 - load_started)
         latencies = []
-        for row in _rows(settings, f"SELECT sid, toUnixTimestamp64Milli(min(inserted_at)) AS at FROM ringback.events WHERE startsWith(sid, '{plan.tag}') GROUP BY sid"):
+        for row in _rows(settings, f"SELECT sid, toUnixTimestamp64Milli(min(inserted_at)) AS at FROM ringback.event_copies WHERE startsWith(sid, '{plan.tag}') GROUP BY sid"):
             key = f"tencent/sms-status#{row['sid'].split('-')[1]}"
             replied = summary.accepted_at.get(key)
             if replied is not None and key not in summary.resent_keys:

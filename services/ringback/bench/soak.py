@@ -117,7 +117,7 @@ def summarize(samples: list[Sample], warmup_s: float) -> dict[str, dict[str, flo
 
 def _stored(settings: Settings, tag: str) -> int:
     query = (
-        "SELECT count() AS n FROM ringback.events_dedup WHERE startsWith(coalesce(sid, call_id, request_id, ''), '{tag}') "
+        "SELECT count() AS n FROM ringback.events WHERE startsWith(coalesce(sid, call_id, request_id, ''), '{tag}') "
         "OR startsWith(attributes['extend'], '{tag}') FORMAT JSONEachRow"
     ).format(tag=tag)
     return int(json.loads(run_sql(settings, query, "JSONEachRow").splitlines()[0])["n"])

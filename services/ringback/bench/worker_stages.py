@@ -153,7 +153,7 @@ async def bench_sink(settings: Settings, rows: int) -> dict[str, Any]:
         insert_s = _insert_seconds(EVENTS_TABLE) - insert_s_before
 
         columns = [[e.get(name) for e in events] for name in codec.field_names]
-        await sink.on_db_thread(sink.client.command, "CREATE TABLE IF NOT EXISTS ringback.bench_direct AS ringback.events")
+        await sink.on_db_thread(sink.client.command, f"CREATE TABLE IF NOT EXISTS ringback.bench_direct AS {EVENTS_TABLE}")
         await sink.on_db_thread(sink.client.command, "TRUNCATE TABLE ringback.bench_direct")
         began = time.perf_counter()
         for start in range(0, rows, settings.sink_batch_rows):

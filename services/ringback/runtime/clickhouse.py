@@ -16,6 +16,8 @@ import clickhouse_connect
 from clickhouse_connect.driver import options as clickhouse_options
 from clickhouse_connect.driver.client import Client
 
+from ringback.runtime import upgrades
+
 from ringback.config import Settings
 from ringback.runtime import query_guard
 
@@ -58,9 +60,13 @@ def ddl_statements(schemas_dir: str | Path, cluster: str = "") -> list[str]:
 
 
 def apply_ddl(client: Client, schemas_dir: str | Path, cluster: str = "") -> int:
+    """Apply the DDL (idempotent), with the upgrades of older stores that DDL alone cannot do."""
+    on_cluster = f"ON CLUSTER {cluster}" if cluster else ""
     statements = ddl_statements(schemas_dir, cluster)
+    upgrades.before_ddl(client, on_cluster)
     for statement in statements:
         client.command(statement)
+    upgrades.after_ddl(client, on_cluster)
     return len(statements)
 
 

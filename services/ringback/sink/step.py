@@ -24,6 +24,7 @@ from ringback.runtime.dead_letter import DeadLetter
 from ringback.runtime.ledger import SINK_DEAD_LETTERS, SINK_EVENTS, Ledger, LedgerRow, ledger_rows
 from ringback.runtime.stream.backend import Message, Partition
 from ringback.sink.batch import Batch
+from ringback.sink.conflicts import ConflictWatcher
 from ringback.sink.rows import undecodable
 from ringback.sink.store import DEAD_LETTERS_TABLE, EVENTS_TABLE, LEDGER_TABLE, EventKey, Store
 
@@ -45,6 +46,7 @@ class SinkStep:
         #: The previous batch being stored while the next one fills.
         self.in_flight: asyncio.Task[None] | None = None
         self.ledger = Ledger()
+        self.conflicts = ConflictWatcher(settings.conflict_check_interval_s)
         self._done: dict[Partition, int] = {}
 
     # --- Strategy ---
@@ -154,6 +156,14 @@ class SinkStep:
             await self.store.store_ledger(batch.ledger, batch.dedup_token(LEDGER_TABLE))
         self._done.update(batch.next_offsets)
         log.debug("batch stored", events=batch.event_count, dead_letters=len(batch.dead_letters))
+        if batch.event_count and self.conflicts.due():
+            await self._look_for_conflicts()
+
+    async def _look_for_conflicts(self) -> None:
+        try:
+            await self.store.on_db_thread(self.conflicts.look, self.store.client)
+        except Exception as exc:  # a look that fails is tried again after the next batch; it never holds up storing
+            log.warning("looking for billing conflicts failed", error=f"{type(exc).__name__}: {exc}"[:500])
 
     def _own_ledger_rows(self, event_keys: list[EventKey], dead_letters: list[DeadLetter]) -> list[LedgerRow]:
         """The sink's own counts for this batch: events taken (stored, or set aside as unstorable, which

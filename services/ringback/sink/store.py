@@ -40,7 +40,7 @@ from ringback.runtime.stream.backend import Message
 from ringback.runtime.stream.health import Health
 from ringback.sink.rows import DEAD_LETTER_COLUMNS, dead_letter_columns, undecodable, unstorable
 
-EVENTS_TABLE = "ringback.events"
+EVENTS_TABLE = "ringback.event_copies"  # every copy; analysts read the ringback.events view
 DEAD_LETTERS_TABLE = "ringback.dead_letters"
 LEDGER_TABLE = "ringback.ledger"
 INSERT = "insert"

@@ -1,0 +1,78 @@
+"""Finding billing conflicts: events whose copies arrived with different billing values.
+
+``ringback.event_variants`` keeps one row per distinct set of billing values of an event (filled by a
+materialized view on every insert). After storing a batch — at most every ``conflict_check_interval_s``
+— the sink looks among the variants inserted since its last look (with a margin for inserts still
+landing) for events that have more than one, records each in ``ringback.event_conflicts`` with every
+version, counts the new ones (``ringback_sink_event_conflicts_total``) and logs them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from ringback import logs, metrics
+
+CONFLICTS_TABLE = "ringback.event_conflicts"
+#: Variants inserted this long before the previous look are looked at again (inserts still landing).
+LOOK_BACK_MARGIN = timedelta(minutes=1)
+#: Conflicts already counted, remembered so the overlap of two looks does not count one twice.
+REMEMBERED = 100_000
+FIND = """
+SELECT event_id, any(tenant) AS tenant, any(event_type) AS event_type, count() AS versions, min(received_at) AS first_received_at,
+       arraySort(x -> x.1, groupArray((received_at, ingest_id, toString(status), charge, duration_s, billable_minutes))) AS history
+FROM ringback.event_variants FINAL
+WHERE event_id IN (SELECT event_id FROM ringback.event_variants WHERE inserted_at >= {since:DateTime64(3)})
+GROUP BY event_id
+HAVING uniqExact(billing_hash) > 1
+"""
+COLUMNS = ["event_id", "tenant", "event_type", "versions", "first_received_at", "received_at", "ingest_id", "status", "charge",
+           "duration_s", "billable_minutes", "detected_at"]
+
+log = logs.get(__name__)
+
+
+class ConflictWatcher:
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._last_look = datetime.fromtimestamp(0, tz=timezone.utc)
+        self._next_due = 0.0
+        self._counted: deque[str] = deque(maxlen=REMEMBERED)
+        self._counted_set: set[str] = set()
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._next_due
+
+    def look(self, client: Client) -> int:
+        """Record the conflicts among variants inserted since the last look; returns how many are new.
+        Runs on the sink's ClickHouse thread."""
+        started = datetime.now(timezone.utc)
+        since = self._last_look - LOOK_BACK_MARGIN
+        found = client.query(FIND, parameters={"since": since.replace(tzinfo=None)}).result_rows
+        self._last_look = started
+        self._next_due = time.monotonic() + self.interval_s
+        if not found:
+            return 0
+        client.insert(CONFLICTS_TABLE, [self._row(row, started) for row in found], column_names=COLUMNS)
+        new = [row[0] for row in found if row[0] not in self._counted_set]
+        for event_id in new:
+            if len(self._counted) == self._counted.maxlen:
+                self._counted_set.discard(self._counted[0])
+            self._counted.append(event_id)
+            self._counted_set.add(event_id)
+        if new:
+            metrics.SINK_EVENT_CONFLICTS.inc(len(new))
+            log.warning("billing conflicts: copies of an event arrived with different billing values; the first arrival is kept",
+                        events=len(new), examples=new[:5], table=CONFLICTS_TABLE)
+        return len(new)
+
+    @staticmethod
+    def _row(row: tuple[Any, ...], detected_at: datetime) -> list[Any]:
+        event_id, tenant, event_type, versions, first_received_at, history = row
+        received_at, ingest_id, status, charge, duration_s, billable_minutes = (list(column) for column in zip(*history))
+        return [event_id, tenant, event_type, versions, first_received_at, received_at, ingest_id, status, charge, duration_s, billable_minutes, detected_at]
