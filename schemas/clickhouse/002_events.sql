@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS ringback.event_copies {on_cluster}
     normalizer_version  LowCardinality(String),
     tenant              LowCardinality(String) DEFAULT '',
     message_text        Nullable(String),
+    carrier             LowCardinality(Nullable(String)),
+    region              LowCardinality(Nullable(String)),
     inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3),
     arrival_rank        UInt64 MATERIALIZED 18446744073709551615 - toUInt64(toUnixTimestamp64Micro(received_at)),
     INDEX call_id_bloom call_id TYPE bloom_filter(0.01) GRANULARITY 4,
@@ -69,6 +71,10 @@ ENGINE = ReplacingMergeTree(arrival_rank)
 PARTITION BY toYYYYMM(ifNull(occurred_at, toDateTime64(0, 6, 'UTC')))
 ORDER BY (event_type, tenant, toStartOfHour(ifNull(occurred_at, toDateTime64(0, 6, 'UTC'))), event_id)
 SETTINGS non_replicated_deduplication_window = 10000;
+
+-- Stores created with schema v2 gain the v3 columns.
+ALTER TABLE ringback.event_copies {on_cluster} ADD COLUMN IF NOT EXISTS carrier LowCardinality(Nullable(String)) AFTER message_text;
+ALTER TABLE ringback.event_copies {on_cluster} ADD COLUMN IF NOT EXISTS region LowCardinality(Nullable(String)) AFTER carrier;
 
 -- What analysts and billing jobs query first: exactly one row per event_id — the first copy that
 -- arrived — whatever the merge state. event_time is when it happened (occurred_at), or when ringback

@@ -71,6 +71,9 @@ class Settings:
     kafka_partitions: int = _setting(4, "Partition count used when creating the topics.")
     kafka_replication: int = _setting(1, "Replication factor used when creating the topics.")
     kafka_create_topics: bool = _setting(True, "Create missing topics at start.")
+    journal_republish_after_s: float = _setting(
+        30.0, "Journal mode: callbacks still unstored this long after later ones were stored are published again (something downstream lost them)."
+    )
     topic_raw: str = _setting("ringback.raw.v1", "Topic for raw callbacks as received.")
     topic_normalized: str = _setting("ringback.normalized.v1", "Topic for normalized Avro events.")
     topic_dlq: str = _setting("ringback.dlq.v1", "Dead-letter topic for input that could not be normalized.")
@@ -247,6 +250,8 @@ def _read_toml(path: Path, types: dict[str, type]) -> dict[str, Any]:
 
 
 def _validate(settings: Settings) -> None:
+    if settings.journal_republish_after_s <= 0:
+        raise ConfigError("journal_republish_after_s must be positive")
     if settings.conflict_check_interval_s <= 0:
         raise ConfigError("conflict_check_interval_s must be positive")
     if settings.retry_alarm_after_s <= 0:

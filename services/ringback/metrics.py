@@ -38,6 +38,9 @@ EDGE_JOURNAL_BYTES = Gauge("ringback_edge_journal_bytes", "Bytes the journal hol
 EDGE_JOURNAL_RECORDS = Gauge("ringback_edge_journal_records", "Callbacks the journal holds (not yet let go of).")
 EDGE_JOURNAL_OLDEST_AGE = Gauge("ringback_edge_journal_oldest_age_seconds", "Journal mode: age of the oldest callback not yet known to be stored (0 when none).")
 EDGE_UNPUBLISHED = Gauge("ringback_edge_unpublished_records", "Callbacks in the journal not yet acknowledged by the broker.")
+EDGE_REPUBLISHED = Counter(
+    "ringback_edge_journal_republished_total", "Callbacks published again because they stayed unstored while later ones were stored.", []
+)
 EDGE_BROKER_RESETS = Counter("ringback_edge_broker_resets_total", "Times the broker was found to have started afresh, and the journal was published again.")
 EDGE_QUARANTINED = Counter("ringback_edge_quarantined_total", "Journaled callbacks the broker refused for their size, set aside on disk.")
 

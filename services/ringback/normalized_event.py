@@ -59,6 +59,8 @@ class NormalizedEvent(TypedDict):
     normalizer_version: str
     tenant: str
     message_text: str | None
+    carrier: str | None
+    region: str | None
 
 
 FIELD_NAMES = (
@@ -108,4 +110,6 @@ FIELD_NAMES = (
     "normalizer_version",
     "tenant",
     "message_text",
+    "carrier",
+    "region",
 )

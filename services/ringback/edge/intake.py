@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import gc
+import itertools
 import os
 import time
 from collections import deque
@@ -53,6 +54,8 @@ RETRY_S = 1.0
 GROUP_COMMIT_MAX = 1000
 PROGRESS_POLL_MS = 200
 GAUGE_INTERVAL_S = 1.0
+#: How many later flights are looked at to tell a hole from a pipeline that is merely behind.
+HOLE_LOOKAHEAD_FLIGHTS = 50
 SPOOL_SLOTS = 64
 
 JOURNAL = "journal"
@@ -121,6 +124,7 @@ class Intake:
         self.watermark = StoredWatermark(settings.topic_raw)
         self._progress: AIOKafkaConsumer | None = None
         self._reset_requested = False
+        self._hole_since: float | None = None
         self.oldest_age_s = 0.0  # journal mode: refreshed every GAUGE_INTERVAL_S
         self.ledger = Ledger()
         self._update_gauges()
@@ -289,6 +293,7 @@ class Intake:
         self._reset_requested = False
         self._published = self.journal.trimmed
         self._flights.clear()
+        self._hole_since = None
         self._highest_ack.clear()
         self.watermark.reset()
         if self._progress is not None:
@@ -320,20 +325,61 @@ class Intake:
             consumer, self._progress = self._progress, None
             await consumer.stop()
 
+    def _stored(self, flight: Flight) -> bool:
+        return all(self.watermark.is_stored(p, low, high) for p, (low, high) in flight.spans.items())
+
     async def _trim_stored(self) -> None:
-        """Let go of the oldest flights whose every callback is stored."""
+        """Let go of the oldest flights whose every callback is stored; publish again an oldest flight
+        that stays unstored while later ones are stored (something downstream lost it)."""
         end: Position | None = None
         records = 0
-        while self._flights and all(self.watermark.is_stored(p, low, high) for p, (low, high) in self._flights[0].spans.items()):
+        while self._flights and self._stored(self._flights[0]):
             flight = self._flights.popleft()
             end, records = flight.end, records + flight.records
         if end is not None:
+            self._hole_since = None
             await self._trim(end, records)
             lowest: dict[int, int] = {}
             for flight in self._flights:
                 for partition, (low, _) in flight.spans.items():
                     lowest[partition] = min(low, lowest.get(partition, low))
             self.watermark.forget_below(lowest)
+        await self._mend_hole()
+
+    async def _mend_hole(self) -> None:
+        """Flights are not stored while a later one is: after ``journal_republish_after_s``
+        (stragglers of a rebalance or a restart land well within it), the oldest flights up to the last
+        unstored one before the newest stored one are published again; their event ids absorb any repeat."""
+        window = list(itertools.islice(self._flights, HOLE_LOOKAHEAD_FLIGHTS + 1))
+        stored = [self._stored(flight) for flight in window]
+        newest_stored = max((i for i, done in enumerate(stored) if done), default=0)
+        if newest_stored == 0:
+            self._hole_since = None
+            return
+        hole_end = max(i for i in range(newest_stored) if not stored[i]) + 1  # flight 0 is never stored here
+        now = time.monotonic()
+        if self._hole_since is None:
+            self._hole_since = now
+            return
+        if now - self._hole_since < self.settings.journal_republish_after_s:
+            return
+        assert self.journal is not None
+        hole = window[:hole_end]
+        records = sum(f.records for f in hole)
+        payloads, end = await asyncio.get_running_loop().run_in_executor(self._disk, self.journal.read, self.journal.trimmed, records)
+        if end != hole[-1].end:
+            return  # the journal and the flights disagree: leave it to the next start
+        results = await asyncio.gather(*(self.publisher.publish(RawCallback.from_bytes(p)) for p in payloads), return_exceptions=True)
+        if any(isinstance(r, BaseException) for r in results):
+            return  # the broker is not taking them now: the next round tries again
+        acks = [(meta.partition, meta.offset) for meta in results if not isinstance(meta, BaseException)]
+        for _ in hole:
+            self._flights.popleft()
+        self._flights.appendleft(Flight(end, records, offsets_by_partition(acks)))
+        self._hole_since = None
+        metrics.EDGE_REPUBLISHED.inc(records)
+        log.warning("callbacks stayed unstored while later ones were stored: published again", records=records,
+                    offsets=[{p: list(span) for p, span in f.spans.items()} for f in hole], grace_s=self.settings.journal_republish_after_s)
 
     async def _trim(self, end: Position, records: int) -> None:
         assert self.journal is not None

@@ -11,6 +11,8 @@ import re
 from functools import lru_cache
 
 import phonenumbers
+import phonenumbers.carrier
+import phonenumbers.geocoder
 
 from ringback.normalizer.digits import ascii_digits
 
@@ -74,3 +76,30 @@ def _parsed_e164(digits: str, code: str, default_region: str) -> str | None:
     if not phonenumbers.is_possible_number(parsed):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+#: A Chinese mobile number's carrier and region follow from its first seven national digits (its
+#: number segment): "+86" and those seven digits key the cache, so a burst of different numbers in one
+#: segment costs one lookup. Every other number is looked up whole.
+CN_MOBILE_SEGMENT = len("+86") + 7
+CARRIER_LANGUAGE = "en"
+
+
+def carrier_and_region(e164: str | None) -> tuple[str | None, str | None]:
+    """(carrier, region) of an E.164 number as the numbering plan assigns them; None where unknown."""
+    if not e164:
+        return None, None
+    if _CN_MOBILE.fullmatch(e164):  # every number of the segment answers alike: look up its first one
+        return _carrier_and_region(e164[:CN_MOBILE_SEGMENT].ljust(len(e164), "0"))
+    return _carrier_and_region(e164)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _carrier_and_region(e164: str) -> tuple[str | None, str | None]:
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return None, None
+    carrier = phonenumbers.carrier.name_for_number(parsed, CARRIER_LANGUAGE) or None
+    region = phonenumbers.geocoder.description_for_number(parsed, CARRIER_LANGUAGE) or None
+    return carrier, region

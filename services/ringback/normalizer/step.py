@@ -24,7 +24,8 @@ from ringback.config import Settings
 from ringback.normalizer.adapters import Adapter, registry
 from ringback.normalizer.event import Context
 from ringback.normalizer.guard import DeadLetterGuard, RequestVerdict
-from ringback.normalizer.outcome import Outcome, Rejected, Rejection
+from ringback.normalizer.outcome import Event, Outcome, Rejected, Rejection
+from ringback.normalizer.phones import carrier_and_region
 from ringback.runtime import progress
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.batched_sends import BatchedSends, ends_of
@@ -55,11 +56,18 @@ def normalize_message(raw: RawCallback, adapters: dict[str, Adapter], ctx: Conte
     except Exception as exc:  # a bug in an adapter must dead-letter the input, not stop the worker
         log.exception("adapter failed", route=raw.route, ingest_id=raw.ingest_id)
         return [Rejection("internal_error", f"{type(exc).__name__}: {exc}")]
-    if raw.tenant_app_id:
-        for outcome in outcomes:
-            if not isinstance(outcome, Rejection) and not outcome["app_id"]:
-                outcome["app_id"] = raw.tenant_app_id  # the vendor gives none (Tencent SMS and voice)
+    for outcome in outcomes:
+        if not isinstance(outcome, Rejection):
+            complete(outcome, raw)
     return outcomes
+
+
+def complete(event: Event, raw: RawCallback) -> None:
+    """What every event gets whatever its adapter: the tenant's app_id when the vendor gives none
+    (Tencent SMS and voice), and the carrier and region of the reported party's number."""
+    if raw.tenant_app_id and not event["app_id"]:
+        event["app_id"] = raw.tenant_app_id
+    event["carrier"], event["region"] = carrier_and_region(event["to_e164"] or event["from_e164"])
 
 
 def failures_of(outcomes: list[Outcome]) -> list[Failure]:

@@ -10,6 +10,7 @@ After each commit, when edges journal, a stored mark goes to the progress topic.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Mapping
 
@@ -29,6 +30,8 @@ from ringback.sink.rows import undecodable
 from ringback.sink.store import DEAD_LETTERS_TABLE, EVENTS_TABLE, LEDGER_TABLE, EventKey, Store
 
 HOUR_US = 3_600_000_000
+#: The stored marks are said again this often, so an edge never waits on one that got lost.
+STORED_MARK_REFRESH_S = 5.0
 MAX_POLL_WAIT_MS = 200
 
 log = logs.get(__name__)
@@ -48,6 +51,8 @@ class SinkStep:
         self.ledger = Ledger()
         self.conflicts = ConflictWatcher(settings.conflict_check_interval_s)
         self._done: dict[Partition, int] = {}
+        self._marks: dict[str, int] = {}  # every partition's stored offset said so far (edges journal)
+        self._marked_at = 0.0
 
     # --- Strategy ---
     async def submit(self, messages: list[Message]) -> None:
@@ -59,18 +64,25 @@ class SinkStep:
         await self._collect()
         if self._due() and self.in_flight is None:
             self.flush_nowait()
+        if self._marks and time.monotonic() - self._marked_at >= STORED_MARK_REFRESH_S:
+            await self._send_marks()
 
     def committable(self) -> Mapping[Partition, int]:
         return self._done
 
     async def committed(self, offsets: Mapping[Partition, int]) -> None:
-        """Tell the edges (progress topic) how far these partitions are stored; a mark that does not get
-        out is made up for by the next one, which says at least as much."""
+        """Tell the edges (progress topic) how far these partitions are stored. All marks so far are
+        said again every STORED_MARK_REFRESH_S, so one that does not get out is made up for."""
         if self.producer is None:
             return
-        stored = {progress.key(p.topic, p.index): offset for p, offset in offsets.items()}
+        self._marks.update({progress.key(p.topic, p.index): offset for p, offset in offsets.items()})
+        await self._send_marks()
+
+    async def _send_marks(self) -> None:
+        assert self.producer is not None
+        self._marked_at = time.monotonic()
         try:
-            await self.producer.send(self.settings.topic_progress, progress.stored_message(stored))
+            await self.producer.send(self.settings.topic_progress, progress.stored_message(self._marks))
         except KafkaError as exc:
             log.warning("stored mark not published", error=repr(exc))
 

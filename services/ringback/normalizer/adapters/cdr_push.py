@@ -138,11 +138,15 @@ def two_way_call_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -
         "callee_ended_at": read.local_time("calledetime"),
     }
     ends = [t for t in (legs["caller_ended_at"], legs["callee_ended_at"]) if t]
+    ended = max(ends) if ends else None
     event = _new(raw, ctx, "call.cdr", read, TWO_WAY_CALL_IDENTITY, index, state_desc_status(state_desc))
     event.update(
         request_id=request_id, app_id=read.text("appid"),
         from_number=caller, from_e164=to_e164(caller), to_number=called, to_e164=to_e164(called),
-        **legs, occurred_at=max(ends) if ends else legs["caller_answered_at"],
+        # What every call source means by these: the call began when the platform reached the caller,
+        # connected when the callee answered, ended when the last leg hung up.
+        **legs, started_at=legs["caller_answered_at"], answered_at=legs["callee_answered_at"], ended_at=ended,
+        occurred_at=ended or legs["caller_answered_at"],
         vendor_status=state_desc, recording_url=_recording(read), custom_param=read.text("customParm"),
         duration_s=read.count("duration"), **_charge(read, "oriamount"),
     )
