@@ -79,11 +79,11 @@ ALTER TABLE ringback.event_copies {on_cluster} ADD COLUMN IF NOT EXISTS region L
 -- What analysts and billing jobs query first: exactly one row per event_id — the first copy that
 -- arrived — whatever the merge state. event_time is when it happened (occurred_at), or when ringback
 -- received it for the events whose vendor gives no time.
-CREATE VIEW IF NOT EXISTS ringback.events {on_cluster} AS
+CREATE OR REPLACE VIEW ringback.events {on_cluster} AS
 SELECT *, ifNull(occurred_at, received_at) AS event_time
 FROM ringback.event_copies FINAL
 SETTINGS do_not_merge_across_partitions_select_final = 1;
 
 -- The name earlier versions gave the deduplicated view; the same rows as ringback.events.
-CREATE VIEW IF NOT EXISTS ringback.events_dedup {on_cluster} AS
+CREATE OR REPLACE VIEW ringback.events_dedup {on_cluster} AS
 SELECT * FROM ringback.events;
