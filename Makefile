@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test test-all bench soak venv clean wrk
+.PHONY: run test test-all bench bench-queries soak venv clean wrk
 
 venv: $(STAMP)
 
@@ -31,6 +31,10 @@ test-all: $(STAMP)
 ## Benchmarks: every stage against its baseline; table, JSON report and chart under bench-results/.
 bench: $(STAMP) wrk
 	$(BIN)/ringback bench
+
+## The analyst cookbook's queries on 100 million generated events, timed (report under bench-results/queries).
+bench-queries: $(STAMP)
+	$(BIN)/ringback bench-queries $(BENCH_QUERIES_ARGS)
 
 ## Soak: an hour of steady load on `ringback run`, every process's memory sampled (report under bench-results/soak).
 soak: $(STAMP)

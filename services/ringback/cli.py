@@ -124,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--rate", type=float, default=300.0, help="Callbacks per second (default 300).")
     soak.add_argument("--warmup", type=float, default=600.0, help="Seconds counted as warm-up (default 600).")
     soak.add_argument("--results", default="bench-results/soak", help="Folder for the report, the samples and the chart.")
+    bq = commands.add_parser("bench-queries", help="The analyst cookbook's queries on a large generated store, timed (what `make bench-queries` runs).",
+                             description="Generate events in a fresh embedded store (resent copies included) and time the cookbook's queries.")
+    bq.add_argument("--rows", type=int, default=100_000_000, help="Events to generate (default 100 million).")
+    bq.add_argument("--days", type=int, default=10, help="Days they spread over (default 10).")
+    bq.add_argument("--results", default="bench-results/queries", help="Folder for the store and the report.")
     show = commands.add_parser("config", help="Print the effective configuration and where each setting can be set.")
     config.add_flags(show)
     return parser
@@ -154,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         from ringback.bench.run import main as bench_main
 
         return bench_main(quick=args.quick, results_root=args.results)
+    if args.command == "bench-queries":
+        from ringback.bench import queries
+
+        print(queries.render(queries.run(Path(args.results), args.rows, args.days)))
+        return 0
     if args.command == "soak":
         from ringback.bench import soak
 
