@@ -1,4 +1,4 @@
-"""The aiohttp application: one POST route per vendor format, plus health, readiness and metrics."""
+"""The aiohttp application: one POST route per vendor format, plus health, readiness, metrics and the API description."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ringback import logs, metrics
 from ringback.config import Settings
-from ringback.edge import replies
+from ringback.edge import openapi, replies
 from ringback.edge.door import SECRET, TENANT, Door, Refused
 from ringback.edge.intake import BROKER, JOURNAL, SPOOL, Intake, NotDurable, TooLargeForBroker
 from ringback.edge.publisher import Publisher
@@ -153,6 +153,7 @@ def create_app(settings: Settings, journal_dir: str | None = None) -> web.Applic
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
+    app.router.add_get(openapi.DOCUMENT_PATH, openapi.handler(settings.schemas_dir))
     return app
 
 
