@@ -2,7 +2,8 @@
 -- One row per request that could not be read in whole or in part: its body once, its failures listed
 -- (failures.*: report index, reason, message; at most 100 listed) and counted by reason in full.
 -- failure_type/reason/report_index are the first failure's; report_index is -1 when the request as a
--- whole could not be read.
+-- whole could not be read. ids: the vendor ids the failed reports still carry, by the event's names
+-- (sid, call_id, request_id, app_id, conference_id), e.g. WHERE has(ids['call_id'], 'abc').
 CREATE TABLE IF NOT EXISTS ringback.dead_letters {on_cluster}
 (
     route               LowCardinality(String),
@@ -25,6 +26,7 @@ CREATE TABLE IF NOT EXISTS ringback.dead_letters {on_cluster}
     failures            Nested(report_index Int32, failure_type LowCardinality(String), reason String),
     body_sha256         String,
     tenant              LowCardinality(String) DEFAULT '',
+    ids                 Map(String, Array(String)),
     inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree
@@ -38,3 +40,4 @@ ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS failure_
 ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS failures Nested(report_index Int32, failure_type LowCardinality(String), reason String) AFTER failure_counts;
 ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS body_sha256 String AFTER failures;
 ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS tenant LowCardinality(String) DEFAULT '' AFTER body_sha256;
+ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS ids Map(String, Array(String)) AFTER tenant;

@@ -81,7 +81,7 @@ async def test_events_and_dead_letters_are_stored_then_committed(sink: Sink) -> 
     events = [event(codec, f"{tag}-e{i}", f"{tag}-req", charge="0.06") for i in range(3)]
     await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(e), []) for e in events])
     raw = RawCallback(route="tencent/sms-status", ingest_id=f"{tag}-bad", received_at_us=1_763_700_000_000_000, remote_addr="10.1.1.1", content_type="application/json", body=b"[{oops", topic=settings.topic_raw, partition=1, offset=7)
-    letter = DeadLetter.of(raw, [Failure(WHOLE_REQUEST, "invalid_json", "body is not valid JSON")], 0, "t")
+    letter = DeadLetter.of(raw, [Failure(WHOLE_REQUEST, "invalid_json", "body is not valid JSON", {"sid": "s-1"})], 0, "t")
     await produce(settings.kafka_bootstrap, settings.topic_dlq, [(None, raw.body, letter.headers())])
     checked_before = metrics.SINK_CHECKED_BATCHES._value.get()
 
@@ -95,8 +95,8 @@ async def test_events_and_dead_letters_are_stored_then_committed(sink: Sink) -> 
     assert first[3].replace(tzinfo=timezone.utc) == datetime(2026, 11, 21, 0, 59, 59, 123456, tzinfo=timezone.utc)
     assert first[4] == Decimal("0.06") and first[5] == {"nationcode": "86"}
 
-    (dead,) = await rows(sink, f"SELECT route, failure_type, reason, body, source_topic, source_partition, source_offset, remote_addr, failures.failure_type, failure_counts, body_sha256 FROM ringback.dead_letters WHERE ingest_id = '{tag}-bad'")
-    assert dead == ("tencent/sms-status", "invalid_json", "body is not valid JSON", "[{oops", settings.topic_raw, 1, 7, "10.1.1.1", ["invalid_json"], {"invalid_json": 1}, letter.body_sha256)
+    (dead,) = await rows(sink, f"SELECT route, failure_type, reason, body, source_topic, source_partition, source_offset, remote_addr, failures.failure_type, failure_counts, body_sha256, ids FROM ringback.dead_letters WHERE ingest_id = '{tag}-bad'")
+    assert dead == ("tencent/sms-status", "invalid_json", "body is not valid JSON", "[{oops", settings.topic_raw, 1, 7, "10.1.1.1", ["invalid_json"], {"invalid_json": 1}, letter.body_sha256, {"sid": ["s-1"]})
 
     for topic in (settings.topic_normalized, settings.topic_dlq):
         records = await read_topic(settings.kafka_bootstrap, topic, expected=1)

@@ -72,7 +72,7 @@ def complete(event: Event, raw: RawCallback) -> None:
 
 def failures_of(outcomes: list[Outcome]) -> list[Failure]:
     return [
-        Failure(WHOLE_REQUEST if o.report_index is None else o.report_index, o.reason_type, o.message)
+        Failure(WHOLE_REQUEST if o.report_index is None else o.report_index, o.reason_type, o.message, o.ids)
         for o in outcomes
         if isinstance(o, Rejection)
     ]

@@ -13,7 +13,7 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -45,11 +45,13 @@ class Failure:
     report_index: int  # WHOLE_REQUEST when the request as a whole could not be read
     failure_type: str
     message: str
+    #: Vendor ids the failed report still carries, by the event's names (sid, call_id, request_id, …).
+    ids: dict[str, str] = field(default_factory=dict)
 
     def bounded(self) -> "Failure":
         if len(self.message) <= MAX_MESSAGE_CHARS:
             return self
-        return Failure(self.report_index, self.failure_type, self.message[: MAX_MESSAGE_CHARS - 1] + "…")
+        return Failure(self.report_index, self.failure_type, self.message[: MAX_MESSAGE_CHARS - 1] + "…", self.ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,17 @@ class DeadLetter:
         return self.first.report_index
 
     @property
+    def ids(self) -> dict[str, list[str]]:
+        """The listed failures' vendor ids by name, each value once: what finds this dead letter by id."""
+        found: dict[str, list[str]] = {}
+        for failure in self.failures:
+            for name, value in failure.ids.items():
+                values = found.setdefault(name, [])
+                if value not in values:
+                    values.append(value)
+        return found
+
+    @property
     def body_sha256(self) -> str:
         return hashlib.sha256(self.raw.body).hexdigest()
 
@@ -108,7 +121,7 @@ class DeadLetter:
             (H_FAILURE_TYPE, self.failure_type.encode()),
             (H_FAILURE_MESSAGE, self.failure_message.encode("utf-8", "replace")),
             (H_REPORT_INDEX, str(self.report_index).encode()),
-            (H_FAILURES, orjson.dumps([[f.report_index, f.failure_type, f.message] for f in self.failures])),
+            (H_FAILURES, orjson.dumps([[f.report_index, f.failure_type, f.message, f.ids] for f in self.failures])),
             (H_FAILURE_COUNTS, orjson.dumps(self.failure_counts)),
             (H_REPORT_COUNT, str(self.report_count).encode()),
             (H_BODY_SHA256, self.body_sha256.encode()),
@@ -143,12 +156,18 @@ class DeadLetter:
 def _failures(found: dict[str, str]) -> tuple[Failure, ...]:
     """The listed failures; a message written before they were listed carries just its first one."""
     try:
-        listed = tuple(Failure(int(index), str(kind), str(message)) for index, kind, message in orjson.loads(found[H_FAILURES]))
+        listed = tuple(_failure(*entry) for entry in orjson.loads(found[H_FAILURES]))
         if listed:
             return listed
     except (KeyError, ValueError, TypeError):
         pass
     return (Failure(_int(found.get(H_REPORT_INDEX), WHOLE_REQUEST), found.get(H_FAILURE_TYPE, "unknown"), found.get(H_FAILURE_MESSAGE, "")),)
+
+
+def _failure(index: object, kind: object, message: object, ids: object = None) -> Failure:
+    """One listed failure; those written before ids were noted have three fields."""
+    readable = {str(name): str(value) for name, value in ids.items()} if isinstance(ids, dict) else {}
+    return Failure(int(str(index)), str(kind), str(message), readable)
 
 
 def _counts(found: dict[str, str], failures: tuple[Failure, ...]) -> dict[str, int]:

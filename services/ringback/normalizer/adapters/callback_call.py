@@ -221,7 +221,7 @@ class PushKind:
                 event["repairs"] = read.repairs
                 outcomes.append(event)
             except Rejected as rejected:
-                outcomes.append(Rejection.of(rejected, index))
+                outcomes.append(Rejection.of(rejected, index, report))
         return outcomes
 
 

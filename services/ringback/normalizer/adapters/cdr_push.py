@@ -195,8 +195,11 @@ def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
         parsed.require_unambiguous()  # the state object is the one report
         read = Fields(body, ctx.source_timezone, parsed.repairs)
         if not read.text("requestid"):
-            raise Rejected("missing_field", "state push lacks requestid")
-        return [_finish(call_state(raw, ctx, read), read)]
+            raise Rejected("missing_field", "state push lacks requestid").carrying(body)
+        try:
+            return [_finish(call_state(raw, ctx, read), read)]
+        except Rejected as rejected:
+            raise rejected.carrying(body) from None
     parsed.require_unambiguous_outside(("cdr",))  # e.g. two "cdr" arrays: which one?
     entries = body["cdr"]
     lone = isinstance(entries, dict)
@@ -210,7 +213,7 @@ def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
             parsed.require_unambiguous(("cdr",) if lone else ("cdr", index))
             outcomes.append(_cdr_event(raw, ctx, entry, index, parsed.repairs))
         except Rejected as rejected:
-            outcomes.append(Rejection.of(rejected, index))
+            outcomes.append(Rejection.of(rejected, index, entry))
     return outcomes
 
 

@@ -74,7 +74,7 @@ def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
             event["repairs"] = list(parsed.repairs)
             outcomes.append(event)
         except Rejected as rejected:
-            outcomes.append(Rejection.of(rejected, index))
+            outcomes.append(Rejection.of(rejected, index, reply))
     return outcomes
 
 

@@ -86,7 +86,7 @@ def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
             event["repairs"] = [*parsed.repairs, *event["repairs"]]
             outcomes.append(event)
         except Rejected as rejected:
-            outcomes.append(Rejection.of(rejected, index))
+            outcomes.append(Rejection.of(rejected, index, report))
     return outcomes
 
 

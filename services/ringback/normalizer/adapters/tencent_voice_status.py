@@ -204,7 +204,10 @@ def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
     parsed.require_unambiguous()  # one report per request: the request is the report
     body = parsed.value
     kind, report = wrapped_report(body)
-    event = kind.build(raw, ctx, kind, report)
+    try:
+        event = kind.build(raw, ctx, kind, report)
+    except Rejected as rejected:
+        raise rejected.carrying(report) from None
     event["attributes"] = {**leftover_attributes(report, kind.read), **leftover_attributes(body, (kind.wrapper,))}
     event["repairs"] = list(parsed.repairs)
     return [event]
