@@ -110,6 +110,9 @@ class Settings:
     query_max_memory_bytes: int = _setting(1_073_741_824, "Memory one analyst query may use in the engine.")
     query_max_result_rows: int = _setting(1_000_000, "Most rows an analyst query may return.")
     query_max_result_bytes: int = _setting(104_857_600, "Most bytes (uncompressed) an analyst query may return.")
+    analyst_views_dir: str = _setting(
+        "", "A folder of .sql files, one query each, that the sink makes views analyst.<file name> of at start (checked like `ringback sql`); empty: none."
+    )
     query_max_threads: int = _setting(1, "Engine threads one analyst query may use; the embedded store shares its cores with ingestion.")
 
     # --- worker lifecycle ---

@@ -65,6 +65,7 @@ SINK_EVENT_CONFLICTS = Counter(
     "ringback_sink_event_conflicts_total", "Events found whose copies arrived with different billing values (the first arrival is kept; see ringback.event_conflicts).", []
 )
 SINK_LAST_INSERT = Gauge("ringback_sink_last_insert_timestamp_seconds", "Unix time of the last successful insert, by table.", ["table"])
+ANALYST_VIEWS = Gauge("ringback_analyst_views", "Saved analyst views at the sink's last start: applied, or refused (see its log).", ["state"])
 SINK_PENDING_ROWS = Gauge("ringback_sink_pending_rows", "Rows buffered, waiting for the next flush.")
 
 

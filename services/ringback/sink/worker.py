@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -17,6 +18,7 @@ from ringback.runtime.avro import EventCodec
 from ringback.runtime.stream.backend import KafkaConsumer
 from ringback.runtime.stream.driver import StreamDriver
 from ringback.runtime.stream.health import Health
+from ringback.sink import analyst_views
 from ringback.sink.step import SinkStep
 from ringback.sink.store import Store
 
@@ -56,6 +58,8 @@ class Sink:
         applied = await self.on_db_thread(clickhouse.apply_ddl, self.client, self.settings.schemas_dir, self.settings.clickhouse_cluster)
         self.reader = await self.on_query_thread(clickhouse.connect_reader, dsn, clickhouse.QueryLimits.of(self.settings))
         log.info("clickhouse ready", dsn=clickhouse.redacted(dsn), ddl_statements=applied)
+        if self.settings.analyst_views_dir:
+            await self.on_db_thread(self._apply_analyst_views, Path(self.settings.analyst_views_dir))
         await kafka.ensure_topics_if_allowed(self.settings)
         await self.consumer.start()
         if self.settings.journal_enabled:
@@ -66,6 +70,19 @@ class Sink:
         self.driver = StreamDriver(ROLE, self.consumer, self.step_, self.health, self.settings.drain_timeout_s)
         self.healthy = True
         log.info("sink consuming", group=self.settings.sink_group)
+
+    def _apply_analyst_views(self, folder: Path) -> None:
+        """On the writer's thread; the guard's checks run on the reader's own thread."""
+        if not folder.is_dir():
+            log.error("analyst views folder not found: views left as they are", folder=str(folder))
+            return
+        reader = self.reader
+
+        def engine(sql: str, fmt: str | None) -> bytes:
+            assert reader is not None
+            return self.query_thread.submit(lambda: reader.raw_query(sql, fmt=fmt)).result()
+
+        analyst_views.report(folder, analyst_views.apply(self.client, engine, folder, self.settings.clickhouse_cluster))
 
     async def stop(self) -> None:
         self.healthy = False
