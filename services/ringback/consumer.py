@@ -402,11 +402,11 @@ async def read(
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(reader, topic))]
         reader.assign(partitions)
-        since_ms = await _position(reader, partitions, start)
+        skip_below = await _position(reader, partitions, start)
         while True:
             fetched = await reader.getmany(timeout_ms=POLL_TIMEOUT_MS)
             for record in (r for part in fetched.values() for r in part):
-                if since_ms is not None and record.timestamp < since_ms:
+                if record.timestamp < skip_below.get(record.partition, record.timestamp):
                     continue
                 try:
                     event = decoder.decode(record.value or b"")
@@ -432,24 +432,24 @@ async def _partitions(reader: AIOKafkaConsumer, topic: str) -> set[int]:
     return set(found)
 
 
-async def _position(reader: AIOKafkaConsumer, partitions: list[TopicPartition], start: Start) -> int | None:
-    """Seek every partition to ``start``; returns the publish time below which records must still be
-    skipped (when the broker could not say where that time begins), else None."""
+async def _position(reader: AIOKafkaConsumer, partitions: list[TopicPartition], start: Start) -> dict[int, int]:
+    """Seek every partition to ``start``. Returns, per partition, the publish time (ms) below which its
+    records are still to be skipped: a broker answers where a time begins by its own clock (the
+    embedded one by when it appended, whole batches at a time), which may be earlier than asked."""
     if start == "beginning":
         await reader.seek_to_beginning(*partitions)
-        return None
-    moment = datetime.now(timezone.utc) if start == "end" else start
-    since_ms = micros(moment) // _US_PER_MS
+        return {}
+    since_ms = micros(datetime.now(timezone.utc) if start == "end" else start) // _US_PER_MS
     found = await reader.offsets_for_times({tp: since_ms for tp in partitions})
-    exact = True
+    skip_below: dict[int, int] = {}
     for tp in partitions:
         answer = found.get(tp)
         if answer is None:  # nothing published since: from the end
             await reader.seek_to_end(tp)
         else:
             reader.seek(tp, answer.offset)
-            exact = exact and answer.timestamp >= since_ms  # a broker that cannot look up times answers -1
-    return None if exact else since_ms
+            skip_below[tp.partition] = since_ms
+    return skip_below
 
 
 def consume(bootstrap: str, group: str, process: Process, *, until_caught_up: bool = False, **options: Any) -> Summary:
