@@ -166,3 +166,13 @@ def test_json_gives_money_as_exact_text_and_times_in_utc() -> None:
     assert ready["occurred_at"] == "2026-11-27T10:00:01.000005Z"
     assert ready["received_at"] == "2026-11-27T10:00:00.000000Z"
     json.dumps(ready)
+
+
+def test_ids_as_the_normalizer_makes_them_and_any_other_text_are_told_apart() -> None:
+    window = DedupeWindow()
+    hex_id = "0123456789abcdef0123456789abcdef"
+    assert window.judge(hex_id, at(0), BILL) is Verdict.FIRST
+    assert window.judge(hex_id, at(1), BILL) is Verdict.DUPLICATE
+    assert window.judge(hex_id[:-1] + "0", at(1), BILL) is Verdict.FIRST
+    assert window.judge("not-hex", at(0), BILL) is Verdict.FIRST
+    assert window.judge("not-hex", at(1), BILL) is Verdict.DUPLICATE
