@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import re
 import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ringback import __version__, config, logs
 from ringback.config import ConfigError, Settings
 
+if TYPE_CHECKING:
+    from ringback.consumer import Delivered, Start
+
 NON_SETTING_ARGS = {
     "command", "query", "output_format", "hours", "url", "duration", "requests", "rate", "connections",
     "resend_share", "malformed_share", "mix", "seed", "as_json", "quick", "results", "max_journal_age_s", "edge_url", "normalizer_url", "sink_url",
+    "start", "types", "tenants", "max_events", "follow",
 }
 DESCRIPTION = "ringback: ingest telecom vendor callbacks into one clean, billable event stream."
 #: `ringback sql -` reads the query from standard input.
 STDIN_QUERY = "-"
+#: `ringback tail --tenant -`: the events of the tenant-less routes.
+NO_TENANT = "-"
+#: `ringback tail --from -15m`: how long ago, in seconds per unit.
+AGO = re.compile(r"-(\d+(?:\.\d+)?)([smhd])")
+SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+TAIL_STARTS = ("beginning", "end")
+#: Exit status of a command given an argument it cannot use (argparse's own).
+USAGE_ERROR = 2
 #: Everything ringback creates (data directory, store, spool, run files, reports) is its owner's alone;
 #: children of `ringback run` inherit it.
 PRIVATE_UMASK = 0o077
@@ -75,6 +91,34 @@ ROLE_COMMANDS: dict[str, tuple[Callable[[Settings], int], str]] = {
 }
 
 
+#: In a command's usage line, where the configuration flags go (listed in full under their own heading).
+CONFIGURATION_USAGE = "[configuration flags, below]"
+CONFIG_FILE_DEST = "config_file"
+SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(Settings))
+
+
+def _is_configuration(action: argparse.Action) -> bool:
+    return action.dest == CONFIG_FILE_DEST or action.dest in SETTING_NAMES
+
+
+class OwnOptionsFirst(argparse.HelpFormatter):
+    """A command's help shows what is its own first: the usage line names its own options and
+    arguments, then stands in one placeholder for the ~60 configuration flags every command shares,
+    which follow, in full, after the command's own options."""
+
+    def _format_usage(self, usage: str | None, actions: Any, groups: Any, prefix: str | None) -> str:
+        own = [action for action in actions if not _is_configuration(action)]
+        text = super()._format_usage(usage, own, groups, prefix)
+        if usage is not None or len(own) == len(actions):
+            return text
+        lines = text.rstrip().split("\n")
+        if len(lines[-1]) + 1 + len(CONFIGURATION_USAGE) <= self._width:
+            lines[-1] += f" {CONFIGURATION_USAGE}"
+        else:
+            lines.append(" " * len(f"usage: {self._prog} ") + CONFIGURATION_USAGE)
+        return "\n".join(lines) + "\n\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ringback", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"ringback {__version__}")
@@ -96,6 +140,23 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--hours", type=int, default=24, help="How many hours back to look (default 24).")
     reconcile.add_argument("--json", dest="as_json", action="store_true", help="Print the lines as a JSON array.")
     config.add_flags(reconcile)
+    tail = commands.add_parser(
+        "tail", help="Print the normalized events, decoded: what comes next, or from a time; --json for scripts.",
+        description="Decode the normalized topic and print its events, one per line, as they are published (from the end by default). "
+        "Every copy is shown: resends and replays share an event_id. Reads the broker of the running `ringback run` of --data-dir, "
+        "or --kafka-bootstrap; commits nothing.",
+    )
+    tail.add_argument("--json", dest="as_json", action="store_true", help="One JSON object per event: every field, money as exact decimal text, times ISO 8601 UTC.")
+    tail.add_argument("--from", dest="start", default="end", metavar="TIME",
+                      help="end (default: what comes next), beginning, a UTC time (2026-11-27T10:00Z; or with an offset, +08:00) or a time ago "
+                      "(-90s, -15m, -1h, -2d); by when each event was published.")
+    tail.add_argument("--type", dest="types", action="append", default=[], metavar="TYPE",
+                      help="Only these event types (repeat it, or separate with commas; call.* is every call.… type).")
+    tail.add_argument("--tenant", dest="tenants", action="append", default=[], metavar="TENANT",
+                      help=f'Only these tenants (repeat it, or separate with commas; "{NO_TENANT}" is the tenant-less routes).')
+    tail.add_argument("--max", dest="max_events", type=int, default=0, metavar="N", help="Stop after N events (default: no bound).")
+    tail.add_argument("--no-follow", dest="follow", action="store_false", help="Stop at the end of the topic instead of waiting for more.")
+    config.add_flags(tail)
     load = commands.add_parser("loadgen", help="Simulate the vendors: realistic traffic on every route against an edge URL.")
     load.add_argument("--url", default=None, help="Edge base URL (default: the running `ringback run` of --data-dir, else http://127.0.0.1:8080).")
     load.add_argument("--duration", type=float, default=10.0, help="Seconds to send for (ignored with --requests).")
@@ -131,12 +192,25 @@ def build_parser() -> argparse.ArgumentParser:
     bq.add_argument("--results", default="bench-results/queries", help="Folder for the store and the report.")
     show = commands.add_parser("config", help="Print the effective configuration and where each setting can be set.")
     config.add_flags(show)
+    for command in commands.choices.values():
+        command.formatter_class = OwnOptionsFirst
     return parser
+
+
+def glue_times_ago(argv: list[str]) -> list[str]:
+    """``--from -1h`` as ``--from=-1h``: argparse would take ``-1h`` for an option."""
+    glued: list[str] = []
+    for arg in argv:
+        if glued and glued[-1] == "--from" and AGO.fullmatch(arg):
+            glued[-1] = f"--from={arg}"
+        else:
+            glued.append(arg)
+    return glued
 
 
 def main(argv: list[str] | None = None) -> int:
     os.umask(PRIVATE_UMASK)
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(glue_times_ago(sys.argv[1:] if argv is None else argv))
     flags = {k: v for k, v in vars(args).items() if k not in NON_SETTING_ARGS}
     if args.command == "run" and flags.get("log_format") is None and config.env_name("log_format") not in os.environ:
         flags["log_format"] = "console"  # a person is watching `ringback run`
@@ -172,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if report["lost"] == 0 and report["failed"] == 0 else 1
     if args.command == "loadgen":
         return _loadgen(settings, args)
+    if args.command == "tail":
+        return _tail(settings, args)
     handler, _ = ROLE_COMMANDS[args.command]
     try:
         return handler(settings)
@@ -234,6 +310,106 @@ def _loadgen(settings: Settings, args: argparse.Namespace) -> int:
     summary = asyncio.run(loadgen.run(plan, show_progress=sys.stderr.isatty() and not args.as_json))
     print(orjson.dumps(summary.as_dict()).decode() if args.as_json else summary.render())
     return 0 if summary.accepted else 1
+
+
+def tail_start(text: str, now: datetime) -> "Start":
+    """``--from``: beginning, end, a time ago (-15m) or an ISO 8601 time (UTC unless it says otherwise)."""
+    if text in TAIL_STARTS:
+        return text  # type: ignore[return-value]
+    ago = AGO.fullmatch(text)
+    if ago:
+        return now - timedelta(seconds=float(ago.group(1)) * SECONDS_PER_UNIT[ago.group(2)])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--from {text!r}: not beginning, end, a time ago like -15m, or an ISO time like 2026-11-27T10:00Z") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def _listed(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def tail_filter(types: list[str], tenants: list[str]) -> Callable[["Delivered"], bool]:
+    """Whether an event is wanted: its type matches one of ``types`` (fnmatch patterns) and its tenant
+    is one of ``tenants`` (either list empty: any)."""
+    from fnmatch import fnmatchcase
+
+    patterns = _listed(types)
+    wanted_tenants = {"" if t == NO_TENANT else t for t in _listed(tenants)}
+
+    def wanted(delivered: "Delivered") -> bool:
+        type_ok = not patterns or any(fnmatchcase(str(delivered.event["event_type"]), p) for p in patterns)
+        return type_ok and (not wanted_tenants or delivered.tenant in wanted_tenants)
+
+    return wanted
+
+
+def tail_line(delivered: "Delivered", as_json: bool) -> str:
+    """One event as a JSON object, or as a line for people: receive time, type, tenant, app, ordering
+    key, status, then charge, seconds and minutes when the event has them, and the event id."""
+    import orjson
+
+    from ringback.consumer import iso_utc, json_ready
+
+    event = delivered.event
+    if as_json:
+        return orjson.dumps(json_ready(event)).decode()
+    parts = [iso_utc(event["received_at"]), str(event["event_type"]), delivered.tenant or NO_TENANT, event.get("app_id") or NO_TENANT,
+             (delivered.key or b"").decode(errors="replace"), str(event["status"])]
+    if event.get("charge") is not None:
+        parts.append(f"{event['charge']} {event.get('currency') or ''}".rstrip())
+    if event.get("duration_s") is not None:
+        parts.append(f"{event['duration_s']}s")
+    if event.get("billable_minutes") is not None:
+        parts.append(f"{event['billable_minutes']}min")
+    parts.append(str(event["event_id"]))
+    return "  ".join(parts)
+
+
+def _tail(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ringback.runtime import runfiles
+
+    running = runfiles.read_live(settings.run_dir, "run")
+    bootstrap = settings.kafka_bootstrap or (running or {}).get("kafka_bootstrap")
+    if not bootstrap:
+        print(f"ringback tail: no `ringback run` is running with --data-dir {settings.data_dir}; give --kafka-bootstrap", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        start = tail_start(args.start, datetime.now(timezone.utc))
+    except ValueError as exc:
+        print(f"ringback tail: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        asyncio.run(_print_events(settings, str(bootstrap), start, args))
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass
+    except LookupError as exc:
+        print(f"ringback tail: {exc} on {bootstrap}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _print_events(settings: Settings, bootstrap: str, start: "Start", args: argparse.Namespace) -> None:
+    from ringback.consumer import EventDecoder, read
+
+    def undecodable(record: Any, error: Exception) -> None:
+        print(f"ringback tail: partition {record.partition} offset {record.offset}: {error}", file=sys.stderr)
+
+    wanted = tail_filter(args.types, args.tenants)
+    shown = 0
+    events = read(bootstrap, start, topic=settings.topic_normalized, decoder=EventDecoder(settings.schemas_dir), follow=args.follow,
+                  on_undecodable=undecodable)
+    async for delivered in events:
+        if not wanted(delivered):
+            continue
+        print(tail_line(delivered, args.as_json), flush=True)
+        shown += 1
+        if args.max_events and shown >= args.max_events:
+            break
+    await events.aclose()
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
