@@ -4,6 +4,8 @@
 -- failure_type/reason/report_index are the first failure's; report_index is -1 when the request as a
 -- whole could not be read. ids: the vendor ids the failed reports still carry, by the event's names
 -- (sid, call_id, request_id, app_id, conference_id), e.g. WHERE has(ids['call_id'], 'abc').
+-- replayed_at: set when the request failed again after `ringback replay` sent it through (the row then
+-- replaces the earlier one: same route, ingest id and report index).
 CREATE TABLE IF NOT EXISTS ringback.dead_letters {on_cluster}
 (
     route               LowCardinality(String),
@@ -27,6 +29,8 @@ CREATE TABLE IF NOT EXISTS ringback.dead_letters {on_cluster}
     body_sha256         String,
     tenant              LowCardinality(String) DEFAULT '',
     ids                 Map(String, Array(String)),
+    tenant_app_id       String DEFAULT '',
+    replayed_at         Nullable(DateTime64(6, 'UTC')),
     inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree
@@ -41,3 +45,5 @@ ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS failures
 ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS body_sha256 String AFTER failures;
 ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS tenant LowCardinality(String) DEFAULT '' AFTER body_sha256;
 ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS ids Map(String, Array(String)) AFTER tenant;
+ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS tenant_app_id String DEFAULT '' AFTER ids;
+ALTER TABLE ringback.dead_letters {on_cluster} ADD COLUMN IF NOT EXISTS replayed_at Nullable(DateTime64(6, 'UTC')) AFTER tenant_app_id;

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 NON_SETTING_ARGS = {
     "command", "query", "output_format", "hours", "url", "duration", "requests", "rate", "connections",
     "resend_share", "malformed_share", "mix", "seed", "as_json", "quick", "results", "max_journal_age_s", "edge_url", "normalizer_url", "sink_url",
-    "start", "types", "tenants", "max_events", "follow",
+    "start", "types", "tenants", "max_events", "follow", "from_raw", "reasons", "routes", "ingest_ids", "since", "until", "dry_run",
 }
 DESCRIPTION = "ringback: ingest telecom vendor callbacks into one clean, billable event stream."
 #: `ringback sql -` reads the query from standard input.
@@ -32,6 +32,8 @@ NO_TENANT = "-"
 AGO = re.compile(r"-(\d+(?:\.\d+)?)([smhd])")
 SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 TAIL_STARTS = ("beginning", "end")
+#: Options that take a time, which may be a time ago (-15m).
+TIME_OPTIONS = ("--from", "--since", "--until")
 #: Exit status of a command given an argument it cannot use (argparse's own).
 USAGE_ERROR = 2
 #: Everything ringback creates (data directory, store, spool, run files, reports) is its owner's alone;
@@ -157,6 +159,24 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--max", dest="max_events", type=int, default=0, metavar="N", help="Stop after N events (default: no bound).")
     tail.add_argument("--no-follow", dest="follow", action="store_false", help="Stop at the end of the topic instead of waiting for more.")
     config.add_flags(tail)
+    replay = commands.add_parser(
+        "replay", help="Send dead letters (or the raw topic's requests of a time range) through the current adapters again; idempotent.",
+        description="Publish the chosen requests to the raw topic again, as the edge published them, for the current adapters to normalize: "
+        "the same reports get the same event ids (a replay never counts twice), a request that fails again replaces its dead letter, and the "
+        "ledger counts them as replays. Dead letters by default (read from ringback.dead_letters); --raw for every request the raw topic still "
+        "holds in --since .. --until. Uses the broker of the running `ringback run` of --data-dir, or --kafka-bootstrap.",
+    )
+    replay.add_argument("--raw", dest="from_raw", action="store_true", help="Replay the raw topic's requests received in --since .. --until instead of dead letters.")
+    replay.add_argument("--reason", dest="reasons", action="append", default=[], metavar="REASON",
+                        help="Dead letters that failed with this reason (repeat it, or separate with commas), e.g. missing_field.")
+    replay.add_argument("--route", dest="routes", action="append", default=[], metavar="ROUTE", help="Only these routes (e.g. cdr-push).")
+    replay.add_argument("--tenant", dest="tenants", action="append", default=[], metavar="TENANT", help=f'Only these tenants ("{NO_TENANT}": the tenant-less routes).')
+    replay.add_argument("--ingest-id", dest="ingest_ids", action="append", default=[], metavar="ID", help="Only these requests.")
+    replay.add_argument("--since", default=None, metavar="TIME", help="Received at or after: a UTC time (2026-11-27T10:00Z) or a time ago (-2h).")
+    replay.add_argument("--until", default=None, metavar="TIME", help="Received before (same forms as --since).")
+    replay.add_argument("--dry-run", action="store_true", help="Count what would be replayed; publish nothing.")
+    replay.add_argument("--json", dest="as_json", action="store_true", help="Print the summary as JSON.")
+    config.add_flags(replay)
     load = commands.add_parser("loadgen", help="Simulate the vendors: realistic traffic on every route against an edge URL.")
     load.add_argument("--url", default=None, help="Edge base URL (default: the running `ringback run` of --data-dir, else http://127.0.0.1:8080).")
     load.add_argument("--duration", type=float, default=10.0, help="Seconds to send for (ignored with --requests).")
@@ -198,11 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def glue_times_ago(argv: list[str]) -> list[str]:
-    """``--from -1h`` as ``--from=-1h``: argparse would take ``-1h`` for an option."""
+    """``--from -1h`` as ``--from=-1h`` (and --since, --until): argparse would take ``-1h`` for an option."""
     glued: list[str] = []
     for arg in argv:
-        if glued and glued[-1] == "--from" and AGO.fullmatch(arg):
-            glued[-1] = f"--from={arg}"
+        if glued and glued[-1] in TIME_OPTIONS and AGO.fullmatch(arg):
+            glued[-1] = f"{glued[-1]}={arg}"
         else:
             glued.append(arg)
     return glued
@@ -248,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         return _loadgen(settings, args)
     if args.command == "tail":
         return _tail(settings, args)
+    if args.command == "replay":
+        return _replay(settings, args)
     handler, _ = ROLE_COMMANDS[args.command]
     try:
         return handler(settings)
@@ -312,18 +334,68 @@ def _loadgen(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if summary.accepted else 1
 
 
-def tail_start(text: str, now: datetime) -> "Start":
-    """``--from``: beginning, end, a time ago (-15m) or an ISO 8601 time (UTC unless it says otherwise)."""
-    if text in TAIL_STARTS:
-        return text  # type: ignore[return-value]
+def moment(text: str, now: datetime) -> datetime:
+    """A time given on the command line: a time ago (-15m) or an ISO 8601 time (UTC unless it says otherwise)."""
     ago = AGO.fullmatch(text)
     if ago:
         return now - timedelta(seconds=float(ago.group(1)) * SECONDS_PER_UNIT[ago.group(2)])
     try:
-        moment = datetime.fromisoformat(text)
+        given = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r}: not a time ago like -15m, or an ISO time like 2026-11-27T10:00Z") from None
+    return given if given.tzinfo is not None else given.replace(tzinfo=timezone.utc)
+
+
+def running_broker(settings: Settings) -> str | None:
+    """--kafka-bootstrap, else the broker of the running `ringback run` of --data-dir."""
+    from ringback.runtime import runfiles
+
+    running = runfiles.read_live(settings.run_dir, "run")
+    found = settings.kafka_bootstrap or (running or {}).get("kafka_bootstrap")
+    return str(found) if found else None
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    import orjson
+
+    from ringback import replay
+    from ringback.sql import QueryError
+
+    bootstrap = running_broker(settings) or ""
+    if not bootstrap and (args.from_raw or not args.dry_run):
+        print(f"ringback replay: no `ringback run` is running with --data-dir {settings.data_dir}; give --kafka-bootstrap", file=sys.stderr)
+        return USAGE_ERROR
+    now = datetime.now(timezone.utc)
+    try:
+        selection = replay.Selection(
+            reasons=tuple(_listed(args.reasons)), routes=tuple(_listed(args.routes)), tenants=tuple(_listed(args.tenants)),
+            ingest_ids=tuple(_listed(args.ingest_ids)),
+            since=moment(args.since, now) if args.since else None, until=moment(args.until, now) if args.until else None,
+        )
+        if args.from_raw and args.reasons:
+            raise replay.SelectionError("--reason chooses dead letters; the raw topic has no reasons")
+        run = replay.replay_raw if args.from_raw else replay.replay_dead_letters
+        summary = asyncio.run(run(settings, bootstrap, selection, args.dry_run))
+    except (ValueError, replay.SelectionError) as exc:
+        print(f"ringback replay: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except (QueryError, LookupError) as exc:
+        print(f"ringback replay: {exc}", file=sys.stderr)
+        return 1
+    print(orjson.dumps(summary.as_dict()).decode() if args.as_json else summary.render(settings.topic_raw))
+    return 0
+
+
+def tail_start(text: str, now: datetime) -> "Start":
+    """``--from``: beginning, end, a time ago (-15m) or an ISO 8601 time (UTC unless it says otherwise)."""
+    if text in TAIL_STARTS:
+        return text  # type: ignore[return-value]
+    try:
+        return moment(text, now)
     except ValueError:
         raise ValueError(f"--from {text!r}: not beginning, end, a time ago like -15m, or an ISO time like 2026-11-27T10:00Z") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _listed(values: list[str]) -> list[str]:
@@ -370,10 +442,7 @@ def tail_line(delivered: "Delivered", as_json: bool) -> str:
 def _tail(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    from ringback.runtime import runfiles
-
-    running = runfiles.read_live(settings.run_dir, "run")
-    bootstrap = settings.kafka_bootstrap or (running or {}).get("kafka_bootstrap")
+    bootstrap = running_broker(settings)
     if not bootstrap:
         print(f"ringback tail: no `ringback run` is running with --data-dir {settings.data_dir}; give --kafka-bootstrap", file=sys.stderr)
         return USAGE_ERROR

@@ -408,6 +408,25 @@ async def read(
     ``follow`` it ends where the topic ended when each partition was first fetched. A message that does
     not decode goes to ``on_undecodable`` (raised when there is none)."""
     decoder = decoder or EventDecoder()
+    records = read_records(bootstrap, start, topic=topic, follow=follow, kafka_options=kafka_options)
+    try:
+        async for record in records:
+            try:
+                event = decoder.decode(record.value or b"")
+            except UndecodableEvent as exc:
+                if on_undecodable is None:
+                    raise
+                on_undecodable(record, exc)
+                continue
+            yield delivered(record, event)
+    finally:
+        await records.aclose()
+
+
+async def read_records(
+    bootstrap: str, start: Start = "end", *, topic: str = DEFAULT_TOPIC, follow: bool = True, kafka_options: Mapping[str, Any] | None = None,
+) -> AsyncGenerator[ConsumerRecord[bytes, bytes], None]:
+    """The records of any topic from ``start``, undecoded, as ``read`` goes through them."""
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", **{**dict(kafka_options or {}), "enable_auto_commit": False})
     await reader.start()
     try:
@@ -417,16 +436,8 @@ async def read(
         while True:
             fetched = await reader.getmany(timeout_ms=POLL_TIMEOUT_MS)
             for record in (r for part in fetched.values() for r in part):
-                if record.timestamp < skip_below.get(record.partition, record.timestamp):
-                    continue
-                try:
-                    event = decoder.decode(record.value or b"")
-                except UndecodableEvent as exc:
-                    if on_undecodable is None:
-                        raise
-                    on_undecodable(record, exc)
-                    continue
-                yield delivered(record, event)
+                if record.timestamp >= skip_below.get(record.partition, record.timestamp):
+                    yield record
             if not follow and await _caught_up(reader):
                 return
     finally:

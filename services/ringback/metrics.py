@@ -46,6 +46,7 @@ EDGE_QUARANTINED = Counter("ringback_edge_quarantined_total", "Journaled callbac
 
 # --- normalizer ---
 NORMALIZER_MESSAGES = Counter("ringback_normalizer_messages_total", "Raw messages normalized, by route.", ["route"])
+NORMALIZER_REPLAYED = Counter("ringback_normalizer_replayed_total", "Of those, requests `ringback replay` sent through again, by route.", ["route"])
 NORMALIZER_EVENTS = Counter("ringback_normalizer_events_total", "Normalized events produced.", ["route", "event_type"])
 NORMALIZER_DEAD_LETTERS = Counter("ringback_normalizer_dead_letters_total", "Failed reports (or whole requests) in dead letters, by reason; one dead-letter message per request.", ["route", "reason"])
 NORMALIZER_GUARD_TRIPPED = Gauge("ringback_normalizer_guard_tripped", "1 while the dead-letter guard holds consuming paused, else 0.")

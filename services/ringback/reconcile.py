@@ -1,8 +1,9 @@
 """`ringback reconcile`: the ledger per tenant, route and hour, and every place where a stage has fewer than
 the stage before it (a gap: something acknowledged did not arrive downstream).
 
-Counts can only be higher downstream for known, harmless reasons: replays after a crash (at-least-once)
-and vendor resends, which the event ids collapse. They can be lower for one: loss — or, within the
+Counts can only be higher downstream for known, harmless reasons: replays after a crash (at-least-once),
+vendor resends, which the event ids collapse (``duplicates``: copies stored beyond one per event), and
+requests sent through again by ``ringback replay`` (``replayed``, counted instead of ``raw``). They can be lower for one: loss — or, within the
 current hour, work still in flight. Closed hours with a gap make the command exit 1.
 
 Because replays inflate counts, counts alone can hide a loss (a replay elsewhere in the hour makes up
@@ -31,10 +32,13 @@ CHECKS = (
     (stage.NORMALIZER_EVENTS, stage.SINK_EVENTS, "normalized but never stored"),
     (stage.NORMALIZER_DEAD_LETTERS, stage.SINK_DEAD_LETTERS, "dead-lettered but never stored"),
 )
-COLUMNS = ("accepted", "stored_requests", "raw", "reports", "normalized", "dead_lettered", "stored_events", "stored_dead", "unique_events")
+COLUMNS = ("accepted", "stored_requests", "raw", "replayed", "reports", "normalized", "dead_lettered", "stored_events", "stored_dead", "unique_events", "duplicates")
+#: Columns computed here rather than read from the ledger.
+DERIVED = ("unique_events", STORED_REQUESTS, "duplicates")
 LEDGER_QUERY = """
 SELECT toUnixTimestamp(l.hour) AS hour, l.route AS route, l.tenant AS tenant,
        sumIf(l.count, l.stage = '{accepted}') AS accepted, sumIf(l.count, l.stage = '{raw}') AS raw,
+       sumIf(l.count, l.stage = '{replayed}') AS replayed,
        sumIf(l.count, l.stage = '{reports}') AS reports, sumIf(l.count, l.stage = '{events}') AS normalized,
        sumIf(l.count, l.stage = '{dead}') AS dead_lettered, sumIf(l.count, l.stage = '{sink_events}') AS stored_events,
        sumIf(l.count, l.stage = '{sink_dead}') AS stored_dead
@@ -67,7 +71,7 @@ class LedgerLine:
 
 def ledger_lines(settings: Settings, hours: int, now: float | None = None) -> list[LedgerLine]:
     query = LEDGER_QUERY.format(
-        accepted=stage.EDGE_ACCEPTED, raw=stage.NORMALIZER_RAW, reports=stage.NORMALIZER_REPORTS, events=stage.NORMALIZER_EVENTS,
+        accepted=stage.EDGE_ACCEPTED, raw=stage.NORMALIZER_RAW, replayed=stage.REPLAY_RAW, reports=stage.NORMALIZER_REPORTS, events=stage.NORMALIZER_EVENTS,
         dead=stage.NORMALIZER_DEAD_LETTERS, sink_events=stage.SINK_EVENTS, sink_dead=stage.SINK_DEAD_LETTERS, hours=int(hours),
     )
     rows = _json_rows(run_sql(settings, query, "JSONEachRow"))
@@ -77,9 +81,11 @@ def ledger_lines(settings: Settings, hours: int, now: float | None = None) -> li
     lines = []
     for row in rows:
         hour, route, tenant = int(str(row["hour"])), str(row["route"]), str(row.get("tenant") or "")
-        counts = {name: int(str(row.get(name, 0))) for name in COLUMNS if name not in ("unique_events", STORED_REQUESTS)}
+        counts = {name: int(str(row.get(name, 0))) for name in COLUMNS if name not in DERIVED}
         counts["unique_events"] = unique.get((hour, route, tenant), 0)
         counts[STORED_REQUESTS] = stored_requests.get((hour, route, tenant), 0)
+        # Copies stored beyond one per event: vendor resends, replays after a crash, `ringback replay`.
+        counts["duplicates"] = max(0, counts["stored_events"] - counts["unique_events"])
         by_stage = {
             STORED_REQUESTS: counts[STORED_REQUESTS],
             stage.EDGE_ACCEPTED: counts["accepted"], stage.NORMALIZER_RAW: counts["raw"], stage.NORMALIZER_EVENTS: counts["normalized"],

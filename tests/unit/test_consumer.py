@@ -130,7 +130,7 @@ def newer_schemas(tmp_path: Path) -> Path:
     target = tmp_path / "schemas"
     shutil.copytree(SCHEMAS, target)
     nxt = json.loads((SCHEMAS / "normalized_event.avsc").read_text())
-    nxt["fields"].append({"name": "carrier", "type": ["null", "string"], "default": None})
+    nxt["fields"].append({"name": "roaming_partner", "type": ["null", "string"], "default": None})
     (target / "history" / "normalized_event.next.avsc").write_text(json.dumps(nxt))
     return target
 
@@ -138,9 +138,9 @@ def newer_schemas(tmp_path: Path) -> Path:
 def test_a_job_upgraded_first_reads_a_newer_writer_with_its_own_schema(tmp_path: Path) -> None:
     schemas = newer_schemas(tmp_path)
     writer = EventCodec(schema=load_schema(schemas / "history" / "normalized_event.next.avsc"))
-    payload = writer.encode({**event(writer), "carrier": "China Mobile"})
+    payload = writer.encode({**event(writer), "roaming_partner": "HKG"})
     decoded = EventDecoder(schemas, reader_schema=SCHEMAS / "normalized_event.avsc").decode(payload)
-    assert "carrier" not in decoded and decoded["event_id"] == "e1"
+    assert "roaming_partner" not in decoded and decoded["event_id"] == "e1"
     with pytest.raises(UndecodableEvent, match="unknown writer schema"):
         EventDecoder(SCHEMAS).decode(payload)  # a job not upgraded stops instead of skipping
 

@@ -30,7 +30,7 @@ from ringback.runtime import progress
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.batched_sends import BatchedSends, ends_of
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
-from ringback.runtime.ledger import NORMALIZER_DEAD_LETTERS, NORMALIZER_EVENTS, NORMALIZER_RAW, NORMALIZER_REPORTS, Ledger
+from ringback.runtime.ledger import NORMALIZER_DEAD_LETTERS, NORMALIZER_EVENTS, NORMALIZER_RAW, NORMALIZER_REPORTS, REPLAY_RAW, Ledger
 from ringback.runtime.raw import H_TENANT, RawCallback
 from ringback.runtime.stream.backend import Message, Partition
 from ringback.runtime.stream.errors import Hold, RetryLater
@@ -116,6 +116,7 @@ class NormalizeStep:
         self._done: dict[Partition, int] = {}
         # Metrics count what is committed: a poll that is replayed is not counted twice.
         self._uncommitted_messages: Counter[str] = Counter()  # route -> raw messages
+        self._uncommitted_replays: Counter[str] = Counter()  # route -> raw messages sent by `ringback replay`
         self._uncommitted_counts: Counter[tuple[Any, str, str]] = Counter()  # (metric, route, kind) -> n
 
     # --- Strategy ---
@@ -132,6 +133,7 @@ class NormalizeStep:
             self._done[message.partition] = message.next_offset
         self._uncommitted_counts.update(counts)
         self._uncommitted_messages.update(raw.route for raw, _ in normalized)
+        self._uncommitted_replays.update(raw.route for raw, _ in normalized if raw.replayed_at_us)
         metrics.NORMALIZER_BATCH_SECONDS.observe(time.perf_counter() - started)
 
     async def poll(self) -> None:
@@ -143,9 +145,12 @@ class NormalizeStep:
     async def committed(self, offsets: Mapping[Partition, int]) -> None:
         for route, n in self._uncommitted_messages.items():
             metrics.NORMALIZER_MESSAGES.labels(route).inc(n)
+        for route, n in self._uncommitted_replays.items():
+            metrics.NORMALIZER_REPLAYED.labels(route).inc(n)
         for (metric, route, kind), n in self._uncommitted_counts.items():
             metric.labels(route, kind).inc(n)
         self._uncommitted_messages.clear()
+        self._uncommitted_replays.clear()
         self._uncommitted_counts.clear()
 
     def ready_for_more(self) -> bool:
@@ -173,7 +178,8 @@ class NormalizeStep:
             self.guard.release()
             metrics.NORMALIZER_GUARD_TRIPPED.set(0)
             log.warning("dead-letter guard pause over: processing the held requests as they are")
-        trip = self.guard.judge([verdict_of(raw, outcomes) for raw, outcomes in normalized])
+        # Replays are an operator's choice, not live traffic: replaying old garbage must not pause ingestion.
+        trip = self.guard.judge([verdict_of(raw, outcomes) for raw, outcomes in normalized if not raw.replayed_at_us])
         if trip is not None:
             metrics.NORMALIZER_GUARD_TRIPPED.set(1)
             metrics.NORMALIZER_GUARD_TRIPS.inc()
@@ -220,7 +226,7 @@ class NormalizeStep:
             await sends.add(self.settings.topic_normalized, payload, key=ordering_key(outcome), headers=headers)
             published[(metrics.NORMALIZER_EVENTS, raw.route, outcome["event_type"])] += 1
             events += 1
-        self.ledger.count(NORMALIZER_RAW, raw.route, raw.received_at_us, tenant=raw.tenant)
+        self.ledger.count(REPLAY_RAW if raw.replayed_at_us else NORMALIZER_RAW, raw.route, raw.received_at_us, tenant=raw.tenant)
         self.ledger.count(NORMALIZER_REPORTS, raw.route, raw.received_at_us, reports_in(outcomes), tenant=raw.tenant)
         self.ledger.count(NORMALIZER_EVENTS, raw.route, raw.received_at_us, events, tenant=raw.tenant)
         if failures:

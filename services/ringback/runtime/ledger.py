@@ -20,9 +20,12 @@ NORMALIZER_RAW = "normalizer.raw_messages"
 NORMALIZER_REPORTS = "normalizer.reports"
 NORMALIZER_EVENTS = "normalizer.events"
 NORMALIZER_DEAD_LETTERS = "normalizer.dead_letters"
+#: Requests `ringback replay` sent through again, counted by the normalizer instead of NORMALIZER_RAW
+#: (their reports, events and dead letters count in the stages after it as usual).
+REPLAY_RAW = "replay.raw_messages"
 SINK_EVENTS = "sink.events"
 SINK_DEAD_LETTERS = "sink.dead_letters"
-STAGES = (EDGE_ACCEPTED, NORMALIZER_RAW, NORMALIZER_REPORTS, NORMALIZER_EVENTS, NORMALIZER_DEAD_LETTERS, SINK_EVENTS, SINK_DEAD_LETTERS)
+STAGES = (EDGE_ACCEPTED, NORMALIZER_RAW, REPLAY_RAW, NORMALIZER_REPORTS, NORMALIZER_EVENTS, NORMALIZER_DEAD_LETTERS, SINK_EVENTS, SINK_DEAD_LETTERS)
 
 
 class LedgerRow(NamedTuple):

@@ -21,6 +21,7 @@ H_REMOTE_ADDR = "remote_addr"
 H_CONTENT_TYPE = "content_type"
 H_TENANT = "tenant"  # optional: absent on the tenant-less routes
 H_TENANT_APP_ID = "tenant_app_id"  # optional: the tenant's app_id, for pushes that carry none
+H_REPLAYED_AT_US = "replayed_at_us"  # optional: set by `ringback replay` on a request sent through again
 
 _LENGTH = struct.Struct(">I")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -53,6 +54,8 @@ class RawCallback:
     tenant: str = ""
     # The tenant's app_id from the tenants file, for pushes that carry none (Tencent SMS and voice).
     tenant_app_id: str = ""
+    # When `ringback replay` sent this request through again (0: the edge's original publication).
+    replayed_at_us: int = 0
 
     @property
     def received_at(self) -> datetime:
@@ -70,6 +73,8 @@ class RawCallback:
             headers.append((H_TENANT, self.tenant.encode()))
         if self.tenant_app_id:
             headers.append((H_TENANT_APP_ID, self.tenant_app_id.encode()))
+        if self.replayed_at_us:
+            headers.append((H_REPLAYED_AT_US, str(self.replayed_at_us).encode()))
         return headers
 
     def to_bytes(self) -> bytes:
@@ -98,10 +103,7 @@ class RawCallback:
     @classmethod
     def from_message(cls, topic: str, partition: int, offset: int, value: bytes | None, headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]] | None) -> "RawCallback":
         found = {key: val.decode("utf-8", "replace") for key, val in (headers or ()) if val is not None}
-        try:
-            received_at_us = int(found.get(H_RECEIVED_AT_US, "0"))
-        except ValueError:
-            received_at_us = 0
+        received_at_us = _int(found.get(H_RECEIVED_AT_US))
         return cls(
             route=found.get(H_ROUTE, ""),
             ingest_id=found.get(H_INGEST_ID, ""),
@@ -114,4 +116,12 @@ class RawCallback:
             offset=offset,
             tenant=found.get(H_TENANT, ""),
             tenant_app_id=found.get(H_TENANT_APP_ID, ""),
+            replayed_at_us=_int(found.get(H_REPLAYED_AT_US)),
         )
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int(text) if text else 0
+    except ValueError:
+        return 0

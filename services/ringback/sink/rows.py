@@ -22,7 +22,7 @@ DEAD_LETTER_COLUMNS = (
     "route", "ingest_id", "report_index", "received_at", "remote_addr", "content_type", "failure_type",
     "reason", "normalizer_version", "source_topic", "source_partition", "source_offset", "dead_lettered_at", "body",
     "report_count", "failed_reports", "failure_counts", "failures.report_index", "failures.failure_type", "failures.reason", "body_sha256",
-    "tenant", "ids",
+    "tenant", "ids", "tenant_app_id", "replayed_at",
 )
 UNDECODABLE_EVENT = "undecodable_event"
 UNSTORABLE_EVENT = "unstorable_event"
@@ -45,7 +45,8 @@ def dead_letter_row(letter: DeadLetter) -> dict[str, Any]:
         "report_count": letter.report_count, "failed_reports": letter.failed_reports, "failure_counts": letter.failure_counts,
         "failures.report_index": [f.report_index for f in letter.failures], "failures.failure_type": [f.failure_type for f in letter.failures],
         "failures.reason": [f.message for f in letter.failures], "body_sha256": letter.body_sha256, "tenant": raw.tenant,
-        "ids": letter.ids,
+        "ids": letter.ids, "tenant_app_id": raw.tenant_app_id,
+        "replayed_at": storable_time(raw.replayed_at_us) if raw.replayed_at_us else None,
     }
 
 
