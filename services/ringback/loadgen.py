@@ -71,6 +71,8 @@ PRODUCT_ROUTES: dict[str, tuple[str, ...]] = {
 #: carries it in ``extend`` (the event's ``attributes['extend']``), and its events are counted apart.
 TAG_IN_EXTEND = frozenset({"tencent/sms-reply"})
 REQUEST_TIMEOUT_S = 30.0
+#: A resend repeats one of the last this many bodies accepted (vendors retry recent pushes; memory stays bounded).
+RESEND_WINDOW = 10_000
 
 # --- Applications and tenants -------------------------------------------------------------------------
 #: Applications sharing the traffic; app i gets the weight 1/(i+1): a big customer or two and a tail.
@@ -448,7 +450,8 @@ class TrafficMaker:
             if push.route not in self.routes:
                 continue
             key = f"{push.route}#{number}" if index == 0 else f"{push.route}#{number}.{index}"
-            item = Generated(push.route, orjson.dumps(push.body), push.events, key, app.prefix + push.route, app.tenant.id)
+            body = bytes(memoryview(orjson.dumps(push.body)))  # orjson's bytes keep its whole ~4 KB buffer; a copy keeps the body
+            item = Generated(push.route, body, push.events, key, app.prefix + push.route, app.tenant.id)
             heapq.heappush(self.pending, (due, next(self.order), item))
             queued += 1
         self.planned[product] += queued
@@ -864,7 +867,8 @@ def parse_mix(text: str) -> dict[str, int]:
 async def run(plan: LoadPlan, show_progress: bool = True) -> Summary:
     maker = TrafficMaker(plan.tag, plan.mix, plan.seed, tenants=plan.tenants, apps=plan.apps)
     summary = Summary(tag=plan.tag)
-    sent_ok: list[Generated] = []
+    sent_ok: list[Generated] = []  # the last RESEND_WINDOW well-formed bodies accepted
+    remembered = 0
     counted: set[str] = set()
     deadline = time.monotonic() + plan.duration_s if not plan.requests else float("inf")
     issued = 0
@@ -891,6 +895,14 @@ async def run(plan: LoadPlan, show_progress: bool = True) -> Summary:
             summary.malformed += 1
             return maker.malformed()
         return maker.next()
+
+    def remember_for_resends(item: Generated) -> None:
+        nonlocal remembered
+        if len(sent_ok) < RESEND_WINDOW:
+            sent_ok.append(item)
+        else:
+            sent_ok[remembered % RESEND_WINDOW] = item
+        remembered += 1
 
     async def worker() -> None:
         connection = Connection(plan.url, REQUEST_TIMEOUT_S)
@@ -927,7 +939,7 @@ async def run(plan: LoadPlan, show_progress: bool = True) -> Summary:
                     else:
                         summary.expected_events += item.events
                     if item.events:
-                        sent_ok.append(item)
+                        remember_for_resends(item)
             else:
                 summary.failed += 1
             if progress is not None:

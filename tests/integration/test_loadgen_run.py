@@ -74,3 +74,18 @@ async def test_the_counts_are_the_unique_events_sent_and_the_urls_are_the_tenant
     assert {tenant for tenant, _, _ in seen} == ({t.id for t in tenants} or {""})
     assert set(summary.by_tenant) == ({t.id for t in tenants} or {""})
     assert "secret" not in summary.render() + str(summary.as_dict())
+
+
+async def test_resends_repeat_recent_bodies_and_the_counts_stay_exact(edge: tuple[str, list[tuple[str, str, bytes]]], monkeypatch: pytest.MonkeyPatch) -> None:
+    url, seen = edge
+    monkeypatch.setattr(loadgen, "RESEND_WINDOW", 50)
+    plan = loadgen.LoadPlan(url=url, requests=1500, connections=4, resend_share=0.2, malformed_share=0.02)
+    summary = await loadgen.run(plan, show_progress=False)
+    assert summary.resends > 200 and summary.accepted == 1500
+    assert (summary.expected_events, summary.expected_replies) == unique_tagged_events(seen, plan.tag)
+    first_seen: dict[bytes, int] = {}
+    for index, (_, _, body) in enumerate(seen):
+        if body in first_seen:  # a resend: one of the last 50 well-formed bodies (and the few in flight)
+            assert index - first_seen[body] < 50 * 2 + 20, index - first_seen[body]
+        else:
+            first_seen[body] = index

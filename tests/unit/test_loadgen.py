@@ -375,6 +375,21 @@ def test_the_queue_of_pushes_is_bounded_and_a_story_over_it_is_told_at_once() ->
             assert not isinstance(event, Rejection) and all(event[name] is None or event[name] <= now for name in TIME_FIELDS)
 
 
+def test_queued_pushes_take_the_memory_of_their_bodies() -> None:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        maker = TrafficMaker(TAG, dict(DEFAULT_MIX), seed=1, clock=Clock(step_s=0.0), max_pending=3000)
+        for _ in range(3000):
+            maker.next()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(maker.pending) >= 3000
+    assert held < len(maker.pending) * 1024  # about the bodies' size: no serializer buffer (4 KB each) kept with them
+
+
 def test_same_seed_same_stream_other_seed_other_stream() -> None:
     def bodies(seed: int) -> list[tuple[str, bytes]]:
         maker = TrafficMaker(TAG, dict(DEFAULT_MIX), seed=seed, clock=Clock())
