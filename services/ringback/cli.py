@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 NON_SETTING_ARGS = {
     "command", "query", "output_format", "hours", "url", "duration", "requests", "rate", "connections",
-    "resend_share", "malformed_share", "mix", "seed", "as_json", "quick", "results", "max_journal_age_s", "edge_url", "normalizer_url", "sink_url",
+    "resend_share", "malformed_share", "mix", "seed", "tenant_ids", "tenant_secrets", "apps", "as_json", "quick", "results", "max_journal_age_s",
+    "edge_url", "normalizer_url", "sink_url",
     "start", "types", "tenants", "max_events", "follow", "from_raw", "reasons", "routes", "ingest_ids", "since", "until", "dry_run",
 }
 DESCRIPTION = "ringback: ingest telecom vendor callbacks into one clean, billable event stream."
@@ -187,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--malformed-share", type=float, default=0.01, help="Share of requests with a truncated body.")
     load.add_argument("--mix", default=None, help="route=weight,... (default: the realistic mix, SMS receipts first; see `ringback.loadgen.DEFAULT_MIX`)")
     load.add_argument("--seed", type=int, default=7, help="Seed of the traffic generator.")
+    load.add_argument("--tenant", dest="tenant_ids", action="append", default=[], metavar="ID",
+                      help="Send as this tenant, to /t/ID/SECRET/callbacks/...; repeat (each with its --secret) for several. "
+                      "Default: every tenant of --tenants-file that has a plain secret, else the tenant-less routes.")
+    load.add_argument("--secret", dest="tenant_secrets", action="append", default=[], metavar="SECRET", help="The secret of the --tenant at the same position.")
+    load.add_argument("--apps", type=int, default=None, help="Customer applications sharing the traffic, spread over the tenants (default 5).")
     load.add_argument("--json", dest="as_json", action="store_true", help="Print the summary as JSON.")
     config.add_flags(load)
     bench = commands.add_parser("bench", help="Measure every stage against its baseline (what `make bench` runs).")
@@ -325,9 +331,16 @@ def _loadgen(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"ringback loadgen: {exc}", file=sys.stderr)
         return 2
+    try:
+        tenants, skipped = loadgen.tenants_for(args.tenant_ids, args.tenant_secrets, settings.tenants_file)
+    except ValueError as exc:
+        print(f"ringback loadgen: {exc}", file=sys.stderr)
+        return 2
+    if skipped:
+        print(f"ringback loadgen: no plain secret for tenants {', '.join(skipped)}: not sending as them", file=sys.stderr)
     plan = loadgen.LoadPlan(
         url=url.rstrip("/"), requests=args.requests, duration_s=args.duration, rate=args.rate, connections=args.connections,
-        resend_share=args.resend_share, malformed_share=args.malformed_share, mix=mix, seed=args.seed,
+        resend_share=args.resend_share, malformed_share=args.malformed_share, mix=mix, seed=args.seed, tenants=tenants, apps=args.apps or loadgen.DEFAULT_APPS,
     )
     summary = asyncio.run(loadgen.run(plan, show_progress=sys.stderr.isatty() and not args.as_json))
     print(orjson.dumps(summary.as_dict()).decode() if args.as_json else summary.render())
