@@ -236,8 +236,9 @@ RECORDING_HOST = "https://record.example.com"
 SMS_REPORTS_MAX = 10
 SMS_SEND_WINDOW_S = 4  # the receipts of one send arrive within this many seconds of each other
 SMS_ENROUTE = 0.12  # share of messages first reported ENROUTE (still with the carrier)
-#: An ENROUTE receipt says "not received (yet)": FAIL with the pending code, then the final receipt.
-ENROUTE_REPORT_STATUS = "FAIL"
+#: An ENROUTE receipt says "not received (yet)": no report_status (it is neither SUCCESS nor FAIL), the
+#: carrier's pending state in errmsg; the final receipt follows.
+ENROUTE_REPORT_STATUS = ""
 SMS_REPORT_STATUS = {"DELIVRD": "SUCCESS", "ENROUTE": ENROUTE_REPORT_STATUS}  # and FAIL with every failure code
 SMS_FINAL_AFTER_ENROUTE_S = LogNormal(median=20, sigma=0.8, low=3, high=600)
 SMS_RECEIPT_DELAY_S = LogNormal(median=1.5, sigma=0.6, low=0.2, high=20)

@@ -145,3 +145,20 @@ def test_unknown_route_is_rejected() -> None:
     raw = RawCallback(route="nobody/knows", ingest_id="i", received_at_us=0, remote_addr="", content_type="", body=b"{}")
     (outcome,) = normalize_message(raw, registry(), CTX)
     assert isinstance(outcome, Rejection) and outcome.reason_type == "unknown_route"
+
+
+@pytest.mark.parametrize("missing", [{"report_status": ""}, {"report_status": None}, "drop"])
+def test_a_receipt_state_without_report_status_is_read_from_errmsg(missing: object) -> None:
+    enroute = report(errmsg="ENROUTE", description="not received yet")
+    if missing == "drop":
+        del enroute["report_status"]
+    else:
+        enroute.update(missing)  # type: ignore[call-overload]
+    (event,) = normalize(orjson.dumps([enroute]))
+    assert event["status"] == "pending" and event["vendor_code"] == "ENROUTE"
+
+
+def test_without_report_status_errmsg_must_be_a_receipt_state() -> None:
+    (rejection,) = normalize(orjson.dumps([report(report_status="", errmsg="something else")]))
+    assert isinstance(rejection, Rejection) and rejection.reason_type == "missing_field" and "report_status" in rejection.message
+    assert rejection.ids == {"sid": "sid-1"}

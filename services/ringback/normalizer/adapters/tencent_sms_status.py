@@ -26,7 +26,7 @@ from ringback.runtime.raw import RawCallback
 
 SOURCE = "tencent.sms_status"
 EVENT_TYPE = "sms.delivery_report"
-REQUIRED = ("sid", "mobile", "report_status")
+REQUIRED = ("sid", "mobile")  # and report_status, unless errmsg is a receipt state that says it alone
 MAPPED = frozenset({"user_receive_time", "mobile", "report_status", "errmsg", "description", "sid"})
 
 REPORT_STATUS = {"SUCCESS": status.DELIVERED, "FAIL": status.FAILED}
@@ -100,8 +100,10 @@ def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> di
     sid = as_text(report["sid"])
     mobile = as_text(report["mobile"])
     nationcode = as_text(report.get("nationcode"))
-    report_status = as_text(report["report_status"]) or ""
+    report_status = as_text(report.get("report_status")) or ""
     errmsg = as_text(report.get("errmsg"))
+    if not report_status and (errmsg or "").strip().upper() not in RECEIPT_STATE:
+        raise Rejected("missing_field", f"report {index} lacks report_status, and errmsg {errmsg!r} is no receipt state to read instead")
     description = as_text(report.get("description"))
     receive_text = as_text(report.get("user_receive_time"))
     repairs: list[str] = []
