@@ -16,6 +16,7 @@ from ringback.runtime import kafka
 from ringback.runtime.broker import EmbeddedBroker
 from ringback.sink import analyst_views
 from ringback.sink.worker import Sink
+from tests.conftest import REPO_ROOT
 from tests.integration.test_sql_readonly import ESCAPES, MULTI_STATEMENTS
 
 pytestmark = pytest.mark.integration
@@ -122,6 +123,16 @@ async def test_the_folder_is_the_truth_views_without_a_file_are_dropped(sinks: S
     (folder / "events_by_type.sql").write_text("SELECT * FROM file('/etc/passwd', 'RawBLOB')")  # a file that no longer passes
     second = await sinks.start(folder)
     assert await views_in(second) == []
+
+
+async def test_the_example_views_apply_and_run(sinks: Sinks) -> None:
+    folder = REPO_ROOT / "examples" / "views"
+    sink = await sinks.start(folder)
+    names = sorted(path.stem for path in folder.glob("*.sql"))
+    assert await views_in(sink) == names
+    assert metrics.ANALYST_VIEWS.labels("refused")._value.get() == 0
+    for name in names:
+        await sink.query(f"SELECT * FROM analyst.{name} LIMIT 1", "JSONEachRow")
 
 
 async def test_a_missing_folder_leaves_the_views_as_they_are(sinks: Sinks, tmp_path: Path) -> None:
