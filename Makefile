@@ -28,6 +28,13 @@ test: $(STAMP) wrk promtool
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m '' $(PYTEST_ARGS)
 
+## The integration suite against an Apache Kafka cluster (KRaft, 3 brokers, replication 3) and a ClickHouse
+## server, started with testcontainers; where no container engine answers, one line says so and nothing runs.
+test-containers: $(STAMP)
+	@reason=$$($(BIN)/python -c 'from tests.containers import engine_missing; print(engine_missing() or "")'); \
+	if [ -n "$$reason" ]; then echo "test-containers skipped: $$reason"; \
+	else RINGBACK_TEST_BACKEND=containers $(BIN)/python -m pytest -m 'integration or containers' $(PYTEST_ARGS); fi
+
 ## Benchmarks: every stage against its baseline; table, JSON report and chart under bench-results/.
 bench: $(STAMP) wrk
 	$(BIN)/ringback bench
