@@ -100,6 +100,20 @@ def test_events_are_sharded_by_event_id_and_other_tables_by_what_collapses() -> 
     }
 
 
+@pytest.mark.parametrize(
+    ("order_by", "shard_by"),
+    [
+        ("(event_type, event_id)", "cityHash64(event_id)"),
+        ("event_id", "cityHash64(event_id)"),
+        ("(route, ingest_id)", "cityHash64(route, ingest_id)"),  # an event_id column outside the key does not decide
+        ("(toStartOfHour(at), cityHash64(event_id))", "cityHash64(toStartOfHour(at), cityHash64(event_id))"),
+    ],
+)
+def test_the_shard_key_follows_the_sorting_key(order_by: str, shard_by: str) -> None:
+    statement = f"CREATE TABLE IF NOT EXISTS ringback.t {{on_cluster}} (event_id String, event_type String, route String, ingest_id String, at DateTime) ENGINE = ReplacingMergeTree ORDER BY {order_by}"
+    assert shard_keys(cluster_statements([statement], CLUSTER)) == {"ringback.t": shard_by}
+
+
 def test_views_stay_over_the_distributed_tables_and_materialized_views_read_the_local_ones() -> None:
     statements = clickhouse.ddl_statements(SCHEMAS, CLUSTER)
     (dedup,) = [s for s in statements if s.startswith("CREATE VIEW IF NOT EXISTS ringback.events_dedup")]
@@ -146,7 +160,7 @@ def test_drop_table_drops_both_halves() -> None:
         ("CREATE TABLE ringback.m {on_cluster} (a String) ENGINE = Memory", "only tables of the MergeTree family"),
         ("CREATE TABLE t {on_cluster} (a String) ENGINE = MergeTree ORDER BY a", "name the table with its database"),
         ("CREATE TABLE ringback.r {on_cluster} (a String) ENGINE = ReplicatedMergeTree('/p', 'r') ORDER BY a", "must not be replicated already"),
-        ("CREATE TABLE ringback.n {on_cluster} (a String) ENGINE = MergeTree ORDER BY tuple()", "event_id or a sorting key"),
+        ("CREATE TABLE ringback.n {on_cluster} (a String) ENGINE = MergeTree ORDER BY tuple()", "needs a sorting key"),
         ("ALTER TABLE ringback.nothing {on_cluster} ADD COLUMN b String", "ALTER is known only for"),
     ],
 )

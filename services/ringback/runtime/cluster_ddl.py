@@ -10,7 +10,7 @@ single-server DDL is turned into:
   ``non_replicated_deduplication_window`` made ``replicated_deduplication_window`` (a retried insert with
   the same ``insert_deduplication_token`` stays a no-op);
 - under the table's own name, a ``Distributed`` table over those local tables, sharded by
-  ``cityHash64(event_id)`` where the table has an ``event_id``, else by the hash of its sorting key:
+  ``cityHash64(event_id)`` where ``event_id`` is part of its sorting key, else by the hash of the key:
   every copy of an event — and every row that a ReplacingMergeTree would collapse with another — lands
   on the same shard, where it collapses, so ``FINAL`` and the views stay exact across the cluster;
 - materialized views that read the **local** tables (a view fires on the node that stores the insert)
@@ -36,7 +36,7 @@ LOCAL_SUFFIX = "_local"
 #: The ZooKeeper (Keeper) path of a replicated table; {shard} and {replica} are the server's macros.
 REPLICA_PATH = "/clickhouse/tables/{{shard}}/{database}/{table}"
 REPLICA_NAME = "{replica}"
-#: The column that identifies an event: tables that have it are sharded by it.
+#: The column that identifies an event: tables whose sorting key holds it are sharded by it alone.
 EVENT_ID = "event_id"
 #: Settings of a single server that have a replicated counterpart.
 REPLICATED_SETTINGS = {"non_replicated_deduplication_window": "replicated_deduplication_window"}
@@ -227,27 +227,9 @@ class ClusterDDL:
         return None
 
     @staticmethod
-    def _columns(toks: list[Token]) -> list[str]:
-        """The column names of CREATE TABLE's column list (the first parenthesis at the top level)."""
-        depths = _depths(toks)
-        opening = next((i for i, t in enumerate(toks) if t.text == "(" and depths[i] == 0), None)
-        if opening is None:
-            return []
-        names, expect_name = [], True
-        for i in range(opening + 1, len(toks)):
-            if depths[i] == 0:  # the closing parenthesis
-                break
-            if depths[i] == 1 and toks[i].text == ",":
-                expect_name = True
-            elif expect_name:
-                if toks[i].word not in ("INDEX", "PROJECTION", "CONSTRAINT"):
-                    names.append(toks[i].name)
-                expect_name = False
-        return names
-
-    def _shard_by(self, statement: str, toks: list[Token], engine: int) -> str:
-        if EVENT_ID in self._columns(toks):
-            return f"cityHash64({EVENT_ID})"
+    def _shard_by(statement: str, toks: list[Token], engine: int) -> str:
+        """cityHash64(event_id) when event_id is part of the sorting key, else the hash of the whole key:
+        rows that the engine collapses (or aggregates) share their key, so they share a shard."""
         depths = _depths(toks)
         for i in range(engine, len(toks) - 1):
             if depths[i] == 0 and _words(toks, i, 2) == "ORDER BY":
@@ -259,8 +241,10 @@ class ClusterDDL:
                 key = statement[toks[first].start : toks[end - 1].end].strip() if first < end else ""
                 if key in ("", "tuple()"):
                     break
-                return f"cityHash64({key})"
-        raise ClusterDDLError(statement, "a table needs an event_id or a sorting key to be sharded by")
+                level = depths[first] if first < end else 0
+                elements = [t.name for j, t in enumerate(toks[first:end], start=first) if depths[j] == level]
+                return f"cityHash64({EVENT_ID})" if EVENT_ID in elements else f"cityHash64({key})"
+        raise ClusterDDLError(statement, "a table needs a sorting key to be sharded by")
 
     # --- each statement ---
 
