@@ -237,3 +237,25 @@ def test_a_restructured_schema_runs_on_a_cluster_node(tmp_path: Path) -> None:
     result = run_python(STORE, [str(tmp_path / "store"), str(config)], json.dumps(plan))
     assert isinstance(result, dict)
     assert result["answers"] == {"events": [{"n": 1}], "conflicts": [{"event_id": "e1", "charges": 2}]}
+
+
+REFUSE = r"""
+import sys
+from ringback.runtime import clickhouse
+client = clickhouse.connect(f"chdb://{sys.argv[1]}")
+clickhouse.apply_ddl(client, sys.argv[2])  # a single server's store
+try:
+    clickhouse.apply_ddl(client, sys.argv[2], sys.argv[3])
+except ValueError as exc:
+    print(exc)
+print("tables:", client.query("SELECT count() FROM system.tables WHERE database = 'ringback' AND name LIKE '%_local'").result_rows[0][0])
+"""
+
+
+def test_a_single_server_store_is_not_taken_for_a_cluster(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", REFUSE, str(tmp_path / "store"), str(SCHEMAS), CLUSTER], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    message, tables = done.stdout.strip().splitlines()[-2:]
+    assert message.startswith("cluster DDL: these tables exist but are not distributed: ringback.dead_letters (ReplacingMergeTree)")
+    assert "ringback.events (ReplacingMergeTree)" in message and "Outgrowing one machine" in message
+    assert tables == "tables: 0"  # refused before anything ran

@@ -62,6 +62,8 @@ def ddl_statements(schemas_dir: str | Path, cluster: str = "") -> list[str]:
 
 def apply_ddl(client: Client, schemas_dir: str | Path, cluster: str = "") -> int:
     statements = ddl_statements(schemas_dir, cluster)
+    if cluster:
+        cluster_ddl.refuse_single_server_tables(statements, lambda sql: client.query(sql).result_rows)
     for statement in statements:
         client.command(statement)
     return len(statements)

@@ -29,7 +29,9 @@ database (``ringback.events``), as the DDL writes them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 PLACEHOLDER = "{on_cluster}"
 LOCAL_SUFFIX = "_local"
@@ -352,3 +354,23 @@ def cluster_statements(statements: list[str], cluster: str) -> list[str]:
     """The statements of a cluster named ``cluster``, from the single-server ``statements`` (each still
     holding its ``{on_cluster}`` placeholder), in the order they must run."""
     return ClusterDDL(statements, cluster).generate()
+
+
+_DISTRIBUTED = re.compile(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)\.(\w+) ON CLUSTER \w+ AS \S+\nENGINE = Distributed\(")
+
+
+def refuse_single_server_tables(statements: list[str], rows: Callable[[str], Sequence[Sequence[Any]]]) -> None:
+    """Stop before anything runs when a table the cluster DDL makes distributed already exists as another
+    engine: a store from a single server, or from a version that applied the DDL ON CLUSTER as it was.
+    ``CREATE TABLE IF NOT EXISTS`` would keep that table, unreplicated, under the analysts' name."""
+    names = [f"{m.group(1)}.{m.group(2)}" for m in map(_DISTRIBUTED.match, statements) if m]
+    if not names:
+        return
+    listed = ", ".join(f"'{name}'" for name in names)
+    found = rows(f"SELECT database || '.' || name, engine FROM system.tables WHERE database || '.' || name IN ({listed})")
+    wrong = sorted(f"{name} ({engine})" for name, engine in found if engine != "Distributed")
+    if wrong:
+        raise ValueError(
+            "cluster DDL: these tables exist but are not distributed: " + ", ".join(wrong)
+            + "; move their rows to the cluster's tables first (README: Outgrowing one machine)"
+        )
