@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test test-all bench bench-queries soak venv clean wrk
+.PHONY: run test test-all test-containers bench bench-queries soak venv clean wrk promtool
 
 venv: $(STAMP)
 
@@ -21,12 +21,19 @@ run: $(STAMP)
 	$(BIN)/ringback run
 
 ## Full test suite (unit + integration against the real broker and ClickHouse engine).
-test: $(STAMP) wrk
+test: $(STAMP) wrk promtool
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Everything, including the long soak/load tests.
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m '' $(PYTEST_ARGS)
+
+## The integration suite against an Apache Kafka cluster (KRaft, 3 brokers, replication 3) and a ClickHouse
+## server, started with testcontainers; where no container engine answers, one line says so and nothing runs.
+test-containers: $(STAMP)
+	@reason=$$($(BIN)/python -c 'from tests.containers import engine_missing; print(engine_missing() or "")'); \
+	if [ -n "$$reason" ]; then echo "test-containers skipped: $$reason"; \
+	else RINGBACK_TEST_BACKEND=containers $(BIN)/python -m pytest -m 'integration or containers' $(PYTEST_ARGS); fi
 
 ## Benchmarks: every stage against its baseline; table, JSON report and chart under bench-results/.
 bench: $(STAMP) wrk
@@ -43,6 +50,10 @@ soak: $(STAMP)
 ## wrk (a C HTTP load generator) for the edge stage of the benchmark; best effort, from the system's packages.
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) >/dev/null 2>&1 || sudo apt-get install -y wrk >/dev/null 2>&1 || echo "wrk could not be installed: the edge stage of the benchmark will be skipped"; }
+
+## promtool (Debian package prometheus) for the alert rules' checks and unit tests; best effort, like wrk.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { (apt-get install -y --no-install-recommends prometheus || (apt-get update && apt-get install -y --no-install-recommends prometheus)) >/dev/null 2>&1 || sudo apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 || echo "promtool could not be installed: the alert rule and PromQL checks will be skipped"; }
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .hypothesis

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -18,7 +21,11 @@ EDGE_REFUSED = Counter(
     ["route", "reason"],
 )
 EDGE_TENANT_RELOADS = Counter("ringback_edge_tenant_reloads_total", "Tenants file reloads, by result (loaded, refused).", ["result"])
-EDGE_REQUESTS = Counter("ringback_edge_requests_total", "Callback requests by route and outcome.", ["route", "outcome"])
+EDGE_REQUESTS = Counter(
+    "ringback_edge_requests_total",
+    "Callback requests by route and outcome (accepted, journaled, spooled: answered with success; too_large, too_slow, overloaded, not_durable: failed).",
+    ["route", "outcome"],
+)
 EDGE_REQUEST_SECONDS = Histogram("ringback_edge_request_seconds", "Time from request start to reply.", ["route"], buckets=LATENCY_BUCKETS)
 EDGE_BODY_BYTES = Counter("ringback_edge_body_bytes_total", "Callback body bytes accepted.", ["route"])
 EDGE_IN_FLIGHT = Gauge("ringback_edge_in_flight_requests", "Callback requests being handled now.")
@@ -72,3 +79,40 @@ SINK_PENDING_ROWS = Gauge("ringback_sink_pending_rows", "Rows buffered, waiting 
 
 def exposition() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+#: The roles that run the stream driver, and so export its metrics (with a ``role`` label).
+CONSUMING_ROLES = ("normalizer", "sink")
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """One metric as a Prometheus server sees it (the catalog in deploy/metrics.md is made of these)."""
+
+    name: str  # as exposed: counters end in _total; a histogram's series add _bucket, _sum and _count
+    kind: str  # counter, gauge, histogram
+    labels: tuple[str, ...]
+    meaning: str
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The roles exporting it: the one its name says (ringback_<role>_...), else every consuming role."""
+        named = self.name.removeprefix("ringback_").split("_", 1)[0]
+        return (named,) if named in ("edge", *CONSUMING_ROLES) else CONSUMING_ROLES
+
+    @property
+    def series(self) -> tuple[str, ...]:
+        """The names of the series a scrape holds for it."""
+        if self.kind == "histogram":
+            return tuple(f"{self.name}_{suffix}" for suffix in ("bucket", "sum", "count"))
+        return (self.name,)
+
+
+def catalog() -> list[MetricInfo]:
+    """Every metric defined above, in the order of definition."""
+    found = []
+    for value in globals().values():
+        if isinstance(value, MetricWrapperBase):
+            name = value._name + ("_total" if value._type == "counter" else "")  # the client keeps a counter's name without it
+            found.append(MetricInfo(name, value._type, tuple(value._labelnames), value._documentation))
+    return found

@@ -19,7 +19,7 @@ from clickhouse_connect.driver.client import Client
 from ringback.runtime import upgrades
 
 from ringback.config import Settings
-from ringback.runtime import query_guard
+from ringback.runtime import cluster_ddl, query_guard
 
 DDL_DIR = "clickhouse"
 CHDB_SCHEME = "chdb://"
@@ -49,20 +49,25 @@ def connect(dsn: str) -> Client:
 
 
 def ddl_statements(schemas_dir: str | Path, cluster: str = "") -> list[str]:
-    on_cluster = f"ON CLUSTER {cluster}" if cluster else ""
+    """The statements of ``schemas/clickhouse/*.sql`` in order: for one server, or, with a cluster name,
+    turned into replicated local tables and distributed tables over them (:mod:`.cluster_ddl`)."""
     statements = []
     for path in sorted((Path(schemas_dir) / DDL_DIR).glob("*.sql")):
         text = "\n".join(line for line in path.read_text(encoding="utf-8").splitlines() if not line.lstrip().startswith("--"))
         for statement in text.split(";"):
             if statement.strip():
-                statements.append(statement.strip().replace("{on_cluster}", on_cluster))
-    return statements
+                statements.append(statement.strip())
+    if cluster:
+        return cluster_ddl.cluster_statements(statements, cluster)
+    return [statement.replace(cluster_ddl.PLACEHOLDER, "") for statement in statements]
 
 
 def apply_ddl(client: Client, schemas_dir: str | Path, cluster: str = "") -> int:
     """Apply the DDL (idempotent), with the upgrades of older stores that DDL alone cannot do."""
     on_cluster = f"ON CLUSTER {cluster}" if cluster else ""
     statements = ddl_statements(schemas_dir, cluster)
+    if cluster:
+        cluster_ddl.refuse_single_server_tables(statements, lambda sql: client.query(sql).result_rows)
     upgrades.before_ddl(client, on_cluster)
     for statement in statements:
         client.command(statement)

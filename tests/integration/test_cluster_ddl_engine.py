@@ -1,0 +1,261 @@
+"""The cluster DDL read and run by the real engine (chDB, in a subprocess: one store per process).
+
+- ClickHouse's own parser reads every generated statement (``formatQuery``).
+- The statements one node of a cluster runs are executed on a one-shard cluster whose only replica is
+  the engine itself (its ``remote_servers`` and macros from a config file), with the replicated engines
+  taken back to their plain form, since replication needs a Keeper that an embedded engine does not
+  run: the local tables, the distributed tables over them, the materialized views that read the local
+  tables and write through the distributed ones, and the views on top. The same callbacks are stored
+  through the single-server DDL and through the cluster's, and the README's billing queries and
+  `ringback reconcile`'s queries give the same, exact answers in both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ringback import reconcile
+from ringback.runtime import clickhouse
+from tests.conftest import REPO_ROOT
+from tests.unit.test_cluster_ddl import CLUSTER, LISTS
+
+pytestmark = pytest.mark.integration
+SCHEMAS = REPO_ROOT / "schemas"
+README = REPO_ROOT / "README.md"
+#: Hours of ledger the reconcile queries look at: every test row, whatever today's date.
+RECONCILE_HOURS = 100_000
+
+PARSE = r"""
+import json, sys
+import chdb
+from ringback.runtime.query_guard import string_literal
+verdicts = []
+for statement in json.loads(sys.stdin.read()):
+    try:
+        out = chdb.query(f"SELECT formatQuery({string_literal(statement)}) AS canonical", "JSONEachRow")
+        verdicts.append({"ok": True, "canonical": json.loads(str(out))["canonical"]})
+    except Exception as exc:
+        verdicts.append({"ok": False, "error": str(exc)[:500]})
+print(json.dumps(verdicts))
+"""
+
+ONE_SHARD_CONFIG = """<clickhouse>
+  <tcp_port>9000</tcp_port>
+  <macros><shard>01</shard><replica>r1</replica></macros>
+  <remote_servers>
+    <{cluster}><shard><internal_replication>true</internal_replication>
+      <replica><host>localhost</host><port>9000</port></replica>
+    </shard></{cluster}>
+  </remote_servers>
+</clickhouse>
+"""
+
+STORE = r"""
+import json, sys
+import chdb
+store, config, plan = sys.argv[1], sys.argv[2], json.loads(sys.stdin.read())
+conn = chdb.connect(f"file:{store}" + (f"?config-file={config}" if config else ""))
+def rows(sql):
+    out = str(conn.query(sql, "JSONEachRow"))
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+for _ in range(2):  # applied at every start: the second time changes nothing
+    for statement in plan["ddl"]:
+        conn.query(statement)
+for insert in plan["inserts"]:
+    conn.query(insert)
+for table in plan["flush"]:
+    conn.query(f"SYSTEM FLUSH DISTRIBUTED {table}")
+print(json.dumps({
+    "tables": rows("SELECT name, engine FROM system.tables WHERE database = 'ringback' ORDER BY name"),
+    "answers": {name: rows(sql) for name, sql in plan["queries"].items()},
+}, default=str))
+"""
+
+# Callbacks as the sink stores them: a resent report (same event id) in two inserts, two tenants whose
+# vendor ids coincide, a dead letter stored twice (a replay), a ledger delta loaded twice.
+EVENT_COLUMNS = "event_id, event_type, source, route, ingest_id, report_index, received_at, occurred_at, app_id, sid, status, charge, currency, billable_minutes, duration_s, tenant, normalizer_version"
+EVENTS = [
+    [("e1", "voice.code_status", "tencent.voicecode", "tencent/voicecode", "i1", 0, "2026-11-20 02:00:00", "2026-11-20 01:59:00", "1400", "s1", "answered", "0.05", "CNY", 1, 30, "acme", "t")],
+    [("e1", "voice.code_status", "tencent.voicecode", "tencent/voicecode", "i2", 0, "2026-11-20 02:05:00", "2026-11-20 01:59:00", "1400", "s1", "answered", "0.05", "CNY", 1, 30, "acme", "t"),
+     ("e2", "call.cdr", "cdr_push", "cdr-push", "i3", 0, "2026-11-20 17:00:00", "2026-11-20 16:30:00", "1400", "s2", "answered", "1.5", "CNY", 3, 170, "acme", "t"),
+     ("e3", "call.cdr", "cdr_push", "cdr-push", "i4", 0, "2026-11-20 17:00:00", "2026-11-20 16:30:00", "1400", "s2", "answered", "2.25", "CNY", 4, 200, "beta", "t")],
+    [("e4", "sms.delivery_report", "tencent.sms_status", "tencent/sms-status", "i5", 1, "2026-11-21 03:00:00", "2026-11-21 02:59:59", "1400", "s3", "delivered", None, None, None, None, "beta", "t")],
+]
+DEAD_LETTER_COLUMNS = "route, ingest_id, report_index, received_at, remote_addr, content_type, failure_type, reason, normalizer_version, source_topic, source_partition, source_offset, dead_lettered_at, body, tenant"
+DEAD_LETTER = ("cdr-push", "i6", -1, "2026-11-20 17:00:00", "203.0.113.7", "application/json", "invalid_json", "x", "t", "raw", 0, 6, "2026-11-20 17:00:01", "{", "acme")
+LEDGER_COLUMNS = "hour, route, stage, instance, seq, count, tenant"
+LEDGER = [("2026-11-20 17:00:00", "cdr-push", stage, "n1", 1, count, "acme")
+          for stage, count in (("edge.accepted", 2), ("normalizer.raw_messages", 2), ("normalizer.events", 1), ("normalizer.dead_letters", 1))]
+
+
+def sql_value(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def values(rows: list[tuple[object, ...]]) -> str:
+    return ", ".join("(" + ", ".join(sql_value(v) for v in row) + ")" for row in rows)
+
+
+def inserts() -> list[str]:
+    settings = " SETTINGS distributed_foreground_insert = 1"  # what a cluster's sink is given (README)
+    found = [f"INSERT INTO ringback.events ({EVENT_COLUMNS}){settings} VALUES {values(batch)}" for batch in EVENTS]
+    found += [f"INSERT INTO ringback.dead_letters ({DEAD_LETTER_COLUMNS}){settings} VALUES {values([DEAD_LETTER])}"] * 2
+    found += [f"INSERT INTO ringback.ledger ({LEDGER_COLUMNS}){settings} VALUES {values(LEDGER)}"] * 2
+    return found
+
+
+def billing_queries() -> dict[str, str]:
+    blocks = re.findall(r"```sql\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    billing = [b for b in blocks if "sum(charge)" in b and "ringback.events_dedup" in b]
+    assert len(billing) >= 2, "the README's billing queries were not found"
+    return {f"readme_billing_{i}": b.strip() + "\nFORMAT JSONEachRow" for i, b in enumerate(billing)}
+
+
+def queries() -> dict[str, str]:
+    ledger = reconcile.LEDGER_QUERY.format(
+        accepted="edge.accepted", raw="normalizer.raw_messages", reports="normalizer.reports", events="normalizer.events",
+        dead="normalizer.dead_letters", sink_events="sink.events", sink_dead="sink.dead_letters", hours=RECONCILE_HOURS,
+    )
+    return {
+        **billing_queries(),
+        "reconcile_ledger": ledger,
+        "reconcile_stored_requests": reconcile.STORED_REQUESTS_QUERY.format(hours=RECONCILE_HOURS),
+        "reconcile_unique": reconcile.UNIQUE_QUERY.format(hours=RECONCILE_HOURS),
+        "dead_letters": "SELECT failure_type, count() AS n FROM ringback.dead_letters FINAL GROUP BY failure_type FORMAT JSONEachRow",
+        "sum_over_events_final": "SELECT sum(charge) AS charge, count() AS events FROM ringback.events FINAL FORMAT JSONEachRow",
+    }
+
+
+def on_one_node(statements: list[str], cluster: str) -> list[str]:
+    """What one node runs, without replication (it needs a Keeper): ON CLUSTER left to the caller, the
+    replicated engines and settings in their plain form."""
+    node = []
+    for statement in statements:
+        statement = statement.replace(f" ON CLUSTER {cluster}", "")
+        statement = re.sub(r"Replicated(\w*MergeTree)\('[^']*', '\{replica\}'(?:, )?", r"\1(", statement)
+        node.append(statement.replace("replicated_deduplication_window", "non_replicated_deduplication_window"))
+    return node
+
+
+def run_python(script: str, args: list[str], stdin: str) -> object:
+    done = subprocess.run([sys.executable, "-c", script, *args], input=stdin, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_engine_parses_every_generated_statement() -> None:
+    statements = {name: clickhouse.ddl_statements(schemas, cluster) for name, (schemas, cluster) in LISTS.items()}
+    flat = [s for listed in statements.values() for s in listed]
+    verdicts = run_python(PARSE, [], json.dumps(flat))
+    assert isinstance(verdicts, list)
+    failures = [(s.splitlines()[0], v["error"]) for s, v in zip(flat, verdicts) if not v["ok"]]
+    assert not failures, failures
+    canonical = {v["canonical"].split("\n")[0] for v in verdicts}
+    assert any(f"ON CLUSTER {CLUSTER}" in line for line in canonical)
+    # and it read them as written: the engines, the paths with their macros, the sharding keys
+    printed = "\n".join(v["canonical"] for v in verdicts)
+    assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/ringback/events_local', '{replica}')" in printed
+    assert f"Distributed('{CLUSTER}', 'ringback', 'events_local', cityHash64(event_id))" in printed
+
+
+def test_the_parser_refuses_a_broken_statement() -> None:
+    verdicts = run_python(PARSE, [], json.dumps(["CREATE TABLE ringback.t ON CLUSTER c (a String) ENGINE = Distributed('c', 'ringback', "]))
+    assert isinstance(verdicts, list) and verdicts[0]["ok"] is False
+
+
+def store(tmp_path: Path, schemas: Path, cluster: str) -> dict[str, object]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config = ""
+    statements = clickhouse.ddl_statements(schemas, cluster)
+    flush: list[str] = []
+    if cluster:
+        config_path = tmp_path / "config.xml"
+        config_path.write_text(ONE_SHARD_CONFIG.format(cluster=cluster), encoding="utf-8")
+        config = str(config_path)
+        flush = re.findall(r"CREATE TABLE IF NOT EXISTS (\S+) ON CLUSTER \S+ AS \S+\nENGINE = Distributed", "\n\n".join(statements))
+        statements = on_one_node(statements, cluster)
+    plan = {"ddl": statements, "inserts": inserts(), "flush": flush, "queries": queries()}
+    result = run_python(STORE, [str(tmp_path / "store"), config], json.dumps(plan))
+    assert isinstance(result, dict)
+    return result
+
+
+def as_sets(answers: object) -> dict[str, list[str]]:
+    assert isinstance(answers, dict)
+    return {name: sorted(json.dumps(row, sort_keys=True) for row in rows) for name, rows in answers.items()}
+
+
+def test_the_cluster_stores_and_answers_exactly_like_one_server(tmp_path: Path) -> None:
+    one = store(tmp_path / "one", SCHEMAS, "")
+    cluster = store(tmp_path / "cluster", SCHEMAS, CLUSTER)
+    engines = {row["name"]: row["engine"] for row in cluster["tables"]}  # type: ignore[index]
+    for table in ("events", "dead_letters", "ledger", "ingests"):
+        assert engines[table] == "Distributed" and engines[f"{table}_local"] == "ReplacingMergeTree", table
+    assert engines["events_dedup"] == "View"
+    assert as_sets(cluster["answers"]) == as_sets(one["answers"])  # some queries have no ORDER BY
+    answers = one["answers"]
+    assert isinstance(answers, dict)
+    # exact: the resent report counts once, the two tenants' colliding vendor ids stay apart
+    assert answers["sum_over_events_final"] == [{"charge": 3.8, "events": 4}]
+    by_tenant = {(r["tenant"], r["day"]): (r["events"], r["charge"]) for r in answers["readme_billing_1"]}
+    assert by_tenant == {("acme", "2026-11-20"): (1, 0.05), ("acme", "2026-11-21"): (1, 1.5), ("beta", "2026-11-21"): (2, 2.25)}
+    # the materialized views fed ingests on the node that stored the rows, through the distributed table
+    stored = {(r["route"], r["tenant"]): r["stored_requests"] for r in answers["reconcile_stored_requests"]}
+    assert stored == {("tencent/voicecode", "acme"): 2, ("cdr-push", "acme"): 2, ("cdr-push", "beta"): 1, ("tencent/sms-status", "beta"): 1}
+    (ledger,) = answers["reconcile_ledger"]
+    assert (ledger["accepted"], ledger["raw"], ledger["normalized"], ledger["dead_lettered"]) == (2, 2, 1, 1)  # loaded twice, counted once
+    assert answers["dead_letters"] == [{"failure_type": "invalid_json", "n": 1}]
+
+
+def test_a_restructured_schema_runs_on_a_cluster_node(tmp_path: Path) -> None:
+    from tests.unit.test_cluster_ddl import RESTRUCTURED
+
+    config = tmp_path / "config.xml"
+    config.write_text(ONE_SHARD_CONFIG.format(cluster=CLUSTER), encoding="utf-8")
+    plan = {
+        "ddl": on_one_node(clickhouse.ddl_statements(RESTRUCTURED, CLUSTER), CLUSTER),
+        "inserts": [
+            "INSERT INTO ringback.events_raw (event_id, event_type, tenant, received_at, charge) SETTINGS distributed_foreground_insert = 1 "
+            "VALUES ('e1', 'call.cdr', 'acme', '2026-11-20 00:00:00', 1.5), ('e1', 'call.cdr', 'acme', '2026-11-20 00:00:00', 1.7)"
+        ],
+        "flush": ["ringback.events_raw", "ringback.conflicts"],
+        "queries": {
+            "events": "SELECT count() AS n FROM ringback.events FORMAT JSONEachRow",
+            "conflicts": "SELECT event_id, length(groupUniqArrayMerge(charges)) AS charges FROM ringback.conflicts GROUP BY event_id FORMAT JSONEachRow",
+        },
+    }
+    result = run_python(STORE, [str(tmp_path / "store"), str(config)], json.dumps(plan))
+    assert isinstance(result, dict)
+    assert result["answers"] == {"events": [{"n": 1}], "conflicts": [{"event_id": "e1", "charges": 2}]}
+
+
+REFUSE = r"""
+import sys
+from ringback.runtime import clickhouse
+client = clickhouse.connect(f"chdb://{sys.argv[1]}")
+clickhouse.apply_ddl(client, sys.argv[2])  # a single server's store
+try:
+    clickhouse.apply_ddl(client, sys.argv[2], sys.argv[3])
+except ValueError as exc:
+    print(exc)
+print("tables:", client.query("SELECT count() FROM system.tables WHERE database = 'ringback' AND name LIKE '%_local'").result_rows[0][0])
+"""
+
+
+def test_a_single_server_store_is_not_taken_for_a_cluster(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", REFUSE, str(tmp_path / "store"), str(SCHEMAS), CLUSTER], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    message, tables = done.stdout.strip().splitlines()[-2:]
+    assert message.startswith("cluster DDL: these tables exist but are not distributed: ringback.dead_letters (ReplacingMergeTree)")
+    assert "ringback.events (ReplacingMergeTree)" in message and "Outgrowing one machine" in message
+    assert tables == "tables: 0"  # refused before anything ran
