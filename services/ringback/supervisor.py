@@ -49,6 +49,8 @@ class Child:
     process: asyncio.subprocess.Process | None = None
     started_at: float = 0.0
     restarts: int = field(default=0)
+    #: Set when the supervisor stops the role itself (the broker was restarted under it): its exit is expected.
+    stopped_on_purpose: bool = False
 
     async def spawn(self) -> None:
         env = {**os.environ, **self.settings.as_env(), SUPERVISED_ENV: str(os.getpid())}
@@ -182,6 +184,7 @@ async def restart_broker(broker: EmbeddedBroker, settings: Settings, children: l
         if child.role in CONSUMER_ROLES:
             # No drain: their state belongs to the dead broker. Nothing is lost by killing them, as
             # they commit only what is stored downstream; supervise() starts them again.
+            child.stopped_on_purpose = True
             child.process.send_signal(signal.SIGKILL)
         else:
             child.process.send_signal(signal.SIGUSR1)  # the edge: publish again what the journal holds
@@ -202,6 +205,11 @@ async def supervise(children: list[Child], stop: asyncio.Event) -> int:
         for future in done:
             child = exits.get(future)
             if child is None:
+                continue
+            if child.stopped_on_purpose:
+                child.stopped_on_purpose = False
+                log.info("role restarting on the new broker", role=child.role)
+                await child.spawn()
                 continue
             if future.result() == EXIT_CONFIG_ERROR:
                 log.error("role refused its configuration; stopping", role=child.role)
