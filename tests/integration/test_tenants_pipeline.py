@@ -216,8 +216,10 @@ def test_the_secret_never_leaks(pipeline: Pipeline) -> None:
             post(tenant_url(pipeline, tenant, secret, route.name), ROUTE_BODIES[route.name])
             post(tenant_url(pipeline, "nobody", secret, route.name), cdr(tag, f"{tag}-x", "1"))
             post(tenant_url(pipeline, tenant, secret + "x", route.name), b"not json")
+            post(tenant_url(pipeline, tenant, secret, route.name), b"not json either")  # accepted, then dead-lettered
             post(tenant_url(pipeline, tenant, secret, route.name + "/nothing-here"), b"{}")
     wait_for_rows(pipeline.data_dir, "SELECT 1 FROM ringback.events_dedup WHERE tenant = 'slow'", 1)
+    wait_for_rows(pipeline.data_dir, "SELECT 1 FROM ringback.dead_letters WHERE tenant = 'slow'", 1)
     time.sleep(2.0)
     found: list[str] = []
     secrets = [s.encode() for s in SECRETS.values()]
