@@ -21,7 +21,9 @@ GROUP BY tenant, sid, to_e164;
 -- One row per call, from every event about it — state pushes, the CDR, the recording, key presses —
 -- with the same meaning whatever the source: started_at when the call began, answered_at when it was
 -- connected (the called party answered), ended_at when it ended, duration_s the billed seconds,
--- billable_minutes the billed minutes (Tencent voice), status the outcome (the CDR's, else the last state).
+-- billable_minutes the billed minutes (Tencent voice), status the outcome (the CDR's or the final status
+-- push's, else the last state push's — a call still under way shows where it is; unknown when only a
+-- recording or key press has arrived).
 -- A call is (tenant, source family, call id): click-to-call callId, the CDR platform's requestid, the
 -- Tencent voice callid.
 CREATE OR REPLACE VIEW ringback.calls {on_cluster} AS
@@ -50,7 +52,7 @@ FROM
         max(charge) AS billed_charge,
         if(countIf(event_type IN ('call.cdr', 'voice.code_status', 'voice.prompt_status', 'voice.call_failure')) > 0,
            argMaxIf(status, event_time, event_type IN ('call.cdr', 'voice.code_status', 'voice.prompt_status', 'voice.call_failure')),
-           argMax(status, event_time)) AS outcome,
+           ifNull(nullIf(argMaxIf(status, event_time, event_type = 'call.state'), ''), 'unknown')) AS outcome,
         any(recording_url) AS recording,
         arrayMap(pair -> assumeNotNull(pair.2), arraySort(groupArrayIf((event_time, key_digits), key_digits IS NOT NULL))) AS keys_pressed,
         groupUniqArray(event_type) AS event_types,

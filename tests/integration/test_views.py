@@ -62,7 +62,9 @@ def cdr_platform(tag: str) -> list[tuple[str, bytes]]:
 def tencent_voice(tag: str) -> list[tuple[str, bytes]]:
     body = {"voicecode_callback": {"result": "0", "accept_time": "1767607210", "call_from": "075583763333", "callid": f"{tag}-v",
                                    "end_calltime": "1767607250", "fee": "1", "mobile": "13800138000", "nationcode": "86", "start_calltime": "1767607200"}}
-    return [("tencent/voicecode", json.dumps(body).encode())]
+    # A prompt whose key press has arrived and its status not yet: a call whose outcome is unknown so far.
+    key_only = {"voicekey_callback": {"callid": f"{tag}-w", "keypress": "2", "mobile": "13900139000", "nationcode": "86", "call_from": "075583763333"}}
+    return [("tencent/voicecode", json.dumps(body).encode()), ("tencent/voiceprompt", json.dumps(key_only).encode())]
 
 
 def sms_traffic(tag: str) -> list[tuple[str, bytes]]:
@@ -122,8 +124,8 @@ async def test_sms_messages_have_their_final_status_and_resends_count_once(store
 async def test_one_row_per_call_with_the_same_meaning_from_every_source(stored: tuple[Sink, str]) -> None:
     sink, tenant = stored
     rows = {r["call_key"]: r for r in await query(sink, f"SELECT * FROM ringback.calls WHERE tenant = '{tenant}'")}
-    assert set(rows) == {f"{tenant}-x", f"{tenant}-y", f"{tenant}-z", f"{tenant}-v"}
-    x, y, z, v = (rows[f"{tenant}-{k}"] for k in "xyzv")
+    assert set(rows) == {f"{tenant}-x", f"{tenant}-y", f"{tenant}-z", f"{tenant}-v", f"{tenant}-w"}
+    x, y, z, v, w = (rows[f"{tenant}-{k}"] for k in "xyzvw")
     assert (x["call_source"], x["answered"], x["duration_s"], x["status"], x["recording_url"] if "recording_url" in x else x["recording"], x["keys_pressed"]) == (
         "callback_call", True, 60, "answered", "https://rec.example/x.mp3", ["1"])
     assert x["answered_at"].strftime("%H:%M:%S") == "02:00:10" and x["ended_at"].strftime("%H:%M:%S") == "02:01:10"  # 10:00:10 China time
@@ -132,6 +134,7 @@ async def test_one_row_per_call_with_the_same_meaning_from_every_source(stored: 
     assert y["answered_at"].strftime("%H:%M:%S") == "03:00:05" and y["events"] == 4  # 3 state pushes and the CDR
     assert (z["answered"], z["duration_s"], z["status"], z["answered_at"]) == (False, 0, "no_answer", None)
     assert (v["call_source"], v["answered"], v["billable_minutes"], v["duration_s"]) == ("tencent.voice", True, 1, None)
+    assert (w["call_source"], w["answered"], w["status"], w["keys_pressed"]) == ("tencent.voice", False, "unknown", ["2"])  # not "key_pressed"
 
 
 async def test_daily_usage_adds_up_once_whatever_was_resent(stored: tuple[Sink, str]) -> None:
@@ -139,10 +142,10 @@ async def test_daily_usage_adds_up_once_whatever_was_resent(stored: tuple[Sink, 
     (day,) = await query(sink, f"SELECT toString(day) AS day, sum(calls) AS calls, sum(answered) AS answered, any(asr) AS asr, any(acd_s) AS acd_s, "
                                f"sum(billable_minutes) AS minutes, sum(billed_seconds) AS seconds, sum(charge) AS charge, sum(sms) AS sms "
                                f"FROM ringback.daily_usage WHERE tenant = '{tenant}' GROUP BY day")
-    # 4 calls, 3 answered (x, y, v); ACD over the answered calls with a duration (x 60 s, y 60 s); billed:
+    # 5 calls (w with only its key press so far), 3 answered (x, y, v); ACD over the answered calls with a duration (x 60 s, y 60 s); billed:
     # the CDRs' 60 + 60 + 0 seconds (the click-to-call CDR once despite its resend), 1 Tencent minute,
     # 0.60 yuan (the CDR-platform push resent: once); 3 SMS messages.
-    assert day == {"day": DAY, "calls": 4, "answered": 3, "asr": 0.75, "acd_s": 60.0, "minutes": 1, "seconds": 120, "charge": Decimal("0.6"), "sms": 3}
+    assert day == {"day": DAY, "calls": 5, "answered": 3, "asr": 0.6, "acd_s": 60.0, "minutes": 1, "seconds": 120, "charge": Decimal("0.6"), "sms": 3}
     billed = await query(sink, f"SELECT sum(charge) AS charge, count() AS events FROM ringback.events WHERE tenant = '{tenant}'")
     copies = await query(sink, f"SELECT count() AS copies FROM ringback.event_copies WHERE tenant = '{tenant}'")
     assert billed[0]["charge"] == Decimal("0.6") and copies[0]["copies"] > billed[0]["events"]  # the copies are there; the view counts each once
