@@ -25,7 +25,7 @@ from ringback import reconcile
 from ringback.runtime import clickhouse
 from ringback.sink import conflicts
 from ringback.sink.store import DEAD_LETTERS_TABLE, EVENTS_TABLE, LEDGER_TABLE
-from tests.conftest import REPO_ROOT
+from tests.conftest import FIXTURES, REPO_ROOT
 from tests.unit.test_cluster_ddl import CLUSTER, LISTS
 
 pytestmark = pytest.mark.integration
@@ -263,22 +263,61 @@ def test_a_restructured_schema_runs_on_a_cluster_node(tmp_path: Path) -> None:
 
 
 REFUSE = r"""
-import sys
+import json, sys
+import clickhouse_connect
 from ringback.runtime import clickhouse
-client = clickhouse.connect(f"chdb://{sys.argv[1]}")
-clickhouse.apply_ddl(client, sys.argv[2])  # a single server's store
+store, config, schemas, cluster = sys.argv[1:5]
+setup = json.loads(sys.stdin.read())
+client = clickhouse_connect.get_client(interface="chdb", path=store, chdb_options={"config-file": config})
+if setup is None:
+    clickhouse.apply_ddl(client, schemas)  # a single server's store
+for statement in setup or []:
+    client.command(statement)
+def tables():
+    return [list(row) for row in client.query("SELECT name, engine, total_rows FROM system.tables WHERE database = 'ringback' ORDER BY name").result_rows]
+before = tables()
 try:
-    clickhouse.apply_ddl(client, sys.argv[2], sys.argv[3])
+    clickhouse.apply_ddl(client, schemas, cluster)
+    print(json.dumps({"refused": None}))
 except ValueError as exc:
-    print(exc)
-print("tables:", client.query("SELECT count() FROM system.tables WHERE database = 'ringback' AND name LIKE '%_local'").result_rows[0][0])
+    print(json.dumps({"refused": str(exc), "unchanged": tables() == before}))
 """
+FIRST_VERSION_DDL = FIXTURES / "ddl_v1"  # schemas/clickhouse as the first release shipped it
+#: A cluster set up before ringback.events became a view: events were a distributed table.
+EARLIER_CLUSTER = [
+    "CREATE DATABASE ringback",
+    "CREATE TABLE ringback.events_local (event_id String, charge Decimal(18, 6)) ENGINE = ReplacingMergeTree ORDER BY event_id",
+    f"CREATE TABLE ringback.events AS ringback.events_local ENGINE = Distributed('{CLUSTER}', 'ringback', 'events_local', cityHash64(event_id))",
+    "INSERT INTO ringback.events_local VALUES ('e1', 1.5)",
+]
 
 
-def test_a_single_server_store_is_not_taken_for_a_cluster(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-c", REFUSE, str(tmp_path / "store"), str(SCHEMAS), CLUSTER], capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-3000:]
-    message, tables = done.stdout.strip().splitlines()[-2:]
-    assert message.startswith("cluster DDL: these tables exist but are not distributed: ringback.dead_letters (ReplacingMergeTree)")
-    assert "ringback.event_copies (ReplacingMergeTree)" in message and "Outgrowing one machine" in message
-    assert tables == "tables: 0"  # refused before anything ran
+def first_version() -> list[str]:
+    text = "\n".join(
+        line for path in sorted(FIRST_VERSION_DDL.glob("*.sql")) for line in path.read_text().splitlines() if not line.lstrip().startswith("--")
+    )
+    statements = [s.strip().replace("{on_cluster}", "") for s in text.split(";") if s.strip()]
+    return [*statements, "INSERT INTO ringback.events (event_id, event_type, received_at) VALUES ('e1', 'call.cdr', now())"]
+
+
+@pytest.mark.parametrize(
+    ("setup", "named"),
+    [
+        pytest.param(None, {"ringback.event_copies (ReplacingMergeTree instead of Distributed)", "ringback.dead_letters (ReplacingMergeTree instead of Distributed)",
+                            "ringback.ledger (ReplacingMergeTree instead of Distributed)", "ringback.ingests (ReplacingMergeTree instead of Distributed)",
+                            "ringback.event_variants (ReplacingMergeTree instead of Distributed)",
+                            "ringback.event_conflicts (ReplacingMergeTree instead of Distributed)"}, id="single-server"),
+        pytest.param(first_version(), {"ringback.events (ReplacingMergeTree instead of View)", "ringback.dead_letters (ReplacingMergeTree instead of Distributed)",
+                                       "ringback.ledger (ReplacingMergeTree instead of Distributed)"}, id="first-version"),
+        pytest.param(EARLIER_CLUSTER, {"ringback.events (Distributed instead of View)"}, id="earlier-cluster"),
+    ],
+)
+def test_a_store_that_is_not_this_clusters_is_refused_before_anything_runs(tmp_path: Path, setup: list[str] | None, named: set[str]) -> None:
+    config = tmp_path / "config.xml"
+    config.write_text(ONE_SHARD_CONFIG.format(cluster=CLUSTER), encoding="utf-8")
+    result = run_python(REFUSE, [str(tmp_path / "store"), str(config), str(SCHEMAS), CLUSTER], json.dumps(setup))
+    assert isinstance(result, dict) and result["refused"], result
+    message = str(result["refused"])
+    assert message.startswith("cluster DDL: ") and message.endswith("(README: Outgrowing one machine)")
+    assert set(re.findall(r"ringback\.\w+ \(\w+ instead of \w+\)", message)) == named
+    assert result["unchanged"]  # nothing ran: the tables in the way and their rows are still there

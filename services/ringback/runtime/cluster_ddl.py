@@ -364,20 +364,33 @@ def cluster_statements(statements: list[str], cluster: str) -> list[str]:
 
 
 _DISTRIBUTED = re.compile(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)\.(\w+) ON CLUSTER \w+ AS \S+\nENGINE = Distributed\(")
+_VIEW = re.compile(r"CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?(\w+)\.(\w+) ON CLUSTER ")
+
+
+def cluster_engines(statements: list[str]) -> dict[str, str]:
+    """The engine that the cluster ``statements`` give each name analysts and the sink use: the
+    distributed tables and the plain views."""
+    found = {}
+    for pattern, engine in ((_DISTRIBUTED, "Distributed"), (_VIEW, "View")):
+        for match in filter(None, map(pattern.match, statements)):
+            found[f"{match.group(1)}.{match.group(2)}"] = engine
+    return found
 
 
 def refuse_single_server_tables(statements: list[str], rows: Callable[[str], Sequence[Sequence[Any]]]) -> None:
-    """Stop before anything runs when a table the cluster DDL makes distributed already exists as another
-    engine: a store from a single server, or from a version that applied the DDL ON CLUSTER as it was.
-    ``CREATE TABLE IF NOT EXISTS`` would keep that table, unreplicated, under the analysts' name."""
-    names = [f"{m.group(1)}.{m.group(2)}" for m in map(_DISTRIBUTED.match, statements) if m]
-    if not names:
+    """Stop before anything runs when a name that the cluster DDL makes a distributed table or a view
+    already exists as something else: a store from a single server, from a version that applied the DDL
+    ON CLUSTER as it was, or from one whose ``ringback.events`` was still a table. ``CREATE TABLE IF NOT
+    EXISTS`` would keep such a table, unreplicated, under the analysts' name, and ``CREATE OR REPLACE
+    VIEW`` would drop it and its rows."""
+    expected = cluster_engines(statements)
+    if not expected:
         return
-    listed = ", ".join(f"'{name}'" for name in names)
+    listed = ", ".join(f"'{name}'" for name in expected)
     found = rows(f"SELECT database || '.' || name, engine FROM system.tables WHERE database || '.' || name IN ({listed})")
-    wrong = sorted(f"{name} ({engine})" for name, engine in found if engine != "Distributed")
+    wrong = sorted(f"{name} ({engine} instead of {expected[name]})" for name, engine in found if engine != expected[name])
     if wrong:
         raise ValueError(
-            "cluster DDL: these tables exist but are not distributed: " + ", ".join(wrong)
+            "cluster DDL: these exist but are not what a cluster holds under their names: " + ", ".join(wrong)
             + "; move their rows to the cluster's tables first (README: Outgrowing one machine)"
         )
