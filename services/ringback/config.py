@@ -101,7 +101,9 @@ class Settings:
 
     # --- sink / ClickHouse ---
     clickhouse_dsn: str = _setting("", "ClickHouse DSN (http://host:8123/ or chdb:///path); empty = embedded store under data_dir.")
-    clickhouse_cluster: str = _setting("", "Apply the DDL ON CLUSTER this name (empty = single server).")
+    clickhouse_cluster: str = _setting(
+        "", "ClickHouse cluster (remote_servers) to create the store on: replicated local tables, Distributed ones under the tables' names, views over them (empty = single server)."
+    )
     sink_batch_rows: int = _setting(20_000, "Rows that make the sink flush a batch.")
     sink_batch_seconds: float = _setting(0.5, "Longest a row waits in the sink before its batch is flushed.")
     conflict_check_interval_s: float = _setting(30.0, "How often (at most) the sink looks for events whose copies disagree on billing values.")

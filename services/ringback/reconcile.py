@@ -69,12 +69,16 @@ class LedgerLine:
     open_hour: bool
 
 
-def ledger_lines(settings: Settings, hours: int, now: float | None = None) -> list[LedgerLine]:
-    query = LEDGER_QUERY.format(
+def ledger_query(hours: int) -> str:
+    """The ledger's counts by stage for the last ``hours`` hours."""
+    return LEDGER_QUERY.format(
         accepted=stage.EDGE_ACCEPTED, raw=stage.NORMALIZER_RAW, replayed=stage.REPLAY_RAW, reports=stage.NORMALIZER_REPORTS, events=stage.NORMALIZER_EVENTS,
         dead=stage.NORMALIZER_DEAD_LETTERS, sink_events=stage.SINK_EVENTS, sink_dead=stage.SINK_DEAD_LETTERS, hours=int(hours),
     )
-    rows = _json_rows(run_sql(settings, query, "JSONEachRow"))
+
+
+def ledger_lines(settings: Settings, hours: int, now: float | None = None) -> list[LedgerLine]:
+    rows = _json_rows(run_sql(settings, ledger_query(hours), "JSONEachRow"))
     unique = _by_line(settings, UNIQUE_QUERY, hours, "unique_events")
     stored_requests = _by_line(settings, STORED_REQUESTS_QUERY, hours, STORED_REQUESTS)
     current_hour = int(now if now is not None else time.time()) // 3600 * 3600

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from ringback.runtime import clickhouse, cluster_ddl
-from ringback.runtime.cluster_ddl import ClusterDDLError, cluster_statements
+from ringback.runtime.cluster_ddl import LOCAL_SUFFIX, ClusterDDLError, cluster_statements
+from ringback.sink.conflicts import CONFLICTS_TABLE
+from ringback.sink.store import DEAD_LETTERS_TABLE, EVENTS_TABLE, LEDGER_TABLE
 from tests.conftest import FIXTURES, REPO_ROOT
 
 GOLDEN = FIXTURES / "cluster_ddl"
@@ -89,11 +91,16 @@ def shard_keys(statements: list[str]) -> dict[str, str]:
 
 def test_events_are_sharded_by_event_id_and_other_tables_by_what_collapses() -> None:
     keys = shard_keys(clickhouse.ddl_statements(SCHEMAS, CLUSTER))
-    assert keys["ringback.events"] == "cityHash64(event_id)"
-    # rows a ReplacingMergeTree collapses share their sorting key, so they share a shard
-    assert keys["ringback.dead_letters"] == "cityHash64(route, ingest_id, report_index)"
-    assert keys["ringback.ledger"] == "cityHash64(hour, route, stage, instance, seq, tenant)"
-    assert keys["ringback.ingests"] == "cityHash64(hour, route, ingest_id)"
+    assert keys == {
+        # every copy of an event, and every variant and conflict of it, on the shard of its event id
+        "ringback.event_copies": "cityHash64(event_id)",
+        "ringback.event_variants": "cityHash64(event_id)",
+        "ringback.event_conflicts": "cityHash64(event_id)",
+        # rows a ReplacingMergeTree collapses share their sorting key, so they share a shard
+        "ringback.dead_letters": "cityHash64(route, ingest_id, report_index)",
+        "ringback.ledger": "cityHash64(hour, route, stage, instance, seq, tenant)",
+        "ringback.ingests": "cityHash64(hour, route, ingest_id)",
+    }
     restructured = shard_keys(clickhouse.ddl_statements(RESTRUCTURED, CLUSTER))
     assert restructured == {
         "ringback.events_raw": "cityHash64(event_id)", "ringback.conflicts": "cityHash64(event_id)", "ringback.audit": "cityHash64(day)",
@@ -114,15 +121,35 @@ def test_the_shard_key_follows_the_sorting_key(order_by: str, shard_by: str) -> 
     assert shard_keys(cluster_statements([statement], CLUSTER)) == {"ringback.t": shard_by}
 
 
+def test_the_sink_inserts_into_distributed_tables() -> None:
+    distributed = shard_keys(clickhouse.ddl_statements(SCHEMAS, CLUSTER))
+    assert {EVENTS_TABLE, DEAD_LETTERS_TABLE, LEDGER_TABLE, CONFLICTS_TABLE} <= set(distributed)
+
+
+def materialized_views(statements: list[str]) -> dict[str, str]:
+    pattern = re.compile(r"CREATE MATERIALIZED VIEW IF NOT EXISTS (\S+) ")
+    return {match.group(1): statement for statement in statements if (match := pattern.match(statement))}
+
+
 def test_views_stay_over_the_distributed_tables_and_materialized_views_read_the_local_ones() -> None:
     statements = clickhouse.ddl_statements(SCHEMAS, CLUSTER)
-    (dedup,) = [s for s in statements if s.startswith("CREATE VIEW IF NOT EXISTS ringback.events_dedup")]
-    assert dedup.endswith("FROM ringback.events FINAL")
-    views = [s for s in statements if s.startswith("CREATE MATERIALIZED VIEW")]
-    assert len(views) == 2
-    for view in views:
-        assert " TO ringback.ingests AS" in view  # written through the distributed table: sharded like it
-        assert re.search(r"FROM ringback\.(events|dead_letters)_local$", view)
+    (events,) = [s for s in statements if s.startswith(f"CREATE OR REPLACE VIEW ringback.events ON CLUSTER {CLUSTER} AS")]
+    assert "FROM ringback.event_copies FINAL" in events  # FINAL runs on every shard, where all copies of an event are
+    (dedup,) = [s for s in statements if s.startswith("CREATE OR REPLACE VIEW ringback.events_dedup")]
+    assert dedup.endswith("FROM ringback.events")
+    plain = [s for s in statements if re.match(r"CREATE (OR REPLACE )?VIEW ", s)]
+    assert len(plain) == len([s for s in raw_statements(SCHEMAS) if re.match(r"CREATE (OR REPLACE )?VIEW ", s)]) > 2
+    assert not [s for s in plain if LOCAL_SUFFIX in s]  # the names analysts query span the cluster
+    views = materialized_views(statements)
+    targets = {
+        "ringback.ingests_from_event_copies": ("ringback.ingests", "ringback.event_copies_local"),
+        "ringback.ingests_from_dead_letters_v2": ("ringback.ingests", "ringback.dead_letters_local"),
+        "ringback.event_variants_from_copies": ("ringback.event_variants", "ringback.event_copies_local"),
+    }
+    assert set(views) == set(targets)
+    for name, (target, source) in targets.items():
+        assert f" TO {target} AS" in views[name]  # written through the distributed table: sharded like it
+        assert views[name].endswith(f"FROM {source}")  # fired by what is inserted on its node
     restructured = clickhouse.ddl_statements(RESTRUCTURED, CLUSTER)
     (events,) = [s for s in restructured if s.startswith("CREATE VIEW IF NOT EXISTS ringback.events ")]
     assert events.endswith("FROM ringback.events_raw FINAL")
@@ -142,6 +169,12 @@ def test_alter_reaches_the_local_tables_and_column_changes_the_distributed_one()
     assert "MODIFY ORDER BY" in ledger[0] and "MODIFY ORDER BY" not in ledger[1]  # a distributed table has no sorting key
 
 
+def test_create_or_replace_view_runs_on_every_node_as_written() -> None:
+    statement = "CREATE OR REPLACE VIEW ringback.v {on_cluster} AS\nSELECT count() FROM ringback.t FINAL"
+    table = "CREATE TABLE IF NOT EXISTS ringback.t {on_cluster} (event_id String) ENGINE = ReplacingMergeTree ORDER BY event_id"
+    assert cluster_statements([table, statement], CLUSTER)[-1] == f"CREATE OR REPLACE VIEW ringback.v ON CLUSTER {CLUSTER} AS\nSELECT count() FROM ringback.t FINAL"
+
+
 def test_drop_table_drops_both_halves() -> None:
     statements = clickhouse.ddl_statements(RESTRUCTURED, CLUSTER)
     assert statements[-2:] == [
@@ -155,6 +188,8 @@ def test_drop_table_drops_both_halves() -> None:
         ("CREATE TABLE IF NOT EXISTS ringback.t (a String) ENGINE = MergeTree ORDER BY a", "needs exactly one {on_cluster}"),
         ("CREATE MATERIALIZED VIEW ringback.v {on_cluster} ENGINE = MergeTree ORDER BY a AS SELECT a FROM ringback.t", "needs TO a table"),
         ("RENAME TABLE ringback.t TO ringback.u {on_cluster}", "no cluster form is known"),
+        ("CREATE OR REPLACE TABLE ringback.t {on_cluster} (a String) ENGINE = MergeTree ORDER BY a", "no cluster form is known"),
+        ("CREATE OR REPLACE VIEW ringback.v AS SELECT 1", "needs exactly one {on_cluster}"),
         ("INSERT INTO ringback.t VALUES ('x')", "no cluster form is known"),
         ("DROP TABLE ringback.t {on_cluster}", "needs IF EXISTS"),
         ("CREATE TABLE ringback.m {on_cluster} (a String) ENGINE = Memory", "only tables of the MergeTree family"),

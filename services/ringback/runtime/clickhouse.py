@@ -63,15 +63,18 @@ def ddl_statements(schemas_dir: str | Path, cluster: str = "") -> list[str]:
 
 
 def apply_ddl(client: Client, schemas_dir: str | Path, cluster: str = "") -> int:
-    """Apply the DDL (idempotent), with the upgrades of older stores that DDL alone cannot do."""
-    on_cluster = f"ON CLUSTER {cluster}" if cluster else ""
+    """Apply the DDL (idempotent). On one server, with the upgrades of older stores that DDL alone cannot
+    do; on a cluster, only over a cluster's own layout: any other store is refused before anything runs
+    (:func:`.cluster_ddl.refuse_single_server_tables`), not upgraded."""
     statements = ddl_statements(schemas_dir, cluster)
     if cluster:
         cluster_ddl.refuse_single_server_tables(statements, lambda sql: client.query(sql).result_rows)
-    upgrades.before_ddl(client, on_cluster)
+    else:
+        upgrades.before_ddl(client)
     for statement in statements:
         client.command(statement)
-    upgrades.after_ddl(client, on_cluster)
+    if not cluster:
+        upgrades.after_ddl(client)
     return len(statements)
 
 

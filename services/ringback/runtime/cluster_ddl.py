@@ -1,8 +1,8 @@
 """The DDL of a ClickHouse cluster, made from the single-server DDL in ``schemas/clickhouse/``.
 
-On one server, ``ringback.events`` is a ``ReplacingMergeTree`` and a resent report collapses into one
-row because both copies live in one table. On a cluster each node holds only part of the data, so the
-single-server DDL is turned into:
+On one server, ``ringback.event_copies`` is a ``ReplacingMergeTree`` and the ``ringback.events`` view
+reads it with ``FINAL``: a resent report collapses into one row because both copies live in one table.
+On a cluster each node holds only part of the data, so the single-server DDL is turned into:
 
 - for every table of the MergeTree family, a **local table** ``<name>_local`` on every node, its engine
   made replicated (``ReplacingMergeTree`` → ``ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/
@@ -15,15 +15,16 @@ single-server DDL is turned into:
   on the same shard, where it collapses, so ``FINAL`` and the views stay exact across the cluster;
 - materialized views that read the **local** tables (a view fires on the node that stores the insert)
   and write to the target's distributed table, so their rows are sharded like any other;
-- plain views unchanged, over the distributed tables: the names analysts use (``ringback.events``,
-  ``ringback.events_dedup``, ...) span the cluster;
+- plain views (``CREATE VIEW``, ``CREATE OR REPLACE VIEW``) unchanged, over the distributed tables: the
+  names analysts use (``ringback.events``, ``ringback.calls``, ...) span the cluster, and ``FINAL`` on a
+  distributed table runs on every shard;
 - ``ALTER TABLE`` of a table applied to the local tables, and its column changes to the distributed
   table too; ``DROP TABLE`` of a table drops both.
 
 Every statement runs ``ON CLUSTER``, where the single-server DDL writes ``{on_cluster}``; a statement
 without that placeholder, or one that this module does not know how to spread over a cluster, is an
 error rather than a statement applied to one node only. Table names are expected qualified with their
-database (``ringback.events``), as the DDL writes them.
+database (``ringback.event_copies``), as the DDL writes them.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ EVENT_ID = "event_id"
 REPLICATED_SETTINGS = {"non_replicated_deduplication_window": "replicated_deduplication_window"}
 #: ALTER commands that change columns: a distributed table takes them too (it has the same columns).
 COLUMN_COMMANDS = ("ADD COLUMN", "DROP COLUMN", "MODIFY COLUMN", "RENAME COLUMN", "COMMENT COLUMN")
+#: Statements every node runs as written (ON CLUSTER): plain views read the distributed tables, so the
+#: names analysts query span the cluster.
+_AS_WRITTEN = ("CREATE DATABASE", "CREATE VIEW", "CREATE OR REPLACE VIEW", "DROP VIEW")
 #: Clauses of CREATE TABLE that end an ORDER BY expression.
 _CLAUSES_AFTER_ORDER_BY = ("PARTITION", "PRIMARY", "SAMPLE", "TTL", "SETTINGS", "COMMENT")
 
@@ -124,6 +128,10 @@ def _qualified_name(toks: list[Token], at: int) -> tuple[str, str, int]:
     if at < len(toks) and toks[at].name:
         return "", toks[at].name, at + 1
     raise IndexError(at)
+
+
+def _starts_with(toks: list[Token], words: str) -> bool:
+    return _words(toks, 0, len(words.split())) == words
 
 
 def _after_if_exists(toks: list[Token], at: int, words: str) -> int:
@@ -252,16 +260,15 @@ class ClusterDDL:
 
     def _transform(self, statement: str) -> list[str]:
         toks = tokens(statement)
-        head = _words(toks, 0, 3)
-        if head.startswith("CREATE DATABASE") or head.startswith("CREATE VIEW") or head.startswith("DROP VIEW"):
+        if any(_starts_with(toks, head) for head in _AS_WRITTEN):
             return [_on_cluster(statement, self.cluster)]
-        if head.startswith("CREATE TABLE"):
+        if _starts_with(toks, "CREATE TABLE"):
             return self._create_table(statement, toks)
-        if head == "CREATE MATERIALIZED VIEW":
+        if _starts_with(toks, "CREATE MATERIALIZED VIEW"):
             return [self._materialized_view(statement, toks)]
-        if head.startswith("ALTER TABLE"):
+        if _starts_with(toks, "ALTER TABLE"):
             return self._alter(statement, toks)
-        if head.startswith("DROP TABLE"):
+        if _starts_with(toks, "DROP TABLE"):
             return self._drop_table(statement, toks)
         raise ClusterDDLError(statement, "no cluster form is known for this statement")
 
@@ -357,20 +364,33 @@ def cluster_statements(statements: list[str], cluster: str) -> list[str]:
 
 
 _DISTRIBUTED = re.compile(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)\.(\w+) ON CLUSTER \w+ AS \S+\nENGINE = Distributed\(")
+_VIEW = re.compile(r"CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?(\w+)\.(\w+) ON CLUSTER ")
+
+
+def cluster_engines(statements: list[str]) -> dict[str, str]:
+    """The engine that the cluster ``statements`` give each name analysts and the sink use: the
+    distributed tables and the plain views."""
+    found = {}
+    for pattern, engine in ((_DISTRIBUTED, "Distributed"), (_VIEW, "View")):
+        for match in filter(None, map(pattern.match, statements)):
+            found[f"{match.group(1)}.{match.group(2)}"] = engine
+    return found
 
 
 def refuse_single_server_tables(statements: list[str], rows: Callable[[str], Sequence[Sequence[Any]]]) -> None:
-    """Stop before anything runs when a table the cluster DDL makes distributed already exists as another
-    engine: a store from a single server, or from a version that applied the DDL ON CLUSTER as it was.
-    ``CREATE TABLE IF NOT EXISTS`` would keep that table, unreplicated, under the analysts' name."""
-    names = [f"{m.group(1)}.{m.group(2)}" for m in map(_DISTRIBUTED.match, statements) if m]
-    if not names:
+    """Stop before anything runs when a name that the cluster DDL makes a distributed table or a view
+    already exists as something else: a store from a single server, from a version that applied the DDL
+    ON CLUSTER as it was, or from one whose ``ringback.events`` was still a table. ``CREATE TABLE IF NOT
+    EXISTS`` would keep such a table, unreplicated, under the analysts' name, and ``CREATE OR REPLACE
+    VIEW`` would drop it and its rows."""
+    expected = cluster_engines(statements)
+    if not expected:
         return
-    listed = ", ".join(f"'{name}'" for name in names)
+    listed = ", ".join(f"'{name}'" for name in expected)
     found = rows(f"SELECT database || '.' || name, engine FROM system.tables WHERE database || '.' || name IN ({listed})")
-    wrong = sorted(f"{name} ({engine})" for name, engine in found if engine != "Distributed")
+    wrong = sorted(f"{name} ({engine} instead of {expected[name]})" for name, engine in found if engine != expected[name])
     if wrong:
         raise ValueError(
-            "cluster DDL: these tables exist but are not distributed: " + ", ".join(wrong)
+            "cluster DDL: these exist but are not what a cluster holds under their names: " + ", ".join(wrong)
             + "; move their rows to the cluster's tables first (README: Outgrowing one machine)"
         )

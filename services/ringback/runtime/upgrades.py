@@ -7,6 +7,11 @@ dropped) before the DDL creates the new layout, then its rows are copied into th
 materialized views fill ``ringback.ingests`` and ``ringback.event_variants`` from the copy). The old
 table is kept as ``ringback.events_v1_backup`` once copied: drop it when satisfied. A crash in the
 middle of the copy copies again at the next start; copies of one event collapse.
+
+These upgrades are a single server's. ``apply_ddl`` does not run them on a cluster: there, an old
+layout is refused before anything runs (``cluster_ddl.refuse_single_server_tables``), because the copy
+would pull every event through the one node the sink talks to, and renaming tables on every node while
+other sinks may be starting is a step for an operator (README: Outgrowing one machine).
 """
 
 from __future__ import annotations
@@ -36,23 +41,23 @@ def _columns(client: Client, table: str) -> list[str]:
     return [str(row[0]) for row in client.query(query, parameters={"db": DATABASE, "name": table}).result_rows]
 
 
-def before_ddl(client: Client, on_cluster: str) -> None:
+def before_ddl(client: Client) -> None:
     """Move the first layout's events table out of the way of the view that takes its name."""
     engine = _engine(client, OLD_EVENTS)
     if engine is None or not engine.endswith("MergeTree"):
         return  # a new store, or already upgraded (then `events` is the view)
     log.warning("upgrading the events table to the partitioned layout", old=f"{DATABASE}.{OLD_EVENTS}", new=f"{DATABASE}.{NEW_EVENTS}")
     for view in VIEWS_ON_OLD_EVENTS:
-        client.command(f"DROP VIEW IF EXISTS {DATABASE}.{view} {on_cluster}")
-    client.command(f"RENAME TABLE {DATABASE}.{OLD_EVENTS} TO {DATABASE}.{BEING_COPIED} {on_cluster}")
+        client.command(f"DROP VIEW IF EXISTS {DATABASE}.{view}")
+    client.command(f"RENAME TABLE {DATABASE}.{OLD_EVENTS} TO {DATABASE}.{BEING_COPIED}")
 
 
-def after_ddl(client: Client, on_cluster: str) -> None:
+def after_ddl(client: Client) -> None:
     """Copy the old table's rows into the new layout, then keep it as a backup."""
     if _engine(client, BEING_COPIED) is None:
         return
     shared = [name for name in _columns(client, BEING_COPIED) if name in set(_columns(client, NEW_EVENTS))]
     names = ", ".join(f"`{name}`" for name in shared)
     client.command(f"INSERT INTO {DATABASE}.{NEW_EVENTS} ({names}) SELECT {names} FROM {DATABASE}.{BEING_COPIED}")
-    client.command(f"RENAME TABLE {DATABASE}.{BEING_COPIED} TO {DATABASE}.{BACKUP} {on_cluster}")
+    client.command(f"RENAME TABLE {DATABASE}.{BEING_COPIED} TO {DATABASE}.{BACKUP}")
     log.warning("events copied to the new layout; the old table is kept", backup=f"{DATABASE}.{BACKUP}", action="DROP TABLE it when satisfied")

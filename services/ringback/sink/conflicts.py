@@ -31,6 +31,10 @@ WHERE event_id IN (SELECT event_id FROM ringback.event_variants WHERE inserted_a
 GROUP BY event_id
 HAVING uniqExact(billing_hash) > 1
 """
+#: On a cluster, FIND's subquery reads each shard's own variants instead of the distributed table, which
+#: ClickHouse refuses inside a distributed query by default. That is exact: every variant of an event is
+#: on the shard of its event id (cluster DDL). A single server ignores the setting.
+FIND_SETTINGS = {"distributed_product_mode": "local"}
 COLUMNS = ["event_id", "tenant", "event_type", "versions", "first_received_at", "received_at", "ingest_id", "status", "charge",
            "duration_s", "billable_minutes", "detected_at"]
 
@@ -53,7 +57,7 @@ class ConflictWatcher:
         Runs on the sink's ClickHouse thread."""
         started = datetime.now(timezone.utc)
         since = self._last_look - LOOK_BACK_MARGIN
-        found = client.query(FIND, parameters={"since": since.replace(tzinfo=None)}).result_rows
+        found = client.query(FIND, parameters={"since": since.replace(tzinfo=None)}, settings=FIND_SETTINGS).result_rows
         self._last_look = started
         self._next_due = time.monotonic() + self.interval_s
         if not found:
