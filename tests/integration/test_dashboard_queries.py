@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ringback.runtime import clickhouse
+from ringback.sink.store import EVENTS_TABLE
 from tests.integration.test_cluster_ddl_engine import EVENT_COLUMNS, SCHEMAS, STORE, inserts, run_python
 from tests.unit.test_dashboards import CLICKHOUSE_PLUGIN, targets
 
@@ -32,10 +33,10 @@ def test_the_dashboard_s_clickhouse_queries_run_on_the_tables(tmp_path: Path) ->
     found = targets(CLICKHOUSE_PLUGIN)
     queries = {p["title"]: expanded(t["rawSql"]) for p, t in found}
     today = (
-        f"INSERT INTO ringback.events ({EVENT_COLUMNS}) VALUES ('e9', 'call.cdr', 'cdr_push', 'cdr-push', 'i9', 0, now64(6), now64(6), "
-        "'1400', 's9', 'answered', 0.7, 'CNY', 2, 90, 'acme', 't')"
+        f"INSERT INTO {EVENTS_TABLE} ({EVENT_COLUMNS}) VALUES ('e9', 'call.cdr', 'cdr_push', 'cdr-push', 'i9', 0, now64(6), now64(6), "
+        "'1400', 's9', 'r9', 'answered', 0.7, 'CNY', 2, 90, 'acme', 't')"
     )
-    plan = {"ddl": clickhouse.ddl_statements(SCHEMAS), "inserts": [*inserts(), today], "flush": [], "queries": queries}
+    plan = {"ddl": clickhouse.ddl_statements(SCHEMAS), "inserts": [*inserts(), today], "flush": [], "queries": queries, "params": {}}
     result = run_python(STORE, [str(tmp_path / "store"), ""], json.dumps(plan))
     assert isinstance(result, dict)
     answers = result["answers"]
