@@ -28,12 +28,25 @@ ORDER BY app_id, status
 FORMAT JSONEachRow
 """
 #: Outcomes drawn in this order, answered first; any other status is drawn after them.
-OUTCOMES = ("answered", "no_answer", "busy", "rejected", "unreachable", "invalid_number", "failed", "network_error", "unknown")
+OUTCOMES = (
+    "answered",
+    "no_answer",
+    "busy",
+    "rejected",
+    "unreachable",
+    "invalid_number",
+    "failed",
+    "network_error",
+    "unknown",
+)
 
 
 def rows(data_dir: str) -> list[dict[str, object]]:
     done = subprocess.run(
-        [sys.executable, "-m", "ringback", "sql", "--data-dir", data_dir, QUERY], capture_output=True, check=True, timeout=300
+        [sys.executable, "-m", "ringback", "sql", "--data-dir", data_dir, QUERY],
+        capture_output=True,
+        check=True,
+        timeout=300,
     )
     return [json.loads(line) for line in done.stdout.decode().splitlines() if line.strip()]
 

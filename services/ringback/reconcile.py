@@ -32,7 +32,19 @@ CHECKS = (
     (stage.NORMALIZER_EVENTS, stage.SINK_EVENTS, "normalized but never stored"),
     (stage.NORMALIZER_DEAD_LETTERS, stage.SINK_DEAD_LETTERS, "dead-lettered but never stored"),
 )
-COLUMNS = ("accepted", "stored_requests", "raw", "replayed", "reports", "normalized", "dead_lettered", "stored_events", "stored_dead", "unique_events", "duplicates")
+COLUMNS = (
+    "accepted",
+    "stored_requests",
+    "raw",
+    "replayed",
+    "reports",
+    "normalized",
+    "dead_lettered",
+    "stored_events",
+    "stored_dead",
+    "unique_events",
+    "duplicates",
+)
 #: Columns computed here rather than read from the ledger.
 DERIVED = ("unique_events", STORED_REQUESTS, "duplicates")
 LEDGER_QUERY = """
@@ -72,8 +84,15 @@ class LedgerLine:
 def ledger_query(hours: int) -> str:
     """The ledger's counts by stage for the last ``hours`` hours."""
     return LEDGER_QUERY.format(
-        accepted=stage.EDGE_ACCEPTED, raw=stage.NORMALIZER_RAW, replayed=stage.REPLAY_RAW, reports=stage.NORMALIZER_REPORTS, events=stage.NORMALIZER_EVENTS,
-        dead=stage.NORMALIZER_DEAD_LETTERS, sink_events=stage.SINK_EVENTS, sink_dead=stage.SINK_DEAD_LETTERS, hours=int(hours),
+        accepted=stage.EDGE_ACCEPTED,
+        raw=stage.NORMALIZER_RAW,
+        replayed=stage.REPLAY_RAW,
+        reports=stage.NORMALIZER_REPORTS,
+        events=stage.NORMALIZER_EVENTS,
+        dead=stage.NORMALIZER_DEAD_LETTERS,
+        sink_events=stage.SINK_EVENTS,
+        sink_dead=stage.SINK_DEAD_LETTERS,
+        hours=int(hours),
     )
 
 
@@ -92,8 +111,12 @@ def ledger_lines(settings: Settings, hours: int, now: float | None = None) -> li
         counts["duplicates"] = max(0, counts["stored_events"] - counts["unique_events"])
         by_stage = {
             STORED_REQUESTS: counts[STORED_REQUESTS],
-            stage.EDGE_ACCEPTED: counts["accepted"], stage.NORMALIZER_RAW: counts["raw"], stage.NORMALIZER_EVENTS: counts["normalized"],
-            stage.SINK_EVENTS: counts["stored_events"], stage.NORMALIZER_DEAD_LETTERS: counts["dead_lettered"], stage.SINK_DEAD_LETTERS: counts["stored_dead"],
+            stage.EDGE_ACCEPTED: counts["accepted"],
+            stage.NORMALIZER_RAW: counts["raw"],
+            stage.NORMALIZER_EVENTS: counts["normalized"],
+            stage.SINK_EVENTS: counts["stored_events"],
+            stage.NORMALIZER_DEAD_LETTERS: counts["dead_lettered"],
+            stage.SINK_DEAD_LETTERS: counts["stored_dead"],
         }
         gaps = [f"{by_stage[up] - by_stage[down]} {why}" for up, down, why in CHECKS if by_stage[down] < by_stage[up]]
         lines.append(LedgerLine(hour, route, tenant, counts, gaps, open_hour=hour >= current_hour))

@@ -56,7 +56,13 @@ class Child:
         env = {**os.environ, **self.settings.as_env(), SUPERVISED_ENV: str(os.getpid())}
         # A session of its own: Ctrl-C reaches only the supervisor, which stops the roles in order.
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ringback", self.role, env=env, stdin=asyncio.subprocess.DEVNULL, start_new_session=True
+            sys.executable,
+            "-m",
+            "ringback",
+            self.role,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
         )
         self.started_at = time.monotonic()
         log.info("role started", role=self.role, pid=self.process.pid)
@@ -96,7 +102,9 @@ async def run_all(settings: Settings) -> int:
         settings = settings.replace(kafka_bootstrap=broker.start())
     settings = child_settings(settings, embedded_broker=broker is not None)
     if broker is not None and not settings.journal_enabled:
-        log.warning("embedded broker without the edge journal: a broker crash loses what it held, and its memory is not bounded")
+        log.warning(
+            "embedded broker without the edge journal: a broker crash loses what it held, and its memory is not bounded"
+        )
     children: list[Child] = []
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -124,7 +132,15 @@ async def run_all(settings: Settings) -> int:
 
 def _write_run_file(settings: Settings, broker: EmbeddedBroker | None) -> None:
     broker_pid = broker.process.pid if broker is not None and broker.process is not None else None
-    runfiles.write(settings.run_dir, "run", {"kafka_bootstrap": settings.kafka_bootstrap, "clickhouse_dsn": settings.effective_clickhouse_dsn, "broker_pid": broker_pid})
+    runfiles.write(
+        settings.run_dir,
+        "run",
+        {
+            "kafka_bootstrap": settings.kafka_bootstrap,
+            "clickhouse_dsn": settings.effective_clickhouse_dsn,
+            "broker_pid": broker_pid,
+        },
+    )
 
 
 async def announce_when_ready(settings: Settings, children: list[Child], embedded_broker: bool) -> None:
@@ -133,10 +149,14 @@ async def announce_when_ready(settings: Settings, children: list[Child], embedde
     while True:
         infos = {child.role: child.ready_info() for child in children}
         if all(infos.values()):
-            print_banner(settings, {role: info for role, info in infos.items() if info}, embedded_broker=embedded_broker)
+            print_banner(
+                settings, {role: info for role, info in infos.items() if info}, embedded_broker=embedded_broker
+            )
             return
         if deadline is not None and time.monotonic() > deadline:
-            log.error("roles not ready yet; still trying", waiting_for=[role for role, info in infos.items() if not info])
+            log.error(
+                "roles not ready yet; still trying", waiting_for=[role for role, info in infos.items() if not info]
+            )
             deadline = None  # said once
         await asyncio.sleep(READY_POLL_S)
 
@@ -161,9 +181,15 @@ async def watch_broker(broker: EmbeddedBroker, settings: Settings, stop: asyncio
         if broker.process is None or stop.is_set():
             continue
         if broker.process.poll() is not None:
-            log.error("embedded broker died, restarting it", exit_code=broker.process.returncode, bootstrap=broker.bootstrap)
+            log.error(
+                "embedded broker died, restarting it", exit_code=broker.process.returncode, bootstrap=broker.bootstrap
+            )
         elif settings.journal_enabled and (rss := broker_rss_mb(broker)) > settings.embedded_broker_max_mb:
-            log.warning("embedded broker holds too much memory, recycling it", rss_mb=round(rss), max_mb=settings.embedded_broker_max_mb)
+            log.warning(
+                "embedded broker holds too much memory, recycling it",
+                rss_mb=round(rss),
+                max_mb=settings.embedded_broker_max_mb,
+            )
             await asyncio.to_thread(broker.stop)
         else:
             continue
@@ -246,7 +272,7 @@ def print_banner(settings: Settings, ready: dict[str, dict[str, str]], embedded_
         "  send one:    curl -s -X POST -H 'Content-Type: application/json' \\",
         f"                 {edge}/callbacks/tencent/sms-status \\",
         """                 -d '[{"user_receive_time":"2015-10-17 08:03:04","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","description":"The SMS message is successfully delivered","sid":"demo-1"}]'""",
-        f"  query it:    ringback sql{data_dir_flag} \"SELECT event_type, status, to_e164, occurred_at FROM ringback.events\"",
+        f'  query it:    ringback sql{data_dir_flag} "SELECT event_type, status, to_e164, occurred_at FROM ringback.events"',
         "",
         "  Ctrl-C stops everything (edge first, then normalizer and sink drain and commit).",
         "",

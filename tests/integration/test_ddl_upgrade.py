@@ -58,7 +58,9 @@ print(json.dumps({
 def test_a_store_of_the_first_version_is_upgraded_in_place(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", UPGRADE, str(tmp_path / "store"), str(FIRST_VERSION_DDL), str(REPO_ROOT / "schemas")],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -67,7 +69,11 @@ def test_a_store_of_the_first_version_is_upgraded_in_place(tmp_path: Path) -> No
     assert {"failures.report_index", "failure_counts", "body_sha256", "tenant"} <= set(result["dead_letters"])
     assert "tenant" in result["ledger"] and result["ledger_key"].endswith("seq, tenant")
     assert "tenant" in result["ingests"]
-    assert result["views"] == ["event_variants_from_copies", "ingests_from_dead_letters_v2", "ingests_from_event_copies"]
+    assert result["views"] == [
+        "event_variants_from_copies",
+        "ingests_from_dead_letters_v2",
+        "ingests_from_event_copies",
+    ]
     assert result["events_engine"] == "View"  # ringback.events is now exact at any merge state
     assert result["old_events"] == [["old-e1", "1.5", "app"]]  # the first version's events, copied into the new layout
     assert result["backup"] == 1 and result["old_ingests"] == 1

@@ -78,20 +78,40 @@ class CookbookQuery:
 
 def cookbook(day: str, hour: str, call_id: str) -> list[CookbookQuery]:
     return [
-        CookbookQuery("one day's billing per tenant and app", f"""
+        CookbookQuery(
+            "one day's billing per tenant and app",
+            f"""
             SELECT tenant, app_id, source, count() AS events, sum(charge) AS charge, sum(billable_minutes) AS billable_minutes, sum(duration_s) AS duration_s
             FROM ringback.events WHERE occurred_at >= toDateTime64('{day} 00:00:00', 6, 'UTC') AND occurred_at < toDateTime64('{day} 00:00:00', 6, 'UTC') + INTERVAL 1 DAY
-            GROUP BY tenant, app_id, source""", 1.0),
-        CookbookQuery("one call's timeline", f"""
-            SELECT event_time, event_type, status, leg FROM ringback.events WHERE call_id = '{call_id}' ORDER BY event_time""", 0.2),
-        CookbookQuery("one hour's SMS funnel (final status per message)", f"""
+            GROUP BY tenant, app_id, source""",
+            1.0,
+        ),
+        CookbookQuery(
+            "one call's timeline",
+            f"""
+            SELECT event_time, event_type, status, leg FROM ringback.events WHERE call_id = '{call_id}' ORDER BY event_time""",
+            0.2,
+        ),
+        CookbookQuery(
+            "one hour's SMS funnel (final status per message)",
+            f"""
             SELECT final_status, count() AS messages FROM (
                 SELECT argMax(status, (event_time, received_at)) AS final_status FROM ringback.events
                 WHERE event_type = 'sms.delivery_report' AND occurred_at >= toDateTime64('{hour}', 6, 'UTC') AND occurred_at < toDateTime64('{hour}', 6, 'UTC') + INTERVAL 1 HOUR
                 GROUP BY tenant, sid, to_e164)
-            GROUP BY final_status""", 1.0),
-        CookbookQuery("total charge (everything, exact)", "SELECT sum(charge) AS charge, count() AS events FROM ringback.events", None),
-        CookbookQuery("one tenant's dead letters by reason", "SELECT failure_type, sum(requests) FROM ringback.dead_letters_by_reason WHERE tenant = 'tenant-1' GROUP BY failure_type", None),
+            GROUP BY final_status""",
+            1.0,
+        ),
+        CookbookQuery(
+            "total charge (everything, exact)",
+            "SELECT sum(charge) AS charge, count() AS events FROM ringback.events",
+            None,
+        ),
+        CookbookQuery(
+            "one tenant's dead letters by reason",
+            "SELECT failure_type, sum(requests) FROM ringback.dead_letters_by_reason WHERE tenant = 'tenant-1' GROUP BY failure_type",
+            None,
+        ),
     ]
 
 
@@ -100,9 +120,19 @@ def _generate(client: Any, rows: int, days: int) -> None:
     first = FIRST_DAY.replace(tzinfo=None)
     for start in range(0, rows, CHUNK_ROWS):
         count = min(CHUNK_ROWS, rows - start)
-        base = {"first": first, "span_s": span_s, "rows": rows, "start": start, "count": count, "apps": APPS, "tenants": TENANTS}
+        base = {
+            "first": first,
+            "span_s": span_s,
+            "rows": rows,
+            "start": start,
+            "count": count,
+            "apps": APPS,
+            "tenants": TENANTS,
+        }
         client.command(GENERATE, parameters={**base, "every": 1, "residue": 0, "copy_delay": 0})
-        client.command(GENERATE, parameters={**base, "every": RESENT_EVERY, "residue": 0, "copy_delay": 3600})  # the later copies
+        client.command(
+            GENERATE, parameters={**base, "every": RESENT_EVERY, "residue": 0, "copy_delay": 3600}
+        )  # the later copies
 
 
 def _wait_for_merges(client: Any) -> float:
@@ -140,15 +170,31 @@ def run(results: Path, rows: int, days: int) -> dict[str, Any]:
         "SELECT count() AS copies, uniqExact(partition) AS partitions, count() FROM system.parts WHERE database = 'ringback' AND table = 'event_copies' AND active"
     ).result_rows[0]
     copies = client.query("SELECT count() FROM ringback.event_copies").result_rows[0][0]
-    disk = client.query("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'ringback' AND table = 'event_copies' AND active").result_rows[0][0]
+    disk = client.query(
+        "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'ringback' AND table = 'event_copies' AND active"
+    ).result_rows[0][0]
     day = (FIRST_DAY + timedelta(days=days // 2)).strftime("%Y-%m-%d")
     hour = (FIRST_DAY + timedelta(days=days // 2, hours=10)).strftime("%Y-%m-%d %H:00:00")
     call_id = f"call-{rows // 10 + 14}"
-    timings = {q.name: {"best_s": round(min(t := _time(client, q.sql)), 3), "median_s": round(statistics.median(t), 3), "target_s": q.target_s}
-               for q in cookbook(day, hour, call_id)}
+    timings = {
+        q.name: {
+            "best_s": round(min(t := _time(client, q.sql)), 3),
+            "median_s": round(statistics.median(t), 3),
+            "target_s": q.target_s,
+        }
+        for q in cookbook(day, hour, call_id)
+    }
     report = {
-        "rows_generated": rows, "days": days, "rows_per_day": rows // days, "copies_stored": copies, "parts": stats[0], "partitions": stats[1],
-        "bytes_on_disk": disk, "generate_s": round(generated_s, 1), "merge_wait_s": round(merge_wait_s, 1), "queries": timings,
+        "rows_generated": rows,
+        "days": days,
+        "rows_per_day": rows // days,
+        "copies_stored": copies,
+        "parts": stats[0],
+        "partitions": stats[1],
+        "bytes_on_disk": disk,
+        "generate_s": round(generated_s, 1),
+        "merge_wait_s": round(merge_wait_s, 1),
+        "queries": timings,
     }
     (results / "bench-queries.json").write_text(json.dumps(report, indent=2))
     client.close()

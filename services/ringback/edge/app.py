@@ -104,7 +104,13 @@ def callback_handler(route_: Route, door: Door, intake: Intake, in_flight: InFli
                 where = await intake.accept(raw)
             except TooLargeForBroker as exc:
                 requests["too_large"].inc()
-                log.warning("callback too large for the broker", route=route, ingest_id=raw.ingest_id, bytes=len(body), error=str(exc))
+                log.warning(
+                    "callback too large for the broker",
+                    route=route,
+                    ingest_id=raw.ingest_id,
+                    bytes=len(body),
+                    error=str(exc),
+                )
                 return replies.rejected(style, 413, "body larger than the broker accepts")
             except NotDurable as exc:
                 requests["not_durable"].inc()
@@ -133,7 +139,9 @@ def create_app(settings: Settings, journal_dir: str | None = None) -> web.Applic
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         if tenants.open_to_anyone:
-            log.warning("no tenants file: the edge takes callbacks from anyone who can reach it (see README: Going to production: tenants)")
+            log.warning(
+                "no tenants file: the edge takes callbacks from anyone who can reach it (see README: Going to production: tenants)"
+            )
         tenants.start()
         await publisher.start()
         if publisher.ready:
@@ -188,7 +196,9 @@ async def readyz(request: web.Request) -> web.Response:
         "ready": ready,
         "broker": "reachable" if broker_ok else "unreachable",
         "tenants": "none: open to anyone" if tenants.current is None else len(tenants.current.by_id),
-        "journal": None if journal is None else {
+        "journal": None
+        if journal is None
+        else {
             "mode": "journal" if intake.journal_mode else "spool",
             "records": journal.untrimmed_records,
             "bytes": journal.untrimmed_bytes,

@@ -36,7 +36,9 @@ class Ambiguity:
         return self.path[: len(prefix)] == prefix
 
     def rejected(self) -> Rejected:
-        return Rejected("ambiguous_field", f"{self.field!r} is given more than once with different values (in {where(self.path)})")
+        return Rejected(
+            "ambiguous_field", f"{self.field!r} is given more than once with different values (in {where(self.path)})"
+        )
 
 
 def too_deep() -> Rejected:
@@ -90,7 +92,13 @@ def inspect(root: Any, conflicts: dict[int, tuple[dict[str, Any], list[str]]] | 
     return shape
 
 
-def _settle(obj: dict[str, Any], path: Path, shape: Shape, conflicts: dict[int, tuple[dict[str, Any], list[str]]] | None, padded: bool) -> None:
+def _settle(
+    obj: dict[str, Any],
+    path: Path,
+    shape: Shape,
+    conflicts: dict[int, tuple[dict[str, Any], list[str]]] | None,
+    padded: bool,
+) -> None:
     trimmed, fields = settle_keys(obj, padded)
     if conflicts and id(obj) in conflicts:
         fields = [*conflicts[id(obj)][1], *fields]

@@ -49,7 +49,16 @@ class Context:
     normalizer_version: str = __version__
     sms_reply_text: str = SMS_REPLY_TEXT_STORE  # what an SMS reply's message_text keeps of the text
 
-    def new_event(self, raw: RawCallback, *, source: str, event_type: str, identity: Mapping[str, object], report_index: int, status: str) -> Event:
+    def new_event(
+        self,
+        raw: RawCallback,
+        *,
+        source: str,
+        event_type: str,
+        identity: Mapping[str, object],
+        report_index: int,
+        status: str,
+    ) -> Event:
         """A blank event for one report; ``identity``: the fields that tell this report from every other
         of its format (see ``identity.event_id``), whose id is also the tenant's."""
         event = dict(self.blank_event)

@@ -29,9 +29,13 @@ class Rejected(Exception):
 #: as the normalized event names them — so the dead letters of one message or call can be found by its id.
 ID_FIELDS = {
     "sid": "sid",
-    "callid": "call_id", "call_id": "call_id",
-    "requestid": "request_id", "request_id": "request_id",
-    "appid": "app_id", "app_id": "app_id", "sdkappid": "app_id",
+    "callid": "call_id",
+    "call_id": "call_id",
+    "requestid": "request_id",
+    "request_id": "request_id",
+    "appid": "app_id",
+    "app_id": "app_id",
+    "sdkappid": "app_id",
     "confid": "conference_id",
 }
 MAX_ID_CHARS = 128

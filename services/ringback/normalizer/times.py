@@ -12,9 +12,7 @@ from ringback.normalizer.outcome import Rejected
 
 # "2016-02-02 11:19:36.000", "2015-10-17 08:03:04", and the glued "2016-02-0211:20:40.000"
 # that real traffic (and the vendor's own document) contains.
-_LOCAL = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})([ T]?)([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?"
-)
+_LOCAL = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})([ T]?)([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?")
 REPAIR_GLUED_TIME = "separated_glued_date_time"
 _UNIX_SECONDS = re.compile(r"[0-9]{1,11}")
 _UNIX_MILLIS = re.compile(r"[0-9]{1,14}")  # 14 digits reach far past LATEST_YEAR
@@ -58,7 +56,9 @@ def _local_moment(value: str, tz_name: str, field_name: str) -> tuple[datetime, 
     year, month, day, separator, hour, minute, second, fraction = match.groups()
     micros = int((fraction or "0").ljust(6, "0"))
     try:
-        local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=zone(tz_name))
+        local = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=zone(tz_name)
+        )
     except ValueError as exc:
         raise Rejected("invalid_time", f"{field_name}: {value!r} is not a real date/time ({exc})") from exc
     return _plausible(local.astimezone(timezone.utc), field_name, value), not separator

@@ -69,7 +69,9 @@ class BatchedSends:
 
     async def _send(self, batch: Any, topic: str, partition: int) -> None:
         count = batch.record_count()
-        self._deliveries.append(Delivery(topic, partition, count, await self.producer.send_batch(batch, topic, partition=partition)))
+        self._deliveries.append(
+            Delivery(topic, partition, count, await self.producer.send_batch(batch, topic, partition=partition))
+        )
 
     async def flush(self) -> list[Delivery]:
         for (topic, partition), batch in self._open.items():

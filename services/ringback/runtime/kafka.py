@@ -27,7 +27,13 @@ ASSIGN_TIMEOUT_S = 10.0
 
 
 def all_topics(settings: Settings) -> list[str]:
-    return [settings.topic_raw, settings.topic_normalized, settings.topic_dlq, settings.topic_ledger, settings.topic_progress]
+    return [
+        settings.topic_raw,
+        settings.topic_normalized,
+        settings.topic_dlq,
+        settings.topic_ledger,
+        settings.topic_progress,
+    ]
 
 
 def partitions_of(settings: Settings, topic: str) -> int:
@@ -109,7 +115,9 @@ def consumer(settings: Settings, topics: list[str], group_id: str, **overrides: 
 async def assigned_consumer(settings: Settings, topic: str, from_end: bool) -> AIOKafkaConsumer:
     """A consumer of every partition of ``topic`` without a group (nothing committed), positioned at the
     end (only what comes from now on) or the beginning."""
-    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await reader.start()
     try:
         deadline = asyncio.get_running_loop().time() + ASSIGN_TIMEOUT_S

@@ -98,10 +98,26 @@ class RawCallback:
         route, ingest_id, received_at_us, remote_addr, content_type, *rest = orjson.loads(data[4 : 4 + length])
         tenant = rest[0] if rest else ""
         tenant_app_id = rest[1] if len(rest) > 1 else ""
-        return cls(route, ingest_id, int(received_at_us), remote_addr, content_type, data[4 + length :], tenant=tenant, tenant_app_id=tenant_app_id)
+        return cls(
+            route,
+            ingest_id,
+            int(received_at_us),
+            remote_addr,
+            content_type,
+            data[4 + length :],
+            tenant=tenant,
+            tenant_app_id=tenant_app_id,
+        )
 
     @classmethod
-    def from_message(cls, topic: str, partition: int, offset: int, value: bytes | None, headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]] | None) -> "RawCallback":
+    def from_message(
+        cls,
+        topic: str,
+        partition: int,
+        offset: int,
+        value: bytes | None,
+        headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]] | None,
+    ) -> "RawCallback":
         found = {key: val.decode("utf-8", "replace") for key, val in (headers or ()) if val is not None}
         received_at_us = _int(found.get(H_RECEIVED_AT_US))
         return cls(

@@ -35,8 +35,20 @@ HAVING uniqExact(billing_hash) > 1
 #: ClickHouse refuses inside a distributed query by default. That is exact: every variant of an event is
 #: on the shard of its event id (cluster DDL). A single server ignores the setting.
 FIND_SETTINGS = {"distributed_product_mode": "local"}
-COLUMNS = ["event_id", "tenant", "event_type", "versions", "first_received_at", "received_at", "ingest_id", "status", "charge",
-           "duration_s", "billable_minutes", "detected_at"]
+COLUMNS = [
+    "event_id",
+    "tenant",
+    "event_type",
+    "versions",
+    "first_received_at",
+    "received_at",
+    "ingest_id",
+    "status",
+    "charge",
+    "duration_s",
+    "billable_minutes",
+    "detected_at",
+]
 
 log = logs.get(__name__)
 
@@ -71,12 +83,31 @@ class ConflictWatcher:
             self._counted_set.add(event_id)
         if new:
             metrics.SINK_EVENT_CONFLICTS.inc(len(new))
-            log.warning("billing conflicts: copies of an event arrived with different billing values; the first arrival is kept",
-                        events=len(new), examples=new[:5], table=CONFLICTS_TABLE)
+            log.warning(
+                "billing conflicts: copies of an event arrived with different billing values; the first arrival is kept",
+                events=len(new),
+                examples=new[:5],
+                table=CONFLICTS_TABLE,
+            )
         return len(new)
 
     @staticmethod
     def _row(row: tuple[Any, ...], detected_at: datetime) -> list[Any]:
         event_id, tenant, event_type, versions, first_received_at, history = row
-        received_at, ingest_id, status, charge, duration_s, billable_minutes = (list(column) for column in zip(*history))
-        return [event_id, tenant, event_type, versions, first_received_at, received_at, ingest_id, status, charge, duration_s, billable_minutes, detected_at]
+        received_at, ingest_id, status, charge, duration_s, billable_minutes = (
+            list(column) for column in zip(*history)
+        )
+        return [
+            event_id,
+            tenant,
+            event_type,
+            versions,
+            first_received_at,
+            received_at,
+            ingest_id,
+            status,
+            charge,
+            duration_s,
+            billable_minutes,
+            detected_at,
+        ]

@@ -55,8 +55,12 @@ class Sink:
     async def start(self) -> None:
         dsn = self.settings.effective_clickhouse_dsn
         self.client = await self.on_db_thread(clickhouse.connect, dsn)
-        applied = await self.on_db_thread(clickhouse.apply_ddl, self.client, self.settings.schemas_dir, self.settings.clickhouse_cluster)
-        self.reader = await self.on_query_thread(clickhouse.connect_reader, dsn, clickhouse.QueryLimits.of(self.settings))
+        applied = await self.on_db_thread(
+            clickhouse.apply_ddl, self.client, self.settings.schemas_dir, self.settings.clickhouse_cluster
+        )
+        self.reader = await self.on_query_thread(
+            clickhouse.connect_reader, dsn, clickhouse.QueryLimits.of(self.settings)
+        )
         log.info("clickhouse ready", dsn=clickhouse.redacted(dsn), ddl_statements=applied)
         if self.settings.analyst_views_dir:
             await self.on_db_thread(self._apply_analyst_views, Path(self.settings.analyst_views_dir))

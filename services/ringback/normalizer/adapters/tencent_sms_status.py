@@ -46,9 +46,40 @@ RECEIPT_STATE["UNDELIVRD"] = status.FAILED  # Tencent's own 9-letter spelling
 # "MK:0001", "MN:0017", "MI:0013", "MA:0051" (China Mobile), "MX:0003"/"TE:0014"/"TD:0004" (platform),
 # blacklists ("BWLIST_006", "HIGRISK", "TUIDING"), and Telecom's suffixed states ("UNDELIV_601").
 GATEWAY_FAILURE_PREFIXES = (
-    "MK:", "MN:", "MI:", "MA:", "MB:", "MC:", "MK0", "MI0", "CA:", "CB:", "DA:", "DB:", "IA:", "IB:", "IC:", "ID:",
-    "MX:", "TE:", "TD:", "TC:", "TA:", "HD:", "XL:", "LT:", "SME", "SGIP", "BWLIST", "HIGRISK", "TUIDING", "W-BLACK", "MOBILE BLACK",
-    "UNDELIV_", "EXPIRED_", "REJECTD_",
+    "MK:",
+    "MN:",
+    "MI:",
+    "MA:",
+    "MB:",
+    "MC:",
+    "MK0",
+    "MI0",
+    "CA:",
+    "CB:",
+    "DA:",
+    "DB:",
+    "IA:",
+    "IB:",
+    "IC:",
+    "ID:",
+    "MX:",
+    "TE:",
+    "TD:",
+    "TC:",
+    "TA:",
+    "HD:",
+    "XL:",
+    "LT:",
+    "SME",
+    "SGIP",
+    "BWLIST",
+    "HIGRISK",
+    "TUIDING",
+    "W-BLACK",
+    "MOBILE BLACK",
+    "UNDELIV_",
+    "EXPIRED_",
+    "REJECTD_",
 )
 
 
@@ -103,7 +134,10 @@ def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> di
     report_status = as_text(report.get("report_status")) or ""
     errmsg = as_text(report.get("errmsg"))
     if not report_status and (errmsg or "").strip().upper() not in RECEIPT_STATE:
-        raise Rejected("missing_field", f"report {index} lacks report_status, and errmsg {errmsg!r} is no receipt state to read instead")
+        raise Rejected(
+            "missing_field",
+            f"report {index} lacks report_status, and errmsg {errmsg!r} is no receipt state to read instead",
+        )
     description = as_text(report.get("description"))
     receive_text = as_text(report.get("user_receive_time"))
     repairs: list[str] = []
@@ -114,8 +148,13 @@ def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> di
         source=SOURCE,
         event_type=EVENT_TYPE,
         identity={
-            "sid": sid, "nationcode": nationcode, "mobile": mobile, "report_status": report_status, "errmsg": errmsg,
-            "description": description, "user_receive_time": receive_text,
+            "sid": sid,
+            "nationcode": nationcode,
+            "mobile": mobile,
+            "report_status": report_status,
+            "errmsg": errmsg,
+            "description": description,
+            "user_receive_time": receive_text,
         },
         report_index=index,
         status=canonical_status(report_status, errmsg),

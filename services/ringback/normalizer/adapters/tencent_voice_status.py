@@ -103,14 +103,18 @@ class VoiceBody:
     read: frozenset[str]  # the report's fields the event holds; every other one goes to attributes
 
     def new_event(self, raw: RawCallback, ctx: Context, identity: dict[str, object], state: str) -> Event:
-        return ctx.new_event(raw, source=self.source, event_type=self.event_type, identity=identity, report_index=0, status=state)
+        return ctx.new_event(
+            raw, source=self.source, event_type=self.event_type, identity=identity, report_index=0, status=state
+        )
 
 
 def status_event(raw: RawCallback, ctx: Context, kind: VoiceBody, report: dict[str, Any]) -> Event:
     call_id = _call_id(report)
     result = (as_text(report.get("result")) or "").strip()
     started, answered, ended = (unix_seconds_to_utc(report.get(name), name) for name in STATUS_TIMES)
-    event = kind.new_event(raw, ctx, {name: report.get(name) for name in STATUS_IDENTITY}, RESULT.get(result, status.UNKNOWN))
+    event = kind.new_event(
+        raw, ctx, {name: report.get(name) for name in STATUS_IDENTITY}, RESULT.get(result, status.UNKNOWN)
+    )
     event.update(
         occurred_at=ended or answered or started,
         call_id=call_id,
@@ -139,7 +143,12 @@ def failure_event(raw: RawCallback, ctx: Context, kind: VoiceBody, report: dict[
     call_id = _call_id(report)
     sent_code = report.get("failure_code")
     code = failure_code(sent_code)
-    identity = {"callid": report.get("callid"), "failure_code": code, "mobile": report.get("mobile"), "nationcode": report.get("nationcode")}
+    identity = {
+        "callid": report.get("callid"),
+        "failure_code": code,
+        "mobile": report.get("mobile"),
+        "nationcode": report.get("nationcode"),
+    }
     event = kind.new_event(raw, ctx, identity, FAILURE_STATUS[code])
     event.update(
         call_id=call_id,
@@ -156,7 +165,10 @@ def failure_code(value: object) -> int:
         raise Rejected("missing_field", "failure_code is missing")
     code = _whole(value)
     if code is None or code not in FAILURE_STATUS:
-        raise Rejected("invalid_code", f"failure_code: {reprlib.repr(value)} is not a code of the vendor's table (a whole number 1-{max(FAILURE_STATUS)})")
+        raise Rejected(
+            "invalid_code",
+            f"failure_code: {reprlib.repr(value)} is not a code of the vendor's table (a whole number 1-{max(FAILURE_STATUS)})",
+        )
     return code
 
 
@@ -216,7 +228,10 @@ def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
 def wrapped_report(body: Any) -> tuple[VoiceBody, dict[str, Any]]:
     """The body's one wrapper and the report object inside it."""
     if not isinstance(body, dict):
-        raise Rejected("unexpected_shape", f"expected a JSON object wrapping the report in one of {_named(BODIES)}, got {type(body).__name__}")
+        raise Rejected(
+            "unexpected_shape",
+            f"expected a JSON object wrapping the report in one of {_named(BODIES)}, got {type(body).__name__}",
+        )
     wrappers = [key for key in body if key.lower().endswith(WRAPPER_SUFFIX)]
     if len(wrappers) != 1:
         found = f"{len(wrappers)} wrappers ({_named(wrappers)})" if wrappers else f"none in the keys {_named(body)}"
