@@ -108,7 +108,7 @@ class Ledger:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Ledger":
+    def from_json(cls, data: dict[str, Any]) -> Ledger:
         totals = {
             (row["tenant"], row["app_id"], row["day"]): Total(
                 row["events"], Decimal(row["charge"]), row["currency"], row["billable_minutes"], row["duration_s"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
+import matplotlib.pyplot as plt  # after matplotlib.use: the backend is chosen first
 
 QUERY = """
 SELECT app_id, status, count() AS calls
@@ -63,7 +63,7 @@ def draw(found: list[dict[str, object]], out: Path) -> None:
     for status in statuses:
         widths = [by_app[app].get(status, 0) for app in apps]
         axes.barh(apps, widths, left=left, label=status)
-        left = [a + b for a, b in zip(left, widths)]
+        left = [a + b for a, b in zip(left, widths, strict=True)]
     for y, app in enumerate(apps):
         total = sum(by_app[app].values())
         asr = by_app[app].get("answered", 0) / total if total else 0.0

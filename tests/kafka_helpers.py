@@ -16,7 +16,8 @@ async def read_topic(
     timeout_s: float = 20.0,
     where: Callable[[ConsumerRecord], bool] | None = None,
 ) -> list[ConsumerRecord]:
-    """The records of ``topic`` (those ``where`` accepts), read from the beginning until ``expected`` arrived or time ran out."""
+    """The records of ``topic`` (those ``where`` accepts), read from the beginning until ``expected`` arrived or time
+    ran out."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:

@@ -64,39 +64,39 @@ class Pipeline:
     log_path: Path | None = None
     launches: int = 0
 
-    def start(self) -> "Pipeline":
+    def start(self) -> Pipeline:
         return self.launch().wait_until_running()
 
-    def launch(self) -> "Pipeline":
+    def launch(self) -> Pipeline:
         """Start `ringback run` without waiting for it (a restart on the same data dir logs to a new file)."""
         self.launches += 1
         self.log_path = (
             self.data_dir.parent / f"{self.data_dir.name}-run{'' if self.launches == 1 else f'-{self.launches}'}.log"
         )
-        log = open(self.log_path, "wb")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")}
-        self.process = subprocess.Popen(
-            ringback(
-                "run",
-                "--data-dir",
-                str(self.data_dir),
-                "--port",
-                "0",
-                "--kafka-partitions",
-                "2",
-                "--sink-batch-seconds",
-                "0.2",
-                "--ledger-interval-s",
-                "0.5",
-                *self.extra_args,
-            ),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+        with open(self.log_path, "wb") as log:  # the child has its own copy of the descriptor
+            env = {k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")}
+            self.process = subprocess.Popen(
+                ringback(
+                    "run",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    "0",
+                    "--kafka-partitions",
+                    "2",
+                    "--sink-batch-seconds",
+                    "0.2",
+                    "--ledger-interval-s",
+                    "0.5",
+                    *self.extra_args,
+                ),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
         return self
 
-    def wait_until_running(self) -> "Pipeline":
+    def wait_until_running(self) -> Pipeline:
         assert self.process is not None and self.log_path is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

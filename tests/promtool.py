@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 PROMTOOL = shutil.which("promtool")
-MISSING = "promtool is not installed (Debian package prometheus; `make promtool` installs it): the Prometheus checks are skipped"
+MISSING = (
+    "promtool is not installed (Debian package prometheus; `make promtool` installs it): the Prometheus checks are "
+    "skipped"
+)
 
 
 def promtool(*args: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

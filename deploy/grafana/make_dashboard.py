@@ -154,7 +154,10 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
             ),
             stat(
                 "Reconcile gaps",
-                "Closed hours in which acknowledged requests have nothing stored (ringback reconcile, through the exporter).",
+                (
+                    "Closed hours in which acknowledged requests have nothing stored (ringback reconcile, through the "
+                    "exporter)."
+                ),
                 prom_instant('sum(ringback_reconcile_lines{check="gap"})'),
             ),
         ],
@@ -164,7 +167,10 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
         [
             ts(
                 "Requests by route and outcome",
-                "ringback_edge_requests_total: accepted, journaled, spooled are answered with success; the others failed.",
+                (
+                    "ringback_edge_requests_total: accepted, journaled, spooled are answered with success; the others "
+                    "failed."
+                ),
                 prom(f"sum by (route, outcome) (rate(ringback_edge_requests_total[{RATE}]))", "{{route}} {{outcome}}"),
                 unit="reqps",
             ),
@@ -172,7 +178,10 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
                 "Reply latency",
                 "Time from request start to reply, by route: the 99th and 50th percentiles, and the mean.",
                 prom(
-                    f"histogram_quantile(0.99, sum by (route, le) (rate(ringback_edge_request_seconds_bucket[{RATE}])))",
+                    (
+                        "histogram_quantile(0.99, sum by (route, le) "
+                        f"(rate(ringback_edge_request_seconds_bucket[{RATE}])))"
+                    ),
                     "p99 {{route}}",
                 ),
                 prom(
@@ -180,14 +189,20 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
                     "p50 {{route}}",
                 ),
                 prom(
-                    f"sum by (route) (rate(ringback_edge_request_seconds_sum[{RATE}])) / sum by (route) (rate(ringback_edge_request_seconds_count[{RATE}]))",
+                    (
+                        f"sum by (route) (rate(ringback_edge_request_seconds_sum[{RATE}])) / sum by (route) "
+                        f"(rate(ringback_edge_request_seconds_count[{RATE}]))"
+                    ),
                     "mean {{route}}",
                 ),
                 unit="s",
             ),
             ts(
                 "Refusals by route and reason",
-                "Callbacks refused before anything was published: unknown tenant, wrong secret, address not allowed, anonymous not allowed, rate limited.",
+                (
+                    "Callbacks refused before anything was published: unknown tenant, wrong secret, address not "
+                    "allowed, anonymous not allowed, rate limited."
+                ),
                 prom(f"sum by (route, reason) (rate(ringback_edge_refused_total[{RATE}]))", "{{route}} {{reason}}"),
                 unit="reqps",
             ),
@@ -205,7 +220,10 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
             ),
             ts(
                 "Connections",
-                "Open connections per edge; connections refused at once and ended for malformed or slow HTTP, per second.",
+                (
+                    "Open connections per edge; connections refused at once and ended for malformed or slow HTTP, per "
+                    "second."
+                ),
                 prom("ringback_edge_connections", "open {{instance}}"),
                 prom(
                     f"sum by (instance, reason) (rate(ringback_edge_connections_refused_total[{RATE}]))",
@@ -218,7 +236,10 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
             ),
             ts(
                 "Journal depth",
-                "Callbacks the journal holds, those the broker has not acknowledged yet, and the journal's bytes, per edge.",
+                (
+                    "Callbacks the journal holds, those the broker has not acknowledged yet, and the journal's bytes, "
+                    "per edge."
+                ),
                 prom("ringback_edge_journal_records", "held {{instance}}"),
                 prom("ringback_edge_unpublished_records", "unpublished {{instance}}"),
                 prom("ringback_edge_journal_bytes", "bytes {{instance}}"),
@@ -231,7 +252,10 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
             ),
             ts(
                 "Journal flow",
-                "Spool mode: callbacks spooled because the broker was late, and spooled callbacks published later; every mode: published from the journal and let go of.",
+                (
+                    "Spool mode: callbacks spooled because the broker was late, and spooled callbacks published "
+                    "later; every mode: published from the journal and let go of."
+                ),
                 prom(f"sum by (instance) (rate(ringback_edge_spooled_total[{RATE}]))", "spooled {{instance}}"),
                 prom(
                     f"sum by (instance) (rate(ringback_edge_spool_drained_total[{RATE}]))", "spool drained {{instance}}"
@@ -248,7 +272,10 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
             ),
             ts(
                 "Broker resets, quarantined callbacks, tenant reloads",
-                "Events in the window: the broker found started afresh (the journal published again), callbacks set aside for their size, tenants file reloads by result.",
+                (
+                    "Events in the window: the broker found started afresh (the journal published again), callbacks "
+                    "set aside for their size, tenants file reloads by result."
+                ),
                 prom(
                     f"sum by (instance) (increase(ringback_edge_broker_resets_total[{RATE}]))",
                     "broker reset {{instance}}",
@@ -304,7 +331,10 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
                     "p99",
                 ),
                 prom(
-                    f"sum(rate(ringback_normalizer_batch_seconds_sum[{RATE}])) / sum(rate(ringback_normalizer_batch_seconds_count[{RATE}]))",
+                    (
+                        f"sum(rate(ringback_normalizer_batch_seconds_sum[{RATE}])) / "
+                        f"sum(rate(ringback_normalizer_batch_seconds_count[{RATE}]))"
+                    ),
                     "mean",
                 ),
                 unit="s",
@@ -328,7 +358,10 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
                     "p99 {{table}}",
                 ),
                 prom(
-                    f"sum by (table) (rate(ringback_sink_insert_seconds_sum[{RATE}])) / sum by (table) (rate(ringback_sink_insert_seconds_count[{RATE}]))",
+                    (
+                        f"sum by (table) (rate(ringback_sink_insert_seconds_sum[{RATE}])) / sum by (table) "
+                        f"(rate(ringback_sink_insert_seconds_count[{RATE}]))"
+                    ),
                     "mean {{table}}",
                 ),
                 unit="s",
@@ -341,20 +374,29 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
             ),
             ts(
                 "Failed inserts and rows waiting",
-                "Failed insert attempts per second by table (outages are retried), and rows buffered for the next flush.",
+                (
+                    "Failed insert attempts per second by table (outages are retried), and rows buffered for the next "
+                    "flush."
+                ),
                 prom(f"sum by (table) (rate(ringback_sink_insert_failures_total[{RATE}]))", "failed {{table}}"),
                 prom("ringback_sink_pending_rows", "pending {{instance}}"),
             ),
             ts(
                 "Checked path",
-                "Event batches ClickHouse refused as Avro containers (stored through the checked path), and events set aside as unstorable or undecodable.",
+                (
+                    "Event batches ClickHouse refused as Avro containers (stored through the checked path), and "
+                    "events set aside as unstorable or undecodable."
+                ),
                 prom(f"sum(increase(ringback_sink_checked_batches_total[{RATE}]))", "checked batches"),
                 prom(f"sum(increase(ringback_sink_unstorable_total[{RATE}]))", "unstorable"),
                 prom(f"sum(increase(ringback_sink_undecodable_total[{RATE}]))", "undecodable"),
             ),
             ts(
                 "Conflicts and saved views",
-                "New events whose copies disagree on billing values (see ringback.event_conflicts), in the window; saved analyst views at each sink's last start, applied or refused.",
+                (
+                    "New events whose copies disagree on billing values (see ringback.event_conflicts), in the "
+                    "window; saved analyst views at each sink's last start, applied or refused."
+                ),
                 prom(f"sum(increase(ringback_sink_event_conflicts_total[{RATE}]))", "conflicts"),
                 prom("sum by (state) (ringback_analyst_views)", "views {{state}}"),
             ),
@@ -395,7 +437,10 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
             ),
             ts(
                 "Requests missing, and the exporter",
-                "Acknowledged requests with nothing stored in closed hours, by route; whether the last run read the ledger, and how long ago it did.",
+                (
+                    "Acknowledged requests with nothing stored in closed hours, by route; whether the last run read "
+                    "the ledger, and how long ago it did."
+                ),
                 prom("sum by (route) (ringback_reconcile_missing_requests)", "missing {{route}}"),
                 prom("min(ringback_reconcile_up)", "up"),
                 prom("time() - max(ringback_reconcile_last_run_timestamp_seconds)", "seconds since the last run"),
@@ -408,10 +453,14 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
             panel(
                 "timeseries",
                 "SMS delivery rate",
-                "Share of SMS delivery reports that say delivered, by tenant (ringback.events_dedup, by the time the vendor gives).",
+                (
+                    "Share of SMS delivery reports that say delivered, by tenant (ringback.events_dedup, by the time "
+                    "the vendor gives)."
+                ),
                 [
                     sql(
-                        "SELECT $__timeInterval(occurred_at) AS time, tenant, countIf(status = 'delivered') / count() AS delivered\n"
+                        "SELECT $__timeInterval(occurred_at) AS time, tenant, countIf(status = 'delivered') / count() "
+                        "AS delivered\n"
                         "FROM ringback.events_dedup\n"
                         "WHERE event_type = 'sms.delivery_report' AND $__timeFilter(occurred_at)\n"
                         "GROUP BY time, tenant ORDER BY time"
@@ -422,7 +471,10 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
             panel(
                 "table",
                 "Billing today (China day), per tenant",
-                "Events, charge, billable minutes and billed seconds of today in Asia/Shanghai, per tenant and app: the README's billing query.",
+                (
+                    "Events, charge, billable minutes and billed seconds of today in Asia/Shanghai, per tenant and "
+                    "app: the README's billing query."
+                ),
                 [
                     sql(
                         "SELECT tenant, app_id, count() AS events, sum(charge) AS charge, any(currency) AS currency,\n"
@@ -453,7 +505,8 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
                 "The newest dead letters in the window: where, why, and the body's digest.",
                 [
                     sql(
-                        "SELECT received_at, tenant, route, failure_type, reason, report_count, failed_reports, body_sha256\n"
+                        "SELECT received_at, tenant, route, failure_type, reason, report_count, failed_reports, "
+                        "body_sha256\n"
                         "FROM ringback.dead_letters\n"
                         "WHERE $__timeFilter(received_at)\n"
                         "ORDER BY received_at DESC LIMIT 100",
@@ -515,7 +568,10 @@ def dashboard() -> dict[str, Any]:
     return {
         "uid": UID,
         "title": "ringback",
-        "description": "The callback pipeline: edge, normalizer, sink, consumers, reconcile (Prometheus) and what is stored (ClickHouse).",
+        "description": (
+            "The callback pipeline: edge, normalizer, sink, consumers, reconcile (Prometheus) and what is stored "
+            "(ClickHouse)."
+        ),
         "tags": ["ringback"],
         "timezone": "utc",
         "editable": True,

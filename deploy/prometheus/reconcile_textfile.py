@@ -47,13 +47,19 @@ def build(registry: CollectorRegistry) -> dict[str, Gauge]:
         ),
         "lines": Gauge(
             "ringback_reconcile_lines",
-            "Ledger lines (tenant, route, hour) of the window by route and verdict: ok, in_flight (a gap in the current hour), gap (a gap in a closed hour).",
+            (
+                "Ledger lines (tenant, route, hour) of the window by route and verdict: ok, in_flight (a gap in the "
+                "current hour), gap (a gap in a closed hour)."
+            ),
             ["route", "check"],
             registry=registry,
         ),
         "missing": Gauge(
             "ringback_reconcile_missing_requests",
-            "Acknowledged requests with nothing stored, in closed hours, by route (the identity check of `ringback reconcile`).",
+            (
+                "Acknowledged requests with nothing stored, in closed hours, by route (the identity check of "
+                "`ringback reconcile`)."
+            ),
             ["route"],
             registry=registry,
         ),

@@ -8,7 +8,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -163,20 +163,29 @@ def build_parser() -> argparse.ArgumentParser:
     sql = commands.add_parser(
         "sql",
         help="Run a read-only SQL query (FORMAT clauses pass through).",
-        description="Run one read-only SQL query against the embedded store (even while `ringback run` runs) or a ClickHouse server. "
-        "Allowed: SELECT (WITH, UNION), SHOW, DESCRIBE, EXISTS, EXPLAIN of a SELECT, with an optional FORMAT. Refused: writes, DDL, "
-        "SET/SETTINGS, KILL, SYSTEM, USE, INTO OUTFILE, and table functions or functions that reach files, other hosts or programs. "
-        "Each query is bounded by --query-timeout-s, --query-max-memory-bytes, --query-max-result-rows/-bytes and --query-max-threads.",
+        description=(
+            "Run one read-only SQL query against the embedded store (even while `ringback run` runs) or a "
+            "ClickHouse server. Allowed: SELECT (WITH, UNION), SHOW, DESCRIBE, EXISTS, EXPLAIN of a SELECT, with an "
+            "optional FORMAT. Refused: writes, DDL, SET/SETTINGS, KILL, SYSTEM, USE, INTO OUTFILE, and table "
+            "functions or functions that reach files, other hosts or programs. Each query is bounded by "
+            "--query-timeout-s, --query-max-memory-bytes, --query-max-result-rows/-bytes and --query-max-threads."
+        ),
     )
     sql.add_argument(
         "query",
-        help=f'e.g. "SELECT count() FROM ringback.events" or "... FORMAT JSONEachRow"; "{STDIN_QUERY}" reads the query from standard input',
+        help=(
+            f'e.g. "SELECT count() FROM ringback.events" or "... FORMAT JSONEachRow"; "{STDIN_QUERY}" reads the query '
+            "from standard input"
+        ),
     )
     sql.add_argument(
         "--format",
         dest="output_format",
         default=None,
-        help="Output format when the query has no FORMAT clause (default: PrettyCompact on a terminal, TabSeparated otherwise).",
+        help=(
+            "Output format when the query has no FORMAT clause (default: PrettyCompact on a terminal, TabSeparated "
+            "otherwise)."
+        ),
     )
     config.add_flags(sql)
     reconcile = commands.add_parser(
@@ -188,9 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     tail = commands.add_parser(
         "tail",
         help="Print the normalized events, decoded: what comes next, or from a time; --json for scripts.",
-        description="Decode the normalized topic and print its events, one per line, as they are published (from the end by default). "
-        "Every copy is shown: resends and replays share an event_id. Reads the broker of the running `ringback run` of --data-dir, "
-        "or --kafka-bootstrap; commits nothing.",
+        description=(
+            "Decode the normalized topic and print its events, one per line, as they are published (from the end by "
+            "default). Every copy is shown: resends and replays share an event_id. Reads the broker of the running "
+            "`ringback run` of --data-dir, or --kafka-bootstrap; commits nothing."
+        ),
     )
     tail.add_argument(
         "--json",
@@ -203,8 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
         dest="start",
         default="end",
         metavar="TIME",
-        help="end (default: what comes next), beginning, a UTC time (2026-11-27T10:00Z; or with an offset, +08:00) or a time ago "
-        "(-90s, -15m, -1h, -2d); by when each event was published.",
+        help=(
+            "end (default: what comes next), beginning, a UTC time (2026-11-27T10:00Z; or with an offset, +08:00) "
+            "or a time ago (-90s, -15m, -1h, -2d); by when each event was published."
+        ),
     )
     tail.add_argument(
         "--type",
@@ -234,11 +247,17 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_flags(tail)
     replay = commands.add_parser(
         "replay",
-        help="Send dead letters (or the raw topic's requests of a time range) through the current adapters again; idempotent.",
-        description="Publish the chosen requests to the raw topic again, as the edge published them, for the current adapters to normalize: "
-        "the same reports get the same event ids (a replay never counts twice), a request that fails again replaces its dead letter, and the "
-        "ledger counts them as replays. Dead letters by default (read from ringback.dead_letters); --raw for every request the raw topic still "
-        "holds in --since .. --until. Uses the broker of the running `ringback run` of --data-dir, or --kafka-bootstrap.",
+        help=(
+            "Send dead letters (or the raw topic's requests of a time range) through the current adapters again; "
+            "idempotent."
+        ),
+        description=(
+            "Publish the chosen requests to the raw topic again, as the edge published them, for the current "
+            "adapters to normalize: the same reports get the same event ids (a replay never counts twice), a "
+            "request that fails again replaces its dead letter, and the ledger counts them as replays. Dead letters "
+            "by default (read from ringback.dead_letters); --raw for every request the raw topic still holds in "
+            "--since .. --until. Uses the broker of the running `ringback run` of --data-dir, or --kafka-bootstrap."
+        ),
     )
     replay.add_argument(
         "--raw",
@@ -335,8 +354,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--results", default="bench-results", help="Folder for the JSON report and the chart.")
     status = commands.add_parser(
         "status",
-        help="The whole pipeline at a glance: each role ready or why not, lag, journal, dead letters (exit 1 when something is wrong).",
-        description="Ask every role for its readiness and metrics (a role that does not answer within 2 s is shown as down); exit 1 when anything is wrong.",
+        help=(
+            "The whole pipeline at a glance: each role ready or why not, lag, journal, dead letters (exit 1 when "
+            "something is wrong)."
+        ),
+        description=(
+            "Ask every role for its readiness and metrics (a role that does not answer within 2 s is shown as down); "
+            "exit 1 when anything is wrong."
+        ),
     )
     status.add_argument("--json", dest="as_json", action="store_true", help="Print the status as JSON.")
     status.add_argument(
@@ -350,13 +375,21 @@ def build_parser() -> argparse.ArgumentParser:
             f"--{role}",
             dest=f"{role}_url",
             default=None,
-            help=f"Base URL of a {role} (its /readyz and /metrics); default: the one `ringback run` started for --data-dir.",
+            help=(
+                f"Base URL of a {role} (its /readyz and /metrics); default: the one `ringback run` started for "
+                "--data-dir."
+            ),
         )
     config.add_flags(status)
     soak = commands.add_parser(
         "soak",
-        help="`ringback run` under steady load for a long time, every process's memory sampled (what `make soak` runs).",
-        description="Run the whole pipeline under steady vendor traffic, sample every process's memory, and report whether it levels off and whether anything was lost.",
+        help=(
+            "`ringback run` under steady load for a long time, every process's memory sampled (what `make soak` runs)."
+        ),
+        description=(
+            "Run the whole pipeline under steady vendor traffic, sample every process's memory, and report whether it "
+            "levels off and whether anything was lost."
+        ),
     )
     soak.add_argument("--duration", type=float, default=3600.0, help="Seconds of load (default 3600).")
     soak.add_argument("--rate", type=float, default=300.0, help="Callbacks per second (default 300).")
@@ -367,7 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     bq = commands.add_parser(
         "bench-queries",
         help="The analyst cookbook's queries on a large generated store, timed (what `make bench-queries` runs).",
-        description="Generate events in a fresh embedded store (resent copies included) and time the cookbook's queries.",
+        description=(
+            "Generate events in a fresh embedded store (resent copies included) and time the cookbook's queries."
+        ),
     )
     bq.add_argument("--rows", type=int, default=100_000_000, help="Events to generate (default 100 million).")
     bq.add_argument("--days", type=int, default=10, help="Days they spread over (default 10).")
@@ -523,7 +558,7 @@ def moment(text: str, now: datetime) -> datetime:
         given = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r}: not a time ago like -15m, or an ISO time like 2026-11-27T10:00Z") from None
-    return given if given.tzinfo is not None else given.replace(tzinfo=timezone.utc)
+    return given if given.tzinfo is not None else given.replace(tzinfo=UTC)
 
 
 def running_broker(settings: Settings) -> str | None:
@@ -546,11 +581,14 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     bootstrap = running_broker(settings) or ""
     if not bootstrap and (args.from_raw or not args.dry_run):
         print(
-            f"ringback replay: no `ringback run` is running with --data-dir {settings.data_dir}; give --kafka-bootstrap",
+            (
+                f"ringback replay: no `ringback run` is running with --data-dir {settings.data_dir}; give "
+                "--kafka-bootstrap"
+            ),
             file=sys.stderr,
         )
         return USAGE_ERROR
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         selection = replay.Selection(
             reasons=tuple(_listed(args.reasons)),
@@ -574,7 +612,7 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def tail_start(text: str, now: datetime) -> "Start":
+def tail_start(text: str, now: datetime) -> Start:
     """``--from``: beginning, end, a time ago (-15m) or an ISO 8601 time (UTC unless it says otherwise)."""
     if text in TAIL_STARTS:
         return text  # type: ignore[return-value]
@@ -590,7 +628,7 @@ def _listed(values: list[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def tail_filter(types: list[str], tenants: list[str]) -> Callable[["Delivered"], bool]:
+def tail_filter(types: list[str], tenants: list[str]) -> Callable[[Delivered], bool]:
     """Whether an event is wanted: its type matches one of ``types`` (fnmatch patterns) and its tenant
     is one of ``tenants`` (either list empty: any)."""
     from fnmatch import fnmatchcase
@@ -598,14 +636,14 @@ def tail_filter(types: list[str], tenants: list[str]) -> Callable[["Delivered"],
     patterns = _listed(types)
     wanted_tenants = {"" if t == NO_TENANT else t for t in _listed(tenants)}
 
-    def wanted(delivered: "Delivered") -> bool:
+    def wanted(delivered: Delivered) -> bool:
         type_ok = not patterns or any(fnmatchcase(str(delivered.event["event_type"]), p) for p in patterns)
         return type_ok and (not wanted_tenants or delivered.tenant in wanted_tenants)
 
     return wanted
 
 
-def tail_line(delivered: "Delivered", as_json: bool) -> str:
+def tail_line(delivered: Delivered, as_json: bool) -> str:
     """One event as a JSON object, or as a line for people: receive time, type, tenant, app, ordering
     key, status, then charge, seconds and minutes when the event has them, and the event id."""
     import orjson
@@ -644,7 +682,7 @@ def _tail(settings: Settings, args: argparse.Namespace) -> int:
         )
         return USAGE_ERROR
     try:
-        start = tail_start(args.start, datetime.now(timezone.utc))
+        start = tail_start(args.start, datetime.now(UTC))
     except ValueError as exc:
         print(f"ringback tail: {exc}", file=sys.stderr)
         return USAGE_ERROR
@@ -658,7 +696,7 @@ def _tail(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _print_events(settings: Settings, bootstrap: str, start: "Start", args: argparse.Namespace) -> None:
+async def _print_events(settings: Settings, bootstrap: str, start: Start, args: argparse.Namespace) -> None:
     from ringback.consumer import EventDecoder, read
 
     def undecodable(record: Any, error: Exception) -> None:

@@ -58,7 +58,10 @@ class Settings:
     )
     edge_max_in_flight_bytes: int = _setting(
         67_108_864,
-        "Body bytes one edge process holds at once (declared or, for chunked bodies, max_body_bytes); beyond it a retryable 5xx.",
+        (
+            "Body bytes one edge process holds at once (declared or, for chunked bodies, max_body_bytes); beyond it a "
+            "retryable 5xx."
+        ),
     )
     edge_max_connections: int = _setting(
         16_384,
@@ -69,11 +72,17 @@ class Settings:
     )
     tenants_file: str = _setting(
         "",
-        "TOML file of the tenants and their secrets (README: Going to production: tenants); empty = the edge is open to anyone.",
+        (
+            "TOML file of the tenants and their secrets (README: Going to production: tenants); empty = the edge is "
+            "open to anyone."
+        ),
     )
     trusted_proxies: str = _setting(
         "",
-        "CIDRs (comma-separated) of load balancers whose Forwarded / X-Forwarded-For headers give the client's address.",
+        (
+            "CIDRs (comma-separated) of load balancers whose Forwarded / X-Forwarded-For headers give the client's "
+            "address."
+        ),
     )
     anonymous_rate_limit_per_s: float = _setting(
         2000.0, "Requests per second one address may send on the tenant-less routes (0 = no limit)."
@@ -96,7 +105,10 @@ class Settings:
     )
     edge_journal: str = _setting(
         "auto",
-        "Journal every callback before replying and keep it until the sink stored it: on, off (journal only what the broker could not take), auto (on with the embedded broker).",
+        (
+            "Journal every callback before replying and keep it until the sink stored it: on, off (journal only what "
+            "the broker could not take), auto (on with the embedded broker)."
+        ),
     )
 
     # --- Kafka ---
@@ -106,14 +118,20 @@ class Settings:
     kafka_port: int = _setting(0, "Loopback port of the embedded broker (0 picks a free port).")
     embedded_broker_max_mb: int = _setting(
         1024,
-        "Memory the embedded broker may hold before `ringback run` restarts it (it never frees any; the edge journal keeps what it held).",
+        (
+            "Memory the embedded broker may hold before `ringback run` restarts it (it never frees any; the edge "
+            "journal keeps what it held)."
+        ),
     )
     kafka_partitions: int = _setting(4, "Partition count used when creating the topics.")
     kafka_replication: int = _setting(1, "Replication factor used when creating the topics.")
     kafka_create_topics: bool = _setting(True, "Create missing topics at start.")
     journal_republish_after_s: float = _setting(
         30.0,
-        "Journal mode: callbacks still unstored this long after later ones were stored are published again (something downstream lost them).",
+        (
+            "Journal mode: callbacks still unstored this long after later ones were stored are published again "
+            "(something downstream lost them)."
+        ),
     )
     topic_raw: str = _setting("ringback.raw.v1", "Topic for raw callbacks as received.")
     topic_normalized: str = _setting("ringback.normalized.v1", "Topic for normalized Avro events.")
@@ -129,14 +147,20 @@ class Settings:
     producer_linger_ms: int = _setting(2, "Producer linger: how long a batch may wait to fill.")
     gc_gen0_threshold: int = _setting(
         50_000,
-        "Allocations between the youngest garbage collections in the edge, normalizer and sink (Python's default: 700).",
+        (
+            "Allocations between the youngest garbage collections in the edge, normalizer and sink (Python's "
+            "default: 700)."
+        ),
     )
 
     # --- normalizer ---
     source_timezone: str = _setting("Asia/Shanghai", "Time zone of vendor local-time strings.")
     sms_reply_text: str = _setting(
         SMS_REPLY_TEXT_STORE,
-        "What an SMS reply's message_text holds of the end user's text: store (as sent), mask (one * per character) or drop (null).",
+        (
+            "What an SMS reply's message_text holds of the end user's text: store (as sent), mask (one * per "
+            "character) or drop (null)."
+        ),
     )
     normalizer_max_records: int = _setting(2000, "Most raw messages a normalizer handles per poll.")
     dlq_guard_ratio: float = _setting(
@@ -158,7 +182,10 @@ class Settings:
     )
     clickhouse_cluster: str = _setting(
         "",
-        "ClickHouse cluster (remote_servers) to create the store on: replicated local tables, Distributed ones under the tables' names, views over them (empty = single server).",
+        (
+            "ClickHouse cluster (remote_servers) to create the store on: replicated local tables, Distributed ones "
+            "under the tables' names, views over them (empty = single server)."
+        ),
     )
     sink_batch_rows: int = _setting(20_000, "Rows that make the sink flush a batch.")
     sink_batch_seconds: float = _setting(0.5, "Longest a row waits in the sink before its batch is flushed.")
@@ -176,7 +203,10 @@ class Settings:
     query_max_result_bytes: int = _setting(104_857_600, "Most bytes (uncompressed) an analyst query may return.")
     analyst_views_dir: str = _setting(
         "",
-        "A folder of .sql files, one query each, that the sink makes views analyst.<file name> of at start (checked like `ringback sql`); empty: none.",
+        (
+            "A folder of .sql files, one query each, that the sink makes views analyst.<file name> of at start "
+            "(checked like `ringback sql`); empty: none."
+        ),
     )
     query_max_threads: int = _setting(
         1, "Engine threads one analyst query may use; the embedded store shares its cores with ingestion."
@@ -185,7 +215,10 @@ class Settings:
     # --- worker lifecycle ---
     retry_alarm_after_s: float = _setting(
         30.0,
-        "A normalizer or sink that keeps failing to reach the broker or ClickHouse this long raises the alarm (not ready, metric, log).",
+        (
+            "A normalizer or sink that keeps failing to reach the broker or ClickHouse this long raises the alarm "
+            "(not ready, metric, log)."
+        ),
     )
     drain_timeout_s: float = _setting(10.0, "On shutdown, keep consuming until caught up for at most this long.")
     metrics_port: int = _setting(0, "Port for /metrics and /healthz of the normalizer and sink roles (0 = free port).")
@@ -220,7 +253,7 @@ class Settings:
     def embedded_clickhouse(self) -> bool:
         return self.effective_clickhouse_dsn.startswith("chdb://")
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
     def as_env(self) -> dict[str, str]:

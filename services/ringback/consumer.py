@@ -44,7 +44,7 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -71,7 +71,7 @@ START_POLICIES = ("earliest", "latest")
 POLL_TIMEOUT_MS = 500
 #: Fields whose values a bill depends on: a resend that changes one of them is a conflict.
 BILLING_FIELDS = ("charge", "duration_s", "billable_minutes", "status")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _MS_PER_S = 1000
 _US_PER_MS = 1000
@@ -498,8 +498,8 @@ async def _position(reader: AIOKafkaConsumer, partitions: list[TopicPartition], 
     if start == "beginning":
         await reader.seek_to_beginning(*partitions)
         return {}
-    since_ms = micros(datetime.now(timezone.utc) if start == "end" else start) // _US_PER_MS
-    found = await reader.offsets_for_times({tp: since_ms for tp in partitions})
+    since_ms = micros(datetime.now(UTC) if start == "end" else start) // _US_PER_MS
+    found = await reader.offsets_for_times(dict.fromkeys(partitions, since_ms))
     skip_below: dict[int, int] = {}
     for tp in partitions:
         answer = found.get(tp)
@@ -530,4 +530,4 @@ def _json_value(value: Any) -> Any:
 
 
 def iso_utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

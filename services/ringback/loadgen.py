@@ -543,7 +543,8 @@ class TrafficMaker:
             self.stories_without_a_push += 1
             if self.stories_without_a_push > MAX_STORIES_WITHOUT_A_PUSH:
                 raise RuntimeError(
-                    f"{MAX_STORIES_WITHOUT_A_PUSH} stories in a row had no push on the mix's routes ({', '.join(sorted(self.routes))})"
+                    f"{MAX_STORIES_WITHOUT_A_PUSH} stories in a row had no push on the mix's routes "
+                    f"({', '.join(sorted(self.routes))})"
                 )
 
     def _product_below_its_share(self) -> str:
@@ -995,7 +996,7 @@ def tenants_for(ids: Sequence[str], secrets: Sequence[str], tenants_file: str = 
     if ids or secrets:
         if len(ids) != len(secrets):
             raise ValueError(f"give one --secret per --tenant ({len(ids)} tenants, {len(secrets)} secrets)")
-        return [tenant(tenant_id, secret) for tenant_id, secret in zip(ids, secrets)], []
+        return [tenant(tenant_id, secret) for tenant_id, secret in zip(ids, secrets, strict=True)], []
     if not tenants_file:
         return [], []
     usable, skipped = tenants_from_file(tenants_file)
@@ -1082,8 +1083,14 @@ class Summary:
 
     def render(self) -> str:
         lines = [
-            f"loadgen {self.tag}: sent {self.sent} in {self.elapsed_s:.1f}s ({self.rate:.0f}/s), accepted {self.accepted}, failed {self.failed}",
-            f"  resends {self.resends}, malformed {self.malformed}, unique events expected {self.expected_events} (and SMS replies {self.expected_replies})",
+            (
+                f"loadgen {self.tag}: sent {self.sent} in {self.elapsed_s:.1f}s ({self.rate:.0f}/s), accepted "
+                f"{self.accepted}, failed {self.failed}"
+            ),
+            (
+                f"  resends {self.resends}, malformed {self.malformed}, unique events expected {self.expected_events} "
+                f"(and SMS replies {self.expected_replies})"
+            ),
             "  latency ms: " + "  ".join(f"p{p} {self.percentile(p) * 1000:.1f}" for p in (50, 90, 99, 100)),
             "  statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(self.statuses.items())),
             "  routes: " + ", ".join(f"{k}: {v}" for k, v in sorted(self.by_route.items())),

@@ -29,7 +29,10 @@ ALARM = Gauge(
 # --- edge ---
 EDGE_REFUSED = Counter(
     "ringback_edge_refused_total",
-    "Callbacks refused before anything was published, by route and reason (unknown_tenant, wrong_secret, address_not_allowed, anonymous_not_allowed, rate_limited).",
+    (
+        "Callbacks refused before anything was published, by route and reason (unknown_tenant, wrong_secret, "
+        "address_not_allowed, anonymous_not_allowed, rate_limited)."
+    ),
     ["route", "reason"],
 )
 EDGE_TENANT_RELOADS = Counter(
@@ -37,7 +40,10 @@ EDGE_TENANT_RELOADS = Counter(
 )
 EDGE_REQUESTS = Counter(
     "ringback_edge_requests_total",
-    "Callback requests by route and outcome (accepted, journaled, spooled: answered with success; too_large, too_slow, overloaded, not_durable: failed).",
+    (
+        "Callback requests by route and outcome (accepted, journaled, spooled: answered with success; too_large, "
+        "too_slow, overloaded, not_durable: failed)."
+    ),
     ["route", "outcome"],
 )
 EDGE_REQUEST_SECONDS = Histogram(
@@ -136,7 +142,10 @@ SINK_CHECKED_BATCHES = Counter(
 )
 SINK_EVENT_CONFLICTS = Counter(
     "ringback_sink_event_conflicts_total",
-    "Events found whose copies arrived with different billing values (the first arrival is kept; see ringback.event_conflicts).",
+    (
+        "Events found whose copies arrived with different billing values (the first arrival is kept; see "
+        "ringback.event_conflicts)."
+    ),
     [],
 )
 SINK_LAST_INSERT = Gauge(

@@ -3,8 +3,9 @@ the stage before it (a gap: something acknowledged did not arrive downstream).
 
 Counts can only be higher downstream for known, harmless reasons: replays after a crash (at-least-once),
 vendor resends, which the event ids collapse (``duplicates``: copies stored beyond one per event), and
-requests sent through again by ``ringback replay`` (``replayed``, counted instead of ``raw``). They can be lower for one: loss — or, within the
-current hour, work still in flight. Closed hours with a gap make the command exit 1.
+requests sent through again by ``ringback replay`` (``replayed``, counted instead of ``raw``). They can be
+lower for one: loss — or, within the current hour, work still in flight. Closed hours with a gap make the
+command exit 1.
 
 Because replays inflate counts, counts alone can hide a loss (a replay elsewhere in the hour makes up
 for a request that vanished). So the first check compares identities: the requests the edge
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
@@ -137,7 +138,7 @@ def render(lines: list[LedgerLine]) -> str:
     header = ("hour (UTC)", "route", "tenant", *COLUMNS, "check")
     table = [header]
     for line in lines:
-        hour = datetime.fromtimestamp(line.hour, tz=timezone.utc).strftime("%Y-%m-%d %H:00")
+        hour = datetime.fromtimestamp(line.hour, tz=UTC).strftime("%Y-%m-%d %H:00")
         if not line.gaps:
             verdict = "ok"
         elif line.open_hour:
@@ -153,7 +154,7 @@ def as_json(lines: list[LedgerLine]) -> list[dict[str, object]]:
     """The lines for scripts: hour (ISO, UTC), route, every count by name, gaps, and the verdict."""
     return [
         {
-            "hour": datetime.fromtimestamp(line.hour, tz=timezone.utc).isoformat(),
+            "hour": datetime.fromtimestamp(line.hour, tz=UTC).isoformat(),
             "route": line.route,
             "tenant": line.tenant,
             **line.counts,

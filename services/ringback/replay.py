@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -134,7 +134,10 @@ class Summary:
         if not self.requests:
             return f"nothing to replay: no {self.source} match"
         lines = [
-            f"{verb} {self.requests} requests from the {self.source} to {topic}, received {_iso(self.first_received_us)} .. {_iso(self.last_received_us)}"
+            (
+                f"{verb} {self.requests} requests from the {self.source} to {topic}, received "
+                f"{_iso(self.first_received_us)} .. {_iso(self.last_received_us)}"
+            )
         ]
         lines.append("  by route: " + ", ".join(f"{route} {n}" for route, n in self.by_route.most_common()))
         if self.by_reason:
@@ -144,7 +147,8 @@ class Summary:
             )
         if not self.dry_run:
             lines.append(
-                "their events reach ringback.events as the normalizer takes them (the same ids: nothing is counted twice);"
+                "their events reach ringback.events as the normalizer takes them (the same ids: nothing is "
+                "counted twice);"
             )
             lines.append(
                 "those that fail again replace their dead letters; `ringback reconcile` counts them as replayed"
@@ -153,7 +157,7 @@ class Summary:
 
 
 def _iso(at_us: int) -> str | None:
-    return datetime.fromtimestamp(at_us / _US_PER_S, tz=timezone.utc).isoformat() if at_us else None
+    return datetime.fromtimestamp(at_us / _US_PER_S, tz=UTC).isoformat() if at_us else None
 
 
 # --- dead letters ---
@@ -177,10 +181,12 @@ def dead_letter_query(selection: Selection, after: tuple[int, str] | None, limit
         where.append(f"received_at < fromUnixTimestamp64Micro(toInt64({_micros(selection.until)}), 'UTC')")
     if after is not None:
         where.append(
-            f"(received_at, ingest_id) > (fromUnixTimestamp64Micro(toInt64({after[0]}), 'UTC'), {string_literal(after[1])})"
+            f"(received_at, ingest_id) > (fromUnixTimestamp64Micro(toInt64({after[0]}), 'UTC'), "
+            f"{string_literal(after[1])})"
         )
     return (
-        "SELECT route, ingest_id, toUnixTimestamp64Micro(received_at) AS received_at_us, remote_addr, content_type, tenant, tenant_app_id, "
+        "SELECT route, ingest_id, toUnixTimestamp64Micro(received_at) AS received_at_us, remote_addr, content_type, "
+        "tenant, tenant_app_id, "
         "failure_type, base64Encode(body) AS body_base64 "
         f"FROM ringback.dead_letters FINAL WHERE {' AND '.join(where)} "
         f"ORDER BY received_at, ingest_id, dead_lettered_at DESC LIMIT 1 BY ingest_id LIMIT {int(limit)}"
@@ -259,7 +265,7 @@ class Publisher:
         self.pending: list[object] = []
         self.replayed_at_us = time.time_ns() // 1000
 
-    async def __aenter__(self) -> "Publisher":
+    async def __aenter__(self) -> Publisher:
         await self.producer.start()
         return self
 

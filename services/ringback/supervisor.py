@@ -19,7 +19,6 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-
 from pathlib import Path
 
 from ringback import logs
@@ -80,7 +79,7 @@ class Child:
         self.process.send_signal(signal.SIGTERM)
         try:
             return await asyncio.wait_for(self.process.wait(), STOP_GRACE_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.error("role did not stop in time, killing it", role=self.role, grace_s=STOP_GRACE_S)
             self.process.kill()
             return await self.process.wait()
@@ -250,7 +249,7 @@ async def supervise(children: list[Child], stop: asyncio.Event) -> int:
             try:
                 await asyncio.wait_for(asyncio.shield(stop_wait), delay)
                 break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await child.spawn()
     stop_wait.cancel()
     return 0
@@ -265,14 +264,30 @@ def print_banner(settings: Settings, ready: dict[str, dict[str, str]], embedded_
         "",
         "ringback is running",
         f"  edge         {edge}/callbacks/...   health {edge}/healthz   ready {edge}/readyz",
-        f"  metrics      edge {edge}/metrics   normalizer {ready['normalizer']['metrics']}   sink {ready['sink']['metrics']}",
-        f"  kafka        {settings.kafka_bootstrap} ({kafka_note}); topics {settings.topic_raw}, {settings.topic_normalized}, {settings.topic_dlq}",
-        f"  clickhouse   {settings.effective_clickhouse_dsn} ({store_note}); tables ringback.events (exact), ringback.dead_letters, ringback.event_conflicts",
+        (
+            f"  metrics      edge {edge}/metrics   normalizer {ready['normalizer']['metrics']}   sink "
+            f"{ready['sink']['metrics']}"
+        ),
+        (
+            f"  kafka        {settings.kafka_bootstrap} ({kafka_note}); topics {settings.topic_raw}, "
+            f"{settings.topic_normalized}, {settings.topic_dlq}"
+        ),
+        (
+            f"  clickhouse   {settings.effective_clickhouse_dsn} ({store_note}); tables ringback.events (exact), "
+            "ringback.dead_letters, ringback.event_conflicts"
+        ),
         "",
         "  send one:    curl -s -X POST -H 'Content-Type: application/json' \\",
         f"                 {edge}/callbacks/tencent/sms-status \\",
-        """                 -d '[{"user_receive_time":"2015-10-17 08:03:04","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","description":"The SMS message is successfully delivered","sid":"demo-1"}]'""",
-        f'  query it:    ringback sql{data_dir_flag} "SELECT event_type, status, to_e164, occurred_at FROM ringback.events"',
+        (
+            """                 -d '[{"user_receive_time":"2015-10-17 08:03:04","nationcode":"86","""
+            """"mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","""
+            """"description":"The SMS message is successfully delivered","sid":"demo-1"}]'"""
+        ),
+        (
+            f'  query it:    ringback sql{data_dir_flag} "SELECT event_type, status, to_e164, occurred_at FROM '
+            'ringback.events"'
+        ),
         "",
         "  Ctrl-C stops everything (edge first, then normalizer and sink drain and commit).",
         "",

@@ -92,7 +92,10 @@ def edge_settings(directory: Path, bootstrap: str, **overrides: object) -> Setti
 def tenants_file(directory: Path) -> Path:
     path = directory / "tenants.toml"
     path.write_text(
-        f'allow_anonymous = true\n\n[[tenants]]\nid = "{TENANT_ID}"\nsecret = "{TENANT_SECRET}"\napp_id = "1400000000"\n',
+        (
+            f'allow_anonymous = true\n\n[[tenants]]\nid = "{TENANT_ID}"\nsecret = "{TENANT_SECRET}"\napp_id = '
+            '"1400000000"\n'
+        ),
         encoding="utf-8",
     )
     return path

@@ -79,7 +79,10 @@ class Edge:
             writer.close()
 
     async def post(self, path: str, body: bytes = BODY, extra_headers: str = "") -> Reply:
-        head = f"POST {path} HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n{extra_headers}Connection: close\r\n\r\n"
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\nContent-Length: "
+            f"{len(body)}\r\n{extra_headers}Connection: close\r\n\r\n"
+        )
         return await self.send(head.encode() + body)
 
 
@@ -182,7 +185,9 @@ async def test_malformed_http_and_a_header_line_too_long_are_the_documented_repl
     assert malformed.status == 400
     assert_documented(path, method, malformed)
     too_long = await edge.send(
-        f"{method.upper()} {path} HTTP/1.1\r\nHost: edge\r\nX-Padding: {'x' * 10_000}\r\nContent-Length: 0\r\n\r\n".encode()
+        (
+            f"{method.upper()} {path} HTTP/1.1\r\nHost: edge\r\nX-Padding: {'x' * 10_000}\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
     )
     assert too_long.status == 431
     assert_documented(path, method, too_long)

@@ -4,7 +4,7 @@ restarts, and what a job is told about each message (tenant, key, headers)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,7 @@ from tests.kafka_helpers import committed_offsets, produce
 pytestmark = pytest.mark.integration
 CODEC = EventCodec.from_dir(REPO_ROOT / "schemas")
 PARTITIONS = 2
-START = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 #: The embedded broker does not act on a member leaving: a short session lets the next run of a job join quickly.
 QUICK_REJOIN = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
 

@@ -83,7 +83,10 @@ print(json.dumps({
 # Callbacks as the sink stores them: a resent report (same event id) in two inserts whose copies disagree
 # on the charge (the first arrival counts), two tenants whose vendor ids coincide, a dead letter stored
 # twice (a replay), a ledger delta loaded twice.
-EVENT_COLUMNS = "event_id, event_type, source, route, ingest_id, report_index, received_at, occurred_at, app_id, sid, request_id, status, charge, currency, billable_minutes, duration_s, tenant, normalizer_version"
+EVENT_COLUMNS = (
+    "event_id, event_type, source, route, ingest_id, report_index, received_at, occurred_at, app_id, sid, request_id, "
+    "status, charge, currency, billable_minutes, duration_s, tenant, normalizer_version"
+)
 EVENTS = [
     [
         (
@@ -192,7 +195,10 @@ EVENTS = [
         )
     ],
 ]
-DEAD_LETTER_COLUMNS = "route, ingest_id, report_index, received_at, remote_addr, content_type, failure_type, reason, normalizer_version, source_topic, source_partition, source_offset, dead_lettered_at, body, tenant"
+DEAD_LETTER_COLUMNS = (
+    "route, ingest_id, report_index, received_at, remote_addr, content_type, failure_type, reason, "
+    "normalizer_version, source_topic, source_partition, source_offset, dead_lettered_at, body, tenant"
+)
 DEAD_LETTER = (
     "cdr-push",
     "i6",
@@ -270,7 +276,10 @@ def queries() -> dict[str, str]:
         "reconcile_stored_requests": reconcile.STORED_REQUESTS_QUERY.format(hours=RECONCILE_HOURS),
         "reconcile_unique": reconcile.UNIQUE_QUERY.format(hours=RECONCILE_HOURS),
         "conflicts": conflicts.FIND,
-        "dead_letters": "SELECT failure_type, count() AS n FROM ringback.dead_letters FINAL GROUP BY failure_type FORMAT JSONEachRow",
+        "dead_letters": (
+            "SELECT failure_type, count() AS n FROM ringback.dead_letters FINAL GROUP BY failure_type FORMAT "
+            "JSONEachRow"
+        ),
         "sum_over_events": "SELECT sum(charge) AS charge, count() AS events FROM ringback.events FORMAT JSONEachRow",
     }
 
@@ -299,16 +308,16 @@ def test_the_engine_parses_every_generated_statement() -> None:
     flat = [s for listed in statements.values() for s in listed]
     verdicts = run_python(PARSE, [], json.dumps(flat))
     assert isinstance(verdicts, list)
-    failures = [(s.splitlines()[0], v["error"]) for s, v in zip(flat, verdicts) if not v["ok"]]
+    failures = [(s.splitlines()[0], v["error"]) for s, v in zip(flat, verdicts, strict=True) if not v["ok"]]
     assert not failures, failures
     canonical = {v["canonical"].split("\n")[0] for v in verdicts}
     assert any(f"ON CLUSTER {CLUSTER}" in line for line in canonical)
     # and it read them as written: the engines, the paths with their macros, the sharding keys
     printed = "\n".join(v["canonical"] for v in verdicts)
     assert (
-        "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/ringback/event_copies_local', '{replica}', arrival_rank)"
-        in printed
-    )
+        "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/ringback/event_copies_local', '{replica}', "
+        "arrival_rank)"
+    ) in printed
     assert f"Distributed('{CLUSTER}', 'ringback', 'event_copies_local', cityHash64(event_id))" in printed
 
 
@@ -357,16 +366,17 @@ def test_the_cluster_stores_and_answers_exactly_like_one_server(tmp_path: Path) 
         *(name for name in re.findall(r"FROM ringback\.(\w+)", " ".join(VIEW_QUERIES.values()))),
     }
     assert engines == {
-        **{name: "View" for name in views},
-        **{
-            name: "MaterializedView"
-            for name in ("ingests_from_event_copies", "ingests_from_dead_letters_v2", "event_variants_from_copies")
-        },
+        **dict.fromkeys(views, "View"),
+        **dict.fromkeys(
+            ("ingests_from_event_copies", "ingests_from_dead_letters_v2", "event_variants_from_copies"),
+            "MaterializedView",
+        ),
     }
     assert as_sets(cluster["answers"]) == as_sets(one["answers"])  # some queries have no ORDER BY
     answers = one["answers"]
     assert isinstance(answers, dict)
-    # exact: the resent report counts once, at its first arrival's charge; the two tenants' colliding vendor ids stay apart
+    # exact: the resent report counts once, at its first arrival's charge; the two tenants' colliding vendor ids stay
+    # apart
     assert answers["sum_over_events"] == [{"charge": 3.8, "events": 4}]
     by_tenant = {(r["tenant"], r["day"]): (r["events"], r["charge"]) for r in answers["readme_billing_1"]}
     assert by_tenant == {
@@ -406,13 +416,20 @@ def test_a_restructured_schema_runs_on_a_cluster_node(tmp_path: Path) -> None:
     plan = {
         "ddl": on_one_node(clickhouse.ddl_statements(RESTRUCTURED, CLUSTER), CLUSTER),
         "inserts": [
-            "INSERT INTO ringback.events_raw (event_id, event_type, tenant, received_at, charge) SETTINGS distributed_foreground_insert = 1 "
-            "VALUES ('e1', 'call.cdr', 'acme', '2026-11-20 00:00:00', 1.5), ('e1', 'call.cdr', 'acme', '2026-11-20 00:00:00', 1.7)"
+            (
+                "INSERT INTO ringback.events_raw (event_id, event_type, tenant, received_at, charge) SETTINGS "
+                "distributed_foreground_insert = 1 "
+                "VALUES ('e1', 'call.cdr', 'acme', '2026-11-20 00:00:00', 1.5), ('e1', 'call.cdr', 'acme', "
+                "'2026-11-20 00:00:00', 1.7)"
+            )
         ],
         "flush": ["ringback.events_raw", "ringback.conflicts"],
         "queries": {
             "events": "SELECT count() AS n FROM ringback.events FORMAT JSONEachRow",
-            "conflicts": "SELECT event_id, length(groupUniqArrayMerge(charges)) AS charges FROM ringback.conflicts GROUP BY event_id FORMAT JSONEachRow",
+            "conflicts": (
+                "SELECT event_id, length(groupUniqArrayMerge(charges)) AS charges FROM ringback.conflicts GROUP BY "
+                "event_id FORMAT JSONEachRow"
+            ),
         },
         "params": {},
     }
@@ -433,7 +450,8 @@ if setup is None:
 for statement in setup or []:
     client.command(statement)
 def tables():
-    return [list(row) for row in client.query("SELECT name, engine, total_rows FROM system.tables WHERE database = 'ringback' ORDER BY name").result_rows]
+    sql = "SELECT name, engine, total_rows FROM system.tables WHERE database = 'ringback' ORDER BY name"
+    return [list(row) for row in client.query(sql).result_rows]
 before = tables()
 try:
     clickhouse.apply_ddl(client, schemas, cluster)
@@ -445,8 +463,14 @@ FIRST_VERSION_DDL = FIXTURES / "ddl_v1"  # schemas/clickhouse as the first relea
 #: A cluster set up before ringback.events became a view: events were a distributed table.
 EARLIER_CLUSTER = [
     "CREATE DATABASE ringback",
-    "CREATE TABLE ringback.events_local (event_id String, charge Decimal(18, 6)) ENGINE = ReplacingMergeTree ORDER BY event_id",
-    f"CREATE TABLE ringback.events AS ringback.events_local ENGINE = Distributed('{CLUSTER}', 'ringback', 'events_local', cityHash64(event_id))",
+    (
+        "CREATE TABLE ringback.events_local (event_id String, charge Decimal(18, 6)) ENGINE = ReplacingMergeTree "
+        "ORDER BY event_id"
+    ),
+    (
+        f"CREATE TABLE ringback.events AS ringback.events_local ENGINE = Distributed('{CLUSTER}', 'ringback', "
+        "'events_local', cityHash64(event_id))"
+    ),
     "INSERT INTO ringback.events_local VALUES ('e1', 1.5)",
 ]
 

@@ -8,6 +8,7 @@ minute — and then compares what ClickHouse holds, exactly, with what was ackno
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -31,10 +32,8 @@ ALARM_AFTER_S = 5.0
 
 def kill(pids: list[int], sig: signal.Signals = signal.SIGKILL) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def running(pid: int) -> bool:

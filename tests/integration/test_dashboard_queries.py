@@ -33,7 +33,8 @@ def test_the_dashboard_s_clickhouse_queries_run_on_the_tables(tmp_path: Path) ->
     found = targets(CLICKHOUSE_PLUGIN)
     queries = {p["title"]: expanded(t["rawSql"]) for p, t in found}
     today = (
-        f"INSERT INTO {EVENTS_TABLE} ({EVENT_COLUMNS}) VALUES ('e9', 'call.cdr', 'cdr_push', 'cdr-push', 'i9', 0, now64(6), now64(6), "
+        f"INSERT INTO {EVENTS_TABLE} ({EVENT_COLUMNS}) VALUES ('e9', 'call.cdr', 'cdr_push', 'cdr-push', 'i9', 0, "
+        "now64(6), now64(6), "
         "'1400', 's9', 'r9', 'answered', 0.7, 'CNY', 2, 90, 'acme', 't')"
     )
     plan = {

@@ -19,7 +19,10 @@ from tests.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.integration
 SMS = "/callbacks/tencent/sms-status"
-BODY = b'[{"user_receive_time":"2015-10-17 08:03:04","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","description":"ok","sid":"e-1"}]'
+BODY = (
+    b'[{"user_receive_time":"2015-10-17 '
+    b'08:03:04","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","description":"ok","sid":"e-1"}]'
+)
 
 
 async def client_for(settings: Settings) -> TestClient:
@@ -58,7 +61,7 @@ async def test_callback_is_published_untouched_with_its_context(edge: tuple[Test
 
 
 async def test_oversized_body_is_refused_in_the_vendor_shape(edge: tuple[TestClient, Settings]) -> None:
-    client, settings = edge
+    client, _settings = edge
     response = await client.post(SMS, data=b"[" + b" " * 5000 + b"]")
     assert response.status == 413
     reply = await response.json()

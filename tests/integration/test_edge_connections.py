@@ -24,7 +24,10 @@ from tests.pipeline import ringback
 pytestmark = pytest.mark.integration
 SMS = "/callbacks/tencent/sms-status"
 CDR = "/callbacks/cdr-push"
-BODY = b'[{"user_receive_time":"2015-10-17 08:03:04","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","description":"ok","sid":"c-1"}]'
+BODY = (
+    b'[{"user_receive_time":"2015-10-17 '
+    b'08:03:04","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","description":"ok","sid":"c-1"}]'
+)
 
 
 @dataclass
@@ -46,7 +49,10 @@ class Edge:
             writer.close()
 
     async def post(self, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
-        head = f"POST {path} HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\nContent-Length: "
+            f"{len(body)}\r\nConnection: close\r\n\r\n"
+        )
         return await self.request(head.encode() + body)
 
 
@@ -86,7 +92,7 @@ async def closed_within(reader: asyncio.StreamReader, timeout_s: float) -> bool:
     try:
         await asyncio.wait_for(reader.read(), timeout_s)
         return True
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
 
 

@@ -80,7 +80,11 @@ def test_d_the_same_cdr_delivered_three_times(pipeline: Pipeline) -> None:
     assert wait_for_totals(pipeline, tag, 1, charge) == (1, charge)
     daily = sql_rows(
         pipeline.data_dir,
-        f"SELECT app_id, toDate(occurred_at, 'Asia/Shanghai') AS day, count() AS calls, toString(sum(charge)) AS charge, sum(duration_s) AS seconds FROM ringback.events_dedup WHERE app_id = 'app-{tag}' GROUP BY app_id, day",
+        (
+            "SELECT app_id, toDate(occurred_at, 'Asia/Shanghai') AS day, count() AS calls, toString(sum(charge)) AS "
+            f"charge, sum(duration_s) AS seconds FROM ringback.events_dedup WHERE app_id = 'app-{tag}' GROUP BY "
+            "app_id, day"
+        ),
     )
     assert daily == [{"app_id": f"app-{tag}", "day": "2026-11-21", "calls": 1, "charge": str(charge), "seconds": 60}]
 
@@ -94,7 +98,7 @@ def test_e_poison_interleaved_with_good_traffic(pipeline: Pipeline) -> None:
         else f"{tag}-p{i} is not JSON {{".encode()
         for i in range(30)
     ]
-    interleaved = [b for pair in zip(bodies, poison) for b in pair]
+    interleaved = [b for pair in zip(bodies, poison, strict=True) for b in pair]
     assert send_all(pipeline.edge_url, interleaved) == [200] * len(interleaved)
     assert wait_for_totals(pipeline, tag, len(bodies), total) == (len(bodies), total)
     dead = wait_for_rows(
@@ -175,7 +179,10 @@ def test_h_hostile_requests_crash_nothing_and_memory_stays_bounded(pipeline: Pip
         body=st.binary(max_size=2000),
     )
     def fuzz(method: str, path: str, content_type: str, body: bytes) -> None:
-        head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: "
+            f"{len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
         reply = raw_http(port, head + body)
         status = int(reply.split(b" ", 2)[1]) if reply.startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")) else 0
         assert status in (200, 400, 404, 405, 413, 414, 431, 501), reply[:200]

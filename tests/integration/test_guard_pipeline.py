@@ -86,7 +86,10 @@ def test_one_small_request_of_a_thousand_bad_reports_halts_nothing(pipeline: Pip
     )
     (dead,) = wait_for_rows(
         pipeline.data_dir,
-        f"SELECT failed_reports, length(failures.report_index) AS listed, length(body) AS size FROM ringback.dead_letters WHERE position(body, '{tag}-999') > 0",
+        (
+            "SELECT failed_reports, length(failures.report_index) AS listed, length(body) AS size FROM "
+            f"ringback.dead_letters WHERE position(body, '{tag}-999') > 0"
+        ),
         1,
     )
     assert dead == {"failed_reports": 1000, "listed": 100, "size": len(poison)}
@@ -100,7 +103,7 @@ def test_a_surge_pauses_with_an_alarm_then_work_goes_on_without_a_restart(pipeli
     for i in range(40):
         assert post(pipeline.edge_url + CDR, f"{tag} garbage {i} {{".encode())[0] == 200  # durable, so acknowledged
     assert wait_for(lambda: ops(pipeline, "/readyz")[0] == 503, 30), "the guard did not trip"
-    status, body = ops(pipeline, "/readyz")
+    _status, body = ops(pipeline, "/readyz")
     assert "dead-letter guard tripped" in json.loads(body)["reasons"][0]
     assert "ringback_normalizer_guard_tripped 1.0" in ops(pipeline, "/metrics")[1].decode()
     assert ops(pipeline, "/healthz")[0] == 200  # alive: paused, not crashed

@@ -59,7 +59,10 @@ def test_reports_become_exactly_those_rows(pipeline: Pipeline) -> None:
 
     rows = wait_for_rows(
         pipeline.data_dir,
-        f"SELECT sid, status, vendor_status, vendor_code, to_number, to_e164, occurred_at, event_type, source, route FROM ringback.events_dedup WHERE sid LIKE '{tag}-%' ORDER BY sid",
+        (
+            "SELECT sid, status, vendor_status, vendor_code, to_number, to_e164, occurred_at, event_type, source, "
+            f"route FROM ringback.events_dedup WHERE sid LIKE '{tag}-%' ORDER BY sid"
+        ),
         3,
     )
     assert rows == [
@@ -102,7 +105,10 @@ def test_reports_become_exactly_those_rows(pipeline: Pipeline) -> None:
     ]
     (ingest,) = sql_rows(
         pipeline.data_dir,
-        f"SELECT uniqExact(ingest_id) AS requests, count() AS events FROM ringback.events_dedup WHERE sid LIKE '{tag}-%'",
+        (
+            "SELECT uniqExact(ingest_id) AS requests, count() AS events FROM ringback.events_dedup WHERE sid LIKE "
+            f"'{tag}-%'"
+        ),
     )
     assert ingest == {"requests": 1, "events": 3}
 
@@ -119,7 +125,10 @@ def test_invalid_json_is_dead_lettered_while_valid_traffic_keeps_flowing(pipelin
 
     (dead,) = wait_for_rows(
         pipeline.data_dir,
-        f"SELECT route, failure_type, reason, body, ingest_id, source_topic FROM ringback.dead_letters WHERE position(body, '{tag}') > 0",
+        (
+            "SELECT route, failure_type, reason, body, ingest_id, source_topic FROM ringback.dead_letters WHERE "
+            f"position(body, '{tag}') > 0"
+        ),
         1,
     )
     assert dead["route"] == "tencent/sms-status"
@@ -231,7 +240,12 @@ def test_every_route_and_every_golden_fixture_through_the_running_pipeline(pipel
     assert {case.route for case in cases()} == set(registry())  # every route was exercised
 
     ids = ", ".join(f"'{event_id}'" for event_id in expected_events)
-    columns = "event_id, event_type, source, route, status, vendor_status, vendor_code, vendor_description, message_text, toString(charge) AS charge, currency, duration_s, billable_minutes, from_e164, to_e164, toString(occurred_at) AS occurred_at, toString(callee_answered_at) AS callee_answered_at, leg, key_digits, recording_url, conference_id, custom_param, repairs, attributes"
+    columns = (
+        "event_id, event_type, source, route, status, vendor_status, vendor_code, vendor_description, message_text, "
+        "toString(charge) AS charge, currency, duration_s, billable_minutes, from_e164, to_e164, "
+        "toString(occurred_at) AS occurred_at, toString(callee_answered_at) AS callee_answered_at, leg, key_digits, "
+        "recording_url, conference_id, custom_param, repairs, attributes"
+    )
     rows = wait_for_rows(
         pipeline.data_dir,
         f"SELECT {columns} FROM ringback.events_dedup WHERE event_id IN ({ids})",
@@ -352,7 +366,10 @@ def test_loadgen_smoke_every_unique_event_it_sent_is_stored(pipeline: Pipeline) 
         f"SELECT event_id FROM ringback.events_dedup WHERE startsWith(coalesce(sid, call_id, request_id, ''), '{tag}')"
     )
     assert len(wait_for_rows(pipeline.data_dir, query, summary["expected_events"])) == summary["expected_events"]
-    replies = f"SELECT event_id FROM ringback.events_dedup WHERE event_type = 'sms.reply' AND attributes['extend'] = '{tag}'"  # no vendor id to hold the tag
+    # no vendor id to hold the tag
+    replies = (
+        f"SELECT event_id FROM ringback.events_dedup WHERE event_type = 'sms.reply' AND attributes['extend'] = '{tag}'"
+    )
     assert len(wait_for_rows(pipeline.data_dir, replies, summary["expected_replies"])) == summary["expected_replies"]
 
 

@@ -9,7 +9,6 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,7 +118,10 @@ def test_replayed_dead_letters_become_events_once_however_often_replayed(
 
 def test_a_request_that_fails_again_replaces_its_dead_letter(pipeline: Pipeline, dead: dict[str, str]) -> None:
     assert replay(pipeline, "--ingest-id", dead["broken"])["requests"] == 1
-    replayed = f"SELECT count() AS n FROM ringback.dead_letters WHERE ingest_id = '{dead['broken']}' AND replayed_at IS NOT NULL"
+    replayed = (
+        f"SELECT count() AS n FROM ringback.dead_letters WHERE ingest_id = '{dead['broken']}' AND replayed_at IS NOT "
+        "NULL"
+    )
     assert wait_for_count(pipeline, replayed, 1) == 1
     assert (
         count(pipeline, f"SELECT count() AS n FROM ringback.dead_letters FINAL WHERE ingest_id = '{dead['broken']}'")

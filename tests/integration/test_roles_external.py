@@ -56,7 +56,7 @@ def test_roles_run_against_an_external_bootstrap_address(tmp_path: Path) -> None
             edge = subprocess.Popen(ringback("edge", "--port", "0"), env=env, stdout=log, stderr=log)
             processes.append(edge)
             edge_url = wait_for_run_file(data_dir, "edge", edge)["url"]
-            for process, role in zip(processes[1:3], ("sink", "normalizer")):
+            for process, role in zip(processes[1:3], ("sink", "normalizer"), strict=True):
                 wait_for_run_file(data_dir, role, process)
 
             sid = uuid.uuid4().hex

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,8 +31,8 @@ def event(codec: EventCodec, event_id: str, ingest_id: str, charge: str | None =
         source="tencent.sms_status",
         route="tencent/sms-status",
         ingest_id=ingest_id,
-        received_at=datetime(2026, 11, 21, 1, 0, tzinfo=timezone.utc),
-        occurred_at=datetime(2026, 11, 21, 0, 59, 59, 123456, tzinfo=timezone.utc),
+        received_at=datetime(2026, 11, 21, 1, 0, tzinfo=UTC),
+        occurred_at=datetime(2026, 11, 21, 0, 59, 59, 123456, tzinfo=UTC),
         status="delivered",
         to_number="13800138000",
         to_e164="+8613800138000",
@@ -111,17 +111,24 @@ async def test_events_and_dead_letters_are_stored_then_committed(sink: Sink) -> 
 
     stored = await rows(
         sink,
-        f"SELECT event_id, status, to_e164, occurred_at, charge, attributes FROM ringback.events WHERE ingest_id = '{tag}-req' ORDER BY event_id",
+        (
+            "SELECT event_id, status, to_e164, occurred_at, charge, attributes FROM ringback.events WHERE ingest_id "
+            f"= '{tag}-req' ORDER BY event_id"
+        ),
     )
     assert [r[0] for r in stored] == [f"{tag}-e0", f"{tag}-e1", f"{tag}-e2"]
     first = stored[0]
     assert first[1:3] == ("delivered", "+8613800138000")
-    assert first[3].replace(tzinfo=timezone.utc) == datetime(2026, 11, 21, 0, 59, 59, 123456, tzinfo=timezone.utc)
+    assert first[3].replace(tzinfo=UTC) == datetime(2026, 11, 21, 0, 59, 59, 123456, tzinfo=UTC)
     assert first[4] == Decimal("0.06") and first[5] == {"nationcode": "86"}
 
     (dead,) = await rows(
         sink,
-        f"SELECT route, failure_type, reason, body, source_topic, source_partition, source_offset, remote_addr, failures.failure_type, failure_counts, body_sha256, ids FROM ringback.dead_letters WHERE ingest_id = '{tag}-bad'",
+        (
+            "SELECT route, failure_type, reason, body, source_topic, source_partition, source_offset, remote_addr, "
+            "failures.failure_type, failure_counts, body_sha256, ids FROM ringback.dead_letters WHERE ingest_id = "
+            f"'{tag}-bad'"
+        ),
     )
     assert dead == (
         "tencent/sms-status",
@@ -141,7 +148,7 @@ async def test_events_and_dead_letters_are_stored_then_committed(sink: Sink) -> 
     for topic in (settings.topic_normalized, settings.topic_dlq):
         records = await read_topic(settings.kafka_bootstrap, topic, expected=1)
         assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, topic) == {
-            **{p: 0 for p in range(settings.kafka_partitions)},
+            **dict.fromkeys(range(settings.kafka_partitions), 0),
             **next_offsets(records),
         }
 
@@ -191,7 +198,10 @@ async def test_a_truncated_event_body_is_set_aside_and_its_batch_still_stored(si
     ]
     (dead,) = await rows(
         sink,
-        f"SELECT failure_type, source_offset >= 0, length(body) FROM ringback.dead_letters WHERE source_topic = '{settings.topic_normalized}'",
+        (
+            "SELECT failure_type, source_offset >= 0, length(body) FROM ringback.dead_letters WHERE source_topic = "
+            f"'{settings.topic_normalized}'"
+        ),
     )
     assert dead == ("undecodable_event", 1, 30)
 
@@ -226,7 +236,7 @@ async def test_reconcile_flags_what_a_stage_lost(sink: Sink) -> None:
     from ringback.runtime import ledger
 
     route = f"test/{sink.settings.topic_raw}"
-    closed_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    closed_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
     counts = {ledger.EDGE_ACCEPTED: 5, ledger.NORMALIZER_RAW: 4, ledger.NORMALIZER_EVENTS: 4, ledger.SINK_EVENTS: 4}
     await load_ledger(sink, closed_hour, route, counts, [f"req-{i}" for i in range(4)])
     lines = [line for line in await sink.on_db_thread(ledger_lines, sink.settings, 24) if line.route == route]
@@ -245,7 +255,7 @@ async def test_reconcile_sees_a_loss_that_replays_hide_in_the_counts(sink: Sink)
     from ringback.runtime import ledger
 
     route = f"test/{sink.settings.topic_raw}-replayed"
-    closed_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    closed_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
     counts = {ledger.EDGE_ACCEPTED: 5, ledger.NORMALIZER_RAW: 6, ledger.NORMALIZER_EVENTS: 6, ledger.SINK_EVENTS: 6}
     await load_ledger(sink, closed_hour, route, counts, ["a", "b", "c", "d", "d"])
     (line,) = [line for line in await sink.on_db_thread(ledger_lines, sink.settings, 24) if line.route == route]
@@ -260,7 +270,7 @@ async def make_inserts_fail(sink: Sink, tag: str) -> None:
     await sink.on_db_thread(
         lambda: sink.client.insert(
             EVENTS_TABLE,
-            [[f"{tag}-seed", "seed", "s", "r", "i", 0, datetime.now(timezone.utc), "x", "v"]],
+            [[f"{tag}-seed", "seed", "s", "r", "i", 0, datetime.now(UTC), "x", "v"]],
             column_names=[
                 "event_id",
                 "event_type",
@@ -328,7 +338,7 @@ async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise
     ) == [(5, Decimal("5.50"))]
     records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=5)
     assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized) == {
-        **{p: 0 for p in range(settings.kafka_partitions)},
+        **dict.fromkeys(range(settings.kafka_partitions), 0),
         **next_offsets(records),
     }
 
@@ -368,12 +378,15 @@ async def test_an_event_clickhouse_cannot_store_is_set_aside_and_the_rest_flows(
     ]
     (dead,) = await rows(
         sink,
-        f"SELECT failure_type, reason, position(body, '{tag}-poison') > 0, source_offset >= 0 FROM ringback.dead_letters WHERE ingest_id = '{tag}-req'",
+        (
+            f"SELECT failure_type, reason, position(body, '{tag}-poison') > 0, source_offset >= 0 FROM "
+            f"ringback.dead_letters WHERE ingest_id = '{tag}-req'"
+        ),
     )
     assert dead[0] == "unstorable_event" and "charge" in dead[1] and dead[2] and dead[3]
     records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=6)
     assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized) == {
-        **{p: 0 for p in range(settings.kafka_partitions)},
+        **dict.fromkeys(range(settings.kafka_partitions), 0),
         **next_offsets(records),
     }
 
@@ -414,7 +427,7 @@ async def test_reading_goes_on_while_a_batch_is_stored_but_commits_wait_for_its_
     first_offsets = next_offsets(first_records)
     committed = await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)
     assert sum(committed.values()) == 5 and committed == {
-        **{p: 0 for p in range(settings.kafka_partitions)},
+        **dict.fromkeys(range(settings.kafka_partitions), 0),
         **first_offsets,
     }
     await sink.flush()
@@ -508,7 +521,10 @@ async def test_the_first_arrival_is_kept_and_a_differing_resend_is_recorded_as_a
         await poll_until_stored(sink, 1)  # a later batch: the watcher looks
         (conflict,) = await rows(
             sink,
-            f"SELECT versions, arrayMap(c -> toString(c), charge), ingest_id FROM ringback.event_conflicts FINAL WHERE event_id = '{tag}-cdr'",
+            (
+                "SELECT versions, arrayMap(c -> toString(c), charge), ingest_id FROM ringback.event_conflicts FINAL "
+                f"WHERE event_id = '{tag}-cdr'"
+            ),
         )
         assert conflict == (2, ["1", "2.5"], [f"{tag}-r1", f"{tag}-r3"])
         assert metrics.SINK_EVENT_CONFLICTS._value.get() == conflicts_before + 1

@@ -10,7 +10,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -123,10 +123,17 @@ ANALYST_QUERIES = [
     "SELECT * FROM ringback.dead_letters FORMAT JSONEachRow",
     "SELECT count() FROM ringback.events_dedup",
     billing_query(),
-    "WITH stored AS (SELECT route, count() AS n FROM ringback.event_copies FINAL GROUP BY route) "
-    "SELECT l.route, sum(l.count) AS counted, any(s.n) AS stored FROM ringback.ledger AS l FINAL LEFT JOIN stored AS s ON s.route = l.route "
-    "WHERE l.stage IN (SELECT DISTINCT stage FROM ringback.ledger) GROUP BY l.route ORDER BY l.route FORMAT JSONEachRow",
-    "SELECT route, failure_type, count() FROM ringback.dead_letters GROUP BY route, failure_type UNION ALL SELECT 'all', '', count() FROM ringback.dead_letters",
+    (
+        "WITH stored AS (SELECT route, count() AS n FROM ringback.event_copies FINAL GROUP BY route) "
+        "SELECT l.route, sum(l.count) AS counted, any(s.n) AS stored FROM ringback.ledger AS l FINAL LEFT JOIN stored "
+        "AS s ON s.route = l.route "
+        "WHERE l.stage IN (SELECT DISTINCT stage FROM ringback.ledger) GROUP BY l.route ORDER BY l.route FORMAT "
+        "JSONEachRow"
+    ),
+    (
+        "SELECT route, failure_type, count() FROM ringback.dead_letters GROUP BY route, failure_type UNION ALL SELECT "
+        "'all', '', count() FROM ringback.dead_letters"
+    ),
     "SHOW TABLES FROM ringback",
     "DESCRIBE ringback.events",
     "DESCRIBE TABLE ringback.events_dedup FORMAT JSONEachRow",
@@ -207,7 +214,8 @@ def test_analyst_queries_over_ringback_tables_keep_working(reader: Client, query
 def test_the_engine_itself_refuses_writes_on_the_reader_session(reader: Client, tmp_path: Path) -> None:
     """Behind the guard: the reader's session is readonly=1 with the limits, and nothing changes that."""
     values = reader.query(
-        "SELECT getSetting('readonly'), getSetting('max_execution_time'), getSetting('max_result_rows'), getSetting('max_threads')"
+        "SELECT getSetting('readonly'), getSetting('max_execution_time'), getSetting('max_result_rows'), "
+        "getSetting('max_threads')"
     ).result_rows
     assert values == [(1, TEST_LIMITS.timeout_s, TEST_LIMITS.max_result_rows, TEST_LIMITS.max_threads)]
     for statement in (
@@ -215,7 +223,7 @@ def test_the_engine_itself_refuses_writes_on_the_reader_session(reader: Client, 
         "SET readonly = 0",
         f"INSERT INTO FUNCTION file('{tmp_path / 'w'}', 'RawBLOB') SELECT 'x'",
     ):
-        with pytest.raises(Exception, match="readonly|READONLY"):
+        with pytest.raises(Exception, match=r"readonly|READONLY"):
             reader.command(statement)
     assert not (tmp_path / "w").exists()
 
@@ -289,7 +297,7 @@ def _event(sink: Sink, event_id: str) -> dict:
         source="tencent.sms_status",
         route="tencent/sms-status",
         ingest_id=event_id,
-        received_at=datetime.now(timezone.utc),
+        received_at=datetime.now(UTC),
         status="delivered",
         normalizer_version="t",
     )
@@ -356,7 +364,10 @@ def test_escapes_through_the_running_sink_are_refused(pipeline: Pipeline, canary
 
 def test_analyst_queries_through_the_running_sink(pipeline: Pipeline) -> None:
     tag = uuid.uuid4().hex[:8]
-    body = f'[{{"user_receive_time":"2026-11-21 09:30:15","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","sid":"{tag}"}}]'
+    body = (
+        '[{"user_receive_time":"2026-11-21 '
+        f'09:30:15","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","sid":"{tag}"}}]'
+    )
     assert post(pipeline.edge_url + SMS_ROUTE, body.encode())[0] == 200
     deadline = time.monotonic() + 60
     while (

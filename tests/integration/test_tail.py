@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,7 @@ class Topic:
 @pytest.fixture(scope="module")
 def topic(broker: EmbeddedBroker) -> Iterator[Topic]:
     name = f"test.normalized.{uuid.uuid4().hex[:10]}"
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
 
     async def create() -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
@@ -170,7 +170,7 @@ def test_from_the_end_only_what_comes_next(topic: Topic) -> None:
                 topic.bootstrap,
                 topic.name,
                 [Published("next", "call.cdr", "", timedelta(0))],
-                datetime.now(timezone.utc),
+                datetime.now(UTC),
             )
         )
         out, err = following.communicate(timeout=TAIL_TIMEOUT_S)

@@ -199,7 +199,10 @@ def test_billing_per_tenant_is_exact_and_tenants_never_collapse(pipeline: Pipeli
                 )[0]
                 == 200
             )
-    query = f"SELECT tenant, count() AS calls, toString(sum(charge)) AS charge FROM ringback.events_dedup WHERE app_id = 'app-{tag}' GROUP BY tenant ORDER BY tenant"
+    query = (
+        "SELECT tenant, count() AS calls, toString(sum(charge)) AS charge FROM ringback.events_dedup WHERE app_id = "
+        f"'app-{tag}' GROUP BY tenant ORDER BY tenant"
+    )
 
     def billed() -> dict[str, tuple[int, Decimal]]:
         return {row["tenant"]: (row["calls"], Decimal(row["charge"])) for row in sql_rows(pipeline.data_dir, query)}

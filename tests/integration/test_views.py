@@ -209,14 +209,17 @@ async def stored(
 
 async def query(sink: Sink, sql: str) -> list[dict[str, Any]]:
     result = await sink.on_db_thread(lambda: sink.client.query(sql))
-    return [dict(zip(result.column_names, row)) for row in result.result_rows]
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
 
 async def test_sms_messages_have_their_final_status_and_resends_count_once(stored: tuple[Sink, str]) -> None:
     sink, tenant = stored
     rows = await query(
         sink,
-        f"SELECT sid, final_status, final_code, reports, statuses, carrier FROM ringback.sms_messages WHERE tenant = '{tenant}' ORDER BY sid",
+        (
+            "SELECT sid, final_status, final_code, reports, statuses, carrier FROM ringback.sms_messages WHERE "
+            f"tenant = '{tenant}' ORDER BY sid"
+        ),
     )
     assert [(r["sid"], r["final_status"], r["final_code"], r["reports"], r["statuses"]) for r in rows] == [
         (
@@ -233,7 +236,8 @@ async def test_sms_messages_have_their_final_status_and_resends_count_once(store
     (hourly,) = await query(
         sink,
         f"SELECT messages, delivered, failed, pending, sum(messages) OVER () AS total FROM "
-        f"(SELECT sum(messages) AS messages, sum(delivered) AS delivered, sum(failed) AS failed, sum(pending) AS pending "
+        "(SELECT sum(messages) AS messages, sum(delivered) AS delivered, sum(failed) AS failed, sum(pending) AS "
+        "pending "
         f"FROM ringback.sms_delivery_hourly WHERE tenant = '{tenant}')",
     )
     assert (hourly["messages"], hourly["delivered"], hourly["failed"], hourly["pending"]) == (3, 2, 1, 0)
@@ -278,13 +282,14 @@ async def test_daily_usage_adds_up_once_whatever_was_resent(stored: tuple[Sink, 
     sink, tenant = stored
     (day,) = await query(
         sink,
-        f"SELECT toString(day) AS day, sum(calls) AS calls, sum(answered) AS answered, any(asr) AS asr, any(acd_s) AS acd_s, "
+        "SELECT toString(day) AS day, sum(calls) AS calls, sum(answered) AS answered, any(asr) AS asr, any(acd_s) AS "
+        "acd_s, "
         f"sum(billable_minutes) AS minutes, sum(billed_seconds) AS seconds, sum(charge) AS charge, sum(sms) AS sms "
         f"FROM ringback.daily_usage WHERE tenant = '{tenant}' GROUP BY day",
     )
-    # 5 calls (w with only its key press so far), 3 answered (x, y, v); ACD over the answered calls with a duration (x 60 s, y 60 s); billed:
-    # the CDRs' 60 + 60 + 0 seconds (the click-to-call CDR once despite its resend), 1 Tencent minute,
-    # 0.60 yuan (the CDR-platform push resent: once); 3 SMS messages.
+    # 5 calls (w with only its key press so far), 3 answered (x, y, v); ACD over the answered calls with a duration
+    # (x 60 s, y 60 s); billed: the CDRs' 60 + 60 + 0 seconds (the click-to-call CDR once despite its resend),
+    # 1 Tencent minute, 0.60 yuan (the CDR-platform push resent: once); 3 SMS messages.
     assert day == {
         "day": DAY,
         "calls": 5,

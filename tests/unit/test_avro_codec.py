@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,7 +24,7 @@ def sample_event(codec: EventCodec) -> dict:
         source="tencent.sms_status",
         route="tencent/sms-status",
         ingest_id="i1",
-        received_at=datetime(2026, 11, 21, 1, 2, 3, 456789, tzinfo=timezone.utc),
+        received_at=datetime(2026, 11, 21, 1, 2, 3, 456789, tzinfo=UTC),
         status="delivered",
         charge=Decimal("2.940000"),
         currency="CNY",

@@ -135,7 +135,10 @@ def test_events_are_sharded_by_event_id_and_other_tables_by_what_collapses() -> 
     ],
 )
 def test_the_shard_key_follows_the_sorting_key(order_by: str, shard_by: str) -> None:
-    statement = f"CREATE TABLE IF NOT EXISTS ringback.t {{on_cluster}} (event_id String, event_type String, route String, ingest_id String, at DateTime) ENGINE = ReplacingMergeTree ORDER BY {order_by}"
+    statement = (
+        "CREATE TABLE IF NOT EXISTS ringback.t {on_cluster} (event_id String, event_type String, route String, "
+        f"ingest_id String, at DateTime) ENGINE = ReplacingMergeTree ORDER BY {order_by}"
+    )
     assert shard_keys(cluster_statements([statement], CLUSTER)) == {"ringback.t": shard_by}
 
 
@@ -186,7 +189,8 @@ def test_alter_reaches_the_local_tables_and_column_changes_the_distributed_one()
     )
     (distributed,) = [s for s in statements if s.startswith("ALTER TABLE ringback.events_raw ")]
     assert distributed == (
-        f"ALTER TABLE ringback.events_raw ON CLUSTER {CLUSTER}\n    ADD COLUMN IF NOT EXISTS source LowCardinality(String) AFTER event_type"
+        f"ALTER TABLE ringback.events_raw ON CLUSTER {CLUSTER}\n    ADD COLUMN IF NOT EXISTS source "
+        "LowCardinality(String) AFTER event_type"
     )
     ledger = [s for s in clickhouse.ddl_statements(SCHEMAS, CLUSTER) if s.startswith("ALTER TABLE ringback.ledger")]
     assert (
@@ -196,7 +200,10 @@ def test_alter_reaches_the_local_tables_and_column_changes_the_distributed_one()
 
 def test_create_or_replace_view_runs_on_every_node_as_written() -> None:
     statement = "CREATE OR REPLACE VIEW ringback.v {on_cluster} AS\nSELECT count() FROM ringback.t FINAL"
-    table = "CREATE TABLE IF NOT EXISTS ringback.t {on_cluster} (event_id String) ENGINE = ReplacingMergeTree ORDER BY event_id"
+    table = (
+        "CREATE TABLE IF NOT EXISTS ringback.t {on_cluster} (event_id String) ENGINE = ReplacingMergeTree ORDER BY "
+        "event_id"
+    )
     assert (
         cluster_statements([table, statement], CLUSTER)[-1]
         == f"CREATE OR REPLACE VIEW ringback.v ON CLUSTER {CLUSTER} AS\nSELECT count() FROM ringback.t FINAL"
@@ -219,7 +226,10 @@ def test_drop_table_drops_both_halves() -> None:
             "needs exactly one {on_cluster}",
         ),
         (
-            "CREATE MATERIALIZED VIEW ringback.v {on_cluster} ENGINE = MergeTree ORDER BY a AS SELECT a FROM ringback.t",
+            (
+                "CREATE MATERIALIZED VIEW ringback.v {on_cluster} ENGINE = MergeTree ORDER BY a AS SELECT a FROM "
+                "ringback.t"
+            ),
             "needs TO a table",
         ),
         ("RENAME TABLE ringback.t TO ringback.u {on_cluster}", "no cluster form is known"),

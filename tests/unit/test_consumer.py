@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from tests.conftest import REPO_ROOT
 
 SCHEMAS = REPO_ROOT / "schemas"
 V1 = SCHEMAS / "history" / "normalized_event.v1.avsc"
-RECEIVED = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
+RECEIVED = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 BILL = (Decimal("1.000000"), 60, 1, "answered")
 
 
@@ -121,7 +121,7 @@ def test_current_events_decode_exactly() -> None:
 
 def test_a_newer_reader_reads_what_the_first_schema_wrote() -> None:
     v1 = EventCodec(schema=load_schema(V1))
-    old = {k: v for k, v in event(v1).items()}
+    old = dict(event(v1))
     decoded = EventDecoder(SCHEMAS).decode(v1.encode(old))
     assert decoded["tenant"] == "" and decoded["message_text"] is None
     assert decoded["charge"] == Decimal("1.500000") and decoded["event_id"] == "e1"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import orjson
 
+from ringback.normalizer.adapters import registry
 from ringback.normalizer.event import Context
 from ringback.normalizer.outcome import readable_ids
 from ringback.normalizer.step import failures_of, normalize_message
-from ringback.normalizer.adapters import registry
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.dead_letter import H_FAILURES, DeadLetter
 from ringback.runtime.raw import RawCallback

@@ -16,7 +16,6 @@ import copy
 import importlib.resources
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import jsonschema

@@ -42,7 +42,7 @@ PROFILE = settings(
 )
 
 # Identity text with what used to break ids: the old separator, quotes, escapes, JSON punctuation.
-ID_CHARACTERS = st.sampled_from(list("abcXYZ019-_.:|/ ") + ["\x1f", '"', "\\", "应", "\u00e9"])
+ID_CHARACTERS = st.sampled_from([*"abcXYZ019-_.:|/ ", "\x1f", '"', "\\", "应", "\u00e9"])
 ids = st.text(ID_CHARACTERS, min_size=1, max_size=8).filter(lambda text: text.strip() != "")
 digits = st.text(st.sampled_from("0123456789"), min_size=1, max_size=12)
 local_times = st.builds(

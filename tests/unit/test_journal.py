@@ -85,7 +85,7 @@ def test_the_bound_refuses_instead_of_growing(tmp_path: Path) -> None:
     with pytest.raises(JournalFull):
         journal.append(payloads(10))
     assert journal.untrimmed_records == 3
-    records, position = journal.read(journal.trimmed, limit=3)
+    _records, position = journal.read(journal.trimmed, limit=3)
     journal.trim(position, 3)
     journal.append(payloads(3))  # room again once let go of
 

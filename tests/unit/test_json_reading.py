@@ -142,7 +142,8 @@ def test_identical_duplicates_are_harmless() -> None:
         b'{"requestid":"r","appid":"a","fid":"2","tel":"13800138000","oriamount":"0.06","oriamount":"9.99"}',
         b'{"requestid":"r","appid":"a","fid":"2","tel":"13800138000","oriamount":"0.06","OriAmount":"9.99"}',
         b'{"requestid":"r","appid":"a","fid":"2","tel":"13800138000","oriamount":"0.06"," oriamount ":"9.99"}',
-        b'{"requestid":"r","appid":"a","fid":"2","tel":"13800138000","oriamount":"0.06","ORIAMOUNT" : 0.06}',  # a string is not a number
+        # a string is not a number
+        b'{"requestid":"r","appid":"a","fid":"2","tel":"13800138000","oriamount":"0.06","ORIAMOUNT" : 0.06}',
     ],
     ids=["same key", "letter case", "whitespace", "string vs number"],
 )
@@ -220,7 +221,10 @@ def test_an_ambiguous_reply_in_an_array_holds_back_no_other() -> None:
 
 
 def test_exact_numbers_keep_their_digits_on_the_slow_path() -> None:
-    body = b'{"cdr":[{"requestid":"r","appid":"a","fid":2,"tel":"13800138000","duration":20,"oriamount":2.94,"oriamount":2.94}]}'
+    body = (
+        b'{"cdr":[{"requestid":"r","appid":"a","fid":2,"tel":"13800138000","duration":20,'
+        b'"oriamount":2.94,"oriamount":2.94}]}'
+    )
     (event,) = normalize("cdr-push", body)
     assert str(event["charge"]) == "2.940000"
 

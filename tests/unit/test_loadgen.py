@@ -8,7 +8,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -169,7 +169,7 @@ def test_each_voice_url_gets_the_pushes_of_its_calls() -> None:
 def test_vendor_times_are_whole_seconds_shortly_before_the_moment_of_sending() -> None:
     lags = []
     for _, sent, event in events():
-        sent_at = datetime.fromtimestamp(sent.at, timezone.utc)
+        sent_at = datetime.fromtimestamp(sent.at, UTC)
         for name in TIME_FIELDS:
             if event[name] is not None:
                 assert event[name] <= sent_at, (name, event)
@@ -182,7 +182,7 @@ def test_vendor_times_are_whole_seconds_shortly_before_the_moment_of_sending() -
 
 def test_after_the_warm_start_pushes_follow_their_events_within_seconds() -> None:
     lags = [
-        (datetime.fromtimestamp(sent.at, timezone.utc) - event["occurred_at"]).total_seconds()
+        (datetime.fromtimestamp(sent.at, UTC) - event["occurred_at"]).total_seconds()
         for sent in stream(3000, warm_start_s=0)
         for event in sent.events
         if event["occurred_at"] is not None
@@ -463,7 +463,7 @@ def test_the_queue_of_pushes_is_bounded_and_a_story_over_it_is_told_at_once() ->
         assert (
             len(maker.pending) <= 300 + 64
         )  # over the bound by the pushes of the last stories started below it at most
-    now = datetime.fromtimestamp(clock.now, timezone.utc)
+    now = datetime.fromtimestamp(clock.now, UTC)
     for generated in sent:  # told at once, as already over: every vendor time before the moment of sending
         raw = RawCallback(generated.route, "i", int(clock.now * 1_000_000), "", "application/json", generated.body)
         for event in normalize_message(raw, registry(), CTX):

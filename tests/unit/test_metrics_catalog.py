@@ -9,7 +9,8 @@ from tests import metrics_catalog
 
 def test_the_catalog_is_what_the_code_defines() -> None:
     assert metrics_catalog.CATALOG.read_text(encoding="utf-8") == metrics_catalog.render(), (
-        "deploy/metrics.md differs from the metrics in the code: run `python -m tests.metrics_catalog` and review the diff"
+        "deploy/metrics.md differs from the metrics in the code: run `python -m tests.metrics_catalog` and review "
+        "the diff"
     )
 
 

@@ -82,4 +82,5 @@ def test_intervals_cover_exactly_the_union(ranges: list[tuple[int, int]], first:
         covered |= set(range(start, start + length))
     want = all(o in covered for o in range(first, first + width + 1))
     assert intervals.covers(first, first + width) == want
-    assert all(a < b for a, b in zip(intervals.ends, intervals.starts[1:]))  # disjoint, sorted, not touching
+    # disjoint, sorted, not touching
+    assert all(a < b for a, b in zip(intervals.ends, intervals.starts[1:], strict=False))

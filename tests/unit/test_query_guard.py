@@ -87,7 +87,8 @@ def test_a_trailing_format_is_split_off_and_must_be_a_name() -> None:
 
 def test_the_tree_reader_refuses_a_dump_whose_counts_do_not_add_up() -> None:
     tree = parse_tree(
-        "SelectWithUnionQuery (children 1)\n ExpressionList (children 1)\n  SelectQuery (children 1)\n   ExpressionList (children 1)\n    Literal UInt64_1"
+        "SelectWithUnionQuery (children 1)\n ExpressionList (children 1)\n  SelectQuery (children 1)\n   "
+        "ExpressionList (children 1)\n    Literal UInt64_1"
     )
     assert [child.kind for child in tree.children] == ["ExpressionList"]
     # An identifier whose text looked like a second node would add a line no parent counted.

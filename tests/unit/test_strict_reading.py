@@ -19,8 +19,8 @@ from ringback.normalizer.amounts import decimal_amount, whole_number
 from ringback.normalizer.event import Context
 from ringback.normalizer.outcome import Rejected, Rejection
 from ringback.normalizer.phones import to_e164
-from ringback.normalizer.times import local_to_utc, unix_millis_to_utc, unix_seconds_to_utc
 from ringback.normalizer.step import normalize_message
+from ringback.normalizer.times import local_to_utc, unix_millis_to_utc, unix_seconds_to_utc
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.raw import RawCallback
 from tests.conftest import REPO_ROOT

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +14,7 @@ from ringback.consumer import Delivered
 from ringback.runtime.avro import EventCodec
 from tests.conftest import REPO_ROOT
 
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 CODEC = EventCodec.from_dir(REPO_ROOT / "schemas")
 
 
@@ -26,7 +26,7 @@ def delivered(event_type: str = "call.cdr", tenant: str = "", **values: Any) -> 
         source="cdr_push",
         route="cdr-push",
         ingest_id="i",
-        received_at=datetime(2026, 11, 27, 10, 0, 1, 250000, tzinfo=timezone.utc),
+        received_at=datetime(2026, 11, 27, 10, 0, 1, 250000, tzinfo=UTC),
         status="answered",
         tenant=tenant,
         app_id="app-1",
@@ -45,9 +45,9 @@ def delivered(event_type: str = "call.cdr", tenant: str = "", **values: Any) -> 
         ("-15m", NOW - timedelta(minutes=15)),
         ("-1.5h", NOW - timedelta(minutes=90)),
         ("-2d", NOW - timedelta(days=2)),
-        ("2026-11-27T10:00Z", datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)),
-        ("2026-11-27T18:00+08:00", datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)),
-        ("2026-11-27 10:00", datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)),  # no offset: UTC
+        ("2026-11-27T10:00Z", datetime(2026, 11, 27, 10, 0, tzinfo=UTC)),
+        ("2026-11-27T18:00+08:00", datetime(2026, 11, 27, 10, 0, tzinfo=UTC)),
+        ("2026-11-27 10:00", datetime(2026, 11, 27, 10, 0, tzinfo=UTC)),  # no offset: UTC
         ("beginning", "beginning"),
         ("end", "end"),
     ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -82,7 +82,7 @@ def test_a_reply_is_the_end_users_message() -> None:
         None,
         None,
     )
-    assert event["occurred_at"] == datetime(2025, 11, 21, 6, 0, tzinfo=timezone.utc)
+    assert event["occurred_at"] == datetime(2025, 11, 21, 6, 0, tzinfo=UTC)
     assert event["message_text"] == "退订"
     assert event["attributes"] == {"extend": "", "nationcode": "86", "sign": "腾讯云"}
 
@@ -124,7 +124,7 @@ def test_the_running_normalizer_hands_the_setting_to_the_adapter() -> None:
 
 @pytest.mark.parametrize("time", [1763704800, "1763704800", " 1763704800 "])
 def test_time_is_whole_unix_seconds_as_a_number_or_digits(time: object) -> None:
-    assert reply(time=time)["occurred_at"] == datetime(2025, 11, 21, 6, 0, tzinfo=timezone.utc)
+    assert reply(time=time)["occurred_at"] == datetime(2025, 11, 21, 6, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

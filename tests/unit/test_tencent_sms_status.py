@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -55,7 +55,7 @@ def test_seed_example_becomes_one_delivered_event() -> None:
     assert event["vendor_description"] == "The SMS message is successfully delivered"
     assert event["sid"] == "xxxxxxx"
     # 08:03:04 in Asia/Shanghai (UTC+8) is 00:03:04 UTC.
-    assert event["occurred_at"] == datetime(2015, 10, 17, 0, 3, 4, tzinfo=timezone.utc)
+    assert event["occurred_at"] == datetime(2015, 10, 17, 0, 3, 4, tzinfo=UTC)
     assert event["to_number"] == "13xxxxxxxxx"
     assert event["to_e164"] is None  # a masked number has no E.164 form; the raw one is kept
     assert event["attributes"] == {"nationcode": "86"}

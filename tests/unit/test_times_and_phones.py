@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,7 +10,7 @@ from ringback.normalizer.outcome import Rejected
 from ringback.normalizer.phones import to_e164
 from ringback.normalizer.times import local_to_utc, unix_seconds_to_utc
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.mark.parametrize(

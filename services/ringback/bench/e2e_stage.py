@@ -77,7 +77,10 @@ def run(workdir: Path, duration_s: float, rate: float) -> dict[str, Any]:
             summary = asyncio.run(loadgen.run(plan, show_progress=False))
 
         # Loadgen tags every body with the run: in a vendor id, or (SMS replies, which have none) in `extend`.
-        tag_filter = f"(startsWith(coalesce(sid, call_id, request_id, ''), '{plan.tag}') OR startsWith(attributes['extend'], '{plan.tag}'))"
+        tag_filter = (
+            f"(startsWith(coalesce(sid, call_id, request_id, ''), '{plan.tag}') OR startsWith(attributes['extend'], "
+            f"'{plan.tag}'))"
+        )
         expected = summary.expected_events + summary.expected_replies
         stored, settle_deadline = 0, time.monotonic() + SETTLE_TIMEOUT_S
         while time.monotonic() < settle_deadline:
@@ -95,7 +98,10 @@ def run(workdir: Path, duration_s: float, rate: float) -> dict[str, Any]:
         latencies = []
         for row in _rows(
             settings,
-            f"SELECT sid, toUnixTimestamp64Milli(min(inserted_at)) AS at FROM ringback.event_copies WHERE startsWith(sid, '{plan.tag}') GROUP BY sid",
+            (
+                "SELECT sid, toUnixTimestamp64Milli(min(inserted_at)) AS at FROM ringback.event_copies WHERE "
+                f"startsWith(sid, '{plan.tag}') GROUP BY sid"
+            ),
         ):
             key = f"tencent/sms-status#{row['sid'].split('-')[1]}"
             replied = summary.accepted_at.get(key)

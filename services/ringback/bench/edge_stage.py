@@ -119,7 +119,10 @@ def _one_edge(
 def _tenants_file(workdir: Path) -> Path:
     path = workdir / "bench-tenants.toml"
     entries = [
-        f'[[tenants]]\nid = "tenant-{i}"\nsecret = "{BENCH_SECRET if i == 0 else f"{BENCH_SECRET}-{i}"}"\napp_id = "14000{i:05d}"\n'
+        (
+            f'[[tenants]]\nid = "tenant-{i}"\nsecret = "{BENCH_SECRET if i == 0 else f"{BENCH_SECRET}-{i}"}"\napp_id '
+            f'= "14000{i:05d}"\n'
+        )
         for i in range(BENCH_TENANTS)
     ]
     path.write_text("allow_anonymous = false\n" + "".join(entries))

@@ -76,9 +76,11 @@ def summary_line(report: dict[str, Any]) -> str:
     edge, normalizer, sink, e2e = report["edge"], report["normalizer"], report["sink"], report["e2e"]
     return (
         f"bench: edge_ratio={edge.get('edge_ratio', 0)} edge_p99_ms={edge.get('edge_p99_ms', 0)} "
-        f"journal_cost_ratio={edge.get('journal_cost_ratio', 0)} tenants_cost_ratio={edge.get('tenants_cost_ratio', 0)} "
+        f"journal_cost_ratio={edge.get('journal_cost_ratio', 0)} "
+        f"tenants_cost_ratio={edge.get('tenants_cost_ratio', 0)} "
         f"normalizer_eps={normalizer['normalizer_eps']} normalizer_ratio={normalizer['normalizer_ratio']} "
-        f"sink_rps={sink['sink_rps']} sink_ratio={sink['sink_ratio']} e2e_cps={e2e['e2e_cps']} e2e_drained_cps={e2e.get('e2e_drained_cps', 0)} "
+        f"sink_rps={sink['sink_rps']} sink_ratio={sink['sink_ratio']} e2e_cps={e2e['e2e_cps']} "
+        f"e2e_drained_cps={e2e.get('e2e_drained_cps', 0)} "
         f"e2e_p99_s={e2e['queryable_p99_s']} lost={e2e['lost']}"
     )
 
@@ -131,7 +133,10 @@ def table(report: dict[str, Any]) -> str:
             str(edge.get("edge_rps", "-")),
             str(edge.get("baseline_rps", "-")),
             str(edge.get("edge_ratio", "-")),
-            f"p50 {edge.get('edge_p50_ms', '-')} ms, p99 {edge.get('edge_p99_ms', '-')} ms (bare: p99 {edge.get('baseline_p99_ms', '-')} ms)",
+            (
+                f"p50 {edge.get('edge_p50_ms', '-')} ms, p99 {edge.get('edge_p99_ms', '-')} ms (bare: p99 "
+                f"{edge.get('baseline_p99_ms', '-')} ms)"
+            ),
         ),
         (
             f"edge ×{multi[6:-4] if multi else '?'} processes req/s",
@@ -145,14 +150,20 @@ def table(report: dict[str, Any]) -> str:
             str(edge.get("edge_journal_rps", "-")),
             str(edge.get("edge_rps", "-")),
             str(edge.get("journal_cost_ratio", "-")),
-            f"every callback fsync'd before the reply (baseline: the edge above); p99 {edge.get('edge_journal_p99_ms', '-')} ms",
+            (
+                "every callback fsync'd before the reply (baseline: the edge above); p99 "
+                f"{edge.get('edge_journal_p99_ms', '-')} ms"
+            ),
         ),
         (
             "  tenants on req/s",
             str(edge.get("edge_tenants_rps", "-")),
             str(edge.get("edge_rps", "-")),
             str(edge.get("tenants_cost_ratio", "-")),
-            f"tenant URL, secret checked per request, 100 tenants (baseline: the edge above); p99 {edge.get('edge_tenants_p99_ms', '-')} ms",
+            (
+                "tenant URL, secret checked per request, 100 tenants (baseline: the edge above); p99 "
+                f"{edge.get('edge_tenants_p99_ms', '-')} ms"
+            ),
         ),
         (
             "normalizer msgs/s",
@@ -181,7 +192,10 @@ def table(report: dict[str, Any]) -> str:
             str(e2e["e2e_cps"]),
             "-",
             "-",
-            f"accepted for {e2e['duration_s']} s; all stored {e2e.get('drained_s', '-')} s after the start: {e2e.get('e2e_drained_cps', '-')}/s kept up with",
+            (
+                f"accepted for {e2e['duration_s']} s; all stored {e2e.get('drained_s', '-')} s after the start: "
+                f"{e2e.get('e2e_drained_cps', '-')}/s kept up with"
+            ),
         ),
         (
             "  reply → queryable",
@@ -192,7 +206,10 @@ def table(report: dict[str, Any]) -> str:
         ),
         (
             "peak memory MB",
-            f"edge {e2e.get('edge_peak_mb')}, normalizer {e2e.get('normalizer_peak_mb')}, sink {e2e.get('sink_peak_mb')}",
+            (
+                f"edge {e2e.get('edge_peak_mb')}, normalizer {e2e.get('normalizer_peak_mb')}, sink "
+                f"{e2e.get('sink_peak_mb')}"
+            ),
             "-",
             "-",
             "VmHWM under end-to-end load",
@@ -222,7 +239,7 @@ def chart(report: dict[str, Any], path: Path) -> bool:
     ours = [edge.get("edge_rps", 0), normalizer["normalizer_msgs_per_s"], sink["sink_rps"]]
     base = [edge.get("baseline_rps", 0), normalizer["passthrough_msgs_per_s"], sink["direct_insert_rps"]]
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
-    for axis, name, mine, theirs in zip(axes, stages, ours, base):
+    for axis, name, mine, theirs in zip(axes, stages, ours, base, strict=True):
         axis.bar(["ringback", "baseline"], [mine, theirs], color=["#2b6cb0", "#a0aec0"])
         axis.set_title(f"{name}\nratio {mine / theirs:.2f}" if theirs else name, fontsize=10)
         axis.ticklabel_format(axis="y", style="plain")

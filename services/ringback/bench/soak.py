@@ -80,7 +80,7 @@ class Sampler:
             rss = {name: round(processes.rss_mb(pid), 1) for name, pid in self.pids().items()}
             self.samples.append(Sample(time.monotonic() - self.started, rss, self.journal_records()))
 
-    def __enter__(self) -> "Sampler":
+    def __enter__(self) -> Sampler:
         self._thread = threading.Thread(target=self.run, name="soak-sampler", daemon=True)
         self._thread.start()
         return self
@@ -122,9 +122,9 @@ def summarize(samples: list[Sample], warmup_s: float) -> dict[str, dict[str, flo
 
 def _stored(settings: Settings, tag: str) -> int:
     query = (
-        "SELECT count() AS n FROM ringback.events WHERE startsWith(coalesce(sid, call_id, request_id, ''), '{tag}') "
-        "OR startsWith(attributes['extend'], '{tag}') FORMAT JSONEachRow"
-    ).format(tag=tag)
+        f"SELECT count() AS n FROM ringback.events WHERE startsWith(coalesce(sid, call_id, request_id, ''), '{tag}') "
+        f"OR startsWith(attributes['extend'], '{tag}') FORMAT JSONEachRow"
+    )
     return int(json.loads(run_sql(settings, query, "JSONEachRow").splitlines()[0])["n"])
 
 
@@ -198,7 +198,7 @@ def _chart(samples: list[Sample], warmup_s: float, path: Path) -> None:
     for name in PROCESSES:
         points = [(s.at_s / 60, s.rss_mb[name]) for s in samples if s.rss_mb.get(name)]
         if points:
-            axes.plot(*zip(*points), label=name)
+            axes.plot(*zip(*points, strict=True), label=name)
     axes.axvline(warmup_s / 60, color="grey", linestyle="--", label="end of warm-up")
     axes.set_xlabel("minutes")
     axes.set_ylabel("resident memory, MB")
@@ -211,13 +211,21 @@ def _chart(samples: list[Sample], warmup_s: float, path: Path) -> None:
 
 def render(report: dict[str, Any]) -> str:
     lines = [
-        f"soak: {report['duration_s'] / 60:.0f} min at {report['rate']:g} callbacks/s: sent {report['sent']}, accepted {report['accepted']}, "
-        f"failed {report['failed']}; stored {report['stored_events']} of {report['expected_events']} expected events, lost {report['lost']}",
-        f"broker recycled {report['broker_recycles']} times (died {report['broker_deaths']}); journal at most {report['deepest_journal_records']} callbacks",
+        (
+            f"soak: {report['duration_s'] / 60:.0f} min at {report['rate']:g} callbacks/s: sent {report['sent']}, "
+            f"accepted {report['accepted']}, "
+            f"failed {report['failed']}; stored {report['stored_events']} of {report['expected_events']} expected "
+            f"events, lost {report['lost']}"
+        ),
+        (
+            f"broker recycled {report['broker_recycles']} times (died {report['broker_deaths']}); journal at most "
+            f"{report['deepest_journal_records']} callbacks"
+        ),
         f"{'process':<11} {'warm-up end':>12} {'max after':>10} {'last':>8} {'growth MB/h':>12}",
     ]
     for name, m in report["memory"].items():
         lines.append(
-            f"{name:<11} {m['at_warmup_end_mb']:>12.0f} {m['max_after_warmup_mb']:>10.0f} {m['last_mb']:>8.0f} {m['growth_after_warmup_mb_per_hour']:>12.1f}"
+            f"{name:<11} {m['at_warmup_end_mb']:>12.0f} {m['max_after_warmup_mb']:>10.0f} {m['last_mb']:>8.0f} "
+            f"{m['growth_after_warmup_mb_per_hour']:>12.1f}"
         )
     return "\n".join(lines)

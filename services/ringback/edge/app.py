@@ -1,11 +1,12 @@
-"""The aiohttp application: one POST route per vendor format, plus health, readiness, metrics and the API description."""
+"""The aiohttp application: one POST route per vendor format, plus health, readiness, metrics and the API
+description."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -87,7 +88,7 @@ def callback_handler(route_: Route, door: Door, intake: Intake, in_flight: InFli
             except web.HTTPRequestEntityTooLarge:
                 requests["too_large"].inc()
                 return replies.rejected(style, 413, f"body larger than {settings.max_body_bytes} bytes")
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 requests["too_slow"].inc()
                 return replies.rejected(style, 408, f"body not received within {settings.body_read_timeout_s:g}s")
             raw = RawCallback(
@@ -140,7 +141,8 @@ def create_app(settings: Settings, journal_dir: str | None = None) -> web.Applic
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         if tenants.open_to_anyone:
             log.warning(
-                "no tenants file: the edge takes callbacks from anyone who can reach it (see README: Going to production: tenants)"
+                "no tenants file: the edge takes callbacks from anyone who can reach it (see README: Going to "
+                "production: tenants)"
             )
         tenants.start()
         await publisher.start()

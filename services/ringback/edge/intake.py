@@ -22,6 +22,7 @@ loop waits for the next one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import gc
 import itertools
@@ -197,7 +198,7 @@ class Intake:
             return BROKER
         except MessageSizeTooLargeError as exc:
             raise TooLargeForBroker(str(exc)) from exc
-        except (asyncio.TimeoutError, KafkaError) as exc:
+        except (TimeoutError, KafkaError) as exc:
             if self.journal is None:
                 raise NotDurable(f"broker did not acknowledge: {exc!r}") from exc
             await self._append(raw)
@@ -247,10 +248,8 @@ class Intake:
                 await self._reset()
             if self._published is None or self._published >= self.journal.end or not self.publisher.ready:
                 self._appended.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._appended.wait(), IDLE_WAIT_S)
-                except asyncio.TimeoutError:
-                    pass
             elif not await self._publish_batch():
                 await asyncio.sleep(RETRY_S)
 
@@ -266,7 +265,7 @@ class Intake:
         raws = [RawCallback.from_bytes(p) for p in payloads]
         del payloads
         results = await asyncio.gather(*(self.publisher.publish(raw) for raw in raws), return_exceptions=True)
-        never = [raw for raw, result in zip(raws, results) if isinstance(result, MessageSizeTooLargeError)]
+        never = [raw for raw, result in zip(raws, results, strict=True) if isinstance(result, MessageSizeTooLargeError)]
         failure = next(
             (r for r in results if isinstance(r, BaseException) and not isinstance(r, MessageSizeTooLargeError)), None
         )
@@ -427,7 +426,7 @@ class Intake:
             await asyncio.wait_for(
                 self.publisher.publish_to(self.settings.topic_ledger, message), self.settings.publish_timeout_s
             )
-        except (asyncio.TimeoutError, KafkaError):
+        except (TimeoutError, KafkaError):
             self.ledger.restore(message)  # counted again in the next delta
 
     def _quarantine(self, raws: list[RawCallback]) -> None:

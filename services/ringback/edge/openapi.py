@@ -381,7 +381,9 @@ def click_to_call_schemas() -> dict[str, Schema]:
                 "userFlag": text("Whose leg: `src` (caller) or `dst` (callee)."),
                 "callStatus": {
                     "type": ["string", "integer"],
-                    "description": "`invite`, `ringing`, `answered`, `refused`, `disaccept`, `failed`, or a number 0-5.",
+                    "description": (
+                        "`invite`, `ringing`, `answered`, `refused`, `disaccept`, `failed`, or a number 0-5."
+                    ),
                 },
                 "status": {
                     "type": ["string", "integer"],
@@ -397,9 +399,8 @@ def click_to_call_schemas() -> dict[str, Schema]:
                 **common,
                 "src": text("Calling party."),
                 "dst": text("Called party."),
-                **{
-                    name: time
-                    for name in (
+                **dict.fromkeys(
+                    (
                         "startSrcCallTime",
                         "startSrcRingTime",
                         "srcAcceptTime",
@@ -407,11 +408,14 @@ def click_to_call_schemas() -> dict[str, Schema]:
                         "startDstRingTime",
                         "dstAcceptTime",
                         "endCallTime",
-                    )
-                },
+                    ),
+                    time,
+                ),
                 "callEndStatus": {
                     "type": ["string", "integer"],
-                    "description": "0 unknown, 1 normal call, 2/3 caller/callee did not answer, 4/5 caller/callee unreachable.",
+                    "description": (
+                        "0 unknown, 1 normal call, 2/3 caller/callee did not answer, 4/5 caller/callee unreachable."
+                    ),
                 },
                 "duration": text_or_number("Billed seconds."),
                 "recordUrl": text("The recording (may be empty)."),
@@ -447,7 +451,10 @@ def reply_schemas() -> dict[str, Schema]:
             "examples": [ok],
         },
         "Failure": {
-            "description": "A refusal or failure in the shape every vendor understands: Tencent reads the non-zero `result`, the other platforms only the HTTP status.",
+            "description": (
+                "A refusal or failure in the shape every vendor understands: Tencent reads the non-zero `result`, the "
+                "other platforms only the HTTP status."
+            ),
             "type": "object",
             "properties": {
                 "result": {"const": replies.TENCENT_FAILURE_RESULT},
@@ -488,7 +495,10 @@ def readiness_schema() -> Schema:
         "properties": {
             "mode": {
                 "enum": ["journal", "spool"],
-                "description": "`journal`: every callback is journaled before the reply; `spool`: only what the broker could not take.",
+                "description": (
+                    "`journal`: every callback is journaled before the reply; `spool`: only what the broker could not "
+                    "take."
+                ),
             },
             "records": {**count, "description": "Records not yet trimmed."},
             "bytes": {**count, "description": "Their bytes."},
@@ -505,12 +515,17 @@ def readiness_schema() -> Schema:
     }
     return {
         "type": "object",
-        "description": "Ready when a callback can be made durable: in journal mode the journal has room; in spool mode the broker answers or the journal has room.",
+        "description": (
+            "Ready when a callback can be made durable: in journal mode the journal has room; in spool mode the "
+            "broker answers or the journal has room."
+        ),
         "properties": {
             "ready": {"type": "boolean"},
             "broker": {"enum": ["reachable", "unreachable"]},
             "tenants": {
-                "description": "How many tenants the tenants file holds, or that there is none and the edge is open to anyone.",
+                "description": (
+                    "How many tenants the tenants file holds, or that there is none and the edge is open to anyone."
+                ),
                 "anyOf": [{"type": "integer", "minimum": 0}, {"const": "none: open to anyone"}],
             },
             "journal": {"anyOf": [{"type": "null"}, journal]},

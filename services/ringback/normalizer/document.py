@@ -120,7 +120,7 @@ def settle_keys(obj: dict[str, Any], padded: bool = True) -> tuple[bool, list[st
     kept: dict[str, Any] = {}
     first_by_fold: dict[str, str] = {}
     conflicting: list[str] = []
-    for name, value in zip(names, obj.values()):
+    for name, value in zip(names, obj.values(), strict=True):
         first = first_by_fold.setdefault(name.lower(), name)
         if name in kept or first != name:
             if not same_json(kept[first], value) and first not in conflicting:
@@ -148,7 +148,7 @@ def same_json(a: Any, b: Any) -> bool:
         elif type(x) is list:
             if len(x) != len(y):
                 return False
-            pending.extend(zip(x, y))
+            pending.extend(zip(x, y, strict=True))
         elif x != y:
             return False
     return True

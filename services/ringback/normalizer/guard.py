@@ -38,7 +38,8 @@ class Trip:
 
     def describe(self) -> str:
         return (
-            f"{self.bad} of the last {self.window} requests were entirely dead-lettered ({self.distinct_bad} different bodies; "
+            f"{self.bad} of the last {self.window} requests were entirely dead-lettered ({self.distinct_bad} "
+            "different bodies; "
             f"limit {self.ratio:.0%}): consuming paused, nothing of this poll published or committed"
         )
 

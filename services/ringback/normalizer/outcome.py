@@ -19,7 +19,7 @@ class Rejected(Exception):
         self.message = message
         self.ids: dict[str, str] = {}
 
-    def carrying(self, report: Any) -> "Rejected":
+    def carrying(self, report: Any) -> Rejected:
         """The same rejection, noting the vendor ids still readable in the report it is about."""
         self.ids = readable_ids(report)
         return self
@@ -68,7 +68,7 @@ class Rejection:
     ids: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, error: Rejected, report_index: int | None = None, report: Any = None) -> "Rejection":
+    def of(cls, error: Rejected, report_index: int | None = None, report: Any = None) -> Rejection:
         return cls(error.reason_type, error.message, report_index, readable_ids(report) or error.ids)
 
 

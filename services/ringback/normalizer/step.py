@@ -198,7 +198,9 @@ class NormalizeStep:
                 "dead-letter guard tripped",
                 detail=trip.describe(),
                 pause_s=self.guard.pause_s,
-                action="look at ringback.dead_letters; deploy a fix (a restart clears the guard) or let the pause run out",
+                action=(
+                    "look at ringback.dead_letters; deploy a fix (a restart clears the guard) or let the pause run out"
+                ),
             )
             raise Hold(trip.resumes_at, trip.describe())
 

@@ -88,7 +88,7 @@ class EventCodec:
         self._compiled_encoder = compile_record_encoder(self.schema)
 
     @classmethod
-    def from_dir(cls, schemas_dir: str | Path) -> "EventCodec":
+    def from_dir(cls, schemas_dir: str | Path) -> EventCodec:
         directory = Path(schemas_dir)
         current = load_schema(directory / EVENT_SCHEMA_FILE)
         writers: dict[bytes, dict[str, Any]] = {}

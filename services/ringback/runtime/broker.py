@@ -74,7 +74,7 @@ class EmbeddedBroker:
         log.info("embedded broker stopped", bootstrap=self.bootstrap)
         self.process = None
 
-    def __enter__(self) -> "EmbeddedBroker":
+    def __enter__(self) -> EmbeddedBroker:
         self.start()
         return self
 

@@ -16,10 +16,8 @@ import clickhouse_connect
 from clickhouse_connect.driver import options as clickhouse_options
 from clickhouse_connect.driver.client import Client
 
-from ringback.runtime import upgrades
-
 from ringback.config import Settings
-from ringback.runtime import cluster_ddl, query_guard
+from ringback.runtime import cluster_ddl, query_guard, upgrades
 
 DDL_DIR = "clickhouse"
 CHDB_SCHEME = "chdb://"
@@ -108,7 +106,7 @@ class QueryLimits:
     max_threads: int
 
     @classmethod
-    def of(cls, settings: Settings) -> "QueryLimits":
+    def of(cls, settings: Settings) -> QueryLimits:
         return cls(
             timeout_s=settings.query_timeout_s,
             max_memory_bytes=settings.query_max_memory_bytes,

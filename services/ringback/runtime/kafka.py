@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import zlib
 
@@ -53,10 +54,8 @@ async def ensure_topics(settings: Settings, bootstrap: str | None = None) -> Non
             missing = [t for t in wanted if t not in existing]
             if missing:
                 new = [NewTopic(t, partitions_of(settings, t), settings.kafka_replication) for t in missing]
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(new)
-                except TopicAlreadyExistsError:
-                    pass
                 log.info("topics created", topics=missing, partitions=settings.kafka_partitions)
             return
         except KafkaError as exc:
@@ -86,28 +85,28 @@ def crc32_partitioner(key: bytes | None, all_partitions: list[int], available: l
 
 
 def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
-    options: dict[str, object] = dict(
-        bootstrap_servers=settings.kafka_bootstrap,
-        acks="all",
-        enable_idempotence=False,
-        linger_ms=settings.producer_linger_ms,
-        max_request_size=settings.max_body_bytes + REQUEST_OVERHEAD_BYTES,
-        request_timeout_ms=max(1000, int(settings.publish_timeout_s * 1000)),
-        partitioner=crc32_partitioner,
-    )
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "acks": "all",
+        "enable_idempotence": False,
+        "linger_ms": settings.producer_linger_ms,
+        "max_request_size": settings.max_body_bytes + REQUEST_OVERHEAD_BYTES,
+        "request_timeout_ms": max(1000, int(settings.publish_timeout_s * 1000)),
+        "partitioner": crc32_partitioner,
+    }
     options.update(overrides)
     return AIOKafkaProducer(**options)  # type: ignore[arg-type]
 
 
 def consumer(settings: Settings, topics: list[str], group_id: str, **overrides: object) -> AIOKafkaConsumer:
-    options: dict[str, object] = dict(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=settings.max_body_bytes + REQUEST_OVERHEAD_BYTES,
-        fetch_max_bytes=max(52_428_800, settings.max_body_bytes * 4),
-    )
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_partition_fetch_bytes": settings.max_body_bytes + REQUEST_OVERHEAD_BYTES,
+        "fetch_max_bytes": max(52_428_800, settings.max_body_bytes * 4),
+    }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)  # type: ignore[arg-type]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 import orjson
@@ -87,7 +87,7 @@ def ledger_rows(message: bytes) -> list[LedgerRow]:
     instance, seq = str(data["instance"]), int(data["seq"])
     return [  # rows written before tenants have four fields
         LedgerRow(
-            datetime.fromtimestamp(int(hour), tz=timezone.utc),
+            datetime.fromtimestamp(int(hour), tz=UTC),
             str(route),
             str(stage),
             instance,

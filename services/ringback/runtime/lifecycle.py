@@ -15,6 +15,8 @@ from ringback import metrics
 #: Set by `ringback run` to its pid: a role whose supervisor vanished (e.g. SIGKILL) stops by itself.
 SUPERVISED_ENV = "RINGBACK_SUPERVISOR_PID"
 PARENT_CHECK_S = 1.0
+#: Background tasks kept referenced until done (the event loop holds only weak references to tasks).
+_BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 def tune_gc(gen0_threshold: int) -> None:
@@ -49,7 +51,9 @@ def stop_event_on_signals() -> asyncio.Event:
         loop.add_signal_handler(sig, on_signal, sig)
     supervisor = os.environ.get(SUPERVISED_ENV)
     if supervisor:
-        loop.create_task(_stop_when_orphaned(int(supervisor), stop))
+        task = loop.create_task(_stop_when_orphaned(int(supervisor), stop))
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
     return stop
 
 

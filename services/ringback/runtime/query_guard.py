@@ -258,7 +258,8 @@ def check_tokens(tokens: list[Token]) -> None:
 def _check_identifier(name: str) -> None:
     if _UNSAFE_IN_IDENTIFIER.search(name) or any(unicodedata.category(char) == "Cc" for char in name):
         raise QueryRefused(
-            f"quoted identifier `{name}`: backquotes, double quotes, backslashes, parentheses and control characters are not allowed in names"
+            f"quoted identifier `{name}`: backquotes, double quotes, backslashes, parentheses and control "
+            "characters are not allowed in names"
         )
 
 
@@ -281,7 +282,7 @@ class Node:
     kind: str
     rest: str
     declared: int
-    children: list["Node"] = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)
 
     @property
     def name(self) -> str:

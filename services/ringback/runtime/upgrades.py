@@ -40,7 +40,10 @@ def _engine(client: Client, table: str) -> str | None:
 
 
 def _columns(client: Client, table: str) -> list[str]:
-    query = "SELECT name FROM system.columns WHERE database = {db:String} AND table = {name:String} AND default_kind != 'MATERIALIZED' ORDER BY position"
+    query = (
+        "SELECT name FROM system.columns WHERE database = {db:String} AND table = {name:String} AND default_kind != "
+        "'MATERIALIZED' ORDER BY position"
+    )
     return [str(row[0]) for row in client.query(query, parameters={"db": DATABASE, "name": table}).result_rows]
 
 

@@ -117,7 +117,7 @@ def apply(client: Client, engine: query_guard.Engine, folder: Path, cluster: str
     errors: dict[str, str] = {}
     while pending:
         progressed = False
-        for name, (view, text) in list(pending.items()):
+        for name, (_view, text) in list(pending.items()):
             try:
                 client.command(f"CREATE OR REPLACE VIEW {DATABASE}.`{name}`{on_cluster} AS {text}")
             except Exception as exc:  # the engine's own verdict: unknown table or column, type errors

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -48,7 +48,7 @@ DEAD_LETTER_COLUMNS = (
 UNDECODABLE_EVENT = "undecodable_event"
 UNSTORABLE_EVENT = "unstorable_event"
 CLICKHOUSE_MAX_YEAR = 2299
-EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
+EPOCH = datetime.fromtimestamp(0, tz=UTC)
 
 log = logs.get(__name__)
 
@@ -70,7 +70,7 @@ def dead_letter_row(letter: DeadLetter) -> dict[str, Any]:
         "source_topic": raw.topic,
         "source_partition": raw.partition,
         "source_offset": raw.offset,
-        "dead_lettered_at": datetime.fromtimestamp(dead_lettered_at_us / 1_000_000, tz=timezone.utc),
+        "dead_lettered_at": datetime.fromtimestamp(dead_lettered_at_us / 1_000_000, tz=UTC),
         "body": raw.body,
         "report_count": letter.report_count,
         "failed_reports": letter.failed_reports,
@@ -89,7 +89,7 @@ def dead_letter_row(letter: DeadLetter) -> dict[str, Any]:
 def storable_time(at_us: int) -> datetime:
     """A receive time from a message header as ClickHouse can store it (1970 when it is not one)."""
     try:
-        moment = datetime.fromtimestamp(at_us / 1_000_000, tz=timezone.utc)
+        moment = datetime.fromtimestamp(at_us / 1_000_000, tz=UTC)
     except (ValueError, OverflowError, OSError):
         return EPOCH
     return moment if moment.year <= CLICKHOUSE_MAX_YEAR else EPOCH

@@ -99,7 +99,7 @@ class VoiceBody:
     wrapper: str
     source: str
     event_type: str
-    build: Callable[[RawCallback, Context, "VoiceBody", dict[str, Any]], Event]
+    build: Callable[[RawCallback, Context, VoiceBody, dict[str, Any]], Event]
     read: frozenset[str]  # the report's fields the event holds; every other one goes to attributes
 
     def new_event(self, raw: RawCallback, ctx: Context, identity: dict[str, object], state: str) -> Event:
@@ -167,7 +167,10 @@ def failure_code(value: object) -> int:
     if code is None or code not in FAILURE_STATUS:
         raise Rejected(
             "invalid_code",
-            f"failure_code: {reprlib.repr(value)} is not a code of the vendor's table (a whole number 1-{max(FAILURE_STATUS)})",
+            (
+                f"failure_code: {reprlib.repr(value)} is not a code of the vendor's table (a whole number "
+                f"1-{max(FAILURE_STATUS)})"
+            ),
         )
     return code
 
@@ -248,7 +251,7 @@ def wrapped_report(body: Any) -> tuple[VoiceBody, dict[str, Any]]:
 
 def _named(keys: Collection[str]) -> str:
     """The first keys, quoted and shortened, and how many more there are."""
-    shown = ", ".join(reprlib.repr(key) for key, _ in zip(keys, range(MAX_KEYS_NAMED)))
+    shown = ", ".join(reprlib.repr(key) for key, _ in zip(keys, range(MAX_KEYS_NAMED), strict=False))
     more = len(keys) - MAX_KEYS_NAMED
     return f"{shown} and {more} more" if more > 0 else shown or "(no keys)"
 
