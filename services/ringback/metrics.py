@@ -195,8 +195,8 @@ def catalog() -> list[MetricInfo]:
     found = []
     for value in globals().values():
         if isinstance(value, MetricWrapperBase):
-            name = value._name + (
-                "_total" if value._type == "counter" else ""
-            )  # the client keeps a counter's name without it
-            found.append(MetricInfo(name, value._type, tuple(value._labelnames), value._documentation))
+            kind = value._type
+            assert kind is not None  # set by every metric class (Counter, Gauge, ...)
+            name = value._name + ("_total" if kind == "counter" else "")  # the client keeps a counter's name without it
+            found.append(MetricInfo(name, kind, tuple(value._labelnames), value._documentation))
     return found

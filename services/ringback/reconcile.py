@@ -136,7 +136,7 @@ def _json_rows(payload: bytes) -> list[dict[str, object]]:
 
 def render(lines: list[LedgerLine]) -> str:
     header = ("hour (UTC)", "route", "tenant", *COLUMNS, "check")
-    table = [header]
+    table: list[tuple[str, ...]] = [header]
     for line in lines:
         hour = datetime.fromtimestamp(line.hour, tz=UTC).strftime("%Y-%m-%d %H:00")
         if not line.gaps:

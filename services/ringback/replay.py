@@ -26,7 +26,7 @@ import base64
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -262,7 +262,7 @@ class Publisher:
     def __init__(self, settings: Settings, bootstrap: str) -> None:
         self.topic = settings.topic_raw
         self.producer: AIOKafkaProducer = kafka.producer(settings.replace(kafka_bootstrap=bootstrap))
-        self.pending: list[object] = []
+        self.pending: list[Awaitable[object]] = []  # the broker's acknowledgements to come
         self.replayed_at_us = time.time_ns() // 1000
 
     async def __aenter__(self) -> Publisher:
@@ -298,7 +298,7 @@ class Publisher:
     async def flush(self) -> None:
         pending, self.pending = self.pending, []
         for delivery in pending:
-            await delivery  # type: ignore[misc]
+            await delivery
 
 
 async def replay_dead_letters(settings: Settings, bootstrap: str, selection: Selection, dry_run: bool) -> Summary:

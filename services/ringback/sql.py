@@ -95,7 +95,8 @@ def _through_running_sink(running: dict[str, str], query: str, default_format: s
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return response.read()
+            body: bytes = response.read()
+            return body
     except urllib.error.HTTPError as exc:
         raise QueryError(exc.read().decode("utf-8", "replace")) from exc
     except urllib.error.URLError as exc:

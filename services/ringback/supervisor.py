@@ -144,7 +144,7 @@ def _write_run_file(settings: Settings, broker: EmbeddedBroker | None) -> None:
 
 async def announce_when_ready(settings: Settings, children: list[Child], embedded_broker: bool) -> None:
     """Print the banner once every role is up; a role that dies meanwhile is restarted by supervise()."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
+    deadline: float | None = time.monotonic() + READY_TIMEOUT_S
     while True:
         infos = {child.role: child.ready_info() for child in children}
         if all(infos.values()):

@@ -27,7 +27,7 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 
 def wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
     if not wait_for_port("127.0.0.1", port, START_TIMEOUT_S) or process.poll() is not None:
-        raise RuntimeError(f"{process.args} did not start listening on {port}")
+        raise RuntimeError(f"{process.args!r} did not start listening on {port}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

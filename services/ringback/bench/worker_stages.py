@@ -23,7 +23,7 @@ from ringback.config import Settings
 from ringback.loadgen import TrafficMaker
 from ringback.normalizer.adapters import registry
 from ringback.normalizer.event import Context
-from ringback.normalizer.outcome import Rejection
+from ringback.normalizer.outcome import Event, Rejection
 from ringback.normalizer.step import normalize_message
 from ringback.normalizer.worker import Normalizer
 from ringback.runtime import kafka
@@ -51,7 +51,7 @@ async def timed_polls(poll: Callable[[], Awaitable[int]], target: int) -> tuple[
     return handled, time.perf_counter() - started
 
 
-def normalized_events(raws: list[RawCallback], codec: EventCodec) -> list[dict[str, Any]]:
+def normalized_events(raws: list[RawCallback], codec: EventCodec) -> list[Event]:
     ctx = Context(blank_event=codec.blank_event())
     return [o for raw in raws for o in normalize_message(raw, registry(), ctx) if not isinstance(o, Rejection)]
 
@@ -160,6 +160,8 @@ async def bench_sink(settings: Settings, rows: int) -> dict[str, Any]:
 
     sink = Sink(settings)
     await sink.start()
+    client = sink.client
+    assert client is not None  # started
     insert_s_before = _insert_seconds(EVENTS_TABLE)
     try:
         taken, polling_s = await timed_polls(sink.step, rows)
@@ -169,26 +171,26 @@ async def bench_sink(settings: Settings, rows: int) -> dict[str, Any]:
         insert_s = _insert_seconds(EVENTS_TABLE) - insert_s_before
 
         columns = [[e.get(name) for e in events] for name in codec.field_names]
-        await sink.on_db_thread(
-            sink.client.command, f"CREATE TABLE IF NOT EXISTS ringback.bench_direct AS {EVENTS_TABLE}"
-        )
-        await sink.on_db_thread(sink.client.command, "TRUNCATE TABLE ringback.bench_direct")
+        await sink.on_db_thread(client.command, f"CREATE TABLE IF NOT EXISTS ringback.bench_direct AS {EVENTS_TABLE}")
+        await sink.on_db_thread(client.command, "TRUNCATE TABLE ringback.bench_direct")
+
+        def insert_direct(chunk: list[list[Any]]) -> None:
+            client.insert(
+                "ringback.bench_direct",
+                chunk,
+                column_names=codec.field_names,
+                column_oriented=True,
+                settings=EVENTS_INSERT_SETTINGS,
+            )
+
         began = time.perf_counter()
         for start in range(0, rows, settings.sink_batch_rows):
-            chunk = [column[start : start + settings.sink_batch_rows] for column in columns]
             await sink.on_db_thread(
-                lambda c=chunk: sink.client.insert(
-                    "ringback.bench_direct",
-                    c,
-                    column_names=codec.field_names,
-                    column_oriented=True,
-                    settings=EVENTS_INSERT_SETTINGS,
-                )
+                insert_direct, [column[start : start + settings.sink_batch_rows] for column in columns]
             )
         direct_s = time.perf_counter() - began
-        stored = (
-            await sink.on_db_thread(lambda: sink.client.query(f"SELECT count() FROM {EVENTS_TABLE}").result_rows)
-        )[0][0]
+        counted = await sink.on_db_thread(lambda: client.query(f"SELECT count() FROM {EVENTS_TABLE}").result_rows)
+        stored = counted[0][0]
     finally:
         await sink.stop()
     return {

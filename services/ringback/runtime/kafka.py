@@ -95,7 +95,7 @@ def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
         "partitioner": crc32_partitioner,
     }
     options.update(overrides)
-    return AIOKafkaProducer(**options)  # type: ignore[arg-type]
+    return AIOKafkaProducer(**options)
 
 
 def consumer(settings: Settings, topics: list[str], group_id: str, **overrides: object) -> AIOKafkaConsumer:
@@ -108,7 +108,7 @@ def consumer(settings: Settings, topics: list[str], group_id: str, **overrides: 
         "fetch_max_bytes": max(52_428_800, settings.max_body_bytes * 4),
     }
     options.update(overrides)
-    return AIOKafkaConsumer(*topics, **options)  # type: ignore[arg-type]
+    return AIOKafkaConsumer(*topics, **options)
 
 
 async def assigned_consumer(settings: Settings, topic: str, from_end: bool) -> AIOKafkaConsumer:

@@ -45,7 +45,7 @@ class LedgerRow(NamedTuple):
     stage: str
     instance: str
     seq: int
-    count: int
+    count: int  # type: ignore[assignment]  # the column's name; shadows tuple.count, which nothing here calls
     tenant: str
 
 

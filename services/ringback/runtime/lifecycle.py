@@ -6,7 +6,8 @@ import asyncio
 import gc
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -30,7 +31,7 @@ def tune_gc(gen0_threshold: int) -> None:
     gc.set_threshold(gen0_threshold, older, oldest)
 
 
-def run_async(main: Callable[[], Awaitable[int]]) -> int:
+def run_async(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a hard dependency on POSIX

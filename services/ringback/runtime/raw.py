@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -116,7 +117,7 @@ class RawCallback:
         partition: int,
         offset: int,
         value: bytes | None,
-        headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]] | None,
+        headers: Sequence[tuple[str, bytes]] | None,
     ) -> RawCallback:
         found = {key: val.decode("utf-8", "replace") for key, val in (headers or ()) if val is not None}
         received_at_us = _int(found.get(H_RECEIVED_AT_US))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,7 +98,7 @@ class ConflictWatcher:
         return len(new)
 
     @staticmethod
-    def _row(row: tuple[Any, ...], detected_at: datetime) -> list[Any]:
+    def _row(row: Sequence[Any], detected_at: datetime) -> list[Any]:
         event_id, tenant, event_type, versions, first_received_at, history = row
         received_at, ingest_id, status, charge, duration_s, billable_minutes = (
             list(column) for column in zip(*history, strict=True)

@@ -4,9 +4,10 @@ step, plus the read-only reader analysts' queries go through (`ringback sql` whi
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TypeVar, TypeVarTuple
 
 from aiokafka import AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
@@ -23,6 +24,8 @@ from ringback.sink.step import SinkStep
 from ringback.sink.store import Store
 
 ROLE = "sink"
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 log = logs.get(__name__)
 
@@ -46,10 +49,10 @@ class Sink:
         self.driver: StreamDriver | None = None
         self.healthy = False
 
-    async def on_db_thread(self, fn: Any, *args: Any) -> Any:
+    async def on_db_thread(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
 
-    async def on_query_thread(self, fn: Any, *args: Any) -> Any:
+    async def on_query_thread(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.query_thread, fn, *args)
 
     async def start(self) -> None:
@@ -86,6 +89,7 @@ class Sink:
             assert reader is not None
             return self.query_thread.submit(lambda: reader.raw_query(sql, fmt=fmt)).result()
 
+        assert self.client is not None  # started
         analyst_views.report(folder, analyst_views.apply(self.client, engine, folder, self.settings.clickhouse_cluster))
 
     async def stop(self) -> None:

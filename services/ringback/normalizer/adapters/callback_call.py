@@ -39,7 +39,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from ringback.normalizer import status
 from ringback.normalizer.adapters import Adapter
@@ -111,15 +110,17 @@ def status_flag_state(value: str | None) -> tuple[str | None, str]:
     return None, status.UNKNOWN
 
 
-def _parties(read: Fields) -> dict[str, Any]:
+def _add_parties(event: Event, read: Fields) -> None:
     src, dst = read.text(*SRC), read.text(*DST)
-    return {
-        "from_number": src,
-        "from_e164": to_e164(src),
-        "to_number": dst,
-        "to_e164": to_e164(dst),
-        "app_id": read.text("appId"),
-    }
+    event.update(
+        {
+            "from_number": src,
+            "from_e164": to_e164(src),
+            "to_number": dst,
+            "to_e164": to_e164(dst),
+            "app_id": read.text("appId"),
+        }
+    )
 
 
 def _call_id(read: Fields) -> str:
@@ -159,14 +160,16 @@ def status_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Ev
         raw, source=SOURCE, event_type="call.state", identity=identity, report_index=index, status=state
     )
     event.update(
-        call_id=call_id,
-        request_id=read.text(*REQUEST_ID),
-        leg=leg,
-        vendor_status=vendor_status,
-        vendor_code=read.text("errorCode"),
-        occurred_at=read.any_time(*AT),
-        **_parties(read),
+        {
+            "call_id": call_id,
+            "request_id": read.text(*REQUEST_ID),
+            "leg": leg,
+            "vendor_status": vendor_status,
+            "vendor_code": read.text("errorCode"),
+            "occurred_at": read.any_time(*AT),
+        }
     )
+    _add_parties(event, read)
     return event
 
 
@@ -188,18 +191,26 @@ def hangup_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Ev
         raw, source=SOURCE, event_type="call.cdr", identity=identity, report_index=index, status=state
     )
     event.update(
-        call_id=call_id,
-        request_id=read.text(*REQUEST_ID),
-        leg=leg,
-        vendor_status=end_status,
-        **times,
-        started_at=times["caller_started_at"],
-        answered_at=times["callee_answered_at"],
-        occurred_at=times["ended_at"] or times["caller_started_at"],
-        duration_s=read.count("duration"),
-        recording_url=read.text("recordUrl") or None,
-        **_parties(read),
+        {
+            "call_id": call_id,
+            "request_id": read.text(*REQUEST_ID),
+            "leg": leg,
+            "vendor_status": end_status,
+            "caller_started_at": times["caller_started_at"],
+            "caller_ringing_at": times["caller_ringing_at"],
+            "caller_answered_at": times["caller_answered_at"],
+            "callee_started_at": times["callee_started_at"],
+            "callee_ringing_at": times["callee_ringing_at"],
+            "callee_answered_at": times["callee_answered_at"],
+            "ended_at": times["ended_at"],
+            "started_at": times["caller_started_at"],
+            "answered_at": times["callee_answered_at"],
+            "occurred_at": times["ended_at"] or times["caller_started_at"],
+            "duration_s": read.count("duration"),
+            "recording_url": read.text("recordUrl") or None,
+        }
     )
+    _add_parties(event, read)
     return event
 
 
@@ -216,12 +227,14 @@ def record_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Ev
         status=status.RECORDED if url else status.UNKNOWN,
     )
     event.update(
-        call_id=call_id,
-        request_id=read.text(*REQUEST_ID),
-        recording_url=url or None,
-        occurred_at=read.any_time(*AT),
-        **_parties(read),
+        {
+            "call_id": call_id,
+            "request_id": read.text(*REQUEST_ID),
+            "recording_url": url or None,
+            "occurred_at": read.any_time(*AT),
+        }
     )
+    _add_parties(event, read)
     return event
 
 
@@ -241,14 +254,16 @@ def keypress_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> 
         status=status.KEY_PRESSED,
     )
     event.update(
-        call_id=call_id,
-        request_id=read.text(*REQUEST_ID),
-        key_digits=digits,
-        occurred_at=read.any_time(*AT),
-        **_parties(read),
+        {
+            "call_id": call_id,
+            "request_id": read.text(*REQUEST_ID),
+            "key_digits": digits,
+            "occurred_at": read.any_time(*AT),
+        }
     )
+    _add_parties(event, read)
     if phone:  # the party who pressed the key
-        event.update(from_number=phone, from_e164=to_e164(phone))
+        event.update({"from_number": phone, "from_e164": to_e164(phone)})
     return event
 
 

@@ -100,9 +100,9 @@ def _recording(read: Fields) -> str | None:
     return None  # "NoTapes" (or nothing) stays in attributes as the vendor sent it
 
 
-def _charge(read: Fields, name: str) -> dict[str, Any]:
+def _add_charge(event: Event, read: Fields, name: str) -> None:
     charge = read.amount(name)
-    return {"charge": charge, "currency": CNY if charge is not None else None}
+    event.update({"charge": charge, "currency": CNY if charge is not None else None})
 
 
 VOICE_CODE_IDENTITY = ("fid", "requestid", "appid", "tel")
@@ -126,16 +126,18 @@ def _single_party_cdr(
     answered, ended = read.local_time("stime"), read.local_time("etime")
     event = _new(raw, ctx, event_type, read, identity, index, status.ANSWERED if answered else status.UNKNOWN)
     event.update(
-        request_id=request_id,
-        app_id=read.text("appid"),
-        to_number=tel,
-        to_e164=to_e164(tel),
-        answered_at=answered,
-        ended_at=ended,
-        occurred_at=ended or answered,
-        duration_s=read.count("duration"),
-        **_charge(read, amount_field),
+        {
+            "request_id": request_id,
+            "app_id": read.text("appid"),
+            "to_number": tel,
+            "to_e164": to_e164(tel),
+            "answered_at": answered,
+            "ended_at": ended,
+            "occurred_at": ended or answered,
+            "duration_s": read.count("duration"),
+        }
     )
+    _add_charge(event, read, amount_field)
     return event
 
 
@@ -157,32 +159,41 @@ def two_way_call_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -
     ended = max(ends) if ends else None
     event = _new(raw, ctx, "call.cdr", read, TWO_WAY_CALL_IDENTITY, index, state_desc_status(state_desc))
     event.update(
-        request_id=request_id,
-        app_id=read.text("appid"),
-        from_number=caller,
-        from_e164=to_e164(caller),
-        to_number=called,
-        to_e164=to_e164(called),
-        # What every call source means by these: the call began when the platform reached the caller,
-        # connected when the callee answered, ended when the last leg hung up.
-        **legs,
-        started_at=legs["caller_answered_at"],
-        answered_at=legs["callee_answered_at"],
-        ended_at=ended,
-        occurred_at=ended or legs["caller_answered_at"],
-        vendor_status=state_desc,
-        recording_url=_recording(read),
-        custom_param=read.text("customParm"),
-        duration_s=read.count("duration"),
-        **_charge(read, "oriamount"),
+        {
+            "request_id": request_id,
+            "app_id": read.text("appid"),
+            "from_number": caller,
+            "from_e164": to_e164(caller),
+            "to_number": called,
+            "to_e164": to_e164(called),
+            "caller_answered_at": legs["caller_answered_at"],
+            "caller_ended_at": legs["caller_ended_at"],
+            "callee_answered_at": legs["callee_answered_at"],
+            "callee_ended_at": legs["callee_ended_at"],
+            # What every call source means by these: the call began when the platform reached the caller,
+            # connected when the callee answered, ended when the last leg hung up.
+            "started_at": legs["caller_answered_at"],
+            "answered_at": legs["callee_answered_at"],
+            "ended_at": ended,
+            "occurred_at": ended or legs["caller_answered_at"],
+            "vendor_status": state_desc,
+            "recording_url": _recording(read),
+            "custom_param": read.text("customParm"),
+            "duration_s": read.count("duration"),
+        }
     )
+    _add_charge(event, read, "oriamount")
     return event
 
 
 def conference_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
     event = _single_party_cdr(raw, ctx, read, index, "conference.cdr", "singleoriamount", CONFERENCE_IDENTITY)
     event.update(
-        conference_id=read.text("confid"), recording_url=_recording(read), custom_param=read.text("customParm")
+        {
+            "conference_id": read.text("confid"),
+            "recording_url": _recording(read),
+            "custom_param": read.text("customParm"),
+        }
     )
     return event
 
@@ -200,13 +211,15 @@ def call_state(raw: RawCallback, ctx: Context, read: Fields) -> Event:
     at = read.local_time("timestamp")
     event = _new(raw, ctx, "call.state", read, STATE_IDENTITY, 0, CALL_STATE.get(state.lower(), status.UNKNOWN))
     event.update(
-        request_id=request_id,
-        from_number=src,
-        from_e164=to_e164(src),
-        to_number=dsc,
-        to_e164=to_e164(dsc),
-        occurred_at=at,
-        vendor_status=state,
+        {
+            "request_id": request_id,
+            "from_number": src,
+            "from_e164": to_e164(src),
+            "to_number": dsc,
+            "to_e164": to_e164(dsc),
+            "occurred_at": at,
+            "vendor_status": state,
+        }
     )
     return event
 

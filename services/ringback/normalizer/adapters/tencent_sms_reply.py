@@ -100,11 +100,13 @@ def reply_event(raw: RawCallback, ctx: Context, index: int, reply: Any, policy: 
         status=status.RECEIVED,
     )
     event.update(
-        occurred_at=sent_at,
-        from_number=mobile,
-        from_e164=to_e164(mobile, as_text(reply.get("nationcode"))),
-        message_text=stored_text(text or "", policy),
-        attributes=leftover_attributes(reply, READ),
+        {
+            "occurred_at": sent_at,
+            "from_number": mobile,
+            "from_e164": to_e164(mobile, as_text(reply.get("nationcode"))),
+            "message_text": stored_text(text or "", policy),
+            "attributes": leftover_attributes(reply, READ),
+        }
     )
     return event
 

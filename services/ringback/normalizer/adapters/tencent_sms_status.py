@@ -19,7 +19,7 @@ from ringback.normalizer import status
 from ringback.normalizer.adapters import Adapter
 from ringback.normalizer.event import Context, as_text, leftover_attributes
 from ringback.normalizer.jsonbody import parse_json
-from ringback.normalizer.outcome import Outcome, Rejected, Rejection
+from ringback.normalizer.outcome import Event, Outcome, Rejected, Rejection
 from ringback.normalizer.phones import to_e164
 from ringback.normalizer.times import local_to_utc
 from ringback.runtime.raw import RawCallback
@@ -121,7 +121,7 @@ def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
     return outcomes
 
 
-def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> dict[str, Any]:
+def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> Event:
     if not isinstance(report, dict):
         raise Rejected("unexpected_shape", f"report {index} is {type(report).__name__}, not an object")
     missing = [name for name in REQUIRED if as_text(report.get(name)) in (None, "")]
@@ -160,15 +160,17 @@ def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> di
         status=canonical_status(report_status, errmsg),
     )
     event.update(
-        occurred_at=received_by_user,
-        sid=sid,
-        to_number=mobile,
-        to_e164=to_e164(mobile, nationcode),
-        vendor_status=report_status,
-        vendor_code=errmsg,
-        vendor_description=description,
-        attributes=leftover_attributes(report, MAPPED),
-        repairs=repairs,
+        {
+            "occurred_at": received_by_user,
+            "sid": sid,
+            "to_number": mobile,
+            "to_e164": to_e164(mobile, nationcode),
+            "vendor_status": report_status,
+            "vendor_code": errmsg,
+            "vendor_description": description,
+            "attributes": leftover_attributes(report, MAPPED),
+            "repairs": repairs,
+        }
     )
     return event
 

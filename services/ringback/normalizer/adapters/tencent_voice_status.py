@@ -116,16 +116,18 @@ def status_event(raw: RawCallback, ctx: Context, kind: VoiceBody, report: dict[s
         raw, ctx, {name: report.get(name) for name in STATUS_IDENTITY}, RESULT.get(result, status.UNKNOWN)
     )
     event.update(
-        occurred_at=ended or answered or started,
-        call_id=call_id,
-        vendor_status=result,
-        vendor_description=RESULT_DESCRIPTION.get(result),
-        started_at=started,
-        answered_at=answered,
-        ended_at=ended,
-        billable_minutes=whole_number(report.get("fee"), "fee"),
-        **_parties(report),
+        {
+            "occurred_at": ended or answered or started,
+            "call_id": call_id,
+            "vendor_status": result,
+            "vendor_description": RESULT_DESCRIPTION.get(result),
+            "started_at": started,
+            "answered_at": answered,
+            "ended_at": ended,
+            "billable_minutes": whole_number(report.get("fee"), "fee"),
+        }
     )
+    _add_parties(event, report)
     return event
 
 
@@ -135,7 +137,8 @@ def key_press_event(raw: RawCallback, ctx: Context, kind: VoiceBody, report: dic
     if not keys:
         raise Rejected("missing_field", "keypress is missing")
     event = kind.new_event(raw, ctx, {name: report.get(name) for name in KEY_PRESS_IDENTITY}, status.KEY_PRESSED)
-    event.update(call_id=call_id, key_digits=keys, **_parties(report))  # the callee (to_*) pressed them
+    event.update({"call_id": call_id, "key_digits": keys})
+    _add_parties(event, report)  # the callee (to_*) pressed them
     return event
 
 
@@ -151,11 +154,13 @@ def failure_event(raw: RawCallback, ctx: Context, kind: VoiceBody, report: dict[
     }
     event = kind.new_event(raw, ctx, identity, FAILURE_STATUS[code])
     event.update(
-        call_id=call_id,
-        vendor_code=(as_text(sent_code) or "").strip(),
-        vendor_description=as_text(report.get("failure_reason")),
-        **_parties(report),
+        {
+            "call_id": call_id,
+            "vendor_code": (as_text(sent_code) or "").strip(),
+            "vendor_description": as_text(report.get("failure_reason")),
+        }
     )
+    _add_parties(event, report)
     return event
 
 
@@ -192,15 +197,17 @@ def _call_id(report: dict[str, Any]) -> str:
     return call_id
 
 
-def _parties(report: dict[str, Any]) -> dict[str, str | None]:
+def _add_parties(event: Event, report: dict[str, Any]) -> None:
     """``call_from`` calls ``mobile`` (the callee) in every voice push."""
     call_from, mobile = as_text(report.get("call_from")), as_text(report.get("mobile"))
-    return {
-        "from_number": call_from,
-        "from_e164": to_e164(call_from),
-        "to_number": mobile,
-        "to_e164": to_e164(mobile, as_text(report.get("nationcode"))),
-    }
+    event.update(
+        {
+            "from_number": call_from,
+            "from_e164": to_e164(call_from),
+            "to_number": mobile,
+            "to_e164": to_e164(mobile, as_text(report.get("nationcode"))),
+        }
+    )
 
 
 BODIES: dict[str, VoiceBody] = {
