@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+LINT_PATHS := services tests deploy examples
 
-.PHONY: run test test-all test-containers bench bench-queries soak venv clean wrk promtool
+.PHONY: run test lint test-all test-containers bench bench-queries soak venv clean wrk promtool
 
 venv: $(STAMP)
 
@@ -20,9 +21,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/ringback run
 
-## Full test suite (unit + integration against the real broker and ClickHouse engine).
-test: $(STAMP) wrk promtool
+## Full test suite (unit + integration against the real broker and ClickHouse engine), after the lint.
+test: $(STAMP) lint wrk promtool
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## ruff (lint and format check) and mypy (strict, services/); configured in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
 
 ## Everything, including the long soak/load tests.
 test-all: $(STAMP)

@@ -74,26 +74,45 @@ class Ledger:
                 continue  # in the totals already: this batch was applied before the job died uncommitted
             self.totals.setdefault(key_of(copy), Total()).add(copy.event)
         self.duplicates += len(batch.duplicates)
-        self.conflicts += [{"event_id": c.event_id, "partition": c.partition, "offset": c.offset, "charge": str(c.event.get("charge"))}
-                           for c in batch.conflicts]
+        self.conflicts += [
+            {"event_id": c.event_id, "partition": c.partition, "offset": c.offset, "charge": str(c.event.get("charge"))}
+            for c in batch.conflicts
+        ]
         for (topic, partition), offset in batch.next_offsets.items():
             name = _partition(topic, partition)
             self.applied[name] = max(self.applied.get(name, 0), offset)
 
     def rows(self) -> list[dict[str, Any]]:
         return [
-            {"tenant": tenant, "app_id": app_id, "day": day, "events": t.events, "charge": str(t.charge), "currency": t.currency,
-             "billable_minutes": t.billable_minutes, "duration_s": t.duration_s}
-            for (tenant, app_id, day), t in sorted(self.totals.items(), key=lambda item: tuple(part or "" for part in item[0]))
+            {
+                "tenant": tenant,
+                "app_id": app_id,
+                "day": day,
+                "events": t.events,
+                "charge": str(t.charge),
+                "currency": t.currency,
+                "billable_minutes": t.billable_minutes,
+                "duration_s": t.duration_s,
+            }
+            for (tenant, app_id, day), t in sorted(
+                self.totals.items(), key=lambda item: tuple(part or "" for part in item[0])
+            )
         ]
 
     def to_json(self) -> dict[str, Any]:
-        return {"totals": self.rows(), "applied_offsets": self.applied, "duplicates_set_aside": self.duplicates, "conflicts": self.conflicts}
+        return {
+            "totals": self.rows(),
+            "applied_offsets": self.applied,
+            "duplicates_set_aside": self.duplicates,
+            "conflicts": self.conflicts,
+        }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Ledger":
+    def from_json(cls, data: dict[str, Any]) -> Ledger:
         totals = {
-            (row["tenant"], row["app_id"], row["day"]): Total(row["events"], Decimal(row["charge"]), row["currency"], row["billable_minutes"], row["duration_s"])
+            (row["tenant"], row["app_id"], row["day"]): Total(
+                row["events"], Decimal(row["charge"]), row["currency"], row["billable_minutes"], row["duration_s"]
+            )
             for row in data["totals"]
         }
         return cls(totals, dict(data["applied_offsets"]), data["duplicates_set_aside"], list(data["conflicts"]))
@@ -140,18 +159,33 @@ def bootstrap_of(args: argparse.Namespace) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Totals per tenant, app and China day from ringback's normalized topic.")
+    parser = argparse.ArgumentParser(
+        description="Totals per tenant, app and China day from ringback's normalized topic."
+    )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--bootstrap", help="Kafka bootstrap servers (HOST:PORT[,..]).")
     where.add_argument("--data-dir", help="The data directory of a running `ringback run` (its embedded broker).")
-    parser.add_argument("--out", required=True, type=Path, help="The job's state and result: totals, offsets included, what was set aside (JSON).")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="The job's state and result: totals, offsets included, what was set aside (JSON).",
+    )
     parser.add_argument("--csv", type=Path, help="Also write the totals as CSV.")
     parser.add_argument("--group", default=DEFAULT_GROUP, help=f"Consumer group (default {DEFAULT_GROUP}).")
     parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"Normalized topic (default {DEFAULT_TOPIC}).")
-    parser.add_argument("--schemas-dir", type=Path, default=DEFAULT_SCHEMAS_DIR, help="schemas/ with history/: every writer schema.")
-    parser.add_argument("--session-timeout-ms", type=int, default=DEFAULT_SESSION_TIMEOUT_MS,
-                        help="How soon the group notices a run of the job that stopped.")
-    parser.add_argument("--follow", action="store_true", help="Keep running instead of stopping at the end of the topic.")
+    parser.add_argument(
+        "--schemas-dir", type=Path, default=DEFAULT_SCHEMAS_DIR, help="schemas/ with history/: every writer schema."
+    )
+    parser.add_argument(
+        "--session-timeout-ms",
+        type=int,
+        default=DEFAULT_SESSION_TIMEOUT_MS,
+        help="How soon the group notices a run of the job that stopped.",
+    )
+    parser.add_argument(
+        "--follow", action="store_true", help="Keep running instead of stopping at the end of the topic."
+    )
     return parser.parse_args(argv)
 
 
@@ -166,13 +200,31 @@ def main(argv: list[str] | None = None) -> int:
             write_atomically(args.csv, csv_text(ledger))
 
     summary = consume(
-        bootstrap_of(args), args.group, process, until_caught_up=not args.follow, topic=args.topic,
-        decoder=EventDecoder(args.schemas_dir), kafka_options={"session_timeout_ms": args.session_timeout_ms, "heartbeat_interval_ms": args.session_timeout_ms // HEARTBEATS_PER_SESSION},
+        bootstrap_of(args),
+        args.group,
+        process,
+        until_caught_up=not args.follow,
+        topic=args.topic,
+        decoder=EventDecoder(args.schemas_dir),
+        kafka_options={
+            "session_timeout_ms": args.session_timeout_ms,
+            "heartbeat_interval_ms": args.session_timeout_ms // HEARTBEATS_PER_SESSION,
+        },
     )
     if not args.out.exists():  # nothing to apply yet: the (empty) result all the same
         write_atomically(args.out, json.dumps(ledger.to_json(), indent=1) + "\n")
-    print(json.dumps({"events": summary.events, "duplicates": summary.duplicates, "conflicts": summary.conflicts,
-                      "remembered": summary.remembered, "totals": len(ledger.totals)}), file=sys.stderr)
+    print(
+        json.dumps(
+            {
+                "events": summary.events,
+                "duplicates": summary.duplicates,
+                "conflicts": summary.conflicts,
+                "remembered": summary.remembered,
+                "totals": len(ledger.totals),
+            }
+        ),
+        file=sys.stderr,
+    )
     return 0
 
 

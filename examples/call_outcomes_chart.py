@@ -17,7 +17,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
+import matplotlib.pyplot as plt  # after matplotlib.use: the backend is chosen first
 
 QUERY = """
 SELECT app_id, status, count() AS calls
@@ -28,12 +28,25 @@ ORDER BY app_id, status
 FORMAT JSONEachRow
 """
 #: Outcomes drawn in this order, answered first; any other status is drawn after them.
-OUTCOMES = ("answered", "no_answer", "busy", "rejected", "unreachable", "invalid_number", "failed", "network_error", "unknown")
+OUTCOMES = (
+    "answered",
+    "no_answer",
+    "busy",
+    "rejected",
+    "unreachable",
+    "invalid_number",
+    "failed",
+    "network_error",
+    "unknown",
+)
 
 
 def rows(data_dir: str) -> list[dict[str, object]]:
     done = subprocess.run(
-        [sys.executable, "-m", "ringback", "sql", "--data-dir", data_dir, QUERY], capture_output=True, check=True, timeout=300
+        [sys.executable, "-m", "ringback", "sql", "--data-dir", data_dir, QUERY],
+        capture_output=True,
+        check=True,
+        timeout=300,
     )
     return [json.loads(line) for line in done.stdout.decode().splitlines() if line.strip()]
 
@@ -50,7 +63,7 @@ def draw(found: list[dict[str, object]], out: Path) -> None:
     for status in statuses:
         widths = [by_app[app].get(status, 0) for app in apps]
         axes.barh(apps, widths, left=left, label=status)
-        left = [a + b for a, b in zip(left, widths)]
+        left = [a + b for a, b in zip(left, widths, strict=True)]
     for y, app in enumerate(apps):
         total = sum(by_app[app].values())
         asr = by_app[app].get("answered", 0) / total if total else 0.0

@@ -18,9 +18,20 @@ SETTLE_TIMEOUT_S = 120.0
 def cdr(tag: str, i: int) -> tuple[bytes, Decimal]:
     charge = Decimal(f"{(i % 97) + 1}.{i % 100:02d}")
     entry = {
-        "requestid": f"{tag}-{i}", "appid": f"app-{tag}", "fid": "4", "caller": "13810603954", "called": "18810207016",
-        "callerstime": "2026-11-21 11:19:36.000", "calleretime": "2026-11-21 11:20:36.000", "calledstime": "2026-11-21 11:19:40.000",
-        "calledetime": "2026-11-21 11:20:40.000", "tapesurl": "NoTapes", "duration": "60", "oriamount": str(charge), "stateDesc": "正常", "customParm": str(i),
+        "requestid": f"{tag}-{i}",
+        "appid": f"app-{tag}",
+        "fid": "4",
+        "caller": "13810603954",
+        "called": "18810207016",
+        "callerstime": "2026-11-21 11:19:36.000",
+        "calleretime": "2026-11-21 11:20:36.000",
+        "calledstime": "2026-11-21 11:19:40.000",
+        "calledetime": "2026-11-21 11:20:40.000",
+        "tapesurl": "NoTapes",
+        "duration": "60",
+        "oriamount": str(charge),
+        "stateDesc": "正常",
+        "customParm": str(i),
     }
     return json.dumps({"cdr": [entry]}).encode(), charge
 
@@ -31,7 +42,10 @@ def send_all(edge_url: str, bodies: list[bytes], workers: int = 8) -> list[int]:
 
 
 def stored_totals(data_dir: Path, tag: str) -> tuple[int, Decimal]:
-    (row,) = sql_rows(data_dir, f"SELECT count() AS n, toString(sum(charge)) AS total FROM ringback.events_dedup WHERE app_id = 'app-{tag}'")
+    (row,) = sql_rows(
+        data_dir,
+        f"SELECT count() AS n, toString(sum(charge)) AS total FROM ringback.events_dedup WHERE app_id = 'app-{tag}'",
+    )
     return int(row["n"]), Decimal(row["total"] or 0)
 
 

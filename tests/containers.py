@@ -47,8 +47,11 @@ def engine_missing() -> str | None:
         import docker
 
         docker.from_env().ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means: no engine to use
-        return f"no container engine answers ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else 'no detail'})"
+    except Exception as exc:  # any failure means: no engine to use
+        return (
+            f"no container engine answers ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160] if str(exc) else 'no detail'})"
+        )
     return None
 
 

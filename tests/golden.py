@@ -81,7 +81,15 @@ def outcomes_as_json(case: Case, codec: EventCodec) -> list[dict[str, Any]]:
     result = []
     for outcome in normalize_message(raw_for(case), registry(), ctx):
         if isinstance(outcome, Rejection):
-            result.append({"dead_letter": {"reason_type": outcome.reason_type, "report_index": outcome.report_index, "message": outcome.message}})
+            result.append(
+                {
+                    "dead_letter": {
+                        "reason_type": outcome.reason_type,
+                        "report_index": outcome.report_index,
+                        "message": outcome.message,
+                    }
+                }
+            )
         else:
             # Round-trip through Avro so the golden file shows what consumers really read.
             decoded = codec.decode(codec.encode(outcome))

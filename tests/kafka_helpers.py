@@ -10,9 +10,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 
 
 async def read_topic(
-    bootstrap: str, topic: str, expected: int, timeout_s: float = 20.0, where: Callable[[ConsumerRecord], bool] | None = None
+    bootstrap: str,
+    topic: str,
+    expected: int,
+    timeout_s: float = 20.0,
+    where: Callable[[ConsumerRecord], bool] | None = None,
 ) -> list[ConsumerRecord]:
-    """The records of ``topic`` (those ``where`` accepts), read from the beginning until ``expected`` arrived or time ran out."""
+    """The records of ``topic`` (those ``where`` accepts), read from the beginning until ``expected`` arrived or time
+    ran out."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
@@ -35,11 +40,15 @@ async def read_topic(
         await consumer.stop()
 
 
-async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
+async def produce(
+    bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
     await producer.start()
     try:
-        futures = [await producer.send(topic, value=value, key=key, headers=headers) for key, value, headers in messages]
+        futures = [
+            await producer.send(topic, value=value, key=key, headers=headers) for key, value, headers in messages
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

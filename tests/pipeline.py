@@ -33,7 +33,12 @@ def post(url: str, body: bytes, content_type: str = "application/json") -> tuple
 
 def sql_rows(data_dir: Path, query: str, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """`ringback sql --data-dir DIR "... FORMAT JSONEachRow"`, parsed."""
-    done = subprocess.run(ringback("sql", "--data-dir", str(data_dir), f"{query} FORMAT JSONEachRow"), capture_output=True, timeout=120, env=env)
+    done = subprocess.run(
+        ringback("sql", "--data-dir", str(data_dir), f"{query} FORMAT JSONEachRow"),
+        capture_output=True,
+        timeout=120,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr.decode()
     return [json.loads(line) for line in done.stdout.decode().splitlines() if line.strip()]
 
@@ -59,22 +64,39 @@ class Pipeline:
     log_path: Path | None = None
     launches: int = 0
 
-    def start(self) -> "Pipeline":
+    def start(self) -> Pipeline:
         return self.launch().wait_until_running()
 
-    def launch(self) -> "Pipeline":
+    def launch(self) -> Pipeline:
         """Start `ringback run` without waiting for it (a restart on the same data dir logs to a new file)."""
         self.launches += 1
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-run{'' if self.launches == 1 else f'-{self.launches}'}.log"
-        log = open(self.log_path, "wb")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")}
-        self.process = subprocess.Popen(
-            ringback("run", "--data-dir", str(self.data_dir), "--port", "0", "--kafka-partitions", "2", "--sink-batch-seconds", "0.2", "--ledger-interval-s", "0.5", *self.extra_args),
-            stdout=log, stderr=subprocess.STDOUT, env=env,
+        self.log_path = (
+            self.data_dir.parent / f"{self.data_dir.name}-run{'' if self.launches == 1 else f'-{self.launches}'}.log"
         )
+        with open(self.log_path, "wb") as log:  # the child has its own copy of the descriptor
+            env = {k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")}
+            self.process = subprocess.Popen(
+                ringback(
+                    "run",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    "0",
+                    "--kafka-partitions",
+                    "2",
+                    "--sink-batch-seconds",
+                    "0.2",
+                    "--ledger-interval-s",
+                    "0.5",
+                    *self.extra_args,
+                ),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
         return self
 
-    def wait_until_running(self) -> "Pipeline":
+    def wait_until_running(self) -> Pipeline:
         assert self.process is not None and self.log_path is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

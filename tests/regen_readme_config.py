@@ -10,7 +10,9 @@ from tests.conftest import REPO_ROOT
 
 def table() -> str:
     lines = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
-    lines += [f"| `{flag}` | `{env}` | `{default}` | {help_text} |" for flag, env, default, help_text in config.describe()]
+    lines += [
+        f"| `{flag}` | `{env}` | `{default}` | {help_text} |" for flag, env, default, help_text in config.describe()
+    ]
     return "\n".join(lines) + "\n"
 
 

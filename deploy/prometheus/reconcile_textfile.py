@@ -35,19 +35,31 @@ JOB = "ringback_reconcile"
 def build(registry: CollectorRegistry) -> dict[str, Gauge]:
     """The metrics this script exports (listed in deploy/metrics.md)."""
     return {
-        "up": Gauge("ringback_reconcile_up", "1 when the last `ringback reconcile` read the ledger, 0 when it could not.", registry=registry),
+        "up": Gauge(
+            "ringback_reconcile_up",
+            "1 when the last `ringback reconcile` read the ledger, 0 when it could not.",
+            registry=registry,
+        ),
         "last_run": Gauge(
-            "ringback_reconcile_last_run_timestamp_seconds", "Unix time of the last `ringback reconcile` that read the ledger.", registry=registry
+            "ringback_reconcile_last_run_timestamp_seconds",
+            "Unix time of the last `ringback reconcile` that read the ledger.",
+            registry=registry,
         ),
         "lines": Gauge(
             "ringback_reconcile_lines",
-            "Ledger lines (tenant, route, hour) of the window by route and verdict: ok, in_flight (a gap in the current hour), gap (a gap in a closed hour).",
+            (
+                "Ledger lines (tenant, route, hour) of the window by route and verdict: ok, in_flight (a gap in the "
+                "current hour), gap (a gap in a closed hour)."
+            ),
             ["route", "check"],
             registry=registry,
         ),
         "missing": Gauge(
             "ringback_reconcile_missing_requests",
-            "Acknowledged requests with nothing stored, in closed hours, by route (the identity check of `ringback reconcile`).",
+            (
+                "Acknowledged requests with nothing stored, in closed hours, by route (the identity check of "
+                "`ringback reconcile`)."
+            ),
             ["route"],
             registry=registry,
         ),
@@ -67,13 +79,20 @@ def record(gauges: dict[str, Gauge], lines: list[dict[str, object]] | None, now:
         for check in CHECKS:
             gauges["lines"].labels(route, check).set(sum(1 for line in mine if line["check"] == check))
         closed = [line for line in mine if line["check"] == "gap"]
-        gauges["missing"].labels(route).set(sum(max(0, int(str(line["accepted"])) - int(str(line["stored_requests"]))) for line in closed))
+        gauges["missing"].labels(route).set(
+            sum(max(0, int(str(line["accepted"])) - int(str(line["stored_requests"]))) for line in closed)
+        )
 
 
 def reconcile(command: Sequence[str], hours: int) -> list[dict[str, object]] | None:
-    done = subprocess.run([*command, "reconcile", "--json", "--hours", str(hours)], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [*command, "reconcile", "--json", "--hours", str(hours)], capture_output=True, text=True, check=False
+    )
     if done.returncode not in ANSWERED:
-        print(f"reconcile_textfile: `ringback reconcile` failed ({done.returncode}): {done.stderr.strip()}", file=sys.stderr)
+        print(
+            f"reconcile_textfile: `ringback reconcile` failed ({done.returncode}): {done.stderr.strip()}",
+            file=sys.stderr,
+        )
         return None
     return json.loads(done.stdout)
 
@@ -81,7 +100,10 @@ def reconcile(command: Sequence[str], hours: int) -> list[dict[str, object]] | N
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--textfile", help="Write the metrics to this file (node_exporter's textfile collector; the name must end in .prom).")
+    target.add_argument(
+        "--textfile",
+        help="Write the metrics to this file (node_exporter's textfile collector; the name must end in .prom).",
+    )
     target.add_argument("--pushgateway", help="Push the metrics to this Pushgateway (job ringback_reconcile).")
     parser.add_argument("--hours", type=int, default=24, help="Hours of ledger to look at (default 24).")
     parser.add_argument("--ringback", default="ringback", help="The ringback command (default: ringback on PATH).")

@@ -8,7 +8,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +19,41 @@ if TYPE_CHECKING:
     from ringback.consumer import Delivered, Start
 
 NON_SETTING_ARGS = {
-    "command", "query", "output_format", "hours", "url", "duration", "requests", "rate", "connections",
-    "resend_share", "malformed_share", "mix", "seed", "tenant_ids", "tenant_secrets", "apps", "as_json", "quick", "results", "max_journal_age_s",
-    "edge_url", "normalizer_url", "sink_url",
-    "start", "types", "tenants", "max_events", "follow", "from_raw", "reasons", "routes", "ingest_ids", "since", "until", "dry_run",
+    "command",
+    "query",
+    "output_format",
+    "hours",
+    "url",
+    "duration",
+    "requests",
+    "rate",
+    "connections",
+    "resend_share",
+    "malformed_share",
+    "mix",
+    "seed",
+    "tenant_ids",
+    "tenant_secrets",
+    "apps",
+    "as_json",
+    "quick",
+    "results",
+    "max_journal_age_s",
+    "edge_url",
+    "normalizer_url",
+    "sink_url",
+    "start",
+    "types",
+    "tenants",
+    "max_events",
+    "follow",
+    "from_raw",
+    "reasons",
+    "routes",
+    "ingest_ids",
+    "since",
+    "until",
+    "dry_run",
 }
 DESCRIPTION = "ringback: ingest telecom vendor callbacks into one clean, billable event stream."
 #: `ringback sql -` reads the query from standard input.
@@ -130,89 +161,249 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         config.add_flags(sub)
     sql = commands.add_parser(
-        "sql", help="Run a read-only SQL query (FORMAT clauses pass through).",
-        description="Run one read-only SQL query against the embedded store (even while `ringback run` runs) or a ClickHouse server. "
-        "Allowed: SELECT (WITH, UNION), SHOW, DESCRIBE, EXISTS, EXPLAIN of a SELECT, with an optional FORMAT. Refused: writes, DDL, "
-        "SET/SETTINGS, KILL, SYSTEM, USE, INTO OUTFILE, and table functions or functions that reach files, other hosts or programs. "
-        "Each query is bounded by --query-timeout-s, --query-max-memory-bytes, --query-max-result-rows/-bytes and --query-max-threads.",
+        "sql",
+        help="Run a read-only SQL query (FORMAT clauses pass through).",
+        description=(
+            "Run one read-only SQL query against the embedded store (even while `ringback run` runs) or a "
+            "ClickHouse server. Allowed: SELECT (WITH, UNION), SHOW, DESCRIBE, EXISTS, EXPLAIN of a SELECT, with an "
+            "optional FORMAT. Refused: writes, DDL, SET/SETTINGS, KILL, SYSTEM, USE, INTO OUTFILE, and table "
+            "functions or functions that reach files, other hosts or programs. Each query is bounded by "
+            "--query-timeout-s, --query-max-memory-bytes, --query-max-result-rows/-bytes and --query-max-threads."
+        ),
     )
-    sql.add_argument("query", help=f'e.g. "SELECT count() FROM ringback.events" or "... FORMAT JSONEachRow"; "{STDIN_QUERY}" reads the query from standard input')
-    sql.add_argument("--format", dest="output_format", default=None, help="Output format when the query has no FORMAT clause (default: PrettyCompact on a terminal, TabSeparated otherwise).")
+    sql.add_argument(
+        "query",
+        help=(
+            f'e.g. "SELECT count() FROM ringback.events" or "... FORMAT JSONEachRow"; "{STDIN_QUERY}" reads the query '
+            "from standard input"
+        ),
+    )
+    sql.add_argument(
+        "--format",
+        dest="output_format",
+        default=None,
+        help=(
+            "Output format when the query has no FORMAT clause (default: PrettyCompact on a terminal, TabSeparated "
+            "otherwise)."
+        ),
+    )
     config.add_flags(sql)
-    reconcile = commands.add_parser("reconcile", help="Print the ledger per route and hour and flag any gap (exit 1 on a gap in a closed hour).")
+    reconcile = commands.add_parser(
+        "reconcile", help="Print the ledger per route and hour and flag any gap (exit 1 on a gap in a closed hour)."
+    )
     reconcile.add_argument("--hours", type=int, default=24, help="How many hours back to look (default 24).")
     reconcile.add_argument("--json", dest="as_json", action="store_true", help="Print the lines as a JSON array.")
     config.add_flags(reconcile)
     tail = commands.add_parser(
-        "tail", help="Print the normalized events, decoded: what comes next, or from a time; --json for scripts.",
-        description="Decode the normalized topic and print its events, one per line, as they are published (from the end by default). "
-        "Every copy is shown: resends and replays share an event_id. Reads the broker of the running `ringback run` of --data-dir, "
-        "or --kafka-bootstrap; commits nothing.",
+        "tail",
+        help="Print the normalized events, decoded: what comes next, or from a time; --json for scripts.",
+        description=(
+            "Decode the normalized topic and print its events, one per line, as they are published (from the end by "
+            "default). Every copy is shown: resends and replays share an event_id. Reads the broker of the running "
+            "`ringback run` of --data-dir, or --kafka-bootstrap; commits nothing."
+        ),
     )
-    tail.add_argument("--json", dest="as_json", action="store_true", help="One JSON object per event: every field, money as exact decimal text, times ISO 8601 UTC.")
-    tail.add_argument("--from", dest="start", default="end", metavar="TIME",
-                      help="end (default: what comes next), beginning, a UTC time (2026-11-27T10:00Z; or with an offset, +08:00) or a time ago "
-                      "(-90s, -15m, -1h, -2d); by when each event was published.")
-    tail.add_argument("--type", dest="types", action="append", default=[], metavar="TYPE",
-                      help="Only these event types (repeat it, or separate with commas; call.* is every call.… type).")
-    tail.add_argument("--tenant", dest="tenants", action="append", default=[], metavar="TENANT",
-                      help=f'Only these tenants (repeat it, or separate with commas; "{NO_TENANT}" is the tenant-less routes).')
-    tail.add_argument("--max", dest="max_events", type=int, default=0, metavar="N", help="Stop after N events (default: no bound).")
-    tail.add_argument("--no-follow", dest="follow", action="store_false", help="Stop at the end of the topic instead of waiting for more.")
+    tail.add_argument(
+        "--json",
+        dest="as_json",
+        action="store_true",
+        help="One JSON object per event: every field, money as exact decimal text, times ISO 8601 UTC.",
+    )
+    tail.add_argument(
+        "--from",
+        dest="start",
+        default="end",
+        metavar="TIME",
+        help=(
+            "end (default: what comes next), beginning, a UTC time (2026-11-27T10:00Z; or with an offset, +08:00) "
+            "or a time ago (-90s, -15m, -1h, -2d); by when each event was published."
+        ),
+    )
+    tail.add_argument(
+        "--type",
+        dest="types",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="Only these event types (repeat it, or separate with commas; call.* is every call.… type).",
+    )
+    tail.add_argument(
+        "--tenant",
+        dest="tenants",
+        action="append",
+        default=[],
+        metavar="TENANT",
+        help=f'Only these tenants (repeat it, or separate with commas; "{NO_TENANT}" is the tenant-less routes).',
+    )
+    tail.add_argument(
+        "--max", dest="max_events", type=int, default=0, metavar="N", help="Stop after N events (default: no bound)."
+    )
+    tail.add_argument(
+        "--no-follow",
+        dest="follow",
+        action="store_false",
+        help="Stop at the end of the topic instead of waiting for more.",
+    )
     config.add_flags(tail)
     replay = commands.add_parser(
-        "replay", help="Send dead letters (or the raw topic's requests of a time range) through the current adapters again; idempotent.",
-        description="Publish the chosen requests to the raw topic again, as the edge published them, for the current adapters to normalize: "
-        "the same reports get the same event ids (a replay never counts twice), a request that fails again replaces its dead letter, and the "
-        "ledger counts them as replays. Dead letters by default (read from ringback.dead_letters); --raw for every request the raw topic still "
-        "holds in --since .. --until. Uses the broker of the running `ringback run` of --data-dir, or --kafka-bootstrap.",
+        "replay",
+        help=(
+            "Send dead letters (or the raw topic's requests of a time range) through the current adapters again; "
+            "idempotent."
+        ),
+        description=(
+            "Publish the chosen requests to the raw topic again, as the edge published them, for the current "
+            "adapters to normalize: the same reports get the same event ids (a replay never counts twice), a "
+            "request that fails again replaces its dead letter, and the ledger counts them as replays. Dead letters "
+            "by default (read from ringback.dead_letters); --raw for every request the raw topic still holds in "
+            "--since .. --until. Uses the broker of the running `ringback run` of --data-dir, or --kafka-bootstrap."
+        ),
     )
-    replay.add_argument("--raw", dest="from_raw", action="store_true", help="Replay the raw topic's requests received in --since .. --until instead of dead letters.")
-    replay.add_argument("--reason", dest="reasons", action="append", default=[], metavar="REASON",
-                        help="Dead letters that failed with this reason (repeat it, or separate with commas), e.g. missing_field.")
-    replay.add_argument("--route", dest="routes", action="append", default=[], metavar="ROUTE", help="Only these routes (e.g. cdr-push).")
-    replay.add_argument("--tenant", dest="tenants", action="append", default=[], metavar="TENANT", help=f'Only these tenants ("{NO_TENANT}": the tenant-less routes).')
-    replay.add_argument("--ingest-id", dest="ingest_ids", action="append", default=[], metavar="ID", help="Only these requests.")
-    replay.add_argument("--since", default=None, metavar="TIME", help="Received at or after: a UTC time (2026-11-27T10:00Z) or a time ago (-2h).")
+    replay.add_argument(
+        "--raw",
+        dest="from_raw",
+        action="store_true",
+        help="Replay the raw topic's requests received in --since .. --until instead of dead letters.",
+    )
+    replay.add_argument(
+        "--reason",
+        dest="reasons",
+        action="append",
+        default=[],
+        metavar="REASON",
+        help="Dead letters that failed with this reason (repeat it, or separate with commas), e.g. missing_field.",
+    )
+    replay.add_argument(
+        "--route",
+        dest="routes",
+        action="append",
+        default=[],
+        metavar="ROUTE",
+        help="Only these routes (e.g. cdr-push).",
+    )
+    replay.add_argument(
+        "--tenant",
+        dest="tenants",
+        action="append",
+        default=[],
+        metavar="TENANT",
+        help=f'Only these tenants ("{NO_TENANT}": the tenant-less routes).',
+    )
+    replay.add_argument(
+        "--ingest-id", dest="ingest_ids", action="append", default=[], metavar="ID", help="Only these requests."
+    )
+    replay.add_argument(
+        "--since",
+        default=None,
+        metavar="TIME",
+        help="Received at or after: a UTC time (2026-11-27T10:00Z) or a time ago (-2h).",
+    )
     replay.add_argument("--until", default=None, metavar="TIME", help="Received before (same forms as --since).")
     replay.add_argument("--dry-run", action="store_true", help="Count what would be replayed; publish nothing.")
     replay.add_argument("--json", dest="as_json", action="store_true", help="Print the summary as JSON.")
     config.add_flags(replay)
-    load = commands.add_parser("loadgen", help="Simulate the vendors: realistic traffic on every route against an edge URL.")
-    load.add_argument("--url", default=None, help="Edge base URL (default: the running `ringback run` of --data-dir, else http://127.0.0.1:8080).")
+    load = commands.add_parser(
+        "loadgen", help="Simulate the vendors: realistic traffic on every route against an edge URL."
+    )
+    load.add_argument(
+        "--url",
+        default=None,
+        help="Edge base URL (default: the running `ringback run` of --data-dir, else http://127.0.0.1:8080).",
+    )
     load.add_argument("--duration", type=float, default=10.0, help="Seconds to send for (ignored with --requests).")
     load.add_argument("--requests", type=int, default=0, help="Send exactly this many requests.")
-    load.add_argument("--rate", type=float, default=0.0, help="Requests per second (0 = as fast as the connections allow).")
+    load.add_argument(
+        "--rate", type=float, default=0.0, help="Requests per second (0 = as fast as the connections allow)."
+    )
     load.add_argument("--connections", type=int, default=32, help="Concurrent connections.")
     load.add_argument("--resend-share", type=float, default=0.05, help="Share of requests that resend an earlier body.")
     load.add_argument("--malformed-share", type=float, default=0.01, help="Share of requests with a truncated body.")
-    load.add_argument("--mix", default=None, help="route=weight,... (default: the realistic mix, SMS receipts first; see `ringback.loadgen.DEFAULT_MIX`)")
+    load.add_argument(
+        "--mix",
+        default=None,
+        help="route=weight,... (default: the realistic mix, SMS receipts first; see `ringback.loadgen.DEFAULT_MIX`)",
+    )
     load.add_argument("--seed", type=int, default=7, help="Seed of the traffic generator.")
-    load.add_argument("--tenant", dest="tenant_ids", action="append", default=[], metavar="ID",
-                      help="Send as this tenant, to /t/ID/SECRET/callbacks/...; repeat (each with its --secret) for several. "
-                      "Default: every tenant of --tenants-file that has a plain secret, else the tenant-less routes.")
-    load.add_argument("--secret", dest="tenant_secrets", action="append", default=[], metavar="SECRET", help="The secret of the --tenant at the same position.")
-    load.add_argument("--apps", type=int, default=None, help="Customer applications sharing the traffic, spread over the tenants (default 5).")
+    load.add_argument(
+        "--tenant",
+        dest="tenant_ids",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="Send as this tenant, to /t/ID/SECRET/callbacks/...; repeat (each with its --secret) for several. "
+        "Default: every tenant of --tenants-file that has a plain secret, else the tenant-less routes.",
+    )
+    load.add_argument(
+        "--secret",
+        dest="tenant_secrets",
+        action="append",
+        default=[],
+        metavar="SECRET",
+        help="The secret of the --tenant at the same position.",
+    )
+    load.add_argument(
+        "--apps",
+        type=int,
+        default=None,
+        help="Customer applications sharing the traffic, spread over the tenants (default 5).",
+    )
     load.add_argument("--json", dest="as_json", action="store_true", help="Print the summary as JSON.")
     config.add_flags(load)
     bench = commands.add_parser("bench", help="Measure every stage against its baseline (what `make bench` runs).")
     bench.add_argument("--quick", action="store_true", help="A few seconds per stage: a smoke run, not a measurement.")
     bench.add_argument("--results", default="bench-results", help="Folder for the JSON report and the chart.")
-    status = commands.add_parser("status", help="The whole pipeline at a glance: each role ready or why not, lag, journal, dead letters (exit 1 when something is wrong).",
-                                 description="Ask every role for its readiness and metrics (a role that does not answer within 2 s is shown as down); exit 1 when anything is wrong.")
+    status = commands.add_parser(
+        "status",
+        help=(
+            "The whole pipeline at a glance: each role ready or why not, lag, journal, dead letters (exit 1 when "
+            "something is wrong)."
+        ),
+        description=(
+            "Ask every role for its readiness and metrics (a role that does not answer within 2 s is shown as down); "
+            "exit 1 when anything is wrong."
+        ),
+    )
     status.add_argument("--json", dest="as_json", action="store_true", help="Print the status as JSON.")
-    status.add_argument("--max-journal-age-s", type=float, default=60.0, help="A callback not stored after this many seconds is a problem (default 60).")
+    status.add_argument(
+        "--max-journal-age-s",
+        type=float,
+        default=60.0,
+        help="A callback not stored after this many seconds is a problem (default 60).",
+    )
     for role in ("edge", "normalizer", "sink"):
-        status.add_argument(f"--{role}", dest=f"{role}_url", default=None, help=f"Base URL of a {role} (its /readyz and /metrics); default: the one `ringback run` started for --data-dir.")
+        status.add_argument(
+            f"--{role}",
+            dest=f"{role}_url",
+            default=None,
+            help=(
+                f"Base URL of a {role} (its /readyz and /metrics); default: the one `ringback run` started for "
+                "--data-dir."
+            ),
+        )
     config.add_flags(status)
-    soak = commands.add_parser("soak", help="`ringback run` under steady load for a long time, every process's memory sampled (what `make soak` runs).",
-                               description="Run the whole pipeline under steady vendor traffic, sample every process's memory, and report whether it levels off and whether anything was lost.")
+    soak = commands.add_parser(
+        "soak",
+        help=(
+            "`ringback run` under steady load for a long time, every process's memory sampled (what `make soak` runs)."
+        ),
+        description=(
+            "Run the whole pipeline under steady vendor traffic, sample every process's memory, and report whether it "
+            "levels off and whether anything was lost."
+        ),
+    )
     soak.add_argument("--duration", type=float, default=3600.0, help="Seconds of load (default 3600).")
     soak.add_argument("--rate", type=float, default=300.0, help="Callbacks per second (default 300).")
     soak.add_argument("--warmup", type=float, default=600.0, help="Seconds counted as warm-up (default 600).")
-    soak.add_argument("--results", default="bench-results/soak", help="Folder for the report, the samples and the chart.")
-    bq = commands.add_parser("bench-queries", help="The analyst cookbook's queries on a large generated store, timed (what `make bench-queries` runs).",
-                             description="Generate events in a fresh embedded store (resent copies included) and time the cookbook's queries.")
+    soak.add_argument(
+        "--results", default="bench-results/soak", help="Folder for the report, the samples and the chart."
+    )
+    bq = commands.add_parser(
+        "bench-queries",
+        help="The analyst cookbook's queries on a large generated store, timed (what `make bench-queries` runs).",
+        description=(
+            "Generate events in a fresh embedded store (resent copies included) and time the cookbook's queries."
+        ),
+    )
     bq.add_argument("--rows", type=int, default=100_000_000, help="Events to generate (default 100 million).")
     bq.add_argument("--days", type=int, default=10, help="Days they spread over (default 10).")
     bq.add_argument("--results", default="bench-results/queries", help="Folder for the store and the report.")
@@ -337,10 +528,21 @@ def _loadgen(settings: Settings, args: argparse.Namespace) -> int:
         print(f"ringback loadgen: {exc}", file=sys.stderr)
         return 2
     if skipped:
-        print(f"ringback loadgen: no plain secret for tenants {', '.join(skipped)}: not sending as them", file=sys.stderr)
+        print(
+            f"ringback loadgen: no plain secret for tenants {', '.join(skipped)}: not sending as them", file=sys.stderr
+        )
     plan = loadgen.LoadPlan(
-        url=url.rstrip("/"), requests=args.requests, duration_s=args.duration, rate=args.rate, connections=args.connections,
-        resend_share=args.resend_share, malformed_share=args.malformed_share, mix=mix, seed=args.seed, tenants=tenants, apps=args.apps or loadgen.DEFAULT_APPS,
+        url=url.rstrip("/"),
+        requests=args.requests,
+        duration_s=args.duration,
+        rate=args.rate,
+        connections=args.connections,
+        resend_share=args.resend_share,
+        malformed_share=args.malformed_share,
+        mix=mix,
+        seed=args.seed,
+        tenants=tenants,
+        apps=args.apps or loadgen.DEFAULT_APPS,
     )
     summary = asyncio.run(loadgen.run(plan, show_progress=sys.stderr.isatty() and not args.as_json))
     print(orjson.dumps(summary.as_dict()).decode() if args.as_json else summary.render())
@@ -356,7 +558,7 @@ def moment(text: str, now: datetime) -> datetime:
         given = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r}: not a time ago like -15m, or an ISO time like 2026-11-27T10:00Z") from None
-    return given if given.tzinfo is not None else given.replace(tzinfo=timezone.utc)
+    return given if given.tzinfo is not None else given.replace(tzinfo=UTC)
 
 
 def running_broker(settings: Settings) -> str | None:
@@ -378,14 +580,23 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
 
     bootstrap = running_broker(settings) or ""
     if not bootstrap and (args.from_raw or not args.dry_run):
-        print(f"ringback replay: no `ringback run` is running with --data-dir {settings.data_dir}; give --kafka-bootstrap", file=sys.stderr)
+        print(
+            (
+                f"ringback replay: no `ringback run` is running with --data-dir {settings.data_dir}; give "
+                "--kafka-bootstrap"
+            ),
+            file=sys.stderr,
+        )
         return USAGE_ERROR
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         selection = replay.Selection(
-            reasons=tuple(_listed(args.reasons)), routes=tuple(_listed(args.routes)), tenants=tuple(_listed(args.tenants)),
+            reasons=tuple(_listed(args.reasons)),
+            routes=tuple(_listed(args.routes)),
+            tenants=tuple(_listed(args.tenants)),
             ingest_ids=tuple(_listed(args.ingest_ids)),
-            since=moment(args.since, now) if args.since else None, until=moment(args.until, now) if args.until else None,
+            since=moment(args.since, now) if args.since else None,
+            until=moment(args.until, now) if args.until else None,
         )
         if args.from_raw and args.reasons:
             raise replay.SelectionError("--reason chooses dead letters; the raw topic has no reasons")
@@ -401,21 +612,23 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def tail_start(text: str, now: datetime) -> "Start":
+def tail_start(text: str, now: datetime) -> Start:
     """``--from``: beginning, end, a time ago (-15m) or an ISO 8601 time (UTC unless it says otherwise)."""
     if text in TAIL_STARTS:
         return text  # type: ignore[return-value]
     try:
         return moment(text, now)
     except ValueError:
-        raise ValueError(f"--from {text!r}: not beginning, end, a time ago like -15m, or an ISO time like 2026-11-27T10:00Z") from None
+        raise ValueError(
+            f"--from {text!r}: not beginning, end, a time ago like -15m, or an ISO time like 2026-11-27T10:00Z"
+        ) from None
 
 
 def _listed(values: list[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def tail_filter(types: list[str], tenants: list[str]) -> Callable[["Delivered"], bool]:
+def tail_filter(types: list[str], tenants: list[str]) -> Callable[[Delivered], bool]:
     """Whether an event is wanted: its type matches one of ``types`` (fnmatch patterns) and its tenant
     is one of ``tenants`` (either list empty: any)."""
     from fnmatch import fnmatchcase
@@ -423,14 +636,14 @@ def tail_filter(types: list[str], tenants: list[str]) -> Callable[["Delivered"],
     patterns = _listed(types)
     wanted_tenants = {"" if t == NO_TENANT else t for t in _listed(tenants)}
 
-    def wanted(delivered: "Delivered") -> bool:
+    def wanted(delivered: Delivered) -> bool:
         type_ok = not patterns or any(fnmatchcase(str(delivered.event["event_type"]), p) for p in patterns)
         return type_ok and (not wanted_tenants or delivered.tenant in wanted_tenants)
 
     return wanted
 
 
-def tail_line(delivered: "Delivered", as_json: bool) -> str:
+def tail_line(delivered: Delivered, as_json: bool) -> str:
     """One event as a JSON object, or as a line for people: receive time, type, tenant, app, ordering
     key, status, then charge, seconds and minutes when the event has them, and the event id."""
     import orjson
@@ -440,8 +653,14 @@ def tail_line(delivered: "Delivered", as_json: bool) -> str:
     event = delivered.event
     if as_json:
         return orjson.dumps(json_ready(event)).decode()
-    parts = [iso_utc(event["received_at"]), str(event["event_type"]), delivered.tenant or NO_TENANT, event.get("app_id") or NO_TENANT,
-             (delivered.key or b"").decode(errors="replace"), str(event["status"])]
+    parts = [
+        iso_utc(event["received_at"]),
+        str(event["event_type"]),
+        delivered.tenant or NO_TENANT,
+        event.get("app_id") or NO_TENANT,
+        (delivered.key or b"").decode(errors="replace"),
+        str(event["status"]),
+    ]
     if event.get("charge") is not None:
         parts.append(f"{event['charge']} {event.get('currency') or ''}".rstrip())
     if event.get("duration_s") is not None:
@@ -457,10 +676,13 @@ def _tail(settings: Settings, args: argparse.Namespace) -> int:
 
     bootstrap = running_broker(settings)
     if not bootstrap:
-        print(f"ringback tail: no `ringback run` is running with --data-dir {settings.data_dir}; give --kafka-bootstrap", file=sys.stderr)
+        print(
+            f"ringback tail: no `ringback run` is running with --data-dir {settings.data_dir}; give --kafka-bootstrap",
+            file=sys.stderr,
+        )
         return USAGE_ERROR
     try:
-        start = tail_start(args.start, datetime.now(timezone.utc))
+        start = tail_start(args.start, datetime.now(UTC))
     except ValueError as exc:
         print(f"ringback tail: {exc}", file=sys.stderr)
         return USAGE_ERROR
@@ -474,7 +696,7 @@ def _tail(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _print_events(settings: Settings, bootstrap: str, start: "Start", args: argparse.Namespace) -> None:
+async def _print_events(settings: Settings, bootstrap: str, start: Start, args: argparse.Namespace) -> None:
     from ringback.consumer import EventDecoder, read
 
     def undecodable(record: Any, error: Exception) -> None:
@@ -482,8 +704,14 @@ async def _print_events(settings: Settings, bootstrap: str, start: "Start", args
 
     wanted = tail_filter(args.types, args.tenants)
     shown = 0
-    events = read(bootstrap, start, topic=settings.topic_normalized, decoder=EventDecoder(settings.schemas_dir), follow=args.follow,
-                  on_undecodable=undecodable)
+    events = read(
+        bootstrap,
+        start,
+        topic=settings.topic_normalized,
+        decoder=EventDecoder(settings.schemas_dir),
+        follow=args.follow,
+        on_undecodable=undecodable,
+    )
     async for delivered in events:
         if not wanted(delivered):
             continue

@@ -18,7 +18,13 @@ from typing import Any
 ENV_PREFIX = "RINGBACK_"
 CONFIG_FILE_ENV = "RINGBACK_CONFIG"
 #: The settings that bound analyst queries; none may be 0 (which would mean "no limit" to ClickHouse).
-QUERY_LIMITS = ("query_timeout_s", "query_max_memory_bytes", "query_max_result_rows", "query_max_result_bytes", "query_max_threads")
+QUERY_LIMITS = (
+    "query_timeout_s",
+    "query_max_memory_bytes",
+    "query_max_result_rows",
+    "query_max_result_bytes",
+    "query_max_threads",
+)
 #: What the normalizer keeps of an SMS reply's text (an end user's message) in ``message_text``.
 SMS_REPLY_TEXT_STORE, SMS_REPLY_TEXT_MASK, SMS_REPLY_TEXT_DROP = "store", "mask", "drop"
 SMS_REPLY_TEXT_POLICIES = (SMS_REPLY_TEXT_STORE, SMS_REPLY_TEXT_MASK, SMS_REPLY_TEXT_DROP)
@@ -41,85 +47,178 @@ class Settings:
     host: str = _setting("127.0.0.1", "Address the edge listens on.")
     port: int = _setting(8080, "Port the edge listens on.")
     max_body_bytes: int = _setting(1_048_576, "Largest accepted callback body; larger bodies get HTTP 413.")
-    publish_timeout_s: float = _setting(2.0, "Budget for the broker's acknowledgement; past it the callback goes to the spool.")
-    body_read_timeout_s: float = _setting(10.0, "Longest the edge waits for a request body; slower clients get HTTP 408.")
-    edge_max_in_flight: int = _setting(2048, "Requests handled at once by one edge process; beyond it the edge sheds with a retryable 5xx.")
-    edge_max_in_flight_bytes: int = _setting(
-        67_108_864, "Body bytes one edge process holds at once (declared or, for chunked bodies, max_body_bytes); beyond it a retryable 5xx."
+    publish_timeout_s: float = _setting(
+        2.0, "Budget for the broker's acknowledgement; past it the callback goes to the spool."
     )
-    edge_max_connections: int = _setting(16_384, "Open connections one edge process accepts (kept below its descriptor limit); more are refused with 503.")
-    edge_max_connections_per_ip: int = _setting(1024, "Open connections one remote address may hold (0 = no bound); more are refused with 503.")
-    tenants_file: str = _setting("", "TOML file of the tenants and their secrets (README: Going to production: tenants); empty = the edge is open to anyone.")
-    trusted_proxies: str = _setting("", "CIDRs (comma-separated) of load balancers whose Forwarded / X-Forwarded-For headers give the client's address.")
-    anonymous_rate_limit_per_s: float = _setting(2000.0, "Requests per second one address may send on the tenant-less routes (0 = no limit).")
-    tenant_rate_limit_per_s: float = _setting(0.0, "Requests per second per tenant, unless its entry in the tenants file says otherwise (0 = no limit).")
+    body_read_timeout_s: float = _setting(
+        10.0, "Longest the edge waits for a request body; slower clients get HTTP 408."
+    )
+    edge_max_in_flight: int = _setting(
+        2048, "Requests handled at once by one edge process; beyond it the edge sheds with a retryable 5xx."
+    )
+    edge_max_in_flight_bytes: int = _setting(
+        67_108_864,
+        (
+            "Body bytes one edge process holds at once (declared or, for chunked bodies, max_body_bytes); beyond it a "
+            "retryable 5xx."
+        ),
+    )
+    edge_max_connections: int = _setting(
+        16_384,
+        "Open connections one edge process accepts (kept below its descriptor limit); more are refused with 503.",
+    )
+    edge_max_connections_per_ip: int = _setting(
+        1024, "Open connections one remote address may hold (0 = no bound); more are refused with 503."
+    )
+    tenants_file: str = _setting(
+        "",
+        (
+            "TOML file of the tenants and their secrets (README: Going to production: tenants); empty = the edge is "
+            "open to anyone."
+        ),
+    )
+    trusted_proxies: str = _setting(
+        "",
+        (
+            "CIDRs (comma-separated) of load balancers whose Forwarded / X-Forwarded-For headers give the client's "
+            "address."
+        ),
+    )
+    anonymous_rate_limit_per_s: float = _setting(
+        2000.0, "Requests per second one address may send on the tenant-less routes (0 = no limit)."
+    )
+    tenant_rate_limit_per_s: float = _setting(
+        0.0, "Requests per second per tenant, unless its entry in the tenants file says otherwise (0 = no limit)."
+    )
     rate_limit_burst_s: float = _setting(2.0, "Rate limits let bursts of this many seconds' worth of requests through.")
-    edge_header_timeout_s: float = _setting(5.0, "A request head must arrive completely within this many seconds of its first byte.")
-    edge_idle_timeout_s: float = _setting(30.0, "Close a connection that sends nothing for this long (since it opened or since the last reply).")
-    reuse_port: bool = _setting(False, "Let several edge processes listen on one port (SO_REUSEPORT); each takes a spool of its own.")
-    spool_max_bytes: int = _setting(268_435_456, "Bound of the edge's local journal (0 disables it: no broker, no success; journal mode needs it).")
+    edge_header_timeout_s: float = _setting(
+        5.0, "A request head must arrive completely within this many seconds of its first byte."
+    )
+    edge_idle_timeout_s: float = _setting(
+        30.0, "Close a connection that sends nothing for this long (since it opened or since the last reply)."
+    )
+    reuse_port: bool = _setting(
+        False, "Let several edge processes listen on one port (SO_REUSEPORT); each takes a spool of its own."
+    )
+    spool_max_bytes: int = _setting(
+        268_435_456, "Bound of the edge's local journal (0 disables it: no broker, no success; journal mode needs it)."
+    )
     edge_journal: str = _setting(
-        "auto", "Journal every callback before replying and keep it until the sink stored it: on, off (journal only what the broker could not take), auto (on with the embedded broker)."
+        "auto",
+        (
+            "Journal every callback before replying and keep it until the sink stored it: on, off (journal only what "
+            "the broker could not take), auto (on with the embedded broker)."
+        ),
     )
 
     # --- Kafka ---
-    kafka_bootstrap: str = _setting("", "Bootstrap servers of an existing Kafka (HOST:PORT[,..]); empty starts the embedded broker.")
+    kafka_bootstrap: str = _setting(
+        "", "Bootstrap servers of an existing Kafka (HOST:PORT[,..]); empty starts the embedded broker."
+    )
     kafka_port: int = _setting(0, "Loopback port of the embedded broker (0 picks a free port).")
     embedded_broker_max_mb: int = _setting(
-        1024, "Memory the embedded broker may hold before `ringback run` restarts it (it never frees any; the edge journal keeps what it held)."
+        1024,
+        (
+            "Memory the embedded broker may hold before `ringback run` restarts it (it never frees any; the edge "
+            "journal keeps what it held)."
+        ),
     )
     kafka_partitions: int = _setting(4, "Partition count used when creating the topics.")
     kafka_replication: int = _setting(1, "Replication factor used when creating the topics.")
     kafka_create_topics: bool = _setting(True, "Create missing topics at start.")
     journal_republish_after_s: float = _setting(
-        30.0, "Journal mode: callbacks still unstored this long after later ones were stored are published again (something downstream lost them)."
+        30.0,
+        (
+            "Journal mode: callbacks still unstored this long after later ones were stored are published again "
+            "(something downstream lost them)."
+        ),
     )
     topic_raw: str = _setting("ringback.raw.v1", "Topic for raw callbacks as received.")
     topic_normalized: str = _setting("ringback.normalized.v1", "Topic for normalized Avro events.")
     topic_dlq: str = _setting("ringback.dlq.v1", "Dead-letter topic for input that could not be normalized.")
     topic_ledger: str = _setting("ringback.ledger.v1", "Topic for the reconciliation ledger's count deltas.")
-    topic_progress: str = _setting("ringback.progress.v1", "Topic on which normalizers and sinks say how far they got (the edge's journal is trimmed by it).")
+    topic_progress: str = _setting(
+        "ringback.progress.v1",
+        "Topic on which normalizers and sinks say how far they got (the edge's journal is trimmed by it).",
+    )
     ledger_interval_s: float = _setting(5.0, "How often the edge publishes its ledger counts.")
     normalizer_group: str = _setting("ringback-normalizer", "Consumer group of the normalizer workers.")
     sink_group: str = _setting("ringback-sink", "Consumer group of the sink workers.")
     producer_linger_ms: int = _setting(2, "Producer linger: how long a batch may wait to fill.")
     gc_gen0_threshold: int = _setting(
-        50_000, "Allocations between the youngest garbage collections in the edge, normalizer and sink (Python's default: 700)."
+        50_000,
+        (
+            "Allocations between the youngest garbage collections in the edge, normalizer and sink (Python's "
+            "default: 700)."
+        ),
     )
 
     # --- normalizer ---
     source_timezone: str = _setting("Asia/Shanghai", "Time zone of vendor local-time strings.")
     sms_reply_text: str = _setting(
-        SMS_REPLY_TEXT_STORE, "What an SMS reply's message_text holds of the end user's text: store (as sent), mask (one * per character) or drop (null)."
+        SMS_REPLY_TEXT_STORE,
+        (
+            "What an SMS reply's message_text holds of the end user's text: store (as sent), mask (one * per "
+            "character) or drop (null)."
+        ),
     )
     normalizer_max_records: int = _setting(2000, "Most raw messages a normalizer handles per poll.")
-    dlq_guard_ratio: float = _setting(0.5, "Pause the normalizer when more than this share of recent requests were entirely dead-lettered (1 disables).")
+    dlq_guard_ratio: float = _setting(
+        0.5,
+        "Pause the normalizer when more than this share of recent requests were entirely dead-lettered (1 disables).",
+    )
     dlq_guard_window: int = _setting(1000, "How many recent requests the dead-letter guard looks at.")
     dlq_guard_min_requests: int = _setting(200, "Requests needed in the window before the dead-letter guard can trip.")
-    dlq_guard_min_distinct: int = _setting(20, "Different bodies the entirely dead-lettered requests must carry before the guard can trip.")
-    dlq_guard_pause_s: float = _setting(300.0, "How long a tripped guard holds consuming paused before the held requests go through as they are.")
+    dlq_guard_min_distinct: int = _setting(
+        20, "Different bodies the entirely dead-lettered requests must carry before the guard can trip."
+    )
+    dlq_guard_pause_s: float = _setting(
+        300.0, "How long a tripped guard holds consuming paused before the held requests go through as they are."
+    )
 
     # --- sink / ClickHouse ---
-    clickhouse_dsn: str = _setting("", "ClickHouse DSN (http://host:8123/ or chdb:///path); empty = embedded store under data_dir.")
+    clickhouse_dsn: str = _setting(
+        "", "ClickHouse DSN (http://host:8123/ or chdb:///path); empty = embedded store under data_dir."
+    )
     clickhouse_cluster: str = _setting(
-        "", "ClickHouse cluster (remote_servers) to create the store on: replicated local tables, Distributed ones under the tables' names, views over them (empty = single server)."
+        "",
+        (
+            "ClickHouse cluster (remote_servers) to create the store on: replicated local tables, Distributed ones "
+            "under the tables' names, views over them (empty = single server)."
+        ),
     )
     sink_batch_rows: int = _setting(20_000, "Rows that make the sink flush a batch.")
     sink_batch_seconds: float = _setting(0.5, "Longest a row waits in the sink before its batch is flushed.")
-    conflict_check_interval_s: float = _setting(30.0, "How often (at most) the sink looks for events whose copies disagree on billing values.")
-    sink_query_port: int = _setting(0, "Loopback port of the sink's read-only query endpoint for `ringback sql` (0 = free port).")
-    query_timeout_s: float = _setting(60.0, "Longest an analyst query (`ringback sql`) may run; the engine stops it with TIMEOUT_EXCEEDED.")
+    conflict_check_interval_s: float = _setting(
+        30.0, "How often (at most) the sink looks for events whose copies disagree on billing values."
+    )
+    sink_query_port: int = _setting(
+        0, "Loopback port of the sink's read-only query endpoint for `ringback sql` (0 = free port)."
+    )
+    query_timeout_s: float = _setting(
+        60.0, "Longest an analyst query (`ringback sql`) may run; the engine stops it with TIMEOUT_EXCEEDED."
+    )
     query_max_memory_bytes: int = _setting(1_073_741_824, "Memory one analyst query may use in the engine.")
     query_max_result_rows: int = _setting(1_000_000, "Most rows an analyst query may return.")
     query_max_result_bytes: int = _setting(104_857_600, "Most bytes (uncompressed) an analyst query may return.")
     analyst_views_dir: str = _setting(
-        "", "A folder of .sql files, one query each, that the sink makes views analyst.<file name> of at start (checked like `ringback sql`); empty: none."
+        "",
+        (
+            "A folder of .sql files, one query each, that the sink makes views analyst.<file name> of at start "
+            "(checked like `ringback sql`); empty: none."
+        ),
     )
-    query_max_threads: int = _setting(1, "Engine threads one analyst query may use; the embedded store shares its cores with ingestion.")
+    query_max_threads: int = _setting(
+        1, "Engine threads one analyst query may use; the embedded store shares its cores with ingestion."
+    )
 
     # --- worker lifecycle ---
     retry_alarm_after_s: float = _setting(
-        30.0, "A normalizer or sink that keeps failing to reach the broker or ClickHouse this long raises the alarm (not ready, metric, log)."
+        30.0,
+        (
+            "A normalizer or sink that keeps failing to reach the broker or ClickHouse this long raises the alarm "
+            "(not ready, metric, log)."
+        ),
     )
     drain_timeout_s: float = _setting(10.0, "On shutdown, keep consuming until caught up for at most this long.")
     metrics_port: int = _setting(0, "Port for /metrics and /healthz of the normalizer and sink roles (0 = free port).")
@@ -154,7 +253,7 @@ class Settings:
     def embedded_clickhouse(self) -> bool:
         return self.effective_clickhouse_dsn.startswith("chdb://")
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
     def as_env(self) -> dict[str, str]:
@@ -205,7 +304,9 @@ def _field_types() -> dict[str, type]:
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """Add one ``--flag`` per setting; unset flags stay ``None`` so lower layers show through."""
     group = parser.add_argument_group("configuration (flag > RINGBACK_* env > TOML file > default)")
-    group.add_argument("--config", dest="config_file", default=None, help=f"TOML file with settings (or ${CONFIG_FILE_ENV}).")
+    group.add_argument(
+        "--config", dest="config_file", default=None, help=f"TOML file with settings (or ${CONFIG_FILE_ENV})."
+    )
     for f in fields(Settings):
         if not f.metadata.get("flag", True):
             continue
@@ -277,7 +378,13 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("kafka_partitions must be positive")
     if settings.sink_batch_rows <= 0 or settings.sink_batch_seconds <= 0:
         raise ConfigError("sink_batch_rows and sink_batch_seconds must be positive")
-    for name in ("edge_max_in_flight", "edge_max_in_flight_bytes", "edge_max_connections", "edge_header_timeout_s", "edge_idle_timeout_s"):
+    for name in (
+        "edge_max_in_flight",
+        "edge_max_in_flight_bytes",
+        "edge_max_connections",
+        "edge_header_timeout_s",
+        "edge_idle_timeout_s",
+    ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be positive")
     for name in ("anonymous_rate_limit_per_s", "tenant_rate_limit_per_s"):

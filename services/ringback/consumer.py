@@ -44,7 +44,7 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -71,7 +71,7 @@ START_POLICIES = ("earliest", "latest")
 POLL_TIMEOUT_MS = 500
 #: Fields whose values a bill depends on: a resend that changes one of them is a conflict.
 BILLING_FIELDS = ("charge", "duration_s", "billable_minutes", "status")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _MS_PER_S = 1000
 _US_PER_MS = 1000
@@ -230,7 +230,9 @@ class Batch:
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def add(self, verdict: Verdict, copy: Delivered) -> None:
-        {Verdict.FIRST: self.events, Verdict.DUPLICATE: self.duplicates, Verdict.CONFLICT: self.conflicts}[verdict].append(copy)
+        {Verdict.FIRST: self.events, Verdict.DUPLICATE: self.duplicates, Verdict.CONFLICT: self.conflicts}[
+            verdict
+        ].append(copy)
         self.next_offsets[(copy.topic, copy.partition)] = copy.offset + 1
 
 
@@ -253,8 +255,15 @@ class NormalizedConsumer:
     """A member of consumer group ``group`` on the normalized topic; see the module's docstring."""
 
     def __init__(
-        self, bootstrap: str, group: str, *, topic: str = DEFAULT_TOPIC, decoder: EventDecoder | None = None,
-        window: DedupeWindow | None = None, max_batch: int = DEFAULT_MAX_BATCH, start_at: str = "earliest",
+        self,
+        bootstrap: str,
+        group: str,
+        *,
+        topic: str = DEFAULT_TOPIC,
+        decoder: EventDecoder | None = None,
+        window: DedupeWindow | None = None,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        start_at: str = "earliest",
         kafka_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
@@ -271,11 +280,15 @@ class NormalizedConsumer:
         self._planned: set[TopicPartition] = set()  # assigned partitions sought back over the window
         self._remember_below: dict[TopicPartition, int] = {}  # below it, records are only remembered
 
-    async def run(self, process: Process, *, stop: asyncio.Event | None = None, until_caught_up: bool = False) -> Summary:
+    async def run(
+        self, process: Process, *, stop: asyncio.Event | None = None, until_caught_up: bool = False
+    ) -> Summary:
         """Consume until ``stop`` is set or, with ``until_caught_up``, until every assigned partition
         is read up to its end (for a job run from cron)."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=self.group, auto_offset_reset=self.start_at,
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group,
+            auto_offset_reset=self.start_at,
             **{**self.kafka_options, "enable_auto_commit": False},
         )
         consumer.subscribe([self.topic], listener=_ForgetRevoked(self))
@@ -310,7 +323,10 @@ class NormalizedConsumer:
         self.summary.duplicates += len(batch.duplicates)
         self.summary.conflicts += len(batch.conflicts)
         for copy in batch.conflicts:
-            log.warning("conflicting copy set aside: the first copy's billing values win", extra={"event_id": copy.event_id, "offset": copy.offset})
+            log.warning(
+                "conflicting copy set aside: the first copy's billing values win",
+                extra={"event_id": copy.event_id, "offset": copy.offset},
+            )
         return batch
 
     def _decode(self, record: ConsumerRecord[bytes, bytes]) -> Delivered:
@@ -321,9 +337,16 @@ class NormalizedConsumer:
 
     async def _commit(self, consumer: AIOKafkaConsumer, next_offsets: Mapping[tuple[str, int], int]) -> None:
         try:
-            await consumer.commit({TopicPartition(topic, partition): offset for (topic, partition), offset in next_offsets.items()})
-        except (CommitFailedError, IllegalStateError) as exc:  # a rebalance took the partition: its new owner reads the batch again
-            log.warning("commit refused after a rebalance; the batch will be delivered again", extra={"error": str(exc)})
+            await consumer.commit(
+                {TopicPartition(topic, partition): offset for (topic, partition), offset in next_offsets.items()}
+            )
+        except (
+            CommitFailedError,
+            IllegalStateError,
+        ) as exc:  # a rebalance took the partition: its new owner reads the batch again
+            log.warning(
+                "commit refused after a rebalance; the batch will be delivered again", extra={"error": str(exc)}
+            )
 
     async def _fetch(self, consumer: AIOKafkaConsumer) -> list[ConsumerRecord[bytes, bytes]]:
         """The next records. A partition newly assigned is first sought back over the window before
@@ -399,7 +422,12 @@ TOPIC_WAIT_STEP_S = 0.2
 
 
 async def read(
-    bootstrap: str, start: Start = "end", *, topic: str = DEFAULT_TOPIC, decoder: EventDecoder | None = None, follow: bool = True,
+    bootstrap: str,
+    start: Start = "end",
+    *,
+    topic: str = DEFAULT_TOPIC,
+    decoder: EventDecoder | None = None,
+    follow: bool = True,
     on_undecodable: Callable[[ConsumerRecord[bytes, bytes], UndecodableEvent], None] | None = None,
     kafka_options: Mapping[str, Any] | None = None,
 ) -> AsyncGenerator[Delivered, None]:
@@ -424,10 +452,19 @@ async def read(
 
 
 async def read_records(
-    bootstrap: str, start: Start = "end", *, topic: str = DEFAULT_TOPIC, follow: bool = True, kafka_options: Mapping[str, Any] | None = None,
+    bootstrap: str,
+    start: Start = "end",
+    *,
+    topic: str = DEFAULT_TOPIC,
+    follow: bool = True,
+    kafka_options: Mapping[str, Any] | None = None,
 ) -> AsyncGenerator[ConsumerRecord[bytes, bytes], None]:
     """The records of any topic from ``start``, undecoded, as ``read`` goes through them."""
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", **{**dict(kafka_options or {}), "enable_auto_commit": False})
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        **{**dict(kafka_options or {}), "enable_auto_commit": False},
+    )
     await reader.start()
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(reader, topic))]
@@ -461,8 +498,8 @@ async def _position(reader: AIOKafkaConsumer, partitions: list[TopicPartition], 
     if start == "beginning":
         await reader.seek_to_beginning(*partitions)
         return {}
-    since_ms = micros(datetime.now(timezone.utc) if start == "end" else start) // _US_PER_MS
-    found = await reader.offsets_for_times({tp: since_ms for tp in partitions})
+    since_ms = micros(datetime.now(UTC) if start == "end" else start) // _US_PER_MS
+    found = await reader.offsets_for_times(dict.fromkeys(partitions, since_ms))
     skip_below: dict[int, int] = {}
     for tp in partitions:
         answer = found.get(tp)
@@ -493,4 +530,4 @@ def _json_value(value: Any) -> Any:
 
 
 def iso_utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -60,7 +60,12 @@ DEFAULT_MIX = {
     "callback-call/keypress": 1,
 }
 #: The products, each a vendor's set of pushes for one story.
-TENCENT_SMS, TENCENT_VOICE, CDR_PLATFORM, CLICK_TO_CALL = "tencent-sms", "tencent-voice", "cdr-platform", "click-to-call"
+TENCENT_SMS, TENCENT_VOICE, CDR_PLATFORM, CLICK_TO_CALL = (
+    "tencent-sms",
+    "tencent-voice",
+    "cdr-platform",
+    "click-to-call",
+)
 PRODUCT_ROUTES: dict[str, tuple[str, ...]] = {
     TENCENT_SMS: ("tencent/sms-status", "tencent/sms-reply"),
     TENCENT_VOICE: ("tencent/voicecode", "tencent/voiceprompt"),
@@ -91,7 +96,31 @@ DISPLAY_AREA_CODES = ("010", "021", "0755", "020", "0571")  # the landline calle
 #: Chinese mobile number blocks per carrier and the carrier's share of subscribers (roughly), so that
 #: carrier analyses see a realistic split.
 MOBILE_BLOCKS = {
-    "China Mobile": (60, ("135", "136", "137", "138", "139", "147", "150", "151", "152", "157", "158", "159", "178", "182", "183", "184", "187", "188", "195", "198")),
+    "China Mobile": (
+        60,
+        (
+            "135",
+            "136",
+            "137",
+            "138",
+            "139",
+            "147",
+            "150",
+            "151",
+            "152",
+            "157",
+            "158",
+            "159",
+            "178",
+            "182",
+            "183",
+            "184",
+            "187",
+            "188",
+            "195",
+            "198",
+        ),
+    ),
     "China Unicom": (20, ("130", "131", "132", "145", "155", "156", "166", "175", "176", "185", "186")),
     "China Telecom": (20, ("133", "153", "190", "193", "173", "177", "180", "181", "189", "191", "199")),
 }
@@ -161,7 +190,13 @@ class Weighted(Generic[T]):
 
 # --- Calls: outcomes and durations -----------------------------------------------------------------------
 ANSWERED, NO_ANSWER, BUSY, REJECTED, UNREACHABLE, INVALID_NUMBER, CALL_FAILED = (
-    "answered", "no_answer", "busy", "rejected", "unreachable", "invalid_number", "call_failed",
+    "answered",
+    "no_answer",
+    "busy",
+    "rejected",
+    "unreachable",
+    "invalid_number",
+    "call_failed",
 )
 #: Why a placed call that was not answered was not (the app's answer ratio decides whether it was).
 NOT_ANSWERED = Weighted({NO_ANSWER: 45, UNREACHABLE: 20, BUSY: 14, REJECTED: 8, INVALID_NUMBER: 7, CALL_FAILED: 6})
@@ -196,11 +231,34 @@ VOICE_FAILURE_CODES: dict[str, Weighted[int]] = {
     REJECTED: Weighted({12: 100}),
     CALL_FAILED: Weighted({18: 40, 9: 30, 11: 20, 19: 10}),
 }
-VOICE_FAILURE_INSTEAD = {BUSY: 1.0, UNREACHABLE: 1.0, INVALID_NUMBER: 1.0, NO_ANSWER: 0.2, REJECTED: 0.3, CALL_FAILED: 0.5}
+VOICE_FAILURE_INSTEAD = {
+    BUSY: 1.0,
+    UNREACHABLE: 1.0,
+    INVALID_NUMBER: 1.0,
+    NO_ANSWER: 0.2,
+    REJECTED: 0.3,
+    CALL_FAILED: 0.5,
+}
 VOICE_FAILURE_TEXT = {
-    1: "关机", 2: "通话中", 3: "不在服务区", 4: "您拨打的号码已欠费", 5: "无人接听", 6: "暂时无法接通", 7: "停机", 8: "空号",
-    9: "电路正忙", 10: "用户正忙", 11: "其他原因", 12: "呼叫受限,请勿越权使用", 13: "您拨打的号码已暂停服务", 15: "号码不存在",
-    16: "来电提醒", 17: "您拨打的号码已过期", 18: "网络忙", 19: "未开通语音通话功能", 20: "无应答",
+    1: "关机",
+    2: "通话中",
+    3: "不在服务区",
+    4: "您拨打的号码已欠费",
+    5: "无人接听",
+    6: "暂时无法接通",
+    7: "停机",
+    8: "空号",
+    9: "电路正忙",
+    10: "用户正忙",
+    11: "其他原因",
+    12: "呼叫受限,请勿越权使用",
+    13: "您拨打的号码已暂停服务",
+    15: "号码不存在",
+    16: "来电提醒",
+    17: "您拨打的号码已过期",
+    18: "网络忙",
+    19: "未开通语音通话功能",
+    20: "无应答",
 }
 
 # The CDR platform (seed 002)
@@ -212,7 +270,9 @@ STATE_DESC: dict[str, Weighted[str]] = {
     NO_ANSWER: Weighted({"未应答": 60, "无人接听": 40}),
     BUSY: Weighted({"用户正忙": 70, "正在通话中": 30}),
     REJECTED: Weighted({"用户拒接": 85, "呼入限制": 15}),
-    UNREACHABLE: Weighted({"关机": 40, "停机": 15, "无法拨通": 15, "暂停服务": 10, "欠费": 10, "无法接听": 5, "来电提醒": 5}),
+    UNREACHABLE: Weighted(
+        {"关机": 40, "停机": 15, "无法拨通": 15, "暂停服务": 10, "欠费": 10, "无法接听": 5, "来电提醒": 5}
+    ),
     INVALID_NUMBER: Weighted({"空号": 85, "改号": 10, "拨号方式不正确": 5}),
     CALL_FAILED: Weighted({"网络忙": 40, "线路故障": 25, "稍后再拨": 20, "呼叫转移失败": 15}),
 }
@@ -223,10 +283,25 @@ CONFERENCE_JOIN_S = (0, 90)  # uniform: when each party joins after the conferen
 CALLER_ANSWERED = 0.93  # the platform calls the caller (who asked for the call) first
 CALLER_NOT_ANSWERED = Weighted({NO_ANSWER: 70, UNREACHABLE: 30})
 #: The SIP code a failed or refused leg carries (``errorCode``).
-SIP_CODE = {NO_ANSWER: "480", BUSY: "486", REJECTED: "603", UNREACHABLE: "503", INVALID_NUMBER: "404", CALL_FAILED: "500"}
+SIP_CODE = {
+    NO_ANSWER: "480",
+    BUSY: "486",
+    REJECTED: "603",
+    UNREACHABLE: "503",
+    INVALID_NUMBER: "404",
+    CALL_FAILED: "500",
+}
 #: ``callEndStatus`` when the caller did not answer, and when the callee did not.
 CALLER_END_STATUS = {NO_ANSWER: "2", UNREACHABLE: "4"}
-CALLEE_END_STATUS = {ANSWERED: "1", NO_ANSWER: "3", BUSY: "3", REJECTED: "3", UNREACHABLE: "5", INVALID_NUMBER: "5", CALL_FAILED: "5"}
+CALLEE_END_STATUS = {
+    ANSWERED: "1",
+    NO_ANSWER: "3",
+    BUSY: "3",
+    REJECTED: "3",
+    UNREACHABLE: "5",
+    INVALID_NUMBER: "5",
+    CALL_FAILED: "5",
+}
 KEY_PROMPT_S = (3, 8)  # uniform: caller answered -> key pressed (after the prompt)
 KEY_REPLAY = 0.1  # share of callers who press 2 (replay the prompt) before 1
 CALL_TYPE = "3"  # PSTN to PSTN
@@ -242,17 +317,42 @@ ENROUTE_REPORT_STATUS = ""
 SMS_REPORT_STATUS = {"DELIVRD": "SUCCESS", "ENROUTE": ENROUTE_REPORT_STATUS}  # and FAIL with every failure code
 SMS_FINAL_AFTER_ENROUTE_S = LogNormal(median=20, sigma=0.8, low=3, high=600)
 SMS_RECEIPT_DELAY_S = LogNormal(median=1.5, sigma=0.6, low=0.2, high=20)
-SMS_FAILURE_CODES = Weighted({
-    "UNDELIV": 22, "EXPIRED": 18, "REJECTD": 8, "MK:0001": 8, "MN:0001": 6, "MK:0005": 5, "MI:0013": 4, "DB:0141": 4,
-    "TUIDING": 4, "MA:0051": 3, "IC:0151": 3, "HIGRISK": 3, "BWLIST_006": 3, "UNDELIV_601": 3, "NOROUTE": 2, "DELETED": 2,
-    "UNDELIVRD": 2,
-})
-SMS_DESCRIPTION = {"DELIVRD": "用户短信送达成功", "ENROUTE": "短信已提交运营商，尚未收到回执", "EXPIRED": "短信超过有效期未送达",
-                   "UNDELIV": "用户无法接收短信", "REJECTD": "运营商拒绝下发", "TUIDING": "用户已退订", "HIGRISK": "号码命中高危名单"}
+SMS_FAILURE_CODES = Weighted(
+    {
+        "UNDELIV": 22,
+        "EXPIRED": 18,
+        "REJECTD": 8,
+        "MK:0001": 8,
+        "MN:0001": 6,
+        "MK:0005": 5,
+        "MI:0013": 4,
+        "DB:0141": 4,
+        "TUIDING": 4,
+        "MA:0051": 3,
+        "IC:0151": 3,
+        "HIGRISK": 3,
+        "BWLIST_006": 3,
+        "UNDELIV_601": 3,
+        "NOROUTE": 2,
+        "DELETED": 2,
+        "UNDELIVRD": 2,
+    }
+)
+SMS_DESCRIPTION = {
+    "DELIVRD": "用户短信送达成功",
+    "ENROUTE": "短信已提交运营商，尚未收到回执",
+    "EXPIRED": "短信超过有效期未送达",
+    "UNDELIV": "用户无法接收短信",
+    "REJECTD": "运营商拒绝下发",
+    "TUIDING": "用户已退订",
+    "HIGRISK": "号码命中高危名单",
+}
 SMS_FAILED_DESCRIPTION = "运营商返回失败"
 SMS_REPLY = 0.02  # share of delivered messages an end user answers
 SMS_REPLY_AFTER_S = LogNormal(median=45, sigma=1.0, low=3, high=900)
-SMS_REPLY_TEXTS = Weighted({"退订": 30, "TD": 15, "1": 15, "好的": 10, "Y": 8, "收到，谢谢": 7, "已收到": 5, "T": 5, "N": 3, "?": 2})
+SMS_REPLY_TEXTS = Weighted(
+    {"退订": 30, "TD": 15, "1": 15, "好的": 10, "Y": 8, "收到，谢谢": 7, "已收到": 5, "T": 5, "N": 3, "?": 2}
+)
 
 
 @dataclass(frozen=True)
@@ -363,8 +463,16 @@ class TrafficMaker:
     """
 
     def __init__(
-        self, tag: str, mix: dict[str, int], seed: int = 7, *, tenants: Sequence[Tenant] = (), apps: int = DEFAULT_APPS,
-        clock: Callable[[], float] = time.time, warm_start_s: float = WARM_START_S, max_pending: int = MAX_PENDING_PUSHES,
+        self,
+        tag: str,
+        mix: dict[str, int],
+        seed: int = 7,
+        *,
+        tenants: Sequence[Tenant] = (),
+        apps: int = DEFAULT_APPS,
+        clock: Callable[[], float] = time.time,
+        warm_start_s: float = WARM_START_S,
+        max_pending: int = MAX_PENDING_PUSHES,
     ) -> None:
         self.tag = tag
         self.routes = frozenset(route for route, weight in mix.items() if weight > 0)
@@ -392,7 +500,10 @@ class TrafficMaker:
         self.number_offset = self.rng.randrange(MOBILE_SUFFIXES)
         self.local_times: dict[int, str] = {}
         self.planners: dict[str, Callable[[App, int], Story]] = {
-            TENCENT_SMS: self._sms_send, TENCENT_VOICE: self._voice_call, CDR_PLATFORM: self._cdr_platform, CLICK_TO_CALL: self._click_to_call,
+            TENCENT_SMS: self._sms_send,
+            TENCENT_VOICE: self._voice_call,
+            CDR_PLATFORM: self._cdr_platform,
+            CLICK_TO_CALL: self._click_to_call,
         }
 
     # --- the stream ----------------------------------------------------------------------------------------
@@ -431,7 +542,10 @@ class TrafficMaker:
         else:
             self.stories_without_a_push += 1
             if self.stories_without_a_push > MAX_STORIES_WITHOUT_A_PUSH:
-                raise RuntimeError(f"{MAX_STORIES_WITHOUT_A_PUSH} stories in a row had no push on the mix's routes ({', '.join(sorted(self.routes))})")
+                raise RuntimeError(
+                    f"{MAX_STORIES_WITHOUT_A_PUSH} stories in a row had no push on the mix's routes "
+                    f"({', '.join(sorted(self.routes))})"
+                )
 
     def _product_below_its_share(self) -> str:
         total = self.planned_total + 1
@@ -451,7 +565,9 @@ class TrafficMaker:
             if push.route not in self.routes:
                 continue
             key = f"{push.route}#{number}" if index == 0 else f"{push.route}#{number}.{index}"
-            body = bytes(memoryview(orjson.dumps(push.body)))  # orjson's bytes keep its whole ~4 KB buffer; a copy keeps the body
+            body = bytes(
+                memoryview(orjson.dumps(push.body))
+            )  # orjson's bytes keep its whole ~4 KB buffer; a copy keeps the body
             item = Generated(push.route, body, push.events, key, app.prefix + push.route, app.tenant.id)
             heapq.heappush(self.pending, (due, next(self.order), item))
             queued += 1
@@ -464,12 +580,19 @@ class TrafficMaker:
         rng = self.rng
         return [
             App(
-                tenant=tenants[i % len(tenants)], prefix=tenants[i % len(tenants)].prefix, weight=1 / (i + 1),
-                platform_app_id=f"{rng.getrandbits(128):032x}", callback_app_id=f"14{rng.randrange(10**8):08d}",
-                display_number=rng.choice(DISPLAY_AREA_CODES) + f"{rng.randrange(10**8):08d}", sms_sign=SMS_SIGNS[i % len(SMS_SIGNS)],
-                answer_ratio=rng.uniform(*APP_ANSWER_RATIO), sms_delivered=rng.uniform(*APP_SMS_DELIVERED),
-                fen_per_minute=rng.choice(APP_FEN_PER_MINUTE), records_calls=i == 0 or rng.random() < APP_RECORDS_CALLS,
-                asks_for_a_key=i == 0 or rng.random() < APP_ASKS_FOR_A_KEY, amounts_as_numbers=rng.random() < APP_AMOUNTS_AS_NUMBERS,
+                tenant=tenants[i % len(tenants)],
+                prefix=tenants[i % len(tenants)].prefix,
+                weight=1 / (i + 1),
+                platform_app_id=f"{rng.getrandbits(128):032x}",
+                callback_app_id=f"14{rng.randrange(10**8):08d}",
+                display_number=rng.choice(DISPLAY_AREA_CODES) + f"{rng.randrange(10**8):08d}",
+                sms_sign=SMS_SIGNS[i % len(SMS_SIGNS)],
+                answer_ratio=rng.uniform(*APP_ANSWER_RATIO),
+                sms_delivered=rng.uniform(*APP_SMS_DELIVERED),
+                fen_per_minute=rng.choice(APP_FEN_PER_MINUTE),
+                records_calls=i == 0 or rng.random() < APP_RECORDS_CALLS,
+                asks_for_a_key=i == 0 or rng.random() < APP_ASKS_FOR_A_KEY,
+                amounts_as_numbers=rng.random() < APP_AMOUNTS_AS_NUMBERS,
             )
             for i in range(max(count, len(tenants)))
         ]
@@ -477,7 +600,9 @@ class TrafficMaker:
     def _mobile(self) -> str:
         """A mobile number no other party of this run has."""
         self.numbers += 1
-        suffix = (self.numbers * MOBILE_STRIDE + self.number_offset) % MOBILE_SUFFIXES + MOBILE_SUFFIXES  # a leading 1 keeps the zeros
+        suffix = (
+            self.numbers * MOBILE_STRIDE + self.number_offset
+        ) % MOBILE_SUFFIXES + MOBILE_SUFFIXES  # a leading 1 keeps the zeros
         return MOBILE_PREFIX_TABLE[int(self.rng.random() * len(MOBILE_PREFIX_TABLE))] + str(suffix)[1:]
 
     def _local(self, unix: int) -> str:
@@ -527,18 +652,48 @@ class TrafficMaker:
         later = [m for m in messages if m.enroute]
 
         def receipt(message: Message, at: int, code: str) -> dict[str, str]:
-            return {"user_receive_time": self._local(at), "nationcode": CHINA, "mobile": message.mobile, "report_status": SMS_REPORT_STATUS.get(code, "FAIL"),
-                    "errmsg": code, "description": SMS_DESCRIPTION.get(code, SMS_FAILED_DESCRIPTION), "sid": message.sid}
+            return {
+                "user_receive_time": self._local(at),
+                "nationcode": CHINA,
+                "mobile": message.mobile,
+                "report_status": SMS_REPORT_STATUS.get(code, "FAIL"),
+                "errmsg": code,
+                "description": SMS_DESCRIPTION.get(code, SMS_FAILED_DESCRIPTION),
+                "sid": message.sid,
+            }
 
         def tell(start: int) -> list[Push]:
             first = [receipt(m, start + m.first_at, "ENROUTE" if m.enroute else m.code) for m in messages]
-            pushes = [Push("tencent/sms-status", start + max(m.first_at for m in messages), SMS_RECEIPT_DELAY_S.draw(rng), first, len(first))]
+            pushes = [
+                Push(
+                    "tencent/sms-status",
+                    start + max(m.first_at for m in messages),
+                    SMS_RECEIPT_DELAY_S.draw(rng),
+                    first,
+                    len(first),
+                )
+            ]
             if later:
                 finals = [receipt(m, start + m.final_at, m.code) for m in later]
-                pushes.append(Push("tencent/sms-status", start + max(m.final_at for m in later), SMS_RECEIPT_DELAY_S.draw(rng), finals, len(finals)))
+                pushes.append(
+                    Push(
+                        "tencent/sms-status",
+                        start + max(m.final_at for m in later),
+                        SMS_RECEIPT_DELAY_S.draw(rng),
+                        finals,
+                        len(finals),
+                    )
+                )
             for m in messages:
                 if m.replied_at is not None:
-                    body = {"extend": self.tag, "mobile": m.mobile, "nationcode": CHINA, "sign": app.sms_sign, "text": SMS_REPLY_TEXTS.draw(rng), "time": start + m.replied_at}
+                    body = {
+                        "extend": self.tag,
+                        "mobile": m.mobile,
+                        "nationcode": CHINA,
+                        "sign": app.sms_sign,
+                        "text": SMS_REPLY_TEXTS.draw(rng),
+                        "time": start + m.replied_at,
+                    }
                     pushes.append(Push("tencent/sms-reply", start + m.replied_at, SMS_RECEIPT_DELAY_S.draw(rng), body))
             return pushes
 
@@ -558,22 +713,49 @@ class TrafficMaker:
         key_at = None
         if prompt and dial.answered is not None and rng.random() < VOICE_KEY_PRESS:
             key_at = min(dial.ended, dial.answered + between(rng, VOICE_KEY_AFTER_S))
-        parties = {"call_from": "" if prompt and rng.random() < PROMPT_WITHOUT_CALLER_ID else app.display_number, "callid": f"{self.tag}-{number}",
-                   "mobile": self._mobile(), "nationcode": CHINA}
+        parties = {
+            "call_from": "" if prompt and rng.random() < PROMPT_WITHOUT_CALLER_ID else app.display_number,
+            "callid": f"{self.tag}-{number}",
+            "mobile": self._mobile(),
+            "nationcode": CHINA,
+        }
 
         def tell(start: int) -> list[Push]:
             if failure:
-                body = {"voice_failure_callback": {**parties, "failure_code": code, "failure_reason": VOICE_FAILURE_TEXT[code]}}
+                body = {
+                    "voice_failure_callback": {
+                        **parties,
+                        "failure_code": code,
+                        "failure_reason": VOICE_FAILURE_TEXT[code],
+                    }
+                }
                 return [Push(route, start + dial.ended, STATE_PUSH_DELAY_S.draw(rng), body)]
             pushes = []
             if key_at is not None:
-                pushes.append(Push(route, start + key_at, STATE_PUSH_DELAY_S.draw(rng), {"voicekey_callback": {**parties, "keypress": VOICE_KEYS.draw(rng)}}))
+                pushes.append(
+                    Push(
+                        route,
+                        start + key_at,
+                        STATE_PUSH_DELAY_S.draw(rng),
+                        {"voicekey_callback": {**parties, "keypress": VOICE_KEYS.draw(rng)}},
+                    )
+                )
             status = {
-                **parties, "result": VOICE_STATUS_RESULT[dial.outcome], "start_calltime": str(start),
-                "accept_time": str(start + dial.answered) if dial.answered is not None else "0", "end_calltime": str(start + dial.ended),
+                **parties,
+                "result": VOICE_STATUS_RESULT[dial.outcome],
+                "start_calltime": str(start),
+                "accept_time": str(start + dial.answered) if dial.answered is not None else "0",
+                "end_calltime": str(start + dial.ended),
                 "fee": str(billed_minutes(dial.talk_s)),
             }
-            pushes.append(Push(route, start + dial.ended, STATE_PUSH_DELAY_S.draw(rng), {"voiceprompt_callback" if prompt else "voicecode_callback": status}))
+            pushes.append(
+                Push(
+                    route,
+                    start + dial.ended,
+                    STATE_PUSH_DELAY_S.draw(rng),
+                    {"voiceprompt_callback" if prompt else "voicecode_callback": status},
+                )
+            )
             return pushes
 
         return Story(dial.ended, tell)
@@ -602,7 +784,13 @@ class TrafficMaker:
 
         def tell(start: int) -> list[Push]:
             def state(name: str, at: int) -> Push:
-                body = {"requestid": request_id, "src": caller, "dsc": called, "timestamp": self._local(start + at), "state": name}
+                body = {
+                    "requestid": request_id,
+                    "src": caller,
+                    "dsc": called,
+                    "timestamp": self._local(start + at),
+                    "state": name,
+                }
                 return Push("cdr-push", start + at, STATE_PUSH_DELAY_S.draw(rng), body)
 
             pushes = [state("callout", callout)]
@@ -613,12 +801,20 @@ class TrafficMaker:
             pushes.append(state("disconnect", end))
             answered = "" if dial.answered is None else self._local(start + callout + dial.answered) + ".000"
             cdr = {
-                "requestid": request_id, "appid": app.platform_app_id, "fid": self._count(app, 4), "caller": caller, "called": called,
-                "callerstime": self._local(start + caller_answered) + ".000", "calleretime": self._local(start + end) + ".000",
-                "calledstime": answered, "calledetime": self._local(start + end) + ".000" if answered else "",
+                "requestid": request_id,
+                "appid": app.platform_app_id,
+                "fid": self._count(app, 4),
+                "caller": caller,
+                "called": called,
+                "callerstime": self._local(start + caller_answered) + ".000",
+                "calleretime": self._local(start + end) + ".000",
+                "calledstime": answered,
+                "calledetime": self._local(start + end) + ".000" if answered else "",
                 "tapesurl": f"{RECORDING_HOST}/{app.platform_app_id}/{request_id}.mp3" if recorded else "NoTapes",
-                "duration": self._count(app, dial.talk_s), "oriamount": self._amount(app, yuan(billed_minutes(dial.talk_s) * app.fen_per_minute)),
-                "stateDesc": state_desc, "customParm": custom,
+                "duration": self._count(app, dial.talk_s),
+                "oriamount": self._amount(app, yuan(billed_minutes(dial.talk_s) * app.fen_per_minute)),
+                "stateDesc": state_desc,
+                "customParm": custom,
             }
             pushes.append(Push("cdr-push", start + end, CDR_PUSH_DELAY_S.draw(rng), {"cdr": [cdr]}))
             return pushes
@@ -634,9 +830,14 @@ class TrafficMaker:
 
         def tell(start: int) -> list[Push]:
             cdr = {
-                "requestid": f"{self.tag}-{number}", "appid": app.platform_app_id, "fid": self._count(app, 2), "tel": tel,
-                "stime": self._local(start + answered) + ".000", "etime": self._local(start + answered + talk) + ".000",
-                "duration": self._count(app, talk), "oriamount": self._amount(app, yuan(billed_minutes(talk) * app.fen_per_minute)),
+                "requestid": f"{self.tag}-{number}",
+                "appid": app.platform_app_id,
+                "fid": self._count(app, 2),
+                "tel": tel,
+                "stime": self._local(start + answered) + ".000",
+                "etime": self._local(start + answered + talk) + ".000",
+                "duration": self._count(app, talk),
+                "oriamount": self._amount(app, yuan(billed_minutes(talk) * app.fen_per_minute)),
             }
             return [Push("cdr-push", start + answered + talk, CDR_PUSH_DELAY_S.draw(rng), {"cdr": [cdr]})]
 
@@ -655,10 +856,17 @@ class TrafficMaker:
         def tell(start: int) -> list[Push]:
             cdrs = [
                 {
-                    "requestid": f"{self.tag}-{number}-{i}", "appid": app.platform_app_id, "fid": self._count(app, 5), "tel": tel,
-                    "stime": self._local(start + joined) + ".000", "etime": self._local(start + left) + ".000", "confid": f"{number:06d}",
-                    "duration": self._count(app, left - joined), "singleoriamount": self._amount(app, yuan(billed_minutes(left - joined) * app.fen_per_minute)),
-                    "customParm": f"meeting-{number}", "tapesurl": tapes,
+                    "requestid": f"{self.tag}-{number}-{i}",
+                    "appid": app.platform_app_id,
+                    "fid": self._count(app, 5),
+                    "tel": tel,
+                    "stime": self._local(start + joined) + ".000",
+                    "etime": self._local(start + left) + ".000",
+                    "confid": f"{number:06d}",
+                    "duration": self._count(app, left - joined),
+                    "singleoriamount": self._amount(app, yuan(billed_minutes(left - joined) * app.fen_per_minute)),
+                    "customParm": f"meeting-{number}",
+                    "tapesurl": tapes,
                 }
                 for i, (tel, joined, left) in enumerate(legs)
             ]
@@ -672,7 +880,13 @@ class TrafficMaker:
         callee: status pushes per leg, key presses, the hang-up CDR, a recording of some answered calls."""
         rng = self.rng
         call_id = f"{self.tag}-{number}"
-        common = {"appId": app.callback_app_id, "callId": call_id, "requestId": f"r{number}", "src": "0086" + self._mobile(), "dst": "0086" + self._mobile()}
+        common = {
+            "appId": app.callback_app_id,
+            "callId": call_id,
+            "requestId": f"r{number}",
+            "src": "0086" + self._mobile(),
+            "dst": "0086" + self._mobile(),
+        }
         caller_outcome = ANSWERED if rng.random() < CALLER_ANSWERED else CALLER_NOT_ANSWERED.draw(rng)
         caller = self._dial(caller_outcome, TALK_S)
         states: list[tuple[int, str, str, str | None]] = self._leg_states("src", 0, caller)
@@ -703,25 +917,56 @@ class TrafficMaker:
         def tell(start: int) -> list[Push]:
             timeline: list[tuple[int, Push]] = []
             for offset, flag, word, error in states:
-                body = {**common, "userFlag": flag, "callStatus": word, "timeStamp": str(start + offset), "callType": CALL_TYPE}
+                body = {
+                    **common,
+                    "userFlag": flag,
+                    "callStatus": word,
+                    "timeStamp": str(start + offset),
+                    "callType": CALL_TYPE,
+                }
                 if error is not None:
                     body["errorCode"] = error
-                timeline.append((offset, Push("callback-call/status", start + offset, STATE_PUSH_DELAY_S.draw(rng), body)))
+                timeline.append(
+                    (offset, Push("callback-call/status", start + offset, STATE_PUSH_DELAY_S.draw(rng), body))
+                )
             for offset, key in keys:
-                body = {"appId": common["appId"], "callId": call_id, "requestId": common["requestId"], "phone": common["src"], "key": key, "timeStamp": str(start + offset)}
-                timeline.append((offset, Push("callback-call/keypress", start + offset, STATE_PUSH_DELAY_S.draw(rng), body)))
+                body = {
+                    "appId": common["appId"],
+                    "callId": call_id,
+                    "requestId": common["requestId"],
+                    "phone": common["src"],
+                    "key": key,
+                    "timeStamp": str(start + offset),
+                }
+                timeline.append(
+                    (offset, Push("callback-call/keypress", start + offset, STATE_PUSH_DELAY_S.draw(rng), body))
+                )
             timeline.sort(key=lambda entry: entry[0])  # stable: a leg's states keep their order
             pushes = [push for _, push in timeline]
             answered = None if callee is None or callee.answered is None else dialled + callee.answered
             cdr = {
-                **common, "startSrcCallTime": str(start), "startSrcRingTime": at(caller.rang, start), "srcAcceptTime": at(caller.answered, start),
-                "startDstCallTime": at(dialled if callee else None, start), "startDstRingTime": at(None if callee is None or callee.rang is None else dialled + callee.rang, start),
-                "dstAcceptTime": at(answered, start), "endCallTime": str(start + end), "callEndStatus": end_status,
-                "duration": str(callee.talk_s if callee else 0), "recordUrl": record_url, "callType": CALL_TYPE,
+                **common,
+                "startSrcCallTime": str(start),
+                "startSrcRingTime": at(caller.rang, start),
+                "srcAcceptTime": at(caller.answered, start),
+                "startDstCallTime": at(dialled if callee else None, start),
+                "startDstRingTime": at(None if callee is None or callee.rang is None else dialled + callee.rang, start),
+                "dstAcceptTime": at(answered, start),
+                "endCallTime": str(start + end),
+                "callEndStatus": end_status,
+                "duration": str(callee.talk_s if callee else 0),
+                "recordUrl": record_url,
+                "callType": CALL_TYPE,
             }
             pushes.append(Push("callback-call/hangup", start + end, CDR_PUSH_DELAY_S.draw(rng), cdr))
             if recorded:
-                body = {"appId": common["appId"], "callId": call_id, "requestId": common["requestId"], "recordUrl": record_url, "callType": CALL_TYPE}
+                body = {
+                    "appId": common["appId"],
+                    "callId": call_id,
+                    "requestId": common["requestId"],
+                    "recordUrl": record_url,
+                    "callType": CALL_TYPE,
+                }
                 pushes.append(Push("callback-call/record", start + end, RECORDING_DELAY_S.draw(rng), body))
             return pushes
 
@@ -751,7 +996,7 @@ def tenants_for(ids: Sequence[str], secrets: Sequence[str], tenants_file: str = 
     if ids or secrets:
         if len(ids) != len(secrets):
             raise ValueError(f"give one --secret per --tenant ({len(ids)} tenants, {len(secrets)} secrets)")
-        return [tenant(tenant_id, secret) for tenant_id, secret in zip(ids, secrets)], []
+        return [tenant(tenant_id, secret) for tenant_id, secret in zip(ids, secrets, strict=True)], []
     if not tenants_file:
         return [], []
     usable, skipped = tenants_from_file(tenants_file)
@@ -796,7 +1041,9 @@ class Summary:
     failed: int = 0
     resends: int = 0
     malformed: int = 0
-    expected_events: int = 0  # unique events the accepted well-formed bodies normalize to, with the run tag in a vendor id
+    expected_events: int = (
+        0  # unique events the accepted well-formed bodies normalize to, with the run tag in a vendor id
+    )
     expected_replies: int = 0  # the same for SMS replies, with the run tag in attributes['extend'] (see TAG_IN_EXTEND)
     by_route: Counter[str] = field(default_factory=Counter)
     by_tenant: Counter[str] = field(default_factory=Counter)
@@ -819,17 +1066,31 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "tag": self.tag, "sent": self.sent, "accepted": self.accepted, "failed": self.failed, "resends": self.resends,
-            "malformed": self.malformed, "expected_events": self.expected_events, "expected_replies": self.expected_replies,
+            "tag": self.tag,
+            "sent": self.sent,
+            "accepted": self.accepted,
+            "failed": self.failed,
+            "resends": self.resends,
+            "malformed": self.malformed,
+            "expected_events": self.expected_events,
+            "expected_replies": self.expected_replies,
             "rate_per_s": round(self.rate, 1),
             "latency_ms": {f"p{p}": round(self.percentile(p) * 1000, 2) for p in (50, 90, 99, 100)},
-            "by_route": dict(self.by_route), "by_tenant": dict(self.by_tenant), "statuses": {str(k): v for k, v in self.statuses.items()},
+            "by_route": dict(self.by_route),
+            "by_tenant": dict(self.by_tenant),
+            "statuses": {str(k): v for k, v in self.statuses.items()},
         }
 
     def render(self) -> str:
         lines = [
-            f"loadgen {self.tag}: sent {self.sent} in {self.elapsed_s:.1f}s ({self.rate:.0f}/s), accepted {self.accepted}, failed {self.failed}",
-            f"  resends {self.resends}, malformed {self.malformed}, unique events expected {self.expected_events} (and SMS replies {self.expected_replies})",
+            (
+                f"loadgen {self.tag}: sent {self.sent} in {self.elapsed_s:.1f}s ({self.rate:.0f}/s), accepted "
+                f"{self.accepted}, failed {self.failed}"
+            ),
+            (
+                f"  resends {self.resends}, malformed {self.malformed}, unique events expected {self.expected_events} "
+                f"(and SMS replies {self.expected_replies})"
+            ),
             "  latency ms: " + "  ".join(f"p{p} {self.percentile(p) * 1000:.1f}" for p in (50, 90, 99, 100)),
             "  statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(self.statuses.items())),
             "  routes: " + ", ".join(f"{k}: {v}" for k, v in sorted(self.by_route.items())),
@@ -964,8 +1225,12 @@ class _LiveProgress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
-            TextColumn("[bold]loadgen"), BarColumn(), TextColumn("{task.description} sent"),
-            TextColumn("{task.fields[rate]:>8.0f}/s"), TimeElapsedColumn(), transient=False,
+            TextColumn("[bold]loadgen"),
+            BarColumn(),
+            TextColumn("{task.description} sent"),
+            TextColumn("{task.fields[rate]:>8.0f}/s"),
+            TimeElapsedColumn(),
+            transient=False,
         )
         self.total = plan.requests or None
         self.task = self.progress.add_task("0", total=self.total or max(1.0, plan.duration_s), rate=0.0)
@@ -981,7 +1246,12 @@ class _LiveProgress:
         elapsed = time.monotonic() - self.started
         completed = min(elapsed, self.progress.tasks[0].total or elapsed) if self.by_time else self.count
         if self.count % 50 == 0 or self.count == self.total:
-            self.progress.update(self.task, completed=completed, rate=self.count / elapsed if elapsed else 0.0, description=f"{self.count}")
+            self.progress.update(
+                self.task,
+                completed=completed,
+                rate=self.count / elapsed if elapsed else 0.0,
+                description=f"{self.count}",
+            )
 
     def stop(self) -> None:
         self.progress.stop()

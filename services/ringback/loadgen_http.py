@@ -38,7 +38,14 @@ class Connection:
         try:
             async with asyncio.timeout(self.timeout_s):
                 return await self._exchange(path, body, content_type)
-        except (OSError, EOFError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError) as exc:
+        except (
+            OSError,
+            EOFError,
+            ValueError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            TimeoutError,
+        ) as exc:
             self.close()
             raise HttpError(f"{type(exc).__name__}: {exc}") from exc
 
@@ -47,7 +54,10 @@ class Connection:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port, ssl=self.tls)
         assert self.reader is not None
         head = b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n" % (
-            (self.prefix + path).encode(), self.host_header, content_type, len(body),
+            (self.prefix + path).encode(),
+            self.host_header,
+            content_type,
+            len(body),
         )
         self.writer.write(head + body)
         reply_head = await self.reader.readuntil(HEAD_END)

@@ -10,17 +10,19 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 import orjson
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 JSON = "json"
 ERROR_TEXT_LIMIT = 1000
 
 
-def _orjson_dumps(obj: object, default: object = None) -> str:
+def _orjson_dumps(obj: object, default: Callable[[Any], Any] | None = None) -> str:
     return orjson.dumps(obj, default=default).decode()
 
 
@@ -28,14 +30,14 @@ def _exc_info_tuple(value: Any) -> tuple[type[BaseException], BaseException, Tra
     if isinstance(value, BaseException):
         return type(value), value, value.__traceback__
     if isinstance(value, tuple) and len(value) == 3 and value[1] is not None:
-        return value  # type: ignore[return-value]
+        return value
     if value is True:
         current = sys.exc_info()
-        return current if current[1] is not None else None  # type: ignore[return-value]
+        return current if current[1] is not None else None
     return None
 
 
-def exception_as_one_line(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def exception_as_one_line(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """Replace ``exc_info`` by ``error`` ("Type: message") and ``error_at`` (file:line of the raise)."""
     info = _exc_info_tuple(event_dict.pop("exc_info", None))
     if info is None:
@@ -85,4 +87,5 @@ def configure(log_format: str = JSON, level: str = "info", role: str | None = No
 
 
 def get(name: str | None = None) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger(name) if name else structlog.get_logger()
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name) if name else structlog.get_logger()
+    return logger

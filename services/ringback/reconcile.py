@@ -3,8 +3,9 @@ the stage before it (a gap: something acknowledged did not arrive downstream).
 
 Counts can only be higher downstream for known, harmless reasons: replays after a crash (at-least-once),
 vendor resends, which the event ids collapse (``duplicates``: copies stored beyond one per event), and
-requests sent through again by ``ringback replay`` (``replayed``, counted instead of ``raw``). They can be lower for one: loss — or, within the
-current hour, work still in flight. Closed hours with a gap make the command exit 1.
+requests sent through again by ``ringback replay`` (``replayed``, counted instead of ``raw``). They can be
+lower for one: loss — or, within the current hour, work still in flight. Closed hours with a gap make the
+command exit 1.
 
 Because replays inflate counts, counts alone can hide a loss (a replay elsewhere in the hour makes up
 for a request that vanished). So the first check compares identities: the requests the edge
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
@@ -32,7 +33,19 @@ CHECKS = (
     (stage.NORMALIZER_EVENTS, stage.SINK_EVENTS, "normalized but never stored"),
     (stage.NORMALIZER_DEAD_LETTERS, stage.SINK_DEAD_LETTERS, "dead-lettered but never stored"),
 )
-COLUMNS = ("accepted", "stored_requests", "raw", "replayed", "reports", "normalized", "dead_lettered", "stored_events", "stored_dead", "unique_events", "duplicates")
+COLUMNS = (
+    "accepted",
+    "stored_requests",
+    "raw",
+    "replayed",
+    "reports",
+    "normalized",
+    "dead_lettered",
+    "stored_events",
+    "stored_dead",
+    "unique_events",
+    "duplicates",
+)
 #: Columns computed here rather than read from the ledger.
 DERIVED = ("unique_events", STORED_REQUESTS, "duplicates")
 LEDGER_QUERY = """
@@ -72,8 +85,15 @@ class LedgerLine:
 def ledger_query(hours: int) -> str:
     """The ledger's counts by stage for the last ``hours`` hours."""
     return LEDGER_QUERY.format(
-        accepted=stage.EDGE_ACCEPTED, raw=stage.NORMALIZER_RAW, replayed=stage.REPLAY_RAW, reports=stage.NORMALIZER_REPORTS, events=stage.NORMALIZER_EVENTS,
-        dead=stage.NORMALIZER_DEAD_LETTERS, sink_events=stage.SINK_EVENTS, sink_dead=stage.SINK_DEAD_LETTERS, hours=int(hours),
+        accepted=stage.EDGE_ACCEPTED,
+        raw=stage.NORMALIZER_RAW,
+        replayed=stage.REPLAY_RAW,
+        reports=stage.NORMALIZER_REPORTS,
+        events=stage.NORMALIZER_EVENTS,
+        dead=stage.NORMALIZER_DEAD_LETTERS,
+        sink_events=stage.SINK_EVENTS,
+        sink_dead=stage.SINK_DEAD_LETTERS,
+        hours=int(hours),
     )
 
 
@@ -92,8 +112,12 @@ def ledger_lines(settings: Settings, hours: int, now: float | None = None) -> li
         counts["duplicates"] = max(0, counts["stored_events"] - counts["unique_events"])
         by_stage = {
             STORED_REQUESTS: counts[STORED_REQUESTS],
-            stage.EDGE_ACCEPTED: counts["accepted"], stage.NORMALIZER_RAW: counts["raw"], stage.NORMALIZER_EVENTS: counts["normalized"],
-            stage.SINK_EVENTS: counts["stored_events"], stage.NORMALIZER_DEAD_LETTERS: counts["dead_lettered"], stage.SINK_DEAD_LETTERS: counts["stored_dead"],
+            stage.EDGE_ACCEPTED: counts["accepted"],
+            stage.NORMALIZER_RAW: counts["raw"],
+            stage.NORMALIZER_EVENTS: counts["normalized"],
+            stage.SINK_EVENTS: counts["stored_events"],
+            stage.NORMALIZER_DEAD_LETTERS: counts["dead_lettered"],
+            stage.SINK_DEAD_LETTERS: counts["stored_dead"],
         }
         gaps = [f"{by_stage[up] - by_stage[down]} {why}" for up, down, why in CHECKS if by_stage[down] < by_stage[up]]
         lines.append(LedgerLine(hour, route, tenant, counts, gaps, open_hour=hour >= current_hour))
@@ -112,9 +136,9 @@ def _json_rows(payload: bytes) -> list[dict[str, object]]:
 
 def render(lines: list[LedgerLine]) -> str:
     header = ("hour (UTC)", "route", "tenant", *COLUMNS, "check")
-    table = [header]
+    table: list[tuple[str, ...]] = [header]
     for line in lines:
-        hour = datetime.fromtimestamp(line.hour, tz=timezone.utc).strftime("%Y-%m-%d %H:00")
+        hour = datetime.fromtimestamp(line.hour, tz=UTC).strftime("%Y-%m-%d %H:00")
         if not line.gaps:
             verdict = "ok"
         elif line.open_hour:
@@ -130,7 +154,7 @@ def as_json(lines: list[LedgerLine]) -> list[dict[str, object]]:
     """The lines for scripts: hour (ISO, UTC), route, every count by name, gaps, and the verdict."""
     return [
         {
-            "hour": datetime.fromtimestamp(line.hour, tz=timezone.utc).isoformat(),
+            "hour": datetime.fromtimestamp(line.hour, tz=UTC).isoformat(),
             "route": line.route,
             "tenant": line.tenant,
             **line.counts,

@@ -26,9 +26,9 @@ import base64
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -120,29 +120,48 @@ class Summary:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "source": self.source, "dry_run": self.dry_run, "requests": self.requests, "by_route": dict(self.by_route),
-            "by_reason": dict(self.by_reason), "first_received_at": _iso(self.first_received_us), "last_received_at": _iso(self.last_received_us),
+            "source": self.source,
+            "dry_run": self.dry_run,
+            "requests": self.requests,
+            "by_route": dict(self.by_route),
+            "by_reason": dict(self.by_reason),
+            "first_received_at": _iso(self.first_received_us),
+            "last_received_at": _iso(self.last_received_us),
         }
 
     def render(self, topic: str) -> str:
         verb = "would replay" if self.dry_run else "replayed"
         if not self.requests:
             return f"nothing to replay: no {self.source} match"
-        lines = [f"{verb} {self.requests} requests from the {self.source} to {topic}, received {_iso(self.first_received_us)} .. {_iso(self.last_received_us)}"]
+        lines = [
+            (
+                f"{verb} {self.requests} requests from the {self.source} to {topic}, received "
+                f"{_iso(self.first_received_us)} .. {_iso(self.last_received_us)}"
+            )
+        ]
         lines.append("  by route: " + ", ".join(f"{route} {n}" for route, n in self.by_route.most_common()))
         if self.by_reason:
-            lines.append("  by the reason they failed with: " + ", ".join(f"{reason} {n}" for reason, n in self.by_reason.most_common()))
+            lines.append(
+                "  by the reason they failed with: "
+                + ", ".join(f"{reason} {n}" for reason, n in self.by_reason.most_common())
+            )
         if not self.dry_run:
-            lines.append("their events reach ringback.events as the normalizer takes them (the same ids: nothing is counted twice);")
-            lines.append("those that fail again replace their dead letters; `ringback reconcile` counts them as replayed")
+            lines.append(
+                "their events reach ringback.events as the normalizer takes them (the same ids: nothing is "
+                "counted twice);"
+            )
+            lines.append(
+                "those that fail again replace their dead letters; `ringback reconcile` counts them as replayed"
+            )
         return "\n".join(lines)
 
 
 def _iso(at_us: int) -> str | None:
-    return datetime.fromtimestamp(at_us / _US_PER_S, tz=timezone.utc).isoformat() if at_us else None
+    return datetime.fromtimestamp(at_us / _US_PER_S, tz=UTC).isoformat() if at_us else None
 
 
 # --- dead letters ---
+
 
 def dead_letter_query(selection: Selection, after: tuple[int, str] | None, limit: int = PAGE_ROWS) -> str:
     """One page of the chosen dead letters, one row per request (its latest dead letter), in order of
@@ -161,9 +180,13 @@ def dead_letter_query(selection: Selection, after: tuple[int, str] | None, limit
     if selection.until is not None:
         where.append(f"received_at < fromUnixTimestamp64Micro(toInt64({_micros(selection.until)}), 'UTC')")
     if after is not None:
-        where.append(f"(received_at, ingest_id) > (fromUnixTimestamp64Micro(toInt64({after[0]}), 'UTC'), {string_literal(after[1])})")
+        where.append(
+            f"(received_at, ingest_id) > (fromUnixTimestamp64Micro(toInt64({after[0]}), 'UTC'), "
+            f"{string_literal(after[1])})"
+        )
     return (
-        "SELECT route, ingest_id, toUnixTimestamp64Micro(received_at) AS received_at_us, remote_addr, content_type, tenant, tenant_app_id, "
+        "SELECT route, ingest_id, toUnixTimestamp64Micro(received_at) AS received_at_us, remote_addr, content_type, "
+        "tenant, tenant_app_id, "
         "failure_type, base64Encode(body) AS body_base64 "
         f"FROM ringback.dead_letters FINAL WHERE {' AND '.join(where)} "
         f"ORDER BY received_at, ingest_id, dead_lettered_at DESC LIMIT 1 BY ingest_id LIMIT {int(limit)}"
@@ -174,15 +197,26 @@ def _literals(values: tuple[str, ...] | list[str]) -> str:
     return ", ".join(string_literal(v) for v in values)
 
 
-def dead_letter_page(settings: Settings, selection: Selection, after: tuple[int, str] | None) -> list[tuple[RawCallback, str]]:
+def dead_letter_page(
+    settings: Settings, selection: Selection, after: tuple[int, str] | None
+) -> list[tuple[RawCallback, str]]:
     """One page of the chosen dead letters as the requests they were, with the reason each failed with."""
-    rows = [orjson.loads(line) for line in run_sql(settings, dead_letter_query(selection, after), "JSONEachRow").splitlines() if line.strip()]
+    rows = [
+        orjson.loads(line)
+        for line in run_sql(settings, dead_letter_query(selection, after), "JSONEachRow").splitlines()
+        if line.strip()
+    ]
     return [
         (
             RawCallback(
-                route=str(row["route"]), ingest_id=str(row["ingest_id"]), received_at_us=int(row["received_at_us"]),
-                remote_addr=str(row["remote_addr"]), content_type=str(row["content_type"]), body=base64.b64decode(row["body_base64"]),
-                tenant=str(row["tenant"]), tenant_app_id=str(row["tenant_app_id"]),
+                route=str(row["route"]),
+                ingest_id=str(row["ingest_id"]),
+                received_at_us=int(row["received_at_us"]),
+                remote_addr=str(row["remote_addr"]),
+                content_type=str(row["content_type"]),
+                body=base64.b64decode(row["body_base64"]),
+                tenant=str(row["tenant"]),
+                tenant_app_id=str(row["tenant_app_id"]),
             ),
             str(row["failure_type"]),
         )
@@ -204,6 +238,7 @@ async def dead_letters(settings: Settings, selection: Selection) -> AsyncIterato
 
 # --- the raw topic ---
 
+
 async def raw_requests(settings: Settings, bootstrap: str, selection: Selection) -> AsyncIterator[RawCallback]:
     """The edge's requests on the raw topic received in the selection's range (earlier replays left out)."""
     if selection.since is None:
@@ -220,16 +255,17 @@ async def raw_requests(settings: Settings, bootstrap: str, selection: Selection)
 
 # --- publishing ---
 
+
 class Publisher:
     """Publishes replayed requests to the raw topic, acknowledged by the broker (acks=all) in groups."""
 
     def __init__(self, settings: Settings, bootstrap: str) -> None:
         self.topic = settings.topic_raw
         self.producer: AIOKafkaProducer = kafka.producer(settings.replace(kafka_bootstrap=bootstrap))
-        self.pending: list[object] = []
+        self.pending: list[Awaitable[object]] = []  # the broker's acknowledgements to come
         self.replayed_at_us = time.time_ns() // 1000
 
-    async def __aenter__(self) -> "Publisher":
+    async def __aenter__(self) -> Publisher:
         await self.producer.start()
         return self
 
@@ -241,17 +277,28 @@ class Publisher:
 
     async def send(self, raw: RawCallback) -> None:
         again = RawCallback(
-            route=raw.route, ingest_id=raw.ingest_id, received_at_us=raw.received_at_us, remote_addr=raw.remote_addr,
-            content_type=raw.content_type, body=raw.body, tenant=raw.tenant, tenant_app_id=raw.tenant_app_id, replayed_at_us=self.replayed_at_us,
+            route=raw.route,
+            ingest_id=raw.ingest_id,
+            received_at_us=raw.received_at_us,
+            remote_addr=raw.remote_addr,
+            content_type=raw.content_type,
+            body=raw.body,
+            tenant=raw.tenant,
+            tenant_app_id=raw.tenant_app_id,
+            replayed_at_us=self.replayed_at_us,
         )
-        self.pending.append(await self.producer.send(self.topic, value=again.body, key=again.ingest_id.encode(), headers=again.headers()))
+        self.pending.append(
+            await self.producer.send(
+                self.topic, value=again.body, key=again.ingest_id.encode(), headers=again.headers()
+            )
+        )
         if len(self.pending) >= IN_FLIGHT:
             await self.flush()
 
     async def flush(self) -> None:
         pending, self.pending = self.pending, []
         for delivery in pending:
-            await delivery  # type: ignore[misc]
+            await delivery
 
 
 async def replay_dead_letters(settings: Settings, bootstrap: str, selection: Selection, dry_run: bool) -> Summary:

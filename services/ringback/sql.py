@@ -44,14 +44,18 @@ def run_sql(settings: Settings, query: str, default_format: str, timeout_s: floa
             reply_s = limits.timeout_s + SINK_REPLY_MARGIN_S if timeout_s is None else timeout_s
             return _through_running_sink(running, query, default_format, reply_s)
         if not store.exists():
-            raise QueryError(f"no embedded ClickHouse store at {store}: start `ringback run --data-dir {settings.data_dir}` first")
+            raise QueryError(
+                f"no embedded ClickHouse store at {store}: start `ringback run --data-dir {settings.data_dir}` first"
+            )
         try:
             _make_private(settings, store)
             return _direct(settings.effective_clickhouse_dsn, limits, query, default_format)
         except StoreBusy:
             # A sink owns the store but has no query endpoint up: it is starting or restarting.
             if time.monotonic() > deadline:
-                raise QueryError(f"the embedded store at {store} is held by a process that does not answer queries") from None
+                raise QueryError(
+                    f"the embedded store at {store} is held by a process that does not answer queries"
+                ) from None
             time.sleep(RETRY_S)
 
 
@@ -91,7 +95,8 @@ def _through_running_sink(running: dict[str, str], query: str, default_format: s
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return response.read()
+            body: bytes = response.read()
+            return body
     except urllib.error.HTTPError as exc:
         raise QueryError(exc.read().decode("utf-8", "replace")) from exc
     except urllib.error.URLError as exc:

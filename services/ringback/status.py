@@ -159,7 +159,9 @@ def render(status: PipelineStatus) -> str:
         lines.append(f"dead letters (last {DEAD_LETTER_MINUTES} min): unknown (the store did not answer)")
     else:
         by_reason = ", ".join(f"{reason} {n}" for reason, n in sorted(status.dead_letters.items())) or "none"
-        lines.append(f"dead letters (last {DEAD_LETTER_MINUTES} min): {sum(status.dead_letters.values())} ({by_reason})")
+        lines.append(
+            f"dead letters (last {DEAD_LETTER_MINUTES} min): {sum(status.dead_letters.values())} ({by_reason})"
+        )
     lines.append("ok" if status.ok else "PROBLEMS:\n" + "\n".join(f"  - {p}" for p in status.problems))
     return "\n".join(lines)
 
@@ -174,8 +176,10 @@ def _detail(s: RoleStatus) -> str:
             return f"broker {broker}; no journal"
         age = journal.get("oldest_age_s")
         age_text = f", oldest {age:.1f}s" if isinstance(age, (int, float)) else ""
-        return (f"broker {broker}; {journal.get('mode')} {journal.get('records')} callbacks "
-                f"({journal.get('bytes', 0) / BYTES_PER_KB:.0f} KB){age_text}, unpublished {journal.get('unpublished')}")
+        return (
+            f"broker {broker}; {journal.get('mode')} {journal.get('records')} callbacks "
+            f"({journal.get('bytes', 0) / BYTES_PER_KB:.0f} KB){age_text}, unpublished {journal.get('unpublished')}"
+        )
     lag = int(s.total("ringback_consumer_lag_messages"))
     if s.role == "normalizer":
         tripped = s.value("ringback_normalizer_guard_tripped")
@@ -192,8 +196,14 @@ def as_json(status: PipelineStatus) -> dict[str, Any]:
         "broker": status.broker,
         "dead_letters": status.dead_letters,
         "roles": {
-            role: {"url": s.url, "answering": s.answering, "ready": s.ready, "reasons": s.reasons, "readiness": s.readiness,
-                   "lag": s.total("ringback_consumer_lag_messages") if s.role != "edge" else None}
+            role: {
+                "url": s.url,
+                "answering": s.answering,
+                "ready": s.ready,
+                "reasons": s.reasons,
+                "readiness": s.readiness,
+                "lag": s.total("ringback_consumer_lag_messages") if s.role != "edge" else None,
+            }
             for role, s in status.roles.items()
         },
     }

@@ -19,7 +19,6 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-
 from pathlib import Path
 
 from ringback import logs
@@ -56,7 +55,13 @@ class Child:
         env = {**os.environ, **self.settings.as_env(), SUPERVISED_ENV: str(os.getpid())}
         # A session of its own: Ctrl-C reaches only the supervisor, which stops the roles in order.
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ringback", self.role, env=env, stdin=asyncio.subprocess.DEVNULL, start_new_session=True
+            sys.executable,
+            "-m",
+            "ringback",
+            self.role,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
         )
         self.started_at = time.monotonic()
         log.info("role started", role=self.role, pid=self.process.pid)
@@ -74,7 +79,7 @@ class Child:
         self.process.send_signal(signal.SIGTERM)
         try:
             return await asyncio.wait_for(self.process.wait(), STOP_GRACE_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.error("role did not stop in time, killing it", role=self.role, grace_s=STOP_GRACE_S)
             self.process.kill()
             return await self.process.wait()
@@ -96,7 +101,9 @@ async def run_all(settings: Settings) -> int:
         settings = settings.replace(kafka_bootstrap=broker.start())
     settings = child_settings(settings, embedded_broker=broker is not None)
     if broker is not None and not settings.journal_enabled:
-        log.warning("embedded broker without the edge journal: a broker crash loses what it held, and its memory is not bounded")
+        log.warning(
+            "embedded broker without the edge journal: a broker crash loses what it held, and its memory is not bounded"
+        )
     children: list[Child] = []
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -124,19 +131,31 @@ async def run_all(settings: Settings) -> int:
 
 def _write_run_file(settings: Settings, broker: EmbeddedBroker | None) -> None:
     broker_pid = broker.process.pid if broker is not None and broker.process is not None else None
-    runfiles.write(settings.run_dir, "run", {"kafka_bootstrap": settings.kafka_bootstrap, "clickhouse_dsn": settings.effective_clickhouse_dsn, "broker_pid": broker_pid})
+    runfiles.write(
+        settings.run_dir,
+        "run",
+        {
+            "kafka_bootstrap": settings.kafka_bootstrap,
+            "clickhouse_dsn": settings.effective_clickhouse_dsn,
+            "broker_pid": broker_pid,
+        },
+    )
 
 
 async def announce_when_ready(settings: Settings, children: list[Child], embedded_broker: bool) -> None:
     """Print the banner once every role is up; a role that dies meanwhile is restarted by supervise()."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
+    deadline: float | None = time.monotonic() + READY_TIMEOUT_S
     while True:
         infos = {child.role: child.ready_info() for child in children}
         if all(infos.values()):
-            print_banner(settings, {role: info for role, info in infos.items() if info}, embedded_broker=embedded_broker)
+            print_banner(
+                settings, {role: info for role, info in infos.items() if info}, embedded_broker=embedded_broker
+            )
             return
         if deadline is not None and time.monotonic() > deadline:
-            log.error("roles not ready yet; still trying", waiting_for=[role for role, info in infos.items() if not info])
+            log.error(
+                "roles not ready yet; still trying", waiting_for=[role for role, info in infos.items() if not info]
+            )
             deadline = None  # said once
         await asyncio.sleep(READY_POLL_S)
 
@@ -161,9 +180,15 @@ async def watch_broker(broker: EmbeddedBroker, settings: Settings, stop: asyncio
         if broker.process is None or stop.is_set():
             continue
         if broker.process.poll() is not None:
-            log.error("embedded broker died, restarting it", exit_code=broker.process.returncode, bootstrap=broker.bootstrap)
+            log.error(
+                "embedded broker died, restarting it", exit_code=broker.process.returncode, bootstrap=broker.bootstrap
+            )
         elif settings.journal_enabled and (rss := broker_rss_mb(broker)) > settings.embedded_broker_max_mb:
-            log.warning("embedded broker holds too much memory, recycling it", rss_mb=round(rss), max_mb=settings.embedded_broker_max_mb)
+            log.warning(
+                "embedded broker holds too much memory, recycling it",
+                rss_mb=round(rss),
+                max_mb=settings.embedded_broker_max_mb,
+            )
             await asyncio.to_thread(broker.stop)
         else:
             continue
@@ -224,7 +249,7 @@ async def supervise(children: list[Child], stop: asyncio.Event) -> int:
             try:
                 await asyncio.wait_for(asyncio.shield(stop_wait), delay)
                 break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await child.spawn()
     stop_wait.cancel()
     return 0
@@ -239,14 +264,30 @@ def print_banner(settings: Settings, ready: dict[str, dict[str, str]], embedded_
         "",
         "ringback is running",
         f"  edge         {edge}/callbacks/...   health {edge}/healthz   ready {edge}/readyz",
-        f"  metrics      edge {edge}/metrics   normalizer {ready['normalizer']['metrics']}   sink {ready['sink']['metrics']}",
-        f"  kafka        {settings.kafka_bootstrap} ({kafka_note}); topics {settings.topic_raw}, {settings.topic_normalized}, {settings.topic_dlq}",
-        f"  clickhouse   {settings.effective_clickhouse_dsn} ({store_note}); tables ringback.events (exact), ringback.dead_letters, ringback.event_conflicts",
+        (
+            f"  metrics      edge {edge}/metrics   normalizer {ready['normalizer']['metrics']}   sink "
+            f"{ready['sink']['metrics']}"
+        ),
+        (
+            f"  kafka        {settings.kafka_bootstrap} ({kafka_note}); topics {settings.topic_raw}, "
+            f"{settings.topic_normalized}, {settings.topic_dlq}"
+        ),
+        (
+            f"  clickhouse   {settings.effective_clickhouse_dsn} ({store_note}); tables ringback.events (exact), "
+            "ringback.dead_letters, ringback.event_conflicts"
+        ),
         "",
         "  send one:    curl -s -X POST -H 'Content-Type: application/json' \\",
         f"                 {edge}/callbacks/tencent/sms-status \\",
-        """                 -d '[{"user_receive_time":"2015-10-17 08:03:04","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","description":"The SMS message is successfully delivered","sid":"demo-1"}]'""",
-        f"  query it:    ringback sql{data_dir_flag} \"SELECT event_type, status, to_e164, occurred_at FROM ringback.events\"",
+        (
+            """                 -d '[{"user_receive_time":"2015-10-17 08:03:04","nationcode":"86","""
+            """"mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","""
+            """"description":"The SMS message is successfully delivered","sid":"demo-1"}]'"""
+        ),
+        (
+            f'  query it:    ringback sql{data_dir_flag} "SELECT event_type, status, to_e164, occurred_at FROM '
+            'ringback.events"'
+        ),
         "",
         "  Ctrl-C stops everything (edge first, then normalizer and sink drain and commit).",
         "",

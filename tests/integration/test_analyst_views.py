@@ -44,7 +44,11 @@ class Sinks:
         self.running: list[Sink] = []
 
     async def start(self, folder: Path) -> Sink:
-        settings = self.make_settings(kafka_bootstrap=self.broker.bootstrap, clickhouse_dsn=f"chdb://{self.chdb_dir}", analyst_views_dir=str(folder))
+        settings = self.make_settings(
+            kafka_bootstrap=self.broker.bootstrap,
+            clickhouse_dsn=f"chdb://{self.chdb_dir}",
+            analyst_views_dir=str(folder),
+        )
         await kafka.ensure_topics(settings)
         sink = Sink(settings)
         await sink.start()
@@ -86,8 +90,14 @@ async def test_every_escape_in_a_view_file_is_refused_and_the_rest_still_applies
     canary = tmp_path / "canary.txt"
     canary.write_text("canary-do-not-read\n")
     target = tmp_path / "written"
-    hostile = {f"escape_{i:02d}.sql": escape.replace("{canary}", str(canary)).replace("{target}", str(target)) for i, (escape, _) in enumerate(ESCAPES)}
-    hostile |= {f"multi_{i}.sql": text.replace("{canary}", str(canary)).replace("{target}", str(target)) for i, text in enumerate(MULTI_STATEMENTS)}
+    hostile = {
+        f"escape_{i:02d}.sql": escape.replace("{canary}", str(canary)).replace("{target}", str(target))
+        for i, (escape, _) in enumerate(ESCAPES)
+    }
+    hostile |= {
+        f"multi_{i}.sql": text.replace("{canary}", str(canary)).replace("{target}", str(target))
+        for i, text in enumerate(MULTI_STATEMENTS)
+    }
     hostile |= {
         "shadow.sql": "SELECT 1 AS x",  # harmless, but lands in analyst, never ringback
         "show_tables.sql": "SHOW TABLES FROM ringback",
@@ -110,17 +120,23 @@ async def test_every_escape_in_a_view_file_is_refused_and_the_rest_still_applies
     refused = metrics.ANALYST_VIEWS.labels("refused")._value.get()
     assert refused == len(hostile) - 2
     # ringback's own objects are untouched and the sink stores as before.
-    assert b"View" in await sink.query("SELECT engine FROM system.tables WHERE database = 'ringback' AND name = 'events'", "TabSeparated")
+    assert b"View" in await sink.query(
+        "SELECT engine FROM system.tables WHERE database = 'ringback' AND name = 'events'", "TabSeparated"
+    )
     await sink.flush()
 
 
 async def test_the_folder_is_the_truth_views_without_a_file_are_dropped(sinks: Sinks, tmp_path: Path) -> None:
-    folder = write_folder(tmp_path / "views", {"events_by_type.sql": GOOD["events_by_type"], "answered_calls.sql": GOOD["answered_calls"]})
+    folder = write_folder(
+        tmp_path / "views", {"events_by_type.sql": GOOD["events_by_type"], "answered_calls.sql": GOOD["answered_calls"]}
+    )
     first = await sinks.start(folder)
     assert await views_in(first) == ["answered_calls", "events_by_type"]
     await sinks.stop(first)
     (folder / "answered_calls.sql").unlink()
-    (folder / "events_by_type.sql").write_text("SELECT * FROM file('/etc/passwd', 'RawBLOB')")  # a file that no longer passes
+    (folder / "events_by_type.sql").write_text(
+        "SELECT * FROM file('/etc/passwd', 'RawBLOB')"
+    )  # a file that no longer passes
     second = await sinks.start(folder)
     assert await views_in(second) == []
 

@@ -92,7 +92,10 @@ def edge_settings(directory: Path, bootstrap: str, **overrides: object) -> Setti
 def tenants_file(directory: Path) -> Path:
     path = directory / "tenants.toml"
     path.write_text(
-        f'allow_anonymous = true\n\n[[tenants]]\nid = "{TENANT_ID}"\nsecret = "{TENANT_SECRET}"\napp_id = "1400000000"\n',
+        (
+            f'allow_anonymous = true\n\n[[tenants]]\nid = "{TENANT_ID}"\nsecret = "{TENANT_SECRET}"\napp_id = '
+            '"1400000000"\n'
+        ),
         encoding="utf-8",
     )
     return path
@@ -172,7 +175,10 @@ def test_after_the_fuzz_the_edge_is_ready_and_every_kind_of_caller_was_answered(
         pytest.skip("runs after the fuzz in this module")
     ready = live_edge.session.get(live_edge.url + "/readyz", timeout=REQUEST_TIMEOUT_S)
     assert ready.status_code == 200 and ready.json()["ready"] is True and ready.json()["tenants"] == 1
-    statuses = {who: {status for (sender, status), _ in live_edge.seen.items() if sender == who} for who in ("anonymous", *CREDENTIALS)}
+    statuses = {
+        who: {status for (sender, status), _ in live_edge.seen.items() if sender == who}
+        for who in ("anonymous", *CREDENTIALS)
+    }
     assert 200 in statuses["anonymous"]
     assert 200 in statuses[RIGHT], live_edge.seen  # the tenant's own URL takes its callbacks...
     # ...and nobody else's (405: a method the path does not serve, answered before anything else)
@@ -181,7 +187,9 @@ def test_after_the_fuzz_the_edge_is_ready_and_every_kind_of_caller_was_answered(
     assert not any(status >= 500 for _, status in live_edge.seen), live_edge.seen
 
 
-def test_the_live_edge_serves_the_document_as_kept_and_its_readiness_as_documented(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def test_the_live_edge_serves_the_document_as_kept_and_its_readiness_as_documented(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
     """Without a tenants file, so that ``/readyz`` says the edge is open to anyone."""
     kept = DOCUMENT_FILE.read_bytes()
     with edge_in_a_thread(edge_settings(tmp_path, broker.bootstrap)) as url:

@@ -79,7 +79,10 @@ class Edge:
             writer.close()
 
     async def post(self, path: str, body: bytes = BODY, extra_headers: str = "") -> Reply:
-        head = f"POST {path} HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n{extra_headers}Connection: close\r\n\r\n"
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\nContent-Length: "
+            f"{len(body)}\r\n{extra_headers}Connection: close\r\n\r\n"
+        )
         return await self.send(head.encode() + body)
 
 
@@ -96,17 +99,23 @@ def assert_documented(template: str, method: str, reply: Reply, response: Mappin
     """``reply`` is one the document lists for ``method template`` (or is ``response``): status, media type, body."""
     if response is None:
         responses = DOCUMENT["paths"][template][method]["responses"]
-        assert str(reply.status) in responses, f"{method.upper()} {template} answered {reply.status}, which the document does not list"
+        assert str(reply.status) in responses, (
+            f"{method.upper()} {template} answered {reply.status}, which the document does not list"
+        )
         response = resolve(responses[str(reply.status)])
     media_type = reply.headers.get("content-type", "").split(";")[0].strip()
-    assert media_type in response["content"], f"{method.upper()} {template} {reply.status}: {media_type!r} not documented"
+    assert media_type in response["content"], (
+        f"{method.upper()} {template} {reply.status}: {media_type!r} not documented"
+    )
     value = json.loads(reply.body) if media_type == openapi.JSON else reply.body.decode()
     schema = response["content"][media_type]["schema"]
     jsonschema.Draft202012Validator({**schema, "components": DOCUMENT["components"]}).validate(value)
 
 
 @pytest.fixture
-async def start(broker: EmbeddedBroker, make_settings: Callable[..., Settings], tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+async def start(
+    broker: EmbeddedBroker, make_settings: Callable[..., Settings], tmp_path: Path
+) -> AsyncIterator[Callable[..., Any]]:
     runners: list[EdgeRunner] = []
 
     async def build(*, tenants: str | None = TENANTS_FILE, **overrides: object) -> Edge:
@@ -165,18 +174,28 @@ async def test_a_body_too_large_or_too_slow_is_the_documented_reply(start: Calla
 
 
 @pytest.mark.parametrize("path", [ROUTES[0].path, next(r for r in ROUTES if r.reply_style != TENCENT).path, "/healthz"])
-async def test_malformed_http_and_a_header_line_too_long_are_the_documented_replies(start: Callable[..., Any], path: str) -> None:
+async def test_malformed_http_and_a_header_line_too_long_are_the_documented_replies(
+    start: Callable[..., Any], path: str
+) -> None:
     edge = await start(tenants=None)
     method = "post" if path.startswith("/callbacks/") else "get"
-    malformed = await edge.send(f"{method.upper()} {path} HTTP/1.1\r\nHost: edge\r\nContent-Length: twelve\r\n\r\n".encode())
+    malformed = await edge.send(
+        f"{method.upper()} {path} HTTP/1.1\r\nHost: edge\r\nContent-Length: twelve\r\n\r\n".encode()
+    )
     assert malformed.status == 400
     assert_documented(path, method, malformed)
-    too_long = await edge.send(f"{method.upper()} {path} HTTP/1.1\r\nHost: edge\r\nX-Padding: {'x' * 10_000}\r\nContent-Length: 0\r\n\r\n".encode())
+    too_long = await edge.send(
+        (
+            f"{method.upper()} {path} HTTP/1.1\r\nHost: edge\r\nX-Padding: {'x' * 10_000}\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+    )
     assert too_long.status == 431
     assert_documented(path, method, too_long)
 
 
-async def test_a_method_a_path_does_not_serve_is_405_with_allow_and_an_unknown_path_404(start: Callable[..., Any]) -> None:
+async def test_a_method_a_path_does_not_serve_is_405_with_allow_and_an_unknown_path_404(
+    start: Callable[..., Any],
+) -> None:
     edge = await start(tenants=None)
     responses = DOCUMENT["components"]["responses"]
     for raw, allowed in (
@@ -204,8 +223,12 @@ async def test_too_many_connections_is_the_documented_503(start: Callable[..., A
         held.close()
 
 
-async def test_a_callback_that_cannot_be_made_durable_is_the_documented_retryable_failure(start: Callable[..., Any]) -> None:
-    edge = await start(tenants=None, kafka_bootstrap=f"127.0.0.1:{free_port()}", publish_timeout_s=0.5, spool_max_bytes=0)
+async def test_a_callback_that_cannot_be_made_durable_is_the_documented_retryable_failure(
+    start: Callable[..., Any],
+) -> None:
+    edge = await start(
+        tenants=None, kafka_bootstrap=f"127.0.0.1:{free_port()}", publish_timeout_s=0.5, spool_max_bytes=0
+    )
     for route in ROUTES:
         reply = await edge.post(route.path)
         assert reply.status == (503 if route.reply_style == TENCENT else 500), route.name

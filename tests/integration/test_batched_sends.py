@@ -17,7 +17,9 @@ from tests.kafka_helpers import read_topic
 pytestmark = pytest.mark.integration
 
 
-async def test_keyed_messages_keep_the_producers_partition_and_their_order(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> None:
+async def test_keyed_messages_keep_the_producers_partition_and_their_order(
+    broker: EmbeddedBroker, make_settings: Callable[..., Settings]
+) -> None:
     settings = make_settings(kafka_bootstrap=broker.bootstrap)
     await kafka.ensure_topics(settings)
     topic = settings.topic_normalized
@@ -48,4 +50,6 @@ async def test_keyed_messages_keep_the_producers_partition_and_their_order(broke
     assert next(r for r in records if r.key == b"call-big").value == big
     assert all(dict(r.headers)["n"] == r.value[:5] for r in records if r.key != b"call-big")
     # Where each partition's messages end, as the acknowledgements say: what progress claims rest on.
-    assert ends == {(topic, p): max(r.offset for r in records if r.partition == p) + 1 for p in {r.partition for r in records}}
+    assert ends == {
+        (topic, p): max(r.offset for r in records if r.partition == p) + 1 for p in {r.partition for r in records}
+    }

@@ -83,19 +83,149 @@ print(json.dumps({
 # Callbacks as the sink stores them: a resent report (same event id) in two inserts whose copies disagree
 # on the charge (the first arrival counts), two tenants whose vendor ids coincide, a dead letter stored
 # twice (a replay), a ledger delta loaded twice.
-EVENT_COLUMNS = "event_id, event_type, source, route, ingest_id, report_index, received_at, occurred_at, app_id, sid, request_id, status, charge, currency, billable_minutes, duration_s, tenant, normalizer_version"
+EVENT_COLUMNS = (
+    "event_id, event_type, source, route, ingest_id, report_index, received_at, occurred_at, app_id, sid, request_id, "
+    "status, charge, currency, billable_minutes, duration_s, tenant, normalizer_version"
+)
 EVENTS = [
-    [("e1", "voice.code_status", "tencent.voicecode", "tencent/voicecode", "i1", 0, "2026-11-20 02:00:00", "2026-11-20 01:59:00", "1400", "s1", None, "answered", "0.05", "CNY", 1, 30, "acme", "t")],
-    [("e1", "voice.code_status", "tencent.voicecode", "tencent/voicecode", "i2", 0, "2026-11-20 02:05:00", "2026-11-20 01:59:00", "1400", "s1", None, "answered", "0.07", "CNY", 1, 30, "acme", "t"),
-     ("e2", "call.cdr", "cdr_push", "cdr-push", "i3", 0, "2026-11-20 17:00:00", "2026-11-20 16:30:00", "1400", "s2", "r2", "answered", "1.5", "CNY", 3, 170, "acme", "t"),
-     ("e3", "call.cdr", "cdr_push", "cdr-push", "i4", 0, "2026-11-20 17:00:00", "2026-11-20 16:30:00", "1400", "s2", "r2", "answered", "2.25", "CNY", 4, 200, "beta", "t")],
-    [("e4", "sms.delivery_report", "tencent.sms_status", "tencent/sms-status", "i5", 1, "2026-11-21 03:00:00", "2026-11-21 02:59:59", "1400", "s3", None, "delivered", None, None, None, None, "beta", "t")],
+    [
+        (
+            "e1",
+            "voice.code_status",
+            "tencent.voicecode",
+            "tencent/voicecode",
+            "i1",
+            0,
+            "2026-11-20 02:00:00",
+            "2026-11-20 01:59:00",
+            "1400",
+            "s1",
+            None,
+            "answered",
+            "0.05",
+            "CNY",
+            1,
+            30,
+            "acme",
+            "t",
+        )
+    ],
+    [
+        (
+            "e1",
+            "voice.code_status",
+            "tencent.voicecode",
+            "tencent/voicecode",
+            "i2",
+            0,
+            "2026-11-20 02:05:00",
+            "2026-11-20 01:59:00",
+            "1400",
+            "s1",
+            None,
+            "answered",
+            "0.07",
+            "CNY",
+            1,
+            30,
+            "acme",
+            "t",
+        ),
+        (
+            "e2",
+            "call.cdr",
+            "cdr_push",
+            "cdr-push",
+            "i3",
+            0,
+            "2026-11-20 17:00:00",
+            "2026-11-20 16:30:00",
+            "1400",
+            "s2",
+            "r2",
+            "answered",
+            "1.5",
+            "CNY",
+            3,
+            170,
+            "acme",
+            "t",
+        ),
+        (
+            "e3",
+            "call.cdr",
+            "cdr_push",
+            "cdr-push",
+            "i4",
+            0,
+            "2026-11-20 17:00:00",
+            "2026-11-20 16:30:00",
+            "1400",
+            "s2",
+            "r2",
+            "answered",
+            "2.25",
+            "CNY",
+            4,
+            200,
+            "beta",
+            "t",
+        ),
+    ],
+    [
+        (
+            "e4",
+            "sms.delivery_report",
+            "tencent.sms_status",
+            "tencent/sms-status",
+            "i5",
+            1,
+            "2026-11-21 03:00:00",
+            "2026-11-21 02:59:59",
+            "1400",
+            "s3",
+            None,
+            "delivered",
+            None,
+            None,
+            None,
+            None,
+            "beta",
+            "t",
+        )
+    ],
 ]
-DEAD_LETTER_COLUMNS = "route, ingest_id, report_index, received_at, remote_addr, content_type, failure_type, reason, normalizer_version, source_topic, source_partition, source_offset, dead_lettered_at, body, tenant"
-DEAD_LETTER = ("cdr-push", "i6", -1, "2026-11-20 17:00:00", "203.0.113.7", "application/json", "invalid_json", "x", "t", "raw", 0, 6, "2026-11-20 17:00:01", "{", "acme")
+DEAD_LETTER_COLUMNS = (
+    "route, ingest_id, report_index, received_at, remote_addr, content_type, failure_type, reason, "
+    "normalizer_version, source_topic, source_partition, source_offset, dead_lettered_at, body, tenant"
+)
+DEAD_LETTER = (
+    "cdr-push",
+    "i6",
+    -1,
+    "2026-11-20 17:00:00",
+    "203.0.113.7",
+    "application/json",
+    "invalid_json",
+    "x",
+    "t",
+    "raw",
+    0,
+    6,
+    "2026-11-20 17:00:01",
+    "{",
+    "acme",
+)
 LEDGER_COLUMNS = "hour, route, stage, instance, seq, count, tenant"
-LEDGER = [("2026-11-20 17:00:00", "cdr-push", stage, "n1", 1, count, "acme")
-          for stage, count in (("edge.accepted", 2), ("normalizer.raw_messages", 2), ("normalizer.events", 1), ("normalizer.dead_letters", 1))]
+LEDGER = [
+    ("2026-11-20 17:00:00", "cdr-push", stage, "n1", 1, count, "acme")
+    for stage, count in (
+        ("edge.accepted", 2),
+        ("normalizer.raw_messages", 2),
+        ("normalizer.events", 1),
+        ("normalizer.dead_letters", 1),
+    )
+]
 
 
 def sql_value(value: object) -> str:
@@ -146,7 +276,10 @@ def queries() -> dict[str, str]:
         "reconcile_stored_requests": reconcile.STORED_REQUESTS_QUERY.format(hours=RECONCILE_HOURS),
         "reconcile_unique": reconcile.UNIQUE_QUERY.format(hours=RECONCILE_HOURS),
         "conflicts": conflicts.FIND,
-        "dead_letters": "SELECT failure_type, count() AS n FROM ringback.dead_letters FINAL GROUP BY failure_type FORMAT JSONEachRow",
+        "dead_letters": (
+            "SELECT failure_type, count() AS n FROM ringback.dead_letters FINAL GROUP BY failure_type FORMAT "
+            "JSONEachRow"
+        ),
         "sum_over_events": "SELECT sum(charge) AS charge, count() AS events FROM ringback.events FORMAT JSONEachRow",
     }
 
@@ -163,7 +296,9 @@ def on_one_node(statements: list[str], cluster: str) -> list[str]:
 
 
 def run_python(script: str, args: list[str], stdin: str) -> object:
-    done = subprocess.run([sys.executable, "-c", script, *args], input=stdin, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], input=stdin, capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -173,18 +308,25 @@ def test_the_engine_parses_every_generated_statement() -> None:
     flat = [s for listed in statements.values() for s in listed]
     verdicts = run_python(PARSE, [], json.dumps(flat))
     assert isinstance(verdicts, list)
-    failures = [(s.splitlines()[0], v["error"]) for s, v in zip(flat, verdicts) if not v["ok"]]
+    failures = [(s.splitlines()[0], v["error"]) for s, v in zip(flat, verdicts, strict=True) if not v["ok"]]
     assert not failures, failures
     canonical = {v["canonical"].split("\n")[0] for v in verdicts}
     assert any(f"ON CLUSTER {CLUSTER}" in line for line in canonical)
     # and it read them as written: the engines, the paths with their macros, the sharding keys
     printed = "\n".join(v["canonical"] for v in verdicts)
-    assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/ringback/event_copies_local', '{replica}', arrival_rank)" in printed
+    assert (
+        "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/ringback/event_copies_local', '{replica}', "
+        "arrival_rank)"
+    ) in printed
     assert f"Distributed('{CLUSTER}', 'ringback', 'event_copies_local', cityHash64(event_id))" in printed
 
 
 def test_the_parser_refuses_a_broken_statement() -> None:
-    verdicts = run_python(PARSE, [], json.dumps(["CREATE TABLE ringback.t ON CLUSTER c (a String) ENGINE = Distributed('c', 'ringback', "]))
+    verdicts = run_python(
+        PARSE,
+        [],
+        json.dumps(["CREATE TABLE ringback.t ON CLUSTER c (a String) ENGINE = Distributed('c', 'ringback', "]),
+    )
     assert isinstance(verdicts, list) and verdicts[0]["ok"] is False
 
 
@@ -197,7 +339,9 @@ def store(tmp_path: Path, schemas: Path, cluster: str) -> dict[str, object]:
         config_path = tmp_path / "config.xml"
         config_path.write_text(ONE_SHARD_CONFIG.format(cluster=cluster), encoding="utf-8")
         config = str(config_path)
-        flush = re.findall(r"CREATE TABLE IF NOT EXISTS (\S+) ON CLUSTER \S+ AS \S+\nENGINE = Distributed", "\n\n".join(statements))
+        flush = re.findall(
+            r"CREATE TABLE IF NOT EXISTS (\S+) ON CLUSTER \S+ AS \S+\nENGINE = Distributed", "\n\n".join(statements)
+        )
         statements = on_one_node(statements, cluster)
     plan = {"ddl": statements, "inserts": inserts(), "flush": flush, "queries": queries(), "params": PARAMS}
     result = run_python(STORE, [str(tmp_path / "store"), config], json.dumps(plan))
@@ -216,26 +360,51 @@ def test_the_cluster_stores_and_answers_exactly_like_one_server(tmp_path: Path) 
     engines = {row["name"]: row["engine"] for row in cluster["tables"]}  # type: ignore[index]
     for table in ("event_copies", "dead_letters", "ledger", "ingests", "event_variants", "event_conflicts"):
         assert engines.pop(table) == "Distributed" and engines.pop(f"{table}_local") == "ReplacingMergeTree", table
-    views = {"events", "events_dedup", *(name for name in re.findall(r"FROM ringback\.(\w+)", " ".join(VIEW_QUERIES.values())))}
+    views = {
+        "events",
+        "events_dedup",
+        *(name for name in re.findall(r"FROM ringback\.(\w+)", " ".join(VIEW_QUERIES.values()))),
+    }
     assert engines == {
-        **{name: "View" for name in views},
-        **{name: "MaterializedView" for name in ("ingests_from_event_copies", "ingests_from_dead_letters_v2", "event_variants_from_copies")},
+        **dict.fromkeys(views, "View"),
+        **dict.fromkeys(
+            ("ingests_from_event_copies", "ingests_from_dead_letters_v2", "event_variants_from_copies"),
+            "MaterializedView",
+        ),
     }
     assert as_sets(cluster["answers"]) == as_sets(one["answers"])  # some queries have no ORDER BY
     answers = one["answers"]
     assert isinstance(answers, dict)
-    # exact: the resent report counts once, at its first arrival's charge; the two tenants' colliding vendor ids stay apart
+    # exact: the resent report counts once, at its first arrival's charge; the two tenants' colliding vendor ids stay
+    # apart
     assert answers["sum_over_events"] == [{"charge": 3.8, "events": 4}]
     by_tenant = {(r["tenant"], r["day"]): (r["events"], r["charge"]) for r in answers["readme_billing_1"]}
-    assert by_tenant == {("acme", "2026-11-20"): (1, 0.05), ("acme", "2026-11-21"): (1, 1.5), ("beta", "2026-11-21"): (2, 2.25)}
-    assert {(r["tenant"], r["call_key"], r["charge"]) for r in answers["calls"]} == {("acme", "r2", 1.5), ("beta", "r2", 2.25)}
+    assert by_tenant == {
+        ("acme", "2026-11-20"): (1, 0.05),
+        ("acme", "2026-11-21"): (1, 1.5),
+        ("beta", "2026-11-21"): (2, 2.25),
+    }
+    assert {(r["tenant"], r["call_key"], r["charge"]) for r in answers["calls"]} == {
+        ("acme", "r2", 1.5),
+        ("beta", "r2", 2.25),
+    }
     # the copies' disagreement is found through event_variants, filled from the local event copies
     assert [(r["event_id"], r["versions"]) for r in answers["conflicts"]] == [("e1", 2)]
     # the materialized views fed ingests on the node that stored the rows, through the distributed table
     stored = {(r["route"], r["tenant"]): r["stored_requests"] for r in answers["reconcile_stored_requests"]}
-    assert stored == {("tencent/voicecode", "acme"): 2, ("cdr-push", "acme"): 2, ("cdr-push", "beta"): 1, ("tencent/sms-status", "beta"): 1}
+    assert stored == {
+        ("tencent/voicecode", "acme"): 2,
+        ("cdr-push", "acme"): 2,
+        ("cdr-push", "beta"): 1,
+        ("tencent/sms-status", "beta"): 1,
+    }
     (ledger,) = answers["reconcile_ledger"]
-    assert (ledger["accepted"], ledger["raw"], ledger["normalized"], ledger["dead_lettered"]) == (2, 2, 1, 1)  # loaded twice, counted once
+    assert (ledger["accepted"], ledger["raw"], ledger["normalized"], ledger["dead_lettered"]) == (
+        2,
+        2,
+        1,
+        1,
+    )  # loaded twice, counted once
     assert answers["dead_letters"] == [{"failure_type": "invalid_json", "n": 1}]
 
 
@@ -247,13 +416,20 @@ def test_a_restructured_schema_runs_on_a_cluster_node(tmp_path: Path) -> None:
     plan = {
         "ddl": on_one_node(clickhouse.ddl_statements(RESTRUCTURED, CLUSTER), CLUSTER),
         "inserts": [
-            "INSERT INTO ringback.events_raw (event_id, event_type, tenant, received_at, charge) SETTINGS distributed_foreground_insert = 1 "
-            "VALUES ('e1', 'call.cdr', 'acme', '2026-11-20 00:00:00', 1.5), ('e1', 'call.cdr', 'acme', '2026-11-20 00:00:00', 1.7)"
+            (
+                "INSERT INTO ringback.events_raw (event_id, event_type, tenant, received_at, charge) SETTINGS "
+                "distributed_foreground_insert = 1 "
+                "VALUES ('e1', 'call.cdr', 'acme', '2026-11-20 00:00:00', 1.5), ('e1', 'call.cdr', 'acme', "
+                "'2026-11-20 00:00:00', 1.7)"
+            )
         ],
         "flush": ["ringback.events_raw", "ringback.conflicts"],
         "queries": {
             "events": "SELECT count() AS n FROM ringback.events FORMAT JSONEachRow",
-            "conflicts": "SELECT event_id, length(groupUniqArrayMerge(charges)) AS charges FROM ringback.conflicts GROUP BY event_id FORMAT JSONEachRow",
+            "conflicts": (
+                "SELECT event_id, length(groupUniqArrayMerge(charges)) AS charges FROM ringback.conflicts GROUP BY "
+                "event_id FORMAT JSONEachRow"
+            ),
         },
         "params": {},
     }
@@ -274,7 +450,8 @@ if setup is None:
 for statement in setup or []:
     client.command(statement)
 def tables():
-    return [list(row) for row in client.query("SELECT name, engine, total_rows FROM system.tables WHERE database = 'ringback' ORDER BY name").result_rows]
+    sql = "SELECT name, engine, total_rows FROM system.tables WHERE database = 'ringback' ORDER BY name"
+    return [list(row) for row in client.query(sql).result_rows]
 before = tables()
 try:
     clickhouse.apply_ddl(client, schemas, cluster)
@@ -286,33 +463,62 @@ FIRST_VERSION_DDL = FIXTURES / "ddl_v1"  # schemas/clickhouse as the first relea
 #: A cluster set up before ringback.events became a view: events were a distributed table.
 EARLIER_CLUSTER = [
     "CREATE DATABASE ringback",
-    "CREATE TABLE ringback.events_local (event_id String, charge Decimal(18, 6)) ENGINE = ReplacingMergeTree ORDER BY event_id",
-    f"CREATE TABLE ringback.events AS ringback.events_local ENGINE = Distributed('{CLUSTER}', 'ringback', 'events_local', cityHash64(event_id))",
+    (
+        "CREATE TABLE ringback.events_local (event_id String, charge Decimal(18, 6)) ENGINE = ReplacingMergeTree "
+        "ORDER BY event_id"
+    ),
+    (
+        f"CREATE TABLE ringback.events AS ringback.events_local ENGINE = Distributed('{CLUSTER}', 'ringback', "
+        "'events_local', cityHash64(event_id))"
+    ),
     "INSERT INTO ringback.events_local VALUES ('e1', 1.5)",
 ]
 
 
 def first_version() -> list[str]:
     text = "\n".join(
-        line for path in sorted(FIRST_VERSION_DDL.glob("*.sql")) for line in path.read_text().splitlines() if not line.lstrip().startswith("--")
+        line
+        for path in sorted(FIRST_VERSION_DDL.glob("*.sql"))
+        for line in path.read_text().splitlines()
+        if not line.lstrip().startswith("--")
     )
     statements = [s.strip().replace("{on_cluster}", "") for s in text.split(";") if s.strip()]
-    return [*statements, "INSERT INTO ringback.events (event_id, event_type, received_at) VALUES ('e1', 'call.cdr', now())"]
+    return [
+        *statements,
+        "INSERT INTO ringback.events (event_id, event_type, received_at) VALUES ('e1', 'call.cdr', now())",
+    ]
 
 
 @pytest.mark.parametrize(
     ("setup", "named"),
     [
-        pytest.param(None, {"ringback.event_copies (ReplacingMergeTree instead of Distributed)", "ringback.dead_letters (ReplacingMergeTree instead of Distributed)",
-                            "ringback.ledger (ReplacingMergeTree instead of Distributed)", "ringback.ingests (ReplacingMergeTree instead of Distributed)",
-                            "ringback.event_variants (ReplacingMergeTree instead of Distributed)",
-                            "ringback.event_conflicts (ReplacingMergeTree instead of Distributed)"}, id="single-server"),
-        pytest.param(first_version(), {"ringback.events (ReplacingMergeTree instead of View)", "ringback.dead_letters (ReplacingMergeTree instead of Distributed)",
-                                       "ringback.ledger (ReplacingMergeTree instead of Distributed)"}, id="first-version"),
+        pytest.param(
+            None,
+            {
+                "ringback.event_copies (ReplacingMergeTree instead of Distributed)",
+                "ringback.dead_letters (ReplacingMergeTree instead of Distributed)",
+                "ringback.ledger (ReplacingMergeTree instead of Distributed)",
+                "ringback.ingests (ReplacingMergeTree instead of Distributed)",
+                "ringback.event_variants (ReplacingMergeTree instead of Distributed)",
+                "ringback.event_conflicts (ReplacingMergeTree instead of Distributed)",
+            },
+            id="single-server",
+        ),
+        pytest.param(
+            first_version(),
+            {
+                "ringback.events (ReplacingMergeTree instead of View)",
+                "ringback.dead_letters (ReplacingMergeTree instead of Distributed)",
+                "ringback.ledger (ReplacingMergeTree instead of Distributed)",
+            },
+            id="first-version",
+        ),
         pytest.param(EARLIER_CLUSTER, {"ringback.events (Distributed instead of View)"}, id="earlier-cluster"),
     ],
 )
-def test_a_store_that_is_not_this_clusters_is_refused_before_anything_runs(tmp_path: Path, setup: list[str] | None, named: set[str]) -> None:
+def test_a_store_that_is_not_this_clusters_is_refused_before_anything_runs(
+    tmp_path: Path, setup: list[str] | None, named: set[str]
+) -> None:
     config = tmp_path / "config.xml"
     config.write_text(ONE_SHARD_CONFIG.format(cluster=CLUSTER), encoding="utf-8")
     result = run_python(REFUSE, [str(tmp_path / "store"), str(config), str(SCHEMAS), CLUSTER], json.dumps(setup))

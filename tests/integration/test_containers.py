@@ -18,11 +18,16 @@ from tests.conftest import REPO_ROOT
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.containers,
-    pytest.mark.skipif(not containers.requested(), reason=f"needs {containers.BACKEND_VARIABLE}={containers.CONTAINERS} (make test-containers)"),
+    pytest.mark.skipif(
+        not containers.requested(),
+        reason=f"needs {containers.BACKEND_VARIABLE}={containers.CONTAINERS} (make test-containers)",
+    ),
 ]
 
 
-async def test_topics_are_replicated_over_three_brokers(broker: containers.KafkaCluster, make_settings: Callable[..., Settings]) -> None:
+async def test_topics_are_replicated_over_three_brokers(
+    broker: containers.KafkaCluster, make_settings: Callable[..., Settings]
+) -> None:
     settings = make_settings(kafka_bootstrap=broker.bootstrap)
     assert settings.kafka_replication == containers.REPLICATION
     await kafka.ensure_topics(settings)
@@ -35,12 +40,16 @@ async def test_topics_are_replicated_over_three_brokers(broker: containers.Kafka
         partitions = described["partitions"]
         assert len(partitions) == settings.kafka_partitions
         for partition in partitions:
-            assert len(partition["replicas"]) == containers.REPLICATION and len(partition["isr"]) == containers.REPLICATION
+            assert (
+                len(partition["replicas"]) == containers.REPLICATION and len(partition["isr"]) == containers.REPLICATION
+            )
     finally:
         await admin.close()
 
 
-def test_the_ddl_and_the_guarded_query_path_work_over_http(clickhouse_server: containers.ClickHouseServer, make_settings: Callable[..., Settings]) -> None:
+def test_the_ddl_and_the_guarded_query_path_work_over_http(
+    clickhouse_server: containers.ClickHouseServer, make_settings: Callable[..., Settings]
+) -> None:
     client = clickhouse.connect(clickhouse_server.dsn)
     first = clickhouse.apply_ddl(client, REPO_ROOT / "schemas")
     assert clickhouse.apply_ddl(client, REPO_ROOT / "schemas") == first  # idempotent on a server too

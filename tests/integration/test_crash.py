@@ -8,6 +8,7 @@ minute — and then compares what ClickHouse holds, exactly, with what was ackno
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -31,10 +32,8 @@ ALARM_AFTER_S = 5.0
 
 def kill(pids: list[int], sig: signal.Signals = signal.SIGKILL) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def running(pid: int) -> bool:
@@ -54,7 +53,9 @@ def wait_gone(pids: list[int], timeout_s: float = 30.0) -> None:
 
 
 def status(pipeline: Pipeline, *extra: str) -> tuple[int, str]:
-    done = subprocess.run(ringback("status", "--data-dir", str(pipeline.data_dir), *extra), capture_output=True, timeout=60)
+    done = subprocess.run(
+        ringback("status", "--data-dir", str(pipeline.data_dir), *extra), capture_output=True, timeout=60
+    )
     return done.returncode, done.stdout.decode() + done.stderr.decode()
 
 
@@ -187,7 +188,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def test_clickhouse_out_of_disk_for_a_minute(tmp_path: Path, small_disk: Path) -> None:
     """No dead letters are made of an outage, the alarm is raised, and everything is exact afterwards."""
-    running = Pipeline(tmp_path / "data", extra_args=["--retry-alarm-after-s", str(ALARM_AFTER_S), "--clickhouse-dsn", f"chdb://{small_disk}/clickhouse"])
+    running = Pipeline(
+        tmp_path / "data",
+        extra_args=["--retry-alarm-after-s", str(ALARM_AFTER_S), "--clickhouse-dsn", f"chdb://{small_disk}/clickhouse"],
+    )
     running.start()
     try:
         tag = uuid.uuid4().hex[:8]
@@ -207,7 +211,9 @@ def test_clickhouse_out_of_disk_for_a_minute(tmp_path: Path, small_disk: Path) -
         finally:
             filler.unlink()
         assert wait_for_totals(running, tag, len(bodies), total) == (len(bodies), total)
-        dead = sql_rows(running.data_dir, f"SELECT count() AS n FROM ringback.dead_letters WHERE position(body, '{tag}') > 0")
+        dead = sql_rows(
+            running.data_dir, f"SELECT count() AS n FROM ringback.dead_letters WHERE position(body, '{tag}') > 0"
+        )
         assert dead == [{"n": 0}]
         assert "alarm: still failing" in running.log() and "recovered" in running.log()
     finally:

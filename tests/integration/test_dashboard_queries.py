@@ -33,10 +33,17 @@ def test_the_dashboard_s_clickhouse_queries_run_on_the_tables(tmp_path: Path) ->
     found = targets(CLICKHOUSE_PLUGIN)
     queries = {p["title"]: expanded(t["rawSql"]) for p, t in found}
     today = (
-        f"INSERT INTO {EVENTS_TABLE} ({EVENT_COLUMNS}) VALUES ('e9', 'call.cdr', 'cdr_push', 'cdr-push', 'i9', 0, now64(6), now64(6), "
+        f"INSERT INTO {EVENTS_TABLE} ({EVENT_COLUMNS}) VALUES ('e9', 'call.cdr', 'cdr_push', 'cdr-push', 'i9', 0, "
+        "now64(6), now64(6), "
         "'1400', 's9', 'r9', 'answered', 0.7, 'CNY', 2, 90, 'acme', 't')"
     )
-    plan = {"ddl": clickhouse.ddl_statements(SCHEMAS), "inserts": [*inserts(), today], "flush": [], "queries": queries, "params": {}}
+    plan = {
+        "ddl": clickhouse.ddl_statements(SCHEMAS),
+        "inserts": [*inserts(), today],
+        "flush": [],
+        "queries": queries,
+        "params": {},
+    }
     result = run_python(STORE, [str(tmp_path / "store"), ""], json.dumps(plan))
     assert isinstance(result, dict)
     answers = result["answers"]
@@ -44,5 +51,13 @@ def test_the_dashboard_s_clickhouse_queries_run_on_the_tables(tmp_path: Path) ->
     assert [(r["failure_type"], r["requests"]) for r in answers["Dead letters stored"]] == [("invalid_json", 1)]
     assert [(r["route"], r["failure_type"]) for r in answers["Latest dead letters"]] == [("cdr-push", "invalid_json")]
     assert answers["Billing today (China day), per tenant"] == [
-        {"tenant": "acme", "app_id": "1400", "events": 1, "charge": 0.7, "currency": "CNY", "billable_minutes": 2, "duration_s": 90}
+        {
+            "tenant": "acme",
+            "app_id": "1400",
+            "events": 1,
+            "charge": 0.7,
+            "currency": "CNY",
+            "billable_minutes": 2,
+            "duration_s": 90,
+        }
     ]

@@ -19,7 +19,10 @@ from tests.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.integration
 SMS = "/callbacks/tencent/sms-status"
-BODY = b'[{"user_receive_time":"2015-10-17 08:03:04","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","description":"ok","sid":"e-1"}]'
+BODY = (
+    b'[{"user_receive_time":"2015-10-17 '
+    b'08:03:04","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","description":"ok","sid":"e-1"}]'
+)
 
 
 async def client_for(settings: Settings) -> TestClient:
@@ -29,7 +32,9 @@ async def client_for(settings: Settings) -> TestClient:
 
 
 @pytest.fixture
-async def edge(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> AsyncIterator[tuple[TestClient, Settings]]:
+async def edge(
+    broker: EmbeddedBroker, make_settings: Callable[..., Settings]
+) -> AsyncIterator[tuple[TestClient, Settings]]:
     settings = make_settings(kafka_bootstrap=broker.bootstrap, max_body_bytes=4096)
     await kafka.ensure_topics(settings)
     client = await client_for(settings)
@@ -56,7 +61,7 @@ async def test_callback_is_published_untouched_with_its_context(edge: tuple[Test
 
 
 async def test_oversized_body_is_refused_in_the_vendor_shape(edge: tuple[TestClient, Settings]) -> None:
-    client, settings = edge
+    client, _settings = edge
     response = await client.post(SMS, data=b"[" + b" " * 5000 + b"]")
     assert response.status == 413
     reply = await response.json()
@@ -84,8 +89,14 @@ async def test_health_ready_and_metrics(edge: tuple[TestClient, Settings]) -> No
 RETRYABLE = {TENCENT: (503, True), HTTP_STATUS: (500, False)}
 
 
-@pytest.mark.parametrize(("route", "status", "tencent_shape"), [(r.path, *RETRYABLE[r.reply_style]) for r in ROUTES], ids=[r.name for r in ROUTES])
-async def test_broker_down_gives_a_retryable_failure_never_a_success(make_settings: Callable[..., Settings], route: str, status: int, tencent_shape: bool) -> None:
+@pytest.mark.parametrize(
+    ("route", "status", "tencent_shape"),
+    [(r.path, *RETRYABLE[r.reply_style]) for r in ROUTES],
+    ids=[r.name for r in ROUTES],
+)
+async def test_broker_down_gives_a_retryable_failure_never_a_success(
+    make_settings: Callable[..., Settings], route: str, status: int, tencent_shape: bool
+) -> None:
     settings = make_settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", publish_timeout_s=0.5, spool_max_bytes=0)
     client = await client_for(settings)
     try:
@@ -118,7 +129,9 @@ async def test_broker_unreachable_spools_and_replies_success(make_settings: Call
 
 
 async def test_full_spool_and_no_broker_is_a_retryable_failure(make_settings: Callable[..., Settings]) -> None:
-    settings = make_settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", publish_timeout_s=0.5, spool_max_bytes=len(BODY) * 2)
+    settings = make_settings(
+        kafka_bootstrap=f"127.0.0.1:{free_port()}", publish_timeout_s=0.5, spool_max_bytes=len(BODY) * 2
+    )
     client = await client_for(settings)
     try:
         statuses = [(await client.post(SMS, data=BODY)).status for _ in range(4)]
@@ -128,7 +141,9 @@ async def test_full_spool_and_no_broker_is_a_retryable_failure(make_settings: Ca
         await client.close()
 
 
-async def test_paused_broker_then_back_every_spooled_callback_reaches_the_topic(make_settings: Callable[..., Settings]) -> None:
+async def test_paused_broker_then_back_every_spooled_callback_reaches_the_topic(
+    make_settings: Callable[..., Settings],
+) -> None:
     import os
     import signal
 
@@ -161,7 +176,9 @@ async def test_paused_broker_then_back_every_spooled_callback_reaches_the_topic(
             await client.close()
 
 
-async def test_a_callback_the_broker_refuses_for_its_size_is_413_not_spooled(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> None:
+async def test_a_callback_the_broker_refuses_for_its_size_is_413_not_spooled(
+    broker: EmbeddedBroker, make_settings: Callable[..., Settings]
+) -> None:
     """The edge accepts bodies the producer is not allowed to send: a permanent refusal, not a spool jam."""
     settings = make_settings(kafka_bootstrap=broker.bootstrap, max_body_bytes=300_000)
     await kafka.ensure_topics(settings)
@@ -184,7 +201,9 @@ async def test_a_callback_the_broker_refuses_for_its_size_is_413_not_spooled(bro
         await client.close()
 
 
-async def test_without_a_tenants_file_anonymous_callbacks_are_rate_limited_per_address(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> None:
+async def test_without_a_tenants_file_anonymous_callbacks_are_rate_limited_per_address(
+    broker: EmbeddedBroker, make_settings: Callable[..., Settings]
+) -> None:
     settings = make_settings(kafka_bootstrap=broker.bootstrap, anonymous_rate_limit_per_s=3, rate_limit_burst_s=1)
     await kafka.ensure_topics(settings)
     client = await client_for(settings)

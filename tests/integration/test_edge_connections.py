@@ -24,7 +24,10 @@ from tests.pipeline import ringback
 pytestmark = pytest.mark.integration
 SMS = "/callbacks/tencent/sms-status"
 CDR = "/callbacks/cdr-push"
-BODY = b'[{"user_receive_time":"2015-10-17 08:03:04","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","description":"ok","sid":"c-1"}]'
+BODY = (
+    b'[{"user_receive_time":"2015-10-17 '
+    b'08:03:04","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","description":"ok","sid":"c-1"}]'
+)
 
 
 @dataclass
@@ -46,7 +49,10 @@ class Edge:
             writer.close()
 
     async def post(self, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
-        head = f"POST {path} HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\nContent-Length: "
+            f"{len(body)}\r\nConnection: close\r\n\r\n"
+        )
         return await self.request(head.encode() + body)
 
 
@@ -64,7 +70,9 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, st
 
 
 @pytest.fixture
-async def start(broker: EmbeddedBroker, make_settings: Callable[..., Settings]) -> AsyncIterator[Callable[..., asyncio.Future[Edge]]]:
+async def start(
+    broker: EmbeddedBroker, make_settings: Callable[..., Settings]
+) -> AsyncIterator[Callable[..., asyncio.Future[Edge]]]:
     runners: list[EdgeRunner] = []
 
     async def build(**overrides: object) -> Edge:
@@ -84,11 +92,13 @@ async def closed_within(reader: asyncio.StreamReader, timeout_s: float) -> bool:
     try:
         await asyncio.wait_for(reader.read(), timeout_s)
         return True
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
 
 
-async def test_slow_header_clients_are_cut_off_while_others_are_served(start: Callable[..., asyncio.Future[Edge]]) -> None:
+async def test_slow_header_clients_are_cut_off_while_others_are_served(
+    start: Callable[..., asyncio.Future[Edge]],
+) -> None:
     edge = await start(edge_header_timeout_s=1.0, edge_idle_timeout_s=30.0)
     slow = [await edge.open() for _ in range(50)]
 
@@ -122,7 +132,9 @@ async def test_idle_connections_are_closed(start: Callable[..., asyncio.Future[E
     assert all(closed)
 
 
-async def test_connections_over_the_per_address_cap_are_refused_with_503_and_counted(start: Callable[..., asyncio.Future[Edge]]) -> None:
+async def test_connections_over_the_per_address_cap_are_refused_with_503_and_counted(
+    start: Callable[..., asyncio.Future[Edge]],
+) -> None:
     edge = await start(edge_max_connections_per_ip=5)
     held = [await edge.open() for _ in range(5)]
     await asyncio.sleep(0.1)
@@ -137,7 +149,9 @@ async def test_connections_over_the_per_address_cap_are_refused_with_503_and_cou
     assert 'ringback_edge_connections_refused_total{reason="per_address_limit"}' in text
 
 
-async def test_the_total_cap_stays_below_the_descriptor_limit_and_recovers(start: Callable[..., asyncio.Future[Edge]]) -> None:
+async def test_the_total_cap_stays_below_the_descriptor_limit_and_recovers(
+    start: Callable[..., asyncio.Future[Edge]],
+) -> None:
     edge = await start(edge_max_connections=30, edge_max_connections_per_ip=0, edge_idle_timeout_s=1.5)
     held = [await edge.open() for _ in range(30)]
     await asyncio.sleep(0.1)
@@ -160,7 +174,9 @@ async def test_the_total_cap_stays_below_the_descriptor_limit_and_recovers(start
     ],
     ids=["oversized-header", "garbage-request-line", "negative-length", "too-many-headers"],
 )
-async def test_malformed_http_is_answered_in_the_vendor_shape(start: Callable[..., asyncio.Future[Edge]], raw: bytes, status: int) -> None:
+async def test_malformed_http_is_answered_in_the_vendor_shape(
+    start: Callable[..., asyncio.Future[Edge]], raw: bytes, status: int
+) -> None:
     edge = await start()
     got, headers, body = await edge.request(raw)
     assert got == status
@@ -169,7 +185,9 @@ async def test_malformed_http_is_answered_in_the_vendor_shape(start: Callable[..
     assert reply["result"] != 0 and reply["errmsg"]
 
 
-async def test_unknown_path_and_wrong_method_are_answered_in_the_vendor_shape(start: Callable[..., asyncio.Future[Edge]]) -> None:
+async def test_unknown_path_and_wrong_method_are_answered_in_the_vendor_shape(
+    start: Callable[..., asyncio.Future[Edge]],
+) -> None:
     edge = await start()
     status, _, body = await edge.post("/callbacks/nobody", b"{}")
     assert status == 404 and json.loads(body)["result"] != 0
@@ -195,11 +213,17 @@ async def test_body_bytes_in_flight_are_bounded(start: Callable[..., asyncio.Fut
         writer.close()
 
 
-async def test_errors_are_logged_as_one_json_line_each(broker: EmbeddedBroker, make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+async def test_errors_are_logged_as_one_json_line_each(
+    broker: EmbeddedBroker, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
     """The edge as a process, in JSON log mode: malformed traffic leaves JSON lines, no tracebacks."""
     settings = make_settings(kafka_bootstrap=broker.bootstrap, edge_header_timeout_s=0.5)
     await kafka.ensure_topics(settings)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")}, **settings.as_env(), "RINGBACK_LOG_FORMAT": "json"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")},
+        **settings.as_env(),
+        "RINGBACK_LOG_FORMAT": "json",
+    }
     log_path = tmp_path / "edge.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(ringback("edge"), env=env, stdout=log_file, stderr=subprocess.STDOUT)

@@ -35,7 +35,11 @@ def rss_mb(pid: int) -> float:
 async def post(port: int, body: bytes) -> int:
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"POST /callbacks/cdr-push HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        writer.write(
+            b"POST /callbacks/cdr-push HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+            % len(body)
+            + body
+        )
         await writer.drain()
         status = int((await reader.readline()).split()[1])
         writer.close()
@@ -74,12 +78,24 @@ async def wait_until_drained(port: int, timeout_s: float = 60.0) -> None:
     raise AssertionError("the spool did not drain")
 
 
-async def test_memory_is_returned_after_spool_full_episodes(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+async def test_memory_is_returned_after_spool_full_episodes(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
     broker = EmbeddedBroker()  # a broker of its own: this test pauses it
     broker.start()
-    settings = make_settings(kafka_bootstrap=broker.bootstrap, spool_max_bytes=24 * 1024 * 1024, publish_timeout_s=0.5, max_body_bytes=512 * 1024, edge_journal="off")
+    settings = make_settings(
+        kafka_bootstrap=broker.bootstrap,
+        spool_max_bytes=24 * 1024 * 1024,
+        publish_timeout_s=0.5,
+        max_body_bytes=512 * 1024,
+        edge_journal="off",
+    )
     await kafka.ensure_topics(settings)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")}, **settings.as_env(), "RINGBACK_LOG_LEVEL": "error"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")},
+        **settings.as_env(),
+        "RINGBACK_LOG_LEVEL": "error",
+    }
     edge = subprocess.Popen(ringback("edge"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
@@ -100,7 +116,9 @@ async def test_memory_is_returned_after_spool_full_episodes(make_settings: Calla
             await asyncio.sleep(1.0)
             after.append(rss_mb(edge.pid))
             assert peak > before + KEPT_AFTER_EPISODE_MB  # the episode did cost memory while it lasted...
-        assert max(after) < before + KEPT_AFTER_EPISODE_MB, f"RSS before {before:.0f} MB, after each episode {after}"  # ...and it came back
+        assert max(after) < before + KEPT_AFTER_EPISODE_MB, (
+            f"RSS before {before:.0f} MB, after each episode {after}"
+        )  # ...and it came back
     finally:
         edge.terminate()
         edge.wait(30)

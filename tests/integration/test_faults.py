@@ -28,7 +28,10 @@ SMS_ROUTE = "/callbacks/tencent/sms-status"
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    running = Pipeline(tmp_path_factory.mktemp("faults") / "data", extra_args=["--publish-timeout-s", "0.5", "--body-read-timeout-s", "1", "--max-body-bytes", "262144"]).start()
+    running = Pipeline(
+        tmp_path_factory.mktemp("faults") / "data",
+        extra_args=["--publish-timeout-s", "0.5", "--body-read-timeout-s", "1", "--max-body-bytes", "262144"],
+    ).start()
     yield running
     running.stop()
 
@@ -75,18 +78,34 @@ def test_d_the_same_cdr_delivered_three_times(pipeline: Pipeline) -> None:
     for _ in range(3):
         assert post(pipeline.edge_url + CDR_ROUTE, body)[0] == 200
     assert wait_for_totals(pipeline, tag, 1, charge) == (1, charge)
-    daily = sql_rows(pipeline.data_dir, f"SELECT app_id, toDate(occurred_at, 'Asia/Shanghai') AS day, count() AS calls, toString(sum(charge)) AS charge, sum(duration_s) AS seconds FROM ringback.events_dedup WHERE app_id = 'app-{tag}' GROUP BY app_id, day")
+    daily = sql_rows(
+        pipeline.data_dir,
+        (
+            "SELECT app_id, toDate(occurred_at, 'Asia/Shanghai') AS day, count() AS calls, toString(sum(charge)) AS "
+            f"charge, sum(duration_s) AS seconds FROM ringback.events_dedup WHERE app_id = 'app-{tag}' GROUP BY "
+            "app_id, day"
+        ),
+    )
     assert daily == [{"app_id": f"app-{tag}", "day": "2026-11-21", "calls": 1, "charge": str(charge), "seconds": 60}]
 
 
 def test_e_poison_interleaved_with_good_traffic(pipeline: Pipeline) -> None:
     tag = uuid.uuid4().hex[:8]
     bodies, total = traffic(tag, 30)
-    poison = [f'{{"cdr":[{{"requestid":"{tag}-p{i}","fid":"4","oriamount":"1,5"}}]}}'.encode() if i % 2 else f"{tag}-p{i} is not JSON {{".encode() for i in range(30)]
-    interleaved = [b for pair in zip(bodies, poison) for b in pair]
+    poison = [
+        f'{{"cdr":[{{"requestid":"{tag}-p{i}","fid":"4","oriamount":"1,5"}}]}}'.encode()
+        if i % 2
+        else f"{tag}-p{i} is not JSON {{".encode()
+        for i in range(30)
+    ]
+    interleaved = [b for pair in zip(bodies, poison, strict=True) for b in pair]
     assert send_all(pipeline.edge_url, interleaved) == [200] * len(interleaved)
     assert wait_for_totals(pipeline, tag, len(bodies), total) == (len(bodies), total)
-    dead = wait_for_rows(pipeline.data_dir, f"SELECT failure_type, reason FROM ringback.dead_letters WHERE position(body, '{tag}-p') > 0", len(poison))
+    dead = wait_for_rows(
+        pipeline.data_dir,
+        f"SELECT failure_type, reason FROM ringback.dead_letters WHERE position(body, '{tag}-p') > 0",
+        len(poison),
+    )
     assert len(dead) == len(poison)
     assert {row["failure_type"] for row in dead} == {"invalid_json", "invalid_amount"}
     assert all(row["reason"] for row in dead)
@@ -143,12 +162,27 @@ def test_h_hostile_requests_crash_nothing_and_memory_stays_bounded(pipeline: Pip
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(
         method=st.sampled_from(["POST", "GET", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"]),
-        path=st.sampled_from([SMS_ROUTE, CDR_ROUTE, "/callbacks/callback-call/status", "/callbacks/../etc/passwd", "/%00", "/" + "a" * 3000, "/readyz"]),
-        content_type=st.sampled_from(["application/json", "text/plain", "multipart/form-data; boundary=x", "", "application/json; charset=gbk"]),
+        path=st.sampled_from(
+            [
+                SMS_ROUTE,
+                CDR_ROUTE,
+                "/callbacks/callback-call/status",
+                "/callbacks/../etc/passwd",
+                "/%00",
+                "/" + "a" * 3000,
+                "/readyz",
+            ]
+        ),
+        content_type=st.sampled_from(
+            ["application/json", "text/plain", "multipart/form-data; boundary=x", "", "application/json; charset=gbk"]
+        ),
         body=st.binary(max_size=2000),
     )
     def fuzz(method: str, path: str, content_type: str, body: bytes) -> None:
-        head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: "
+            f"{len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
         reply = raw_http(port, head + body)
         status = int(reply.split(b" ", 2)[1]) if reply.startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")) else 0
         assert status in (200, 400, 404, 405, 413, 414, 431, 501), reply[:200]
@@ -160,21 +194,40 @@ def test_h_hostile_requests_crash_nothing_and_memory_stays_bounded(pipeline: Pip
     with ThreadPoolExecutor(16) as pool:
         statuses = list(pool.map(lambda _: post(pipeline.edge_url + SMS_ROUTE, big)[0], range(32)))
     assert set(statuses) == {413}
-    chunked = raw_http(port, f"POST {SMS_ROUTE} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".encode() + b"".join(b"10000\r\n" + b"x" * 0x10000 + b"\r\n" for _ in range(8)) + b"0\r\n\r\n")
+    chunked = raw_http(
+        port,
+        f"POST {SMS_ROUTE} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".encode()
+        + b"".join(b"10000\r\n" + b"x" * 0x10000 + b"\r\n" for _ in range(8))
+        + b"0\r\n\r\n",
+    )
     assert chunked.startswith(b"HTTP/1.1 413")
 
     # A client that trickles its body is cut off, and does not hold up others.
     with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
         slow.sendall(f"POST {SMS_ROUTE} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n[".encode())
         good_tag = uuid.uuid4().hex[:8]
-        good = json.dumps([{"user_receive_time": "2026-11-21 08:00:00", "nationcode": "86", "mobile": "13800138000", "report_status": "SUCCESS", "errmsg": "DELIVRD", "description": "", "sid": good_tag}]).encode()
+        good = json.dumps(
+            [
+                {
+                    "user_receive_time": "2026-11-21 08:00:00",
+                    "nationcode": "86",
+                    "mobile": "13800138000",
+                    "report_status": "SUCCESS",
+                    "errmsg": "DELIVRD",
+                    "description": "",
+                    "sid": good_tag,
+                }
+            ]
+        ).encode()
         assert post(pipeline.edge_url + SMS_ROUTE, good) == (200, b'{"result":0,"errmsg":"OK"}')
         reply = slow.recv(65536)
         assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
 
     assert role_pid(pipeline, "edge") == edge_pid  # never crashed
     assert rss_bytes(edge_pid) < 400 * 1024 * 1024
-    assert wait_for_rows(pipeline.data_dir, f"SELECT sid FROM ringback.events_dedup WHERE sid = '{good_tag}'", 1) == [{"sid": good_tag}]
+    assert wait_for_rows(pipeline.data_dir, f"SELECT sid FROM ringback.events_dedup WHERE sid = '{good_tag}'", 1) == [
+        {"sid": good_tag}
+    ]
     for role in ("normalizer", "sink"):
         assert rss_bytes(role_pid(pipeline, role)) < 1024 * 1024 * 1024
 
@@ -186,4 +239,3 @@ def test_reconcile_finds_no_gap_after_the_faults(pipeline: Pipeline) -> None:
 
     done = subprocess.run(ringback("reconcile", "--data-dir", str(pipeline.data_dir)), capture_output=True, timeout=60)
     assert "GAP" not in done.stdout.decode(), done.stdout.decode()
-

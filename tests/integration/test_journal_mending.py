@@ -23,7 +23,14 @@ pytestmark = pytest.mark.integration
 
 
 def raw(i: int) -> RawCallback:
-    return RawCallback("cdr-push", new_ingest_id(), time.time_ns() // 1000, "10.0.0.1", "application/json", b'{"cdr":[{"requestid":"m-%d"}]}' % i)
+    return RawCallback(
+        "cdr-push",
+        new_ingest_id(),
+        time.time_ns() // 1000,
+        "10.0.0.1",
+        "application/json",
+        b'{"cdr":[{"requestid":"m-%d"}]}' % i,
+    )
 
 
 async def until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
@@ -33,8 +40,12 @@ async def until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_callbacks_lost_downstream_are_published_again(broker: EmbeddedBroker, make_settings: Callable[..., Settings], tmp_path: Path) -> None:
-    settings = make_settings(kafka_bootstrap=broker.bootstrap, edge_journal="on", journal_republish_after_s=1.0, kafka_partitions=1)
+async def test_callbacks_lost_downstream_are_published_again(
+    broker: EmbeddedBroker, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(
+        kafka_bootstrap=broker.bootstrap, edge_journal="on", journal_republish_after_s=1.0, kafka_partitions=1
+    )
     await kafka.ensure_topics(settings)
     publisher = Publisher(settings)
     intake = Intake(settings, publisher, tmp_path / "journal")
@@ -48,7 +59,9 @@ async def test_callbacks_lost_downstream_are_published_again(broker: EmbeddedBro
         for i in range(5, 10):
             await intake.accept(raw(i))
         await until(lambda: intake.unpublished_records == 0)
-        first_later = next(i for i, f in enumerate(intake._flights) if sum(g.records for g in list(intake._flights)[:i]) >= 5)
+        first_later = next(
+            i for i, f in enumerate(intake._flights) if sum(g.records for g in list(intake._flights)[:i]) >= 5
+        )
         later = list(intake._flights)[first_later:]
         low = min(span[0] for f in later for span in f.spans.values())
         high = max(span[1] for f in later for span in f.spans.values())
@@ -62,7 +75,11 @@ async def test_callbacks_lost_downstream_are_published_again(broker: EmbeddedBro
         assert all(bodies.count(b'{"cdr":[{"requestid":"m-%d"}]}' % i) == 1 for i in range(5, 10))
         # Once everything is claimed, the journal lets go of all of it.
         last = max(r.offset for r in records)
-        await produce(broker.bootstrap, settings.topic_progress, [(None, progress.claim_message(settings.topic_raw, {0: (0, last + 1)}, {}), [])])
+        await produce(
+            broker.bootstrap,
+            settings.topic_progress,
+            [(None, progress.claim_message(settings.topic_raw, {0: (0, last + 1)}, {}), [])],
+        )
         assert intake.journal is not None
         await until(lambda: intake.journal.is_empty)
     finally:

@@ -57,15 +57,21 @@ def unique_tagged_events(seen: list[tuple[str, str, bytes]], tag: str) -> tuple[
             if route in TAG_IN_EXTEND:
                 if event["attributes"].get("extend") == tag:
                     replies.add(event["event_id"])
-            elif next((v for v in (event["sid"], event["call_id"], event["request_id"]) if v is not None), "").startswith(tag):
+            elif next(
+                (v for v in (event["sid"], event["call_id"], event["request_id"]) if v is not None), ""
+            ).startswith(tag):
                 by_id.add(event["event_id"])
     return len(by_id), len(replies)
 
 
 @pytest.mark.parametrize("tenants", [[], TENANTS], ids=["anonymous", "tenants"])
-async def test_the_counts_are_the_unique_events_sent_and_the_urls_are_the_tenants(edge: tuple[str, list[tuple[str, str, bytes]]], tenants: list[Tenant]) -> None:
+async def test_the_counts_are_the_unique_events_sent_and_the_urls_are_the_tenants(
+    edge: tuple[str, list[tuple[str, str, bytes]]], tenants: list[Tenant]
+) -> None:
     url, seen = edge
-    plan = loadgen.LoadPlan(url=url, requests=1500, connections=4, resend_share=0.1, malformed_share=0.05, tenants=tenants, apps=4)
+    plan = loadgen.LoadPlan(
+        url=url, requests=1500, connections=4, resend_share=0.1, malformed_share=0.05, tenants=tenants, apps=4
+    )
     summary = await loadgen.run(plan, show_progress=False)
     assert summary.sent == summary.accepted == len(seen) == 1500 and summary.failed == 0
     assert summary.resends > 50 and summary.malformed > 20
@@ -76,7 +82,9 @@ async def test_the_counts_are_the_unique_events_sent_and_the_urls_are_the_tenant
     assert "secret" not in summary.render() + str(summary.as_dict())
 
 
-async def test_resends_repeat_recent_bodies_and_the_counts_stay_exact(edge: tuple[str, list[tuple[str, str, bytes]]], monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_resends_repeat_recent_bodies_and_the_counts_stay_exact(
+    edge: tuple[str, list[tuple[str, str, bytes]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     url, seen = edge
     monkeypatch.setattr(loadgen, "RESEND_WINDOW", 50)
     plan = loadgen.LoadPlan(url=url, requests=1500, connections=4, resend_share=0.2, malformed_share=0.02)

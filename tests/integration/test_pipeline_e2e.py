@@ -31,43 +31,118 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
 
 def reports(tag: str, *specs: tuple[str, str, str, str]) -> bytes:
     """specs: (sid suffix, mobile, report_status, errmsg)."""
-    return orjson.dumps([
-        {"user_receive_time": "2026-11-21 09:30:15", "nationcode": "86", "mobile": mobile, "report_status": status, "errmsg": errmsg, "description": f"{status} {errmsg}", "sid": f"{tag}-{sid}"}
-        for sid, mobile, status, errmsg in specs
-    ])
+    return orjson.dumps(
+        [
+            {
+                "user_receive_time": "2026-11-21 09:30:15",
+                "nationcode": "86",
+                "mobile": mobile,
+                "report_status": status,
+                "errmsg": errmsg,
+                "description": f"{status} {errmsg}",
+                "sid": f"{tag}-{sid}",
+            }
+            for sid, mobile, status, errmsg in specs
+        ]
+    )
 
 
 def test_reports_become_exactly_those_rows(pipeline: Pipeline) -> None:
     tag = uuid.uuid4().hex[:8]
-    body = reports(tag, ("1", "13800138000", "SUCCESS", "DELIVRD"), ("2", "13900139000", "FAIL", "UNDELIV"), ("3", "15012345678", "FAIL", "MK:0005"))
+    body = reports(
+        tag,
+        ("1", "13800138000", "SUCCESS", "DELIVRD"),
+        ("2", "13900139000", "FAIL", "UNDELIV"),
+        ("3", "15012345678", "FAIL", "MK:0005"),
+    )
     assert post(pipeline.edge_url + SMS_ROUTE, body) == (200, OK)
 
-    rows = wait_for_rows(pipeline.data_dir, f"SELECT sid, status, vendor_status, vendor_code, to_number, to_e164, occurred_at, event_type, source, route FROM ringback.events_dedup WHERE sid LIKE '{tag}-%' ORDER BY sid", 3)
+    rows = wait_for_rows(
+        pipeline.data_dir,
+        (
+            "SELECT sid, status, vendor_status, vendor_code, to_number, to_e164, occurred_at, event_type, source, "
+            f"route FROM ringback.events_dedup WHERE sid LIKE '{tag}-%' ORDER BY sid"
+        ),
+        3,
+    )
     assert rows == [
-        {"sid": f"{tag}-1", "status": "delivered", "vendor_status": "SUCCESS", "vendor_code": "DELIVRD", "to_number": "13800138000", "to_e164": "+8613800138000", "occurred_at": "2026-11-21 01:30:15.000000", "event_type": "sms.delivery_report", "source": "tencent.sms_status", "route": "tencent/sms-status"},
-        {"sid": f"{tag}-2", "status": "failed", "vendor_status": "FAIL", "vendor_code": "UNDELIV", "to_number": "13900139000", "to_e164": "+8613900139000", "occurred_at": "2026-11-21 01:30:15.000000", "event_type": "sms.delivery_report", "source": "tencent.sms_status", "route": "tencent/sms-status"},
-        {"sid": f"{tag}-3", "status": "failed", "vendor_status": "FAIL", "vendor_code": "MK:0005", "to_number": "15012345678", "to_e164": "+8615012345678", "occurred_at": "2026-11-21 01:30:15.000000", "event_type": "sms.delivery_report", "source": "tencent.sms_status", "route": "tencent/sms-status"},
+        {
+            "sid": f"{tag}-1",
+            "status": "delivered",
+            "vendor_status": "SUCCESS",
+            "vendor_code": "DELIVRD",
+            "to_number": "13800138000",
+            "to_e164": "+8613800138000",
+            "occurred_at": "2026-11-21 01:30:15.000000",
+            "event_type": "sms.delivery_report",
+            "source": "tencent.sms_status",
+            "route": "tencent/sms-status",
+        },
+        {
+            "sid": f"{tag}-2",
+            "status": "failed",
+            "vendor_status": "FAIL",
+            "vendor_code": "UNDELIV",
+            "to_number": "13900139000",
+            "to_e164": "+8613900139000",
+            "occurred_at": "2026-11-21 01:30:15.000000",
+            "event_type": "sms.delivery_report",
+            "source": "tencent.sms_status",
+            "route": "tencent/sms-status",
+        },
+        {
+            "sid": f"{tag}-3",
+            "status": "failed",
+            "vendor_status": "FAIL",
+            "vendor_code": "MK:0005",
+            "to_number": "15012345678",
+            "to_e164": "+8615012345678",
+            "occurred_at": "2026-11-21 01:30:15.000000",
+            "event_type": "sms.delivery_report",
+            "source": "tencent.sms_status",
+            "route": "tencent/sms-status",
+        },
     ]
-    (ingest,) = sql_rows(pipeline.data_dir, f"SELECT uniqExact(ingest_id) AS requests, count() AS events FROM ringback.events_dedup WHERE sid LIKE '{tag}-%'")
+    (ingest,) = sql_rows(
+        pipeline.data_dir,
+        (
+            "SELECT uniqExact(ingest_id) AS requests, count() AS events FROM ringback.events_dedup WHERE sid LIKE "
+            f"'{tag}-%'"
+        ),
+    )
     assert ingest == {"requests": 1, "events": 3}
 
 
 def test_invalid_json_is_dead_lettered_while_valid_traffic_keeps_flowing(pipeline: Pipeline) -> None:
     tag = uuid.uuid4().hex[:8]
     broken = b'[{"sid": "' + tag.encode() + b'", "mobile": '
-    assert post(pipeline.edge_url + SMS_ROUTE, broken) == (200, OK)  # durable, so acknowledged; bad input goes to the DLQ
+    assert post(pipeline.edge_url + SMS_ROUTE, broken) == (
+        200,
+        OK,
+    )  # durable, so acknowledged; bad input goes to the DLQ
     good = reports(tag, ("after", "13800138000", "SUCCESS", "DELIVRD"))
     assert post(pipeline.edge_url + SMS_ROUTE, good) == (200, OK)
 
-    (dead,) = wait_for_rows(pipeline.data_dir, f"SELECT route, failure_type, reason, body, ingest_id, source_topic FROM ringback.dead_letters WHERE position(body, '{tag}') > 0", 1)
+    (dead,) = wait_for_rows(
+        pipeline.data_dir,
+        (
+            "SELECT route, failure_type, reason, body, ingest_id, source_topic FROM ringback.dead_letters WHERE "
+            f"position(body, '{tag}') > 0"
+        ),
+        1,
+    )
     assert dead["route"] == "tencent/sms-status"
     assert dead["failure_type"] == "invalid_json"
     assert "not valid JSON" in dead["reason"]
     assert dead["body"] == broken.decode()
     assert dead["source_topic"] == "ringback.raw.v1"
-    assert wait_for_rows(pipeline.data_dir, f"SELECT sid FROM ringback.events_dedup WHERE sid = '{tag}-after'", 1) == [{"sid": f"{tag}-after"}]
+    assert wait_for_rows(pipeline.data_dir, f"SELECT sid FROM ringback.events_dedup WHERE sid = '{tag}-after'", 1) == [
+        {"sid": f"{tag}-after"}
+    ]
 
-    records = asyncio.run(read_topic(pipeline.bootstrap, "ringback.dlq.v1", expected=1, where=lambda r: r.value == broken))
+    records = asyncio.run(
+        read_topic(pipeline.bootstrap, "ringback.dlq.v1", expected=1, where=lambda r: r.value == broken)
+    )
     (letter,) = [DeadLetter.from_message(r.value, r.headers) for r in records]
     assert letter.failure_type == "invalid_json" and letter.raw.ingest_id == dead["ingest_id"]
 
@@ -80,7 +155,10 @@ def test_the_same_body_three_times_is_one_event_per_report(pipeline: Pipeline) -
     raw = asyncio.run(read_topic(pipeline.bootstrap, "ringback.raw.v1", expected=3, where=lambda r: r.value == body))
     assert len({dict(r.headers)["ingest_id"] for r in raw}) == 3  # three deliveries really arrived
     wait_for_rows(pipeline.data_dir, f"SELECT sid FROM ringback.events_dedup WHERE sid LIKE '{tag}-%'", 2)
-    dedup = sql_rows(pipeline.data_dir, f"SELECT sid, count() AS n FROM ringback.events_dedup WHERE sid LIKE '{tag}-%' GROUP BY sid ORDER BY sid")
+    dedup = sql_rows(
+        pipeline.data_dir,
+        f"SELECT sid, count() AS n FROM ringback.events_dedup WHERE sid LIKE '{tag}-%' GROUP BY sid ORDER BY sid",
+    )
     assert dedup == [{"sid": f"{tag}-a", "n": 1}, {"sid": f"{tag}-b", "n": 1}]
 
 
@@ -89,9 +167,17 @@ def test_sql_prints_readable_tables_and_refuses_writes(pipeline: Pipeline) -> No
 
     from tests.pipeline import ringback
 
-    shown = subprocess.run(ringback("sql", "--data-dir", str(pipeline.data_dir), "--format", "PrettyCompact", "SELECT 1 AS one"), capture_output=True, timeout=60)
+    shown = subprocess.run(
+        ringback("sql", "--data-dir", str(pipeline.data_dir), "--format", "PrettyCompact", "SELECT 1 AS one"),
+        capture_output=True,
+        timeout=60,
+    )
     assert shown.returncode == 0 and "one" in shown.stdout.decode() and "┌" in shown.stdout.decode()
-    refused = subprocess.run(ringback("sql", "--data-dir", str(pipeline.data_dir), "DROP TABLE ringback.events"), capture_output=True, timeout=60)
+    refused = subprocess.run(
+        ringback("sql", "--data-dir", str(pipeline.data_dir), "DROP TABLE ringback.events"),
+        capture_output=True,
+        timeout=60,
+    )
     assert refused.returncode == 1 and "readonly" in refused.stderr.decode().lower()
 
 
@@ -110,7 +196,10 @@ def test_clean_shutdown_keeps_everything_and_sql_still_reads_the_store(tmp_path:
     tag = uuid.uuid4().hex[:8]
     try:
         for i in range(20):
-            assert post(running.edge_url + SMS_ROUTE, reports(tag, (str(i), "13800138000", "SUCCESS", "DELIVRD")))[0] == 200
+            assert (
+                post(running.edge_url + SMS_ROUTE, reports(tag, (str(i), "13800138000", "SUCCESS", "DELIVRD")))[0]
+                == 200
+            )
     finally:
         code = running.stop()  # immediately: the normalizer and sink must drain before exiting
     assert code == 0, running.log()
@@ -151,14 +240,47 @@ def test_every_route_and_every_golden_fixture_through_the_running_pipeline(pipel
     assert {case.route for case in cases()} == set(registry())  # every route was exercised
 
     ids = ", ".join(f"'{event_id}'" for event_id in expected_events)
-    columns = "event_id, event_type, source, route, status, vendor_status, vendor_code, vendor_description, message_text, toString(charge) AS charge, currency, duration_s, billable_minutes, from_e164, to_e164, toString(occurred_at) AS occurred_at, toString(callee_answered_at) AS callee_answered_at, leg, key_digits, recording_url, conference_id, custom_param, repairs, attributes"
-    rows = wait_for_rows(pipeline.data_dir, f"SELECT {columns} FROM ringback.events_dedup WHERE event_id IN ({ids})", len(expected_events), timeout_s=90)
+    columns = (
+        "event_id, event_type, source, route, status, vendor_status, vendor_code, vendor_description, message_text, "
+        "toString(charge) AS charge, currency, duration_s, billable_minutes, from_e164, to_e164, "
+        "toString(occurred_at) AS occurred_at, toString(callee_answered_at) AS callee_answered_at, leg, key_digits, "
+        "recording_url, conference_id, custom_param, repairs, attributes"
+    )
+    rows = wait_for_rows(
+        pipeline.data_dir,
+        f"SELECT {columns} FROM ringback.events_dedup WHERE event_id IN ({ids})",
+        len(expected_events),
+        timeout_s=90,
+    )
     assert len(rows) == len(expected_events)
     for row in rows:
         want = expected_events[row["event_id"]]
-        for name in ("event_type", "source", "route", "status", "vendor_status", "vendor_code", "vendor_description", "message_text", "currency", "duration_s", "billable_minutes", "from_e164", "to_e164", "leg", "key_digits", "recording_url", "conference_id", "custom_param", "repairs", "attributes"):
+        for name in (
+            "event_type",
+            "source",
+            "route",
+            "status",
+            "vendor_status",
+            "vendor_code",
+            "vendor_description",
+            "message_text",
+            "currency",
+            "duration_s",
+            "billable_minutes",
+            "from_e164",
+            "to_e164",
+            "leg",
+            "key_digits",
+            "recording_url",
+            "conference_id",
+            "custom_param",
+            "repairs",
+            "attributes",
+        ):
             assert row[name] == want[name], (row["event_id"], name)
-        assert (row["charge"] and Decimal(row["charge"])) == (want["charge"] and Decimal(want["charge"])), row["event_id"]
+        assert (row["charge"] and Decimal(row["charge"])) == (want["charge"] and Decimal(want["charge"])), row[
+            "event_id"
+        ]
         assert row["occurred_at"] == _clickhouse_time(want["occurred_at"]), row["event_id"]
         assert row["callee_answered_at"] == _clickhouse_time(want["callee_answered_at"]), row["event_id"]
 
@@ -168,7 +290,13 @@ def test_every_route_and_every_golden_fixture_through_the_running_pipeline(pipel
     while not wanted_dead <= stored_dead and time.monotonic() < deadline:
         time.sleep(0.5)
         # One dead letter per request; each of its failed reports is listed with its reason.
-        stored_dead = {(r["route"], r["body"], r["reason"]) for r in sql_rows(pipeline.data_dir, "SELECT route, body, arrayJoin(failures.failure_type) AS reason FROM ringback.dead_letters")}
+        stored_dead = {
+            (r["route"], r["body"], r["reason"])
+            for r in sql_rows(
+                pipeline.data_dir,
+                "SELECT route, body, arrayJoin(failures.failure_type) AS reason FROM ringback.dead_letters",
+            )
+        }
     assert wanted_dead <= stored_dead, wanted_dead - stored_dead
 
 
@@ -179,18 +307,30 @@ def test_reconcile_shows_the_ledger_without_gaps(pipeline: Pipeline) -> None:
 
     tag = uuid.uuid4().hex[:8]
     for i in range(5):
-        assert post(pipeline.edge_url + SMS_ROUTE, reports(tag, (str(i), "13800138000", "SUCCESS", "DELIVRD"), (f"{i}b", "13800138001", "FAIL", "UNDELIV")))[0] == 200
+        assert (
+            post(
+                pipeline.edge_url + SMS_ROUTE,
+                reports(
+                    tag, (str(i), "13800138000", "SUCCESS", "DELIVRD"), (f"{i}b", "13800138001", "FAIL", "UNDELIV")
+                ),
+            )[0]
+            == 200
+        )
     assert post(pipeline.edge_url + "/callbacks/cdr-push", b"not json at all")[0] == 200
     wait_for_rows(pipeline.data_dir, f"SELECT sid FROM ringback.events_dedup WHERE sid LIKE '{tag}-%'", 10)
 
     deadline = time.monotonic() + 30
     while True:
-        done = subprocess.run(ringback("reconcile", "--data-dir", str(pipeline.data_dir), "--json"), capture_output=True, timeout=60)
+        done = subprocess.run(
+            ringback("reconcile", "--data-dir", str(pipeline.data_dir), "--json"), capture_output=True, timeout=60
+        )
         output = done.stdout.decode()
         lines = {line["route"]: line for line in json.loads(output or "[]")}
         settled = lines and all(
-            line["accepted"] == line["stored_requests"] == line["raw"] and line["normalized"] == line["stored_events"]
-            and line["dead_lettered"] == line["stored_dead"] and line["check"] == "ok"
+            line["accepted"] == line["stored_requests"] == line["raw"]
+            and line["normalized"] == line["stored_events"]
+            and line["dead_lettered"] == line["stored_dead"]
+            and line["check"] == "ok"
             for line in lines.values()
         )
         if settled or time.monotonic() > deadline:
@@ -200,7 +340,9 @@ def test_reconcile_shows_the_ledger_without_gaps(pipeline: Pipeline) -> None:
     assert settled, output
     assert "tencent/sms-status" in lines and "cdr-push" in lines
     assert all(line["check"] == "ok" for line in lines.values())
-    text = subprocess.run(ringback("reconcile", "--data-dir", str(pipeline.data_dir)), capture_output=True, timeout=60).stdout.decode()
+    text = subprocess.run(
+        ringback("reconcile", "--data-dir", str(pipeline.data_dir)), capture_output=True, timeout=60
+    ).stdout.decode()
     assert "stored_requests" in text and "GAP" not in text
 
 
@@ -210,15 +352,24 @@ def test_loadgen_smoke_every_unique_event_it_sent_is_stored(pipeline: Pipeline) 
 
     from tests.pipeline import ringback
 
-    done = subprocess.run(ringback("loadgen", "--url", pipeline.edge_url, "--requests", "300", "--connections", "8", "--json"), capture_output=True, timeout=120)
+    done = subprocess.run(
+        ringback("loadgen", "--url", pipeline.edge_url, "--requests", "300", "--connections", "8", "--json"),
+        capture_output=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr.decode()
     summary = json.loads(done.stdout)
     assert summary["sent"] == summary["accepted"] == 300 and summary["failed"] == 0
     assert summary["resends"] > 0 and summary["malformed"] > 0 and len(summary["by_route"]) > 3
     tag = summary["tag"]
-    query = f"SELECT event_id FROM ringback.events_dedup WHERE startsWith(coalesce(sid, call_id, request_id, ''), '{tag}')"
+    query = (
+        f"SELECT event_id FROM ringback.events_dedup WHERE startsWith(coalesce(sid, call_id, request_id, ''), '{tag}')"
+    )
     assert len(wait_for_rows(pipeline.data_dir, query, summary["expected_events"])) == summary["expected_events"]
-    replies = f"SELECT event_id FROM ringback.events_dedup WHERE event_type = 'sms.reply' AND attributes['extend'] = '{tag}'"  # no vendor id to hold the tag
+    # no vendor id to hold the tag
+    replies = (
+        f"SELECT event_id FROM ringback.events_dedup WHERE event_type = 'sms.reply' AND attributes['extend'] = '{tag}'"
+    )
     assert len(wait_for_rows(pipeline.data_dir, replies, summary["expected_replies"])) == summary["expected_replies"]
 
 
@@ -240,7 +391,19 @@ def test_bench_smoke_runs_every_stage_and_ends_with_the_summary_line(tmp_path: P
     assert list(tmp_path.glob("bench-*.png"))
     if shutil.which("wrk"):  # `make test` installs it; every request of every edge run must have been answered 200
         edge = report["edge"]
-        assert edge["edge_rps"] > 0 and edge["baseline_rps"] > 0 and edge["edge_journal_rps"] > 0 and edge["edge_tenants_rps"] > 0
-        assert edge["edge_errors"] == edge["baseline_errors"] == edge["edge_x2_errors"] == edge["edge_journal_errors"] == edge["edge_tenants_errors"] == 0, edge
+        assert (
+            edge["edge_rps"] > 0
+            and edge["baseline_rps"] > 0
+            and edge["edge_journal_rps"] > 0
+            and edge["edge_tenants_rps"] > 0
+        )
+        assert (
+            edge["edge_errors"]
+            == edge["baseline_errors"]
+            == edge["edge_x2_errors"]
+            == edge["edge_journal_errors"]
+            == edge["edge_tenants_errors"]
+            == 0
+        ), edge
     else:
         assert "skipped" in report["edge"]

@@ -9,7 +9,6 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,15 +25,26 @@ DLQ_TOPIC = "ringback.dlq.v1"
 
 
 def sms_body(sid: str, reports: int = 2) -> bytes:
-    return json.dumps([
-        {"user_receive_time": "2026-11-27 10:00:00", "nationcode": "86", "mobile": f"1380013800{i}", "report_status": "SUCCESS",
-         "errmsg": "DELIVRD", "description": "ok", "sid": f"{sid}-{i}"}
-        for i in range(reports)
-    ]).encode()
+    return json.dumps(
+        [
+            {
+                "user_receive_time": "2026-11-27 10:00:00",
+                "nationcode": "86",
+                "mobile": f"1380013800{i}",
+                "report_status": "SUCCESS",
+                "errmsg": "DELIVRD",
+                "description": "ok",
+                "sid": f"{sid}-{i}",
+            }
+            for i in range(reports)
+        ]
+    ).encode()
 
 
 def replay(pipeline: Pipeline, *args: str) -> dict[str, Any]:
-    done = subprocess.run(ringback("replay", "--data-dir", str(pipeline.data_dir), "--json", *args), capture_output=True, timeout=120)
+    done = subprocess.run(
+        ringback("replay", "--data-dir", str(pipeline.data_dir), "--json", *args), capture_output=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr.decode()
     return json.loads(done.stdout)
 
@@ -64,7 +74,17 @@ def dead(pipeline: Pipeline) -> dict[str, str]:
     fixed, other = new_ingest_id(), new_ingest_id()
     letters = []
     for ingest_id, sid, reason in ((fixed, "fixed", "missing_field"), (other, "other", "unexpected_shape")):
-        raw = RawCallback(SMS_ROUTE, ingest_id, time.time_ns() // 1000, "10.0.0.9", "application/json", sms_body(sid), topic="ringback.raw.v1", partition=0, offset=1)
+        raw = RawCallback(
+            SMS_ROUTE,
+            ingest_id,
+            time.time_ns() // 1000,
+            "10.0.0.9",
+            "application/json",
+            sms_body(sid),
+            topic="ringback.raw.v1",
+            partition=0,
+            offset=1,
+        )
         letter = DeadLetter.of(raw, [Failure(WHOLE_REQUEST, reason, "as an earlier adapter saw it")], 0, "0.0.1-old")
         letters.append((ingest_id.encode(), raw.body, letter.headers()))
     asyncio.run(produce(pipeline.bootstrap, DLQ_TOPIC, letters))
@@ -82,7 +102,9 @@ def test_a_dry_run_counts_and_publishes_nothing(pipeline: Pipeline, dead: dict[s
     assert count(pipeline, f"SELECT count() AS n FROM ringback.event_copies WHERE ingest_id = '{dead['fixed']}'") == 0
 
 
-def test_replayed_dead_letters_become_events_once_however_often_replayed(pipeline: Pipeline, dead: dict[str, str]) -> None:
+def test_replayed_dead_letters_become_events_once_however_often_replayed(
+    pipeline: Pipeline, dead: dict[str, str]
+) -> None:
     assert replay(pipeline, "--reason", "missing_field")["requests"] == 1
     events = f"SELECT count() AS n FROM ringback.events WHERE ingest_id = '{dead['fixed']}'"
     assert wait_for_count(pipeline, events, 2) == 2
@@ -96,22 +118,32 @@ def test_replayed_dead_letters_become_events_once_however_often_replayed(pipelin
 
 def test_a_request_that_fails_again_replaces_its_dead_letter(pipeline: Pipeline, dead: dict[str, str]) -> None:
     assert replay(pipeline, "--ingest-id", dead["broken"])["requests"] == 1
-    replayed = f"SELECT count() AS n FROM ringback.dead_letters WHERE ingest_id = '{dead['broken']}' AND replayed_at IS NOT NULL"
+    replayed = (
+        f"SELECT count() AS n FROM ringback.dead_letters WHERE ingest_id = '{dead['broken']}' AND replayed_at IS NOT "
+        "NULL"
+    )
     assert wait_for_count(pipeline, replayed, 1) == 1
-    assert count(pipeline, f"SELECT count() AS n FROM ringback.dead_letters FINAL WHERE ingest_id = '{dead['broken']}'") == 1
+    assert (
+        count(pipeline, f"SELECT count() AS n FROM ringback.dead_letters FINAL WHERE ingest_id = '{dead['broken']}'")
+        == 1
+    )
 
 
 def test_the_ledger_counts_replays_apart_from_what_the_edge_accepted(pipeline: Pipeline, dead: dict[str, str]) -> None:
     deadline = time.monotonic() + 60
     while True:
-        done = subprocess.run(ringback("reconcile", "--data-dir", str(pipeline.data_dir), "--json"), capture_output=True, timeout=120)
+        done = subprocess.run(
+            ringback("reconcile", "--data-dir", str(pipeline.data_dir), "--json"), capture_output=True, timeout=120
+        )
         lines = [line for line in json.loads(done.stdout) if line["route"] == SMS_ROUTE]
         replayed = sum(line["replayed"] for line in lines)
         if replayed >= 3 or time.monotonic() > deadline:
             break
         time.sleep(1)
     assert replayed == 3  # two replays of one request, one of another
-    assert sum(line["raw"] for line in lines) == sum(line["accepted"] for line in lines)  # replays are not counted as new requests
+    assert sum(line["raw"] for line in lines) == sum(
+        line["accepted"] for line in lines
+    )  # replays are not counted as new requests
     assert all(not line["gaps"] for line in lines), lines
     assert sum(line["duplicates"] for line in lines) >= 2
 
@@ -130,7 +162,14 @@ def test_a_time_range_of_the_raw_topic_is_replayed_without_new_events(pipeline: 
 
 
 def test_filters_that_are_not_ones_are_refused(pipeline: Pipeline) -> None:
-    for args in (("--route", "no/such-route"), ("--reason", "x'; DROP TABLE ringback.events"), ("--since", "yesterday"), ("--raw", "--reason", "missing_field")):
-        done = subprocess.run(ringback("replay", "--data-dir", str(pipeline.data_dir), *args), capture_output=True, timeout=60)
+    for args in (
+        ("--route", "no/such-route"),
+        ("--reason", "x'; DROP TABLE ringback.events"),
+        ("--since", "yesterday"),
+        ("--raw", "--reason", "missing_field"),
+    ):
+        done = subprocess.run(
+            ringback("replay", "--data-dir", str(pipeline.data_dir), *args), capture_output=True, timeout=60
+        )
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.startswith(b"ringback replay: "), done.stderr

@@ -36,12 +36,19 @@ def test_roles_run_against_an_external_bootstrap_address(tmp_path: Path) -> None
     data_dir = tmp_path / "data"
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")}
     # Configured the production way: environment variables (and one flag, below).
-    env = {**base_env, "RINGBACK_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}", "RINGBACK_DATA_DIR": str(data_dir), "RINGBACK_SINK_BATCH_SECONDS": "0.2"}
+    env = {
+        **base_env,
+        "RINGBACK_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+        "RINGBACK_DATA_DIR": str(data_dir),
+        "RINGBACK_SINK_BATCH_SECONDS": "0.2",
+    }
     processes: list[subprocess.Popen[bytes]] = []
     logs = tmp_path / "roles.log"
     with open(logs, "wb") as log:
         try:
-            broker = subprocess.Popen(ringback("broker", "--kafka-port", str(kafka_port)), env=base_env, stdout=log, stderr=log)
+            broker = subprocess.Popen(
+                ringback("broker", "--kafka-port", str(kafka_port)), env=base_env, stdout=log, stderr=log
+            )
             processes.append(broker)
             assert wait_for_port("127.0.0.1", kafka_port, 30)
             for role in ("sink", "normalizer"):
@@ -49,11 +56,23 @@ def test_roles_run_against_an_external_bootstrap_address(tmp_path: Path) -> None
             edge = subprocess.Popen(ringback("edge", "--port", "0"), env=env, stdout=log, stderr=log)
             processes.append(edge)
             edge_url = wait_for_run_file(data_dir, "edge", edge)["url"]
-            for process, role in zip(processes[1:3], ("sink", "normalizer")):
+            for process, role in zip(processes[1:3], ("sink", "normalizer"), strict=True):
                 wait_for_run_file(data_dir, role, process)
 
             sid = uuid.uuid4().hex
-            body = orjson.dumps([{"user_receive_time": "2026-11-21 12:00:00", "nationcode": "86", "mobile": "13800138000", "report_status": "SUCCESS", "errmsg": "DELIVRD", "description": "ok", "sid": sid}])
+            body = orjson.dumps(
+                [
+                    {
+                        "user_receive_time": "2026-11-21 12:00:00",
+                        "nationcode": "86",
+                        "mobile": "13800138000",
+                        "report_status": "SUCCESS",
+                        "errmsg": "DELIVRD",
+                        "description": "ok",
+                        "sid": sid,
+                    }
+                ]
+            )
             assert post(edge_url + "/callbacks/tencent/sms-status", body) == (200, b'{"result":0,"errmsg":"OK"}')
             rows = wait_for_rows(data_dir, f"SELECT sid, status FROM ringback.events_dedup WHERE sid = '{sid}'", 1)
             assert rows == [{"sid": sid, "status": "delivered"}], logs.read_text(errors="replace")
@@ -63,4 +82,9 @@ def test_roles_run_against_an_external_bootstrap_address(tmp_path: Path) -> None
             codes = [process.wait(60) for process in reversed(processes)]
     assert codes == [0, 0, 0, 0], logs.read_text(errors="replace")
     lines = [line for line in logs.read_text().splitlines() if line.startswith("{")]
-    assert lines and {json.loads(line)["role"] for line in lines} == {"broker", "edge", "normalizer", "sink"}  # JSON logs in production roles
+    assert lines and {json.loads(line)["role"] for line in lines} == {
+        "broker",
+        "edge",
+        "normalizer",
+        "sink",
+    }  # JSON logs in production roles

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,11 +26,20 @@ pytestmark = pytest.mark.integration
 def event(codec: EventCodec, event_id: str, ingest_id: str, charge: str | None = None) -> dict:
     e = codec.blank_event()
     e.update(
-        event_id=event_id, event_type="sms.delivery_report", source="tencent.sms_status", route="tencent/sms-status",
-        ingest_id=ingest_id, received_at=datetime(2026, 11, 21, 1, 0, tzinfo=timezone.utc),
-        occurred_at=datetime(2026, 11, 21, 0, 59, 59, 123456, tzinfo=timezone.utc), status="delivered",
-        to_number="13800138000", to_e164="+8613800138000", attributes={"nationcode": "86"}, normalizer_version="t",
-        charge=Decimal(charge) if charge else None, currency="CNY" if charge else None,
+        event_id=event_id,
+        event_type="sms.delivery_report",
+        source="tencent.sms_status",
+        route="tencent/sms-status",
+        ingest_id=ingest_id,
+        received_at=datetime(2026, 11, 21, 1, 0, tzinfo=UTC),
+        occurred_at=datetime(2026, 11, 21, 0, 59, 59, 123456, tzinfo=UTC),
+        status="delivered",
+        to_number="13800138000",
+        to_e164="+8613800138000",
+        attributes={"nationcode": "86"},
+        normalizer_version="t",
+        charge=Decimal(charge) if charge else None,
+        currency="CNY" if charge else None,
     )
     return e
 
@@ -80,27 +89,68 @@ async def test_events_and_dead_letters_are_stored_then_committed(sink: Sink) -> 
     tag = settings.topic_raw  # unique per test
     events = [event(codec, f"{tag}-e{i}", f"{tag}-req", charge="0.06") for i in range(3)]
     await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(e), []) for e in events])
-    raw = RawCallback(route="tencent/sms-status", ingest_id=f"{tag}-bad", received_at_us=1_763_700_000_000_000, remote_addr="10.1.1.1", content_type="application/json", body=b"[{oops", topic=settings.topic_raw, partition=1, offset=7)
-    letter = DeadLetter.of(raw, [Failure(WHOLE_REQUEST, "invalid_json", "body is not valid JSON", {"sid": "s-1"})], 0, "t")
+    raw = RawCallback(
+        route="tencent/sms-status",
+        ingest_id=f"{tag}-bad",
+        received_at_us=1_763_700_000_000_000,
+        remote_addr="10.1.1.1",
+        content_type="application/json",
+        body=b"[{oops",
+        topic=settings.topic_raw,
+        partition=1,
+        offset=7,
+    )
+    letter = DeadLetter.of(
+        raw, [Failure(WHOLE_REQUEST, "invalid_json", "body is not valid JSON", {"sid": "s-1"})], 0, "t"
+    )
     await produce(settings.kafka_bootstrap, settings.topic_dlq, [(None, raw.body, letter.headers())])
     checked_before = metrics.SINK_CHECKED_BATCHES._value.get()
 
     await poll_until_stored(sink, expected=4)
     assert metrics.SINK_CHECKED_BATCHES._value.get() == checked_before  # the bodies went in as Avro, undecoded
 
-    stored = await rows(sink, f"SELECT event_id, status, to_e164, occurred_at, charge, attributes FROM ringback.events WHERE ingest_id = '{tag}-req' ORDER BY event_id")
+    stored = await rows(
+        sink,
+        (
+            "SELECT event_id, status, to_e164, occurred_at, charge, attributes FROM ringback.events WHERE ingest_id "
+            f"= '{tag}-req' ORDER BY event_id"
+        ),
+    )
     assert [r[0] for r in stored] == [f"{tag}-e0", f"{tag}-e1", f"{tag}-e2"]
     first = stored[0]
     assert first[1:3] == ("delivered", "+8613800138000")
-    assert first[3].replace(tzinfo=timezone.utc) == datetime(2026, 11, 21, 0, 59, 59, 123456, tzinfo=timezone.utc)
+    assert first[3].replace(tzinfo=UTC) == datetime(2026, 11, 21, 0, 59, 59, 123456, tzinfo=UTC)
     assert first[4] == Decimal("0.06") and first[5] == {"nationcode": "86"}
 
-    (dead,) = await rows(sink, f"SELECT route, failure_type, reason, body, source_topic, source_partition, source_offset, remote_addr, failures.failure_type, failure_counts, body_sha256, ids FROM ringback.dead_letters WHERE ingest_id = '{tag}-bad'")
-    assert dead == ("tencent/sms-status", "invalid_json", "body is not valid JSON", "[{oops", settings.topic_raw, 1, 7, "10.1.1.1", ["invalid_json"], {"invalid_json": 1}, letter.body_sha256, {"sid": ["s-1"]})
+    (dead,) = await rows(
+        sink,
+        (
+            "SELECT route, failure_type, reason, body, source_topic, source_partition, source_offset, remote_addr, "
+            "failures.failure_type, failure_counts, body_sha256, ids FROM ringback.dead_letters WHERE ingest_id = "
+            f"'{tag}-bad'"
+        ),
+    )
+    assert dead == (
+        "tencent/sms-status",
+        "invalid_json",
+        "body is not valid JSON",
+        "[{oops",
+        settings.topic_raw,
+        1,
+        7,
+        "10.1.1.1",
+        ["invalid_json"],
+        {"invalid_json": 1},
+        letter.body_sha256,
+        {"sid": ["s-1"]},
+    )
 
     for topic in (settings.topic_normalized, settings.topic_dlq):
         records = await read_topic(settings.kafka_bootstrap, topic, expected=1)
-        assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, topic) == {**{p: 0 for p in range(settings.kafka_partitions)}, **next_offsets(records)}
+        assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, topic) == {
+            **dict.fromkeys(range(settings.kafka_partitions), 0),
+            **next_offsets(records),
+        }
 
 
 async def test_duplicate_events_collapse_in_the_dedup_view(sink: Sink) -> None:
@@ -111,16 +161,24 @@ async def test_duplicate_events_collapse_in_the_dedup_view(sink: Sink) -> None:
     # Delivered in separate batches, as vendor resends are: separate inserts, separate parts.
     await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(once), [])])
     await poll_until_stored(sink, expected=1)
-    await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(resent), []), (None, codec.encode(resent), [])])
+    await produce(
+        settings.kafka_bootstrap,
+        settings.topic_normalized,
+        [(None, codec.encode(resent), []), (None, codec.encode(resent), [])],
+    )
     await poll_until_stored(sink, expected=2)
-    assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events_dedup WHERE event_id = '{tag}-dup'") == [(1, Decimal("2.94"))]
+    assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events_dedup WHERE event_id = '{tag}-dup'") == [
+        (1, Decimal("2.94"))
+    ]
 
 
 async def test_undecodable_message_is_kept_beside_the_dead_letters(sink: Sink) -> None:
     settings = sink.settings
     await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, b"not avro at all", [])])
     await poll_until_stored(sink, expected=1)
-    (row,) = await rows(sink, f"SELECT failure_type, body FROM ringback.dead_letters WHERE source_topic = '{settings.topic_normalized}'")
+    (row,) = await rows(
+        sink, f"SELECT failure_type, body FROM ringback.dead_letters WHERE source_topic = '{settings.topic_normalized}'"
+    )
     assert row == ("undecodable_event", "not avro at all")
 
 
@@ -135,8 +193,16 @@ async def test_a_truncated_event_body_is_set_aside_and_its_batch_still_stored(si
     checked_before = metrics.SINK_CHECKED_BATCHES._value.get()
     await poll_until_stored(sink, expected=4)
     assert metrics.SINK_CHECKED_BATCHES._value.get() == checked_before + 1
-    assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events WHERE ingest_id = '{tag}-req'") == [(3, Decimal("1.50"))]
-    (dead,) = await rows(sink, f"SELECT failure_type, source_offset >= 0, length(body) FROM ringback.dead_letters WHERE source_topic = '{settings.topic_normalized}'")
+    assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events WHERE ingest_id = '{tag}-req'") == [
+        (3, Decimal("1.50"))
+    ]
+    (dead,) = await rows(
+        sink,
+        (
+            "SELECT failure_type, source_offset >= 0, length(body) FROM ringback.dead_letters WHERE source_topic = "
+            f"'{settings.topic_normalized}'"
+        ),
+    )
     assert dead == ("undecodable_event", 1, 30)
 
 
@@ -151,14 +217,18 @@ async def test_read_only_query_refuses_writes_and_leaves_the_sink_writable(sink:
     assert await rows(sink, f"SELECT count() FROM ringback.events WHERE event_id = '{after['event_id']}'") == [(1,)]
 
 
-async def load_ledger(sink: Sink, hour: datetime, route: str, counts: dict[str, int], stored_ingest_ids: list[str]) -> None:
+async def load_ledger(
+    sink: Sink, hour: datetime, route: str, counts: dict[str, int], stored_ingest_ids: list[str]
+) -> None:
     from ringback.runtime import ledger
 
     rows = [[hour, route, name, "test-instance", 1, n, ""] for name, n in counts.items()]
     rows.append(rows[0])  # the same delta loaded twice counts once
     await sink.on_db_thread(lambda: sink.client.insert("ringback.ledger", rows, column_names=ledger.LEDGER_COLUMNS))
     ingests = [[hour, route, ingest_id, ""] for ingest_id in stored_ingest_ids]
-    await sink.on_db_thread(lambda: sink.client.insert("ringback.ingests", ingests, column_names=["hour", "route", "ingest_id", "tenant"]))
+    await sink.on_db_thread(
+        lambda: sink.client.insert("ringback.ingests", ingests, column_names=["hour", "route", "ingest_id", "tenant"])
+    )
 
 
 async def test_reconcile_flags_what_a_stage_lost(sink: Sink) -> None:
@@ -166,12 +236,15 @@ async def test_reconcile_flags_what_a_stage_lost(sink: Sink) -> None:
     from ringback.runtime import ledger
 
     route = f"test/{sink.settings.topic_raw}"
-    closed_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    closed_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
     counts = {ledger.EDGE_ACCEPTED: 5, ledger.NORMALIZER_RAW: 4, ledger.NORMALIZER_EVENTS: 4, ledger.SINK_EVENTS: 4}
     await load_ledger(sink, closed_hour, route, counts, [f"req-{i}" for i in range(4)])
     lines = [line for line in await sink.on_db_thread(ledger_lines, sink.settings, 24) if line.route == route]
     assert [line.counts["accepted"] for line in lines] == [5]
-    assert lines[0].gaps == ["1 acknowledged requests with nothing stored", "1 accepted by the edge but never normalized"]
+    assert lines[0].gaps == [
+        "1 acknowledged requests with nothing stored",
+        "1 accepted by the edge but never normalized",
+    ]
     assert has_closed_gap(lines) and "GAP: 1 acknowledged requests with nothing stored" in render(lines)
 
 
@@ -182,7 +255,7 @@ async def test_reconcile_sees_a_loss_that_replays_hide_in_the_counts(sink: Sink)
     from ringback.runtime import ledger
 
     route = f"test/{sink.settings.topic_raw}-replayed"
-    closed_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    closed_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
     counts = {ledger.EDGE_ACCEPTED: 5, ledger.NORMALIZER_RAW: 6, ledger.NORMALIZER_EVENTS: 6, ledger.SINK_EVENTS: 6}
     await load_ledger(sink, closed_hour, route, counts, ["a", "b", "c", "d", "d"])
     (line,) = [line for line in await sink.on_db_thread(ledger_lines, sink.settings, 24) if line.route == route]
@@ -194,16 +267,35 @@ async def test_reconcile_sees_a_loss_that_replays_hide_in_the_counts(sink: Sink)
 async def make_inserts_fail(sink: Sink, tag: str) -> None:
     """A real ClickHouse failure on the real engine: with one part present and parts_to_throw_insert = 1,
     every insert into the events table fails with TOO_MANY_PARTS until ``let_inserts_succeed``."""
-    await sink.on_db_thread(lambda: sink.client.insert(EVENTS_TABLE, [[f"{tag}-seed", "seed", "s", "r", "i", 0, datetime.now(timezone.utc), "x", "v"]],
-                                                     column_names=["event_id", "event_type", "source", "route", "ingest_id", "report_index", "received_at", "status", "normalizer_version"]))
+    await sink.on_db_thread(
+        lambda: sink.client.insert(
+            EVENTS_TABLE,
+            [[f"{tag}-seed", "seed", "s", "r", "i", 0, datetime.now(UTC), "x", "v"]],
+            column_names=[
+                "event_id",
+                "event_type",
+                "source",
+                "route",
+                "ingest_id",
+                "report_index",
+                "received_at",
+                "status",
+                "normalizer_version",
+            ],
+        )
+    )
     await sink.on_db_thread(sink.client.command, f"ALTER TABLE {EVENTS_TABLE} MODIFY SETTING parts_to_throw_insert = 1")
 
 
 async def let_inserts_succeed(sink: Sink) -> None:
-    await sink.on_db_thread(sink.client.command, f"ALTER TABLE {EVENTS_TABLE} MODIFY SETTING parts_to_throw_insert = 3000")
+    await sink.on_db_thread(
+        sink.client.command, f"ALTER TABLE {EVENTS_TABLE} MODIFY SETTING parts_to_throw_insert = 3000"
+    )
 
 
-async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise_the_alarm_and_end_exact(sink: Sink) -> None:
+async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise_the_alarm_and_end_exact(
+    sink: Sink,
+) -> None:
     """A real ClickHouse failure (TOO_MANY_PARTS, forced with parts_to_throw_insert) on the real engine:
     an outage, not the data's fault — retried as it is, never sent down the checked path, never
     dead-lettered; past retry_alarm_after_s the sink says it is not ready, and why."""
@@ -212,7 +304,11 @@ async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise
     settings, codec = sink.settings, sink.codec
     tag = settings.topic_raw
     sink.health.alarm_after_s = 1.0
-    await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(event(codec, f"{tag}-f{i}", f"{tag}-req", charge="1.10")), []) for i in range(5)])
+    await produce(
+        settings.kafka_bootstrap,
+        settings.topic_normalized,
+        [(None, codec.encode(event(codec, f"{tag}-f{i}", f"{tag}-req", charge="1.10")), []) for i in range(5)],
+    )
     await make_inserts_fail(sink, tag)
     failures_before = metrics.SINK_INSERT_FAILURES.labels(EVENTS_TABLE)._value.get()
     checked_before = metrics.SINK_CHECKED_BATCHES._value.get()
@@ -222,7 +318,9 @@ async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise
         while metrics.SINK_INSERT_FAILURES.labels(EVENTS_TABLE)._value.get() < failures_before + 2:
             await asyncio.sleep(0.05)
         assert not flushing.done()
-        assert set((await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()) == {0}
+        assert set(
+            (await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()
+        ) == {0}
         deadline = asyncio.get_running_loop().time() + 10
         while not sink.ready_reasons() and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.1)
@@ -235,9 +333,14 @@ async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise
     assert not sink.ready_reasons() and metrics.ALARM.labels("sink", "insert")._value.get() == 0
     assert metrics.SINK_CHECKED_BATCHES._value.get() == checked_before  # never the checked path for an outage
     assert await rows(sink, f"SELECT count() FROM ringback.dead_letters WHERE ingest_id = '{tag}-req'") == [(0,)]
-    assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events_dedup WHERE ingest_id = '{tag}-req'") == [(5, Decimal("5.50"))]
+    assert await rows(
+        sink, f"SELECT count(), sum(charge) FROM ringback.events_dedup WHERE ingest_id = '{tag}-req'"
+    ) == [(5, Decimal("5.50"))]
     records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=5)
-    assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized) == {**{p: 0 for p in range(settings.kafka_partitions)}, **next_offsets(records)}
+    assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized) == {
+        **dict.fromkeys(range(settings.kafka_partitions), 0),
+        **next_offsets(records),
+    }
 
 
 def wider_charge_payload(codec: EventCodec, event_: dict) -> bytes:
@@ -264,13 +367,28 @@ async def test_an_event_clickhouse_cannot_store_is_set_aside_and_the_rest_flows(
     tag = settings.topic_raw
     good = [codec.encode(event(codec, f"{tag}-ok{i}", f"{tag}-req", charge="1.00")) for i in range(5)]
     poison = wider_charge_payload(codec, event(codec, f"{tag}-poison", f"{tag}-req", charge="123456789012345678901.5"))
-    await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, payload, []) for payload in [*good[:2], poison, *good[2:]]])
+    await produce(
+        settings.kafka_bootstrap,
+        settings.topic_normalized,
+        [(None, payload, []) for payload in [*good[:2], poison, *good[2:]]],
+    )
     await poll_until_stored(sink, 6)
-    assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events WHERE ingest_id = '{tag}-req'") == [(5, Decimal("5.00"))]
-    (dead,) = await rows(sink, f"SELECT failure_type, reason, position(body, '{tag}-poison') > 0, source_offset >= 0 FROM ringback.dead_letters WHERE ingest_id = '{tag}-req'")
+    assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events WHERE ingest_id = '{tag}-req'") == [
+        (5, Decimal("5.00"))
+    ]
+    (dead,) = await rows(
+        sink,
+        (
+            f"SELECT failure_type, reason, position(body, '{tag}-poison') > 0, source_offset >= 0 FROM "
+            f"ringback.dead_letters WHERE ingest_id = '{tag}-req'"
+        ),
+    )
     assert dead[0] == "unstorable_event" and "charge" in dead[1] and dead[2] and dead[3]
     records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=6)
-    assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized) == {**{p: 0 for p in range(settings.kafka_partitions)}, **next_offsets(records)}
+    assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized) == {
+        **dict.fromkeys(range(settings.kafka_partitions), 0),
+        **next_offsets(records),
+    }
 
 
 async def test_reading_goes_on_while_a_batch_is_stored_but_commits_wait_for_its_insert(sink: Sink) -> None:
@@ -296,18 +414,32 @@ async def test_reading_goes_on_while_a_batch_is_stored_but_commits_wait_for_its_
         assert sink.step_.batch.event_count == 3
         while metrics.SINK_INSERT_FAILURES.labels(EVENTS_TABLE)._value.get() < failures_before + 1:
             await asyncio.sleep(0.05)
-        assert set((await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()) == {0}
+        assert set(
+            (await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()
+        ) == {0}
     finally:
         await let_inserts_succeed(sink)
     await asyncio.wait_for(sink.step_.settle(), 30)
     await sink.step()  # the driver commits what is stored
-    first_records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=5, where=lambda r: f"{tag}-a".encode() in r.value)
+    first_records = await read_topic(
+        settings.kafka_bootstrap, settings.topic_normalized, expected=5, where=lambda r: f"{tag}-a".encode() in r.value
+    )
     first_offsets = next_offsets(first_records)
     committed = await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)
-    assert sum(committed.values()) == 5 and committed == {**{p: 0 for p in range(settings.kafka_partitions)}, **first_offsets}
+    assert sum(committed.values()) == 5 and committed == {
+        **dict.fromkeys(range(settings.kafka_partitions), 0),
+        **first_offsets,
+    }
     await sink.flush()
-    assert await rows(sink, f"SELECT count(), sum(charge) FROM ringback.events_dedup WHERE ingest_id = '{tag}-req'") == [(8, Decimal("11.00"))]
-    assert sum((await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()) == 8
+    assert await rows(
+        sink, f"SELECT count(), sum(charge) FROM ringback.events_dedup WHERE ingest_id = '{tag}-req'"
+    ) == [(8, Decimal("11.00"))]
+    assert (
+        sum(
+            (await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()
+        )
+        == 8
+    )
 
 
 async def test_the_event_loop_stays_responsive_while_inserts_fail(sink: Sink) -> None:
@@ -334,7 +466,11 @@ async def test_the_event_loop_stays_responsive_while_inserts_fail(sink: Sink) ->
     ticker = asyncio.create_task(tick())
     try:
         for batch in range(3):  # one batch in flight (failing), the next due behind it
-            await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(event(codec, f"{tag}-t{batch}-{i}", f"{tag}-req")), []) for i in range(3)])
+            await produce(
+                settings.kafka_bootstrap,
+                settings.topic_normalized,
+                [(None, codec.encode(event(codec, f"{tag}-t{batch}-{i}", f"{tag}-req")), []) for i in range(3)],
+            )
             await asyncio.sleep(1.0)
         assert max(gaps) < 0.5, f"the loop was blocked for {max(gaps):.2f}s"
     finally:
@@ -345,10 +481,14 @@ async def test_the_event_loop_stays_responsive_while_inserts_fail(sink: Sink) ->
     assert await rows(sink, f"SELECT count() FROM ringback.events_dedup WHERE ingest_id = '{tag}-req'") == [(9,)]
 
 
-async def test_the_first_arrival_is_kept_and_a_differing_resend_is_recorded_as_a_conflict(broker: EmbeddedBroker, chdb_dir: Path, make_settings: Callable[..., Settings]) -> None:
+async def test_the_first_arrival_is_kept_and_a_differing_resend_is_recorded_as_a_conflict(
+    broker: EmbeddedBroker, chdb_dir: Path, make_settings: Callable[..., Settings]
+) -> None:
     """A CDR resent with another charge (1.00, then 2.50) once silently replaced the first copy; now
     ringback.events keeps the first arrival and ringback.event_conflicts holds both versions."""
-    settings = make_settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{chdb_dir}", conflict_check_interval_s=0.01)
+    settings = make_settings(
+        kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{chdb_dir}", conflict_check_interval_s=0.01
+    )
     await kafka.ensure_topics(settings)
     sink = Sink(settings)
     await sink.start()
@@ -356,15 +496,36 @@ async def test_the_first_arrival_is_kept_and_a_differing_resend_is_recorded_as_a
         codec, tag = sink.codec, settings.topic_raw
         first = event(codec, f"{tag}-cdr", f"{tag}-r1", charge="1.00")
         again_same = {**first, "ingest_id": f"{tag}-r2", "received_at": first["received_at"] + timedelta(minutes=1)}
-        again_other = {**first, "ingest_id": f"{tag}-r3", "received_at": first["received_at"] + timedelta(minutes=2), "charge": Decimal("2.50")}
+        again_other = {
+            **first,
+            "ingest_id": f"{tag}-r3",
+            "received_at": first["received_at"] + timedelta(minutes=2),
+            "charge": Decimal("2.50"),
+        }
         conflicts_before = metrics.SINK_EVENT_CONFLICTS._value.get()
-        for copy in (again_other, first, again_same):  # the later copy stored first: arrival order is received_at, not insert order
+        for copy in (
+            again_other,
+            first,
+            again_same,
+        ):  # the later copy stored first: arrival order is received_at, not insert order
             await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(copy), [])])
             await poll_until_stored(sink, 1)
-        assert await rows(sink, f"SELECT toString(charge), ingest_id FROM ringback.events WHERE event_id = '{tag}-cdr'") == [("1", f"{tag}-r1")]
-        await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, codec.encode(event(codec, f"{tag}-other", f"{tag}-r4")), [])])
+        assert await rows(
+            sink, f"SELECT toString(charge), ingest_id FROM ringback.events WHERE event_id = '{tag}-cdr'"
+        ) == [("1", f"{tag}-r1")]
+        await produce(
+            settings.kafka_bootstrap,
+            settings.topic_normalized,
+            [(None, codec.encode(event(codec, f"{tag}-other", f"{tag}-r4")), [])],
+        )
         await poll_until_stored(sink, 1)  # a later batch: the watcher looks
-        (conflict,) = await rows(sink, f"SELECT versions, arrayMap(c -> toString(c), charge), ingest_id FROM ringback.event_conflicts FINAL WHERE event_id = '{tag}-cdr'")
+        (conflict,) = await rows(
+            sink,
+            (
+                "SELECT versions, arrayMap(c -> toString(c), charge), ingest_id FROM ringback.event_conflicts FINAL "
+                f"WHERE event_id = '{tag}-cdr'"
+            ),
+        )
         assert conflict == (2, ["1", "2.5"], [f"{tag}-r1", f"{tag}-r3"])
         assert metrics.SINK_EVENT_CONFLICTS._value.get() == conflicts_before + 1
     finally:

@@ -10,7 +10,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,9 @@ from tests.pipeline import Pipeline, post, ringback
 
 pytestmark = pytest.mark.integration
 
-TEST_LIMITS = clickhouse.QueryLimits(timeout_s=2.0, max_memory_bytes=268_435_456, max_result_rows=1000, max_result_bytes=1_048_576, max_threads=1)
+TEST_LIMITS = clickhouse.QueryLimits(
+    timeout_s=2.0, max_memory_bytes=268_435_456, max_result_rows=1000, max_result_bytes=1_048_576, max_threads=1
+)
 #: Runs until any time limit stops it.
 ENDLESS_QUERY = "SELECT sum(cityHash64(number)) FROM numbers(1000000000000)"
 SMS_ROUTE = "/callbacks/tencent/sms-status"
@@ -46,7 +48,10 @@ ESCAPES = [
     ("SELECT * FROM s3('http://127.0.0.1:9/bucket/key', 'RawBLOB')", "table function s3()"),
     ("SELECT * FROM remote('127.0.0.1:9', system.one)", "table function remote()"),
     ("SELECT * FROM executable('touch {target}', 'RawBLOB', 'x String')", "table function executable()"),
-    ("SELECT * FROM ringback.events AS e JOIN mysql('127.0.0.1:9', 'd', 't', 'u', 'p') AS m ON 1", "table function mysql()"),
+    (
+        "SELECT * FROM ringback.events AS e JOIN mysql('127.0.0.1:9', 'd', 't', 'u', 'p') AS m ON 1",
+        "table function mysql()",
+    ),
     ("SELECT dictGet('some_dictionary', 'x', toUInt64(1))", "function dictGet()"),
     ("SELECT 1 INTO OUTFILE '{target}'", "INTO OUTFILE"),
     ("SELECT 1 INTO OUTFILE '{target}' APPEND", "INTO OUTFILE"),
@@ -59,7 +64,10 @@ ESCAPES = [
     ("SELECT $$INTO$$ INTO OUTFILE '{target}'", "INTO OUTFILE"),
     ("INSERT INTO FUNCTION file('{target}', 'RawBLOB') SELECT 'x'", "INSERT statements"),
     ("INSERT INTO ringback.ledger SELECT * FROM ringback.ledger", "INSERT statements"),
-    ("EXPLAIN AST INSERT INTO FUNCTION file('{target}', 'RawBLOB') SELECT 'x'", "EXPLAIN is allowed for one SELECT only"),
+    (
+        "EXPLAIN AST INSERT INTO FUNCTION file('{target}', 'RawBLOB') SELECT 'x'",
+        "EXPLAIN is allowed for one SELECT only",
+    ),
     ("CREATE TABLE ringback.escape (x UInt8) ENGINE = Memory", "CREATE statements"),
     ("DROP TABLE ringback.events", "DROP statements"),
     ("ALTER TABLE ringback.events DELETE WHERE 1", "ALTER statements"),
@@ -74,7 +82,10 @@ ESCAPES = [
     ("kill /* x */ query where 1 sync", "KILL statements"),
     ("SYSTEM STOP MERGES", "SYSTEM statements"),
     ("USE system", "USE statements"),
-    ("SELECT 1 PARALLEL WITH INSERT INTO FUNCTION file('{target}', 'RawBLOB') SELECT 'x'", "ParallelWithQuery statements"),
+    (
+        "SELECT 1 PARALLEL WITH INSERT INTO FUNCTION file('{target}', 'RawBLOB') SELECT 'x'",
+        "ParallelWithQuery statements",
+    ),
     ("SHOW GRANTS", "ShowGrantsQuery statements"),
     ("SELECT 1 AS `x\n Function file`", "quoted identifier"),
 ]
@@ -85,8 +96,14 @@ MULTI_STATEMENTS = [
     "SELECT ';'; SELECT file('{canary}')",
 ]
 ALLOWED = [
-    ("SELECT 'INTO OUTFILE' AS s, 'SETTINGS readonly = 0' AS t FORMAT JSONEachRow", b'{"s":"INTO OUTFILE","t":"SETTINGS readonly = 0"}\n'),
-    ("SELECT 1 AS `into outfile` /* INTO OUTFILE 'x' */ -- SETTINGS readonly = 0\nFORMAT JSONEachRow", b'{"into outfile":1}\n'),
+    (
+        "SELECT 'INTO OUTFILE' AS s, 'SETTINGS readonly = 0' AS t FORMAT JSONEachRow",
+        b'{"s":"INTO OUTFILE","t":"SETTINGS readonly = 0"}\n',
+    ),
+    (
+        "SELECT 1 AS `into outfile` /* INTO OUTFILE 'x' */ -- SETTINGS readonly = 0\nFORMAT JSONEachRow",
+        b'{"into outfile":1}\n',
+    ),
     ("select $$file('x')$$ AS s format JSONEachRow;", b'{"s":"file(\'x\')"}\n'),
     ("SELECT value FROM system.settings WHERE name = 'readonly'", b"1\n"),
     ("SELECT sum(number) FROM numbers(10)", b"45\n"),
@@ -106,10 +123,17 @@ ANALYST_QUERIES = [
     "SELECT * FROM ringback.dead_letters FORMAT JSONEachRow",
     "SELECT count() FROM ringback.events_dedup",
     billing_query(),
-    "WITH stored AS (SELECT route, count() AS n FROM ringback.event_copies FINAL GROUP BY route) "
-    "SELECT l.route, sum(l.count) AS counted, any(s.n) AS stored FROM ringback.ledger AS l FINAL LEFT JOIN stored AS s ON s.route = l.route "
-    "WHERE l.stage IN (SELECT DISTINCT stage FROM ringback.ledger) GROUP BY l.route ORDER BY l.route FORMAT JSONEachRow",
-    "SELECT route, failure_type, count() FROM ringback.dead_letters GROUP BY route, failure_type UNION ALL SELECT 'all', '', count() FROM ringback.dead_letters",
+    (
+        "WITH stored AS (SELECT route, count() AS n FROM ringback.event_copies FINAL GROUP BY route) "
+        "SELECT l.route, sum(l.count) AS counted, any(s.n) AS stored FROM ringback.ledger AS l FINAL LEFT JOIN stored "
+        "AS s ON s.route = l.route "
+        "WHERE l.stage IN (SELECT DISTINCT stage FROM ringback.ledger) GROUP BY l.route ORDER BY l.route FORMAT "
+        "JSONEachRow"
+    ),
+    (
+        "SELECT route, failure_type, count() FROM ringback.dead_letters GROUP BY route, failure_type UNION ALL SELECT "
+        "'all', '', count() FROM ringback.dead_letters"
+    ),
     "SHOW TABLES FROM ringback",
     "DESCRIBE ringback.events",
     "DESCRIBE TABLE ringback.events_dedup FORMAT JSONEachRow",
@@ -150,7 +174,9 @@ def reader(store: str) -> Iterator[Client]:
 
 
 @pytest.mark.parametrize(("escape", "refused"), ESCAPES)
-def test_every_escape_is_refused_before_it_runs(reader: Client, canary: Path, tmp_path: Path, escape: str, refused: str) -> None:
+def test_every_escape_is_refused_before_it_runs(
+    reader: Client, canary: Path, tmp_path: Path, escape: str, refused: str
+) -> None:
     target = tmp_path / "written"
     with pytest.raises(QueryRefused, match="readonly") as caught:
         clickhouse.run_read_only(reader, expand(escape, canary, target), "TabSeparated")
@@ -159,7 +185,9 @@ def test_every_escape_is_refused_before_it_runs(reader: Client, canary: Path, tm
 
 
 @pytest.mark.parametrize("statements", MULTI_STATEMENTS)
-def test_two_statements_are_refused_by_the_parser(reader: Client, canary: Path, tmp_path: Path, statements: str) -> None:
+def test_two_statements_are_refused_by_the_parser(
+    reader: Client, canary: Path, tmp_path: Path, statements: str
+) -> None:
     target = tmp_path / "written"
     with pytest.raises(QueryNotParsed, match="Multi-statements are not allowed"):
         clickhouse.run_read_only(reader, expand(statements, canary, target), "TabSeparated")
@@ -185,10 +213,17 @@ def test_analyst_queries_over_ringback_tables_keep_working(reader: Client, query
 
 def test_the_engine_itself_refuses_writes_on_the_reader_session(reader: Client, tmp_path: Path) -> None:
     """Behind the guard: the reader's session is readonly=1 with the limits, and nothing changes that."""
-    values = reader.query("SELECT getSetting('readonly'), getSetting('max_execution_time'), getSetting('max_result_rows'), getSetting('max_threads')").result_rows
+    values = reader.query(
+        "SELECT getSetting('readonly'), getSetting('max_execution_time'), getSetting('max_result_rows'), "
+        "getSetting('max_threads')"
+    ).result_rows
     assert values == [(1, TEST_LIMITS.timeout_s, TEST_LIMITS.max_result_rows, TEST_LIMITS.max_threads)]
-    for statement in ("CREATE TABLE ringback.escape (x UInt8) ENGINE = Memory", "SET readonly = 0", f"INSERT INTO FUNCTION file('{tmp_path / 'w'}', 'RawBLOB') SELECT 'x'"):
-        with pytest.raises(Exception, match="readonly|READONLY"):
+    for statement in (
+        "CREATE TABLE ringback.escape (x UInt8) ENGINE = Memory",
+        "SET readonly = 0",
+        f"INSERT INTO FUNCTION file('{tmp_path / 'w'}', 'RawBLOB') SELECT 'x'",
+    ):
+        with pytest.raises(Exception, match=r"readonly|READONLY"):
             reader.command(statement)
     assert not (tmp_path / "w").exists()
 
@@ -201,10 +236,13 @@ def test_a_query_over_the_time_limit_is_stopped_by_the_engine(reader: Client) ->
     assert clickhouse.run_read_only(reader, "SELECT 1", "TabSeparated") == b"1\n"  # the session is still usable
 
 
-@pytest.mark.parametrize("query", [
-    "SELECT number FROM numbers(100000)",  # rows
-    "SELECT repeat(toString(number), 1000) FROM numbers(900)",  # bytes
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT number FROM numbers(100000)",  # rows
+        "SELECT repeat(toString(number), 1000) FROM numbers(900)",  # bytes
+    ],
+)
 def test_a_result_over_the_size_limit_is_refused_by_the_engine(reader: Client, query: str) -> None:
     with pytest.raises(Exception, match="TOO_MANY_ROWS_OR_BYTES"):
         clickhouse.run_read_only(reader, query, "TabSeparated")
@@ -212,7 +250,10 @@ def test_a_result_over_the_size_limit_is_refused_by_the_engine(reader: Client, q
 
 # --- analysts' queries and ingestion ---
 
-async def test_a_batch_is_stored_while_a_long_analyst_query_runs(broker: EmbeddedBroker, store: str, make_settings: Callable[..., Settings]) -> None:
+
+async def test_a_batch_is_stored_while_a_long_analyst_query_runs(
+    broker: EmbeddedBroker, store: str, make_settings: Callable[..., Settings]
+) -> None:
     query_limit_s = 4.0
     settings = make_settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=store, query_timeout_s=query_limit_s)
     await kafka.ensure_topics(settings)
@@ -226,13 +267,17 @@ async def test_a_batch_is_stored_while_a_long_analyst_query_runs(broker: Embedde
 
         event_id = f"{settings.topic_raw}-during-query"
         batch_started = time.monotonic()
-        await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, sink.codec.encode(_event(sink, event_id)), [])])
+        await produce(
+            settings.kafka_bootstrap, settings.topic_normalized, [(None, sink.codec.encode(_event(sink, event_id)), [])]
+        )
         while sink.step_ is None or sink.step_.batch.event_count < 1:
             await sink.step()
         await sink.flush()
         stored_after = time.monotonic() - batch_started
         assert not long_query.done(), "the batch had to wait for the analyst's query"
-        count = await sink.on_db_thread(lambda: sink.client.query(f"SELECT count() FROM ringback.events WHERE event_id = '{event_id}'").result_rows)
+        count = await sink.on_db_thread(
+            lambda: sink.client.query(f"SELECT count() FROM ringback.events WHERE event_id = '{event_id}'").result_rows
+        )
         assert count == [(1,)]
 
         with pytest.raises(Exception, match="TIMEOUT_EXCEEDED"):
@@ -247,8 +292,14 @@ async def test_a_batch_is_stored_while_a_long_analyst_query_runs(broker: Embedde
 def _event(sink: Sink, event_id: str) -> dict:
     event = sink.codec.blank_event()
     event.update(
-        event_id=event_id, event_type="sms.delivery_report", source="tencent.sms_status", route="tencent/sms-status", ingest_id=event_id,
-        received_at=datetime.now(timezone.utc), status="delivered", normalizer_version="t",
+        event_id=event_id,
+        event_type="sms.delivery_report",
+        source="tencent.sms_status",
+        route="tencent/sms-status",
+        ingest_id=event_id,
+        received_at=datetime.now(UTC),
+        status="delivered",
+        normalizer_version="t",
     )
     return event
 
@@ -270,13 +321,18 @@ PIPELINE_LIMITS = ["--query-timeout-s", "3", "--query-max-result-rows", "1000"]
 
 
 def sql(data_dir: Path, query: str, *flags: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(ringback("sql", "--data-dir", str(data_dir), *flags, query), input=stdin, capture_output=True, timeout=120)
+    return subprocess.run(
+        ringback("sql", "--data-dir", str(data_dir), *flags, query), input=stdin, capture_output=True, timeout=120
+    )
 
 
 def shared_with_others(root: Path) -> list[str]:
     """Paths under ``root`` (itself included) that group or others may read, write or enter."""
-    return [f"{path} {stat.filemode(path.lstat().st_mode)}" for path in [root, *root.rglob("*")]
-            if not path.is_symlink() and path.lstat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)]
+    return [
+        f"{path} {stat.filemode(path.lstat().st_mode)}"
+        for path in [root, *root.rglob("*")]
+        if not path.is_symlink() and path.lstat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+    ]
 
 
 def assert_escapes_refused(data_dir: Path, canary: Path, target: Path) -> None:
@@ -284,7 +340,9 @@ def assert_escapes_refused(data_dir: Path, canary: Path, target: Path) -> None:
     for escape in CLI_ESCAPES:
         done = sql(data_dir, expand(escape, canary, target))
         assert done.returncode == 1, (escape, done.stdout, done.stderr)
-        assert b"query refused (readonly)" in done.stderr or b"Multi-statements are not allowed" in done.stderr, done.stderr
+        assert b"query refused (readonly)" in done.stderr or b"Multi-statements are not allowed" in done.stderr, (
+            done.stderr
+        )
         assert secret not in done.stdout + done.stderr
         assert not target.exists(), escape
 
@@ -306,19 +364,31 @@ def test_escapes_through_the_running_sink_are_refused(pipeline: Pipeline, canary
 
 def test_analyst_queries_through_the_running_sink(pipeline: Pipeline) -> None:
     tag = uuid.uuid4().hex[:8]
-    body = f'[{{"user_receive_time":"2026-11-21 09:30:15","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","sid":"{tag}"}}]'
+    body = (
+        '[{"user_receive_time":"2026-11-21 '
+        f'09:30:15","nationcode":"86","mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","sid":"{tag}"}}]'
+    )
     assert post(pipeline.edge_url + SMS_ROUTE, body.encode())[0] == 200
     deadline = time.monotonic() + 60
-    while sql(pipeline.data_dir, f"SELECT sid FROM ringback.events_dedup WHERE sid = '{tag}'").stdout != f"{tag}\n".encode():
+    while (
+        sql(pipeline.data_dir, f"SELECT sid FROM ringback.events_dedup WHERE sid = '{tag}'").stdout
+        != f"{tag}\n".encode()
+    ):
         assert time.monotonic() < deadline, "the callback was never stored"
         time.sleep(0.5)
     for query in ANALYST_QUERIES:
         done = sql(pipeline.data_dir, query)
         assert done.returncode == 0, (query, done.stderr)
     assert b"events_dedup" in sql(pipeline.data_dir, "SHOW TABLES FROM ringback").stdout
-    piped = sql(pipeline.data_dir, "-", stdin=f"SELECT count() AS n FROM ringback.events_dedup WHERE sid = '{tag}' FORMAT JSONEachRow".encode())
+    piped = sql(
+        pipeline.data_dir,
+        "-",
+        stdin=f"SELECT count() AS n FROM ringback.events_dedup WHERE sid = '{tag}' FORMAT JSONEachRow".encode(),
+    )
     assert piped.returncode == 0 and piped.stdout == b'{"n":1}\n', piped.stderr
-    reconcile = subprocess.run(ringback("reconcile", "--data-dir", str(pipeline.data_dir)), capture_output=True, timeout=120)
+    reconcile = subprocess.run(
+        ringback("reconcile", "--data-dir", str(pipeline.data_dir)), capture_output=True, timeout=120
+    )
     assert reconcile.returncode == 0 and b"tencent/sms-status" in reconcile.stdout, reconcile.stderr
 
 

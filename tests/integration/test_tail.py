@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -52,9 +52,18 @@ EARLIER = [
 def event(spec: Published, now: datetime) -> dict[str, Any]:
     values = CODEC.blank_event()
     values.update(
-        event_id=spec.event_id, event_type=spec.event_type, source="cdr_push", route="cdr-push", ingest_id=spec.event_id,
-        received_at=now - spec.ago, request_id=spec.event_id, status="answered", tenant=spec.tenant, charge=Decimal("0.060000"),
-        currency="CNY", normalizer_version="0.1.0",
+        event_id=spec.event_id,
+        event_type=spec.event_type,
+        source="cdr_push",
+        route="cdr-push",
+        ingest_id=spec.event_id,
+        received_at=now - spec.ago,
+        request_id=spec.event_id,
+        status="answered",
+        tenant=spec.tenant,
+        charge=Decimal("0.060000"),
+        currency="CNY",
+        normalizer_version="0.1.0",
     )
     return values
 
@@ -67,7 +76,11 @@ async def publish(bootstrap: str, topic: str, specs: list[Published], now: datet
             values = event(spec, now)
             headers = [("tenant", spec.tenant.encode())] if spec.tenant else []
             at_ms = int((now - spec.ago).timestamp() * 1000)
-            await (await producer.send(topic, CODEC.encode(values), key=ordering_key(values), headers=headers, timestamp_ms=at_ms))
+            await (
+                await producer.send(
+                    topic, CODEC.encode(values), key=ordering_key(values), headers=headers, timestamp_ms=at_ms
+                )
+            )
     finally:
         await producer.stop()
 
@@ -82,7 +95,7 @@ class Topic:
 @pytest.fixture(scope="module")
 def topic(broker: EmbeddedBroker) -> Iterator[Topic]:
     name = f"test.normalized.{uuid.uuid4().hex[:10]}"
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
 
     async def create() -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
@@ -98,8 +111,11 @@ def topic(broker: EmbeddedBroker) -> Iterator[Topic]:
 
 
 def tail(topic: Topic, *args: str) -> list[str]:
-    done = subprocess.run(ringback("tail", "--kafka-bootstrap", topic.bootstrap, "--topic-normalized", topic.name, "--no-follow", *args),
-                          capture_output=True, timeout=TAIL_TIMEOUT_S)
+    done = subprocess.run(
+        ringback("tail", "--kafka-bootstrap", topic.bootstrap, "--topic-normalized", topic.name, "--no-follow", *args),
+        capture_output=True,
+        timeout=TAIL_TIMEOUT_S,
+    )
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout.decode().splitlines()
 
@@ -124,10 +140,15 @@ def test_from_a_time_ago_with_filters(topic: Topic) -> None:
 
 def test_from_an_iso_time_through_the_run_file_of_a_pipeline(topic: Topic, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    runfiles.write(data_dir / "run", "run", {"kafka_bootstrap": topic.bootstrap})  # as `ringback run` does (our pid: alive)
+    runfiles.write(
+        data_dir / "run", "run", {"kafka_bootstrap": topic.bootstrap}
+    )  # as `ringback run` does (our pid: alive)
     since = (topic.now - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    done = subprocess.run(ringback("tail", "--data-dir", str(data_dir), "--topic-normalized", topic.name, "--no-follow", "--from", since),
-                          capture_output=True, timeout=TAIL_TIMEOUT_S)
+    done = subprocess.run(
+        ringback("tail", "--data-dir", str(data_dir), "--topic-normalized", topic.name, "--no-follow", "--from", since),
+        capture_output=True,
+        timeout=TAIL_TIMEOUT_S,
+    )
     assert done.returncode == 0, done.stderr.decode()
     lines = done.stdout.decode().splitlines()
     assert sorted(line.split("  ")[1] for line in lines) == ["call.cdr", "call.state"]
@@ -136,12 +157,22 @@ def test_from_an_iso_time_through_the_run_file_of_a_pipeline(topic: Topic, tmp_p
 
 def test_from_the_end_only_what_comes_next(topic: Topic) -> None:
     following = subprocess.Popen(
-        ringback("tail", "--kafka-bootstrap", topic.bootstrap, "--topic-normalized", topic.name, "--json", "--max", "1"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        ringback(
+            "tail", "--kafka-bootstrap", topic.bootstrap, "--topic-normalized", topic.name, "--json", "--max", "1"
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         time.sleep(TAIL_START_S)
-        asyncio.run(publish(topic.bootstrap, topic.name, [Published("next", "call.cdr", "", timedelta(0))], datetime.now(timezone.utc)))
+        asyncio.run(
+            publish(
+                topic.bootstrap,
+                topic.name,
+                [Published("next", "call.cdr", "", timedelta(0))],
+                datetime.now(UTC),
+            )
+        )
         out, err = following.communicate(timeout=TAIL_TIMEOUT_S)
     finally:
         following.kill()
@@ -150,5 +181,7 @@ def test_from_the_end_only_what_comes_next(topic: Topic) -> None:
 
 
 def test_without_a_running_pipeline_it_says_what_to_give(tmp_path: Path) -> None:
-    done = subprocess.run(ringback("tail", "--data-dir", str(tmp_path / "nothing")), capture_output=True, timeout=TAIL_TIMEOUT_S)
+    done = subprocess.run(
+        ringback("tail", "--data-dir", str(tmp_path / "nothing")), capture_output=True, timeout=TAIL_TIMEOUT_S
+    )
     assert done.returncode == 2 and b"--kafka-bootstrap" in done.stderr

@@ -34,17 +34,19 @@ TENANTS_FILE = f"""
 allow_anonymous = false
 [[tenants]]
 id = "acme"
-secret = "{SECRETS['acme']}"
+secret = "{SECRETS["acme"]}"
 app_id = "{ACME_APP_ID}"
 [[tenants]]
 id = "beta"
-secret = "{SECRETS['beta']}"
+secret = "{SECRETS["beta"]}"
 allow_ips = ["203.0.113.0/24"]
 [[tenants]]
 id = "slow"
-secret = "{SECRETS['slow']}"
+secret = "{SECRETS["slow"]}"
 rate_limit_per_s = 2
 """
+
+
 def _bodies_with_events() -> dict[str, bytes]:
     """One golden body per route that normalizes to events only (no dead letter)."""
     bodies: dict[str, bytes] = {}
@@ -62,7 +64,9 @@ ROUTE_BODIES = _bodies_with_events()
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     home = tmp_path_factory.mktemp("tenants")
     (home / "tenants.toml").write_text(TENANTS_FILE)
-    running = Pipeline(home / "data", extra_args=["--tenants-file", str(home / "tenants.toml"), "--trusted-proxies", "127.0.0.1/32"]).start()
+    running = Pipeline(
+        home / "data", extra_args=["--tenants-file", str(home / "tenants.toml"), "--trusted-proxies", "127.0.0.1/32"]
+    ).start()
     yield running
     running.stop()
 
@@ -82,9 +86,24 @@ def tenant_url(pipeline: Pipeline, tenant: str, secret: str, route: str) -> str:
 
 
 def cdr(tag: str, request_id: str, charge: str) -> bytes:
-    return json.dumps({"cdr": [{"requestid": request_id, "appid": f"app-{tag}", "fid": "4", "caller": "13810603954", "called": "18810207016",
-                                "callerstime": "2026-11-21 11:19:36.000", "calleretime": "2026-11-21 11:20:36.000", "duration": "60",
-                                "oriamount": charge, "stateDesc": "正常"}]}).encode()
+    return json.dumps(
+        {
+            "cdr": [
+                {
+                    "requestid": request_id,
+                    "appid": f"app-{tag}",
+                    "fid": "4",
+                    "caller": "13810603954",
+                    "called": "18810207016",
+                    "callerstime": "2026-11-21 11:19:36.000",
+                    "calleretime": "2026-11-21 11:20:36.000",
+                    "duration": "60",
+                    "oriamount": charge,
+                    "stateDesc": "正常",
+                }
+            ]
+        }
+    ).encode()
 
 
 def metrics_text(pipeline: Pipeline, role: str) -> str:
@@ -112,8 +131,12 @@ def test_forged_callbacks_are_refused_on_every_route_and_never_stored(pipeline: 
     assert post(tenant_url(pipeline, "acme", SECRETS["acme"], "cdr-push"), good)[0] == 200
     wait_for_rows(pipeline.data_dir, f"SELECT 1 FROM ringback.events_dedup WHERE request_id = '{tag}-good'", 1)
     time.sleep(1.0)  # anything published would have been stored by now too
-    assert sql_rows(pipeline.data_dir, f"SELECT count() AS n FROM ringback.events WHERE request_id = '{tag}-forged'") == [{"n": 0}]
-    assert sql_rows(pipeline.data_dir, f"SELECT count() AS n FROM ringback.dead_letters WHERE position(body, '{tag}-forged') > 0") == [{"n": 0}]
+    assert sql_rows(
+        pipeline.data_dir, f"SELECT count() AS n FROM ringback.events WHERE request_id = '{tag}-forged'"
+    ) == [{"n": 0}]
+    assert sql_rows(
+        pipeline.data_dir, f"SELECT count() AS n FROM ringback.dead_letters WHERE position(body, '{tag}-forged') > 0"
+    ) == [{"n": 0}]
     text = metrics_text(pipeline, "edge")
     for reason in ("anonymous_not_allowed", "wrong_secret", "unknown_tenant", "address_not_allowed"):
         assert f'reason="{reason}"' in text, reason
@@ -121,17 +144,40 @@ def test_forged_callbacks_are_refused_on_every_route_and_never_stored(pipeline: 
 
 def test_every_route_stores_the_tenant_and_the_tenants_app_id(pipeline: Pipeline) -> None:
     for route in ROUTES:
-        assert post(tenant_url(pipeline, "acme", SECRETS["acme"], route.name), ROUTE_BODIES[route.name])[0] == 200, route.name
-    rows = wait_for_rows(pipeline.data_dir, "SELECT DISTINCT route, source, app_id FROM ringback.events_dedup WHERE tenant = 'acme'", len(ROUTES), timeout_s=90)
+        assert post(tenant_url(pipeline, "acme", SECRETS["acme"], route.name), ROUTE_BODIES[route.name])[0] == 200, (
+            route.name
+        )
+    rows = wait_for_rows(
+        pipeline.data_dir,
+        "SELECT DISTINCT route, source, app_id FROM ringback.events_dedup WHERE tenant = 'acme'",
+        len(ROUTES),
+        timeout_s=90,
+    )
     assert {row["route"] for row in rows} == {route.name for route in ROUTES}
     tencent = [row for row in rows if row["source"].startswith("tencent.")]
-    assert tencent and all(row["app_id"] == ACME_APP_ID for row in tencent)  # Tencent pushes carry no app id of their own
+    assert tencent and all(
+        row["app_id"] == ACME_APP_ID for row in tencent
+    )  # Tencent pushes carry no app id of their own
 
 
 def test_behind_a_trusted_proxy_the_client_address_decides_and_is_recorded(pipeline: Pipeline) -> None:
     tag = uuid.uuid4().hex[:8]
-    assert post(tenant_url(pipeline, "beta", SECRETS["beta"], "cdr-push"), cdr(tag, f"{tag}-via-lb", "2.00"), BETA_NETWORK_ADDRESS)[0] == 200
-    records = asyncio.run(read_topic(pipeline.bootstrap, "ringback.raw.v1", expected=1, where=lambda r: f"{tag}-via-lb".encode() in (r.value or b"")))
+    assert (
+        post(
+            tenant_url(pipeline, "beta", SECRETS["beta"], "cdr-push"),
+            cdr(tag, f"{tag}-via-lb", "2.00"),
+            BETA_NETWORK_ADDRESS,
+        )[0]
+        == 200
+    )
+    records = asyncio.run(
+        read_topic(
+            pipeline.bootstrap,
+            "ringback.raw.v1",
+            expected=1,
+            where=lambda r: f"{tag}-via-lb".encode() in (r.value or b""),
+        )
+    )
     (record,) = records
     headers = {k: v.decode() for k, v in record.headers}
     assert headers["remote_addr"] == BETA_NETWORK_ADDRESS and headers["tenant"] == "beta"
@@ -145,8 +191,19 @@ def test_billing_per_tenant_is_exact_and_tenants_never_collapse(pipeline: Pipeli
             charge = Decimal(f"{i + 1}.{(7 * i) % 100:02d}") + (Decimal("0.01") if tenant == "beta" else 0)
             sent[tenant] += charge
             # The same vendor request id for both tenants: their events must stay apart.
-            assert post(tenant_url(pipeline, tenant, SECRETS[tenant], "cdr-push"), cdr(tag, f"{tag}-{i}", str(charge)), forwarded_for)[0] == 200
-    query = f"SELECT tenant, count() AS calls, toString(sum(charge)) AS charge FROM ringback.events_dedup WHERE app_id = 'app-{tag}' GROUP BY tenant ORDER BY tenant"
+            assert (
+                post(
+                    tenant_url(pipeline, tenant, SECRETS[tenant], "cdr-push"),
+                    cdr(tag, f"{tag}-{i}", str(charge)),
+                    forwarded_for,
+                )[0]
+                == 200
+            )
+    query = (
+        "SELECT tenant, count() AS calls, toString(sum(charge)) AS charge FROM ringback.events_dedup WHERE app_id = "
+        f"'app-{tag}' GROUP BY tenant ORDER BY tenant"
+    )
+
     def billed() -> dict[str, tuple[int, Decimal]]:
         return {row["tenant"]: (row["calls"], Decimal(row["charge"])) for row in sql_rows(pipeline.data_dir, query)}
 
@@ -158,15 +215,26 @@ def test_billing_per_tenant_is_exact_and_tenants_never_collapse(pipeline: Pipeli
 
 def test_rate_limits_answer_the_vendors_retryable_failure_and_store_only_what_passed(pipeline: Pipeline) -> None:
     tag = uuid.uuid4().hex[:8]
-    statuses = [post(tenant_url(pipeline, "slow", SECRETS["slow"], "cdr-push"), cdr(tag, f"{tag}-{i}", "1.00"))[0] for i in range(20)]
+    statuses = [
+        post(tenant_url(pipeline, "slow", SECRETS["slow"], "cdr-push"), cdr(tag, f"{tag}-{i}", "1.00"))[0]
+        for i in range(20)
+    ]
     assert set(statuses) == {200, 500}, statuses  # the CDR platform retries on HTTP 500 only
     accepted = statuses.count(200)
     assert 1 <= accepted <= 8, statuses  # 2/s with 2 s of burst, plus what refilled meanwhile
-    tencent = post(tenant_url(pipeline, "slow", SECRETS["slow"], "tencent/sms-status"), ROUTE_BODIES["tencent/sms-status"])
+    tencent = post(
+        tenant_url(pipeline, "slow", SECRETS["slow"], "tencent/sms-status"), ROUTE_BODIES["tencent/sms-status"]
+    )
     assert tencent[0] == 429 and json.loads(tencent[1])["result"] != 0
-    rows = wait_for_rows(pipeline.data_dir, f"SELECT request_id FROM ringback.events_dedup WHERE app_id = 'app-{tag}'", accepted)
+    rows = wait_for_rows(
+        pipeline.data_dir, f"SELECT request_id FROM ringback.events_dedup WHERE app_id = 'app-{tag}'", accepted
+    )
     time.sleep(1.0)
-    assert len(sql_rows(pipeline.data_dir, f"SELECT request_id FROM ringback.events_dedup WHERE app_id = 'app-{tag}'")) == accepted == len(rows)
+    assert (
+        len(sql_rows(pipeline.data_dir, f"SELECT request_id FROM ringback.events_dedup WHERE app_id = 'app-{tag}'"))
+        == accepted
+        == len(rows)
+    )
     assert 'ringback_edge_refused_total{reason="rate_limited",route="cdr-push"}' in metrics_text(pipeline, "edge")
 
 
@@ -180,7 +248,9 @@ def test_a_reload_takes_effect_without_a_restart_or_a_dropped_request(pipeline: 
     def keep_sending() -> None:
         i = 0
         while not stop.is_set():
-            statuses.append(post(tenant_url(pipeline, "acme", SECRETS["acme"], "cdr-push"), cdr(tag, f"{tag}-{i}", "1.00"))[0])
+            statuses.append(
+                post(tenant_url(pipeline, "acme", SECRETS["acme"], "cdr-push"), cdr(tag, f"{tag}-{i}", "1.00"))[0]
+            )
             i += 1
 
     sender = threading.Thread(target=keep_sending)
@@ -193,7 +263,9 @@ def test_a_reload_takes_effect_without_a_restart_or_a_dropped_request(pipeline: 
         while post(tenant_url(pipeline, "delta", new_secret, "cdr-push"), cdr(tag, f"{tag}-delta", "1.00"))[0] != 200:
             assert time.monotonic() < deadline, "the new tenant was not taken"
             time.sleep(0.2)
-        path.write_text(TENANTS_FILE + '[[tenants]]\nid = "broken"\nsecret = "short"\n')  # refused: the tenants in force stay
+        path.write_text(
+            TENANTS_FILE + '[[tenants]]\nid = "broken"\nsecret = "short"\n'
+        )  # refused: the tenants in force stay
         os.kill(edge_pid, signal.SIGHUP)
         time.sleep(1.0)
         assert post(tenant_url(pipeline, "delta", new_secret, "cdr-push"), cdr(tag, f"{tag}-delta-2", "1.00"))[0] == 200
@@ -223,20 +295,37 @@ def test_the_secret_never_leaks(pipeline: Pipeline) -> None:
     time.sleep(2.0)
     found: list[str] = []
     secrets = [s.encode() for s in SECRETS.values()]
-    for topic in ("ringback.raw.v1", "ringback.normalized.v1", "ringback.dlq.v1", "ringback.ledger.v1", "ringback.progress.v1"):
+    for topic in (
+        "ringback.raw.v1",
+        "ringback.normalized.v1",
+        "ringback.dlq.v1",
+        "ringback.ledger.v1",
+        "ringback.progress.v1",
+    ):
         records = asyncio.run(read_topic(pipeline.bootstrap, topic, expected=10**9, timeout_s=5))
         assert records, f"nothing read from {topic}: the sweep would prove nothing"
         for record in records:
             blob = b"".join([record.key or b"", record.value or b"", *(k.encode() + v for k, v in record.headers)])
             found += [f"topic {topic}" for s in secrets if s in blob]
-    tables = [row["name"] for row in sql_rows(pipeline.data_dir, "SELECT name FROM system.tables WHERE database = 'ringback' AND engine NOT LIKE '%View%'")]
+    tables = [
+        row["name"]
+        for row in sql_rows(
+            pipeline.data_dir, "SELECT name FROM system.tables WHERE database = 'ringback' AND engine NOT LIKE '%View%'"
+        )
+    ]
     for table in tables:
-        done = __import__("subprocess").run(ringback("sql", "--data-dir", str(pipeline.data_dir), f"SELECT * FROM ringback.{table} FORMAT TSV"), capture_output=True, timeout=120)
+        done = __import__("subprocess").run(
+            ringback("sql", "--data-dir", str(pipeline.data_dir), f"SELECT * FROM ringback.{table} FORMAT TSV"),
+            capture_output=True,
+            timeout=120,
+        )
         found += [f"table {table}" for s in secrets if s in done.stdout]
     found += ["log" for s in SECRETS.values() if s in pipeline.log()]
     for role in ("edge", "normalizer", "sink"):
         found += [f"metrics of {role}" for s in SECRETS.values() if s in metrics_text(pipeline, role)]
-    config = __import__("subprocess").run(ringback("config", "--tenants-file", pipeline.extra_args[1]), capture_output=True, timeout=60)
+    config = __import__("subprocess").run(
+        ringback("config", "--tenants-file", pipeline.extra_args[1]), capture_output=True, timeout=60
+    )
     found += ["ringback config" for s in secrets if s in config.stdout + config.stderr]
     assert not found, found
     assert len(tables) >= 4

@@ -17,33 +17,114 @@ import orjson
 # One field of every kind the adapters read (ids, numbers, times, amounts, status codes, texts), so that
 # a long value reaches every reader.
 READ_FIELDS = (
-    "sid", "mobile", "nationcode", "report_status", "errmsg", "description", "user_receive_time",
-    "callid", "result", "start_calltime", "accept_time", "end_calltime", "fee", "call_from", "keypress", "failure_code", "failure_reason",
-    "extend", "sign", "text", "time",
-    "requestid", "appid", "tel", "stime", "etime", "duration", "oriamount", "caller", "called", "stateDesc",
-    "callId", "status", "callStatus", "userFlag", "timeStamp", "src", "dst", "key", "phone", "recordUrl",
+    "sid",
+    "mobile",
+    "nationcode",
+    "report_status",
+    "errmsg",
+    "description",
+    "user_receive_time",
+    "callid",
+    "result",
+    "start_calltime",
+    "accept_time",
+    "end_calltime",
+    "fee",
+    "call_from",
+    "keypress",
+    "failure_code",
+    "failure_reason",
+    "extend",
+    "sign",
+    "text",
+    "time",
+    "requestid",
+    "appid",
+    "tel",
+    "stime",
+    "etime",
+    "duration",
+    "oriamount",
+    "caller",
+    "called",
+    "stateDesc",
+    "callId",
+    "status",
+    "callStatus",
+    "userFlag",
+    "timeStamp",
+    "src",
+    "dst",
+    "key",
+    "phone",
+    "recordUrl",
 )
 
 SMS_REPORT = {
-    "user_receive_time": "2026-11-21 08:00:00", "nationcode": "86", "mobile": "13800138000",
-    "report_status": "SUCCESS", "errmsg": "DELIVRD", "description": "ok", "sid": "s",
+    "user_receive_time": "2026-11-21 08:00:00",
+    "nationcode": "86",
+    "mobile": "13800138000",
+    "report_status": "SUCCESS",
+    "errmsg": "DELIVRD",
+    "description": "ok",
+    "sid": "s",
 }
 VOICE_PARTIES = {"call_from": "075583763333", "callid": "c", "mobile": "13800138000", "nationcode": "86"}
 VOICE_REPORTS = {
-    "voicecode_callback": {**VOICE_PARTIES, "result": "0", "accept_time": "1763704990", "end_calltime": "1763705010", "fee": "1", "start_calltime": "1763704980"},
-    "voiceprompt_callback": {**VOICE_PARTIES, "result": "0", "accept_time": "1763704990", "end_calltime": "1763705010", "fee": "1", "start_calltime": "1763704980"},
+    "voicecode_callback": {
+        **VOICE_PARTIES,
+        "result": "0",
+        "accept_time": "1763704990",
+        "end_calltime": "1763705010",
+        "fee": "1",
+        "start_calltime": "1763704980",
+    },
+    "voiceprompt_callback": {
+        **VOICE_PARTIES,
+        "result": "0",
+        "accept_time": "1763704990",
+        "end_calltime": "1763705010",
+        "fee": "1",
+        "start_calltime": "1763704980",
+    },
     "voicekey_callback": {**VOICE_PARTIES, "keypress": "1"},
     "voice_failure_callback": {**VOICE_PARTIES, "failure_code": 8, "failure_reason": "空号"},
 }
-SMS_REPLY = {"extend": "", "mobile": "13800138000", "nationcode": "86", "sign": "腾讯云", "text": "退订", "time": 1763704800}
+SMS_REPLY = {
+    "extend": "",
+    "mobile": "13800138000",
+    "nationcode": "86",
+    "sign": "腾讯云",
+    "text": "退订",
+    "time": 1763704800,
+}
 CDR_REPORT = {
-    "requestid": "r", "appid": "a", "fid": "4", "caller": "13810603954", "called": "18810207016",
-    "callerstime": "2026-11-21 11:19:36.000", "calleretime": "2026-11-21 11:20:36.000", "calledstime": "2026-11-21 11:19:40.000",
-    "calledetime": "2026-11-21 11:20:40.000", "tapesurl": "NoTapes", "duration": "60", "oriamount": "2.94", "stateDesc": "正常",
+    "requestid": "r",
+    "appid": "a",
+    "fid": "4",
+    "caller": "13810603954",
+    "called": "18810207016",
+    "callerstime": "2026-11-21 11:19:36.000",
+    "calleretime": "2026-11-21 11:20:36.000",
+    "calledstime": "2026-11-21 11:19:40.000",
+    "calledetime": "2026-11-21 11:20:40.000",
+    "tapesurl": "NoTapes",
+    "duration": "60",
+    "oriamount": "2.94",
+    "stateDesc": "正常",
 }
 CALLBACK_REPORT = {
-    "callId": "c", "requestId": "q", "src": "008613631686024", "dst": "008613800138000", "status": "4", "timeStamp": "1763704800",
-    "callEndStatus": "1", "duration": "61", "recordUrl": "https://r.example.com/x.mp3", "key": "1", "phone": "008613631686024",
+    "callId": "c",
+    "requestId": "q",
+    "src": "008613631686024",
+    "dst": "008613800138000",
+    "status": "4",
+    "timeStamp": "1763704800",
+    "callEndStatus": "1",
+    "duration": "61",
+    "recordUrl": "https://r.example.com/x.mp3",
+    "key": "1",
+    "phone": "008613631686024",
 }
 ID_FIELDS = ("sid", "callid", "requestid", "callId")  # made distinct per report of a many-report body
 
@@ -87,7 +168,10 @@ ENVELOPES = [
     Envelope("sms-reply", "tencent/sms-reply", b"", b"", SMS_REPLY, array=False),
     Envelope("sms-reply:array", "tencent/sms-reply", b"", b"", SMS_REPLY, array=True),
     Envelope("cdr-push", "cdr-push", b'{"cdr":', b"}", CDR_REPORT, array=True),
-    *(Envelope(route, route, b"", b"", CALLBACK_REPORT, array=True) for route in ("callback-call/status", "callback-call/hangup", "callback-call/record", "callback-call/keypress")),
+    *(
+        Envelope(route, route, b"", b"", CALLBACK_REPORT, array=True)
+        for route in ("callback-call/status", "callback-call/hangup", "callback-call/record", "callback-call/keypress")
+    ),
 ]
 
 
@@ -142,7 +226,9 @@ def deep_nesting(envelope: Envelope, size: int) -> bytes:
 def deep_valid_nesting(envelope: Envelope, size: int) -> bytes:
     depth = 1000  # within what a C parser accepts; far deeper than any vendor nests
     inner = b'{"a":' * depth + b"1" + b"}" * depth
-    return envelope.one_object(envelope.members() + b',"x":' + inner + b',"y":"' + b"p" * max(0, size - len(inner)) + b'"')
+    return envelope.one_object(
+        envelope.members() + b',"x":' + inner + b',"y":"' + b"p" * max(0, size - len(inner)) + b'"'
+    )
 
 
 def many_reports(envelope: Envelope, size: int) -> bytes:
@@ -150,7 +236,10 @@ def many_reports(envelope: Envelope, size: int) -> bytes:
     if not envelope.array:
         return envelope.one_object(envelope.members() + b"," + b",".join(b'"x%d":"v"' % i for i in range(size // 12)))
     one = len(orjson.dumps(envelope.report)) + 1
-    reports = [{**envelope.report, **{name: f"{envelope.report[name]}-{i}" for name in ID_FIELDS if name in envelope.report}} for i in range(max(1, size // one))]
+    reports = [
+        {**envelope.report, **{name: f"{envelope.report[name]}-{i}" for name in ID_FIELDS if name in envelope.report}}
+        for i in range(max(1, size // one))
+    ]
     return envelope.prefix + orjson.dumps(reports) + envelope.suffix
 
 

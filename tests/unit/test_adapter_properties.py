@@ -7,6 +7,7 @@ carry a status of the canonical vocabulary.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -31,21 +32,29 @@ ROUTES = sorted(registry())
 SEED_BODIES = [(case.route, case.body_path.read_bytes()) for case in cases()]
 PARSEABLE = []
 for route, body in SEED_BODIES:
-    try:
+    with contextlib.suppress(orjson.JSONDecodeError):
         PARSEABLE.append((route, orjson.loads(body)))
-    except orjson.JSONDecodeError:
-        pass
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
     max_leaves=20,
 )
-PROFILE = settings(max_examples=int(os.environ.get("RINGBACK_PROPERTY_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROFILE = settings(
+    max_examples=int(os.environ.get("RINGBACK_PROPERTY_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def check(route: str, body: bytes) -> None:
-    raw = RawCallback(route=route, ingest_id="prop", received_at_us=1_763_700_000_000_000, remote_addr="", content_type="", body=body)
+    raw = RawCallback(
+        route=route, ingest_id="prop", received_at_us=1_763_700_000_000_000, remote_addr="", content_type="", body=body
+    )
     outcomes = normalize_message(raw, registry(), CTX)
     assert outcomes, "every request must produce at least one event or dead letter"
     for outcome in outcomes:
@@ -95,7 +104,9 @@ def mutate(value: Any, path: list[int], replacement: Any, delete: bool) -> Any:
     replacement=json_values,
     delete=st.booleans(),
 )
-def test_any_field_mutation_of_real_payloads(sample: tuple[str, Any], path: list[int], replacement: Any, delete: bool) -> None:
+def test_any_field_mutation_of_real_payloads(
+    sample: tuple[str, Any], path: list[int], replacement: Any, delete: bool
+) -> None:
     route, value = sample
     check(route, orjson.dumps(mutate(value, path, replacement, delete)))
 
@@ -108,21 +119,47 @@ def test_truncated_real_payloads(sample: tuple[str, bytes], cut: int) -> None:
 
 
 # The fields the Tencent voice bodies and the SMS reply are read from, to reach every reader with any value.
-VOICE_FIELDS = ("callid", "mobile", "nationcode", "call_from", "result", "fee", "start_calltime", "accept_time", "end_calltime",
-                "keypress", "failure_code", "failure_reason")
+VOICE_FIELDS = (
+    "callid",
+    "mobile",
+    "nationcode",
+    "call_from",
+    "result",
+    "fee",
+    "start_calltime",
+    "accept_time",
+    "end_calltime",
+    "keypress",
+    "failure_code",
+    "failure_reason",
+)
 REPLY_FIELDS = ("extend", "mobile", "nationcode", "sign", "text", "time")
 # Values close to the real ones, besides any JSON: digits, codes, times, as text and as numbers.
-near_values = json_values | st.integers(0, 25) | st.integers(0, 25).map(str) | st.sampled_from(["", " ", "1470196835", "13800138000", "空号", "1#"])
+near_values = (
+    json_values
+    | st.integers(0, 25)
+    | st.integers(0, 25).map(str)
+    | st.sampled_from(["", " ", "1470196835", "13800138000", "空号", "1#"])
+)
 
 
 @PROFILE
-@given(route=st.sampled_from(["tencent/voicecode", "tencent/voiceprompt"]), wrapper=st.sampled_from(sorted(VOICE_BODIES)),
-       report=st.dictionaries(st.sampled_from(VOICE_FIELDS), near_values), envelope=st.dictionaries(st.text(max_size=12), json_values, max_size=2))
-def test_any_values_in_every_voice_body(route: str, wrapper: str, report: dict[str, Any], envelope: dict[str, Any]) -> None:
+@given(
+    route=st.sampled_from(["tencent/voicecode", "tencent/voiceprompt"]),
+    wrapper=st.sampled_from(sorted(VOICE_BODIES)),
+    report=st.dictionaries(st.sampled_from(VOICE_FIELDS), near_values),
+    envelope=st.dictionaries(st.text(max_size=12), json_values, max_size=2),
+)
+def test_any_values_in_every_voice_body(
+    route: str, wrapper: str, report: dict[str, Any], envelope: dict[str, Any]
+) -> None:
     check(route, orjson.dumps({**envelope, wrapper: report}))
 
 
 @PROFILE
-@given(replies=st.lists(st.dictionaries(st.sampled_from(REPLY_FIELDS), near_values), min_size=1, max_size=3), lone=st.booleans())
+@given(
+    replies=st.lists(st.dictionaries(st.sampled_from(REPLY_FIELDS), near_values), min_size=1, max_size=3),
+    lone=st.booleans(),
+)
 def test_any_values_in_sms_replies(replies: list[dict[str, Any]], lone: bool) -> None:
     check("tencent/sms-reply", orjson.dumps(replies[0] if lone else replies))

@@ -37,7 +37,12 @@ def test_promtool_runs_the_rules_unit_tests() -> None:
 
 def test_promtool_fails_a_rule_that_does_not_parse(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
-    broken.write_text(RULES.read_text(encoding="utf-8").replace("max by (job, instance) (ringback_normalizer_guard_tripped)", "max by (job, instance (ringback_normalizer_guard_tripped)"))
+    broken.write_text(
+        RULES.read_text(encoding="utf-8").replace(
+            "max by (job, instance) (ringback_normalizer_guard_tripped)",
+            "max by (job, instance (ringback_normalizer_guard_tripped)",
+        )
+    )
     assert promtool("check", "rules", broken).returncode != 0
 
 

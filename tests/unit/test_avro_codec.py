@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,9 +19,17 @@ SCHEMAS = REPO_ROOT / "schemas"
 def sample_event(codec: EventCodec) -> dict:
     event = codec.blank_event()
     event.update(
-        event_id="e1", event_type="sms.delivery_report", source="tencent.sms_status", route="tencent/sms-status",
-        ingest_id="i1", received_at=datetime(2026, 11, 21, 1, 2, 3, 456789, tzinfo=timezone.utc), status="delivered",
-        charge=Decimal("2.940000"), currency="CNY", attributes={"nationcode": "86"}, normalizer_version="0.1.0",
+        event_id="e1",
+        event_type="sms.delivery_report",
+        source="tencent.sms_status",
+        route="tencent/sms-status",
+        ingest_id="i1",
+        received_at=datetime(2026, 11, 21, 1, 2, 3, 456789, tzinfo=UTC),
+        status="delivered",
+        charge=Decimal("2.940000"),
+        currency="CNY",
+        attributes={"nationcode": "86"},
+        normalizer_version="0.1.0",
     )
     return event
 
@@ -142,7 +150,9 @@ def test_the_typed_event_is_the_schema() -> None:
     from ringback.runtime import event_typing
 
     schema = json.loads(event_typing.SCHEMA.read_text(encoding="utf-8"))
-    assert event_typing.GENERATED.read_text(encoding="utf-8") == event_typing.render(schema), "run: python -m ringback.runtime.event_typing"
+    assert event_typing.GENERATED.read_text(encoding="utf-8") == event_typing.render(schema), (
+        "run: python -m ringback.runtime.event_typing"
+    )
 
 
 def test_a_misspelt_field_fails_instead_of_vanishing() -> None:
@@ -163,7 +173,9 @@ def test_every_schema_version_reads_every_other() -> None:
     assert len(history) >= 2
     headers = {newest.header[2:]}
     for path in history:
-        old = EventCodec(schema=fastavro.parse_schema(json.loads(path.read_text())), known_writers=dict(newest.known_writers))
+        old = EventCodec(
+            schema=fastavro.parse_schema(json.loads(path.read_text())), known_writers=dict(newest.known_writers)
+        )
         headers.add(old.header[2:])
         old_fields = {field["name"] for field in old.schema["fields"]}
         old_event = sample_event(old)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import fastavro
@@ -20,7 +20,8 @@ ENCODE = compile_record_encoder(CODEC.schema)
 FIELDS = {f["name"]: f["type"] for f in CODEC.schema["fields"]}
 
 text = st.text(max_size=1200)
-times = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(timezone.utc))
+# hypothesis takes naive bounds and adds the zone itself
+times = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC))  # noqa: DTZ001
 
 
 def value_for(field_type: object) -> st.SearchStrategy:
@@ -31,7 +32,13 @@ def value_for(field_type: object) -> st.SearchStrategy:
     if logical == "timestamp-micros":
         base = times | st.integers(min_value=0, max_value=2**62)
     elif logical == "decimal":
-        base = st.decimals(min_value=Decimal("-999999999999"), max_value=Decimal("999999999999"), places=6, allow_nan=False, allow_infinity=False)
+        base = st.decimals(
+            min_value=Decimal("-999999999999"),
+            max_value=Decimal("999999999999"),
+            places=6,
+            allow_nan=False,
+            allow_infinity=False,
+        )
     elif kind == "int":
         base = st.integers(min_value=-(2**31), max_value=2**31 - 1)
     elif kind == "long":
@@ -63,23 +70,56 @@ def test_same_bytes_as_fastavro(event: dict) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.decimals(min_value=Decimal("-999999999999"), max_value=Decimal("999999999999"), allow_nan=False, allow_infinity=False).filter(lambda d: d.as_tuple().exponent >= -6))
+@given(
+    st.decimals(
+        min_value=Decimal("-999999999999"), max_value=Decimal("999999999999"), allow_nan=False, allow_infinity=False
+    ).filter(lambda d: d.as_tuple().exponent >= -6)
+)
 def test_charges_of_any_scale_up_to_the_schema_s_encode_as_fastavro_does(charge: Decimal) -> None:
-    event = {**CODEC.blank_event(), "event_id": "e", "event_type": "t", "source": "s", "route": "r", "ingest_id": "i",
-             "received_at": datetime(2026, 1, 1, tzinfo=timezone.utc), "status": "x", "normalizer_version": "v", "charge": charge}
+    event = {
+        **CODEC.blank_event(),
+        "event_id": "e",
+        "event_type": "t",
+        "source": "s",
+        "route": "r",
+        "ingest_id": "i",
+        "received_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "status": "x",
+        "normalizer_version": "v",
+        "charge": charge,
+    }
     assert CODEC.encode(event)[HEADER_LENGTH:] == fastavro_body(event)
 
 
 def base_event() -> dict:
-    return {**CODEC.blank_event(), "event_id": "e", "event_type": "t", "source": "s", "route": "r", "ingest_id": "i",
-            "received_at": datetime(2026, 1, 1, tzinfo=timezone.utc), "status": "x", "normalizer_version": "v"}
+    return {
+        **CODEC.blank_event(),
+        "event_id": "e",
+        "event_type": "t",
+        "source": "s",
+        "route": "r",
+        "ingest_id": "i",
+        "received_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "status": "x",
+        "normalizer_version": "v",
+    }
 
 
-@pytest.mark.parametrize("change", [
-    {"duration_s": True}, {"duration_s": 3.0}, {"report_index": 2**40}, {"received_at": datetime(2026, 1, 1)},
-    {"charge": Decimal("1.0000001")}, {"charge": Decimal("NaN")}, {"attributes": {"k": 1}}, {"repairs": ("a",)},
-    {"to_number": b"138"}, {"received_at": datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=8)))},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"duration_s": True},
+        {"duration_s": 3.0},
+        {"report_index": 2**40},
+        {"received_at": datetime(2026, 1, 1)},  # noqa: DTZ001 - a naive time is refused
+        {"charge": Decimal("1.0000001")},
+        {"charge": Decimal("NaN")},
+        {"attributes": {"k": 1}},
+        {"repairs": ("a",)},
+        {"to_number": b"138"},
+        {"received_at": datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=8)))},
+    ],
+)
 def test_unusual_values_are_left_to_fastavro(change: dict) -> None:
     """Anything but the plain case goes to fastavro, which encodes it the same way or refuses it."""
     assert ENCODE is not None
@@ -106,4 +146,7 @@ def test_a_missing_field_is_left_to_fastavro() -> None:
 
 def test_schemas_with_other_types_are_not_compiled() -> None:
     assert compile_record_encoder({"type": "record", "name": "R", "fields": [{"name": "f", "type": "double"}]}) is None
-    assert compile_record_encoder({"type": "record", "name": "R", "fields": [{"name": "f", "type": ["string", "null"]}]}) is None
+    assert (
+        compile_record_encoder({"type": "record", "name": "R", "fields": [{"name": "f", "type": ["string", "null"]}]})
+        is None
+    )

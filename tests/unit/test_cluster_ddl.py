@@ -37,7 +37,10 @@ def as_file(statements: list[str]) -> str:
 def raw_statements(schemas: Path) -> list[str]:
     """The statements as written, {on_cluster} still in them."""
     text = "\n".join(
-        line for path in sorted((schemas / "clickhouse").glob("*.sql")) for line in path.read_text().splitlines() if not line.lstrip().startswith("--")
+        line
+        for path in sorted((schemas / "clickhouse").glob("*.sql"))
+        for line in path.read_text().splitlines()
+        if not line.lstrip().startswith("--")
     )
     return [s.strip() for s in text.split(";") if s.strip()]
 
@@ -50,7 +53,9 @@ def test_golden_statement_lists(name: str) -> None:
     if os.environ.get("RINGBACK_UPDATE_GOLDEN"):
         path.write_text(text, encoding="utf-8")
     assert path.exists(), f"no {path.name}; run with RINGBACK_UPDATE_GOLDEN=1 and review it"
-    assert text == path.read_text(encoding="utf-8"), f"{path.name} differs: run with RINGBACK_UPDATE_GOLDEN=1 and review the diff"
+    assert text == path.read_text(encoding="utf-8"), (
+        f"{path.name} differs: run with RINGBACK_UPDATE_GOLDEN=1 and review the diff"
+    )
 
 
 def test_one_server_gets_the_ddl_as_written() -> None:
@@ -74,10 +79,19 @@ def test_every_table_is_replicated_locally_and_distributed_under_its_own_name(sc
     assert tables
     for table in tables:
         database, name = table.split(".")
-        (local,) = [s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER {CLUSTER}\n")]
-        assert re.search(rf"ENGINE = Replicated\w*MergeTree\('/clickhouse/tables/{{shard}}/{database}/{name}_local', '{{replica}}'", local)
+        (local,) = [
+            s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER {CLUSTER}\n")
+        ]
+        assert re.search(
+            rf"ENGINE = Replicated\w*MergeTree\('/clickhouse/tables/{{shard}}/{database}/{name}_local', '{{replica}}'",
+            local,
+        )
         assert "non_replicated_deduplication_window" not in local
-        (distributed,) = [s for s in statements if s.startswith(f"CREATE TABLE IF NOT EXISTS {table} ON CLUSTER {CLUSTER} AS {table}_local\n")]
+        (distributed,) = [
+            s
+            for s in statements
+            if s.startswith(f"CREATE TABLE IF NOT EXISTS {table} ON CLUSTER {CLUSTER} AS {table}_local\n")
+        ]
         assert f"ENGINE = Distributed('{CLUSTER}', '{database}', '{name}_local', cityHash64(" in distributed
         assert statements.index(local) < statements.index(distributed)
     for statement in statements:
@@ -85,7 +99,9 @@ def test_every_table_is_replicated_locally_and_distributed_under_its_own_name(sc
 
 
 def shard_keys(statements: list[str]) -> dict[str, str]:
-    pattern = re.compile(r"CREATE TABLE IF NOT EXISTS (\S+) ON CLUSTER \w+ AS \S+\nENGINE = Distributed\('\w+', '\w+', '\w+', (.*)\)")
+    pattern = re.compile(
+        r"CREATE TABLE IF NOT EXISTS (\S+) ON CLUSTER \w+ AS \S+\nENGINE = Distributed\('\w+', '\w+', '\w+', (.*)\)"
+    )
     return dict(match.groups() for match in map(pattern.fullmatch, statements) if match)
 
 
@@ -103,7 +119,9 @@ def test_events_are_sharded_by_event_id_and_other_tables_by_what_collapses() -> 
     }
     restructured = shard_keys(clickhouse.ddl_statements(RESTRUCTURED, CLUSTER))
     assert restructured == {
-        "ringback.events_raw": "cityHash64(event_id)", "ringback.conflicts": "cityHash64(event_id)", "ringback.audit": "cityHash64(day)",
+        "ringback.events_raw": "cityHash64(event_id)",
+        "ringback.conflicts": "cityHash64(event_id)",
+        "ringback.audit": "cityHash64(day)",
     }
 
 
@@ -117,7 +135,10 @@ def test_events_are_sharded_by_event_id_and_other_tables_by_what_collapses() -> 
     ],
 )
 def test_the_shard_key_follows_the_sorting_key(order_by: str, shard_by: str) -> None:
-    statement = f"CREATE TABLE IF NOT EXISTS ringback.t {{on_cluster}} (event_id String, event_type String, route String, ingest_id String, at DateTime) ENGINE = ReplacingMergeTree ORDER BY {order_by}"
+    statement = (
+        "CREATE TABLE IF NOT EXISTS ringback.t {on_cluster} (event_id String, event_type String, route String, "
+        f"ingest_id String, at DateTime) ENGINE = ReplacingMergeTree ORDER BY {order_by}"
+    )
     assert shard_keys(cluster_statements([statement], CLUSTER)) == {"ringback.t": shard_by}
 
 
@@ -133,7 +154,9 @@ def materialized_views(statements: list[str]) -> dict[str, str]:
 
 def test_views_stay_over_the_distributed_tables_and_materialized_views_read_the_local_ones() -> None:
     statements = clickhouse.ddl_statements(SCHEMAS, CLUSTER)
-    (events,) = [s for s in statements if s.startswith(f"CREATE OR REPLACE VIEW ringback.events ON CLUSTER {CLUSTER} AS")]
+    (events,) = [
+        s for s in statements if s.startswith(f"CREATE OR REPLACE VIEW ringback.events ON CLUSTER {CLUSTER} AS")
+    ]
     assert "FROM ringback.event_copies FINAL" in events  # FINAL runs on every shard, where all copies of an event are
     (dedup,) = [s for s in statements if s.startswith("CREATE OR REPLACE VIEW ringback.events_dedup")]
     assert dedup.endswith("FROM ringback.events")
@@ -160,41 +183,69 @@ def test_views_stay_over_the_distributed_tables_and_materialized_views_read_the_
 def test_alter_reaches_the_local_tables_and_column_changes_the_distributed_one() -> None:
     statements = clickhouse.ddl_statements(RESTRUCTURED, CLUSTER)
     (local,) = [s for s in statements if s.startswith("ALTER TABLE ringback.events_raw_local ")]
-    assert "ADD INDEX IF NOT EXISTS by_source" in local and "MODIFY SETTING replicated_deduplication_window = 20000" in local
+    assert (
+        "ADD INDEX IF NOT EXISTS by_source" in local
+        and "MODIFY SETTING replicated_deduplication_window = 20000" in local
+    )
     (distributed,) = [s for s in statements if s.startswith("ALTER TABLE ringback.events_raw ")]
     assert distributed == (
-        f"ALTER TABLE ringback.events_raw ON CLUSTER {CLUSTER}\n    ADD COLUMN IF NOT EXISTS source LowCardinality(String) AFTER event_type"
+        f"ALTER TABLE ringback.events_raw ON CLUSTER {CLUSTER}\n    ADD COLUMN IF NOT EXISTS source "
+        "LowCardinality(String) AFTER event_type"
     )
     ledger = [s for s in clickhouse.ddl_statements(SCHEMAS, CLUSTER) if s.startswith("ALTER TABLE ringback.ledger")]
-    assert "MODIFY ORDER BY" in ledger[0] and "MODIFY ORDER BY" not in ledger[1]  # a distributed table has no sorting key
+    assert (
+        "MODIFY ORDER BY" in ledger[0] and "MODIFY ORDER BY" not in ledger[1]
+    )  # a distributed table has no sorting key
 
 
 def test_create_or_replace_view_runs_on_every_node_as_written() -> None:
     statement = "CREATE OR REPLACE VIEW ringback.v {on_cluster} AS\nSELECT count() FROM ringback.t FINAL"
-    table = "CREATE TABLE IF NOT EXISTS ringback.t {on_cluster} (event_id String) ENGINE = ReplacingMergeTree ORDER BY event_id"
-    assert cluster_statements([table, statement], CLUSTER)[-1] == f"CREATE OR REPLACE VIEW ringback.v ON CLUSTER {CLUSTER} AS\nSELECT count() FROM ringback.t FINAL"
+    table = (
+        "CREATE TABLE IF NOT EXISTS ringback.t {on_cluster} (event_id String) ENGINE = ReplacingMergeTree ORDER BY "
+        "event_id"
+    )
+    assert (
+        cluster_statements([table, statement], CLUSTER)[-1]
+        == f"CREATE OR REPLACE VIEW ringback.v ON CLUSTER {CLUSTER} AS\nSELECT count() FROM ringback.t FINAL"
+    )
 
 
 def test_drop_table_drops_both_halves() -> None:
     statements = clickhouse.ddl_statements(RESTRUCTURED, CLUSTER)
     assert statements[-2:] == [
-        f"DROP TABLE IF EXISTS ringback.events_old ON CLUSTER {CLUSTER}", f"DROP TABLE IF EXISTS ringback.events_old_local ON CLUSTER {CLUSTER}",
+        f"DROP TABLE IF EXISTS ringback.events_old ON CLUSTER {CLUSTER}",
+        f"DROP TABLE IF EXISTS ringback.events_old_local ON CLUSTER {CLUSTER}",
     ]
 
 
 @pytest.mark.parametrize(
     ("statement", "reason"),
     [
-        ("CREATE TABLE IF NOT EXISTS ringback.t (a String) ENGINE = MergeTree ORDER BY a", "needs exactly one {on_cluster}"),
-        ("CREATE MATERIALIZED VIEW ringback.v {on_cluster} ENGINE = MergeTree ORDER BY a AS SELECT a FROM ringback.t", "needs TO a table"),
+        (
+            "CREATE TABLE IF NOT EXISTS ringback.t (a String) ENGINE = MergeTree ORDER BY a",
+            "needs exactly one {on_cluster}",
+        ),
+        (
+            (
+                "CREATE MATERIALIZED VIEW ringback.v {on_cluster} ENGINE = MergeTree ORDER BY a AS SELECT a FROM "
+                "ringback.t"
+            ),
+            "needs TO a table",
+        ),
         ("RENAME TABLE ringback.t TO ringback.u {on_cluster}", "no cluster form is known"),
-        ("CREATE OR REPLACE TABLE ringback.t {on_cluster} (a String) ENGINE = MergeTree ORDER BY a", "no cluster form is known"),
+        (
+            "CREATE OR REPLACE TABLE ringback.t {on_cluster} (a String) ENGINE = MergeTree ORDER BY a",
+            "no cluster form is known",
+        ),
         ("CREATE OR REPLACE VIEW ringback.v AS SELECT 1", "needs exactly one {on_cluster}"),
         ("INSERT INTO ringback.t VALUES ('x')", "no cluster form is known"),
         ("DROP TABLE ringback.t {on_cluster}", "needs IF EXISTS"),
         ("CREATE TABLE ringback.m {on_cluster} (a String) ENGINE = Memory", "only tables of the MergeTree family"),
         ("CREATE TABLE t {on_cluster} (a String) ENGINE = MergeTree ORDER BY a", "name the table with its database"),
-        ("CREATE TABLE ringback.r {on_cluster} (a String) ENGINE = ReplicatedMergeTree('/p', 'r') ORDER BY a", "must not be replicated already"),
+        (
+            "CREATE TABLE ringback.r {on_cluster} (a String) ENGINE = ReplicatedMergeTree('/p', 'r') ORDER BY a",
+            "must not be replicated already",
+        ),
         ("CREATE TABLE ringback.n {on_cluster} (a String) ENGINE = MergeTree ORDER BY tuple()", "needs a sorting key"),
         ("ALTER TABLE ringback.nothing {on_cluster} ADD COLUMN b String", "ALTER is known only for"),
     ],
@@ -211,4 +262,11 @@ def test_the_cluster_name_must_be_an_identifier() -> None:
 
 def test_tokens_keep_strings_and_quoted_names_whole() -> None:
     kinds = [(t.kind, t.text) for t in cluster_ddl.tokens("SELECT 'a;b''c', `x.y` /* c */ FROM {on_cluster}")]
-    assert kinds == [("word", "SELECT"), ("string", "'a;b''c'"), ("punct", ","), ("quoted", "`x.y`"), ("word", "FROM"), ("placeholder", "{on_cluster}")]
+    assert kinds == [
+        ("word", "SELECT"),
+        ("string", "'a;b''c'"),
+        ("punct", ","),
+        ("quoted", "`x.y`"),
+        ("word", "FROM"),
+        ("placeholder", "{on_cluster}"),
+    ]

@@ -13,13 +13,17 @@ from ringback.config import ConfigError
 def test_defaults() -> None:
     settings = config.load({}, environ={})
     assert settings.port == 8080 and settings.embedded_kafka and settings.embedded_clickhouse
-    assert settings.effective_clickhouse_dsn.startswith("chdb://") and settings.effective_clickhouse_dsn.endswith("/data/clickhouse")
+    assert settings.effective_clickhouse_dsn.startswith("chdb://") and settings.effective_clickhouse_dsn.endswith(
+        "/data/clickhouse"
+    )
 
 
 def test_precedence(tmp_path: Path) -> None:
     toml = tmp_path / "ringback.toml"
     toml.write_text('[ringback]\nport = 9000\nsink_batch_rows = 5\nlog_level = "debug"\n')
-    settings = config.load({"port": "9002"}, environ={"RINGBACK_PORT": "9001", "RINGBACK_SINK_BATCH_ROWS": "7"}, config_file=toml)
+    settings = config.load(
+        {"port": "9002"}, environ={"RINGBACK_PORT": "9001", "RINGBACK_SINK_BATCH_ROWS": "7"}, config_file=toml
+    )
     assert settings.port == 9002  # flag beats env and file
     assert settings.sink_batch_rows == 7  # env beats file
     assert settings.log_level == "debug"  # file beats default
@@ -33,7 +37,12 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("flags", "environ"),
-    [({"port": "eighty"}, {}), ({}, {"RINGBACK_KAFKA_CREATE_TOPICS": "maybe"}), ({"log_format": "xml"}, {}), ({"max_body_bytes": "0"}, {})],
+    [
+        ({"port": "eighty"}, {}),
+        ({}, {"RINGBACK_KAFKA_CREATE_TOPICS": "maybe"}),
+        ({"log_format": "xml"}, {}),
+        ({"max_body_bytes": "0"}, {}),
+    ],
 )
 def test_bad_values_are_clear_errors(flags: dict, environ: dict) -> None:
     with pytest.raises(ConfigError):

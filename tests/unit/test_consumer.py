@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,15 +17,24 @@ from tests.conftest import REPO_ROOT
 
 SCHEMAS = REPO_ROOT / "schemas"
 V1 = SCHEMAS / "history" / "normalized_event.v1.avsc"
-RECEIVED = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
+RECEIVED = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 BILL = (Decimal("1.000000"), 60, 1, "answered")
 
 
 def event(codec: EventCodec, **values: Any) -> dict[str, Any]:
     base = codec.blank_event()
     base.update(
-        event_id="e1", event_type="call.cdr", source="cdr_push", route="cdr-push", ingest_id="i1", received_at=RECEIVED,
-        status="answered", charge=Decimal("1.500000"), currency="CNY", duration_s=60, normalizer_version="0.1.0",
+        event_id="e1",
+        event_type="call.cdr",
+        source="cdr_push",
+        route="cdr-push",
+        ingest_id="i1",
+        received_at=RECEIVED,
+        status="answered",
+        charge=Decimal("1.500000"),
+        currency="CNY",
+        duration_s=60,
+        normalizer_version="0.1.0",
     )
     base.update(values)
     return base
@@ -112,7 +121,7 @@ def test_current_events_decode_exactly() -> None:
 
 def test_a_newer_reader_reads_what_the_first_schema_wrote() -> None:
     v1 = EventCodec(schema=load_schema(V1))
-    old = {k: v for k, v in event(v1).items()}
+    old = dict(event(v1))
     decoded = EventDecoder(SCHEMAS).decode(v1.encode(old))
     assert decoded["tenant"] == "" and decoded["message_text"] is None
     assert decoded["charge"] == Decimal("1.500000") and decoded["event_id"] == "e1"
@@ -120,7 +129,9 @@ def test_a_newer_reader_reads_what_the_first_schema_wrote() -> None:
 
 def test_an_older_reader_reads_what_the_current_schema_wrote() -> None:
     current = EventCodec.from_dir(SCHEMAS)
-    decoded = EventDecoder(SCHEMAS, reader_schema=V1).decode(current.encode(event(current, tenant="acme", message_text="hi")))
+    decoded = EventDecoder(SCHEMAS, reader_schema=V1).decode(
+        current.encode(event(current, tenant="acme", message_text="hi"))
+    )
     assert "tenant" not in decoded and "message_text" not in decoded
     assert decoded["charge"] == Decimal("1.500000")
 
@@ -161,7 +172,9 @@ def test_a_known_writer_with_a_cut_body_is_refused() -> None:
 def test_json_gives_money_as_exact_text_and_times_in_utc() -> None:
     codec = EventCodec.from_dir(SCHEMAS)
     shanghai = timezone(timedelta(hours=8))
-    ready = json_ready(event(codec, charge=Decimal("0.060000"), occurred_at=datetime(2026, 11, 27, 18, 0, 1, 5, tzinfo=shanghai)))
+    ready = json_ready(
+        event(codec, charge=Decimal("0.060000"), occurred_at=datetime(2026, 11, 27, 18, 0, 1, 5, tzinfo=shanghai))
+    )
     assert ready["charge"] == "0.060000"
     assert ready["occurred_at"] == "2026-11-27T10:00:01.000005Z"
     assert ready["received_at"] == "2026-11-27T10:00:00.000000Z"

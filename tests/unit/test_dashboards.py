@@ -59,7 +59,9 @@ def targets(plugin: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
 
 
 def test_the_file_is_what_the_generator_writes() -> None:
-    assert DASHBOARD.read_text(encoding="utf-8") == generator().render(), "run `python3 deploy/grafana/make_dashboard.py` and review the diff"
+    assert DASHBOARD.read_text(encoding="utf-8") == generator().render(), (
+        "run `python3 deploy/grafana/make_dashboard.py` and review the diff"
+    )
 
 
 def _leaves(value: Any, path: str = "") -> dict[str, Any]:
@@ -105,7 +107,9 @@ def test_panels_have_unique_ids_and_sit_on_the_grid_without_overlapping() -> Non
         assert p["type"] in PANEL_TYPES, p["title"]
         assert p["title"].strip(), p["id"]
         grid = p["gridPos"]
-        assert set(grid) == {"h", "w", "x", "y"} and all(isinstance(v, int) and v >= 0 for v in grid.values()), p["title"]
+        assert set(grid) == {"h", "w", "x", "y"} and all(isinstance(v, int) and v >= 0 for v in grid.values()), p[
+            "title"
+        ]
         assert grid["w"] > 0 and grid["h"] > 0 and grid["x"] + grid["w"] <= GRID_WIDTH, p["title"]
         for x in range(grid["x"], grid["x"] + grid["w"]):
             for y in range(grid["y"], grid["y"] + grid["h"]):
@@ -160,7 +164,11 @@ def prometheus_expressions() -> list[str]:
 
 def test_every_prometheus_expression_parses(tmp_path: Path) -> None:
     exprs = prometheus_expressions()
-    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:expr_{i}", "expr": e} for i, e in enumerate(exprs)]}]}
+    rules = {
+        "groups": [
+            {"name": "dashboard", "rules": [{"record": f"dashboard:expr_{i}", "expr": e} for i, e in enumerate(exprs)]}
+        ]
+    }
     path = tmp_path / "dashboard-exprs.yml"
     path.write_text(yaml.safe_dump(rules), encoding="utf-8")
     done = promtool("check", "rules", path)
@@ -170,7 +178,9 @@ def test_every_prometheus_expression_parses(tmp_path: Path) -> None:
 
 def test_the_promql_check_catches_a_broken_expression(tmp_path: Path) -> None:
     path = tmp_path / "broken.yml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "d", "rules": [{"record": "d:x", "expr": "sum by (route (rate(x[5m]))"}]}]}))
+    path.write_text(
+        yaml.safe_dump({"groups": [{"name": "d", "rules": [{"record": "d:x", "expr": "sum by (route (rate(x[5m]))"}]}]})
+    )
     assert promtool("check", "rules", path).returncode != 0
 
 
@@ -201,4 +211,8 @@ def test_prometheus_config_is_valid_and_names_the_jobs_the_alerts_read() -> None
     jobs = {job["job_name"] for job in yaml.safe_load(config.read_text())["scrape_configs"]}
     alerts = (REPO_ROOT / "deploy" / "prometheus" / "ringback-alerts.yml").read_text()
     (pattern,) = re.findall(r'up\{job=~"([^"]+)"\}', alerts)
-    assert {job for job in jobs if re.fullmatch(pattern, job)} == {"ringback-edge", "ringback-normalizer", "ringback-sink"}
+    assert {job for job in jobs if re.fullmatch(pattern, job)} == {
+        "ringback-edge",
+        "ringback-normalizer",
+        "ringback-sink",
+    }

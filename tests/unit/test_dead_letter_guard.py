@@ -20,7 +20,14 @@ class Clock:
 
 
 def guard(clock: Clock | None = None, **overrides: float) -> DeadLetterGuard:
-    options: dict[str, float] = {"ratio": 0.5, "window": 100, "min_requests": 20, "min_distinct": 5, "pause_s": 60.0, **overrides}
+    options: dict[str, float] = {
+        "ratio": 0.5,
+        "window": 100,
+        "min_requests": 20,
+        "min_distinct": 5,
+        "pause_s": 60.0,
+        **overrides,
+    }
     return DeadLetterGuard(clock=clock or Clock(), **options)  # type: ignore[arg-type]
 
 

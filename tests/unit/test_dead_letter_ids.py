@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import orjson
 
+from ringback.normalizer.adapters import registry
 from ringback.normalizer.event import Context
 from ringback.normalizer.outcome import readable_ids
 from ringback.normalizer.step import failures_of, normalize_message
-from ringback.normalizer.adapters import registry
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.dead_letter import H_FAILURES, DeadLetter
 from ringback.runtime.raw import RawCallback
@@ -28,7 +28,14 @@ def letter_of(request: RawCallback) -> DeadLetter:
 
 def test_a_rejected_sms_receipt_keeps_its_sid() -> None:
     body = [
-        {"sid": "sid-good", "mobile": "13800138000", "nationcode": "86", "report_status": "SUCCESS", "errmsg": "DELIVRD", "user_receive_time": "2026-11-27 10:00:00"},
+        {
+            "sid": "sid-good",
+            "mobile": "13800138000",
+            "nationcode": "86",
+            "report_status": "SUCCESS",
+            "errmsg": "DELIVRD",
+            "user_receive_time": "2026-11-27 10:00:00",
+        },
         {"sid": "sid-bad", "nationcode": "86", "report_status": "SUCCESS"},  # no mobile
         {"sid": "sid-bad2", "mobile": "", "report_status": "FAIL"},
     ]
@@ -45,7 +52,14 @@ def test_a_rejected_cdr_keeps_its_request_and_app_ids() -> None:
 
 
 def test_a_whole_request_rejection_keeps_the_call_id_it_could_read() -> None:
-    body = {"voice_failure_callback": {"callid": "call-77", "mobile": "13800138000", "nationcode": "86", "failure_code": "no such code"}}
+    body = {
+        "voice_failure_callback": {
+            "callid": "call-77",
+            "mobile": "13800138000",
+            "nationcode": "86",
+            "failure_code": "no such code",
+        }
+    }
     letter = letter_of(raw("tencent/voicecode", body))
     assert letter.report_index == -1 and letter.failure_type == "invalid_code"
     assert letter.ids.get("call_id") == ["call-77"]
@@ -57,7 +71,9 @@ def test_unreadable_json_has_no_ids() -> None:
 
 
 def test_ids_are_bounded_and_only_text_or_whole_numbers() -> None:
-    assert readable_ids({"CallId": 12345, "sid": True, "requestId": "x" * 500, "appid": {"nested": 1}, "SID": "s1"}) == {"call_id": "12345", "sid": "s1"}
+    assert readable_ids(
+        {"CallId": 12345, "sid": True, "requestId": "x" * 500, "appid": {"nested": 1}, "SID": "s1"}
+    ) == {"call_id": "12345", "sid": "s1"}
     assert readable_ids(["not", "a", "report"]) == {}
 
 

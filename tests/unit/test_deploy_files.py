@@ -16,7 +16,6 @@ import copy
 import importlib.resources
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -41,7 +40,9 @@ def compose() -> dict[str, Any]:
 
 
 def compose_errors(document: dict[str, Any]) -> list[str]:
-    schema = json.loads((importlib.resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json").read_text())
+    schema = json.loads(
+        (importlib.resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json").read_text()
+    )
     validator = jsonschema.validators.validator_for(schema)(schema)
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
 
@@ -89,12 +90,17 @@ def test_compose_provisions_the_monitoring() -> None:
     prometheus_mounts = {m.split(":")[1] for m in services["prometheus"]["volumes"]}
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     assert set(config["rule_files"]) <= prometheus_mounts
-    scraped = {t.split(":")[0] for job in config["scrape_configs"] for t in (job.get("static_configs") or [{}])[0].get("targets", [])}
+    scraped = {
+        t.split(":")[0]
+        for job in config["scrape_configs"]
+        for t in (job.get("static_configs") or [{}])[0].get("targets", [])
+    }
     scraped |= {n for job in config["scrape_configs"] for sd in job.get("dns_sd_configs", []) for n in sd["names"]}
     assert scraped == {"edge", "normalizer", "sink", "pushgateway"} and scraped <= set(services)
 
 
 # --- Kubernetes ---
+
 
 def kustomization() -> dict[str, Any]:
     return yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
@@ -103,7 +109,9 @@ def kustomization() -> dict[str, Any]:
 def rendered() -> list[dict[str, Any]]:
     """The resources as `kubectl apply -k deploy/k8s` applies them, for the fields kustomization.yaml uses."""
     kust = kustomization()
-    assert set(kust) <= KUSTOMIZE_FIELDS, f"kustomization.yaml uses {set(kust) - KUSTOMIZE_FIELDS}: teach rendered() about it"
+    assert set(kust) <= KUSTOMIZE_FIELDS, (
+        f"kustomization.yaml uses {set(kust) - KUSTOMIZE_FIELDS}: teach rendered() about it"
+    )
     images = {i["name"]: f"{i.get('newName', i['name'])}:{i['newTag']}" for i in kust.get("images", [])}
     documents = []
     for name in kust["resources"]:
@@ -137,7 +145,9 @@ def _set_images(node: Any, images: dict[str, str]) -> None:
 def test_the_kustomization_lists_every_manifest() -> None:
     listed = set(kustomization()["resources"])
     present = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
-    assert listed == {n for n in present if ".example." not in n}, "a manifest is missing from kustomization.yaml, or listed but absent"
+    assert listed == {n for n in present if ".example." not in n}, (
+        "a manifest is missing from kustomization.yaml, or listed but absent"
+    )
 
 
 @pytest.mark.parametrize("document", rendered(), ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")

@@ -19,7 +19,9 @@ def test_golden_fixture(case: Case) -> None:
     actual = outcomes_as_json(case, CODEC)
     if os.environ.get("RINGBACK_UPDATE_GOLDEN"):
         case.expected_path.write_text(json.dumps(actual, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    assert case.expected_path.exists(), f"no expected file for {case.name}; run with RINGBACK_UPDATE_GOLDEN=1 and review it"
+    assert case.expected_path.exists(), (
+        f"no expected file for {case.name}; run with RINGBACK_UPDATE_GOLDEN=1 and review it"
+    )
     expected = json.loads(case.expected_path.read_text(encoding="utf-8"))
     assert actual == expected
 
@@ -43,7 +45,15 @@ def test_a_resent_request_yields_the_same_event_ids(case: Case) -> None:
 
     ctx = Context(blank_event=CODEC.blank_event())
     first = normalize_message(raw_for(case), registry(), ctx)
-    resent = normalize_message(replace(raw_for(case), ingest_id="01RESENT000000000000000000", received_at_us=raw_for(case).received_at_us + 60_000_000), registry(), ctx)
+    resent = normalize_message(
+        replace(
+            raw_for(case),
+            ingest_id="01RESENT000000000000000000",
+            received_at_us=raw_for(case).received_at_us + 60_000_000,
+        ),
+        registry(),
+        ctx,
+    )
     ids = [o["event_id"] for o in first if isinstance(o, dict)]
     assert ids == [o["event_id"] for o in resent if isinstance(o, dict)]
     assert len(set(ids)) == len(ids), "two different reports of one request share an event_id"

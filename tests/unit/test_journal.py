@@ -85,7 +85,7 @@ def test_the_bound_refuses_instead_of_growing(tmp_path: Path) -> None:
     with pytest.raises(JournalFull):
         journal.append(payloads(10))
     assert journal.untrimmed_records == 3
-    records, position = journal.read(journal.trimmed, limit=3)
+    _records, position = journal.read(journal.trimmed, limit=3)
     journal.trim(position, 3)
     journal.append(payloads(3))  # room again once let go of
 
@@ -115,5 +115,12 @@ def test_segments_roll_over_and_trimmed_segments_are_removed(tmp_path: Path) -> 
 
 
 def test_raw_callback_round_trips_through_its_journal_form() -> None:
-    raw = RawCallback(route="cdr-push", ingest_id="01ABC", received_at_us=123, remote_addr="10.0.0.1", content_type='application/json; x="\x1f"', body=b'{"cdr":[]}\x00\xff')
+    raw = RawCallback(
+        route="cdr-push",
+        ingest_id="01ABC",
+        received_at_us=123,
+        remote_addr="10.0.0.1",
+        content_type='application/json; x="\x1f"',
+        body=b'{"cdr":[]}\x00\xff',
+    )
     assert RawCallback.from_bytes(raw.to_bytes()) == raw

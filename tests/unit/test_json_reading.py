@@ -22,12 +22,23 @@ ROUTES = sorted(registry())
 
 
 def normalize(route: str, body: bytes) -> list:
-    raw = RawCallback(route=route, ingest_id="i", received_at_us=1_763_700_000_000_000, remote_addr="", content_type="", body=body)
+    raw = RawCallback(
+        route=route, ingest_id="i", received_at_us=1_763_700_000_000_000, remote_addr="", content_type="", body=body
+    )
     return normalize_message(raw, registry(), CTX)
 
 
 def sms(**fields: object) -> dict[str, object]:
-    return {"user_receive_time": "2026-11-21 08:00:00", "nationcode": "86", "mobile": "13800138000", "report_status": "SUCCESS", "errmsg": "DELIVRD", "description": "ok", "sid": "s", **fields}
+    return {
+        "user_receive_time": "2026-11-21 08:00:00",
+        "nationcode": "86",
+        "mobile": "13800138000",
+        "report_status": "SUCCESS",
+        "errmsg": "DELIVRD",
+        "description": "ok",
+        "sid": "s",
+        **fields,
+    }
 
 
 # --- the missing-comma repair ---------------------------------------------------------------
@@ -66,7 +77,9 @@ def test_nothing_else_gets_a_comma(text: str) -> None:
 
 
 def test_the_repair_is_recorded_and_the_seed_body_reads() -> None:
-    parsed = parse_json(b'{"cdr":[{"customParm":"123456"" stateDesc ":"\xe5\xba\x94\xe7\xad\x94|\xe6\xad\xa3\xe5\xb8\xb8"}]}')
+    parsed = parse_json(
+        b'{"cdr":[{"customParm":"123456"" stateDesc ":"\xe5\xba\x94\xe7\xad\x94|\xe6\xad\xa3\xe5\xb8\xb8"}]}'
+    )
     assert parsed.value == {"cdr": [{"customParm": "123456", "stateDesc": "应答|正常"}]}
     assert parsed.repairs == [REPAIR_MISSING_COMMA, REPAIR_KEY_WHITESPACE]
 
@@ -108,7 +121,11 @@ def test_duplicate_keys_that_disagree_dead_letter_only_their_report() -> None:
     good = orjson.dumps(sms(sid="a"))
     twice = orjson.dumps(sms(sid="b"))[:-1] + b',"sid":"c"}'
     outcomes = normalize("tencent/sms-status", b"[" + good + b"," + twice + b"," + good.replace(b'"a"', b'"d"') + b"]")
-    assert [o["sid"] if isinstance(o, dict) else (o.reason_type, o.report_index) for o in outcomes] == ["a", ("ambiguous_field", 1), "d"]
+    assert [o["sid"] if isinstance(o, dict) else (o.reason_type, o.report_index) for o in outcomes] == [
+        "a",
+        ("ambiguous_field", 1),
+        "d",
+    ]
     assert "'sid'" in outcomes[1].message and "[1]" in outcomes[1].message
 
 
@@ -125,7 +142,8 @@ def test_identical_duplicates_are_harmless() -> None:
         b'{"requestid":"r","appid":"a","fid":"2","tel":"13800138000","oriamount":"0.06","oriamount":"9.99"}',
         b'{"requestid":"r","appid":"a","fid":"2","tel":"13800138000","oriamount":"0.06","OriAmount":"9.99"}',
         b'{"requestid":"r","appid":"a","fid":"2","tel":"13800138000","oriamount":"0.06"," oriamount ":"9.99"}',
-        b'{"requestid":"r","appid":"a","fid":"2","tel":"13800138000","oriamount":"0.06","ORIAMOUNT" : 0.06}',  # a string is not a number
+        # a string is not a number
+        b'{"requestid":"r","appid":"a","fid":"2","tel":"13800138000","oriamount":"0.06","ORIAMOUNT" : 0.06}',
     ],
     ids=["same key", "letter case", "whitespace", "string vs number"],
 )
@@ -139,7 +157,10 @@ def test_two_spellings_of_one_field_with_different_values_are_ambiguous(cdr: byt
 
 def test_ambiguity_nested_inside_a_report_is_that_reports() -> None:
     outcomes = normalize("callback-call/record", b'[{"callId":"a","ext":{"x":1,"x":2}},{"callId":"b"}]')
-    assert [(o.reason_type, o.report_index) if isinstance(o, Rejection) else o["call_id"] for o in outcomes] == [("ambiguous_field", 0), "b"]
+    assert [(o.reason_type, o.report_index) if isinstance(o, Rejection) else o["call_id"] for o in outcomes] == [
+        ("ambiguous_field", 0),
+        "b",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -151,9 +172,15 @@ def test_ambiguity_nested_inside_a_report_is_that_reports() -> None:
         ("tencent/voicecode", b'{"voicecode_callback":{"callid":"c","result":"0","result":"1"}}'),
         ("tencent/voicecode", b'{"voicecode_callback":{"callid":"c"},"voicecode_callback":{"callid":"d"}}'),
         ("tencent/voiceprompt", b'{"voicekey_callback":{"callid":"c","keypress":"1","keypress":"2"}}'),
-        ("tencent/voicecode", b'{"voice_failure_callback":{"callid":"c","failure_code":8,"failure_code":"8"}}'),  # a number is not a string
+        (
+            "tencent/voicecode",
+            b'{"voice_failure_callback":{"callid":"c","failure_code":8,"failure_code":"8"}}',
+        ),  # a number is not a string
         ("tencent/voiceprompt", b'{"voice_failure_callback":{"callid":"c","failure_code":8,"Failure_Code":5}}'),
-        ("tencent/voicecode", b'{"voicekey_callback":{"callid":"c","keypress":"1"},"VoiceKey_Callback":{"callid":"c","keypress":"2"}}'),
+        (
+            "tencent/voicecode",
+            b'{"voicekey_callback":{"callid":"c","keypress":"1"},"VoiceKey_Callback":{"callid":"c","keypress":"2"}}',
+        ),
     ],
 )
 def test_ambiguity_in_the_envelope_dead_letters_the_request(route: str, body: bytes) -> None:
@@ -182,12 +209,22 @@ def test_a_reply_given_twice_the_same_is_read_once() -> None:
 
 def test_an_ambiguous_reply_in_an_array_holds_back_no_other() -> None:
     reply = b'{"mobile":"13800138000","time":1763704800,"text":"Y"}'
-    outcomes = normalize("tencent/sms-reply", b"[" + reply + b',{"mobile":"13800138000","time":1763704801,"text":"Y","TEXT":"N"},' + reply + b"]")
-    assert [(o.reason_type, o.report_index) if isinstance(o, Rejection) else o["report_index"] for o in outcomes] == [0, ("ambiguous_field", 1), 2]
+    outcomes = normalize(
+        "tencent/sms-reply",
+        b"[" + reply + b',{"mobile":"13800138000","time":1763704801,"text":"Y","TEXT":"N"},' + reply + b"]",
+    )
+    assert [(o.reason_type, o.report_index) if isinstance(o, Rejection) else o["report_index"] for o in outcomes] == [
+        0,
+        ("ambiguous_field", 1),
+        2,
+    ]
 
 
 def test_exact_numbers_keep_their_digits_on_the_slow_path() -> None:
-    body = b'{"cdr":[{"requestid":"r","appid":"a","fid":2,"tel":"13800138000","duration":20,"oriamount":2.94,"oriamount":2.94}]}'
+    body = (
+        b'{"cdr":[{"requestid":"r","appid":"a","fid":2,"tel":"13800138000","duration":20,'
+        b'"oriamount":2.94,"oriamount":2.94}]}'
+    )
     (event,) = normalize("cdr-push", body)
     assert str(event["charge"]) == "2.940000"
 

@@ -39,7 +39,14 @@ CLOCK_NOISE_S = 0.002  # below this a timing says nothing about growth
 
 
 def cpu_seconds(route: str, body: bytes) -> float:
-    raw = RawCallback(route=route, ingest_id="hostile", received_at_us=1_763_700_000_000_000, remote_addr="", content_type="", body=body)
+    raw = RawCallback(
+        route=route,
+        ingest_id="hostile",
+        received_at_us=1_763_700_000_000_000,
+        remote_addr="",
+        content_type="",
+        body=body,
+    )
     gc.disable()  # a collection's cost depends on the whole heap, not on this body
     try:
         started = time.process_time()
@@ -72,7 +79,14 @@ def test_every_route_and_every_voice_body_has_an_envelope() -> None:
 
 def test_every_envelope_holds_a_readable_report() -> None:
     for envelope in ENVELOPES:
-        raw = RawCallback(route=envelope.route, ingest_id="e", received_at_us=1_763_700_000_000_000, remote_addr="", content_type="", body=envelope.one_object(envelope.members()))
+        raw = RawCallback(
+            route=envelope.route,
+            ingest_id="e",
+            received_at_us=1_763_700_000_000_000,
+            remote_addr="",
+            content_type="",
+            body=envelope.one_object(envelope.members()),
+        )
         assert not any(isinstance(o, Rejection) for o in normalize_message(raw, registry(), CTX)), envelope.name
 
 
@@ -84,20 +98,49 @@ def test_a_hostile_body_takes_time_linear_in_its_size(envelope: Envelope, shape:
     large_s, grown = growth(route, small, large)
     if grown > MAX_GROWTH or large_s > CEILING_S:
         large_s, grown = min((large_s, grown), growth(route, small, large))  # once more: the machine may have been busy
-    assert grown <= MAX_GROWTH, f"{shape} in {envelope.name}: {len(small)} B -> {len(large)} B took {grown:.1f}x as long"
+    assert grown <= MAX_GROWTH, (
+        f"{shape} in {envelope.name}: {len(small)} B -> {len(large)} B took {grown:.1f}x as long"
+    )
     assert large_s < CEILING_S, f"{shape} in {envelope.name}: {large_s:.2f} s for {len(large)} bytes"
 
 
 # Pieces that stress a reader: quotes, escapes, colons, brackets, whitespace beside quotes, keys.
 HEADS = [b"", b'"', b'{"k":"', b'{"k":"v" "', b'[{" k', b"[" * 70]
-FRAGMENTS = [b'"', b'\\"', b"\\", b"\\\\", b":", b'"k":', b'"v"', b'"k" :', b'" k ":', b'"K":', b" ", b"\t", b"\n",
-             b"{", b"}", b"[", b"]", b",", b"1", b"-1", b"0.5", b"a", "应答".encode()]
+FRAGMENTS = [
+    b'"',
+    b'\\"',
+    b"\\",
+    b"\\\\",
+    b":",
+    b'"k":',
+    b'"v"',
+    b'"k" :',
+    b'" k ":',
+    b'"K":',
+    b" ",
+    b"\t",
+    b"\n",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b"1",
+    b"-1",
+    b"0.5",
+    b"a",
+    "应答".encode(),
+]
 SIZES = [256, 16 * 1024, 256 * 1024]
 # A quadratic step needed a second at 16 KB; reading 256 KB in linear time takes tens of milliseconds.
 PER_BODY_BUDGET = timedelta(seconds=1)
 
 
-@settings(max_examples=int(os.environ.get("RINGBACK_PROPERTY_EXAMPLES", "150")), deadline=PER_BODY_BUDGET, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("RINGBACK_PROPERTY_EXAMPLES", "150")),
+    deadline=PER_BODY_BUDGET,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     envelope=st.sampled_from(ENVELOPES),
     enveloped=st.booleans(),
@@ -105,7 +148,9 @@ PER_BODY_BUDGET = timedelta(seconds=1)
     pieces=st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=16),
     size=st.sampled_from(SIZES),
 )
-def test_any_body_of_hostile_pieces_is_read_within_its_budget(envelope: Envelope, enveloped: bool, head: bytes, pieces: list[bytes], size: int) -> None:
+def test_any_body_of_hostile_pieces_is_read_within_its_budget(
+    envelope: Envelope, enveloped: bool, head: bytes, pieces: list[bytes], size: int
+) -> None:
     unit = b"".join(pieces)
     body = (envelope.opening() if enveloped else b"") + head + unit * (size // len(unit) + 1)
     cpu_seconds(envelope.route, body)

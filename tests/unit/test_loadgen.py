@@ -8,7 +8,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -33,8 +33,21 @@ CTX = Context(blank_event=CODEC.blank_event())
 TAG = "lgtest01"
 T0 = 1_763_700_000.0
 STEP_S = 0.08  # 12.5 requests a second: an 8,000-request stream covers ten minutes, calls finish
-TIME_FIELDS = ("occurred_at", "started_at", "ringing_at", "answered_at", "ended_at", "caller_started_at", "caller_ringing_at",
-               "caller_answered_at", "caller_ended_at", "callee_started_at", "callee_ringing_at", "callee_answered_at", "callee_ended_at")
+TIME_FIELDS = (
+    "occurred_at",
+    "started_at",
+    "ringing_at",
+    "answered_at",
+    "ended_at",
+    "caller_started_at",
+    "caller_ringing_at",
+    "caller_answered_at",
+    "caller_ended_at",
+    "callee_started_at",
+    "callee_ringing_at",
+    "callee_answered_at",
+    "callee_ended_at",
+)
 #: The longest a vendor time may lie before its push: a 30-minute call told after the warm start, and delays.
 OLDEST_S = loadgen.WARM_START_S + loadgen.TALK_S.high + 300
 PRICES_PER_MINUTE = {Decimal(fen) / 100 for fen in loadgen.APP_FEN_PER_MINUTE}
@@ -57,14 +70,29 @@ class Sent:
     rejections: list[Rejection]
 
 
-def stream(count: int, mix: dict[str, int] | None = None, seed: int = 3, step_s: float = STEP_S, **options: Any) -> Iterator[Sent]:
+def stream(
+    count: int, mix: dict[str, int] | None = None, seed: int = 3, step_s: float = STEP_S, **options: Any
+) -> Iterator[Sent]:
     clock = Clock(step_s)
     maker = TrafficMaker(TAG, dict(mix or DEFAULT_MIX), seed=seed, clock=clock, **options)
     for _ in range(count):
         generated = maker.next()
-        raw = RawCallback(generated.route, "i", int(clock.now * 1_000_000), "", "application/json", generated.body, tenant=generated.tenant)
+        raw = RawCallback(
+            generated.route,
+            "i",
+            int(clock.now * 1_000_000),
+            "",
+            "application/json",
+            generated.body,
+            tenant=generated.tenant,
+        )
         outcomes = normalize_message(raw, registry(), CTX)
-        yield Sent(clock.now, generated, [o for o in outcomes if not isinstance(o, Rejection)], [o for o in outcomes if isinstance(o, Rejection)])
+        yield Sent(
+            clock.now,
+            generated,
+            [o for o in outcomes if not isinstance(o, Rejection)],
+            [o for o in outcomes if isinstance(o, Rejection)],
+        )
 
 
 @cache
@@ -75,7 +103,11 @@ def default_stream() -> list[Sent]:
 @cache
 def calls_stream() -> list[Sent]:
     """A few thousand calls of every product: only the pushes that settle each call's outcome."""
-    return list(stream(10_000, {"callback-call/hangup": 2, "cdr-push": 6, "tencent/voicecode": 1, "tencent/voiceprompt": 1}, seed=5))
+    return list(
+        stream(
+            10_000, {"callback-call/hangup": 2, "cdr-push": 6, "tencent/voicecode": 1, "tencent/voiceprompt": 1}, seed=5
+        )
+    )
 
 
 def events() -> Iterator[tuple[int, Sent, dict[str, Any]]]:
@@ -113,7 +145,9 @@ def test_every_body_reads_as_the_events_it_promises_each_tagged_and_none_twice()
             if sent.generated.route in TAG_IN_EXTEND:
                 assert event["attributes"]["extend"] == TAG
             else:  # as ClickHouse's coalesce(sid, call_id, request_id) reads it
-                assert next(v for v in (event["sid"], event["call_id"], event["request_id"]) if v is not None).startswith(TAG), event
+                assert next(
+                    v for v in (event["sid"], event["call_id"], event["request_id"]) if v is not None
+                ).startswith(TAG), event
     assert ids and max(ids.values()) == 1  # two bodies never carry the same event: only resends do
     keys = [sent.generated.key for sent in default_stream()]
     assert len(set(keys)) == len(keys)
@@ -121,14 +155,21 @@ def test_every_body_reads_as_the_events_it_promises_each_tagged_and_none_twice()
 
 def test_each_voice_url_gets_the_pushes_of_its_calls() -> None:
     kinds = {(sent.generated.route, event["event_type"]) for sent in default_stream() for event in sent.events}
-    assert {kind for route, kind in kinds if route == "tencent/voicecode"} == {"voice.code_status", "voice.call_failure"}
-    assert {kind for route, kind in kinds if route == "tencent/voiceprompt"} == {"voice.prompt_status", "voice.key_press", "voice.call_failure"}
+    assert {kind for route, kind in kinds if route == "tencent/voicecode"} == {
+        "voice.code_status",
+        "voice.call_failure",
+    }
+    assert {kind for route, kind in kinds if route == "tencent/voiceprompt"} == {
+        "voice.prompt_status",
+        "voice.key_press",
+        "voice.call_failure",
+    }
 
 
 def test_vendor_times_are_whole_seconds_shortly_before_the_moment_of_sending() -> None:
     lags = []
     for _, sent, event in events():
-        sent_at = datetime.fromtimestamp(sent.at, timezone.utc)
+        sent_at = datetime.fromtimestamp(sent.at, UTC)
         for name in TIME_FIELDS:
             if event[name] is not None:
                 assert event[name] <= sent_at, (name, event)
@@ -141,15 +182,22 @@ def test_vendor_times_are_whole_seconds_shortly_before_the_moment_of_sending() -
 
 def test_after_the_warm_start_pushes_follow_their_events_within_seconds() -> None:
     lags = [
-        (datetime.fromtimestamp(sent.at, timezone.utc) - event["occurred_at"]).total_seconds()
-        for sent in stream(3000, warm_start_s=0) for event in sent.events if event["occurred_at"] is not None
+        (datetime.fromtimestamp(sent.at, UTC) - event["occurred_at"]).total_seconds()
+        for sent in stream(3000, warm_start_s=0)
+        for event in sent.events
+        if event["occurred_at"] is not None
     ]
     assert min(lags) >= 0 and statistics.median(lags) < 15 and statistics.quantiles(lags, n=10)[-1] < 60
 
 
 def test_click_to_call_pushes_each_leg_in_order_then_the_cdr_then_the_recording() -> None:
-    leg_paths = [["initiated", "ringing", "answered", "ended"], ["initiated", "ringing", "call_failed"], ["initiated", "ringing", "rejected"],
-                 ["initiated", "call_failed"], ["initiated", "rejected"]]
+    leg_paths = [
+        ["initiated", "ringing", "answered", "ended"],
+        ["initiated", "ringing", "call_failed"],
+        ["initiated", "ringing", "rejected"],
+        ["initiated", "call_failed"],
+        ["initiated", "rejected"],
+    ]
     complete = 0
     for call_id, timeline in by("call_id", "callback_call").items():
         assert len({event["app_id"] for _, event in timeline}) == 1, call_id
@@ -159,11 +207,20 @@ def test_click_to_call_pushes_each_leg_in_order_then_the_cdr_then_the_recording(
         times = [event["occurred_at"] for event in states]
         assert times == sorted(times), call_id
         legs = {leg: [event["status"] for event in states if event["leg"] == leg] for leg in ("caller", "callee")}
-        assert is_prefix_of_one(legs["caller"], leg_paths) and is_prefix_of_one(legs["callee"], leg_paths), (call_id, legs)
+        assert is_prefix_of_one(legs["caller"], leg_paths) and is_prefix_of_one(legs["callee"], leg_paths), (
+            call_id,
+            legs,
+        )
         if legs["callee"]:  # the callee is dialled once the caller answered (and pressed a key, where asked)
-            caller_answered = next(e["occurred_at"] for e in states if e["leg"] == "caller" and e["status"] == "answered")
+            caller_answered = next(
+                e["occurred_at"] for e in states if e["leg"] == "caller" and e["status"] == "answered"
+            )
             callee_invited = next(e["occurred_at"] for e in states if e["leg"] == "callee")
-            assert all(caller_answered <= e["occurred_at"] < callee_invited for _, e in timeline if e["event_type"] == "call.key_press")
+            assert all(
+                caller_answered <= e["occurred_at"] < callee_invited
+                for _, e in timeline
+                if e["event_type"] == "call.key_press"
+            )
         cdrs = [(index, event) for index, event in timeline if event["event_type"] == "call.cdr"]
         if not cdrs:
             continue
@@ -175,12 +232,18 @@ def test_click_to_call_pushes_each_leg_in_order_then_the_cdr_then_the_recording(
             assert legs["callee"] == ["initiated", "ringing", "answered", "ended"] and legs["caller"][-1] == "ended"
             assert cdr["answered_at"] < cdr["ended_at"]
             assert abs(cdr["duration_s"] - (cdr["ended_at"] - cdr["answered_at"]).total_seconds()) <= 1
-            assert cdr["answered_at"] == next(e["occurred_at"] for e in states if e["leg"] == "callee" and e["status"] == "answered")
+            assert cdr["answered_at"] == next(
+                e["occurred_at"] for e in states if e["leg"] == "callee" and e["status"] == "answered"
+            )
         else:
             assert cdr["duration_s"] == 0 and cdr["answered_at"] is None and "answered" not in legs["callee"]
         for index, recording in timeline:
             if recording["event_type"] == "call.recording":
-                assert index > cdr_index and cdr["status"] == "answered" and recording["recording_url"] == cdr["recording_url"]
+                assert (
+                    index > cdr_index
+                    and cdr["status"] == "answered"
+                    and recording["recording_url"] == cdr["recording_url"]
+                )
     assert complete > 100
 
 
@@ -236,7 +299,13 @@ def test_tencent_voice_calls_push_a_key_press_then_one_status_with_its_fee_or_a_
     failures = 0
     for call_id, timeline in pushes.items():
         kinds = [event["event_type"] for event in timeline]
-        assert kinds in (["voice.call_failure"], ["voice.code_status"], ["voice.prompt_status"], ["voice.key_press", "voice.prompt_status"], ["voice.key_press"]), (call_id, kinds)
+        assert kinds in (
+            ["voice.call_failure"],
+            ["voice.code_status"],
+            ["voice.prompt_status"],
+            ["voice.key_press", "voice.prompt_status"],
+            ["voice.key_press"],
+        ), (call_id, kinds)
         failures += kinds == ["voice.call_failure"]
         status = timeline[-1]
         if status["event_type"] == "voice.call_failure":
@@ -245,9 +314,17 @@ def test_tencent_voice_calls_push_a_key_press_then_one_status_with_its_fee_or_a_
             assert status["status"] == "answered"
         if status["status"] == "answered":
             assert status["started_at"] < status["answered_at"] < status["ended_at"]
-            assert status["billable_minutes"] == -(-int((status["ended_at"] - status["answered_at"]).total_seconds()) // 60) >= 1
+            assert (
+                status["billable_minutes"]
+                == -(-int((status["ended_at"] - status["answered_at"]).total_seconds()) // 60)
+                >= 1
+            )
         elif status["event_type"] in ("voice.code_status", "voice.prompt_status"):
-            assert status["answered_at"] is None and status["billable_minutes"] == 0 and status["started_at"] < status["ended_at"]
+            assert (
+                status["answered_at"] is None
+                and status["billable_minutes"] == 0
+                and status["started_at"] < status["ended_at"]
+            )
     assert failures > 20
 
 
@@ -258,14 +335,21 @@ def test_sms_receipts_go_enroute_then_delivrd_or_a_failure_code_and_a_few_end_us
         codes = [event["vendor_code"] for _, event in timeline]
         assert len(codes) in (1, 2) and "ENROUTE" not in codes[1:], sid
         if len(codes) == 2:
-            assert codes[0] == "ENROUTE" and timeline[0][0] < timeline[1][0] and timeline[0][1]["occurred_at"] < timeline[1][1]["occurred_at"]
+            assert (
+                codes[0] == "ENROUTE"
+                and timeline[0][0] < timeline[1][0]
+                and timeline[0][1]["occurred_at"] < timeline[1][1]["occurred_at"]
+            )
         final = timeline[-1][1]
         if final["vendor_code"] == "DELIVRD":
             delivered_at[final["to_number"]] = final["occurred_at"]
         elif final["vendor_code"] != "ENROUTE":
             assert final["status"] == "failed", final
     replies = [event for _, _, event in events() if event["event_type"] == "sms.reply"]
-    assert replies and all(reply["from_number"] in delivered_at and reply["occurred_at"] > delivered_at[reply["from_number"]] for reply in replies)
+    assert replies and all(
+        reply["from_number"] in delivered_at and reply["occurred_at"] > delivered_at[reply["from_number"]]
+        for reply in replies
+    )
     assert 0.005 < len(replies) / len(delivered_at) < 0.04
 
 
@@ -290,8 +374,14 @@ def test_answer_ratios_and_talk_times_are_realistic_over_thousands_of_calls() ->
     for sent in calls_stream():
         assert not sent.rejections
         for event in sent.events:
-            kind = {"callback_call": "click-to-call", "cdr_push": "two-way call", "tencent.voicecode": "voice", "tencent.voiceprompt": "voice",
-                    "tencent.voice_failure": "voice", "tencent.voicekey": "voice"}[event["source"]]
+            kind = {
+                "callback_call": "click-to-call",
+                "cdr_push": "two-way call",
+                "tencent.voicecode": "voice",
+                "tencent.voiceprompt": "voice",
+                "tencent.voice_failure": "voice",
+                "tencent.voicekey": "voice",
+            }[event["source"]]
             if event["event_type"] in ("call.cdr", "voice.code_status", "voice.prompt_status", "voice.call_failure"):
                 outcomes[kind][event["status"]] += 1
             if event["event_type"] == "call.cdr" and event["status"] == "answered":
@@ -354,7 +444,10 @@ def test_tenants_come_from_the_command_line_or_the_tenants_file(tmp_path: Path) 
         '[[tenants]]\nid = "rotating"\nsecrets = ["old-secret-0123456789", "new-secret-9876543210"]\n'
         f'[[tenants]]\nid = "hashed"\nsecret_sha256 = "{"ab" * 32}"\n'
     )
-    assert loadgen.tenants_for([], [], str(path)) == ([Tenant("acme", "acme-secret-0123456789"), Tenant("rotating", "old-secret-0123456789")], ["hashed"])
+    assert loadgen.tenants_for([], [], str(path)) == (
+        [Tenant("acme", "acme-secret-0123456789"), Tenant("rotating", "old-secret-0123456789")],
+        ["hashed"],
+    )
     assert loadgen.tenants_for(["x"], ["y" * 16], str(path))[0] == [Tenant("x", "y" * 16)]  # the command line first
     path.write_text('[[tenants]]\nid = "acme"\nsecret = "short"\n')
     with pytest.raises(ValueError, match="at least 16"):
@@ -367,12 +460,16 @@ def test_the_queue_of_pushes_is_bounded_and_a_story_over_it_is_told_at_once() ->
     sent = []
     for _ in range(3000):
         sent.append(maker.next())
-        assert len(maker.pending) <= 300 + 64  # over the bound by the pushes of the last stories started below it at most
-    now = datetime.fromtimestamp(clock.now, timezone.utc)
+        assert (
+            len(maker.pending) <= 300 + 64
+        )  # over the bound by the pushes of the last stories started below it at most
+    now = datetime.fromtimestamp(clock.now, UTC)
     for generated in sent:  # told at once, as already over: every vendor time before the moment of sending
         raw = RawCallback(generated.route, "i", int(clock.now * 1_000_000), "", "application/json", generated.body)
         for event in normalize_message(raw, registry(), CTX):
-            assert not isinstance(event, Rejection) and all(event[name] is None or event[name] <= now for name in TIME_FIELDS)
+            assert not isinstance(event, Rejection) and all(
+                event[name] is None or event[name] <= now for name in TIME_FIELDS
+            )
 
 
 def test_queued_pushes_take_the_memory_of_their_bodies() -> None:

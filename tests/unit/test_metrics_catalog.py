@@ -9,7 +9,8 @@ from tests import metrics_catalog
 
 def test_the_catalog_is_what_the_code_defines() -> None:
     assert metrics_catalog.CATALOG.read_text(encoding="utf-8") == metrics_catalog.render(), (
-        "deploy/metrics.md differs from the metrics in the code: run `python -m tests.metrics_catalog` and review the diff"
+        "deploy/metrics.md differs from the metrics in the code: run `python -m tests.metrics_catalog` and review "
+        "the diff"
     )
 
 
@@ -37,7 +38,9 @@ def test_roles_come_from_the_names() -> None:
     assert by_name["ringback_sink_rows_total"].roles == ("sink",)
     assert by_name["ringback_alarm"].roles == metrics.CONSUMING_ROLES
     assert by_name["ringback_edge_request_seconds"].series == (
-        "ringback_edge_request_seconds_bucket", "ringback_edge_request_seconds_sum", "ringback_edge_request_seconds_count"
+        "ringback_edge_request_seconds_bucket",
+        "ringback_edge_request_seconds_sum",
+        "ringback_edge_request_seconds_count",
     )
 
 
@@ -56,5 +59,7 @@ def test_every_metric_the_docs_name_exists() -> None:
     series = {s for m in metrics_catalog.every_metric() for s in (m.name, *m.series)}
     not_metrics = {"ringback_reconcile"}  # the reconcile exporter's Pushgateway job and textfile name
     for doc in ("README.md", "deploy/README.md"):
-        for name in set(re.findall(r"\bringback_[a-z0-9_]*[a-z0-9]\b(?!_\*)", (REPO_ROOT / doc).read_text(encoding="utf-8"))):
+        for name in set(
+            re.findall(r"\bringback_[a-z0-9_]*[a-z0-9]\b(?!_\*)", (REPO_ROOT / doc).read_text(encoding="utf-8"))
+        ):
             assert name in series or name in not_metrics, f"{doc} names {name}, which no role exports"

@@ -22,7 +22,11 @@ from tests.golden import FIXTURES, cases
 
 DOCUMENT_FILE = REPO_ROOT / "schemas" / openapi.FILE_NAME
 OPERATIONS = {"/healthz", "/readyz", "/metrics", openapi.DOCUMENT_PATH}
-PROTOCOL_STATUSES = {400, 431, 503}  # answered before a route is known: malformed HTTP, long header line, too many connections
+PROTOCOL_STATUSES = {
+    400,
+    431,
+    503,
+}  # answered before a route is known: malformed HTTP, long header line, too many connections
 
 
 class DuplicateKey(ValueError):
@@ -82,30 +86,49 @@ def test_the_served_file_is_the_document_built_from_the_code_and_the_fixtures(do
     rendered = openapi.render(document)
     if os.environ.get("RINGBACK_UPDATE_OPENAPI"):
         DOCUMENT_FILE.write_bytes(rendered)
-    assert DOCUMENT_FILE.exists(), f"{DOCUMENT_FILE} missing: run RINGBACK_UPDATE_OPENAPI=1 pytest {__file__} and review it"
-    assert DOCUMENT_FILE.read_bytes() == rendered, f"{DOCUMENT_FILE} is stale: run RINGBACK_UPDATE_OPENAPI=1 pytest {__file__} and review the diff"
+    assert DOCUMENT_FILE.exists(), (
+        f"{DOCUMENT_FILE} missing: run RINGBACK_UPDATE_OPENAPI=1 pytest {__file__} and review it"
+    )
+    assert DOCUMENT_FILE.read_bytes() == rendered, (
+        f"{DOCUMENT_FILE} is stale: run RINGBACK_UPDATE_OPENAPI=1 pytest {__file__} and review the diff"
+    )
 
 
 def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
     assert document["openapi"].startswith("3.1.")
     openapi_spec_validator.validate(document, cls=openapi_spec_validator.OpenAPIV31SpecValidator)
-    openapi_spec_validator.validate(json.loads(DOCUMENT_FILE.read_bytes()), cls=openapi_spec_validator.OpenAPIV31SpecValidator)
+    openapi_spec_validator.validate(
+        json.loads(DOCUMENT_FILE.read_bytes()), cls=openapi_spec_validator.OpenAPIV31SpecValidator
+    )
 
 
 def test_every_route_of_the_table_is_documented_in_both_forms_and_nothing_else(document: dict[str, Any]) -> None:
-    expected = {route.path for route in ROUTES} | {f"/t/{{tenant}}/{{secret}}{route.path}" for route in ROUTES} | OPERATIONS
+    expected = (
+        {route.path for route in ROUTES} | {f"/t/{{tenant}}/{{secret}}{route.path}" for route in ROUTES} | OPERATIONS
+    )
     assert set(document["paths"]) == expected
     for route in ROUTES:
         assert set(document["paths"][route.path]) == {"post"}
         tenant_operation = operation(document, openapi.tenant_path(route))
-        assert [resolve(document, parameter)["name"] for parameter in tenant_operation["parameters"]] == ["tenant", "secret"]
-    assert set(openapi.FORMATS) == {route.name for route in ROUTES}, "a vendor format for a route the table does not have"
+        assert [resolve(document, parameter)["name"] for parameter in tenant_operation["parameters"]] == [
+            "tenant",
+            "secret",
+        ]
+    assert set(openapi.FORMATS) == {route.name for route in ROUTES}, (
+        "a vendor format for a route the table does not have"
+    )
 
 
-def test_the_document_and_the_edges_router_name_the_same_routes(document: dict[str, Any], make_settings: Callable[..., Settings]) -> None:
+def test_the_document_and_the_edges_router_name_the_same_routes(
+    document: dict[str, Any], make_settings: Callable[..., Settings]
+) -> None:
     app = create_app(make_settings())
     # aiohttp answers HEAD for every GET route by itself; HTTP defines HEAD by GET.
-    served = {(route.method, route.resource.canonical) for route in app.router.routes() if route.method != "HEAD" and route.resource is not None}
+    served = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
     documented = {(method.upper(), path) for path, methods in document["paths"].items() for method in methods}
     assert documented == served
 
@@ -117,7 +140,14 @@ def test_a_route_added_to_the_table_without_documentation_fails_the_build(monkey
 
 
 def expected_callback_statuses(route: Route, *, tenant: bool) -> set[int]:
-    statuses = {200, 401, 408, 413, replies.RETRYABLE_STATUS[route.reply_style], replies.RATE_LIMITED_STATUS[route.reply_style]}
+    statuses = {
+        200,
+        401,
+        408,
+        413,
+        replies.RETRYABLE_STATUS[route.reply_style],
+        replies.RATE_LIMITED_STATUS[route.reply_style],
+    }
     if tenant:
         statuses |= {403, 404}  # outside allow_ips; an empty tenant or secret segment matches no route
     return statuses | PROTOCOL_STATUSES
@@ -125,9 +155,13 @@ def expected_callback_statuses(route: Route, *, tenant: bool) -> set[int]:
 
 @pytest.mark.parametrize("tenant", [False, True], ids=["anonymous", "tenant"])
 @pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.name)
-def test_every_reply_of_a_callback_route_is_documented_with_its_body(document: dict[str, Any], route: Route, tenant: bool) -> None:
+def test_every_reply_of_a_callback_route_is_documented_with_its_body(
+    document: dict[str, Any], route: Route, tenant: bool
+) -> None:
     path = openapi.tenant_path(route) if tenant else route.path
-    documented = {int(status): resolve(document, response) for status, response in operation(document, path)["responses"].items()}
+    documented = {
+        int(status): resolve(document, response) for status, response in operation(document, path)["responses"].items()
+    }
     assert set(documented) == expected_callback_statuses(route, tenant=tenant)
     for status, response in documented.items():
         assert response["description"].strip()
@@ -165,12 +199,16 @@ def test_the_reply_bodies_the_edge_sends_are_the_ones_documented(document: dict[
     schema_validator(document, schemas["TencentSuccess"]).validate(json.loads(replies.TENCENT_OK))
     schema_validator(document, schemas["Failure"]).validate(json.loads(replies.error_body("anything at all")))
     with pytest.raises(jsonschema.ValidationError):
-        schema_validator(document, schemas["TencentSuccess"]).validate(json.loads(replies.error_body("a failure is no success")))
+        schema_validator(document, schemas["TencentSuccess"]).validate(
+            json.loads(replies.error_body("a failure is no success"))
+        )
     schema_validator(document, schemas["Empty"]).validate("")
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.name)
-def test_every_route_has_examples_from_its_fixtures_and_its_schema_describes_them(document: dict[str, Any], route: Route) -> None:
+def test_every_route_has_examples_from_its_fixtures_and_its_schema_describes_them(
+    document: dict[str, Any], route: Route
+) -> None:
     body = resolve(document, operation(document, route.path)["requestBody"])
     assert body["required"] is True
     media = body["content"][openapi.JSON]
@@ -180,7 +218,9 @@ def test_every_route_has_examples_from_its_fixtures_and_its_schema_describes_the
     for name, example in examples.items():
         errors = [error.message for error in validator.iter_errors(example["value"])]
         assert not errors, f"{route.name} example {name}: {errors[:3]}"
-    assert operation(document, openapi.tenant_path(route))["requestBody"] == operation(document, route.path)["requestBody"]
+    assert (
+        operation(document, openapi.tenant_path(route))["requestBody"] == operation(document, route.path)["requestBody"]
+    )
 
 
 def test_the_secret_is_marked_as_a_credential_and_the_tenant_follows_the_tenants_file(document: dict[str, Any]) -> None:
@@ -191,7 +231,10 @@ def test_the_secret_is_marked_as_a_credential_and_the_tenant_follows_the_tenants
     assert secret["in"] == "path" and secret["schema"]["format"] == "password" and "credential" in secret["description"]
     assert secret["schema"]["minLength"] == MIN_SECRET_CHARS
     assert parameters["Tenant"]["schema"]["pattern"] == f"^{TENANT_ID.pattern}$"
-    assert "secret in the URL" in document["info"]["description"] or "secret in the callback URL" in document["info"]["description"]
+    assert (
+        "secret in the URL" in document["info"]["description"]
+        or "secret in the callback URL" in document["info"]["description"]
+    )
 
 
 def test_http_status_routes_are_plain_and_tencent_routes_json(document: dict[str, Any]) -> None:

@@ -6,7 +6,14 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ringback.runtime.progress import Intervals, StoredWatermark, claim_message, key, offsets_by_partition, stored_message
+from ringback.runtime.progress import (
+    Intervals,
+    StoredWatermark,
+    claim_message,
+    key,
+    offsets_by_partition,
+    stored_message,
+)
 
 RAW = "raw"
 NORMALIZED = "normalized"
@@ -64,7 +71,9 @@ def test_offsets_by_partition() -> None:
     assert offsets_by_partition([(0, 5), (1, 2), (0, 3), (0, 9)]) == {0: (3, 9), 1: (2, 2)}
 
 
-@given(st.lists(st.tuples(st.integers(0, 200), st.integers(0, 40)), max_size=30), st.integers(0, 240), st.integers(0, 20))
+@given(
+    st.lists(st.tuples(st.integers(0, 200), st.integers(0, 40)), max_size=30), st.integers(0, 240), st.integers(0, 20)
+)
 def test_intervals_cover_exactly_the_union(ranges: list[tuple[int, int]], first: int, width: int) -> None:
     intervals = Intervals()
     covered: set[int] = set()
@@ -73,4 +82,5 @@ def test_intervals_cover_exactly_the_union(ranges: list[tuple[int, int]], first:
         covered |= set(range(start, start + length))
     want = all(o in covered for o in range(first, first + width + 1))
     assert intervals.covers(first, first + width) == want
-    assert all(a < b for a, b in zip(intervals.ends, intervals.starts[1:]))  # disjoint, sorted, not touching
+    # disjoint, sorted, not touching
+    assert all(a < b for a, b in zip(intervals.ends, intervals.starts[1:], strict=False))

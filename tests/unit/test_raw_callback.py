@@ -10,7 +10,14 @@ import orjson
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
 from ringback.runtime.raw import H_TENANT, RawCallback
 
-RAW = RawCallback(route="cdr-push", ingest_id="01ABC", received_at_us=1_763_700_000_000_000, remote_addr="10.0.0.1", content_type="application/json", body=b'{"cdr":[]}')
+RAW = RawCallback(
+    route="cdr-push",
+    ingest_id="01ABC",
+    received_at_us=1_763_700_000_000_000,
+    remote_addr="10.0.0.1",
+    content_type="application/json",
+    body=b'{"cdr":[]}',
+)
 
 
 def test_without_a_tenant_no_header_is_written() -> None:

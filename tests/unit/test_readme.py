@@ -33,7 +33,6 @@ def test_readme_documents_every_route_status_and_vendor_code() -> None:
         assert code in readme, code
 
 
-
 def test_readme_maps_every_tencent_voice_failure_code_as_the_adapter_does() -> None:
     from ringback.normalizer.adapters.tencent_voice_status import FAILURE_STATUS
 

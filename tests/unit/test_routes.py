@@ -12,6 +12,9 @@ def test_every_route_has_exactly_one_adapter_and_the_edge_needs_no_parser() -> N
 
     assert set(registry()) == {route.name for route in ROUTES}
     # The edge's modules load without the normalizer's: the route table sits below both.
-    probe = "import sys, ringback.edge.app, ringback.edge.server; print(any(m.startswith('ringback.normalizer') for m in sys.modules))"
+    probe = (
+        "import sys, ringback.edge.app, ringback.edge.server; print(any(m.startswith('ringback.normalizer') for m in "
+        "sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"

@@ -19,8 +19,8 @@ from ringback.normalizer.amounts import decimal_amount, whole_number
 from ringback.normalizer.event import Context
 from ringback.normalizer.outcome import Rejected, Rejection
 from ringback.normalizer.phones import to_e164
-from ringback.normalizer.times import local_to_utc, unix_millis_to_utc, unix_seconds_to_utc
 from ringback.normalizer.step import normalize_message
+from ringback.normalizer.times import local_to_utc, unix_millis_to_utc, unix_seconds_to_utc
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.raw import RawCallback
 from tests.conftest import REPO_ROOT
@@ -35,7 +35,9 @@ FULL_WIDTH_60 = "６０"
 
 
 def normalize(route: str, body: bytes) -> list:
-    raw = RawCallback(route=route, ingest_id="i", received_at_us=1_763_700_000_000_000, remote_addr="", content_type="", body=body)
+    raw = RawCallback(
+        route=route, ingest_id="i", received_at_us=1_763_700_000_000_000, remote_addr="", content_type="", body=body
+    )
     return normalize_message(raw, registry(), CTX)
 
 
@@ -45,12 +47,25 @@ def reason(callable_, *args: object) -> str:
     return caught.value.reason_type
 
 
-@pytest.mark.parametrize("value", ["-1", -5, "+3", "-0", "-0.50", Decimal("-2.94"), "1e2", FULL_WIDTH_999, ARABIC_INDIC_500, "²", "0x10", "1_000"])
+@pytest.mark.parametrize(
+    "value",
+    ["-1", -5, "+3", "-0", "-0.50", Decimal("-2.94"), "1e2", FULL_WIDTH_999, ARABIC_INDIC_500, "²", "0x10", "1_000"],
+)
 def test_amounts_are_unsigned_ascii_decimals(value: object) -> None:
     assert reason(decimal_amount, value, "oriamount") == "invalid_amount"
 
 
-@pytest.mark.parametrize(("value", "expected"), [("2.94", "2.940000"), (" 0.06 ", "0.060000"), (Decimal("2.94"), "2.940000"), (0, "0.000000"), ("", None), (None, None)])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2.94", "2.940000"),
+        (" 0.06 ", "0.060000"),
+        (Decimal("2.94"), "2.940000"),
+        (0, "0.000000"),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_amounts_that_are_read(value: object, expected: str | None) -> None:
     amount = decimal_amount(value, "oriamount")
     assert (None if amount is None else str(amount)) == expected
@@ -68,7 +83,9 @@ def test_signed_values_say_so() -> None:
         whole_number("+5", "fee")
 
 
-@pytest.mark.parametrize("text", ["２０１６-02-02 11:19:36", "2016-02-02 １１:19:36", "٢٠١٦-02-02 11:19:36", "2016-02-02 11:19:36.０００"])
+@pytest.mark.parametrize(
+    "text", ["２０１６-02-02 11:19:36", "2016-02-02 １１:19:36", "٢٠١٦-02-02 11:19:36", "2016-02-02 11:19:36.０００"]
+)
 def test_local_times_are_ascii(text: str) -> None:
     assert reason(local_to_utc, text, "Asia/Shanghai", "stime") == "invalid_time"
 
@@ -112,12 +129,27 @@ def test_status_flag_bits_still_read() -> None:
         ("()", "86", None),
     ],
 )
-def test_only_ascii_digits_and_separators_make_a_number(number: str, nationcode: str | None, expected: str | None) -> None:
+def test_only_ascii_digits_and_separators_make_a_number(
+    number: str, nationcode: str | None, expected: str | None
+) -> None:
     assert to_e164(number, nationcode) == expected
 
 
 def test_a_vanity_number_is_kept_as_given_without_e164() -> None:
-    body = {"cdr": [{"requestid": "r", "appid": "a", "fid": "4", "caller": "1-800-FLOWERS", "called": "13800138000", "duration": "1", "oriamount": "0.1", "stateDesc": "正常"}]}
+    body = {
+        "cdr": [
+            {
+                "requestid": "r",
+                "appid": "a",
+                "fid": "4",
+                "caller": "1-800-FLOWERS",
+                "called": "13800138000",
+                "duration": "1",
+                "oriamount": "0.1",
+                "stateDesc": "正常",
+            }
+        ]
+    }
     (event,) = normalize("cdr-push", orjson.dumps(body))
     assert (event["from_number"], event["from_e164"]) == ("1-800-FLOWERS", None)
     assert event["to_e164"] == "+8613800138000"
@@ -134,8 +166,16 @@ def test_a_vanity_number_is_kept_as_given_without_e164() -> None:
         ("cdr-push", {"cdr": [{"requestid": "r", "fid": "2", "duration": -5}]}, "invalid_quantity"),
         ("tencent/voicecode", {"voicecode_callback": {"callid": "c", "result": "0", "fee": "-1"}}, "invalid_quantity"),
         ("tencent/voicecode", {"voicecode_callback": {"callid": "c", "result": "0", "fee": "١"}}, "invalid_quantity"),
-        ("tencent/voiceprompt", {"voiceprompt_callback": {"callid": "c", "result": "0", "start_calltime": "１４７０１９６８２１"}}, "invalid_time"),
-        ("tencent/sms-status", [{"sid": "s", "mobile": "1", "report_status": "SUCCESS", "user_receive_time": "２０２６-11-21 08:00:00"}], "invalid_time"),
+        (
+            "tencent/voiceprompt",
+            {"voiceprompt_callback": {"callid": "c", "result": "0", "start_calltime": "１４７０１９６８２１"}},
+            "invalid_time",
+        ),
+        (
+            "tencent/sms-status",
+            [{"sid": "s", "mobile": "1", "report_status": "SUCCESS", "user_receive_time": "２０２６-11-21 08:00:00"}],
+            "invalid_time",
+        ),
         ("callback-call/hangup", {"callId": "c", "duration": -5}, "invalid_quantity"),
         ("callback-call/hangup", {"callId": "c", "duration": "+5"}, "invalid_quantity"),
         ("callback-call/keypress", {"callId": "c", "key": "1", "timeStamp": "１７６３７０４８２０"}, "invalid_time"),

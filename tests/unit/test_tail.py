@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,33 +14,44 @@ from ringback.consumer import Delivered
 from ringback.runtime.avro import EventCodec
 from tests.conftest import REPO_ROOT
 
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 CODEC = EventCodec.from_dir(REPO_ROOT / "schemas")
 
 
 def delivered(event_type: str = "call.cdr", tenant: str = "", **values: Any) -> Delivered:
     event = CODEC.blank_event()
     event.update(
-        event_id="0123456789abcdef0123456789abcdef", event_type=event_type, source="cdr_push", route="cdr-push", ingest_id="i",
-        received_at=datetime(2026, 11, 27, 10, 0, 1, 250000, tzinfo=timezone.utc), status="answered", tenant=tenant, app_id="app-1",
-        request_id="req-1", normalizer_version="0.1.0",
+        event_id="0123456789abcdef0123456789abcdef",
+        event_type=event_type,
+        source="cdr_push",
+        route="cdr-push",
+        ingest_id="i",
+        received_at=datetime(2026, 11, 27, 10, 0, 1, 250000, tzinfo=UTC),
+        status="answered",
+        tenant=tenant,
+        app_id="app-1",
+        request_id="req-1",
+        normalizer_version="0.1.0",
     )
     event.update(values)
     headers = (("tenant", tenant.encode()),) if tenant else ()
     return Delivered("ringback.normalized.v1", 0, 7, b"cdr_push:req-1", headers, 0, event)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("-90s", NOW - timedelta(seconds=90)),
-    ("-15m", NOW - timedelta(minutes=15)),
-    ("-1.5h", NOW - timedelta(minutes=90)),
-    ("-2d", NOW - timedelta(days=2)),
-    ("2026-11-27T10:00Z", datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)),
-    ("2026-11-27T18:00+08:00", datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)),
-    ("2026-11-27 10:00", datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)),  # no offset: UTC
-    ("beginning", "beginning"),
-    ("end", "end"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("-90s", NOW - timedelta(seconds=90)),
+        ("-15m", NOW - timedelta(minutes=15)),
+        ("-1.5h", NOW - timedelta(minutes=90)),
+        ("-2d", NOW - timedelta(days=2)),
+        ("2026-11-27T10:00Z", datetime(2026, 11, 27, 10, 0, tzinfo=UTC)),
+        ("2026-11-27T18:00+08:00", datetime(2026, 11, 27, 10, 0, tzinfo=UTC)),
+        ("2026-11-27 10:00", datetime(2026, 11, 27, 10, 0, tzinfo=UTC)),  # no offset: UTC
+        ("beginning", "beginning"),
+        ("end", "end"),
+    ],
+)
 def test_from_reads_a_time_ago_an_iso_time_or_a_position(text: str, expected: object) -> None:
     assert tail_start(text, NOW) == expected
 
@@ -52,7 +63,11 @@ def test_from_refuses_what_it_cannot_read(text: str) -> None:
 
 
 def test_types_match_by_name_or_pattern_and_tenants_by_name() -> None:
-    cdr, state, sms = delivered("call.cdr", "acme"), delivered("call.state", ""), delivered("sms.delivery_report", "beta")
+    cdr, state, sms = (
+        delivered("call.cdr", "acme"),
+        delivered("call.state", ""),
+        delivered("sms.delivery_report", "beta"),
+    )
     assert [tail_filter(["call.*"], [])(d) for d in (cdr, state, sms)] == [True, True, False]
     assert [tail_filter(["call.cdr,sms.delivery_report"], [])(d) for d in (cdr, state, sms)] == [True, False, True]
     assert [tail_filter([], ["acme", "-"])(d) for d in (cdr, state, sms)] == [True, True, False]
@@ -69,10 +84,20 @@ def test_json_lines_carry_every_field_money_as_text_and_times_in_utc() -> None:
 
 
 def test_a_line_for_people_is_compact() -> None:
-    line = tail_line(delivered(charge=Decimal("0.060000"), currency="CNY", duration_s=10, billable_minutes=1, tenant="acme"), as_json=False)
-    assert line == ("2026-11-27T10:00:01.250000Z  call.cdr  acme  app-1  cdr_push:req-1  answered  0.060000 CNY  10s  1min  "
-                    "0123456789abcdef0123456789abcdef")
-    assert tail_line(delivered("call.state"), as_json=False).split("  ")[2:6] == ["-", "app-1", "cdr_push:req-1", "answered"]
+    line = tail_line(
+        delivered(charge=Decimal("0.060000"), currency="CNY", duration_s=10, billable_minutes=1, tenant="acme"),
+        as_json=False,
+    )
+    assert line == (
+        "2026-11-27T10:00:01.250000Z  call.cdr  acme  app-1  cdr_push:req-1  answered  0.060000 CNY  10s  1min  "
+        "0123456789abcdef0123456789abcdef"
+    )
+    assert tail_line(delivered("call.state"), as_json=False).split("  ")[2:6] == [
+        "-",
+        "app-1",
+        "cdr_push:req-1",
+        "answered",
+    ]
 
 
 def test_a_time_ago_needs_no_equals_sign() -> None:

@@ -80,7 +80,9 @@ def test_a_reload_keeps_the_old_tenants_when_the_new_file_is_broken(tmp_path: Pa
     path.write_text('[[tenants]]\nid = "acme"\nsecret = "short"\n')
     assert source.reload() is False
     assert set(source.current.by_id) == {"acme"}  # still in force
-    path.write_text(f'[[tenants]]\nid = "acme"\nsecret = "{SECRET}"\n[[tenants]]\nid = "new"\nsecret = "new-secret-33333333"\n')
+    path.write_text(
+        f'[[tenants]]\nid = "acme"\nsecret = "{SECRET}"\n[[tenants]]\nid = "new"\nsecret = "new-secret-33333333"\n'
+    )
     assert source.reload() is True and set(source.current.by_id) == {"acme", "new"}
     with pytest.raises(TenantsError):
         load(tmp_path / "missing.toml")
@@ -122,7 +124,11 @@ def request(peer: str, headers: dict[str, str]) -> object:
 @pytest.mark.parametrize(
     ("peer", "headers", "expected"),
     [
-        ("198.51.100.7", {"X-Forwarded-For": "203.0.113.5"}, "198.51.100.7"),  # not a trusted proxy: the header is ignored
+        (
+            "198.51.100.7",
+            {"X-Forwarded-For": "203.0.113.5"},
+            "198.51.100.7",
+        ),  # not a trusted proxy: the header is ignored
         ("10.0.0.2", {"X-Forwarded-For": "203.0.113.5"}, "203.0.113.5"),
         ("10.0.0.2", {"X-Forwarded-For": "6.6.6.6, 203.0.113.5, 10.0.0.9"}, "203.0.113.5"),  # rightmost untrusted hop
         ("10.0.0.2", {"Forwarded": 'for=192.0.2.60;proto=https, for="[2001:db8:cafe::17]:4711"'}, "2001:db8:cafe::17"),
@@ -131,7 +137,9 @@ def request(peer: str, headers: dict[str, str]) -> object:
         ("10.0.0.2", {}, "10.0.0.2"),
     ],
 )
-def test_the_client_address_is_read_through_trusted_proxies_only(peer: str, headers: dict[str, str], expected: str) -> None:
+def test_the_client_address_is_read_through_trusted_proxies_only(
+    peer: str, headers: dict[str, str], expected: str
+) -> None:
     assert client_address(request(peer, headers), TRUSTED) == expected  # type: ignore[arg-type]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,7 +23,14 @@ from tests.conftest import REPO_ROOT
 
 ROUTE = "tencent/sms-reply"
 CODEC = EventCodec.from_dir(REPO_ROOT / "schemas")
-REPLY = {"extend": "", "mobile": "13800138000", "nationcode": "86", "sign": "腾讯云", "text": "退订", "time": 1763704800}
+REPLY = {
+    "extend": "",
+    "mobile": "13800138000",
+    "nationcode": "86",
+    "sign": "腾讯云",
+    "text": "退订",
+    "time": 1763704800,
+}
 
 
 @dataclass(frozen=True)
@@ -34,8 +41,19 @@ class ReplyContext(Context):
 
 
 def outcomes(body: Any, policy: str | None = None) -> list[Any]:
-    ctx = Context(blank_event=CODEC.blank_event()) if policy is None else ReplyContext(blank_event=CODEC.blank_event(), sms_reply_text=policy)
-    raw = RawCallback(route=ROUTE, ingest_id="i", received_at_us=1_763_700_000_000_000, remote_addr="", content_type="", body=json.dumps(body, ensure_ascii=False).encode())
+    ctx = (
+        Context(blank_event=CODEC.blank_event())
+        if policy is None
+        else ReplyContext(blank_event=CODEC.blank_event(), sms_reply_text=policy)
+    )
+    raw = RawCallback(
+        route=ROUTE,
+        ingest_id="i",
+        received_at_us=1_763_700_000_000_000,
+        remote_addr="",
+        content_type="",
+        body=json.dumps(body, ensure_ascii=False).encode(),
+    )
     return normalize_message(raw, registry(), ctx)
 
 
@@ -53,9 +71,18 @@ def rejection(**fields: object) -> Rejection:
 
 def test_a_reply_is_the_end_users_message() -> None:
     event = reply()
-    assert (event["event_type"], event["source"], event["status"]) == ("sms.reply", "tencent.sms_reply", status.RECEIVED)
-    assert (event["from_number"], event["from_e164"], event["to_number"], event["to_e164"]) == ("13800138000", "+8613800138000", None, None)
-    assert event["occurred_at"] == datetime(2025, 11, 21, 6, 0, tzinfo=timezone.utc)
+    assert (event["event_type"], event["source"], event["status"]) == (
+        "sms.reply",
+        "tencent.sms_reply",
+        status.RECEIVED,
+    )
+    assert (event["from_number"], event["from_e164"], event["to_number"], event["to_e164"]) == (
+        "13800138000",
+        "+8613800138000",
+        None,
+        None,
+    )
+    assert event["occurred_at"] == datetime(2025, 11, 21, 6, 0, tzinfo=UTC)
     assert event["message_text"] == "退订"
     assert event["attributes"] == {"extend": "", "nationcode": "86", "sign": "腾讯云"}
 
@@ -97,16 +124,39 @@ def test_the_running_normalizer_hands_the_setting_to_the_adapter() -> None:
 
 @pytest.mark.parametrize("time", [1763704800, "1763704800", " 1763704800 "])
 def test_time_is_whole_unix_seconds_as_a_number_or_digits(time: object) -> None:
-    assert reply(time=time)["occurred_at"] == datetime(2025, 11, 21, 6, 0, tzinfo=timezone.utc)
+    assert reply(time=time)["occurred_at"] == datetime(2025, 11, 21, 6, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("time", [1763704800.5, 1763704800.0, "1763704800.5", -1763704800, "-1763704800", "+1763704800", True, "１７６３７０４８００", "2025-11-21 14:00:00", 10**12])
+@pytest.mark.parametrize(
+    "time",
+    [
+        1763704800.5,
+        1763704800.0,
+        "1763704800.5",
+        -1763704800,
+        "-1763704800",
+        "+1763704800",
+        True,
+        "１７６３７０４８００",
+        "2025-11-21 14:00:00",
+        10**12,
+    ],
+)
 def test_any_other_time_is_invalid_time(time: object) -> None:
     dead = rejection(time=time)
     assert (dead.reason_type, dead.report_index) == ("invalid_time", 0)
 
 
-@pytest.mark.parametrize(("fields", "lacking"), [({"time": None}, "time"), ({"time": 0}, "time"), ({"mobile": ""}, "mobile"), ({"text": None}, "text"), ({"mobile": None, "text": None}, "mobile, text")])
+@pytest.mark.parametrize(
+    ("fields", "lacking"),
+    [
+        ({"time": None}, "time"),
+        ({"time": 0}, "time"),
+        ({"mobile": ""}, "mobile"),
+        ({"text": None}, "text"),
+        ({"mobile": None, "text": None}, "mobile, text"),
+    ],
+)
 def test_a_reply_without_its_identity_is_a_missing_field(fields: dict[str, object], lacking: str) -> None:
     dead = rejection(**fields)
     assert (dead.reason_type, dead.message) == ("missing_field", f"reply 0 lacks {lacking}")
@@ -123,7 +173,10 @@ def test_an_array_is_one_reply_each_and_a_bad_one_holds_back_no_other() -> None:
     assert [first["report_index"], last["report_index"]] == [0, 2]
 
 
-@pytest.mark.parametrize(("body", "reason"), [("退订", "unexpected_shape"), (7, "unexpected_shape"), ([], "no_reports"), (["退订"], "unexpected_shape")])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [("退订", "unexpected_shape"), (7, "unexpected_shape"), ([], "no_reports"), (["退订"], "unexpected_shape")],
+)
 def test_a_body_that_is_no_reply_is_dead_lettered(body: Any, reason: str) -> None:
     (dead,) = outcomes(body)
     assert isinstance(dead, Rejection) and dead.reason_type == reason

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -21,12 +21,27 @@ CTX = Context(blank_event=CODEC.blank_event(), source_timezone="Asia/Shanghai")
 
 
 def normalize(body: bytes, ingest_id: str = "ingest-1") -> list:
-    raw = RawCallback(route=ROUTE, ingest_id=ingest_id, received_at_us=1_700_000_000_000_000, remote_addr="127.0.0.1", content_type="application/json", body=body)
+    raw = RawCallback(
+        route=ROUTE,
+        ingest_id=ingest_id,
+        received_at_us=1_700_000_000_000_000,
+        remote_addr="127.0.0.1",
+        content_type="application/json",
+        body=body,
+    )
     return normalize_message(raw, registry(), CTX)
 
 
 def report(**fields: str) -> dict:
-    base = {"user_receive_time": "2026-11-21 08:00:00", "nationcode": "86", "mobile": "13800138000", "report_status": "SUCCESS", "errmsg": "DELIVRD", "description": "ok", "sid": "sid-1"}
+    base = {
+        "user_receive_time": "2026-11-21 08:00:00",
+        "nationcode": "86",
+        "mobile": "13800138000",
+        "report_status": "SUCCESS",
+        "errmsg": "DELIVRD",
+        "description": "ok",
+        "sid": "sid-1",
+    }
     base.update(fields)
     return base
 
@@ -40,7 +55,7 @@ def test_seed_example_becomes_one_delivered_event() -> None:
     assert event["vendor_description"] == "The SMS message is successfully delivered"
     assert event["sid"] == "xxxxxxx"
     # 08:03:04 in Asia/Shanghai (UTC+8) is 00:03:04 UTC.
-    assert event["occurred_at"] == datetime(2015, 10, 17, 0, 3, 4, tzinfo=timezone.utc)
+    assert event["occurred_at"] == datetime(2015, 10, 17, 0, 3, 4, tzinfo=UTC)
     assert event["to_number"] == "13xxxxxxxxx"
     assert event["to_e164"] is None  # a masked number has no E.164 form; the raw one is kept
     assert event["attributes"] == {"nationcode": "86"}
@@ -48,12 +63,14 @@ def test_seed_example_becomes_one_delivered_event() -> None:
 
 
 def test_multi_report_array_mixing_success_and_fail() -> None:
-    body = orjson.dumps([
-        report(sid="a", mobile="13800138000", report_status="SUCCESS", errmsg="DELIVRD"),
-        report(sid="b", mobile="13900139000", report_status="FAIL", errmsg="UNDELIV", description="用户短信未送达"),
-        report(sid="c", mobile="15012345678", report_status="FAIL", errmsg="MK:0001"),
-        report(sid="d", mobile="13700137000", report_status="SUCCESS", errmsg="DELIVRD"),
-    ])
+    body = orjson.dumps(
+        [
+            report(sid="a", mobile="13800138000", report_status="SUCCESS", errmsg="DELIVRD"),
+            report(sid="b", mobile="13900139000", report_status="FAIL", errmsg="UNDELIV", description="用户短信未送达"),
+            report(sid="c", mobile="15012345678", report_status="FAIL", errmsg="MK:0001"),
+            report(sid="d", mobile="13700137000", report_status="SUCCESS", errmsg="DELIVRD"),
+        ]
+    )
     events = normalize(body)
     assert [e["sid"] for e in events] == ["a", "b", "c", "d"]
     assert [e["status"] for e in events] == ["delivered", "failed", "failed", "delivered"]
@@ -135,14 +152,28 @@ def test_unreadable_request_is_one_rejection_with_a_reason(body: bytes, reason: 
 
 
 def test_one_bad_report_does_not_sink_the_others() -> None:
-    body = orjson.dumps([report(sid="good"), report(sid="late", user_receive_time="2026-13-40 99:00:00"), {"mobile": "1"}, report(sid="good2")])
+    body = orjson.dumps(
+        [
+            report(sid="good"),
+            report(sid="late", user_receive_time="2026-13-40 99:00:00"),
+            {"mobile": "1"},
+            report(sid="good2"),
+        ]
+    )
     outcomes = normalize(body)
-    assert [o["sid"] if isinstance(o, dict) else o.reason_type for o in outcomes] == ["good", "invalid_time", "missing_field", "good2"]
+    assert [o["sid"] if isinstance(o, dict) else o.reason_type for o in outcomes] == [
+        "good",
+        "invalid_time",
+        "missing_field",
+        "good2",
+    ]
     assert [o.report_index for o in outcomes if isinstance(o, Rejection)] == [1, 2]
 
 
 def test_unknown_route_is_rejected() -> None:
-    raw = RawCallback(route="nobody/knows", ingest_id="i", received_at_us=0, remote_addr="", content_type="", body=b"{}")
+    raw = RawCallback(
+        route="nobody/knows", ingest_id="i", received_at_us=0, remote_addr="", content_type="", body=b"{}"
+    )
     (outcome,) = normalize_message(raw, registry(), CTX)
     assert isinstance(outcome, Rejection) and outcome.reason_type == "unknown_route"
 
@@ -160,5 +191,9 @@ def test_a_receipt_state_without_report_status_is_read_from_errmsg(missing: obje
 
 def test_without_report_status_errmsg_must_be_a_receipt_state() -> None:
     (rejection,) = normalize(orjson.dumps([report(report_status="", errmsg="something else")]))
-    assert isinstance(rejection, Rejection) and rejection.reason_type == "missing_field" and "report_status" in rejection.message
+    assert (
+        isinstance(rejection, Rejection)
+        and rejection.reason_type == "missing_field"
+        and "report_status" in rejection.message
+    )
     assert rejection.ids == {"sid": "sid-1"}

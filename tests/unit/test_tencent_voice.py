@@ -23,8 +23,22 @@ VOICE_ROUTES = ("tencent/voicecode", "tencent/voiceprompt")
 
 PARTIES = {"call_from": "075583763333", "callid": "cid-1", "mobile": "13800138000", "nationcode": "86"}
 REPORTS: dict[str, dict[str, Any]] = {
-    "voicecode_callback": {**PARTIES, "result": "0", "accept_time": "1763704990", "end_calltime": "1763705010", "fee": "1", "start_calltime": "1763704980"},
-    "voiceprompt_callback": {**PARTIES, "result": "1", "accept_time": "0", "end_calltime": "1763705010", "fee": "0", "start_calltime": "1763704980"},
+    "voicecode_callback": {
+        **PARTIES,
+        "result": "0",
+        "accept_time": "1763704990",
+        "end_calltime": "1763705010",
+        "fee": "1",
+        "start_calltime": "1763704980",
+    },
+    "voiceprompt_callback": {
+        **PARTIES,
+        "result": "1",
+        "accept_time": "0",
+        "end_calltime": "1763705010",
+        "fee": "0",
+        "start_calltime": "1763704980",
+    },
     "voicekey_callback": {**PARTIES, "keypress": "2"},
     "voice_failure_callback": {**PARTIES, "failure_code": 8, "failure_reason": "空号"},
 }
@@ -36,16 +50,39 @@ EXPECTED = {  # wrapper -> (source, event_type, status)
 }
 # The README's table of the vendor's "推送回执相关错误码".
 DOCUMENTED_FAILURE_STATUS = {
-    1: status.UNREACHABLE, 2: status.BUSY, 3: status.UNREACHABLE, 4: status.UNREACHABLE, 5: status.NO_ANSWER,
-    6: status.UNREACHABLE, 7: status.UNREACHABLE, 8: status.INVALID_NUMBER, 9: status.CALL_FAILED, 10: status.BUSY,
-    11: status.CALL_FAILED, 12: status.REJECTED, 13: status.UNREACHABLE, 14: status.CALL_FAILED, 15: status.INVALID_NUMBER,
-    16: status.UNREACHABLE, 17: status.UNREACHABLE, 18: status.CALL_FAILED, 19: status.CALL_FAILED, 20: status.NO_ANSWER,
+    1: status.UNREACHABLE,
+    2: status.BUSY,
+    3: status.UNREACHABLE,
+    4: status.UNREACHABLE,
+    5: status.NO_ANSWER,
+    6: status.UNREACHABLE,
+    7: status.UNREACHABLE,
+    8: status.INVALID_NUMBER,
+    9: status.CALL_FAILED,
+    10: status.BUSY,
+    11: status.CALL_FAILED,
+    12: status.REJECTED,
+    13: status.UNREACHABLE,
+    14: status.CALL_FAILED,
+    15: status.INVALID_NUMBER,
+    16: status.UNREACHABLE,
+    17: status.UNREACHABLE,
+    18: status.CALL_FAILED,
+    19: status.CALL_FAILED,
+    20: status.NO_ANSWER,
 }
 
 
 def normalize(route: str, body: Any) -> list[Any]:
     """``body`` as JSON (``json``, not orjson: integers beyond 64 bits are written too)."""
-    raw = RawCallback(route=route, ingest_id="i", received_at_us=1_763_700_000_000_000, remote_addr="", content_type="", body=json.dumps(body, ensure_ascii=False).encode())
+    raw = RawCallback(
+        route=route,
+        ingest_id="i",
+        received_at_us=1_763_700_000_000_000,
+        remote_addr="",
+        content_type="",
+        body=json.dumps(body, ensure_ascii=False).encode(),
+    )
     return normalize_message(raw, registry(), CTX)
 
 
@@ -72,7 +109,11 @@ def test_every_voice_url_reads_every_body_as_the_same_event(wrapper: str) -> Non
     assert (on_code_url["source"], on_code_url["event_type"], on_code_url["status"]) == EXPECTED[wrapper]
     assert on_code_url["event_id"] == on_prompt_url["event_id"]
     assert {**on_code_url, "route": None} == {**on_prompt_url, "route": None}
-    assert (on_code_url["call_id"], on_code_url["to_e164"], on_code_url["from_e164"]) == ("cid-1", "+8613800138000", "+8675583763333")
+    assert (on_code_url["call_id"], on_code_url["to_e164"], on_code_url["from_e164"]) == (
+        "cid-1",
+        "+8613800138000",
+        "+8675583763333",
+    )
 
 
 def test_the_bodies_are_the_four_tencent_sends() -> None:
@@ -80,7 +121,10 @@ def test_the_bodies_are_the_four_tencent_sends() -> None:
 
 
 def test_a_key_press_keeps_the_keys_and_every_other_field() -> None:
-    pressed = event("tencent/voiceprompt", {"voicekey_callback": {**REPORTS["voicekey_callback"], "keypress": " 1# ", "lang": "zh"}, "appid": "1400"})
+    pressed = event(
+        "tencent/voiceprompt",
+        {"voicekey_callback": {**REPORTS["voicekey_callback"], "keypress": " 1# ", "lang": "zh"}, "appid": "1400"},
+    )
     assert pressed["key_digits"] == "1#"
     assert pressed["attributes"] == {"nationcode": "86", "lang": "zh", "appid": "1400"}
     assert pressed["occurred_at"] is None  # the push carries no time
@@ -101,7 +145,10 @@ def test_a_failure_code_as_a_number_or_as_digits_is_one_code(code: object) -> No
     assert event("tencent/voicecode", failure(code))["event_id"] == event("tencent/voicecode", failure(8))["event_id"]
 
 
-@pytest.mark.parametrize("code", [0, 21, 99, -1, 2**70, 8.0, 8.5, True, "0", "21", "-1", "+8", "8.0", "008", "八", "８", "0x8", [8], {"code": 8}])
+@pytest.mark.parametrize(
+    "code",
+    [0, 21, 99, -1, 2**70, 8.0, 8.5, True, "0", "21", "-1", "+8", "8.0", "008", "八", "８", "0x8", [8], {"code": 8}],
+)
 def test_a_failure_code_outside_the_table_is_invalid_code(code: object) -> None:
     dead = rejection("tencent/voicecode", failure(code))
     assert dead.reason_type == "invalid_code"
@@ -121,7 +168,10 @@ def test_a_failure_with_an_empty_call_from_is_read() -> None:
 @pytest.mark.parametrize(
     ("body", "named"),
     [
-        ({"voicecode_callback": REPORTS["voicecode_callback"], "voicekey_callback": REPORTS["voicekey_callback"]}, ["2 wrappers", "'voicecode_callback'", "'voicekey_callback'"]),
+        (
+            {"voicecode_callback": REPORTS["voicecode_callback"], "voicekey_callback": REPORTS["voicekey_callback"]},
+            ["2 wrappers", "'voicecode_callback'", "'voicekey_callback'"],
+        ),
         ({"voicemail_callback": {"callid": "c"}}, ["unknown wrapper 'voicemail_callback'"]),
         ({"VOICEKEY_CALLBACK": REPORTS["voicekey_callback"]}, ["unknown wrapper 'VOICEKEY_CALLBACK'"]),
         ({"callid": "c", "keypress": "1"}, ["none in the keys 'callid', 'keypress'"]),
@@ -129,7 +179,15 @@ def test_a_failure_with_an_empty_call_from_is_read() -> None:
         ({"voicekey_callback": ["2"]}, ["voicekey_callback is list"]),
         ([REPORTS["voicekey_callback"]], ["got list"]),
     ],
-    ids=["two wrappers", "unknown wrapper", "wrapper in capitals", "no wrapper", "empty object", "wrapper not an object", "array"],
+    ids=[
+        "two wrappers",
+        "unknown wrapper",
+        "wrapper in capitals",
+        "no wrapper",
+        "empty object",
+        "wrapper not an object",
+        "array",
+    ],
 )
 def test_a_body_without_exactly_one_known_wrapper_is_unexpected_shape(body: Any, named: list[str]) -> None:
     for route in VOICE_ROUTES:

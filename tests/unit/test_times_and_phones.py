@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,7 +10,7 @@ from ringback.normalizer.outcome import Rejected
 from ringback.normalizer.phones import to_e164
 from ringback.normalizer.times import local_to_utc, unix_seconds_to_utc
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.mark.parametrize(
@@ -18,7 +18,10 @@ UTC = timezone.utc
     [
         ("2015-10-17 08:03:04", datetime(2015, 10, 17, 0, 3, 4, tzinfo=UTC)),
         ("2016-02-02 11:19:36.000", datetime(2016, 2, 2, 3, 19, 36, tzinfo=UTC)),
-        ("2016-02-0211:20:40.000", datetime(2016, 2, 2, 3, 20, 40, tzinfo=UTC)),  # glued, as the vendor's own document shows
+        (
+            "2016-02-0211:20:40.000",
+            datetime(2016, 2, 2, 3, 20, 40, tzinfo=UTC),
+        ),  # glued, as the vendor's own document shows
         ("2016-01-01 00:00:00.5", datetime(2015, 12, 31, 16, 0, 0, 500000, tzinfo=UTC)),
         ("", None),
         ("  ", None),
@@ -69,7 +72,11 @@ def test_the_chinese_mobile_fast_path_agrees_with_phonenumbers() -> None:
 
     rng = random.Random(3)
     samples = [f"1{rng.randint(0, 9)}{rng.randint(0, 999_999_999):09d}" for _ in range(3000)]
-    samples += ["0086" + s for s in samples[:300]] + ["+86" + s for s in samples[300:600]] + ["86" + s for s in samples[600:900]]
+    samples += (
+        ["0086" + s for s in samples[:300]]
+        + ["+86" + s for s in samples[300:600]]
+        + ["86" + s for s in samples[600:900]]
+    )
     samples += ["12345678901", "10086", "1380013800", "138001380000", "8613800138000"]
     for number in samples:
         for code in ("86", None):

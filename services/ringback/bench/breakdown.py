@@ -33,14 +33,22 @@ def normalizer(raws: list[RawCallback], codec: EventCodec, measured_us_per_msg: 
     ctx, adapters = Context(blank_event=codec.blank_event()), registry()
     read: list[RawCallback] = []
     normalized: list[Any] = []
-    read_us = _micros_each(lambda: read.extend(RawCallback.from_message("t", 0, i, body, headers) for i, (body, headers) in enumerate(messages)), len(raws))
+    read_us = _micros_each(
+        lambda: read.extend(
+            RawCallback.from_message("t", 0, i, body, headers) for i, (body, headers) in enumerate(messages)
+        ),
+        len(raws),
+    )
     adapt_us = _micros_each(lambda: normalized.extend(normalize_message(raw, adapters, ctx) for raw in read), len(raws))
     events = [o for outcomes in normalized for o in outcomes if not isinstance(o, Rejection)]
     encode_us = _micros_each(lambda: [codec.encode(event) for event in events], len(raws))
     return {
-        "read_us_per_msg": read_us, "adapters_us_per_msg": adapt_us, "avro_encode_us_per_msg": encode_us,
+        "read_us_per_msg": read_us,
+        "adapters_us_per_msg": adapt_us,
+        "avro_encode_us_per_msg": encode_us,
         "broker_client_and_loop_us_per_msg": round(max(0.0, measured_us_per_msg - read_us - adapt_us - encode_us), 1),
-        "measured_us_per_msg": round(measured_us_per_msg, 1), "events_per_msg": round(len(events) / max(1, len(raws)), 2),
+        "measured_us_per_msg": round(measured_us_per_msg, 1),
+        "events_per_msg": round(len(events) / max(1, len(raws)), 2),
     }
 
 
@@ -53,7 +61,8 @@ def sink(payloads: list[bytes], codec: EventCodec, insert_s: float, measured_us_
     container_us = _micros_each(lambda: container(schema_json, (p[HEADER_LENGTH:] for p in payloads)), len(payloads))
     python_us = keys_us + container_us
     return {
-        "ledger_keys_us_per_row": keys_us, "container_us_per_row": container_us,
+        "ledger_keys_us_per_row": keys_us,
+        "container_us_per_row": container_us,
         "clickhouse_insert_us_per_row": round(insert_s / max(1, len(payloads)) * 1e6, 1),
         "fetch_loop_and_insert_waits_us_per_row": round(max(0.0, measured_us_per_row - python_us), 1),
         "measured_us_per_row": round(measured_us_per_row, 1),

@@ -19,7 +19,19 @@ from ringback.runtime.ports import free_port
 CONNECTIONS = 64
 BENCH_TENANTS = 100  # a tenants file of this many; the requests go to one of them
 BENCH_SECRET = "bench-secret-7d3e9a1c5b2f"
-SMS_BODY = orjson.dumps([{"user_receive_time": "2026-11-21 08:00:00", "nationcode": "86", "mobile": "13800138000", "report_status": "SUCCESS", "errmsg": "DELIVRD", "description": "ok", "sid": "bench-edge"}])
+SMS_BODY = orjson.dumps(
+    [
+        {
+            "user_receive_time": "2026-11-21 08:00:00",
+            "nationcode": "86",
+            "mobile": "13800138000",
+            "report_status": "SUCCESS",
+            "errmsg": "DELIVRD",
+            "description": "ok",
+            "sid": "bench-edge",
+        }
+    ]
+)
 ROUTE = "/callbacks/tencent/sms-status"
 
 
@@ -41,12 +53,19 @@ def run(workdir: Path, bootstrap: str, duration_s: float, edge_processes: int = 
         processes.stop(bare)
 
     single, single_peak = _one_edge(env, log, duration_s, ROUTE, [])
-    journaled, _ = _one_edge(env, log, duration_s, ROUTE, ["--edge-journal", "on", "--data-dir", str(workdir / "edge-journal")])
+    journaled, _ = _one_edge(
+        env, log, duration_s, ROUTE, ["--edge-journal", "on", "--data-dir", str(workdir / "edge-journal")]
+    )
     tenants_file = _tenants_file(workdir)
-    with_tenants, _ = _one_edge(env, log, duration_s, f"/t/tenant-0/{BENCH_SECRET}{ROUTE}", ["--tenants-file", str(tenants_file)])
+    with_tenants, _ = _one_edge(
+        env, log, duration_s, f"/t/tenant-0/{BENCH_SECRET}{ROUTE}", ["--tenants-file", str(tenants_file)]
+    )
 
     many_port = free_port()
-    edges = [processes.spawn(["ringback", "edge", "--port", str(many_port), "--reuse-port", "true"], env, log) for _ in range(edge_processes)]
+    edges = [
+        processes.spawn(["ringback", "edge", "--port", str(many_port), "--reuse-port", "true"], env, log)
+        for _ in range(edge_processes)
+    ]
     try:
         for process in edges:
             processes.wait_listening(process, many_port)
@@ -57,34 +76,54 @@ def run(workdir: Path, bootstrap: str, duration_s: float, edge_processes: int = 
 
     return {
         "connections": CONNECTIONS,
-        "baseline_rps": round(baseline.rps), "baseline_p50_ms": baseline.p50_ms, "baseline_p99_ms": baseline.p99_ms, "baseline_errors": baseline.errors,
-        "edge_rps": round(single.rps), "edge_p50_ms": single.p50_ms, "edge_p99_ms": single.p99_ms,
+        "baseline_rps": round(baseline.rps),
+        "baseline_p50_ms": baseline.p50_ms,
+        "baseline_p99_ms": baseline.p99_ms,
+        "baseline_errors": baseline.errors,
+        "edge_rps": round(single.rps),
+        "edge_p50_ms": single.p50_ms,
+        "edge_p99_ms": single.p99_ms,
         "edge_ratio": round(single.rps / baseline.rps, 3) if baseline.rps else 0.0,
         "edge_errors": single.errors,
-        f"edge_x{edge_processes}_rps": round(multi.rps), f"edge_x{edge_processes}_p99_ms": multi.p99_ms,
+        f"edge_x{edge_processes}_rps": round(multi.rps),
+        f"edge_x{edge_processes}_p99_ms": multi.p99_ms,
         f"edge_x{edge_processes}_ratio": round(multi.rps / baseline.rps, 3) if baseline.rps else 0.0,
         f"edge_x{edge_processes}_errors": multi.errors,
         "edge_peak_mb": round(single_peak, 1),
-        "edge_journal_rps": round(journaled.rps), "edge_journal_p99_ms": journaled.p99_ms, "edge_journal_errors": journaled.errors,
+        "edge_journal_rps": round(journaled.rps),
+        "edge_journal_p99_ms": journaled.p99_ms,
+        "edge_journal_errors": journaled.errors,
         "journal_cost_ratio": round(journaled.rps / single.rps, 3) if single.rps else 0.0,
-        "edge_tenants_rps": round(with_tenants.rps), "edge_tenants_p99_ms": with_tenants.p99_ms, "edge_tenants_errors": with_tenants.errors,
+        "edge_tenants_rps": round(with_tenants.rps),
+        "edge_tenants_p99_ms": with_tenants.p99_ms,
+        "edge_tenants_errors": with_tenants.errors,
         "tenants_cost_ratio": round(with_tenants.rps / single.rps, 3) if single.rps else 0.0,
     }
 
 
-def _one_edge(env: dict[str, str], log: Path, duration_s: float, path: str, args: list[str]) -> tuple[wrk.WrkResult, float]:
+def _one_edge(
+    env: dict[str, str], log: Path, duration_s: float, path: str, args: list[str]
+) -> tuple[wrk.WrkResult, float]:
     """One edge process under wrk: its result and its peak memory."""
     port = free_port()
     edge = processes.spawn(["ringback", "edge", "--port", str(port), *args], env, log)
     try:
         processes.wait_listening(edge, port)
-        return wrk.run(f"http://127.0.0.1:{port}{path}", SMS_BODY, CONNECTIONS, duration_s), processes.peak_rss_mb(edge.pid)
+        return wrk.run(f"http://127.0.0.1:{port}{path}", SMS_BODY, CONNECTIONS, duration_s), processes.peak_rss_mb(
+            edge.pid
+        )
     finally:
         processes.stop(edge)
 
 
 def _tenants_file(workdir: Path) -> Path:
     path = workdir / "bench-tenants.toml"
-    entries = [f'[[tenants]]\nid = "tenant-{i}"\nsecret = "{BENCH_SECRET if i == 0 else f"{BENCH_SECRET}-{i}"}"\napp_id = "14000{i:05d}"\n' for i in range(BENCH_TENANTS)]
+    entries = [
+        (
+            f'[[tenants]]\nid = "tenant-{i}"\nsecret = "{BENCH_SECRET if i == 0 else f"{BENCH_SECRET}-{i}"}"\napp_id '
+            f'= "14000{i:05d}"\n'
+        )
+        for i in range(BENCH_TENANTS)
+    ]
     path.write_text("allow_anonymous = false\n" + "".join(entries))
     return path

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 import sys
+import threading
 from pathlib import Path
 
 from ringback.runtime.ports import wait_for_port
@@ -15,13 +15,19 @@ START_TIMEOUT_S = 60.0
 
 
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    handle = open(log, "ab")
-    return subprocess.Popen([sys.executable, "-m", *args], env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    with open(log, "ab") as handle:  # the child has its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", *args],
+            env={**os.environ, **env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 def wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
     if not wait_for_port("127.0.0.1", port, START_TIMEOUT_S) or process.poll() is not None:
-        raise RuntimeError(f"{process.args} did not start listening on {port}")
+        raise RuntimeError(f"{process.args!r} did not start listening on {port}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -65,7 +71,7 @@ class MemorySampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
 
-    def __enter__(self) -> "MemorySampler":
+    def __enter__(self) -> MemorySampler:
         self._thread.start()
         return self
 

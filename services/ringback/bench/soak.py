@@ -53,7 +53,12 @@ class Sampler:
     def pids(self) -> dict[str, int]:
         found = {"supervisor": self.supervisor_pid}
         run_dir = self.data_dir / "run"
-        for name, file, key in (("broker", "run", "broker_pid"), ("edge", "edge", "pid"), ("normalizer", "normalizer", "pid"), ("sink", "sink", "pid")):
+        for name, file, key in (
+            ("broker", "run", "broker_pid"),
+            ("edge", "edge", "pid"),
+            ("normalizer", "normalizer", "pid"),
+            ("sink", "sink", "pid"),
+        ):
             try:
                 found[name] = int(json.loads((run_dir / f"{file}.json").read_text())[key])
             except (OSError, ValueError, KeyError, TypeError):
@@ -75,7 +80,7 @@ class Sampler:
             rss = {name: round(processes.rss_mb(pid), 1) for name, pid in self.pids().items()}
             self.samples.append(Sample(time.monotonic() - self.started, rss, self.journal_records()))
 
-    def __enter__(self) -> "Sampler":
+    def __enter__(self) -> Sampler:
         self._thread = threading.Thread(target=self.run, name="soak-sampler", daemon=True)
         self._thread.start()
         return self
@@ -117,17 +122,21 @@ def summarize(samples: list[Sample], warmup_s: float) -> dict[str, dict[str, flo
 
 def _stored(settings: Settings, tag: str) -> int:
     query = (
-        "SELECT count() AS n FROM ringback.events WHERE startsWith(coalesce(sid, call_id, request_id, ''), '{tag}') "
-        "OR startsWith(attributes['extend'], '{tag}') FORMAT JSONEachRow"
-    ).format(tag=tag)
+        f"SELECT count() AS n FROM ringback.events WHERE startsWith(coalesce(sid, call_id, request_id, ''), '{tag}') "
+        f"OR startsWith(attributes['extend'], '{tag}') FORMAT JSONEachRow"
+    )
     return int(json.loads(run_sql(settings, query, "JSONEachRow").splitlines()[0])["n"])
 
 
-def run(results: Path, duration_s: float, rate: float, warmup_s: float = WARMUP_S, sample_s: float = SAMPLE_S) -> dict[str, Any]:
+def run(
+    results: Path, duration_s: float, rate: float, warmup_s: float = WARMUP_S, sample_s: float = SAMPLE_S
+) -> dict[str, Any]:
     results.mkdir(parents=True, exist_ok=True)
     data_dir = results / "soak-data"
     log = results / "soak-run.log"
-    pipeline = processes.spawn(["ringback", "run", "--data-dir", str(data_dir), "--port", "0", "--log-level", "warning"], {}, log)
+    pipeline = processes.spawn(
+        ["ringback", "run", "--data-dir", str(data_dir), "--port", "0", "--log-level", "warning"], {}, log
+    )
     settings = Settings(data_dir=str(data_dir))
     try:
         deadline = time.monotonic() + processes.START_TIMEOUT_S
@@ -136,7 +145,14 @@ def run(results: Path, duration_s: float, rate: float, warmup_s: float = WARMUP_
                 raise RuntimeError(f"ringback run did not start; see {log}")
             time.sleep(0.2)
         edge_url = json.loads((data_dir / "run" / "edge.json").read_text())["url"]
-        plan = loadgen.LoadPlan(url=edge_url, duration_s=duration_s, rate=rate, connections=CONNECTIONS, resend_share=0.05, malformed_share=0.01)
+        plan = loadgen.LoadPlan(
+            url=edge_url,
+            duration_s=duration_s,
+            rate=rate,
+            connections=CONNECTIONS,
+            resend_share=0.05,
+            malformed_share=0.01,
+        )
         with Sampler(data_dir, pipeline.pid, sample_s) as sampler:
             summary = asyncio.run(loadgen.run(plan, show_progress=False))
             expected = summary.expected_events + summary.expected_replies
@@ -148,9 +164,17 @@ def run(results: Path, duration_s: float, rate: float, warmup_s: float = WARMUP_
         processes.stop(pipeline)
     text = log.read_text(errors="replace")
     report = {
-        "duration_s": duration_s, "rate": rate, "warmup_s": warmup_s, "sent": summary.sent, "accepted": summary.accepted,
-        "failed": summary.failed, "expected_events": expected, "stored_events": stored, "lost": max(0, expected - stored),
-        "broker_recycles": text.count("recycling it"), "broker_deaths": text.count("embedded broker died"),
+        "duration_s": duration_s,
+        "rate": rate,
+        "warmup_s": warmup_s,
+        "sent": summary.sent,
+        "accepted": summary.accepted,
+        "failed": summary.failed,
+        "expected_events": expected,
+        "stored_events": stored,
+        "lost": max(0, expected - stored),
+        "broker_recycles": text.count("recycling it"),
+        "broker_deaths": text.count("embedded broker died"),
         "deepest_journal_records": max((s.journal_records for s in sampler.samples), default=0),
         "memory": summarize(sampler.samples, warmup_s),
     }
@@ -174,7 +198,7 @@ def _chart(samples: list[Sample], warmup_s: float, path: Path) -> None:
     for name in PROCESSES:
         points = [(s.at_s / 60, s.rss_mb[name]) for s in samples if s.rss_mb.get(name)]
         if points:
-            axes.plot(*zip(*points), label=name)
+            axes.plot(*zip(*points, strict=True), label=name)
     axes.axvline(warmup_s / 60, color="grey", linestyle="--", label="end of warm-up")
     axes.set_xlabel("minutes")
     axes.set_ylabel("resident memory, MB")
@@ -187,11 +211,21 @@ def _chart(samples: list[Sample], warmup_s: float, path: Path) -> None:
 
 def render(report: dict[str, Any]) -> str:
     lines = [
-        f"soak: {report['duration_s'] / 60:.0f} min at {report['rate']:g} callbacks/s: sent {report['sent']}, accepted {report['accepted']}, "
-        f"failed {report['failed']}; stored {report['stored_events']} of {report['expected_events']} expected events, lost {report['lost']}",
-        f"broker recycled {report['broker_recycles']} times (died {report['broker_deaths']}); journal at most {report['deepest_journal_records']} callbacks",
+        (
+            f"soak: {report['duration_s'] / 60:.0f} min at {report['rate']:g} callbacks/s: sent {report['sent']}, "
+            f"accepted {report['accepted']}, "
+            f"failed {report['failed']}; stored {report['stored_events']} of {report['expected_events']} expected "
+            f"events, lost {report['lost']}"
+        ),
+        (
+            f"broker recycled {report['broker_recycles']} times (died {report['broker_deaths']}); journal at most "
+            f"{report['deepest_journal_records']} callbacks"
+        ),
         f"{'process':<11} {'warm-up end':>12} {'max after':>10} {'last':>8} {'growth MB/h':>12}",
     ]
     for name, m in report["memory"].items():
-        lines.append(f"{name:<11} {m['at_warmup_end_mb']:>12.0f} {m['max_after_warmup_mb']:>10.0f} {m['last_mb']:>8.0f} {m['growth_after_warmup_mb_per_hour']:>12.1f}")
+        lines.append(
+            f"{name:<11} {m['at_warmup_end_mb']:>12.0f} {m['max_after_warmup_mb']:>10.0f} {m['last_mb']:>8.0f} "
+            f"{m['growth_after_warmup_mb_per_hour']:>12.1f}"
+        )
     return "\n".join(lines)

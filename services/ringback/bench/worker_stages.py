@@ -23,7 +23,7 @@ from ringback.config import Settings
 from ringback.loadgen import TrafficMaker
 from ringback.normalizer.adapters import registry
 from ringback.normalizer.event import Context
-from ringback.normalizer.outcome import Rejection
+from ringback.normalizer.outcome import Event, Rejection
 from ringback.normalizer.step import normalize_message
 from ringback.normalizer.worker import Normalizer
 from ringback.runtime import kafka
@@ -51,7 +51,7 @@ async def timed_polls(poll: Callable[[], Awaitable[int]], target: int) -> tuple[
     return handled, time.perf_counter() - started
 
 
-def normalized_events(raws: list[RawCallback], codec: EventCodec) -> list[dict[str, Any]]:
+def normalized_events(raws: list[RawCallback], codec: EventCodec) -> list[Event]:
     ctx = Context(blank_event=codec.blank_event())
     return [o for raw in raws for o in normalize_message(raw, registry(), ctx) if not isinstance(o, Rejection)]
 
@@ -59,7 +59,10 @@ def normalized_events(raws: list[RawCallback], codec: EventCodec) -> list[dict[s
 def raw_callbacks(count: int, tag: str) -> list[RawCallback]:
     maker = TrafficMaker(tag, dict(_mix()), seed=11)
     now_us = time.time_ns() // 1000
-    return [RawCallback(g.route, new_ingest_id(), now_us, "127.0.0.1", "application/json", g.body) for g in (maker.next() for _ in range(count))]
+    return [
+        RawCallback(g.route, new_ingest_id(), now_us, "127.0.0.1", "application/json", g.body)
+        for g in (maker.next() for _ in range(count))
+    ]
 
 
 def _mix() -> dict[str, int]:
@@ -68,12 +71,17 @@ def _mix() -> dict[str, int]:
     return DEFAULT_MIX
 
 
-async def produce_all(settings: Settings, topic: str, messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]]) -> None:
+async def produce_all(
+    settings: Settings, topic: str, messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]]
+) -> None:
     producer = kafka.producer(settings, linger_ms=5)
     await producer.start()
     try:
         for start in range(0, len(messages), PRODUCE_WINDOW):
-            futures = [await producer.send(topic, value=v, key=k, headers=h) for k, v, h in messages[start : start + PRODUCE_WINDOW]]
+            futures = [
+                await producer.send(topic, value=v, key=k, headers=h)
+                for k, v, h in messages[start : start + PRODUCE_WINDOW]
+            ]
             await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -81,7 +89,9 @@ async def produce_all(settings: Settings, topic: str, messages: list[tuple[bytes
 
 async def passthrough(settings: Settings, total: int) -> float:
     """Seconds for a consumer→producer that forwards ``total`` raw messages untouched, committing per poll."""
-    consumer: AIOKafkaConsumer = kafka.consumer(settings, [settings.topic_raw], settings.normalizer_group + "-passthrough")
+    consumer: AIOKafkaConsumer = kafka.consumer(
+        settings, [settings.topic_raw], settings.normalizer_group + "-passthrough"
+    )
     producer: AIOKafkaProducer = kafka.producer(settings)
     await consumer.start()
     await producer.start()
@@ -120,10 +130,16 @@ async def bench_normalizer(settings: Settings, messages: int) -> dict[str, Any]:
     finally:
         await worker.stop()
     return {
-        "messages": messages, "events": events, "handled": handled,
-        "passthrough_msgs_per_s": round(messages / baseline_s), "normalizer_msgs_per_s": round(messages / normalizer_s),
-        "normalizer_eps": round(events / normalizer_s), "normalizer_ratio": round(baseline_s / normalizer_s, 3),
-        "breakdown": breakdown.normalizer(raws, EventCodec.from_dir(settings.schemas_dir), normalizer_s / max(1, handled) * 1e6),
+        "messages": messages,
+        "events": events,
+        "handled": handled,
+        "passthrough_msgs_per_s": round(messages / baseline_s),
+        "normalizer_msgs_per_s": round(messages / normalizer_s),
+        "normalizer_eps": round(events / normalizer_s),
+        "normalizer_ratio": round(baseline_s / normalizer_s, 3),
+        "breakdown": breakdown.normalizer(
+            raws, EventCodec.from_dir(settings.schemas_dir), normalizer_s / max(1, handled) * 1e6
+        ),
     }
 
 
@@ -144,6 +160,8 @@ async def bench_sink(settings: Settings, rows: int) -> dict[str, Any]:
 
     sink = Sink(settings)
     await sink.start()
+    client = sink.client
+    assert client is not None  # started
     insert_s_before = _insert_seconds(EVENTS_TABLE)
     try:
         taken, polling_s = await timed_polls(sink.step, rows)
@@ -153,20 +171,34 @@ async def bench_sink(settings: Settings, rows: int) -> dict[str, Any]:
         insert_s = _insert_seconds(EVENTS_TABLE) - insert_s_before
 
         columns = [[e.get(name) for e in events] for name in codec.field_names]
-        await sink.on_db_thread(sink.client.command, f"CREATE TABLE IF NOT EXISTS ringback.bench_direct AS {EVENTS_TABLE}")
-        await sink.on_db_thread(sink.client.command, "TRUNCATE TABLE ringback.bench_direct")
+        await sink.on_db_thread(client.command, f"CREATE TABLE IF NOT EXISTS ringback.bench_direct AS {EVENTS_TABLE}")
+        await sink.on_db_thread(client.command, "TRUNCATE TABLE ringback.bench_direct")
+
+        def insert_direct(chunk: list[list[Any]]) -> None:
+            client.insert(
+                "ringback.bench_direct",
+                chunk,
+                column_names=codec.field_names,
+                column_oriented=True,
+                settings=EVENTS_INSERT_SETTINGS,
+            )
+
         began = time.perf_counter()
         for start in range(0, rows, settings.sink_batch_rows):
-            chunk = [column[start : start + settings.sink_batch_rows] for column in columns]
             await sink.on_db_thread(
-                lambda c=chunk: sink.client.insert("ringback.bench_direct", c, column_names=codec.field_names, column_oriented=True, settings=EVENTS_INSERT_SETTINGS)
+                insert_direct, [column[start : start + settings.sink_batch_rows] for column in columns]
             )
         direct_s = time.perf_counter() - began
-        stored = (await sink.on_db_thread(lambda: sink.client.query(f"SELECT count() FROM {EVENTS_TABLE}").result_rows))[0][0]
+        counted = await sink.on_db_thread(lambda: client.query(f"SELECT count() FROM {EVENTS_TABLE}").result_rows)
+        stored = counted[0][0]
     finally:
         await sink.stop()
     return {
-        "rows": rows, "taken": taken, "stored": stored, "sink_rps": round(taken / sink_s), "direct_insert_rps": round(rows / direct_s),
+        "rows": rows,
+        "taken": taken,
+        "stored": stored,
+        "sink_rps": round(taken / sink_s),
+        "direct_insert_rps": round(rows / direct_s),
         "sink_ratio": round(direct_s / sink_s, 3),
         "breakdown": breakdown.sink(payloads, codec, insert_s, sink_s / max(1, taken) * 1e6),
         "bench_process_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

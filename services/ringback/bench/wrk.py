@@ -43,8 +43,19 @@ def run(url: str, body: bytes, connections: int, duration_s: float, threads: int
         script = Path(tmp) / "post.lua"
         script.write_text(LUA % body.decode())
         done = subprocess.run(
-            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, int(duration_s))}s", "--latency", "-s", str(script), url],
-            capture_output=True, text=True, timeout=duration_s + 60,
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{max(1, int(duration_s))}s",
+                "--latency",
+                "-s",
+                str(script),
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=duration_s + 60,
         )
     out = done.stdout
     if done.returncode != 0 or done.stderr.strip():

@@ -1,11 +1,12 @@
-"""The aiohttp application: one POST route per vendor format, plus health, readiness, metrics and the API description."""
+"""The aiohttp application: one POST route per vendor format, plus health, readiness, metrics and the API
+description."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -87,7 +88,7 @@ def callback_handler(route_: Route, door: Door, intake: Intake, in_flight: InFli
             except web.HTTPRequestEntityTooLarge:
                 requests["too_large"].inc()
                 return replies.rejected(style, 413, f"body larger than {settings.max_body_bytes} bytes")
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 requests["too_slow"].inc()
                 return replies.rejected(style, 408, f"body not received within {settings.body_read_timeout_s:g}s")
             raw = RawCallback(
@@ -104,7 +105,13 @@ def callback_handler(route_: Route, door: Door, intake: Intake, in_flight: InFli
                 where = await intake.accept(raw)
             except TooLargeForBroker as exc:
                 requests["too_large"].inc()
-                log.warning("callback too large for the broker", route=route, ingest_id=raw.ingest_id, bytes=len(body), error=str(exc))
+                log.warning(
+                    "callback too large for the broker",
+                    route=route,
+                    ingest_id=raw.ingest_id,
+                    bytes=len(body),
+                    error=str(exc),
+                )
                 return replies.rejected(style, 413, "body larger than the broker accepts")
             except NotDurable as exc:
                 requests["not_durable"].inc()
@@ -133,7 +140,10 @@ def create_app(settings: Settings, journal_dir: str | None = None) -> web.Applic
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         if tenants.open_to_anyone:
-            log.warning("no tenants file: the edge takes callbacks from anyone who can reach it (see README: Going to production: tenants)")
+            log.warning(
+                "no tenants file: the edge takes callbacks from anyone who can reach it (see README: Going to "
+                "production: tenants)"
+            )
         tenants.start()
         await publisher.start()
         if publisher.ready:
@@ -188,7 +198,9 @@ async def readyz(request: web.Request) -> web.Response:
         "ready": ready,
         "broker": "reachable" if broker_ok else "unreachable",
         "tenants": "none: open to anyone" if tenants.current is None else len(tenants.current.by_id),
-        "journal": None if journal is None else {
+        "journal": None
+        if journal is None
+        else {
             "mode": "journal" if intake.journal_mode else "spool",
             "records": journal.untrimmed_records,
             "bytes": journal.untrimmed_bytes,

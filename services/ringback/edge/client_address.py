@@ -31,7 +31,12 @@ def _forwarded_chain(request: web.Request) -> list[str]:
                     value = value.strip().strip('"')
                     chain.append(value.rsplit(":", 1)[0] if value.startswith("[") or value.count(":") == 1 else value)
         return chain
-    return [part.strip() for header in request.headers.getall("X-Forwarded-For", []) for part in header.split(",") if part.strip()]
+    return [
+        part.strip()
+        for header in request.headers.getall("X-Forwarded-For", [])
+        for part in header.split(",")
+        if part.strip()
+    ]
 
 
 def client_address(request: web.Request, trusted_proxies: Sequence[Network]) -> str:

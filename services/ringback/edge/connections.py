@@ -90,8 +90,13 @@ class Admission:
         if now - self._last_logged.get(reason, 0.0) >= REFUSAL_LOG_INTERVAL_S:
             self._last_logged[reason] = now
             log.warning(
-                "connection refused", reason=reason, remote_addr=address, open_connections=self.open_total,
-                from_address=self.by_address[address], max_total=self.max_total, max_per_address=self.max_per_address,
+                "connection refused",
+                reason=reason,
+                remote_addr=address,
+                open_connections=self.open_total,
+                from_address=self.by_address[address],
+                max_total=self.max_total,
+                max_per_address=self.max_per_address,
             )
 
 
@@ -145,7 +150,11 @@ class EdgeRequestHandler(RequestHandler):
         if self._messages or self._current_request is not None:
             return
         metrics.EDGE_PROTOCOL_ERRORS.labels("header_timeout").inc()
-        log.warning("request head not received in time, connection closed", remote_addr=self._address, timeout_s=self._header_timeout_s)
+        log.warning(
+            "request head not received in time, connection closed",
+            remote_addr=self._address,
+            timeout_s=self._header_timeout_s,
+        )
         self.force_close()
         if self.transport is not None:
             self.transport.close()
@@ -155,7 +164,9 @@ class EdgeRequestHandler(RequestHandler):
             self._head_deadline.cancel()
             self._head_deadline = None
 
-    def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
         if isinstance(exc, LineTooLong):
             status = HEADER_FIELDS_TOO_LARGE
         reason = "bad_request" if status < 500 else "internal_error"
@@ -168,7 +179,12 @@ class EdgeRequestHandler(RequestHandler):
     def log_exception(self, *args: Any, **kw: Any) -> None:
         """aiohttp logs with a traceback; one line with the error's type and message is enough."""
         exc = kw.get("exc_info")
-        log.error("request failed", remote_addr=self._address, detail=(args[0] % args[1:]) if args else "", error=_one_line(exc if isinstance(exc, BaseException) else None, None))
+        log.error(
+            "request failed",
+            remote_addr=self._address,
+            detail=(args[0] % args[1:]) if args else "",
+            error=_one_line(exc if isinstance(exc, BaseException) else None, None),
+        )
 
 
 def _one_line(exc: BaseException | None, message: str | None) -> str:
@@ -190,7 +206,15 @@ class EdgeServer(web.Server):
 class EdgeRunner(web.AppRunner):
     """An AppRunner whose connections are EdgeRequestHandlers (``server_options`` go to each of them)."""
 
-    def __init__(self, app: web.Application, *, admission: Admission, header_timeout_s: float, server_options: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        admission: Admission,
+        header_timeout_s: float,
+        server_options: dict[str, Any],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(app, **kwargs)
         self._admission = admission
         self._header_timeout_s = header_timeout_s

@@ -63,17 +63,23 @@ class Door:
         tenant_id = request.match_info.get(TENANT)
         if tenant_id is None:
             if table is not None and not table.allow_anonymous:
-                return self._refuse(route, address, None, Refused(ANONYMOUS_NOT_ALLOWED, UNAUTHORIZED, "a tenant URL is required"))
+                return self._refuse(
+                    route, address, None, Refused(ANONYMOUS_NOT_ALLOWED, UNAUTHORIZED, "a tenant URL is required")
+                )
             if not self.limiter.allow(f"address:{address}", self.settings.anonymous_rate_limit_per_s):
                 return self._refuse(route, address, None, Refused(RATE_LIMITED, None, "too many requests"))
             return Admitted(address, None)
         if table is None:
-            return self._refuse(route, address, tenant_id, Refused("unknown_tenant", UNAUTHORIZED, "unknown tenant or wrong secret"))
+            return self._refuse(
+                route, address, tenant_id, Refused("unknown_tenant", UNAUTHORIZED, "unknown tenant or wrong secret")
+            )
         verdict, tenant = table.check(tenant_id, request.match_info.get(SECRET, ""), address)
         if verdict != ACCEPTED or tenant is None:
             status = FORBIDDEN if verdict == ADDRESS_NOT_ALLOWED else UNAUTHORIZED
             message = "address not allowed for this tenant" if status == FORBIDDEN else "unknown tenant or wrong secret"
-            return self._refuse(route, address, tenant_id if tenant is not None else None, Refused(verdict, status, message))
+            return self._refuse(
+                route, address, tenant_id if tenant is not None else None, Refused(verdict, status, message)
+            )
         rate = tenant.rate_limit_per_s if tenant.rate_limit_per_s is not None else self.settings.tenant_rate_limit_per_s
         if not self.limiter.allow(f"tenant:{tenant.id}", rate):
             return self._refuse(route, address, tenant.id, Refused(RATE_LIMITED, None, "too many requests"))

@@ -22,6 +22,7 @@ loop waits for the next one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import gc
 import itertools
@@ -139,7 +140,11 @@ class Intake:
         if self.journal_mode:
             self._tasks += [asyncio.create_task(self._progress_loop()), asyncio.create_task(self._gauge_loop())]
         if not self.journal.is_empty:
-            log.warning("journal holds callbacks from before; publishing them first", records=self.journal.untrimmed_records, bytes=self.journal.untrimmed_bytes)
+            log.warning(
+                "journal holds callbacks from before; publishing them first",
+                records=self.journal.untrimmed_records,
+                bytes=self.journal.untrimmed_bytes,
+            )
 
     async def stop(self) -> None:
         await self.flush_ledger()
@@ -193,7 +198,7 @@ class Intake:
             return BROKER
         except MessageSizeTooLargeError as exc:
             raise TooLargeForBroker(str(exc)) from exc
-        except (asyncio.TimeoutError, KafkaError) as exc:
+        except (TimeoutError, KafkaError) as exc:
             if self.journal is None:
                 raise NotDurable(f"broker did not acknowledge: {exc!r}") from exc
             await self._append(raw)
@@ -219,7 +224,9 @@ class Intake:
         while not self._queue.empty() and len(batch) < GROUP_COMMIT_MAX:
             batch.append(self._queue.get_nowait())
         try:
-            await asyncio.get_running_loop().run_in_executor(self._disk, self.journal.append, [payload for payload, _ in batch])
+            await asyncio.get_running_loop().run_in_executor(
+                self._disk, self.journal.append, [payload for payload, _ in batch]
+            )
         except (JournalFull, OSError) as exc:
             self._refused_since_trim = True
             reason = f"{type(exc).__name__}: {exc}"
@@ -241,10 +248,8 @@ class Intake:
                 await self._reset()
             if self._published is None or self._published >= self.journal.end or not self.publisher.ready:
                 self._appended.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._appended.wait(), IDLE_WAIT_S)
-                except asyncio.TimeoutError:
-                    pass
             elif not await self._publish_batch():
                 await asyncio.sleep(RETRY_S)
 
@@ -252,14 +257,18 @@ class Intake:
         """Publish the next callbacks of the journal; False when the broker did not take them all."""
         assert self.journal is not None and self._published is not None
         loop = asyncio.get_running_loop()
-        payloads, end = await loop.run_in_executor(self._disk, self.journal.read, self._published, PUBLISH_BATCH, PUBLISH_BATCH_BYTES)
+        payloads, end = await loop.run_in_executor(
+            self._disk, self.journal.read, self._published, PUBLISH_BATCH, PUBLISH_BATCH_BYTES
+        )
         if not payloads:
             return True
         raws = [RawCallback.from_bytes(p) for p in payloads]
         del payloads
         results = await asyncio.gather(*(self.publisher.publish(raw) for raw in raws), return_exceptions=True)
-        never = [raw for raw, result in zip(raws, results) if isinstance(result, MessageSizeTooLargeError)]
-        failure = next((r for r in results if isinstance(r, BaseException) and not isinstance(r, MessageSizeTooLargeError)), None)
+        never = [raw for raw, result in zip(raws, results, strict=True) if isinstance(result, MessageSizeTooLargeError)]
+        failure = next(
+            (r for r in results if isinstance(r, BaseException) and not isinstance(r, MessageSizeTooLargeError)), None
+        )
         if failure is not None:
             log.warning("publishing from the journal paused: broker did not acknowledge", error=repr(failure))
             return False  # the whole batch again later; what did get through is absorbed by the event ids
@@ -299,7 +308,10 @@ class Intake:
         if self._progress is not None:
             await self._progress.seek_to_beginning()  # the new broker's progress topic only has new news
         metrics.EDGE_BROKER_RESETS.inc()
-        log.warning("broker started afresh: publishing again everything the journal holds", records=self.journal.untrimmed_records)
+        log.warning(
+            "broker started afresh: publishing again everything the journal holds",
+            records=self.journal.untrimmed_records,
+        )
 
     # --- letting go (journal mode) ---
     async def _progress_loop(self) -> None:
@@ -366,10 +378,14 @@ class Intake:
         assert self.journal is not None
         hole = window[:hole_end]
         records = sum(f.records for f in hole)
-        payloads, end = await asyncio.get_running_loop().run_in_executor(self._disk, self.journal.read, self.journal.trimmed, records)
+        payloads, end = await asyncio.get_running_loop().run_in_executor(
+            self._disk, self.journal.read, self.journal.trimmed, records
+        )
         if end != hole[-1].end:
             return  # the journal and the flights disagree: leave it to the next start
-        results = await asyncio.gather(*(self.publisher.publish(RawCallback.from_bytes(p)) for p in payloads), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self.publisher.publish(RawCallback.from_bytes(p)) for p in payloads), return_exceptions=True
+        )
         if any(isinstance(r, BaseException) for r in results):
             return  # the broker is not taking them now: the next round tries again
         acks = [(meta.partition, meta.offset) for meta in results if not isinstance(meta, BaseException)]
@@ -378,8 +394,12 @@ class Intake:
         self._flights.appendleft(Flight(end, records, offsets_by_partition(acks)))
         self._hole_since = None
         metrics.EDGE_REPUBLISHED.inc(records)
-        log.warning("callbacks stayed unstored while later ones were stored: published again", records=records,
-                    offsets=[{p: list(span) for p, span in f.spans.items()} for f in hole], grace_s=self.settings.journal_republish_after_s)
+        log.warning(
+            "callbacks stayed unstored while later ones were stored: published again",
+            records=records,
+            offsets=[{p: list(span) for p, span in f.spans.items()} for f in hole],
+            grace_s=self.settings.journal_republish_after_s,
+        )
 
     async def _trim(self, end: Position, records: int) -> None:
         assert self.journal is not None
@@ -403,8 +423,10 @@ class Intake:
         if message is None:
             return
         try:
-            await asyncio.wait_for(self.publisher.publish_to(self.settings.topic_ledger, message), self.settings.publish_timeout_s)
-        except (asyncio.TimeoutError, KafkaError):
+            await asyncio.wait_for(
+                self.publisher.publish_to(self.settings.topic_ledger, message), self.settings.publish_timeout_s
+            )
+        except (TimeoutError, KafkaError):
             self.ledger.restore(message)  # counted again in the next delta
 
     def _quarantine(self, raws: list[RawCallback]) -> None:
@@ -420,7 +442,13 @@ class Intake:
                 handle.flush()
                 os.fsync(handle.fileno())
             metrics.EDGE_QUARANTINED.inc()
-            log.error("callback too large for the broker: quarantined", ingest_id=raw.ingest_id, route=raw.route, bytes=len(raw.body), path=str(path))
+            log.error(
+                "callback too large for the broker: quarantined",
+                ingest_id=raw.ingest_id,
+                route=raw.route,
+                bytes=len(raw.body),
+                path=str(path),
+            )
 
     async def _gauge_loop(self) -> None:
         while True:

@@ -150,7 +150,9 @@ class Journal:
         current = max(self._segments) if self._segments else self._trimmed.segment
         if current not in self._segments and current == self._trimmed.segment and self._trimmed.offset > 0:
             current += 1  # never write below the trim position: those bytes count as let go
-        if current not in self._segments or (self._segments[current] and self._segments[current] + incoming > self.segment_bytes):
+        if current not in self._segments or (
+            self._segments[current] and self._segments[current] + incoming > self.segment_bytes
+        ):
             if current in self._segments:
                 current += 1
             self._close_writer()
@@ -229,7 +231,12 @@ class Journal:
             self._trimmed = position
             self._untrimmed_records = max(0, self._untrimmed_records - records)
             newest = max(self._segments) if self._segments else position.segment
-            for number in [n for n in self._segments if n < position.segment or (n == position.segment and n != newest and self._segments[n] <= position.offset)]:
+            for number in [
+                n
+                for n in self._segments
+                if n < position.segment
+                or (n == position.segment and n != newest and self._segments[n] <= position.offset)
+            ]:
                 self._segment_path(number).unlink(missing_ok=True)
                 del self._segments[number]
 

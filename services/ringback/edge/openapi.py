@@ -92,38 +92,59 @@ CLICK_TO_CALL_BODIES = (
 
 FORMATS: dict[str, VendorFormat] = {
     "tencent/sms-status": VendorFormat(
-        TENCENT_SMS, "Tencent Cloud SMS delivery status",
+        TENCENT_SMS,
+        "Tencent Cloud SMS delivery status",
         "A JSON array of delivery reports (a lone report object is read too); each report becomes one event.",
         "TencentSmsStatusPush",
     ),
     "tencent/voicecode": VendorFormat(
-        TENCENT_VOICE, "Tencent Cloud voice verification-code status, and every other voice push", VOICE_BODIES, "TencentVoicePush",
+        TENCENT_VOICE,
+        "Tencent Cloud voice verification-code status, and every other voice push",
+        VOICE_BODIES,
+        "TencentVoicePush",
     ),
     "tencent/voiceprompt": VendorFormat(
-        TENCENT_VOICE, "Tencent Cloud voice prompt status, and every other voice push", VOICE_BODIES, "TencentVoicePush",
+        TENCENT_VOICE,
+        "Tencent Cloud voice prompt status, and every other voice push",
+        VOICE_BODIES,
+        "TencentVoicePush",
     ),
     "tencent/sms-reply": VendorFormat(
-        TENCENT_SMS, "Tencent Cloud SMS reply (an end user answered an SMS)",
+        TENCENT_SMS,
+        "Tencent Cloud SMS reply (an end user answered an SMS)",
         "One reply object (an array of them is read too, one event each).",
         "TencentSmsReplyPush",
     ),
     "cdr-push": VendorFormat(
-        CDR, "CDR push: CDRs and two-way-call state pushes on one address",
-        "`{\"cdr\": [...]}` with `fid` 2 (voice code), 4 (two-way call) or 5 (conference), or a bare two-way-call "
+        CDR,
+        "CDR push: CDRs and two-way-call state pushes on one address",
+        '`{"cdr": [...]}` with `fid` 2 (voice code), 4 (two-way call) or 5 (conference), or a bare two-way-call '
         "state object. The platform retries only on HTTP 500, at most three sends in all.",
         "CdrPush",
     ),
     "callback-call/status": VendorFormat(
-        CLICK_TO_CALL, "Click-to-call state, pushed to `statusUrl`", CLICK_TO_CALL_BODIES, "ClickToCallStatusPush",
+        CLICK_TO_CALL,
+        "Click-to-call state, pushed to `statusUrl`",
+        CLICK_TO_CALL_BODIES,
+        "ClickToCallStatusPush",
     ),
     "callback-call/hangup": VendorFormat(
-        CLICK_TO_CALL, "Click-to-call CDR, pushed to `hangupUrl`", CLICK_TO_CALL_BODIES, "ClickToCallHangupPush",
+        CLICK_TO_CALL,
+        "Click-to-call CDR, pushed to `hangupUrl`",
+        CLICK_TO_CALL_BODIES,
+        "ClickToCallHangupPush",
     ),
     "callback-call/record": VendorFormat(
-        CLICK_TO_CALL, "Click-to-call recording, pushed to `recordUrl`", CLICK_TO_CALL_BODIES, "ClickToCallRecordPush",
+        CLICK_TO_CALL,
+        "Click-to-call recording, pushed to `recordUrl`",
+        CLICK_TO_CALL_BODIES,
+        "ClickToCallRecordPush",
     ),
     "callback-call/keypress": VendorFormat(
-        CLICK_TO_CALL, "Click-to-call key press, pushed to `keyPressUrl`", CLICK_TO_CALL_BODIES, "ClickToCallKeypressPush",
+        CLICK_TO_CALL,
+        "Click-to-call key press, pushed to `keyPressUrl`",
+        CLICK_TO_CALL_BODIES,
+        "ClickToCallKeypressPush",
     ),
 }
 
@@ -212,7 +233,10 @@ def tencent_sms_schemas() -> dict[str, Schema]:
         ),
         "TencentSmsStatusPush": {
             "description": "An array of delivery reports (a lone report object is read as one).",
-            "anyOf": [{"type": "array", "items": ref("TencentSmsStatusReport"), "minItems": 1}, ref("TencentSmsStatusReport")],
+            "anyOf": [
+                {"type": "array", "items": ref("TencentSmsStatusReport"), "minItems": 1},
+                ref("TencentSmsStatusReport"),
+            ],
         },
         "TencentSmsReply": record(
             "One reply of an end user.",
@@ -222,7 +246,10 @@ def tencent_sms_schemas() -> dict[str, Schema]:
                 "nationcode": text("Country calling code of `mobile`."),
                 "sign": text("The SMS signature the user answered."),
                 "text": text("What the user wrote (may be empty)."),
-                "time": {"type": ["integer", "string"], "description": "Unix seconds, a JSON number (a string of digits is read too)."},
+                "time": {
+                    "type": ["integer", "string"],
+                    "description": "Unix seconds, a JSON number (a string of digits is read too).",
+                },
             },
             ("mobile", "text", "time"),
         ),
@@ -263,7 +290,10 @@ def tencent_voice_schemas() -> dict[str, Schema]:
             {
                 "call_from": text("The number the callee would have seen (may be empty)."),
                 "callid": text("The call's id."),
-                "failure_code": {"type": ["integer", "string"], "description": "A code of the vendor's push error-code table (a string of digits is read too)."},
+                "failure_code": {
+                    "type": ["integer", "string"],
+                    "description": "A code of the vendor's push error-code table (a string of digits is read too).",
+                },
                 "failure_reason": text("The code's text."),
                 "mobile": text("The callee's number."),
                 "nationcode": text("Country calling code of `mobile`."),
@@ -292,7 +322,10 @@ def cdr_push_schemas() -> dict[str, Schema]:
             {
                 "requestid": text("The CDR's id (unique within an `appid`)."),
                 "appid": text("The application."),
-                "fid": {"type": ["string", "integer"], "description": "`2` voice code, `4` two-way call, `5` conference."},
+                "fid": {
+                    "type": ["string", "integer"],
+                    "description": "`2` voice code, `4` two-way call, `5` conference.",
+                },
                 "tel": text("The party (fid 2 and 5)."),
                 "stime": text("Answer time (fid 2 and 5)."),
                 "etime": text("End time (fid 2 and 5)."),
@@ -334,7 +367,10 @@ def click_to_call_schemas() -> dict[str, Schema]:
         "requestId": text("Echoed from the request that started the call."),
         "appId": text("The application."),
     }
-    time = {"type": ["string", "integer"], "description": "Unix seconds, unix milliseconds or local `YYYY-MM-DD HH:MM:SS`."}
+    time = {
+        "type": ["string", "integer"],
+        "description": "Unix seconds, unix milliseconds or local `YYYY-MM-DD HH:MM:SS`.",
+    }
     kinds = {
         "ClickToCallStatus": record(
             "A state of one leg of the call.",
@@ -343,8 +379,16 @@ def click_to_call_schemas() -> dict[str, Schema]:
                 "src": text("Calling party."),
                 "dst": text("Called party."),
                 "userFlag": text("Whose leg: `src` (caller) or `dst` (callee)."),
-                "callStatus": {"type": ["string", "integer"], "description": "`invite`, `ringing`, `answered`, `refused`, `disaccept`, `failed`, or a number 0-5."},
-                "status": {"type": ["string", "integer"], "description": "One statusFlag bit (low byte caller leg, high byte callee leg)."},
+                "callStatus": {
+                    "type": ["string", "integer"],
+                    "description": (
+                        "`invite`, `ringing`, `answered`, `refused`, `disaccept`, `failed`, or a number 0-5."
+                    ),
+                },
+                "status": {
+                    "type": ["string", "integer"],
+                    "description": "One statusFlag bit (low byte caller leg, high byte callee leg).",
+                },
                 "errorCode": text("SIP code of a refused or failed call."),
                 "timeStamp": time,
             },
@@ -355,8 +399,24 @@ def click_to_call_schemas() -> dict[str, Schema]:
                 **common,
                 "src": text("Calling party."),
                 "dst": text("Called party."),
-                **{name: time for name in ("startSrcCallTime", "startSrcRingTime", "srcAcceptTime", "startDstCallTime", "startDstRingTime", "dstAcceptTime", "endCallTime")},
-                "callEndStatus": {"type": ["string", "integer"], "description": "0 unknown, 1 normal call, 2/3 caller/callee did not answer, 4/5 caller/callee unreachable."},
+                **dict.fromkeys(
+                    (
+                        "startSrcCallTime",
+                        "startSrcRingTime",
+                        "srcAcceptTime",
+                        "startDstCallTime",
+                        "startDstRingTime",
+                        "dstAcceptTime",
+                        "endCallTime",
+                    ),
+                    time,
+                ),
+                "callEndStatus": {
+                    "type": ["string", "integer"],
+                    "description": (
+                        "0 unknown, 1 normal call, 2/3 caller/callee did not answer, 4/5 caller/callee unreachable."
+                    ),
+                },
                 "duration": text_or_number("Billed seconds."),
                 "recordUrl": text("The recording (may be empty)."),
             },
@@ -364,10 +424,18 @@ def click_to_call_schemas() -> dict[str, Schema]:
         "ClickToCallRecord": record("A recording of the call.", {**common, "recordUrl": text("The recording.")}),
         "ClickToCallKeypress": record(
             "Keys pressed during the call.",
-            {**common, "key": text("The key(s) pressed (also `keyPress` or `digits`)."), "phone": text("Who pressed."), "timeStamp": time},
+            {
+                **common,
+                "key": text("The key(s) pressed (also `keyPress` or `digits`)."),
+                "phone": text("Who pressed."),
+                "timeStamp": time,
+            },
         ),
     }
-    pushes = {f"{name}Push": one_or_many(f"{schema['description']} One object or an array of them.", name) for name, schema in kinds.items()}
+    pushes = {
+        f"{name}Push": one_or_many(f"{schema['description']} One object or an array of them.", name)
+        for name, schema in kinds.items()
+    }
     return {**kinds, **pushes}
 
 
@@ -383,22 +451,37 @@ def reply_schemas() -> dict[str, Schema]:
             "examples": [ok],
         },
         "Failure": {
-            "description": "A refusal or failure in the shape every vendor understands: Tencent reads the non-zero `result`, the other platforms only the HTTP status.",
+            "description": (
+                "A refusal or failure in the shape every vendor understands: Tencent reads the non-zero `result`, the "
+                "other platforms only the HTTP status."
+            ),
             "type": "object",
-            "properties": {"result": {"const": replies.TENCENT_FAILURE_RESULT}, "errmsg": {"type": "string", "description": "Why, in words."}},
+            "properties": {
+                "result": {"const": replies.TENCENT_FAILURE_RESULT},
+                "errmsg": {"type": "string", "description": "Why, in words."},
+            },
             "required": ["result", "errmsg"],
             "additionalProperties": False,
             "examples": [orjson.loads(replies.error_body("temporarily unavailable, please retry"))],
         },
         "Empty": {"description": "No body.", "type": "string", "maxLength": 0},
         "FailureText": {"description": "Why, in words; only the status matters to the platform.", "type": "string"},
-        "Health": {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"], "additionalProperties": False},
+        "Health": {
+            "type": "object",
+            "properties": {"status": {"const": "ok"}},
+            "required": ["status"],
+            "additionalProperties": False,
+        },
         "Readiness": readiness_schema(),
         "Metrics": {"description": "Prometheus text exposition.", "type": "string"},
         "OpenApiDocument": {
             "description": "This document.",
             "type": "object",
-            "properties": {"openapi": {"type": "string", "pattern": r"^3\.1\.\d+$"}, "info": {"type": "object"}, "paths": {"type": "object"}},
+            "properties": {
+                "openapi": {"type": "string", "pattern": r"^3\.1\.\d+$"},
+                "info": {"type": "object"},
+                "paths": {"type": "object"},
+            },
             "required": ["openapi", "info", "paths"],
         },
     }
@@ -410,24 +493,39 @@ def readiness_schema() -> Schema:
         "type": "object",
         "description": "The edge's local journal.",
         "properties": {
-            "mode": {"enum": ["journal", "spool"], "description": "`journal`: every callback is journaled before the reply; `spool`: only what the broker could not take."},
+            "mode": {
+                "enum": ["journal", "spool"],
+                "description": (
+                    "`journal`: every callback is journaled before the reply; `spool`: only what the broker could not "
+                    "take."
+                ),
+            },
             "records": {**count, "description": "Records not yet trimmed."},
             "bytes": {**count, "description": "Their bytes."},
             "max_bytes": {**count, "description": "The journal's bound (`spool_max_bytes`)."},
             "unpublished": {**count, "description": "Records not yet acknowledged by the broker."},
-            "oldest_age_s": {"type": ["number", "null"], "minimum": 0, "description": "Age of the oldest untrimmed record (journal mode), else null."},
+            "oldest_age_s": {
+                "type": ["number", "null"],
+                "minimum": 0,
+                "description": "Age of the oldest untrimmed record (journal mode), else null.",
+            },
         },
         "required": ["mode", "records", "bytes", "max_bytes", "unpublished", "oldest_age_s"],
         "additionalProperties": False,
     }
     return {
         "type": "object",
-        "description": "Ready when a callback can be made durable: in journal mode the journal has room; in spool mode the broker answers or the journal has room.",
+        "description": (
+            "Ready when a callback can be made durable: in journal mode the journal has room; in spool mode the "
+            "broker answers or the journal has room."
+        ),
         "properties": {
             "ready": {"type": "boolean"},
             "broker": {"enum": ["reachable", "unreachable"]},
             "tenants": {
-                "description": "How many tenants the tenants file holds, or that there is none and the edge is open to anyone.",
+                "description": (
+                    "How many tenants the tenants file holds, or that there is none and the edge is open to anyone."
+                ),
                 "anyOf": [{"type": "integer", "minimum": 0}, {"const": "none: open to anyone"}],
             },
             "journal": {"anyOf": [{"type": "null"}, journal]},
@@ -453,9 +551,19 @@ def protocol_replies() -> list[Reply]:
     """What any request may get before a route is known."""
     too_many = "Too many open connections (`edge_max_connections`, or `edge_max_connections_per_ip` from this address)"
     return [
-        Reply(HTTPStatus.BAD_REQUEST, f"The request is not valid HTTP (request line, a header, a chunked body): {CLOSED}.", JSON, "Failure"),
+        Reply(
+            HTTPStatus.BAD_REQUEST,
+            f"The request is not valid HTTP (request line, a header, a chunked body): {CLOSED}.",
+            JSON,
+            "Failure",
+        ),
         Reply(HEADER_FIELDS_TOO_LARGE, f"A header line is too long: {CLOSED}.", JSON, "Failure"),
-        Reply(HTTPStatus.SERVICE_UNAVAILABLE, f"{too_many}: answered at once, then the connection is closed.", JSON, "Failure"),
+        Reply(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            f"{too_many}: answered at once, then the connection is closed.",
+            JSON,
+            "Failure",
+        ),
     ]
 
 
@@ -464,26 +572,53 @@ def door_replies(style: str, *, tenant: bool) -> list[Reply]:
     rate_limited = replies.RATE_LIMITED_STATUS[style]
     if not tenant:
         return [
-            shaped(style, UNAUTHORIZED, "A tenants file says `allow_anonymous = false`: a tenant URL is required; nothing published."),
-            shaped(style, rate_limited, "This address sends faster than `anonymous_rate_limit_per_s`; nothing published, send again later."),
+            shaped(
+                style,
+                UNAUTHORIZED,
+                "A tenants file says `allow_anonymous = false`: a tenant URL is required; nothing published.",
+            ),
+            shaped(
+                style,
+                rate_limited,
+                "This address sends faster than `anonymous_rate_limit_per_s`; nothing published, send again later.",
+            ),
         ]
     return [
         shaped(style, UNAUTHORIZED, "Unknown tenant or wrong secret; nothing published."),
         shaped(style, FORBIDDEN, "The address is outside the tenant's `allow_ips`; nothing published."),
-        shaped(style, rate_limited, "The tenant sends faster than its rate limit; nothing published, send again later."),
-        Reply(HTTPStatus.NOT_FOUND, "The tenant or secret segment is empty, `.` or `..`: no route matches.", JSON, "Failure"),
+        shaped(
+            style, rate_limited, "The tenant sends faster than its rate limit; nothing published, send again later."
+        ),
+        Reply(
+            HTTPStatus.NOT_FOUND,
+            "The tenant or secret segment is empty, `.` or `..`: no route matches.",
+            JSON,
+            "Failure",
+        ),
     ]
 
 
 def callback_replies(style: str, *, tenant: bool) -> list[Reply]:
-    success = Reply(HTTPStatus.OK, DURABLE, JSON, "TencentSuccess") if style == TENCENT else Reply(HTTPStatus.OK, f"{DURABLE} Empty body.", TEXT, "Empty")
+    success = (
+        Reply(HTTPStatus.OK, DURABLE, JSON, "TencentSuccess")
+        if style == TENCENT
+        else Reply(HTTPStatus.OK, f"{DURABLE} Empty body.", TEXT, "Empty")
+    )
     overloaded = "the edge is overloaded (`edge_max_in_flight`, `edge_max_in_flight_bytes`)"
     return [
         success,
         *door_replies(style, tenant=tenant),
         shaped(style, HTTPStatus.REQUEST_TIMEOUT, "The body did not arrive within `body_read_timeout_s`."),
-        shaped(style, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "The body is larger than `max_body_bytes`, or than the broker accepts."),
-        shaped(style, replies.RETRYABLE_STATUS[style], f"Not made durable (broker and journal unavailable), or {overloaded}: send again."),
+        shaped(
+            style,
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            "The body is larger than `max_body_bytes`, or than the broker accepts.",
+        ),
+        shaped(
+            style,
+            replies.RETRYABLE_STATUS[style],
+            f"Not made durable (broker and journal unavailable), or {overloaded}: send again.",
+        ),
         *protocol_replies(),
     ]
 
@@ -504,7 +639,10 @@ def responses(cases: Iterable[Reply]) -> dict[str, Any]:
         whens = [case.when for case in reasons]
         result[str(status)] = {
             "description": whens[0] if len(whens) == 1 else "\n".join(f"- {when}" for when in whens),
-            "content": {media: {"schema": ref(names[0]) if len(names) == 1 else {"anyOf": [ref(name) for name in names]}} for media, names in schemas.items()},
+            "content": {
+                media: {"schema": ref(names[0]) if len(names) == 1 else {"anyOf": [ref(name) for name in names]}}
+                for media, names in schemas.items()
+            },
         }
     return result
 
@@ -547,7 +685,11 @@ def request_body(fmt: VendorFormat, examples: Sequence[Example]) -> dict[str, An
     media: dict[str, Any] = {"schema": ref(fmt.schema)}
     if examples:
         media["examples"] = {
-            example.name: {"summary": example.name.replace("_", " "), "description": f"Golden fixture `{example.source}`.", "value": example.value}
+            example.name: {
+                "summary": example.name.replace("_", " "),
+                "description": f"Golden fixture `{example.source}`.",
+                "value": example.value,
+            }
             for example in examples
         }
     return {
@@ -582,7 +724,7 @@ def callback_responses() -> tuple[dict[str, Any], dict[tuple[str, bool], dict[st
 
 def callback_operation(route: Route, responses_: dict[str, Any], *, tenant: bool) -> dict[str, Any]:
     fmt = vendor_format(route)
-    reply = "`{\"result\":0,\"errmsg\":\"OK\"}`" if route.reply_style == TENCENT else "an empty `200`"
+    reply = '`{"result":0,"errmsg":"OK"}`' if route.reply_style == TENCENT else "an empty `200`"
     where = "on a tenant's URL" if tenant else "on the tenant-less URL"
     operation: dict[str, Any] = {
         "operationId": f"{'tenant_' if tenant else ''}callback_{slug(route)}",
@@ -596,11 +738,16 @@ def callback_operation(route: Route, responses_: dict[str, Any], *, tenant: bool
         "responses": responses_,
     }
     if tenant:
-        operation["parameters"] = [{"$ref": "#/components/parameters/Tenant"}, {"$ref": "#/components/parameters/Secret"}]
+        operation["parameters"] = [
+            {"$ref": "#/components/parameters/Tenant"},
+            {"$ref": "#/components/parameters/Secret"},
+        ]
     return operation
 
 
-def get_operation(operation_id: str, summary: str, ok: Mapping[str, str], extra: Sequence[Reply] = ()) -> dict[str, Any]:
+def get_operation(
+    operation_id: str, summary: str, ok: Mapping[str, str], extra: Sequence[Reply] = ()
+) -> dict[str, Any]:
     """``ok``: media type -> schema name of the 200 reply."""
     cases = [Reply(HTTPStatus.OK, summary, media, schema) for media, schema in ok.items()]
     return {
@@ -612,11 +759,22 @@ def get_operation(operation_id: str, summary: str, ok: Mapping[str, str], extra:
 
 
 def operations_paths() -> dict[str, Any]:
-    not_ready = Reply(HTTPStatus.SERVICE_UNAVAILABLE, "Not ready: a callback cannot be made durable now.", JSON, "Readiness")
-    missing = Reply(HTTPStatus.NOT_FOUND, f"This document is not installed (`{FILE_NAME}` missing from `schemas_dir`).", JSON, "Failure")
+    not_ready = Reply(
+        HTTPStatus.SERVICE_UNAVAILABLE, "Not ready: a callback cannot be made durable now.", JSON, "Readiness"
+    )
+    missing = Reply(
+        HTTPStatus.NOT_FOUND,
+        f"This document is not installed (`{FILE_NAME}` missing from `schemas_dir`).",
+        JSON,
+        "Failure",
+    )
     return {
         "/healthz": {"get": get_operation("healthz", "Liveness: the process answers.", {JSON: "Health"})},
-        "/readyz": {"get": get_operation("readyz", "Readiness: a callback can be made durable now.", {JSON: "Readiness"}, [not_ready])},
+        "/readyz": {
+            "get": get_operation(
+                "readyz", "Readiness: a callback can be made durable now.", {JSON: "Readiness"}, [not_ready]
+            )
+        },
         "/metrics": {"get": get_operation("metrics", "Prometheus metrics of the edge.", {TEXT: "Metrics"})},
         DOCUMENT_PATH: {"get": get_operation("openapi", "This document.", {JSON: "OpenApiDocument"}, [missing])},
     }
@@ -642,7 +800,12 @@ def parameters() -> dict[str, Any]:
                 "SHA-256 digests and never logged, counted under a label or stored; two secrets may be valid "
                 "at once while one is rotated."
             ),
-            "schema": {"type": "string", "format": "password", "minLength": MIN_SECRET_CHARS, "pattern": f"^[^/]{{{MIN_SECRET_CHARS},}}$"},
+            "schema": {
+                "type": "string",
+                "format": "password",
+                "minLength": MIN_SECRET_CHARS,
+                "pattern": f"^[^/]{{{MIN_SECRET_CHARS},}}$",
+            },
             "example": "a-secret-of-at-least-16-characters",
         },
     }
@@ -650,7 +813,10 @@ def parameters() -> dict[str, Any]:
 
 def tags() -> list[dict[str, str]]:
     seen = dict.fromkeys(fmt.tag for fmt in (vendor_format(route) for route in ROUTES))
-    return [*({"name": tag} for tag in seen), {"name": OPERATIONS_TAG, "description": "Health, readiness, metrics, this document."}]
+    return [
+        *({"name": tag} for tag in seen),
+        {"name": OPERATIONS_TAG, "description": "Health, readiness, metrics, this document."},
+    ]
 
 
 def build(examples: Mapping[str, Sequence[Example]]) -> dict[str, Any]:
@@ -675,7 +841,9 @@ def build(examples: Mapping[str, Sequence[Example]]) -> dict[str, Any]:
         "components": {
             "schemas": {**reply_schemas(), **vendor_schemas()},
             "parameters": parameters(),
-            "requestBodies": {slug(route): request_body(vendor_format(route), examples.get(route.name, ())) for route in ROUTES},
+            "requestBodies": {
+                slug(route): request_body(vendor_format(route), examples.get(route.name, ())) for route in ROUTES
+            },
             "responses": {**common_responses(), **shared_responses},
         },
     }

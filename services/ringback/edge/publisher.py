@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.structs import RecordMetadata
 from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
 
 from ringback import logs
 from ringback.config import Settings
@@ -69,7 +69,7 @@ class Publisher:
             return False
         try:
             return bool(await asyncio.wait_for(self.producer.client.force_metadata_update(), READINESS_PROBE_TIMEOUT_S))
-        except (asyncio.TimeoutError, KafkaError):
+        except (TimeoutError, KafkaError):
             return False
 
     async def stop(self) -> None:

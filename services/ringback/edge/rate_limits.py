@@ -22,7 +22,9 @@ class Bucket:
 
 
 class RateLimiter:
-    def __init__(self, burst_s: float, max_buckets: int = DEFAULT_MAX_BUCKETS, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, burst_s: float, max_buckets: int = DEFAULT_MAX_BUCKETS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.burst_s = burst_s
         self.max_buckets = max_buckets
         self.clock = clock

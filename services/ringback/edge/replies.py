@@ -18,7 +18,9 @@ TENCENT_OK = b'{"result":0,"errmsg":"OK"}'
 def success(style: str) -> web.Response:
     if style == TENCENT:
         return web.Response(body=TENCENT_OK, content_type="application/json")
-    return web.Response(status=200, content_type="text/plain")  # empty 200, as the CDR and click-to-call platforms expect
+    return web.Response(
+        status=200, content_type="text/plain"
+    )  # empty 200, as the CDR and click-to-call platforms expect
 
 
 def retryable_failure(style: str, message: str) -> web.Response:

@@ -29,16 +29,26 @@ async def start_edge(settings: Settings, app: web.Application) -> tuple[EdgeRunn
     """Serve ``app`` on the configured address with the edge's connection bounds; returns the bound port."""
     max_connections = descriptor_budget(settings.edge_max_connections)
     if max_connections < settings.edge_max_connections:
-        log.warning("connection cap lowered to fit the descriptor limit", configured=settings.edge_max_connections, effective=max_connections)
+        log.warning(
+            "connection cap lowered to fit the descriptor limit",
+            configured=settings.edge_max_connections,
+            effective=max_connections,
+        )
     runner = EdgeRunner(
         app,
         admission=Admission(max_total=max_connections, max_per_address=settings.edge_max_connections_per_ip),
         header_timeout_s=settings.edge_header_timeout_s,
-        server_options={"access_log": None, "keepalive_timeout": settings.edge_idle_timeout_s, "max_headers": MAX_HEADERS},
+        server_options={
+            "access_log": None,
+            "keepalive_timeout": settings.edge_idle_timeout_s,
+            "max_headers": MAX_HEADERS,
+        },
         shutdown_timeout=SHUTDOWN_GRACE_S,
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, backlog=LISTEN_BACKLOG, reuse_port=settings.reuse_port or None)
+    site = web.TCPSite(
+        runner, settings.host, settings.port, backlog=LISTEN_BACKLOG, reuse_port=settings.reuse_port or None
+    )
     await site.start()
     return runner, runner.addresses[0][1]
 
@@ -56,7 +66,13 @@ async def serve(settings: Settings) -> int:
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, app[INTAKE].broker_restarted)
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, app[TENANTS].reload)  # a reload without a restart
     tune_gc(settings.gc_gen0_threshold)
-    log.info("edge listening", url=f"http://{settings.host}:{port}", routes=sorted(r.resource.canonical for r in app.router.routes() if r.method == "POST"))
+    log.info(
+        "edge listening",
+        url=f"http://{settings.host}:{port}",
+        routes=sorted(
+            r.resource.canonical for r in app.router.routes() if r.method == "POST" and r.resource is not None
+        ),
+    )
     runfiles.write(settings.run_dir, "edge", {"url": f"http://{settings.host}:{port}"})
     await stop.wait()
     runfiles.remove(settings.run_dir, "edge")

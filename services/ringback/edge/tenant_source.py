@@ -46,7 +46,11 @@ class TenantSource:
             fresh = load(self.path)
         except TenantsError as exc:
             metrics.EDGE_TENANT_RELOADS.labels("refused").inc()
-            log.error("tenants file refused; the tenants in force stay", error=str(exc), tenants=len(self.current.by_id) if self.current else 0)
+            log.error(
+                "tenants file refused; the tenants in force stay",
+                error=str(exc),
+                tenants=len(self.current.by_id) if self.current else 0,
+            )
             return False
         self.current = fresh
         metrics.EDGE_TENANT_RELOADS.labels("loaded").inc()

@@ -146,7 +146,9 @@ def _tenant(entry: Any, where: str) -> Tenant:
         raise TenantsError(f"{where}: id must match [a-z0-9_-]{{1,64}}")
     where = f"{where} ({tenant_id})"
     app_id = entry.get("app_id")
-    if app_id is not None and (not isinstance(app_id, (str, int)) or isinstance(app_id, bool) or not str(app_id).strip()):
+    if app_id is not None and (
+        not isinstance(app_id, (str, int)) or isinstance(app_id, bool) or not str(app_id).strip()
+    ):
         raise TenantsError(f"{where}: app_id must be a non-empty string")
     rate = entry.get("rate_limit_per_s")
     if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0):

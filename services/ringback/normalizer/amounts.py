@@ -15,9 +15,9 @@ from ringback.normalizer.outcome import Rejected
 CNY = "CNY"
 CHARGE_SCALE = 6  # Decimal(18, 6) in the schema and in ClickHouse
 CHARGE_MAX_INTEGER_DIGITS = 12
-_DECIMAL = re.compile(r"[0-9]{1,%d}(?:\.([0-9]+))?" % CHARGE_MAX_INTEGER_DIGITS)
+_DECIMAL = re.compile(rf"[0-9]{{1,{CHARGE_MAX_INTEGER_DIGITS}}}(?:\.([0-9]+))?")
 QUANTITY_MAX_DIGITS = 18
-_WHOLE = re.compile(r"[0-9]{1,%d}" % QUANTITY_MAX_DIGITS)
+_WHOLE = re.compile(rf"[0-9]{{1,{QUANTITY_MAX_DIGITS}}}")
 MAX_QUANTITY = 2**63 - 1
 SIGNS = "+-"
 

@@ -36,7 +36,9 @@ class Ambiguity:
         return self.path[: len(prefix)] == prefix
 
     def rejected(self) -> Rejected:
-        return Rejected("ambiguous_field", f"{self.field!r} is given more than once with different values (in {where(self.path)})")
+        return Rejected(
+            "ambiguous_field", f"{self.field!r} is given more than once with different values (in {where(self.path)})"
+        )
 
 
 def too_deep() -> Rejected:
@@ -90,7 +92,13 @@ def inspect(root: Any, conflicts: dict[int, tuple[dict[str, Any], list[str]]] | 
     return shape
 
 
-def _settle(obj: dict[str, Any], path: Path, shape: Shape, conflicts: dict[int, tuple[dict[str, Any], list[str]]] | None, padded: bool) -> None:
+def _settle(
+    obj: dict[str, Any],
+    path: Path,
+    shape: Shape,
+    conflicts: dict[int, tuple[dict[str, Any], list[str]]] | None,
+    padded: bool,
+) -> None:
     trimmed, fields = settle_keys(obj, padded)
     if conflicts and id(obj) in conflicts:
         fields = [*conflicts[id(obj)][1], *fields]
@@ -112,7 +120,7 @@ def settle_keys(obj: dict[str, Any], padded: bool = True) -> tuple[bool, list[st
     kept: dict[str, Any] = {}
     first_by_fold: dict[str, str] = {}
     conflicting: list[str] = []
-    for name, value in zip(names, obj.values()):
+    for name, value in zip(names, obj.values(), strict=True):
         first = first_by_fold.setdefault(name.lower(), name)
         if name in kept or first != name:
             if not same_json(kept[first], value) and first not in conflicting:
@@ -140,7 +148,7 @@ def same_json(a: Any, b: Any) -> bool:
         elif type(x) is list:
             if len(x) != len(y):
                 return False
-            pending.extend(zip(x, y))
+            pending.extend(zip(x, y, strict=True))
         elif x != y:
             return False
     return True

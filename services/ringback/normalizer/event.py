@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -49,22 +49,33 @@ class Context:
     normalizer_version: str = __version__
     sms_reply_text: str = SMS_REPLY_TEXT_STORE  # what an SMS reply's message_text keeps of the text
 
-    def new_event(self, raw: RawCallback, *, source: str, event_type: str, identity: Mapping[str, object], report_index: int, status: str) -> Event:
+    def new_event(
+        self,
+        raw: RawCallback,
+        *,
+        source: str,
+        event_type: str,
+        identity: Mapping[str, object],
+        report_index: int,
+        status: str,
+    ) -> Event:
         """A blank event for one report; ``identity``: the fields that tell this report from every other
         of its format (see ``identity.event_id``), whose id is also the tenant's."""
-        event = dict(self.blank_event)
+        event = self.blank_event.copy()
         event["attributes"] = {}
         event["repairs"] = []
         event.update(
-            event_id=event_id(source, raw.tenant, event_type, identity),
-            event_type=event_type,
-            source=source,
-            route=raw.route,
-            ingest_id=raw.ingest_id,
-            report_index=report_index,
-            received_at=raw.received_at,
-            status=status,
-            normalizer_version=self.normalizer_version,
-            tenant=raw.tenant,
+            {
+                "event_id": event_id(source, raw.tenant, event_type, identity),
+                "event_type": event_type,
+                "source": source,
+                "route": raw.route,
+                "ingest_id": raw.ingest_id,
+                "report_index": report_index,
+                "received_at": raw.received_at,
+                "status": status,
+                "normalizer_version": self.normalizer_version,
+                "tenant": raw.tenant,
+            }
         )
         return event

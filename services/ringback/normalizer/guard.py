@@ -38,14 +38,21 @@ class Trip:
 
     def describe(self) -> str:
         return (
-            f"{self.bad} of the last {self.window} requests were entirely dead-lettered ({self.distinct_bad} different bodies; "
+            f"{self.bad} of the last {self.window} requests were entirely dead-lettered ({self.distinct_bad} "
+            "different bodies; "
             f"limit {self.ratio:.0%}): consuming paused, nothing of this poll published or committed"
         )
 
 
 class DeadLetterGuard:
     def __init__(
-        self, ratio: float, window: int, min_requests: int, min_distinct: int, pause_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        ratio: float,
+        window: int,
+        min_requests: int,
+        min_distinct: int,
+        pause_s: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ratio = ratio
         self.min_requests = min_requests
@@ -74,7 +81,9 @@ class DeadLetterGuard:
             self._record(verdict)
         bad_share_exceeded = self.bad_in_window > self.ratio * len(self.recent)
         if len(self.recent) >= self.min_requests and bad_share_exceeded and len(self.bad_bodies) >= self.min_distinct:
-            self.trip = Trip(self.bad_in_window, len(self.recent), len(self.bad_bodies), self.ratio, self.clock() + self.pause_s)
+            self.trip = Trip(
+                self.bad_in_window, len(self.recent), len(self.bad_bodies), self.ratio, self.clock() + self.pause_s
+            )
             return self.trip
         return None
 

@@ -131,10 +131,8 @@ def _keys_may_repeat(source: bytes, parsed_keys: int) -> bool:
     """
     if source.count(KEY_MARKER) != parsed_keys:
         return True
-    for spaced in _SPACED_COLONS:  # a regex search for a literal led by a rare byte is a memchr; `in` is slower
-        if spaced.search(source):
-            return True
-    return False
+    # a regex search for a literal led by a rare byte is a memchr; `in` is slower
+    return any(spaced.search(source) for spaced in _SPACED_COLONS)
 
 
 def _every_pair(source: bytes, exact_numbers: bool) -> tuple[Any, dict[int, tuple[dict[str, Any], list[str]]]]:

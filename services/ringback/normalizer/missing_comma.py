@@ -32,7 +32,7 @@ def insert_missing_commas(text: str) -> tuple[str, int]:
     cuts = _comma_positions(text)
     if not cuts:
         return text, 0
-    pieces = [text[start:end] for start, end in zip([0, *cuts], [*cuts, len(text)])]
+    pieces = [text[start:end] for start, end in zip([0, *cuts], [*cuts, len(text)], strict=True)]
     return ",".join(pieces), len(cuts)
 
 

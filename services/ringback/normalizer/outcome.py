@@ -19,7 +19,7 @@ class Rejected(Exception):
         self.message = message
         self.ids: dict[str, str] = {}
 
-    def carrying(self, report: Any) -> "Rejected":
+    def carrying(self, report: Any) -> Rejected:
         """The same rejection, noting the vendor ids still readable in the report it is about."""
         self.ids = readable_ids(report)
         return self
@@ -29,9 +29,13 @@ class Rejected(Exception):
 #: as the normalized event names them — so the dead letters of one message or call can be found by its id.
 ID_FIELDS = {
     "sid": "sid",
-    "callid": "call_id", "call_id": "call_id",
-    "requestid": "request_id", "request_id": "request_id",
-    "appid": "app_id", "app_id": "app_id", "sdkappid": "app_id",
+    "callid": "call_id",
+    "call_id": "call_id",
+    "requestid": "request_id",
+    "request_id": "request_id",
+    "appid": "app_id",
+    "app_id": "app_id",
+    "sdkappid": "app_id",
     "confid": "conference_id",
 }
 MAX_ID_CHARS = 128
@@ -64,7 +68,7 @@ class Rejection:
     ids: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, error: Rejected, report_index: int | None = None, report: Any = None) -> "Rejection":
+    def of(cls, error: Rejected, report_index: int | None = None, report: Any = None) -> Rejection:
         return cls(error.reason_type, error.message, report_index, readable_ids(report) or error.ids)
 
 

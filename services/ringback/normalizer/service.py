@@ -16,7 +16,9 @@ async def serve(settings: Settings) -> int:
     worker = Normalizer(settings)
     await worker.start()
     tune_gc(settings.gc_gen0_threshold)
-    ops_runner, ops_port = await start_site(ops_app(lambda: worker.healthy, worker.ready_reasons), settings.host, settings.metrics_port)
+    ops_runner, ops_port = await start_site(
+        ops_app(lambda: worker.healthy, worker.ready_reasons), settings.host, settings.metrics_port
+    )
     log.info("normalizer running", metrics=f"http://{settings.host}:{ops_port}/metrics")
     runfiles.write(settings.run_dir, "normalizer", {"metrics": f"http://{settings.host}:{ops_port}/metrics"})
     try:

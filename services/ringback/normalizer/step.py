@@ -30,7 +30,14 @@ from ringback.runtime import progress
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.batched_sends import BatchedSends, ends_of
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
-from ringback.runtime.ledger import NORMALIZER_DEAD_LETTERS, NORMALIZER_EVENTS, NORMALIZER_RAW, NORMALIZER_REPORTS, REPLAY_RAW, Ledger
+from ringback.runtime.ledger import (
+    NORMALIZER_DEAD_LETTERS,
+    NORMALIZER_EVENTS,
+    NORMALIZER_RAW,
+    NORMALIZER_REPORTS,
+    REPLAY_RAW,
+    Ledger,
+)
 from ringback.runtime.raw import H_TENANT, RawCallback
 from ringback.runtime.stream.backend import Message, Partition
 from ringback.runtime.stream.errors import Hold, RetryLater
@@ -88,7 +95,7 @@ def verdict_of(raw: RawCallback, outcomes: list[Outcome]) -> RequestVerdict:
     return RequestVerdict(bad=bad, body_digest=hashlib.blake2b(raw.body, digest_size=16).digest() if bad else b"")
 
 
-def ordering_key(event: dict[str, Any]) -> bytes:
+def ordering_key(event: Mapping[str, object]) -> bytes:
     for name in ORDERING_KEY_FIELDS:
         if event.get(name):
             return f"{event['source']}:{event[name]}".encode()
@@ -96,7 +103,9 @@ def ordering_key(event: dict[str, Any]) -> bytes:
 
 
 def raw_of(message: Message) -> RawCallback:
-    return RawCallback.from_message(message.topic, message.partition.index, message.offset, message.value, message.headers)
+    return RawCallback.from_message(
+        message.topic, message.partition.index, message.offset, message.value, message.headers
+    )
 
 
 class NormalizeStep:
@@ -108,7 +117,9 @@ class NormalizeStep:
         self.guard = guard
         self.codec = EventCodec.from_dir(settings.schemas_dir)
         self.ctx = Context(
-            blank_event=self.codec.blank_event(), source_timezone=settings.source_timezone, normalizer_version=__version__,
+            blank_event=self.codec.blank_event(),
+            source_timezone=settings.source_timezone,
+            normalizer_version=__version__,
             sms_reply_text=settings.sms_reply_text,
         )
         self.adapters = registry()
@@ -183,11 +194,22 @@ class NormalizeStep:
         if trip is not None:
             metrics.NORMALIZER_GUARD_TRIPPED.set(1)
             metrics.NORMALIZER_GUARD_TRIPS.inc()
-            log.error("dead-letter guard tripped", detail=trip.describe(), pause_s=self.guard.pause_s,
-                      action="look at ringback.dead_letters; deploy a fix (a restart clears the guard) or let the pause run out")
+            log.error(
+                "dead-letter guard tripped",
+                detail=trip.describe(),
+                pause_s=self.guard.pause_s,
+                action=(
+                    "look at ringback.dead_letters; deploy a fix (a restart clears the guard) or let the pause run out"
+                ),
+            )
             raise Hold(trip.resumes_at, trip.describe())
 
-    async def _publish(self, normalized: list[tuple[RawCallback, list[Outcome]]], messages: list[Message], counts: Counter[tuple[Any, str, str]]) -> None:
+    async def _publish(
+        self,
+        normalized: list[tuple[RawCallback, list[Outcome]]],
+        messages: list[Message],
+        counts: Counter[tuple[Any, str, str]],
+    ) -> None:
         sends = BatchedSends(self.producer)
         for raw, outcomes in normalized:
             await self._publish_outcomes(sends, raw, outcomes, counts)
@@ -202,14 +224,24 @@ class NormalizeStep:
     async def _claim(self, messages: list[Message], ends: dict[tuple[str, int], int]) -> None:
         """Say on the progress topic that this poll's raw records have all their outputs below ``ends``
         (read by the edges, whose journals let go of callbacks once the sink stored those outputs)."""
-        outputs = {progress.key(topic, partition): end for (topic, partition), end in ends.items() if topic != self.settings.topic_ledger}
+        outputs = {
+            progress.key(topic, partition): end
+            for (topic, partition), end in ends.items()
+            if topic != self.settings.topic_ledger
+        }
         ranges: dict[int, tuple[int, int]] = {}
         for message in messages:
             first, _ = ranges.get(message.partition.index, (message.offset, message.offset))
             ranges[message.partition.index] = (first, message.next_offset)
-        await (await self.producer.send(self.settings.topic_progress, progress.claim_message(self.settings.topic_raw, ranges, outputs)))
+        await (
+            await self.producer.send(
+                self.settings.topic_progress, progress.claim_message(self.settings.topic_raw, ranges, outputs)
+            )
+        )
 
-    async def _publish_outcomes(self, sends: BatchedSends, raw: RawCallback, outcomes: list[Outcome], published: Counter[tuple[Any, str, str]]) -> None:
+    async def _publish_outcomes(
+        self, sends: BatchedSends, raw: RawCallback, outcomes: list[Outcome], published: Counter[tuple[Any, str, str]]
+    ) -> None:
         """Every event of one request, then at most one dead letter for all that failed in it."""
         failures = failures_of(outcomes)
         events = 0
@@ -226,19 +258,29 @@ class NormalizeStep:
             await sends.add(self.settings.topic_normalized, payload, key=ordering_key(outcome), headers=headers)
             published[(metrics.NORMALIZER_EVENTS, raw.route, outcome["event_type"])] += 1
             events += 1
-        self.ledger.count(REPLAY_RAW if raw.replayed_at_us else NORMALIZER_RAW, raw.route, raw.received_at_us, tenant=raw.tenant)
+        self.ledger.count(
+            REPLAY_RAW if raw.replayed_at_us else NORMALIZER_RAW, raw.route, raw.received_at_us, tenant=raw.tenant
+        )
         self.ledger.count(NORMALIZER_REPORTS, raw.route, raw.received_at_us, reports_in(outcomes), tenant=raw.tenant)
         self.ledger.count(NORMALIZER_EVENTS, raw.route, raw.received_at_us, events, tenant=raw.tenant)
         if failures:
             await self._dead_letter(sends, DeadLetter.of(raw, failures, reports_in(outcomes), __version__), published)
             self.ledger.count(NORMALIZER_DEAD_LETTERS, raw.route, raw.received_at_us, tenant=raw.tenant)
 
-    async def _dead_letter(self, sends: BatchedSends, letter: DeadLetter, published: Counter[tuple[Any, str, str]]) -> None:
+    async def _dead_letter(
+        self, sends: BatchedSends, letter: DeadLetter, published: Counter[tuple[Any, str, str]]
+    ) -> None:
         raw = letter.raw
         for reason, n in letter.failure_counts.items():
             published[(metrics.NORMALIZER_DEAD_LETTERS, raw.route, reason)] += n
         log.info(
-            "dead-lettered", route=raw.route, ingest_id=raw.ingest_id, reason=letter.failure_type, detail=letter.failure_message,
-            report_index=letter.report_index, failed_reports=letter.failed_reports, reports=letter.report_count,
+            "dead-lettered",
+            route=raw.route,
+            ingest_id=raw.ingest_id,
+            reason=letter.failure_type,
+            detail=letter.failure_message,
+            report_index=letter.report_index,
+            failed_reports=letter.failed_reports,
+            reports=letter.report_count,
         )
         await sends.add(self.settings.topic_dlq, raw.body, key=raw.ingest_id.encode(), headers=letter.headers())

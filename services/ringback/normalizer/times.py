@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -12,9 +12,7 @@ from ringback.normalizer.outcome import Rejected
 
 # "2016-02-02 11:19:36.000", "2015-10-17 08:03:04", and the glued "2016-02-0211:20:40.000"
 # that real traffic (and the vendor's own document) contains.
-_LOCAL = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})([ T]?)([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?"
-)
+_LOCAL = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})([ T]?)([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?")
 REPAIR_GLUED_TIME = "separated_glued_date_time"
 _UNIX_SECONDS = re.compile(r"[0-9]{1,11}")
 _UNIX_MILLIS = re.compile(r"[0-9]{1,14}")  # 14 digits reach far past LATEST_YEAR
@@ -58,10 +56,12 @@ def _local_moment(value: str, tz_name: str, field_name: str) -> tuple[datetime, 
     year, month, day, separator, hour, minute, second, fraction = match.groups()
     micros = int((fraction or "0").ljust(6, "0"))
     try:
-        local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=zone(tz_name))
+        local = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=zone(tz_name)
+        )
     except ValueError as exc:
         raise Rejected("invalid_time", f"{field_name}: {value!r} is not a real date/time ({exc})") from exc
-    return _plausible(local.astimezone(timezone.utc), field_name, value), not separator
+    return _plausible(local.astimezone(UTC), field_name, value), not separator
 
 
 def unix_seconds_to_utc(text: object, field_name: str) -> datetime | None:
@@ -73,7 +73,7 @@ def unix_seconds_to_utc(text: object, field_name: str) -> datetime | None:
         return None
     if not _UNIX_SECONDS.fullmatch(value):
         raise Rejected("invalid_time", f"{field_name}: cannot read {value!r} as unix seconds")
-    return _plausible(datetime.fromtimestamp(int(value), tz=timezone.utc), field_name, value)
+    return _plausible(datetime.fromtimestamp(int(value), tz=UTC), field_name, value)
 
 
 def unix_millis_to_utc(text: object, field_name: str) -> datetime | None:
@@ -86,11 +86,11 @@ def unix_millis_to_utc(text: object, field_name: str) -> datetime | None:
     if not _UNIX_MILLIS.fullmatch(value) or int(value) > LATEST_MILLIS:
         raise Rejected("invalid_time", f"{field_name}: {value!r} is after {LATEST_YEAR}")
     millis = int(value)
-    moment = datetime.fromtimestamp(millis // 1000, tz=timezone.utc).replace(microsecond=(millis % 1000) * 1000)
+    moment = datetime.fromtimestamp(millis // 1000, tz=UTC).replace(microsecond=(millis % 1000) * 1000)
     return _plausible(moment, field_name, value)
 
 
-LATEST_MILLIS = int(datetime(LATEST_YEAR + 1, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+LATEST_MILLIS = int(datetime(LATEST_YEAR + 1, 1, 1, tzinfo=UTC).timestamp() * 1000)
 
 
 def _plausible(moment: datetime, field_name: str, text: str) -> datetime:

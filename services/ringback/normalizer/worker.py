@@ -24,7 +24,11 @@ class Normalizer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.guard = DeadLetterGuard(
-            settings.dlq_guard_ratio, settings.dlq_guard_window, settings.dlq_guard_min_requests, settings.dlq_guard_min_distinct, settings.dlq_guard_pause_s
+            settings.dlq_guard_ratio,
+            settings.dlq_guard_window,
+            settings.dlq_guard_min_requests,
+            settings.dlq_guard_min_distinct,
+            settings.dlq_guard_pause_s,
         )
         self.health = Health(ROLE, settings.retry_alarm_after_s)
         self.producer: AIOKafkaProducer | None = None
@@ -41,7 +45,12 @@ class Normalizer:
         self.step = NormalizeStep(self.settings, self.producer, self.guard)
         self.driver = StreamDriver(ROLE, self.consumer, self.step, self.health, self.settings.drain_timeout_s)
         self.healthy = True
-        log.info("normalizer consuming", topic=self.settings.topic_raw, group=self.settings.normalizer_group, routes=sorted(self.step.adapters))
+        log.info(
+            "normalizer consuming",
+            topic=self.settings.topic_raw,
+            group=self.settings.normalizer_group,
+            routes=sorted(self.step.adapters),
+        )
 
     async def stop(self) -> None:
         self.healthy = False

@@ -13,13 +13,13 @@ fastavro on generated events.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INT_RANGE = (-(2**31), 2**31 - 1)
 LONG_RANGE = (-(2**63), 2**63 - 1)
 _SMALL = 1024
@@ -156,7 +156,7 @@ def _value_encoder(schema: Any) -> Callable[[Any], bytes] | None:
     return None
 
 
-def compile_record_encoder(schema: dict[str, Any]) -> Callable[[dict[str, Any]], bytes | None] | None:
+def compile_record_encoder(schema: dict[str, Any]) -> Callable[[Mapping[str, Any]], bytes | None] | None:
     """A function from record to Avro binary body (``None`` when it gives up on that record), or None
     when the schema uses a type this module does not handle.
 
@@ -196,11 +196,11 @@ def compile_record_encoder(schema: dict[str, Any]) -> Callable[[dict[str, Any]],
     source = "\n".join(lines) + "\n"
     namespace = dict(helpers)
     exec(compile(source, f"<avro encoder for {schema.get('name', 'record')}>", "exec"), namespace)
-    generated = namespace["encode"]
+    generated: Callable[[Mapping[str, Any]], bytes] = namespace["encode"]
 
-    def encode(record: dict[str, Any]) -> bytes | None:
+    def encode(record: Mapping[str, Any]) -> bytes | None:
         try:
-            return generated(record)  # type: ignore[no-any-return]
+            return generated(record)
         except (GiveUp, KeyError):
             return None
 

@@ -34,7 +34,7 @@ def ends_of(deliveries: list[Delivery], results: list[Any]) -> dict[tuple[str, i
     """Per (topic, partition), the offset just after the last acknowledged message (``results`` are the
     deliveries' RecordMetadata, in order)."""
     ends: dict[tuple[str, int], int] = {}
-    for delivery, meta in zip(deliveries, results):
+    for delivery, meta in zip(deliveries, results, strict=True):
         where = (delivery.topic, delivery.partition)
         ends[where] = max(ends.get(where, 0), meta.offset + delivery.count)
     return ends
@@ -69,7 +69,9 @@ class BatchedSends:
 
     async def _send(self, batch: Any, topic: str, partition: int) -> None:
         count = batch.record_count()
-        self._deliveries.append(Delivery(topic, partition, count, await self.producer.send_batch(batch, topic, partition=partition)))
+        self._deliveries.append(
+            Delivery(topic, partition, count, await self.producer.send_batch(batch, topic, partition=partition))
+        )
 
     async def flush(self) -> list[Delivery]:
         for (topic, partition), batch in self._open.items():

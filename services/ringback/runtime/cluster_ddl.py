@@ -62,6 +62,7 @@ class ClusterDDLError(ValueError):
 
 # --- tokens -------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Token:
     kind: str  # word, quoted (a `name` or "name"), string ('text'), number, placeholder ({...}), punct
@@ -142,6 +143,7 @@ def _after_if_exists(toks: list[Token], at: int, words: str) -> int:
 
 # --- the statements -----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Table:
     """A table of the MergeTree family in the single-server DDL."""
@@ -181,7 +183,9 @@ def _on_cluster(statement: str, cluster: str) -> str:
     return statement.replace(PLACEHOLDER, f"ON CLUSTER {cluster}")
 
 
-def _rename(statement: str, edits: Replacements, toks: list[Token], tables: dict[tuple[str, str], Table], start: int) -> None:
+def _rename(
+    statement: str, edits: Replacements, toks: list[Token], tables: dict[tuple[str, str], Table], start: int
+) -> None:
     """Point every qualified name of a sharded table from toks[start] on at its local table."""
     i = start
     while i < len(toks):
@@ -243,7 +247,10 @@ class ClusterDDL:
         depths = _depths(toks)
         for i in range(engine, len(toks) - 1):
             if depths[i] == 0 and _words(toks, i, 2) == "ORDER BY":
-                end = next((j for j in range(i + 2, len(toks)) if depths[j] == 0 and toks[j].word in _CLAUSES_AFTER_ORDER_BY), len(toks))
+                end = next(
+                    (j for j in range(i + 2, len(toks)) if depths[j] == 0 and toks[j].word in _CLAUSES_AFTER_ORDER_BY),
+                    len(toks),
+                )
                 first = i + 2
                 closing = next((j for j in range(first + 1, end) if depths[j] == 0 and toks[j].text == ")"), None)
                 if toks[first].text == "(" and closing == end - 1:  # (a, b): the tuple's elements
@@ -307,9 +314,13 @@ class ClusterDDL:
     def _materialized_view(self, statement: str, toks: list[Token]) -> str:
         depths = _depths(toks)
         to = next((i for i, t in enumerate(toks) if depths[i] == 0 and t.word == "TO"), None)
-        select = next((i for i, t in enumerate(toks) if depths[i] == 0 and t.word == "AS" and to is not None and i > to), None)
+        select = next(
+            (i for i, t in enumerate(toks) if depths[i] == 0 and t.word == "AS" and to is not None and i > to), None
+        )
         if to is None or select is None:
-            raise ClusterDDLError(statement, "a materialized view needs TO a table (its rows are sharded like the table's)")
+            raise ClusterDDLError(
+                statement, "a materialized view needs TO a table (its rows are sharded like the table's)"
+            )
         edits = Replacements(statement)
         _rename(statement, edits, toks, self.tables, select + 1)  # it reads what is inserted on its node
         return _on_cluster(edits.text(), self.cluster)
@@ -318,7 +329,9 @@ class ClusterDDL:
         database, name, after = _qualified_name(toks, 2)
         table = self.tables.get((database, name)) if database else None
         if table is None:
-            raise ClusterDDLError(statement, "ALTER is known only for the tables of the MergeTree family that the DDL creates")
+            raise ClusterDDLError(
+                statement, "ALTER is known only for the tables of the MergeTree family that the DDL creates"
+            )
         if toks[after].kind != "placeholder":
             raise ClusterDDLError(statement, f"needs {PLACEHOLDER} right after the table's name")
         edits = Replacements(statement)
@@ -387,10 +400,15 @@ def refuse_single_server_tables(statements: list[str], rows: Callable[[str], Seq
     if not expected:
         return
     listed = ", ".join(f"'{name}'" for name in expected)
-    found = rows(f"SELECT database || '.' || name, engine FROM system.tables WHERE database || '.' || name IN ({listed})")
-    wrong = sorted(f"{name} ({engine} instead of {expected[name]})" for name, engine in found if engine != expected[name])
+    found = rows(
+        f"SELECT database || '.' || name, engine FROM system.tables WHERE database || '.' || name IN ({listed})"
+    )
+    wrong = sorted(
+        f"{name} ({engine} instead of {expected[name]})" for name, engine in found if engine != expected[name]
+    )
     if wrong:
         raise ValueError(
-            "cluster DDL: these exist but are not what a cluster holds under their names: " + ", ".join(wrong)
+            "cluster DDL: these exist but are not what a cluster holds under their names: "
+            + ", ".join(wrong)
             + "; move their rows to the cluster's tables first (README: Outgrowing one machine)"
         )

@@ -48,7 +48,7 @@ class Failure:
     #: Vendor ids the failed report still carries, by the event's names (sid, call_id, request_id, …).
     ids: dict[str, str] = field(default_factory=dict)
 
-    def bounded(self) -> "Failure":
+    def bounded(self) -> Failure:
         if len(self.message) <= MAX_MESSAGE_CHARS:
             return self
         return Failure(self.report_index, self.failure_type, self.message[: MAX_MESSAGE_CHARS - 1] + "…", self.ids)
@@ -67,7 +67,9 @@ class DeadLetter:
     dead_lettered_at_us: int = 0
 
     @classmethod
-    def of(cls, raw: RawCallback, failures: Sequence[Failure], report_count: int, normalizer_version: str) -> "DeadLetter":
+    def of(
+        cls, raw: RawCallback, failures: Sequence[Failure], report_count: int, normalizer_version: str
+    ) -> DeadLetter:
         if not failures:
             raise ValueError("a dead letter needs at least one failure")
         return cls(
@@ -133,7 +135,7 @@ class DeadLetter:
         ]
 
     @classmethod
-    def from_message(cls, value: bytes | None, headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]] | None) -> "DeadLetter":
+    def from_message(cls, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None) -> DeadLetter:
         found = {key: val.decode("utf-8", "replace") for key, val in (headers or ()) if val is not None}
         raw = RawCallback.from_message(
             found.get(H_SOURCE_TOPIC, ""),
@@ -161,7 +163,13 @@ def _failures(found: dict[str, str]) -> tuple[Failure, ...]:
             return listed
     except (KeyError, ValueError, TypeError):
         pass
-    return (Failure(_int(found.get(H_REPORT_INDEX), WHOLE_REQUEST), found.get(H_FAILURE_TYPE, "unknown"), found.get(H_FAILURE_MESSAGE, "")),)
+    return (
+        Failure(
+            _int(found.get(H_REPORT_INDEX), WHOLE_REQUEST),
+            found.get(H_FAILURE_TYPE, "unknown"),
+            found.get(H_FAILURE_MESSAGE, ""),
+        ),
+    )
 
 
 def _failure(index: object, kind: object, message: object, ids: object = None) -> Failure:

@@ -31,7 +31,15 @@ def python_type(avro: Any) -> str:
         if avro["type"] == "array":
             return f"list[{python_type(avro['items'])}]"
         return python_type(avro["type"])
-    return {"string": "str", "int": "int", "long": "int", "boolean": "bool", "bytes": "bytes", "double": "float", "float": "float"}[avro]
+    return {
+        "string": "str",
+        "int": "int",
+        "long": "int",
+        "boolean": "bool",
+        "bytes": "bytes",
+        "double": "float",
+        "float": "float",
+    }[avro]
 
 
 def render(schema: dict[str, Any]) -> str:

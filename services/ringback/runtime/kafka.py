@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import zlib
 
@@ -27,7 +28,13 @@ ASSIGN_TIMEOUT_S = 10.0
 
 
 def all_topics(settings: Settings) -> list[str]:
-    return [settings.topic_raw, settings.topic_normalized, settings.topic_dlq, settings.topic_ledger, settings.topic_progress]
+    return [
+        settings.topic_raw,
+        settings.topic_normalized,
+        settings.topic_dlq,
+        settings.topic_ledger,
+        settings.topic_progress,
+    ]
 
 
 def partitions_of(settings: Settings, topic: str) -> int:
@@ -47,10 +54,8 @@ async def ensure_topics(settings: Settings, bootstrap: str | None = None) -> Non
             missing = [t for t in wanted if t not in existing]
             if missing:
                 new = [NewTopic(t, partitions_of(settings, t), settings.kafka_replication) for t in missing]
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(new)
-                except TopicAlreadyExistsError:
-                    pass
                 log.info("topics created", topics=missing, partitions=settings.kafka_partitions)
             return
         except KafkaError as exc:
@@ -80,36 +85,38 @@ def crc32_partitioner(key: bytes | None, all_partitions: list[int], available: l
 
 
 def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
-    options: dict[str, object] = dict(
-        bootstrap_servers=settings.kafka_bootstrap,
-        acks="all",
-        enable_idempotence=False,
-        linger_ms=settings.producer_linger_ms,
-        max_request_size=settings.max_body_bytes + REQUEST_OVERHEAD_BYTES,
-        request_timeout_ms=max(1000, int(settings.publish_timeout_s * 1000)),
-        partitioner=crc32_partitioner,
-    )
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "acks": "all",
+        "enable_idempotence": False,
+        "linger_ms": settings.producer_linger_ms,
+        "max_request_size": settings.max_body_bytes + REQUEST_OVERHEAD_BYTES,
+        "request_timeout_ms": max(1000, int(settings.publish_timeout_s * 1000)),
+        "partitioner": crc32_partitioner,
+    }
     options.update(overrides)
-    return AIOKafkaProducer(**options)  # type: ignore[arg-type]
+    return AIOKafkaProducer(**options)
 
 
 def consumer(settings: Settings, topics: list[str], group_id: str, **overrides: object) -> AIOKafkaConsumer:
-    options: dict[str, object] = dict(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=settings.max_body_bytes + REQUEST_OVERHEAD_BYTES,
-        fetch_max_bytes=max(52_428_800, settings.max_body_bytes * 4),
-    )
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_partition_fetch_bytes": settings.max_body_bytes + REQUEST_OVERHEAD_BYTES,
+        "fetch_max_bytes": max(52_428_800, settings.max_body_bytes * 4),
+    }
     options.update(overrides)
-    return AIOKafkaConsumer(*topics, **options)  # type: ignore[arg-type]
+    return AIOKafkaConsumer(*topics, **options)
 
 
 async def assigned_consumer(settings: Settings, topic: str, from_end: bool) -> AIOKafkaConsumer:
     """A consumer of every partition of ``topic`` without a group (nothing committed), positioned at the
     end (only what comes from now on) or the beginning."""
-    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await reader.start()
     try:
         deadline = asyncio.get_running_loop().time() + ASSIGN_TIMEOUT_S

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 import orjson
@@ -25,7 +25,16 @@ NORMALIZER_DEAD_LETTERS = "normalizer.dead_letters"
 REPLAY_RAW = "replay.raw_messages"
 SINK_EVENTS = "sink.events"
 SINK_DEAD_LETTERS = "sink.dead_letters"
-STAGES = (EDGE_ACCEPTED, NORMALIZER_RAW, REPLAY_RAW, NORMALIZER_REPORTS, NORMALIZER_EVENTS, NORMALIZER_DEAD_LETTERS, SINK_EVENTS, SINK_DEAD_LETTERS)
+STAGES = (
+    EDGE_ACCEPTED,
+    NORMALIZER_RAW,
+    REPLAY_RAW,
+    NORMALIZER_REPORTS,
+    NORMALIZER_EVENTS,
+    NORMALIZER_DEAD_LETTERS,
+    SINK_EVENTS,
+    SINK_DEAD_LETTERS,
+)
 
 
 class LedgerRow(NamedTuple):
@@ -36,7 +45,7 @@ class LedgerRow(NamedTuple):
     stage: str
     instance: str
     seq: int
-    count: int
+    count: int  # type: ignore[assignment]  # the column's name; shadows tuple.count, which nothing here calls
     tenant: str
 
 
@@ -77,6 +86,14 @@ def ledger_rows(message: bytes) -> list[LedgerRow]:
     data = orjson.loads(message)
     instance, seq = str(data["instance"]), int(data["seq"])
     return [  # rows written before tenants have four fields
-        LedgerRow(datetime.fromtimestamp(int(hour), tz=timezone.utc), str(route), str(stage), instance, seq, int(n), str(tenant[0]) if tenant else "")
+        LedgerRow(
+            datetime.fromtimestamp(int(hour), tz=UTC),
+            str(route),
+            str(stage),
+            instance,
+            seq,
+            int(n),
+            str(tenant[0]) if tenant else "",
+        )
         for hour, route, stage, n, *tenant in data["rows"]
     ]

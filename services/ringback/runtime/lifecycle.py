@@ -6,7 +6,8 @@ import asyncio
 import gc
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -15,6 +16,8 @@ from ringback import metrics
 #: Set by `ringback run` to its pid: a role whose supervisor vanished (e.g. SIGKILL) stops by itself.
 SUPERVISED_ENV = "RINGBACK_SUPERVISOR_PID"
 PARENT_CHECK_S = 1.0
+#: Background tasks kept referenced until done (the event loop holds only weak references to tasks).
+_BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 def tune_gc(gen0_threshold: int) -> None:
@@ -28,7 +31,7 @@ def tune_gc(gen0_threshold: int) -> None:
     gc.set_threshold(gen0_threshold, older, oldest)
 
 
-def run_async(main: Callable[[], Awaitable[int]]) -> int:
+def run_async(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a hard dependency on POSIX
@@ -49,7 +52,9 @@ def stop_event_on_signals() -> asyncio.Event:
         loop.add_signal_handler(sig, on_signal, sig)
     supervisor = os.environ.get(SUPERVISED_ENV)
     if supervisor:
-        loop.create_task(_stop_when_orphaned(int(supervisor), stop))
+        task = loop.create_task(_stop_when_orphaned(int(supervisor), stop))
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
     return stop
 
 

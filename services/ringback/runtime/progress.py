@@ -33,7 +33,14 @@ def key(topic: str, partition: int) -> TopicPartitionKey:
 
 
 def claim_message(raw_topic: str, ranges: dict[int, tuple[int, int]], outputs: dict[TopicPartitionKey, int]) -> bytes:
-    return orjson.dumps({"kind": CLAIM, "topic": raw_topic, "raw": [[p, first, nxt] for p, (first, nxt) in sorted(ranges.items())], "outputs": outputs})
+    return orjson.dumps(
+        {
+            "kind": CLAIM,
+            "topic": raw_topic,
+            "raw": [[p, first, nxt] for p, (first, nxt) in sorted(ranges.items())],
+            "outputs": outputs,
+        }
+    )
 
 
 def stored_message(stored: dict[TopicPartitionKey, int]) -> bytes:

@@ -33,15 +33,38 @@ READONLY_REFUSAL = "query refused (readonly)"
 ALLOWED_LEADING_WORDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "EXISTS", "EXPLAIN"})
 ALLOWED_STATEMENTS_TEXT = "SELECT (WITH, UNION), SHOW, DESCRIBE, EXISTS and EXPLAIN of a SELECT"
 #: Root node of the EXPLAIN AST dump of those statement kinds.
-ALLOWED_ROOTS = frozenset({
-    "SelectWithUnionQuery", "Explain", "DescribeQuery",
-    "ShowTables", "ShowColumns", "ShowIndexes", "ShowFunctions", "ShowEngineQuery", "ShowProcesslistQuery",
-    "ShowCreateTableQuery", "ShowCreateViewQuery", "ShowCreateDatabaseQuery", "ShowCreateDictionaryQuery",
-    "ExistsTableQuery", "ExistsViewQuery", "ExistsDatabaseQuery", "ExistsDictionaryQuery",
-})
-EXPLAIN_KINDS = frozenset({
-    "EXPLAIN", "EXPLAIN PLAN", "EXPLAIN AST", "EXPLAIN SYNTAX", "EXPLAIN QUERY TREE", "EXPLAIN PIPELINE", "EXPLAIN ESTIMATE",
-})
+ALLOWED_ROOTS = frozenset(
+    {
+        "SelectWithUnionQuery",
+        "Explain",
+        "DescribeQuery",
+        "ShowTables",
+        "ShowColumns",
+        "ShowIndexes",
+        "ShowFunctions",
+        "ShowEngineQuery",
+        "ShowProcesslistQuery",
+        "ShowCreateTableQuery",
+        "ShowCreateViewQuery",
+        "ShowCreateDatabaseQuery",
+        "ShowCreateDictionaryQuery",
+        "ExistsTableQuery",
+        "ExistsViewQuery",
+        "ExistsDatabaseQuery",
+        "ExistsDictionaryQuery",
+    }
+)
+EXPLAIN_KINDS = frozenset(
+    {
+        "EXPLAIN",
+        "EXPLAIN PLAN",
+        "EXPLAIN AST",
+        "EXPLAIN SYNTAX",
+        "EXPLAIN QUERY TREE",
+        "EXPLAIN PIPELINE",
+        "EXPLAIN ESTIMATE",
+    }
+)
 #: Table functions that only generate rows (lower case); every other one reads files, URLs, other
 #: servers or programs, or is not needed for analysis.
 ALLOWED_TABLE_FUNCTIONS = frozenset({"numbers", "zeros", "generate_series", "generateseries", "values", "view"})
@@ -52,12 +75,38 @@ _INTROSPECTION = "inspects the engine's process"
 _DICTIONARY = "loads dictionaries, whose sources can be files, URLs or programs"
 #: Functions refused anywhere in a query (lower case), with why.
 REFUSED_FUNCTIONS: dict[str, str] = {
-    **dict.fromkeys(("file", "filesystemavailable", "filesystemcapacity", "filesystemunreserved", "showcertificate",
-                     "catboostevaluate", "naivebayesclassifier", "naivebayesclassifierwithprob", "naivebayesclassifierwithallprobs"), _FILES),
-    **dict.fromkeys(("hascolumnintable", "aiclassify", "aiembed", "aiextract", "aifilter", "aigenerate", "airedact",
-                     "aisimilarity", "aitranslate"), _NETWORK),
+    **dict.fromkeys(
+        (
+            "file",
+            "filesystemavailable",
+            "filesystemcapacity",
+            "filesystemunreserved",
+            "showcertificate",
+            "catboostevaluate",
+            "naivebayesclassifier",
+            "naivebayesclassifierwithprob",
+            "naivebayesclassifierwithallprobs",
+        ),
+        _FILES,
+    ),
+    **dict.fromkeys(
+        (
+            "hascolumnintable",
+            "aiclassify",
+            "aiembed",
+            "aiextract",
+            "aifilter",
+            "aigenerate",
+            "airedact",
+            "aisimilarity",
+            "aitranslate",
+        ),
+        _NETWORK,
+    ),
     **dict.fromkeys(("generateserialid", "logtrace"), _ENGINE_STATE),
-    **dict.fromkeys(("addresstoline", "addresstolinewithinlines", "addresstosymbol", "demangle", "tid"), _INTROSPECTION),
+    **dict.fromkeys(
+        ("addresstoline", "addresstolinewithinlines", "addresstosymbol", "demangle", "tid"), _INTROSPECTION
+    ),
 }
 REFUSED_FUNCTION_PREFIXES: dict[str, str] = {"dictget": _DICTIONARY, "dicthas": _DICTIONARY, "dictisin": _DICTIONARY}
 FORMAT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -65,7 +114,9 @@ FORMAT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 #: as several nodes, or a node as having other children.
 _UNSAFE_IN_IDENTIFIER = re.compile(r"[\\`\"()]")
 _CANONICAL_ALIAS = "canonical"
-_FORMAT_QUERY_SCOPE = re.compile(rf"\s*:? In scope SELECT formatQuery\(.*\) AS {_CANONICAL_ALIAS}\.(?= \(\w+\)$)", re.DOTALL)
+_FORMAT_QUERY_SCOPE = re.compile(
+    rf"\s*:? In scope SELECT formatQuery\(.*\) AS {_CANONICAL_ALIAS}\.(?= \(\w+\)$)", re.DOTALL
+)
 _AST_LINE = re.compile(r"(?P<indent> *)(?P<kind>\w+)(?P<rest>.*?)(?: \(children (?P<count>\d+)\))?")
 
 
@@ -164,7 +215,7 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token("word", word.group(), pos))
             pos = word.end()
         elif text.startswith(_NOT_CANONICAL, pos):
-            raise QueryRefused(f"unexpected {text[pos:pos + 2]!r} in the canonical query text")
+            raise QueryRefused(f"unexpected {text[pos : pos + 2]!r} in the canonical query text")
         else:
             tokens.append(Token("punct", char, pos))
             pos += 1
@@ -206,7 +257,10 @@ def check_tokens(tokens: list[Token]) -> None:
 
 def _check_identifier(name: str) -> None:
     if _UNSAFE_IN_IDENTIFIER.search(name) or any(unicodedata.category(char) == "Cc" for char in name):
-        raise QueryRefused(f"quoted identifier `{name}`: backquotes, double quotes, backslashes, parentheses and control characters are not allowed in names")
+        raise QueryRefused(
+            f"quoted identifier `{name}`: backquotes, double quotes, backslashes, parentheses and control "
+            "characters are not allowed in names"
+        )
 
 
 def _starts_assignment(tokens: list[Token]) -> bool:
@@ -222,12 +276,13 @@ def split_format(canonical: str, tokens: list[Token]) -> tuple[str, str | None]:
 
 # --- the EXPLAIN AST dump ---
 
+
 @dataclass
 class Node:
     kind: str
     rest: str
     declared: int
-    children: list["Node"] = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -256,7 +311,9 @@ def _parse_node(lines: list[str], index: int, depth: int) -> tuple[Node, int]:
         child, index = _parse_node(lines, index, depth + 1)
         node.children.append(child)
     if len(node.children) != node.declared:
-        raise QueryRefused(f"syntax tree node {node.kind} declares {node.declared} children and has {len(node.children)}")
+        raise QueryRefused(
+            f"syntax tree node {node.kind} declares {node.declared} children and has {len(node.children)}"
+        )
     return node, index
 
 
@@ -306,6 +363,8 @@ def _check_function(name: str, in_table_position: bool) -> None:
     lowered = name.lower()
     if in_table_position and lowered not in ALLOWED_TABLE_FUNCTIONS:
         raise QueryRefused(f"table function {name}() is not allowed; only {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}")
-    why = REFUSED_FUNCTIONS.get(lowered) or next((why for prefix, why in REFUSED_FUNCTION_PREFIXES.items() if lowered.startswith(prefix)), None)
+    why = REFUSED_FUNCTIONS.get(lowered) or next(
+        (why for prefix, why in REFUSED_FUNCTION_PREFIXES.items() if lowered.startswith(prefix)), None
+    )
     if why:
         raise QueryRefused(f"function {name}() is not allowed: it {why}")

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
@@ -59,7 +60,7 @@ class RawCallback:
 
     @property
     def received_at(self) -> datetime:
-        return datetime.fromtimestamp(self.received_at_us / 1_000_000, tz=timezone.utc)
+        return datetime.fromtimestamp(self.received_at_us / 1_000_000, tz=UTC)
 
     def headers(self) -> list[tuple[str, bytes]]:
         headers = [
@@ -93,15 +94,31 @@ class RawCallback:
         return _LENGTH.pack(len(header)) + header + self.body
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "RawCallback":
+    def from_bytes(cls, data: bytes) -> RawCallback:
         (length,) = _LENGTH.unpack_from(data, 0)
         route, ingest_id, received_at_us, remote_addr, content_type, *rest = orjson.loads(data[4 : 4 + length])
         tenant = rest[0] if rest else ""
         tenant_app_id = rest[1] if len(rest) > 1 else ""
-        return cls(route, ingest_id, int(received_at_us), remote_addr, content_type, data[4 + length :], tenant=tenant, tenant_app_id=tenant_app_id)
+        return cls(
+            route,
+            ingest_id,
+            int(received_at_us),
+            remote_addr,
+            content_type,
+            data[4 + length :],
+            tenant=tenant,
+            tenant_app_id=tenant_app_id,
+        )
 
     @classmethod
-    def from_message(cls, topic: str, partition: int, offset: int, value: bytes | None, headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]] | None) -> "RawCallback":
+    def from_message(
+        cls,
+        topic: str,
+        partition: int,
+        offset: int,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None,
+    ) -> RawCallback:
         found = {key: val.decode("utf-8", "replace") for key, val in (headers or ()) if val is not None}
         received_at_us = _int(found.get(H_RECEIVED_AT_US))
         return cls(

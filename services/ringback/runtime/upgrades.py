@@ -32,12 +32,18 @@ log = logs.get(__name__)
 
 
 def _engine(client: Client, table: str) -> str | None:
-    rows = client.query("SELECT engine FROM system.tables WHERE database = {db:String} AND name = {name:String}", parameters={"db": DATABASE, "name": table}).result_rows
+    rows = client.query(
+        "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+        parameters={"db": DATABASE, "name": table},
+    ).result_rows
     return str(rows[0][0]) if rows else None
 
 
 def _columns(client: Client, table: str) -> list[str]:
-    query = "SELECT name FROM system.columns WHERE database = {db:String} AND table = {name:String} AND default_kind != 'MATERIALIZED' ORDER BY position"
+    query = (
+        "SELECT name FROM system.columns WHERE database = {db:String} AND table = {name:String} AND default_kind != "
+        "'MATERIALIZED' ORDER BY position"
+    )
     return [str(row[0]) for row in client.query(query, parameters={"db": DATABASE, "name": table}).result_rows]
 
 
@@ -46,7 +52,11 @@ def before_ddl(client: Client) -> None:
     engine = _engine(client, OLD_EVENTS)
     if engine is None or not engine.endswith("MergeTree"):
         return  # a new store, or already upgraded (then `events` is the view)
-    log.warning("upgrading the events table to the partitioned layout", old=f"{DATABASE}.{OLD_EVENTS}", new=f"{DATABASE}.{NEW_EVENTS}")
+    log.warning(
+        "upgrading the events table to the partitioned layout",
+        old=f"{DATABASE}.{OLD_EVENTS}",
+        new=f"{DATABASE}.{NEW_EVENTS}",
+    )
     for view in VIEWS_ON_OLD_EVENTS:
         client.command(f"DROP VIEW IF EXISTS {DATABASE}.{view}")
     client.command(f"RENAME TABLE {DATABASE}.{OLD_EVENTS} TO {DATABASE}.{BEING_COPIED}")
@@ -60,4 +70,8 @@ def after_ddl(client: Client) -> None:
     names = ", ".join(f"`{name}`" for name in shared)
     client.command(f"INSERT INTO {DATABASE}.{NEW_EVENTS} ({names}) SELECT {names} FROM {DATABASE}.{BEING_COPIED}")
     client.command(f"RENAME TABLE {DATABASE}.{BEING_COPIED} TO {DATABASE}.{BACKUP}")
-    log.warning("events copied to the new layout; the old table is kept", backup=f"{DATABASE}.{BACKUP}", action="DROP TABLE it when satisfied")
+    log.warning(
+        "events copied to the new layout; the old table is kept",
+        backup=f"{DATABASE}.{BACKUP}",
+        action="DROP TABLE it when satisfied",
+    )

@@ -117,7 +117,7 @@ def apply(client: Client, engine: query_guard.Engine, folder: Path, cluster: str
     errors: dict[str, str] = {}
     while pending:
         progressed = False
-        for name, (view, text) in list(pending.items()):
+        for name, (_view, text) in list(pending.items()):
             try:
                 client.command(f"CREATE OR REPLACE VIEW {DATABASE}.`{name}`{on_cluster} AS {text}")
             except Exception as exc:  # the engine's own verdict: unknown table or column, type errors
@@ -138,7 +138,9 @@ def apply(client: Client, engine: query_guard.Engine, folder: Path, cluster: str
 
 
 def _existing_views(client: Client) -> list[str]:
-    rows = client.query(f"SELECT name FROM system.tables WHERE database = '{DATABASE}' AND engine = 'View' ORDER BY name").result_rows
+    rows = client.query(
+        f"SELECT name FROM system.tables WHERE database = '{DATABASE}' AND engine = 'View' ORDER BY name"
+    ).result_rows
     return [str(name) for (name,) in rows]
 
 
@@ -152,4 +154,6 @@ def report(folder: Path, result: Applied) -> None:
         log.error("analyst view refused", file=str(refusal.path), reason=refusal.reason)
     metrics.ANALYST_VIEWS.labels("applied").set(len(result.created))
     metrics.ANALYST_VIEWS.labels("refused").set(len(result.refused))
-    log.info("analyst views", folder=str(folder), created=result.created, refused=len(result.refused), dropped=result.dropped)
+    log.info(
+        "analyst views", folder=str(folder), created=result.created, refused=len(result.refused), dropped=result.dropped
+    )

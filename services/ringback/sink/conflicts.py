@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from datetime import datetime, timedelta, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -24,8 +25,10 @@ LOOK_BACK_MARGIN = timedelta(minutes=1)
 #: Conflicts already counted, remembered so the overlap of two looks does not count one twice.
 REMEMBERED = 100_000
 FIND = """
-SELECT event_id, any(tenant) AS tenant, any(event_type) AS event_type, count() AS versions, min(received_at) AS first_received_at,
-       arraySort(x -> x.1, groupArray((received_at, ingest_id, toString(status), charge, duration_s, billable_minutes))) AS history
+SELECT event_id, any(tenant) AS tenant, any(event_type) AS event_type, count() AS versions,
+       min(received_at) AS first_received_at,
+       arraySort(x -> x.1, groupArray((received_at, ingest_id, toString(status), charge, duration_s, billable_minutes)))
+           AS history
 FROM ringback.event_variants FINAL
 WHERE event_id IN (SELECT event_id FROM ringback.event_variants WHERE inserted_at >= {since:DateTime64(3)})
 GROUP BY event_id
@@ -35,8 +38,20 @@ HAVING uniqExact(billing_hash) > 1
 #: ClickHouse refuses inside a distributed query by default. That is exact: every variant of an event is
 #: on the shard of its event id (cluster DDL). A single server ignores the setting.
 FIND_SETTINGS = {"distributed_product_mode": "local"}
-COLUMNS = ["event_id", "tenant", "event_type", "versions", "first_received_at", "received_at", "ingest_id", "status", "charge",
-           "duration_s", "billable_minutes", "detected_at"]
+COLUMNS = [
+    "event_id",
+    "tenant",
+    "event_type",
+    "versions",
+    "first_received_at",
+    "received_at",
+    "ingest_id",
+    "status",
+    "charge",
+    "duration_s",
+    "billable_minutes",
+    "detected_at",
+]
 
 log = logs.get(__name__)
 
@@ -44,7 +59,7 @@ log = logs.get(__name__)
 class ConflictWatcher:
     def __init__(self, interval_s: float) -> None:
         self.interval_s = interval_s
-        self._last_look = datetime.fromtimestamp(0, tz=timezone.utc)
+        self._last_look = datetime.fromtimestamp(0, tz=UTC)
         self._next_due = 0.0
         self._counted: deque[str] = deque(maxlen=REMEMBERED)
         self._counted_set: set[str] = set()
@@ -55,7 +70,7 @@ class ConflictWatcher:
     def look(self, client: Client) -> int:
         """Record the conflicts among variants inserted since the last look; returns how many are new.
         Runs on the sink's ClickHouse thread."""
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         since = self._last_look - LOOK_BACK_MARGIN
         found = client.query(FIND, parameters={"since": since.replace(tzinfo=None)}, settings=FIND_SETTINGS).result_rows
         self._last_look = started
@@ -71,12 +86,34 @@ class ConflictWatcher:
             self._counted_set.add(event_id)
         if new:
             metrics.SINK_EVENT_CONFLICTS.inc(len(new))
-            log.warning("billing conflicts: copies of an event arrived with different billing values; the first arrival is kept",
-                        events=len(new), examples=new[:5], table=CONFLICTS_TABLE)
+            log.warning(
+                (
+                    "billing conflicts: copies of an event arrived with different billing values; the first arrival "
+                    "is kept"
+                ),
+                events=len(new),
+                examples=new[:5],
+                table=CONFLICTS_TABLE,
+            )
         return len(new)
 
     @staticmethod
-    def _row(row: tuple[Any, ...], detected_at: datetime) -> list[Any]:
+    def _row(row: Sequence[Any], detected_at: datetime) -> list[Any]:
         event_id, tenant, event_type, versions, first_received_at, history = row
-        received_at, ingest_id, status, charge, duration_s, billable_minutes = (list(column) for column in zip(*history))
-        return [event_id, tenant, event_type, versions, first_received_at, received_at, ingest_id, status, charge, duration_s, billable_minutes, detected_at]
+        received_at, ingest_id, status, charge, duration_s, billable_minutes = (
+            list(column) for column in zip(*history, strict=True)
+        )
+        return [
+            event_id,
+            tenant,
+            event_type,
+            versions,
+            first_received_at,
+            received_at,
+            ingest_id,
+            status,
+            charge,
+            duration_s,
+            billable_minutes,
+            detected_at,
+        ]

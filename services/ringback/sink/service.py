@@ -21,7 +21,9 @@ async def serve(settings: Settings) -> int:
     sink = Sink(settings)
     await sink.start()
     tune_gc(settings.gc_gen0_threshold)
-    ops_runner, ops_port = await start_site(ops_app(lambda: sink.healthy, sink.ready_reasons), settings.host, settings.metrics_port)
+    ops_runner, ops_port = await start_site(
+        ops_app(lambda: sink.healthy, sink.ready_reasons), settings.host, settings.metrics_port
+    )
     query_runner = None
     if settings.embedded_clickhouse:
         token = new_token()

@@ -110,7 +110,12 @@ class SinkStep:
             try:
                 self.batch.ledger.extend(ledger_rows(message.value))
             except (ValueError, KeyError, TypeError) as exc:
-                log.error("unreadable ledger message skipped", partition=message.partition.index, offset=message.offset, error=str(exc))
+                log.error(
+                    "unreadable ledger message skipped",
+                    partition=message.partition.index,
+                    offset=message.offset,
+                    error=str(exc),
+                )
             return
         if message.topic == self.settings.topic_dlq:
             self.batch.dead_letters.append(DeadLetter.from_message(message.value, message.headers))
@@ -125,7 +130,10 @@ class SinkStep:
     def _due(self) -> bool:
         if self.batch.empty:
             return False
-        return self.batch.row_count >= self.settings.sink_batch_rows or self.batch.age_s() >= self.settings.sink_batch_seconds
+        return (
+            self.batch.row_count >= self.settings.sink_batch_rows
+            or self.batch.age_s() >= self.settings.sink_batch_seconds
+        )
 
     def flush_nowait(self) -> None:
         """Hand the open batch to the store (the one before must be finished)."""
@@ -180,7 +188,9 @@ class SinkStep:
     def _own_ledger_rows(self, event_keys: list[EventKey], dead_letters: list[DeadLetter]) -> list[LedgerRow]:
         """The sink's own counts for this batch: events taken (stored, or set aside as unstorable, which
         also counts as a dead letter) and dead-letter rows, per tenant, route and hour of receipt."""
-        hours = Counter((key.route, key.received_at_us - key.received_at_us % HOUR_US, key.tenant) for key in event_keys)
+        hours = Counter(
+            (key.route, key.received_at_us - key.received_at_us % HOUR_US, key.tenant) for key in event_keys
+        )
         for (route, hour_us, tenant), n in hours.items():
             self.ledger.count(SINK_EVENTS, route, hour_us, n, tenant=tenant)
         for letter in dead_letters:

@@ -53,25 +53,27 @@ PYTHON_VALUE_ERRORS = (DataError, ValueError, TypeError, OverflowError, struct.e
 DECODE_ERRORS = (AvroDecodeError, ValueError, EOFError, IndexError, KeyError, TypeError)
 #: ClickHouse error codes that mean "these values cannot be stored", not "the store is not working":
 #: parse failures, type and range errors, data that is not what its format claims.
-VALUE_ERROR_CODES = frozenset({
-    6,  # CANNOT_PARSE_TEXT
-    26,  # CANNOT_PARSE_QUOTED_STRING
-    27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
-    32,  # ATTEMPT_TO_READ_AFTER_EOF
-    33,  # CANNOT_READ_ALL_DATA
-    38,  # CANNOT_PARSE_DATE
-    41,  # CANNOT_PARSE_DATETIME
-    53,  # TYPE_MISMATCH
-    69,  # ARGUMENT_OUT_OF_BOUND
-    70,  # CANNOT_CONVERT_TYPE
-    72,  # CANNOT_PARSE_NUMBER
-    117,  # INCORRECT_DATA
-    131,  # TOO_LARGE_STRING_SIZE
-    190,  # SIZES_OF_ARRAYS_DONT_MATCH
-    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
-    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
-    407,  # DECIMAL_OVERFLOW
-})
+VALUE_ERROR_CODES = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        26,  # CANNOT_PARSE_QUOTED_STRING
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        32,  # ATTEMPT_TO_READ_AFTER_EOF
+        33,  # CANNOT_READ_ALL_DATA
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        53,  # TYPE_MISMATCH
+        69,  # ARGUMENT_OUT_OF_BOUND
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        117,  # INCORRECT_DATA
+        131,  # TOO_LARGE_STRING_SIZE
+        190,  # SIZES_OF_ARRAYS_DONT_MATCH
+        321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+        349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+        407,  # DECIMAL_OVERFLOW
+    }
+)
 _CODE = re.compile(r"Code: (\d+)\.")
 RETRY_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -161,12 +163,22 @@ class Store:
 
     def _insert_container(self, schema_json: str, names: list[str], payloads: list[bytes], token: str) -> None:
         data = container(schema_json, (payload[HEADER_LENGTH:] for payload in payloads))
-        self.client.raw_insert(EVENTS_TABLE, names, insert_block=data, fmt="Avro", settings={**EVENTS_INSERT_SETTINGS, "insert_deduplication_token": token})
+        self.client.raw_insert(
+            EVENTS_TABLE,
+            names,
+            insert_block=data,
+            fmt="Avro",
+            settings={**EVENTS_INSERT_SETTINGS, "insert_deduplication_token": token},
+        )
 
     async def _checked_path(self, events: list[Message], token: str, reason: BaseException) -> Stored:
         """Decode each event, insert columns, and set aside what cannot be read or stored."""
         metrics.SINK_CHECKED_BATCHES.inc()
-        log.warning("events refused for their values, storing the batch through the checked path", events=len(events), error=str(reason)[:500])
+        log.warning(
+            "events refused for their values, storing the batch through the checked path",
+            events=len(events),
+            error=str(reason)[:500],
+        )
         decoded: list[dict[str, Any]] = []
         sources: list[Message] = []
         set_aside: list[DeadLetter] = []
@@ -180,7 +192,12 @@ class Store:
             columns = [[event.get(name) for event in decoded] for name in self.codec.field_names]
             for index, why in await self._store_columns(columns, token):
                 set_aside.append(unstorable(sources[index], decoded[index], why))
-        keys = [EventKey(str(event["route"]), int(event["received_at"].timestamp() * 1_000_000), str(event.get("tenant") or "")) for event in decoded]
+        keys = [
+            EventKey(
+                str(event["route"]), int(event["received_at"].timestamp() * 1_000_000), str(event.get("tenant") or "")
+            )
+            for event in decoded
+        ]
         return Stored(keys, set_aside)
 
     async def _store_columns(self, columns: list[list[Any]], token: str) -> list[tuple[int, str]]:
@@ -226,7 +243,13 @@ class Store:
 
     def _insert(self, table: str, columns: list[list[Any]], names: list[str], token: str) -> None:
         extra = EVENTS_INSERT_SETTINGS if table == EVENTS_TABLE else {}
-        self.client.insert(table, columns, column_names=names, column_oriented=True, settings={**extra, "insert_deduplication_token": token})
+        self.client.insert(
+            table,
+            columns,
+            column_names=names,
+            column_oriented=True,
+            settings={**extra, "insert_deduplication_token": token},
+        )
 
     async def _outage(self, table: str, error: BaseException, attempt: int) -> None:
         """The store is not working (not the data's fault): note it, wait, and let the caller retry."""
@@ -244,4 +267,3 @@ class ValueRefused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-

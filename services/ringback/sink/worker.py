@@ -4,9 +4,10 @@ step, plus the read-only reader analysts' queries go through (`ringback sql` whi
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TypeVar, TypeVarTuple
 
 from aiokafka import AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
@@ -23,6 +24,8 @@ from ringback.sink.step import SinkStep
 from ringback.sink.store import Store
 
 ROLE = "sink"
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 log = logs.get(__name__)
 
@@ -46,17 +49,21 @@ class Sink:
         self.driver: StreamDriver | None = None
         self.healthy = False
 
-    async def on_db_thread(self, fn: Any, *args: Any) -> Any:
+    async def on_db_thread(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
 
-    async def on_query_thread(self, fn: Any, *args: Any) -> Any:
+    async def on_query_thread(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.query_thread, fn, *args)
 
     async def start(self) -> None:
         dsn = self.settings.effective_clickhouse_dsn
         self.client = await self.on_db_thread(clickhouse.connect, dsn)
-        applied = await self.on_db_thread(clickhouse.apply_ddl, self.client, self.settings.schemas_dir, self.settings.clickhouse_cluster)
-        self.reader = await self.on_query_thread(clickhouse.connect_reader, dsn, clickhouse.QueryLimits.of(self.settings))
+        applied = await self.on_db_thread(
+            clickhouse.apply_ddl, self.client, self.settings.schemas_dir, self.settings.clickhouse_cluster
+        )
+        self.reader = await self.on_query_thread(
+            clickhouse.connect_reader, dsn, clickhouse.QueryLimits.of(self.settings)
+        )
         log.info("clickhouse ready", dsn=clickhouse.redacted(dsn), ddl_statements=applied)
         if self.settings.analyst_views_dir:
             await self.on_db_thread(self._apply_analyst_views, Path(self.settings.analyst_views_dir))
@@ -82,6 +89,7 @@ class Sink:
             assert reader is not None
             return self.query_thread.submit(lambda: reader.raw_query(sql, fmt=fmt)).result()
 
+        assert self.client is not None  # started
         analyst_views.report(folder, analyst_views.apply(self.client, engine, folder, self.settings.clickhouse_cluster))
 
     async def stop(self) -> None:

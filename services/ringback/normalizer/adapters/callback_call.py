@@ -39,7 +39,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from ringback.normalizer import status
 from ringback.normalizer.adapters import Adapter
@@ -111,9 +110,17 @@ def status_flag_state(value: str | None) -> tuple[str | None, str]:
     return None, status.UNKNOWN
 
 
-def _parties(read: Fields) -> dict[str, Any]:
+def _add_parties(event: Event, read: Fields) -> None:
     src, dst = read.text(*SRC), read.text(*DST)
-    return {"from_number": src, "from_e164": to_e164(src), "to_number": dst, "to_e164": to_e164(dst), "app_id": read.text("appId")}
+    event.update(
+        {
+            "from_number": src,
+            "from_e164": to_e164(src),
+            "to_number": dst,
+            "to_e164": to_e164(dst),
+            "app_id": read.text("appId"),
+        }
+    )
 
 
 def _call_id(read: Fields) -> str:
@@ -137,16 +144,32 @@ def status_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Ev
         if ascii_digits(vendor_status):
             leg, state = CALL_STATUS.get(vendor_status, (None, status.UNKNOWN))
         else:
-            leg, state = USER_FLAG.get((read.text("userFlag") or "").lower()), CALL_STATUS_WORD.get(vendor_status.lower(), status.UNKNOWN)
+            leg, state = (
+                USER_FLAG.get((read.text("userFlag") or "").lower()),
+                CALL_STATUS_WORD.get(vendor_status.lower(), status.UNKNOWN),
+            )
     identity = {
-        "callId": call_id, "statusFlag": vendor_status if call_status is None else None, "callStatus": call_status,
-        "userFlag": read.peek("userFlag"), "timeStamp": read.peek(*AT), "errorCode": read.peek("errorCode"),
+        "callId": call_id,
+        "statusFlag": vendor_status if call_status is None else None,
+        "callStatus": call_status,
+        "userFlag": read.peek("userFlag"),
+        "timeStamp": read.peek(*AT),
+        "errorCode": read.peek("errorCode"),
     }
-    event = ctx.new_event(raw, source=SOURCE, event_type="call.state", identity=identity, report_index=index, status=state)
-    event.update(
-        call_id=call_id, request_id=read.text(*REQUEST_ID), leg=leg, vendor_status=vendor_status, vendor_code=read.text("errorCode"),
-        occurred_at=read.any_time(*AT), **_parties(read),
+    event = ctx.new_event(
+        raw, source=SOURCE, event_type="call.state", identity=identity, report_index=index, status=state
     )
+    event.update(
+        {
+            "call_id": call_id,
+            "request_id": read.text(*REQUEST_ID),
+            "leg": leg,
+            "vendor_status": vendor_status,
+            "vendor_code": read.text("errorCode"),
+            "occurred_at": read.any_time(*AT),
+        }
+    )
+    _add_parties(event, read)
     return event
 
 
@@ -164,13 +187,30 @@ def hangup_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Ev
         "ended_at": read.any_time("endCallTime"),
     }
     identity = {"callId": call_id, "appId": read.peek("appId")}
-    event = ctx.new_event(raw, source=SOURCE, event_type="call.cdr", identity=identity, report_index=index, status=state)
-    event.update(
-        call_id=call_id, request_id=read.text(*REQUEST_ID), leg=leg, vendor_status=end_status, **times,
-        started_at=times["caller_started_at"], answered_at=times["callee_answered_at"],
-        occurred_at=times["ended_at"] or times["caller_started_at"],
-        duration_s=read.count("duration"), recording_url=read.text("recordUrl") or None, **_parties(read),
+    event = ctx.new_event(
+        raw, source=SOURCE, event_type="call.cdr", identity=identity, report_index=index, status=state
     )
+    event.update(
+        {
+            "call_id": call_id,
+            "request_id": read.text(*REQUEST_ID),
+            "leg": leg,
+            "vendor_status": end_status,
+            "caller_started_at": times["caller_started_at"],
+            "caller_ringing_at": times["caller_ringing_at"],
+            "caller_answered_at": times["caller_answered_at"],
+            "callee_started_at": times["callee_started_at"],
+            "callee_ringing_at": times["callee_ringing_at"],
+            "callee_answered_at": times["callee_answered_at"],
+            "ended_at": times["ended_at"],
+            "started_at": times["caller_started_at"],
+            "answered_at": times["callee_answered_at"],
+            "occurred_at": times["ended_at"] or times["caller_started_at"],
+            "duration_s": read.count("duration"),
+            "recording_url": read.text("recordUrl") or None,
+        }
+    )
+    _add_parties(event, read)
     return event
 
 
@@ -178,8 +218,23 @@ def record_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Ev
     call_id = _call_id(read)
     url = read.text("recordUrl", "url", "recordingUrl")
     identity = {"callId": call_id, "recordUrl": url}
-    event = ctx.new_event(raw, source=SOURCE, event_type="call.recording", identity=identity, report_index=index, status=status.RECORDED if url else status.UNKNOWN)
-    event.update(call_id=call_id, request_id=read.text(*REQUEST_ID), recording_url=url or None, occurred_at=read.any_time(*AT), **_parties(read))
+    event = ctx.new_event(
+        raw,
+        source=SOURCE,
+        event_type="call.recording",
+        identity=identity,
+        report_index=index,
+        status=status.RECORDED if url else status.UNKNOWN,
+    )
+    event.update(
+        {
+            "call_id": call_id,
+            "request_id": read.text(*REQUEST_ID),
+            "recording_url": url or None,
+            "occurred_at": read.any_time(*AT),
+        }
+    )
+    _add_parties(event, read)
     return event
 
 
@@ -190,10 +245,25 @@ def keypress_event(raw: RawCallback, ctx: Context, read: Fields, index: int) -> 
         raise Rejected("missing_field", "no key (key / keyPress / digits) in the key-press push")
     phone = read.text("phone")
     identity = {"callId": call_id, "key": digits, "timeStamp": read.peek(*AT), "phone": phone}
-    event = ctx.new_event(raw, source=SOURCE, event_type="call.key_press", identity=identity, report_index=index, status=status.KEY_PRESSED)
-    event.update(call_id=call_id, request_id=read.text(*REQUEST_ID), key_digits=digits, occurred_at=read.any_time(*AT), **_parties(read))
+    event = ctx.new_event(
+        raw,
+        source=SOURCE,
+        event_type="call.key_press",
+        identity=identity,
+        report_index=index,
+        status=status.KEY_PRESSED,
+    )
+    event.update(
+        {
+            "call_id": call_id,
+            "request_id": read.text(*REQUEST_ID),
+            "key_digits": digits,
+            "occurred_at": read.any_time(*AT),
+        }
+    )
+    _add_parties(event, read)
     if phone:  # the party who pressed the key
-        event.update(from_number=phone, from_e164=to_e164(phone))
+        event.update({"from_number": phone, "from_e164": to_e164(phone)})
     return event
 
 
@@ -214,7 +284,9 @@ class PushKind:
             try:
                 parsed.require_unambiguous(() if lone else (index,))
                 if not isinstance(report, dict):
-                    raise Rejected("unexpected_shape", f"{self.name} push {index} is {type(report).__name__}, not an object")
+                    raise Rejected(
+                        "unexpected_shape", f"{self.name} push {index} is {type(report).__name__}, not an object"
+                    )
                 read = Fields(report, ctx.source_timezone, parsed.repairs)
                 event = self.build(raw, ctx, read, index)
                 event["attributes"] = read.attributes()
@@ -225,6 +297,11 @@ class PushKind:
         return outcomes
 
 
-KINDS = (PushKind("status", status_event), PushKind("hangup", hangup_event), PushKind("record", record_event), PushKind("keypress", keypress_event))
+KINDS = (
+    PushKind("status", status_event),
+    PushKind("hangup", hangup_event),
+    PushKind("record", record_event),
+    PushKind("keypress", keypress_event),
+)
 
 ADAPTERS = [Adapter(route=f"callback-call/{kind.name}", source=SOURCE, normalize=kind.normalize) for kind in KINDS]

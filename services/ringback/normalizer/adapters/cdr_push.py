@@ -84,7 +84,9 @@ def state_desc_status(text: str | None) -> str:
     return found.pop() if len(found) == 1 else status.UNKNOWN
 
 
-def _new(raw: RawCallback, ctx: Context, event_type: str, read: Fields, identity: tuple[str, ...], index: int, state: str) -> Event:
+def _new(
+    raw: RawCallback, ctx: Context, event_type: str, read: Fields, identity: tuple[str, ...], index: int, state: str
+) -> Event:
     """An event whose id is made of the report's ``identity`` fields, as the vendor wrote them."""
     fields = {name: read.peek(name) for name in identity}
     return ctx.new_event(raw, source=SOURCE, event_type=event_type, identity=fields, report_index=index, status=state)
@@ -98,9 +100,9 @@ def _recording(read: Fields) -> str | None:
     return None  # "NoTapes" (or nothing) stays in attributes as the vendor sent it
 
 
-def _charge(read: Fields, name: str) -> dict[str, Any]:
+def _add_charge(event: Event, read: Fields, name: str) -> None:
     charge = read.amount(name)
-    return {"charge": charge, "currency": CNY if charge is not None else None}
+    event.update({"charge": charge, "currency": CNY if charge is not None else None})
 
 
 VOICE_CODE_IDENTITY = ("fid", "requestid", "appid", "tel")
@@ -109,17 +111,33 @@ CONFERENCE_IDENTITY = ("fid", "requestid", "appid", "confid", "tel", "stime", "e
 STATE_IDENTITY = ("requestid", "state", "timestamp", "src", "dsc")
 
 
-def _single_party_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int, event_type: str, amount_field: str, identity: tuple[str, ...]) -> Event:
+def _single_party_cdr(
+    raw: RawCallback,
+    ctx: Context,
+    read: Fields,
+    index: int,
+    event_type: str,
+    amount_field: str,
+    identity: tuple[str, ...],
+) -> Event:
     """What the voice-code (fid 2) and conference (fid 5) CDRs share: one party (`tel`), answer and end
     times, a duration and a charge; no outcome field, so an answer time means answered."""
     request_id, tel = read.text("requestid"), read.text("tel")
     answered, ended = read.local_time("stime"), read.local_time("etime")
     event = _new(raw, ctx, event_type, read, identity, index, status.ANSWERED if answered else status.UNKNOWN)
     event.update(
-        request_id=request_id, app_id=read.text("appid"), to_number=tel, to_e164=to_e164(tel),
-        answered_at=answered, ended_at=ended, occurred_at=ended or answered,
-        duration_s=read.count("duration"), **_charge(read, amount_field),
+        {
+            "request_id": request_id,
+            "app_id": read.text("appid"),
+            "to_number": tel,
+            "to_e164": to_e164(tel),
+            "answered_at": answered,
+            "ended_at": ended,
+            "occurred_at": ended or answered,
+            "duration_s": read.count("duration"),
+        }
     )
+    _add_charge(event, read, amount_field)
     return event
 
 
@@ -141,21 +159,42 @@ def two_way_call_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -
     ended = max(ends) if ends else None
     event = _new(raw, ctx, "call.cdr", read, TWO_WAY_CALL_IDENTITY, index, state_desc_status(state_desc))
     event.update(
-        request_id=request_id, app_id=read.text("appid"),
-        from_number=caller, from_e164=to_e164(caller), to_number=called, to_e164=to_e164(called),
-        # What every call source means by these: the call began when the platform reached the caller,
-        # connected when the callee answered, ended when the last leg hung up.
-        **legs, started_at=legs["caller_answered_at"], answered_at=legs["callee_answered_at"], ended_at=ended,
-        occurred_at=ended or legs["caller_answered_at"],
-        vendor_status=state_desc, recording_url=_recording(read), custom_param=read.text("customParm"),
-        duration_s=read.count("duration"), **_charge(read, "oriamount"),
+        {
+            "request_id": request_id,
+            "app_id": read.text("appid"),
+            "from_number": caller,
+            "from_e164": to_e164(caller),
+            "to_number": called,
+            "to_e164": to_e164(called),
+            "caller_answered_at": legs["caller_answered_at"],
+            "caller_ended_at": legs["caller_ended_at"],
+            "callee_answered_at": legs["callee_answered_at"],
+            "callee_ended_at": legs["callee_ended_at"],
+            # What every call source means by these: the call began when the platform reached the caller,
+            # connected when the callee answered, ended when the last leg hung up.
+            "started_at": legs["caller_answered_at"],
+            "answered_at": legs["callee_answered_at"],
+            "ended_at": ended,
+            "occurred_at": ended or legs["caller_answered_at"],
+            "vendor_status": state_desc,
+            "recording_url": _recording(read),
+            "custom_param": read.text("customParm"),
+            "duration_s": read.count("duration"),
+        }
     )
+    _add_charge(event, read, "oriamount")
     return event
 
 
 def conference_cdr(raw: RawCallback, ctx: Context, read: Fields, index: int) -> Event:
     event = _single_party_cdr(raw, ctx, read, index, "conference.cdr", "singleoriamount", CONFERENCE_IDENTITY)
-    event.update(conference_id=read.text("confid"), recording_url=_recording(read), custom_param=read.text("customParm"))
+    event.update(
+        {
+            "conference_id": read.text("confid"),
+            "recording_url": _recording(read),
+            "custom_param": read.text("customParm"),
+        }
+    )
     return event
 
 
@@ -172,8 +211,15 @@ def call_state(raw: RawCallback, ctx: Context, read: Fields) -> Event:
     at = read.local_time("timestamp")
     event = _new(raw, ctx, "call.state", read, STATE_IDENTITY, 0, CALL_STATE.get(state.lower(), status.UNKNOWN))
     event.update(
-        request_id=request_id, from_number=src, from_e164=to_e164(src), to_number=dsc, to_e164=to_e164(dsc),
-        occurred_at=at, vendor_status=state,
+        {
+            "request_id": request_id,
+            "from_number": src,
+            "from_e164": to_e164(src),
+            "to_number": dsc,
+            "to_e164": to_e164(dsc),
+            "occurred_at": at,
+            "vendor_status": state,
+        }
     )
     return event
 
@@ -224,7 +270,9 @@ def _cdr_event(raw: RawCallback, ctx: Context, entry: Any, index: int, body_repa
     fid = (as_text(entry.get(read.key("fid") or "fid")) or "").strip()  # stays in attributes: which CDR kind this is
     kind = CDR_KINDS.get(fid)
     if kind is None:
-        raise Rejected("unsupported_fid", f"cdr[{index}] has fid {fid!r}; known: 2 (voice code), 4 (two-way call), 5 (conference)")
+        raise Rejected(
+            "unsupported_fid", f"cdr[{index}] has fid {fid!r}; known: 2 (voice code), 4 (two-way call), 5 (conference)"
+        )
     if not read.text("requestid"):
         raise Rejected("missing_field", f"cdr[{index}] lacks requestid")
     return _finish(kind(raw, ctx, read, index), read)

@@ -84,16 +84,29 @@ def reply_event(raw: RawCallback, ctx: Context, index: int, reply: Any, policy: 
     mobile = as_text(reply.get("mobile"))
     text = as_text(reply.get("text"))
     sent_at = unix_seconds_to_utc(reply.get("time"), "time")
-    missing = [name for name, absent in (("mobile", not (mobile or "").strip()), ("text", text is None), ("time", sent_at is None)) if absent]
+    missing = [
+        name
+        for name, absent in (("mobile", not (mobile or "").strip()), ("text", text is None), ("time", sent_at is None))
+        if absent
+    ]
     if missing:
         raise Rejected("missing_field", f"reply {index} lacks {', '.join(missing)}")
-    event = ctx.new_event(raw, source=SOURCE, event_type=EVENT_TYPE, identity={name: reply.get(name) for name in IDENTITY}, report_index=index, status=status.RECEIVED)
+    event = ctx.new_event(
+        raw,
+        source=SOURCE,
+        event_type=EVENT_TYPE,
+        identity={name: reply.get(name) for name in IDENTITY},
+        report_index=index,
+        status=status.RECEIVED,
+    )
     event.update(
-        occurred_at=sent_at,
-        from_number=mobile,
-        from_e164=to_e164(mobile, as_text(reply.get("nationcode"))),
-        message_text=stored_text(text or "", policy),
-        attributes=leftover_attributes(reply, READ),
+        {
+            "occurred_at": sent_at,
+            "from_number": mobile,
+            "from_e164": to_e164(mobile, as_text(reply.get("nationcode"))),
+            "message_text": stored_text(text or "", policy),
+            "attributes": leftover_attributes(reply, READ),
+        }
     )
     return event
 

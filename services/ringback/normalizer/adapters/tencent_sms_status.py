@@ -19,7 +19,7 @@ from ringback.normalizer import status
 from ringback.normalizer.adapters import Adapter
 from ringback.normalizer.event import Context, as_text, leftover_attributes
 from ringback.normalizer.jsonbody import parse_json
-from ringback.normalizer.outcome import Outcome, Rejected, Rejection
+from ringback.normalizer.outcome import Event, Outcome, Rejected, Rejection
 from ringback.normalizer.phones import to_e164
 from ringback.normalizer.times import local_to_utc
 from ringback.runtime.raw import RawCallback
@@ -46,9 +46,40 @@ RECEIPT_STATE["UNDELIVRD"] = status.FAILED  # Tencent's own 9-letter spelling
 # "MK:0001", "MN:0017", "MI:0013", "MA:0051" (China Mobile), "MX:0003"/"TE:0014"/"TD:0004" (platform),
 # blacklists ("BWLIST_006", "HIGRISK", "TUIDING"), and Telecom's suffixed states ("UNDELIV_601").
 GATEWAY_FAILURE_PREFIXES = (
-    "MK:", "MN:", "MI:", "MA:", "MB:", "MC:", "MK0", "MI0", "CA:", "CB:", "DA:", "DB:", "IA:", "IB:", "IC:", "ID:",
-    "MX:", "TE:", "TD:", "TC:", "TA:", "HD:", "XL:", "LT:", "SME", "SGIP", "BWLIST", "HIGRISK", "TUIDING", "W-BLACK", "MOBILE BLACK",
-    "UNDELIV_", "EXPIRED_", "REJECTD_",
+    "MK:",
+    "MN:",
+    "MI:",
+    "MA:",
+    "MB:",
+    "MC:",
+    "MK0",
+    "MI0",
+    "CA:",
+    "CB:",
+    "DA:",
+    "DB:",
+    "IA:",
+    "IB:",
+    "IC:",
+    "ID:",
+    "MX:",
+    "TE:",
+    "TD:",
+    "TC:",
+    "TA:",
+    "HD:",
+    "XL:",
+    "LT:",
+    "SME",
+    "SGIP",
+    "BWLIST",
+    "HIGRISK",
+    "TUIDING",
+    "W-BLACK",
+    "MOBILE BLACK",
+    "UNDELIV_",
+    "EXPIRED_",
+    "REJECTD_",
 )
 
 
@@ -90,7 +121,7 @@ def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
     return outcomes
 
 
-def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> dict[str, Any]:
+def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> Event:
     if not isinstance(report, dict):
         raise Rejected("unexpected_shape", f"report {index} is {type(report).__name__}, not an object")
     missing = [name for name in REQUIRED if as_text(report.get(name)) in (None, "")]
@@ -103,7 +134,10 @@ def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> di
     report_status = as_text(report.get("report_status")) or ""
     errmsg = as_text(report.get("errmsg"))
     if not report_status and (errmsg or "").strip().upper() not in RECEIPT_STATE:
-        raise Rejected("missing_field", f"report {index} lacks report_status, and errmsg {errmsg!r} is no receipt state to read instead")
+        raise Rejected(
+            "missing_field",
+            f"report {index} lacks report_status, and errmsg {errmsg!r} is no receipt state to read instead",
+        )
     description = as_text(report.get("description"))
     receive_text = as_text(report.get("user_receive_time"))
     repairs: list[str] = []
@@ -114,22 +148,29 @@ def _report_event(raw: RawCallback, ctx: Context, index: int, report: Any) -> di
         source=SOURCE,
         event_type=EVENT_TYPE,
         identity={
-            "sid": sid, "nationcode": nationcode, "mobile": mobile, "report_status": report_status, "errmsg": errmsg,
-            "description": description, "user_receive_time": receive_text,
+            "sid": sid,
+            "nationcode": nationcode,
+            "mobile": mobile,
+            "report_status": report_status,
+            "errmsg": errmsg,
+            "description": description,
+            "user_receive_time": receive_text,
         },
         report_index=index,
         status=canonical_status(report_status, errmsg),
     )
     event.update(
-        occurred_at=received_by_user,
-        sid=sid,
-        to_number=mobile,
-        to_e164=to_e164(mobile, nationcode),
-        vendor_status=report_status,
-        vendor_code=errmsg,
-        vendor_description=description,
-        attributes=leftover_attributes(report, MAPPED),
-        repairs=repairs,
+        {
+            "occurred_at": received_by_user,
+            "sid": sid,
+            "to_number": mobile,
+            "to_e164": to_e164(mobile, nationcode),
+            "vendor_status": report_status,
+            "vendor_code": errmsg,
+            "vendor_description": description,
+            "attributes": leftover_attributes(report, MAPPED),
+            "repairs": repairs,
+        }
     )
     return event
 

@@ -99,29 +99,35 @@ class VoiceBody:
     wrapper: str
     source: str
     event_type: str
-    build: Callable[[RawCallback, Context, "VoiceBody", dict[str, Any]], Event]
+    build: Callable[[RawCallback, Context, VoiceBody, dict[str, Any]], Event]
     read: frozenset[str]  # the report's fields the event holds; every other one goes to attributes
 
     def new_event(self, raw: RawCallback, ctx: Context, identity: dict[str, object], state: str) -> Event:
-        return ctx.new_event(raw, source=self.source, event_type=self.event_type, identity=identity, report_index=0, status=state)
+        return ctx.new_event(
+            raw, source=self.source, event_type=self.event_type, identity=identity, report_index=0, status=state
+        )
 
 
 def status_event(raw: RawCallback, ctx: Context, kind: VoiceBody, report: dict[str, Any]) -> Event:
     call_id = _call_id(report)
     result = (as_text(report.get("result")) or "").strip()
     started, answered, ended = (unix_seconds_to_utc(report.get(name), name) for name in STATUS_TIMES)
-    event = kind.new_event(raw, ctx, {name: report.get(name) for name in STATUS_IDENTITY}, RESULT.get(result, status.UNKNOWN))
-    event.update(
-        occurred_at=ended or answered or started,
-        call_id=call_id,
-        vendor_status=result,
-        vendor_description=RESULT_DESCRIPTION.get(result),
-        started_at=started,
-        answered_at=answered,
-        ended_at=ended,
-        billable_minutes=whole_number(report.get("fee"), "fee"),
-        **_parties(report),
+    event = kind.new_event(
+        raw, ctx, {name: report.get(name) for name in STATUS_IDENTITY}, RESULT.get(result, status.UNKNOWN)
     )
+    event.update(
+        {
+            "occurred_at": ended or answered or started,
+            "call_id": call_id,
+            "vendor_status": result,
+            "vendor_description": RESULT_DESCRIPTION.get(result),
+            "started_at": started,
+            "answered_at": answered,
+            "ended_at": ended,
+            "billable_minutes": whole_number(report.get("fee"), "fee"),
+        }
+    )
+    _add_parties(event, report)
     return event
 
 
@@ -131,7 +137,8 @@ def key_press_event(raw: RawCallback, ctx: Context, kind: VoiceBody, report: dic
     if not keys:
         raise Rejected("missing_field", "keypress is missing")
     event = kind.new_event(raw, ctx, {name: report.get(name) for name in KEY_PRESS_IDENTITY}, status.KEY_PRESSED)
-    event.update(call_id=call_id, key_digits=keys, **_parties(report))  # the callee (to_*) pressed them
+    event.update({"call_id": call_id, "key_digits": keys})
+    _add_parties(event, report)  # the callee (to_*) pressed them
     return event
 
 
@@ -139,14 +146,21 @@ def failure_event(raw: RawCallback, ctx: Context, kind: VoiceBody, report: dict[
     call_id = _call_id(report)
     sent_code = report.get("failure_code")
     code = failure_code(sent_code)
-    identity = {"callid": report.get("callid"), "failure_code": code, "mobile": report.get("mobile"), "nationcode": report.get("nationcode")}
+    identity = {
+        "callid": report.get("callid"),
+        "failure_code": code,
+        "mobile": report.get("mobile"),
+        "nationcode": report.get("nationcode"),
+    }
     event = kind.new_event(raw, ctx, identity, FAILURE_STATUS[code])
     event.update(
-        call_id=call_id,
-        vendor_code=(as_text(sent_code) or "").strip(),
-        vendor_description=as_text(report.get("failure_reason")),
-        **_parties(report),
+        {
+            "call_id": call_id,
+            "vendor_code": (as_text(sent_code) or "").strip(),
+            "vendor_description": as_text(report.get("failure_reason")),
+        }
     )
+    _add_parties(event, report)
     return event
 
 
@@ -156,7 +170,13 @@ def failure_code(value: object) -> int:
         raise Rejected("missing_field", "failure_code is missing")
     code = _whole(value)
     if code is None or code not in FAILURE_STATUS:
-        raise Rejected("invalid_code", f"failure_code: {reprlib.repr(value)} is not a code of the vendor's table (a whole number 1-{max(FAILURE_STATUS)})")
+        raise Rejected(
+            "invalid_code",
+            (
+                f"failure_code: {reprlib.repr(value)} is not a code of the vendor's table (a whole number "
+                f"1-{max(FAILURE_STATUS)})"
+            ),
+        )
     return code
 
 
@@ -177,15 +197,17 @@ def _call_id(report: dict[str, Any]) -> str:
     return call_id
 
 
-def _parties(report: dict[str, Any]) -> dict[str, str | None]:
+def _add_parties(event: Event, report: dict[str, Any]) -> None:
     """``call_from`` calls ``mobile`` (the callee) in every voice push."""
     call_from, mobile = as_text(report.get("call_from")), as_text(report.get("mobile"))
-    return {
-        "from_number": call_from,
-        "from_e164": to_e164(call_from),
-        "to_number": mobile,
-        "to_e164": to_e164(mobile, as_text(report.get("nationcode"))),
-    }
+    event.update(
+        {
+            "from_number": call_from,
+            "from_e164": to_e164(call_from),
+            "to_number": mobile,
+            "to_e164": to_e164(mobile, as_text(report.get("nationcode"))),
+        }
+    )
 
 
 BODIES: dict[str, VoiceBody] = {
@@ -216,7 +238,10 @@ def normalize(raw: RawCallback, ctx: Context) -> list[Outcome]:
 def wrapped_report(body: Any) -> tuple[VoiceBody, dict[str, Any]]:
     """The body's one wrapper and the report object inside it."""
     if not isinstance(body, dict):
-        raise Rejected("unexpected_shape", f"expected a JSON object wrapping the report in one of {_named(BODIES)}, got {type(body).__name__}")
+        raise Rejected(
+            "unexpected_shape",
+            f"expected a JSON object wrapping the report in one of {_named(BODIES)}, got {type(body).__name__}",
+        )
     wrappers = [key for key in body if key.lower().endswith(WRAPPER_SUFFIX)]
     if len(wrappers) != 1:
         found = f"{len(wrappers)} wrappers ({_named(wrappers)})" if wrappers else f"none in the keys {_named(body)}"
@@ -233,7 +258,7 @@ def wrapped_report(body: Any) -> tuple[VoiceBody, dict[str, Any]]:
 
 def _named(keys: Collection[str]) -> str:
     """The first keys, quoted and shortened, and how many more there are."""
-    shown = ", ".join(reprlib.repr(key) for key, _ in zip(keys, range(MAX_KEYS_NAMED)))
+    shown = ", ".join(reprlib.repr(key) for key, _ in zip(keys, range(MAX_KEYS_NAMED), strict=False))
     more = len(keys) - MAX_KEYS_NAMED
     return f"{shown} and {more} more" if more > 0 else shown or "(no keys)"
 

@@ -58,7 +58,9 @@ class Strategy(Protocol):
 
 
 class StreamDriver:
-    def __init__(self, role: str, consumer: Consumer, strategy: Strategy, health: Health, drain_timeout_s: float) -> None:
+    def __init__(
+        self, role: str, consumer: Consumer, strategy: Strategy, health: Health, drain_timeout_s: float
+    ) -> None:
         self.role = role
         self.consumer = consumer
         self.strategy = strategy

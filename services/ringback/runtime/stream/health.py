@@ -45,7 +45,13 @@ class Health:
         if not current.alarmed and seconds >= self.alarm_after_s:
             current.alarmed = True
             metrics.ALARM.labels(self.role, what).set(1)
-            log.error("alarm: still failing", what=what, failing_for_s=round(seconds, 1), attempts=current.attempts, error=error)
+            log.error(
+                "alarm: still failing",
+                what=what,
+                failing_for_s=round(seconds, 1),
+                attempts=current.attempts,
+                error=error,
+            )
 
     def succeeded(self, what: str) -> None:
         self.last_success[what] = time.time()
@@ -55,7 +61,9 @@ class Health:
         metrics.RETRYING_SECONDS.labels(self.role, what).set(0)
         if current.alarmed:
             metrics.ALARM.labels(self.role, what).set(0)
-            log.warning("recovered", what=what, failed_for_s=round(self.clock() - current.since, 1), attempts=current.attempts)
+            log.warning(
+                "recovered", what=what, failed_for_s=round(self.clock() - current.since, 1), attempts=current.attempts
+            )
 
     def not_ready_reasons(self) -> list[str]:
         now = self.clock()
