@@ -60,9 +60,10 @@ def draw(found: list[dict[str, object]], out: Path) -> None:
     statuses += sorted({s for counts in by_app.values() for s in counts} - set(statuses))
     figure, axes = plt.subplots(figsize=(10, 0.6 * len(apps) + 1.8))
     left = [0] * len(apps)
-    for status in statuses:
+    palette = plt.get_cmap("tab20").colors  # one color per outcome: the default cycle repeats after 10
+    for index, status in enumerate(statuses):
         widths = [by_app[app].get(status, 0) for app in apps]
-        axes.barh(apps, widths, left=left, label=status)
+        axes.barh(apps, widths, left=left, label=status, color=palette[index % len(palette)])
         left = [a + b for a, b in zip(left, widths, strict=True)]
     for y, app in enumerate(apps):
         total = sum(by_app[app].values())

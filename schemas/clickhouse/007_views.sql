@@ -20,7 +20,8 @@ GROUP BY tenant, sid, to_e164;
 
 -- One row per call, from every event about it — state pushes, the CDR, the recording, key presses —
 -- with the same meaning whatever the source: started_at when the call began, answered_at when it was
--- connected (the called party answered), ended_at when it ended, duration_s the billed seconds,
+-- connected (the called party answered: the caller's own leg answering, which click-to-call rings first,
+-- is not), ended_at when it ended, duration_s the billed seconds,
 -- billable_minutes the billed minutes (Tencent voice), status the outcome (the CDR's or the final status
 -- push's, else the last state push's — a call still under way shows where it is; unknown when only a
 -- recording or key press has arrived).
@@ -45,7 +46,7 @@ FROM
         any(carrier) AS carrier,
         any(region) AS region,
         coalesce(min(started_at), min(caller_started_at), min(event_time)) AS call_started_at,
-        coalesce(min(answered_at), minIf(toNullable(event_time), event_type = 'call.state' AND status = 'answered')) AS call_answered_at,
+        coalesce(min(answered_at), minIf(toNullable(event_time), event_type = 'call.state' AND status = 'answered' AND ifNull(leg, '') != 'caller')) AS call_answered_at,
         coalesce(max(ended_at), maxIf(toNullable(event_time), event_type = 'call.state' AND status = 'ended')) AS call_ended_at,
         max(duration_s) AS billed_seconds,
         max(billable_minutes) AS billed_minutes,

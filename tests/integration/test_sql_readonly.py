@@ -22,6 +22,7 @@ from ringback.runtime.broker import EmbeddedBroker
 from ringback.runtime.query_guard import QueryNotParsed, QueryRefused
 from ringback.sink.worker import Sink
 from tests.conftest import REPO_ROOT
+from tests.integration.test_views import cookbook_queries
 from tests.kafka_helpers import produce
 from tests.pipeline import Pipeline, post, ringback
 
@@ -142,6 +143,7 @@ ANALYST_QUERIES = [
     "EXPLAIN SELECT count() FROM ringback.events_dedup WHERE app_id = 'x'",
     "EXPLAIN PLAN actions = 1 SELECT count() FROM ringback.event_copies FINAL",
     "EXPLAIN SYNTAX SELECT * FROM ringback.events_dedup LIMIT 1",
+    *cookbook_queries(),
 ]
 
 

@@ -5,6 +5,7 @@ and are stored by the real sink."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -22,6 +23,7 @@ from ringback.runtime import kafka
 from ringback.runtime.broker import EmbeddedBroker
 from ringback.runtime.raw import RawCallback, new_ingest_id
 from ringback.sink.worker import Sink
+from tests.conftest import REPO_ROOT
 from tests.kafka_helpers import produce
 
 pytestmark = pytest.mark.integration
@@ -79,6 +81,20 @@ def click_to_call(tag: str) -> list[tuple[str, bytes]]:
         ("callback-call/hangup", cdr),  # the CDR resent
         ("callback-call/record", json.dumps({"callId": call, "recordUrl": "https://rec.example/x.mp3"}).encode()),
         ("callback-call/keypress", json.dumps({"callId": call, "key": "1", "timeStamp": f"{DAY} 10:00:20"}).encode()),
+        *caller_answered_only(f"{tag}-u"),
+    ]
+
+
+def caller_answered_only(call: str) -> list[tuple[str, bytes]]:
+    """Click-to-call rings the caller first: the caller's leg answers, the callee's is still ringing. Not answered."""
+    return [
+        (
+            "callback-call/status",
+            json.dumps(
+                {"callId": call, "callStatus": word, "userFlag": leg, "timeStamp": f"{DAY} 10:05:{second:02d}"}
+            ).encode(),
+        )
+        for word, leg, second in (("invite", "src", 0), ("answered", "src", 3), ("ringing", "dst", 5))
     ]
 
 
@@ -160,7 +176,7 @@ def tencent_voice(tag: str) -> list[tuple[str, bytes]]:
 
 
 def sms_traffic(tag: str) -> list[tuple[str, bytes]]:
-    a, b, c = f"{tag}-a", f"{tag}-b", f"{tag}-c"
+    a, b, c, d = f"{tag}-a", f"{tag}-b", f"{tag}-c", f"{tag}-d"
     delivered = sms(a, "13800138000", "SUCCESS", "DELIVRD", "10:00:05")
     return [
         ("tencent/sms-status", sms(a, "13800138000", "FAIL", "ENROUTE", "10:00:00")),
@@ -168,6 +184,9 @@ def sms_traffic(tag: str) -> list[tuple[str, bytes]]:
         ("tencent/sms-status", delivered),  # resent
         ("tencent/sms-status", sms(b, "13900139000", "SUCCESS", "DELIVRD", "10:01:00")),
         ("tencent/sms-status", sms(c, "13700137000", "FAIL", "UNDELIV", "10:02:00")),
+        # the vendor's in-progress receipt (no report_status, ENROUTE: pending), then the final one
+        ("tencent/sms-status", sms(d, "13600136000", "", "ENROUTE", "10:03:00")),
+        ("tencent/sms-status", sms(d, "13600136000", "SUCCESS", "DELIVRD", "10:03:09")),
     ]
 
 
@@ -231,6 +250,7 @@ async def test_sms_messages_have_their_final_status_and_resends_count_once(store
         ),  # FAIL/ENROUTE (failed, README), then DELIVRD (resent once)
         (f"{tenant}-b", "delivered", "DELIVRD", 1, ["delivered"]),
         (f"{tenant}-c", "failed", "UNDELIV", 1, ["failed"]),
+        (f"{tenant}-d", "delivered", "DELIVRD", 2, ["pending", "delivered"]),
     ]
     assert all(r["carrier"] == "China Mobile" for r in rows)
     (hourly,) = await query(
@@ -240,14 +260,14 @@ async def test_sms_messages_have_their_final_status_and_resends_count_once(store
         "pending "
         f"FROM ringback.sms_delivery_hourly WHERE tenant = '{tenant}')",
     )
-    assert (hourly["messages"], hourly["delivered"], hourly["failed"], hourly["pending"]) == (3, 2, 1, 0)
+    assert (hourly["messages"], hourly["delivered"], hourly["failed"], hourly["pending"]) == (4, 3, 1, 0)
 
 
 async def test_one_row_per_call_with_the_same_meaning_from_every_source(stored: tuple[Sink, str]) -> None:
     sink, tenant = stored
     rows = {r["call_key"]: r for r in await query(sink, f"SELECT * FROM ringback.calls WHERE tenant = '{tenant}'")}
-    assert set(rows) == {f"{tenant}-x", f"{tenant}-y", f"{tenant}-z", f"{tenant}-v", f"{tenant}-w"}
-    x, y, z, v, w = (rows[f"{tenant}-{k}"] for k in "xyzvw")
+    assert set(rows) == {f"{tenant}-{k}" for k in "xuyzvw"}
+    x, u, y, z, v, w = (rows[f"{tenant}-{k}"] for k in "xuyzvw")
     assert (
         x["call_source"],
         x["answered"],
@@ -260,6 +280,7 @@ async def test_one_row_per_call_with_the_same_meaning_from_every_source(stored: 
         x["answered_at"].strftime("%H:%M:%S") == "02:00:10" and x["ended_at"].strftime("%H:%M:%S") == "02:01:10"
     )  # 10:00:10 China time
     assert x["events"] == 7  # 4 states, the CDR (resent: once), the recording, the key press
+    assert (u["answered"], u["answered_at"], u["status"]) == (False, None, "ringing")  # only the caller's leg answered
     assert (y["call_source"], y["answered"], y["duration_s"], y["charge"], y["status"]) == (
         "cdr_push",
         True,
@@ -287,19 +308,19 @@ async def test_daily_usage_adds_up_once_whatever_was_resent(stored: tuple[Sink, 
         f"sum(billable_minutes) AS minutes, sum(billed_seconds) AS seconds, sum(charge) AS charge, sum(sms) AS sms "
         f"FROM ringback.daily_usage WHERE tenant = '{tenant}' GROUP BY day",
     )
-    # 5 calls (w with only its key press so far), 3 answered (x, y, v); ACD over the answered calls with a duration
-    # (x 60 s, y 60 s); billed: the CDRs' 60 + 60 + 0 seconds (the click-to-call CDR once despite its resend),
-    # 1 Tencent minute, 0.60 yuan (the CDR-platform push resent: once); 3 SMS messages.
+    # 6 calls (w with only its key press so far, u whose callee never answered), 3 answered (x, y, v); ACD over
+    # the answered calls with a duration (x 60 s, y 60 s); billed: the CDRs' 60 + 60 + 0 seconds (the click-to-call
+    # CDR once despite its resend), 1 Tencent minute, 0.60 yuan (the CDR-platform push resent: once); 4 SMS messages.
     assert day == {
         "day": DAY,
-        "calls": 5,
+        "calls": 6,
         "answered": 3,
-        "asr": 0.6,
+        "asr": 0.5,
         "acd_s": 60.0,
         "minutes": 1,
         "seconds": 120,
         "charge": Decimal("0.6"),
-        "sms": 3,
+        "sms": 4,
     }
     billed = await query(
         sink, f"SELECT sum(charge) AS charge, count() AS events FROM ringback.events WHERE tenant = '{tenant}'"
@@ -308,3 +329,35 @@ async def test_daily_usage_adds_up_once_whatever_was_resent(stored: tuple[Sink, 
     assert (
         billed[0]["charge"] == Decimal("0.6") and copies[0]["copies"] > billed[0]["events"]
     )  # the copies are there; the view counts each once
+
+
+def cookbook_queries() -> list[str]:
+    """The SQL of the README's "Analyst cookbook", in its order."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Analyst cookbook\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sql\n(.*?)```", section, re.DOTALL)
+
+
+async def test_the_readme_cookbook_answers_over_stored_events(stored: tuple[Sink, str]) -> None:
+    sink, tenant = stored
+    queries = cookbook_queries()
+    assert len(queries) >= 10, "the cookbook's queries are not where this test looks"
+    for sql in queries:
+        # Nothing here disagreed or was dead-lettered: those run, and test_sink.py and test_replay.py have their rows.
+        if "ringback.event_conflicts" in sql or "ringback.dead_letters_by_reason" in sql:
+            await query(sink, sql)
+            continue
+        timeline = "WHERE call_id = '" in sql
+        sql = re.sub(r"call_id = '[^']*'", f"call_id = '{tenant}-x'", sql)
+        rows = await query(sink, sql)
+        assert rows, sql
+        if timeline:  # the click-to-call call: every event about it, in order, the resent CDR once
+            assert [(r["event_type"], r["status"]) for r in rows] == [
+                ("call.state", "initiated"),
+                ("call.state", "ringing"),
+                ("call.state", "answered"),
+                ("call.key_press", "key_pressed"),
+                ("call.state", "ended"),
+                ("call.cdr", "answered"),
+                ("call.recording", "recorded"),
+            ], rows
