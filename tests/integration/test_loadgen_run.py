@@ -3,6 +3,7 @@ summary's counts, which the bench's zero-loss check relies on, equal to the uniq
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -93,7 +94,17 @@ async def test_resends_repeat_recent_bodies_and_the_counts_stay_exact(
     assert (summary.expected_events, summary.expected_replies) == unique_tagged_events(seen, plan.tag)
     first_seen: dict[bytes, int] = {}
     for index, (_, _, body) in enumerate(seen):
+        if not well_formed(body):  # cut-short bodies are never resent, and two short cuts can coincide ("[{")
+            continue
         if body in first_seen:  # a resend: one of the last 50 well-formed bodies (and the few in flight)
             assert index - first_seen[body] < 50 * 2 + 20, index - first_seen[body]
         else:
             first_seen[body] = index
+
+
+def well_formed(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
