@@ -167,7 +167,7 @@ def _time(client: Any, sql: str) -> list[float]:
 
 
 def run(results: Path, rows: int, days: int) -> dict[str, Any]:
-    store = results / "queries-store"
+    store = (results / "queries-store").resolve()  # a chdb:// DSN needs an absolute path
     results.mkdir(parents=True, exist_ok=True)
     client = clickhouse.connect(f"chdb://{store}")
     clickhouse.apply_ddl(client, SCHEMAS)
