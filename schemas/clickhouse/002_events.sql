@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS ringback.event_copies {on_cluster}
     INDEX received_at_minmax received_at TYPE minmax GRANULARITY 4
 )
 ENGINE = ReplacingMergeTree(arrival_rank)
-PARTITION BY toYYYYMM(ifNull(occurred_at, toDateTime64(0, 6, 'UTC')))
+PARTITION BY toYYYYMMDD(ifNull(occurred_at, toDateTime64(0, 6, 'UTC')))
 ORDER BY (event_type, tenant, toStartOfHour(ifNull(occurred_at, toDateTime64(0, 6, 'UTC'))), event_id)
 SETTINGS non_replicated_deduplication_window = 10000;
 

@@ -1,5 +1,6 @@
 """The DDL upgrades a store that an earlier version created, keeping its rows (columns added, the
-ledger's sort key extended, the ingests views replaced), and applying it again changes nothing."""
+ledger's sort key extended, the ingests views replaced, the events moved to event_copies and then to
+partitions by day), and applying it again changes nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tests.conftest import FIXTURES, REPO_ROOT
 
 pytestmark = pytest.mark.integration
 FIRST_VERSION_DDL = FIXTURES / "ddl_v1"  # schemas/clickhouse as the first release shipped it
+MONTHLY_DDL = FIXTURES / "ddl_v2"  # schemas/clickhouse while event_copies was partitioned by month
 
 UPGRADE = r"""
 import json, sys
@@ -93,3 +95,76 @@ def test_a_store_of_the_first_version_is_upgraded_in_place(tmp_path: Path) -> No
     assert result["backup"] == 1 and result["old_ingests"] == 1
     assert result["old_rows"] == 1  # what the first version stored is still there
     assert result["ingests_tenants"] == ["acme"]  # the new views feed the tenant
+
+
+MONTHLY_UPGRADE = r"""
+import json, sys
+from datetime import datetime, timezone
+from pathlib import Path
+from ringback.runtime import clickhouse
+
+store, old, new = sys.argv[1:4]
+client = clickhouse.connect(f"chdb://{store}")
+for path in sorted(Path(old).glob("*.sql")):  # the DDL of the monthly layout, applied as that version applied it
+    text = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("--"))
+    for statement in text.split(";"):
+        if statement.strip():
+            client.command(statement.strip().replace("{on_cluster}", ""))
+def rows(sql):
+    return client.query(sql).result_rows
+def partition_key():
+    return rows("SELECT partition_key FROM system.tables WHERE database = 'ringback' AND name = 'event_copies'")[0][0]
+columns = ["event_id", "event_type", "source", "route", "ingest_id", "report_index", "received_at", "occurred_at",
+           "app_id", "charge", "status", "normalizer_version", "tenant"]
+first = datetime(2026, 10, 30, 23, 0, tzinfo=timezone.utc)
+later = datetime(2026, 10, 31, 1, 0, tzinfo=timezone.utc)
+for row in (  # one insert each, as they arrived: a resend that disagrees (a conflict), and another day's event
+    ["m-e1", "call.cdr", "cdr_push", "cdr-push", "m-req-1", 0, first, first, "app", "1.50", "answered", "v", "acme"],
+    ["m-e1", "call.cdr", "cdr_push", "cdr-push", "m-req-2", 0, later, first, "app", "2.50", "answered", "v", "acme"],
+    ["m-e2", "call.cdr", "cdr_push", "cdr-push", "m-req-3", 0, later, later, "app", "0.70", "answered", "v", "acme"],
+):
+    client.insert("ringback.event_copies", [row], column_names=columns)
+before = partition_key()
+clickhouse.apply_ddl(client, new)
+clickhouse.apply_ddl(client, new)  # the next start: nothing left to move
+client.insert("ringback.event_copies", [
+    ["m-e3", "call.cdr", "cdr_push", "cdr-push", "m-req-4", 0, later, later, "app", "0.10", "answered", "v", "acme"],
+], column_names=columns)
+print(json.dumps({
+    "before": before, "after": partition_key(),
+    "events": [list(r) for r in rows(
+        "SELECT event_id, toString(charge), ingest_id FROM ringback.events ORDER BY event_id")],
+    "partitions": sorted({r[0] for r in rows(
+        "SELECT partition FROM system.parts WHERE database = 'ringback' AND table = 'event_copies' AND active")}),
+    "backup": rows("SELECT uniqExact(event_id) FROM ringback.event_copies_monthly_backup")[0][0],
+    "ingests": sorted(r[0] for r in rows("SELECT DISTINCT ingest_id FROM ringback.ingests")),
+    "variants": rows("SELECT count() FROM ringback.event_variants FINAL WHERE event_id = 'm-e1'")[0][0],
+    "views": sorted(r[0] for r in rows(
+        "SELECT name FROM system.tables WHERE database = 'ringback' AND engine = 'MaterializedView'")),
+    "left": rows(
+        "SELECT count() FROM system.tables WHERE database = 'ringback' AND name = 'event_copies_before_daily'")[0][0],
+}))
+"""
+
+
+def test_event_copies_partitioned_by_month_move_to_partitions_by_day(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", MONTHLY_UPGRADE, str(tmp_path / "store"), str(MONTHLY_DDL), str(REPO_ROOT / "schemas")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["before"].startswith("toYYYYMM(") and result["after"].startswith("toYYYYMMDD(")
+    # every event kept, the first arrival still the one that counts; the new insert lands in the new layout
+    assert result["events"] == [["m-e1", "1.5", "m-req-1"], ["m-e2", "0.7", "m-req-3"], ["m-e3", "0.1", "m-req-4"]]
+    assert result["partitions"] == ["20261030", "20261031"]
+    assert result["backup"] == 2 and result["left"] == 0
+    assert result["ingests"] == ["m-req-1", "m-req-2", "m-req-3", "m-req-4"]  # refilled by the copy, then fed anew
+    assert result["variants"] == 2  # the conflict's two versions are still there
+    assert result["views"] == [
+        "event_variants_from_copies",
+        "ingests_from_dead_letters_v2",
+        "ingests_from_event_copies",
+    ]

@@ -1,12 +1,16 @@
 """Upgrades of a ClickHouse store that the DDL alone cannot do (``apply_ddl`` runs them around it).
 
-The first layout kept events in a table named ``ringback.events``; that name is now a view, exact at
-any merge state, over ``ringback.event_copies``, which is partitioned and keeps the first arrival. An
-old store is upgraded in place: the old table is renamed out of the way (and the views reading it
-dropped) before the DDL creates the new layout, then its rows are copied into the new table (the
-materialized views fill ``ringback.ingests`` and ``ringback.event_variants`` from the copy). The old
-table is kept as ``ringback.events_v1_backup`` once copied: drop it when satisfied. A crash in the
-middle of the copy copies again at the next start; copies of one event collapse.
+Each is a table in the way of the layout the DDL creates, moved the same way: before the DDL, the
+views reading it are dropped and it is renamed out of the way; the DDL creates the new layout (and the
+views again); after it, its rows are copied into the new table — the materialized views fill
+``ringback.ingests`` and ``ringback.event_variants`` from the copy — and it is kept under a backup name
+(drop it when satisfied). A crash in the middle of the copy copies again at the next start; copies of
+one event collapse.
+
+- The first layout kept events in a table named ``ringback.events``; that name is now a view, exact at
+  any merge state, over ``ringback.event_copies`` (backup: ``ringback.events_v1_backup``).
+- ``ringback.event_copies`` was partitioned by month of ``occurred_at``; it is partitioned by day, so
+  ``FINAL`` over a day's query merges that day's rows only (backup: ``ringback.event_copies_monthly_backup``).
 
 These upgrades are a single server's. ``apply_ddl`` does not run them on a cluster: there, an old
 layout is refused before anything runs (``cluster_ddl.refuse_single_server_tables``), because the copy
@@ -16,17 +20,17 @@ other sinks may be starting is a step for an operator (README: Outgrowing one ma
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from clickhouse_connect.driver.client import Client
 
 from ringback import logs
 
 DATABASE = "ringback"
-OLD_EVENTS = "events"
-BEING_COPIED = "events_before_upgrade"
-BACKUP = "events_v1_backup"
 NEW_EVENTS = "event_copies"
-#: Views that read the old table and must go before it is renamed (the DDL recreates what is still needed).
-VIEWS_ON_OLD_EVENTS = ("events_dedup", "ingests_from_events", "ingests_from_events_v2")
+#: The partition key event_copies had before it was by day.
+MONTHLY_PARTITION_PREFIX = "toYYYYMM("
 
 log = logs.get(__name__)
 
@@ -39,6 +43,14 @@ def _engine(client: Client, table: str) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
+def _partition_key(client: Client, table: str) -> str:
+    rows = client.query(
+        "SELECT partition_key FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+        parameters={"db": DATABASE, "name": table},
+    ).result_rows
+    return str(rows[0][0]) if rows else ""
+
+
 def _columns(client: Client, table: str) -> list[str]:
     query = (
         "SELECT name FROM system.columns WHERE database = {db:String} AND table = {name:String} AND default_kind != "
@@ -47,31 +59,75 @@ def _columns(client: Client, table: str) -> list[str]:
     return [str(row[0]) for row in client.query(query, parameters={"db": DATABASE, "name": table}).result_rows]
 
 
+@dataclass(frozen=True)
+class Move:
+    """A table in the way of the DDL's layout, moved aside and copied into ``ringback.event_copies``."""
+
+    table: str
+    being_copied: str
+    backup: str
+    #: Views that read the table and must go before it is renamed (the DDL recreates what is still needed).
+    views: tuple[str, ...]
+    in_the_way: Callable[[Client, str], bool]
+    what: str
+
+
+def _a_merge_tree(client: Client, table: str) -> bool:
+    engine = _engine(client, table)
+    return engine is not None and engine.endswith("MergeTree")  # else a new store, or `events` is the view
+
+
+def _partitioned_by_month(client: Client, table: str) -> bool:
+    return _a_merge_tree(client, table) and _partition_key(client, table).startswith(MONTHLY_PARTITION_PREFIX)
+
+
+MOVES = (
+    Move(
+        table="events",
+        being_copied="events_before_upgrade",
+        backup="events_v1_backup",
+        views=("events_dedup", "ingests_from_events", "ingests_from_events_v2"),
+        in_the_way=_a_merge_tree,
+        what="the events table to the partitioned layout",
+    ),
+    Move(
+        table=NEW_EVENTS,
+        being_copied="event_copies_before_daily",
+        backup="event_copies_monthly_backup",
+        views=("ingests_from_event_copies", "event_variants_from_copies"),
+        in_the_way=_partitioned_by_month,
+        what="event copies partitioned by month to partitions by day",
+    ),
+)
+
+
 def before_ddl(client: Client) -> None:
-    """Move the first layout's events table out of the way of the view that takes its name."""
-    engine = _engine(client, OLD_EVENTS)
-    if engine is None or not engine.endswith("MergeTree"):
-        return  # a new store, or already upgraded (then `events` is the view)
-    log.warning(
-        "upgrading the events table to the partitioned layout",
-        old=f"{DATABASE}.{OLD_EVENTS}",
-        new=f"{DATABASE}.{NEW_EVENTS}",
-    )
-    for view in VIEWS_ON_OLD_EVENTS:
-        client.command(f"DROP VIEW IF EXISTS {DATABASE}.{view}")
-    client.command(f"RENAME TABLE {DATABASE}.{OLD_EVENTS} TO {DATABASE}.{BEING_COPIED}")
+    """Move the tables in the way of the layout the DDL creates out of the way."""
+    for move in MOVES:
+        if not move.in_the_way(client, move.table):
+            continue
+        log.warning(
+            "upgrading the store", step=move.what, old=f"{DATABASE}.{move.table}", new=f"{DATABASE}.{NEW_EVENTS}"
+        )
+        for view in move.views:
+            client.command(f"DROP VIEW IF EXISTS {DATABASE}.{view}")
+        client.command(f"RENAME TABLE {DATABASE}.{move.table} TO {DATABASE}.{move.being_copied}")
 
 
 def after_ddl(client: Client) -> None:
-    """Copy the old table's rows into the new layout, then keep it as a backup."""
-    if _engine(client, BEING_COPIED) is None:
-        return
-    shared = [name for name in _columns(client, BEING_COPIED) if name in set(_columns(client, NEW_EVENTS))]
-    names = ", ".join(f"`{name}`" for name in shared)
-    client.command(f"INSERT INTO {DATABASE}.{NEW_EVENTS} ({names}) SELECT {names} FROM {DATABASE}.{BEING_COPIED}")
-    client.command(f"RENAME TABLE {DATABASE}.{BEING_COPIED} TO {DATABASE}.{BACKUP}")
-    log.warning(
-        "events copied to the new layout; the old table is kept",
-        backup=f"{DATABASE}.{BACKUP}",
-        action="DROP TABLE it when satisfied",
-    )
+    """Copy the moved tables' rows into the new layout, then keep each as a backup."""
+    for move in MOVES:
+        if _engine(client, move.being_copied) is None:
+            continue
+        wanted = set(_columns(client, NEW_EVENTS))
+        shared = [name for name in _columns(client, move.being_copied) if name in wanted]
+        names = ", ".join(f"`{name}`" for name in shared)
+        client.command(
+            f"INSERT INTO {DATABASE}.{NEW_EVENTS} ({names}) SELECT {names} FROM {DATABASE}.{move.being_copied}"
+        )
+        client.command(f"RENAME TABLE {DATABASE}.{move.being_copied} TO {DATABASE}.{move.backup}")
+        log.warning(
+            "events copied to the new layout; the old table is kept",
+            backup=f"{DATABASE}.{move.backup}",
+            action="DROP TABLE it when satisfied",
+        )
