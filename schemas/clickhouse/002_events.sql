@@ -82,7 +82,14 @@ ALTER TABLE ringback.event_copies {on_cluster} ADD COLUMN IF NOT EXISTS region L
 CREATE OR REPLACE VIEW ringback.events {on_cluster} AS
 SELECT *, ifNull(occurred_at, received_at) AS event_time
 FROM ringback.event_copies FINAL
-SETTINGS do_not_merge_across_partitions_select_final = 1;
+-- Copies of an event share their partition, and the columns of the skip indexes (call_id, sid and
+-- request_id are identity fields; app_id is the vendor's, or the tenant's for pushes without one), so
+-- FINAL may merge partition by partition and trust the skip indexes as they are: no copy of an event
+-- sits in a granule an index skipped while another copy of it matches. (Exact mode would widen a call
+-- id lookup to every granule of the key ranges involved: 3 s instead of 0.05 s at 100 million events.)
+-- The one exception: a tenant's app_id changed between two copies of a push that carries none; a query
+-- by app_id then finds each copy under its own app.
+SETTINGS do_not_merge_across_partitions_select_final = 1, use_skip_indexes_if_final_exact_mode = 0;
 
 -- The name earlier versions gave the deduplicated view; the same rows as ringback.events.
 CREATE OR REPLACE VIEW ringback.events_dedup {on_cluster} AS
