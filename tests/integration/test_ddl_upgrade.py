@@ -15,7 +15,7 @@ from tests.conftest import FIXTURES, REPO_ROOT
 
 pytestmark = pytest.mark.integration
 FIRST_VERSION_DDL = FIXTURES / "ddl_v1"  # schemas/clickhouse as the first release shipped it
-MONTHLY_DDL = FIXTURES / "ddl_v2"  # schemas/clickhouse while event_copies was partitioned by month
+MONTHLY_DDL = FIXTURES / "ddl_v2"  # the tables of schemas/clickhouse while event_copies was partitioned by month
 
 UPGRADE = r"""
 import json, sys
