@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.integration
 FIRST_VERSION_DDL = FIXTURES / "ddl_v1"  # schemas/clickhouse as the first release shipped it
 MONTHLY_DDL = FIXTURES / "ddl_v2"  # the tables of schemas/clickhouse while event_copies was partitioned by month
 
-UPGRADE = r"""
+#: A store made by an earlier version: its DDL applied as that version applied it (argv: store, old DDL, new DDL).
+OLD_STORE = r"""
 import json, sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,11 +27,16 @@ from ringback.runtime import clickhouse
 
 store, old, new = sys.argv[1:4]
 client = clickhouse.connect(f"chdb://{store}")
-for path in sorted(Path(old).glob("*.sql")):  # the first version's DDL, applied as that version applied it
+for path in sorted(Path(old).glob("*.sql")):
     text = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("--"))
     for statement in text.split(";"):
         if statement.strip():
             client.command(statement.strip().replace("{on_cluster}", ""))
+"""
+
+UPGRADE = (
+    OLD_STORE
+    + r"""
 now = datetime(2026, 11, 21, 1, 0, tzinfo=timezone.utc)
 client.insert("ringback.ledger", [[now, "cdr-push", "edge.accepted", "i", 1, 7]],
               column_names=["hour", "route", "stage", "instance", "seq", "count"])
@@ -69,17 +76,24 @@ print(json.dumps({
     )[0][0],
 }))
 """
+)
 
 
-def test_a_store_of_the_first_version_is_upgraded_in_place(tmp_path: Path) -> None:
+def upgraded(script: str, store: Path, old_ddl: Path) -> dict[str, Any]:
+    """What `script` printed last, run on a store made with `old_ddl` (chDB: one store per process)."""
     done = subprocess.run(
-        [sys.executable, "-c", UPGRADE, str(tmp_path / "store"), str(FIRST_VERSION_DDL), str(REPO_ROOT / "schemas")],
+        [sys.executable, "-c", script, str(store), str(old_ddl), str(REPO_ROOT / "schemas")],
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_a_store_of_the_first_version_is_upgraded_in_place(tmp_path: Path) -> None:
+    result = upgraded(UPGRADE, tmp_path / "store", FIRST_VERSION_DDL)
     assert result["statements"][0] == result["statements"][1]  # the same DDL, applied twice: idempotent
     assert {"tenant", "message_text"} <= set(result["events"])
     assert {"failures.report_index", "failure_counts", "body_sha256", "tenant"} <= set(result["dead_letters"])
@@ -97,19 +111,9 @@ def test_a_store_of_the_first_version_is_upgraded_in_place(tmp_path: Path) -> No
     assert result["ingests_tenants"] == ["acme"]  # the new views feed the tenant
 
 
-MONTHLY_UPGRADE = r"""
-import json, sys
-from datetime import datetime, timezone
-from pathlib import Path
-from ringback.runtime import clickhouse
-
-store, old, new = sys.argv[1:4]
-client = clickhouse.connect(f"chdb://{store}")
-for path in sorted(Path(old).glob("*.sql")):  # the DDL of the monthly layout, applied as that version applied it
-    text = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("--"))
-    for statement in text.split(";"):
-        if statement.strip():
-            client.command(statement.strip().replace("{on_cluster}", ""))
+MONTHLY_UPGRADE = (
+    OLD_STORE
+    + r"""
 def rows(sql):
     return client.query(sql).result_rows
 def partition_key():
@@ -145,17 +149,11 @@ print(json.dumps({
         "SELECT count() FROM system.tables WHERE database = 'ringback' AND name = 'event_copies_before_daily'")[0][0],
 }))
 """
+)
 
 
 def test_event_copies_partitioned_by_month_move_to_partitions_by_day(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", MONTHLY_UPGRADE, str(tmp_path / "store"), str(MONTHLY_DDL), str(REPO_ROOT / "schemas")],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = upgraded(MONTHLY_UPGRADE, tmp_path / "store", MONTHLY_DDL)
     assert result["before"].startswith("toYYYYMM(") and result["after"].startswith("toYYYYMMDD(")
     # every event kept, the first arrival still the one that counts; the new insert lands in the new layout
     assert result["events"] == [["m-e1", "1.5", "m-req-1"], ["m-e2", "0.7", "m-req-3"], ["m-e3", "0.1", "m-req-4"]]
