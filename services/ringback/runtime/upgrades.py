@@ -35,20 +35,17 @@ MONTHLY_PARTITION_PREFIX = "toYYYYMM("
 log = logs.get(__name__)
 
 
-def _engine(client: Client, table: str) -> str | None:
+def _described(client: Client, table: str, column: str) -> str | None:
+    """One column of the table's row in system.tables (``engine``, ``partition_key``); None: no such table."""
     rows = client.query(
-        "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+        f"SELECT {column} FROM system.tables WHERE database = {{db:String}} AND name = {{name:String}}",
         parameters={"db": DATABASE, "name": table},
     ).result_rows
     return str(rows[0][0]) if rows else None
 
 
-def _partition_key(client: Client, table: str) -> str:
-    rows = client.query(
-        "SELECT partition_key FROM system.tables WHERE database = {db:String} AND name = {name:String}",
-        parameters={"db": DATABASE, "name": table},
-    ).result_rows
-    return str(rows[0][0]) if rows else ""
+def _engine(client: Client, table: str) -> str | None:
+    return _described(client, table, "engine")
 
 
 def _columns(client: Client, table: str) -> list[str]:
@@ -78,7 +75,9 @@ def _a_merge_tree(client: Client, table: str) -> bool:
 
 
 def _partitioned_by_month(client: Client, table: str) -> bool:
-    return _a_merge_tree(client, table) and _partition_key(client, table).startswith(MONTHLY_PARTITION_PREFIX)
+    return _a_merge_tree(client, table) and (_described(client, table, "partition_key") or "").startswith(
+        MONTHLY_PARTITION_PREFIX
+    )
 
 
 MOVES = (
