@@ -6,8 +6,13 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 LINT_PATHS := services tests deploy examples
 
-.PHONY: run test lint test-all test-containers bench bench-queries soak venv clean wrk promtool
+.PHONY: help run test test-fast lint test-all test-containers bench bench-queries soak venv tools clean wrk promtool
 
+## List the targets and what each does.
+help:
+	@awk '/^## /{doc = doc substr($$0, 4) " "; next} /^[a-z-]+:/{if (doc) {split($$0, t, ":"); printf "  make %-16s %s\n", t[1], doc}; doc = ""; next} {doc = ""}' $(MAKEFILE_LIST)
+
+## The virtual environment with ringback and its development tools (pip, from pyproject.toml).
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -22,8 +27,12 @@ run: $(STAMP)
 	$(BIN)/ringback run
 
 ## Full test suite (unit + integration against the real broker and ClickHouse engine), after the lint.
-test: $(STAMP) lint wrk promtool
+test: $(STAMP) lint tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The edit loop (a few minutes): the unit tests and the end-to-end smoke module on one `ringback run`.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/unit tests/integration/test_pipeline_e2e.py $(PYTEST_ARGS)
 
 ## ruff (lint and format check) and mypy (strict, services/); configured in pyproject.toml.
 lint: $(STAMP)
@@ -53,6 +62,9 @@ bench-queries: $(STAMP)
 ## Soak: an hour of steady load on `ringback run`, every process's memory sampled (report under bench-results/soak).
 soak: $(STAMP)
 	$(BIN)/ringback soak $(SOAK_ARGS)
+
+## System tools the tests and benchmarks use (wrk, promtool), from Debian's packages; one line for each that can't be had.
+tools: wrk promtool
 
 ## wrk (a C HTTP load generator) for the edge stage of the benchmark; best effort, from the system's packages.
 wrk:
