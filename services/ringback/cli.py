@@ -321,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--mix",
         default=None,
-        help="route=weight,... (default: the realistic mix, SMS receipts first; see `ringback.loadgen.DEFAULT_MIX`)",
+        help="route=weight,... (default: the realistic mix, SMS receipts first: ringback.tools.loadgen.DEFAULT_MIX)",
     )
     load.add_argument("--seed", type=int, default=7, help="Seed of the traffic generator.")
     load.add_argument(
@@ -512,8 +512,8 @@ def _loadgen(settings: Settings, args: argparse.Namespace) -> int:
 
     import orjson
 
-    from ringback import loadgen
     from ringback.runtime import runfiles
+    from ringback.tools import loadgen
 
     running = runfiles.read_live(settings.run_dir, "edge")
     url = args.url or (running["url"] if running else "http://127.0.0.1:8080")

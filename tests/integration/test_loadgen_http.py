@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from ringback.loadgen_http import Connection, HttpError
 from ringback.runtime.ports import free_port
+from ringback.tools.loadgen.connection import Connection, HttpError
 
 pytestmark = pytest.mark.integration
 

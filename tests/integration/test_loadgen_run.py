@@ -9,8 +9,6 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from ringback import loadgen
-from ringback.loadgen import TAG_IN_EXTEND, Tenant
 from ringback.normalizer.adapters import registry
 from ringback.normalizer.event import Context
 from ringback.normalizer.outcome import Rejection
@@ -18,6 +16,8 @@ from ringback.normalizer.step import normalize_message
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.ports import free_port
 from ringback.runtime.raw import RawCallback
+from ringback.tools import loadgen
+from ringback.tools.loadgen import TAG_IN_EXTEND, Tenant, runner
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -87,7 +87,7 @@ async def test_resends_repeat_recent_bodies_and_the_counts_stay_exact(
     edge: tuple[str, list[tuple[str, str, bytes]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, seen = edge
-    monkeypatch.setattr(loadgen, "RESEND_WINDOW", 50)
+    monkeypatch.setattr(runner, "RESEND_WINDOW", 50)
     plan = loadgen.LoadPlan(url=url, requests=1500, connections=4, resend_share=0.2, malformed_share=0.02)
     summary = await loadgen.run(plan, show_progress=False)
     assert summary.resends > 200 and summary.accepted == 1500

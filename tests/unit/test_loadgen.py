@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 
-from ringback import loadgen
-from ringback.loadgen import DEFAULT_MIX, TAG_IN_EXTEND, Generated, Tenant, TrafficMaker
 from ringback.normalizer.adapters import registry
 from ringback.normalizer.adapters.cdr_push import STATE_DESC
 from ringback.normalizer.adapters.tencent_sms_status import canonical_status
@@ -26,6 +24,12 @@ from ringback.normalizer.outcome import Rejection
 from ringback.normalizer.step import normalize_message
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.raw import RawCallback
+from ringback.tools import loadgen
+from ringback.tools.loadgen import DEFAULT_MIX, TAG_IN_EXTEND, Generated, Tenant, TrafficMaker
+from ringback.tools.loadgen.calls import TALK_S
+from ringback.tools.loadgen.parties import APP_FEN_PER_MINUTE, DEFAULT_APPS, MOBILE_BLOCKS
+from ringback.tools.loadgen.tencent_sms import SMS_FAILURE_CODES
+from ringback.tools.loadgen.traffic import WARM_START_S
 from tests.conftest import REPO_ROOT
 
 CODEC = EventCodec.from_dir(REPO_ROOT / "schemas")
@@ -49,8 +53,8 @@ TIME_FIELDS = (
     "callee_ended_at",
 )
 #: The longest a vendor time may lie before its push: a 30-minute call told after the warm start, and delays.
-OLDEST_S = loadgen.WARM_START_S + loadgen.TALK_S.high + 300
-PRICES_PER_MINUTE = {Decimal(fen) / 100 for fen in loadgen.APP_FEN_PER_MINUTE}
+OLDEST_S = WARM_START_S + TALK_S.high + 300
+PRICES_PER_MINUTE = {Decimal(fen) / 100 for fen in APP_FEN_PER_MINUTE}
 
 
 class Clock:
@@ -364,7 +368,7 @@ def test_sms_delivery_mix_most_delivrd_at_once_some_enroute_first_and_real_failu
     assert 0.08 < enroute / len(sids) < 0.16
     assert 0.88 < finals["DELIVRD"] / finals.total() < 0.98
     assert len(finals) > 8  # a mix of carriers' failure codes
-    for code in loadgen.SMS_FAILURE_CODES.items:
+    for code in SMS_FAILURE_CODES.items:
         assert canonical_status("FAIL", code) == "failed", code  # each one the pipeline reads as a failure
 
 
@@ -395,7 +399,7 @@ def test_answer_ratios_and_talk_times_are_realistic_over_thousands_of_calls() ->
         assert outcomes["voice"][status] > 0, status
     for kind, seconds in talk.items():  # log-normal around a minute or two: skewed right, a long tail
         assert 50 <= statistics.median(seconds) <= 110 and statistics.mean(seconds) > statistics.median(seconds), kind
-        assert min(seconds) >= 1 and max(seconds) <= loadgen.TALK_S.high and max(seconds) > 300, kind
+        assert min(seconds) >= 1 and max(seconds) <= TALK_S.high and max(seconds) > 300, kind
 
 
 def test_several_apps_with_their_own_answer_ratios() -> None:
@@ -404,7 +408,7 @@ def test_several_apps_with_their_own_answer_ratios() -> None:
         for event in sent.events:
             if event["event_type"] == "call.cdr":
                 apps[event["app_id"]][event["status"] == "answered"] += 1
-    assert len(apps) >= 2 * loadgen.DEFAULT_APPS  # each app has its id on the CDR platform and on click-to-call
+    assert len(apps) >= 2 * DEFAULT_APPS  # each app has its id on the CDR platform and on click-to-call
     sizes = sorted((counted.total() for counted in apps.values()), reverse=True)
     assert sizes[0] > 2 * sizes[-1]  # a big customer and a tail
 
@@ -414,11 +418,11 @@ def test_every_party_has_a_number_of_its_own_with_a_known_carrier() -> None:
     from phonenumbers import carrier
 
     maker = TrafficMaker(TAG, dict(DEFAULT_MIX), seed=4, clock=Clock())
-    numbers = [maker._mobile() for _ in range(20_000)]
+    numbers = [maker.kit.mobile() for _ in range(20_000)]
     assert len(set(numbers)) == len(numbers)
     carriers = Counter(carrier.name_for_number(phonenumbers.parse("+86" + number), "en") for number in numbers)
-    assert set(carriers) == set(loadgen.MOBILE_BLOCKS)
-    for name, (share, _) in loadgen.MOBILE_BLOCKS.items():
+    assert set(carriers) == set(MOBILE_BLOCKS)
+    for name, (share, _) in MOBILE_BLOCKS.items():
         assert abs(carriers[name] / len(numbers) - share / 100) < 0.02, carriers
 
 

@@ -20,7 +20,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from ringback import metrics
 from ringback.bench import breakdown
 from ringback.config import Settings
-from ringback.loadgen import TrafficMaker
 from ringback.normalizer.adapters import registry
 from ringback.normalizer.event import Context
 from ringback.normalizer.outcome import Event, Rejection
@@ -32,6 +31,7 @@ from ringback.runtime.batched_sends import BatchedSends
 from ringback.runtime.raw import RawCallback, new_ingest_id
 from ringback.sink.store import EVENTS_INSERT_SETTINGS, EVENTS_TABLE
 from ringback.sink.worker import Sink
+from ringback.tools.loadgen import TrafficMaker
 
 PRODUCE_WINDOW = 5000
 STALL_S = 20.0  # no progress for this long ends a stage with what it has (the report shows how much)
@@ -66,7 +66,7 @@ def raw_callbacks(count: int, tag: str) -> list[RawCallback]:
 
 
 def _mix() -> dict[str, int]:
-    from ringback.loadgen import DEFAULT_MIX
+    from ringback.tools.loadgen import DEFAULT_MIX
 
     return DEFAULT_MIX
 
