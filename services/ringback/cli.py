@@ -447,16 +447,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "reconcile":
         return _reconcile(settings, args.hours, args.as_json)
     if args.command == "bench":
-        from ringback.bench.run import main as bench_main
+        from ringback.tools.bench.run import main as bench_main
 
         return bench_main(quick=args.quick, results_root=args.results)
     if args.command == "bench-queries":
-        from ringback.bench import queries
+        from ringback.tools.bench import queries
 
         print(queries.render(queries.run(Path(args.results), args.rows, args.days)))
         return 0
     if args.command == "soak":
-        from ringback.bench import soak
+        from ringback.tools.bench import soak
 
         report = soak.run(Path(args.results), args.duration, args.rate, args.warmup)
         print(soak.render(report))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ringback.bench import queries
+from ringback.tools.bench import queries
 from tests.pipeline import ringback
 
 pytestmark = pytest.mark.integration

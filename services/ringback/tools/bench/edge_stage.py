@@ -11,10 +11,10 @@ from typing import Any
 
 import orjson
 
-from ringback.bench import processes, wrk
 from ringback.config import Settings
 from ringback.runtime import kafka
 from ringback.runtime.ports import free_port
+from ringback.tools.bench import processes, wrk
 
 CONNECTIONS = 64
 BENCH_TENANTS = 100  # a tenants file of this many; the requests go to one of them
@@ -45,7 +45,7 @@ def run(workdir: Path, bootstrap: str, duration_s: float, edge_processes: int = 
     env = {**settings.as_env(), "RINGBACK_LOG_LEVEL": "warning", "RINGBACK_ANONYMOUS_RATE_LIMIT_PER_S": "0"}
 
     base_port = free_port()
-    bare = processes.spawn(["ringback.bench.bare_server", str(base_port)], env, log)
+    bare = processes.spawn(["ringback.tools.bench.bare_server", str(base_port)], env, log)
     try:
         processes.wait_listening(bare, base_port)
         baseline = wrk.run(f"http://127.0.0.1:{base_port}{ROUTE}", SMS_BODY, CONNECTIONS, duration_s)

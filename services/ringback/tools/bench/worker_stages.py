@@ -18,7 +18,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from ringback import metrics
-from ringback.bench import breakdown
 from ringback.config import Settings
 from ringback.normalizer.adapters import registry
 from ringback.normalizer.event import Context
@@ -31,6 +30,7 @@ from ringback.runtime.batched_sends import BatchedSends
 from ringback.runtime.raw import RawCallback, new_ingest_id
 from ringback.sink.store import EVENTS_INSERT_SETTINGS, EVENTS_TABLE
 from ringback.sink.worker import Sink
+from ringback.tools.bench import breakdown
 from ringback.tools.loadgen import TrafficMaker
 
 PRODUCE_WINDOW = 5000

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ringback import __version__
-from ringback.bench import e2e_stage, edge_stage, worker_stages
 from ringback.config import Settings
 from ringback.runtime.broker import EmbeddedBroker
 from ringback.runtime.lifecycle import tune_gc
+from ringback.tools.bench import e2e_stage, edge_stage, worker_stages
 
 RESULTS_DIR = "bench-results"
 

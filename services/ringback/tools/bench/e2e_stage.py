@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ringback.bench import processes
 from ringback.config import Settings
 from ringback.sql import run_sql
 from ringback.tools import loadgen
+from ringback.tools.bench import processes
 
 SETTLE_TIMEOUT_S = 120.0
 ROLES = ("edge", "normalizer", "sink")

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ringback.bench import processes
 from ringback.config import Settings
 from ringback.sql import run_sql
 from ringback.tools import loadgen
+from ringback.tools.bench import processes
 
 PROCESSES = ("supervisor", "broker", "edge", "normalizer", "sink")
 SAMPLE_S = 10.0
