@@ -28,7 +28,7 @@ APPS = 200
 RUNS = 5
 MERGE_WAIT_S = 900.0
 FIRST_DAY = datetime(2026, 10, 1, tzinfo=UTC)
-SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[4] / "schemas"
 
 #: The generated events, by the event number `number` (see the module docstring for the shape).
 GENERATE = """
