@@ -237,7 +237,9 @@ class Journal:
     def _create_cursor(self, path: Path, position: Position) -> None:
         tmp = self.directory / f".{CURSOR_FILE}.tmp"
         content = bytearray(CURSOR_SLOTS * CURSOR_SLOT_BYTES)
-        content[:CURSOR_SLOT_BYTES] = _cursor_slot(1, position).ljust(CURSOR_SLOT_BYTES, b"\0")
+        sequence = 1
+        slot = (sequence % CURSOR_SLOTS) * CURSOR_SLOT_BYTES  # where ``_write_cursor`` would put it
+        content[slot : slot + CURSOR_SLOT_BYTES] = _cursor_slot(sequence, position).ljust(CURSOR_SLOT_BYTES, b"\0")
         fd = self.ops.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
             self._write_all(fd, bytes(content), 0)
