@@ -297,9 +297,10 @@ def test_a_cursor_from_before_is_taken_over(tmp_path: Path) -> None:
     journal.close()
     (tmp_path / CURSOR_FILE).unlink()
     (tmp_path / LEGACY_CURSOR_FILE).write_text(json.dumps({"segment": position.segment, "offset": position.offset}))
+    (tmp_path / f".{LEGACY_CURSOR_FILE}.tmp").write_text('{"segm')  # its replacement the full disk cut short
     again, _ = reopened(tmp_path)
     assert again.trimmed == position and everything(again) == payloads(1, start=3)
-    assert not (tmp_path / LEGACY_CURSOR_FILE).exists()
+    assert sorted(path.name for path in tmp_path.iterdir() if not path.name.endswith(SEGMENT_SUFFIX)) == [CURSOR_FILE]
 
 
 def test_a_start_logs_exactly_what_it_cut_in_one_line(tmp_path: Path) -> None:

@@ -216,6 +216,8 @@ class Journal:
     def _open_cursor(self) -> tuple[int, int, Position]:
         """The cursor file's fd (kept open to be overwritten in place), its sequence and position."""
         path = self.directory / CURSOR_FILE
+        for leftover in (f".{CURSOR_FILE}.tmp", f".{LEGACY_CURSOR_FILE}.tmp"):  # a replacement that never was
+            self.ops.unlink(self.directory / leftover)
         if not path.exists() or path.stat().st_size < CURSOR_SLOTS * CURSOR_SLOT_BYTES:
             self._create_cursor(path, self._read_legacy_cursor())
         fd = self.ops.open(path, os.O_RDWR)
