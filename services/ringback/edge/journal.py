@@ -220,6 +220,7 @@ class Journal:
             self.ops.unlink(self.directory / leftover)
         if not path.exists() or path.stat().st_size < CURSOR_SLOTS * CURSOR_SLOT_BYTES:
             self._create_cursor(path, self._read_legacy_cursor())
+        self.ops.unlink(self.directory / LEGACY_CURSOR_FILE)  # taken over (now, or before a crash)
         fd = self.ops.open(path, os.O_RDWR)
         slots = [os.pread(fd, CURSOR_SLOT_BYTES, slot * CURSOR_SLOT_BYTES) for slot in range(CURSOR_SLOTS)]
         found = [cursor for cursor in map(_read_cursor_slot, slots) if cursor is not None]
@@ -250,7 +251,6 @@ class Journal:
             self.ops.close(fd)
         self.ops.replace(tmp, path)
         self._fsync_directory()
-        self.ops.unlink(self.directory / LEGACY_CURSOR_FILE)
 
     def _write_cursor(self, position: Position) -> None:
         """Overwrite the slot not written last, in place: no new space, and the other slot stays whole."""
