@@ -17,6 +17,10 @@ Appends from concurrent requests are grouped into one write and one fsync (group
 of their own so the event loop never waits on the disk. The loops hand each batch to a method of its
 own, so nothing of a batch (bodies, futures, exceptions with their frames) stays referenced while a
 loop waits for the next one.
+
+A disk that fails (full, or an I/O error) fails the whole group with a retryable error, and the edge is
+not ready until the disk has room again; a trim that could not be written is tried again, and nothing
+is let go of until it is.
 """
 
 from __future__ import annotations
@@ -94,6 +98,14 @@ def claim_spool_dir(root: Path) -> tuple[Path, int]:
     raise RuntimeError(f"all {SPOOL_SLOTS} journal folders under {root} are in use")
 
 
+def fsync_directory(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @dataclass(frozen=True)
 class Flight:
     """Callbacks published together: where they end in the journal, and where they landed."""
@@ -119,6 +131,9 @@ class Intake:
         self._appended = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._refused_since_trim = False  # the journal turned a callback away and has not let go of any since
+        self._disk_needs: int | None = None  # the disk failed an append of this many bytes; None: it writes
+        self._owed_trim: tuple[Position, int] | None = None  # spool mode: published, not yet let go of
+        self._trim_failing = False
         self._published: Position | None = None  # journal mode: how far the journal has been sent
         self._flights: deque[Flight] = deque()
         self._highest_ack: dict[int, int] = {}
@@ -169,7 +184,16 @@ class Intake:
         """Whether a callback can be made durable now (for readiness)."""
         if self.journal is None:
             return False
+        if self._disk_needs is not None and not self._disk_has_room(self._disk_needs):
+            return False
         return not self._refused_since_trim and self.journal.untrimmed_bytes < self.journal.max_bytes
+
+    def _disk_has_room(self, needed: int) -> bool:
+        assert self.journal is not None
+        try:
+            return self.journal.free_bytes() >= needed
+        except OSError:
+            return False
 
     @property
     def unpublished_records(self) -> int:
@@ -223,35 +247,58 @@ class Intake:
         batch = [first]
         while not self._queue.empty() and len(batch) < GROUP_COMMIT_MAX:
             batch.append(self._queue.get_nowait())
+        payloads = [payload for payload, _ in batch]
         try:
-            await asyncio.get_running_loop().run_in_executor(
-                self._disk, self.journal.append, [payload for payload, _ in batch]
-            )
-        except (JournalFull, OSError) as exc:
-            self._refused_since_trim = True
+            await asyncio.get_running_loop().run_in_executor(self._disk, self.journal.append, payloads)
+        except Exception as exc:  # whatever it was, not one request of the batch may hear success
+            self._refused(exc, sum(len(p) for p in payloads))
             reason = f"{type(exc).__name__}: {exc}"
             for _, done in batch:
                 if not done.done():  # a fresh error each: no traceback, so no frame keeps the bodies alive
                     done.set_exception(JournalFull(reason))
         else:
+            if self._disk_needs is not None:
+                log.info("journal writes again")
+                self._disk_needs = None
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
             self._appended.set()
         self._update_gauges()
 
+    def _refused(self, exc: Exception, size: int) -> None:
+        if isinstance(exc, JournalFull):
+            self._refused_since_trim = True
+            return
+        if self._disk_needs is None:
+            log.error(
+                "journal cannot write: answering retryable failures until the disk has room",
+                error=repr(exc),
+                directory=str(self.journal.directory) if self.journal is not None else None,
+            )
+        self._disk_needs = size
+
     # --- publishing ---
     async def _publish_loop(self) -> None:
-        assert self.journal is not None
         while True:
-            if self._reset_requested:
-                await self._reset()
-            if self._published is None or self._published >= self.journal.end or not self.publisher.ready:
-                self._appended.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._appended.wait(), IDLE_WAIT_S)
-            elif not await self._publish_batch():
+            try:
+                await self._publish_step()
+            except OSError as exc:  # the journal's disk: nothing was let go of, the same callbacks again later
+                log.warning("publishing from the journal paused: the journal could not be read", error=repr(exc))
                 await asyncio.sleep(RETRY_S)
+
+    async def _publish_step(self) -> None:
+        assert self.journal is not None
+        if self._reset_requested:
+            await self._reset()
+        if self._owed_trim is not None:
+            await self._trim_owed()
+        if self._published is None or self._published >= self.journal.end or not self.publisher.ready:
+            self._appended.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._appended.wait(), IDLE_WAIT_S)
+        elif not await self._publish_batch():
+            await asyncio.sleep(RETRY_S)
 
     async def _publish_batch(self) -> bool:
         """Publish the next callbacks of the journal; False when the broker did not take them all."""
@@ -281,8 +328,10 @@ class Intake:
         self._published = end
         if self.journal_mode:
             self._flights.append(Flight(end, len(raws), offsets_by_partition(acks)))
-        else:
-            await self._trim(end, len(raws))  # spool mode: the broker has it, that is enough
+        else:  # spool mode: the broker has it, that is enough
+            owed = self._owed_trim[1] if self._owed_trim is not None else 0
+            self._owed_trim = (end, owed + len(raws))
+            await self._trim_owed()
             metrics.EDGE_SPOOL_DRAINED.inc(len(raws))
         metrics.EDGE_PUBLISHED.inc(len(raws))
         self._update_gauges()
@@ -300,6 +349,7 @@ class Intake:
     async def _reset(self) -> None:
         assert self.journal is not None
         self._reset_requested = False
+        self._owed_trim = None  # what the old broker had is published again, and let go of after that
         self._published = self.journal.trimmed
         self._flights.clear()
         self._hole_since = None
@@ -343,14 +393,13 @@ class Intake:
     async def _trim_stored(self) -> None:
         """Let go of the oldest flights whose every callback is stored; publish again an oldest flight
         that stays unstored while later ones are stored (something downstream lost it)."""
-        end: Position | None = None
-        records = 0
-        while self._flights and self._stored(self._flights[0]):
-            flight = self._flights.popleft()
-            end, records = flight.end, records + flight.records
-        if end is not None:
+        done = list(itertools.takewhile(self._stored, self._flights))
+        if done:
+            if not await self._trim(done[-1].end, sum(flight.records for flight in done)):
+                return  # the same flights again at the next poll
+            while self._flights and any(self._flights[0] is flight for flight in done):
+                self._flights.popleft()
             self._hole_since = None
-            await self._trim(end, records)
             lowest: dict[int, int] = {}
             for flight in self._flights:
                 for partition, (low, _) in flight.spans.items():
@@ -401,16 +450,33 @@ class Intake:
             grace_s=self.settings.journal_republish_after_s,
         )
 
-    async def _trim(self, end: Position, records: int) -> None:
+    async def _trim_owed(self) -> None:
+        assert self._owed_trim is not None
+        if await self._trim(*self._owed_trim):
+            self._owed_trim = None
+
+    async def _trim(self, end: Position, records: int) -> bool:
+        """Let go of the journal up to ``end``; False (logged once per episode) when the disk failed,
+        and then nothing is let go of: the caller tries again."""
         assert self.journal is not None
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._disk, self.journal.trim, end, records)
+        try:
+            await loop.run_in_executor(self._disk, self.journal.trim, end, records)
+        except OSError as exc:
+            if not self._trim_failing:
+                log.error("journal cannot move its trim position: trying again", error=repr(exc))
+            self._trim_failing = True
+            return False
+        if self._trim_failing:
+            log.info("journal trims again")
+            self._trim_failing = False
         self._refused_since_trim = False
         metrics.EDGE_JOURNAL_TRIMMED.inc(records)
         self._update_gauges()
         if self.journal.is_empty:
             gc.collect()  # roles collect rarely (tune_gc): cycles that still hold bodies go now...
             await loop.run_in_executor(self._disk, release_free_memory)  # ...and the memory back to the system
+        return True
 
     # --- counts ---
     async def _ledger_loop(self) -> None:
@@ -437,10 +503,15 @@ class Intake:
         folder.mkdir(exist_ok=True)
         for raw in raws:
             path = folder / f"{raw.ingest_id}.raw"
-            with open(path, "wb") as handle:
-                handle.write(raw.to_bytes())
-                handle.flush()
-                os.fsync(handle.fileno())
+            try:
+                with open(path, "wb") as handle:
+                    handle.write(raw.to_bytes())
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                fsync_directory(folder)
+            except OSError:
+                path.unlink(missing_ok=True)  # no half copy: the journal keeps it and it is tried again
+                raise
             metrics.EDGE_QUARANTINED.inc()
             log.error(
                 "callback too large for the broker: quarantined",
@@ -454,7 +525,10 @@ class Intake:
         while True:
             await asyncio.sleep(GAUGE_INTERVAL_S)
             self._update_gauges()
-            self.oldest_age_s = await asyncio.get_running_loop().run_in_executor(self._disk, self._oldest_age_s)
+            try:
+                self.oldest_age_s = await asyncio.get_running_loop().run_in_executor(self._disk, self._oldest_age_s)
+            except OSError:
+                continue  # the publisher logs what the journal's disk does
             metrics.EDGE_JOURNAL_OLDEST_AGE.set(self.oldest_age_s)
 
     def _oldest_age_s(self) -> float:

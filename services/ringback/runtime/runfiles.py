@@ -13,9 +13,13 @@ def write(run_dir: Path, name: str, data: dict[str, Any]) -> Path:
     path = run_dir / f"{name}.json"
     tmp = run_dir / f".{name}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds a secret token: owner only
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump({**data, "pid": os.getpid()}, handle)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump({**data, "pid": os.getpid()}, handle)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk: no half-written file left behind to fill it further
+        raise
     return path
 
 
