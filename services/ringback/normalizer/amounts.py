@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from ringback.normalizer.digits import NUMBER_MAX_DIGITS, preview
+from ringback.normalizer.digits import NUMBER_MAX_DIGITS, ascii_digits, preview
 from ringback.normalizer.outcome import Rejected
 
 CNY = "CNY"
@@ -37,7 +37,7 @@ def decimal_amount(value: object, field_name: str) -> Decimal | None:
         raise Rejected("invalid_amount", f"{field_name}: {value!r} is not an amount")
     if isinstance(value, float):
         raise Rejected("invalid_amount", f"{field_name}: {value!r} is a binary float, not an exact amount")
-    if isinstance(value, int) and value >= 10**CHARGE_MAX_INTEGER_DIGITS:
+    if isinstance(value, int) and abs(value) >= 10**CHARGE_MAX_INTEGER_DIGITS:
         raise _too_large(value, field_name)  # (before str(): a huge int is costly to write out)
     text = _decimal_digits(value, field_name) if isinstance(value, Decimal) else str(value).strip()
     if not text:
@@ -75,17 +75,10 @@ def _decimal_digits(value: Decimal, field_name: str) -> str:
     return format(value, "f")
 
 
-#: Integers wider than this are described by their size, not written out.
-DESCRIBED_MAX_BITS = 256
-
-
 def _too_large(value: int | Decimal, field_name: str) -> Rejected:
-    if isinstance(value, int) and value.bit_length() > DESCRIBED_MAX_BITS:
-        described = f"an integer of {value.bit_length()} bits"
-    else:
-        described = repr(preview(str(value)))
     return Rejected(
-        "invalid_amount", f"{field_name}: {described} has more than {CHARGE_MAX_INTEGER_DIGITS} integer digits"
+        "invalid_amount",
+        f"{field_name}: {_described(value)} has more than {CHARGE_MAX_INTEGER_DIGITS} integer digits",
     )
 
 
@@ -103,11 +96,29 @@ def whole_number(value: object, field_name: str) -> int | None:
     if not text:
         return None
     if text[0] in SIGNS:
-        raise Rejected("invalid_quantity", f"{field_name}: {text!r} is signed; billed quantities are never negative")
+        raise Rejected(
+            "invalid_quantity", f"{field_name}: {preview(text)!r} is signed; billed quantities are never negative"
+        )
     if not _WHOLE.fullmatch(text):
+        if ascii_digits(text):
+            raise Rejected(
+                "invalid_quantity",
+                f"{field_name}: {preview(text)!r} has {len(text)} digits; a quantity has at most {QUANTITY_MAX_DIGITS}",
+            )
         return _reject_quantity(value, field_name)
     return int(text)
 
 
 def _reject_quantity(value: object, field_name: str) -> int:
-    raise Rejected("invalid_quantity", f"{field_name}: cannot read {value!r} as a whole non-negative number")
+    raise Rejected("invalid_quantity", f"{field_name}: cannot read {_described(value)} as a whole non-negative number")
+
+
+#: Integers wider than this are described by their size, not written out.
+DESCRIBED_MAX_BITS = 256
+
+
+def _described(value: object) -> str:
+    """A vendor value for a message: quoted and cut short, or an integer too wide to write out by its size."""
+    if isinstance(value, int) and value.bit_length() > DESCRIBED_MAX_BITS:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(preview(str(value)))

@@ -154,8 +154,14 @@ def _binary_number(text: str) -> float:
     return float(_bounded(text))
 
 
-def _whole_number(text: str) -> int:
-    return int(_bounded(text))
+# orjson writes no integer beyond 64 bits (it raises, where events and ids write nested values as JSON):
+# a wider one stays exact as a Decimal, which those writers take as its digits.
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+
+
+def _whole_number(text: str) -> int | Decimal:
+    value = int(_bounded(text))
+    return value if INT_MIN <= value <= INT_MAX else Decimal(text)
 
 
 def _read(value: Any, source: bytes, repairs: list[str], exact_numbers: bool) -> Parsed:
