@@ -12,6 +12,7 @@ digits a gigabyte.
 from __future__ import annotations
 
 import re
+import reprlib
 from decimal import Decimal
 
 from ringback.normalizer.digits import NUMBER_MAX_DIGITS, ascii_digits, preview
@@ -121,4 +122,4 @@ def _described(value: object) -> str:
     """A vendor value for a message: quoted and cut short, or an integer too wide to write out by its size."""
     if isinstance(value, int) and value.bit_length() > DESCRIBED_MAX_BITS:
         return f"an integer of {value.bit_length()} bits"
-    return repr(preview(str(value)))
+    return reprlib.repr(value)
