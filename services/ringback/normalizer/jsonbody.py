@@ -124,7 +124,7 @@ def _nests_deeper_than(body: bytes, limit: int) -> bool:
 # A number (outside strings) that may be too wide: more digits than NUMBER_MAX_DIGITS, or an exponent.
 # The look-behind starts a match only where a run of digits starts, so each run is looked at once.
 _MAYBE_WIDE_NUMBER = re.compile(
-    rb"(?<![0-9.])-?(?:[0-9.]{%d,}+(?:[eE][+-]?+[0-9]++)?+|[0-9.]*+[eE][+-]?+[0-9]++)" % (NUMBER_MAX_DIGITS + 1)
+    rb"(?<![0-9.])-?(?:[0-9.]{%d,}+(?:[eE][+-]?+[0-9]++)?+|[0-9][0-9.]*+[eE][+-]?+[0-9]++)" % (NUMBER_MAX_DIGITS + 1)
 )
 
 
