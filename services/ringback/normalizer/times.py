@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from ringback.normalizer.digits import ascii_digits
+from ringback.normalizer.digits import ascii_digits, preview
 from ringback.normalizer.outcome import Rejected
 
 # "2016-02-02 11:19:36.000", "2015-10-17 08:03:04", and the glued "2016-02-0211:20:40.000"
@@ -58,7 +58,7 @@ def _local_moment(value: str, tz_name: str, field_name: str) -> tuple[datetime, 
     """(UTC moment, whether the date was glued to the time); raises Rejected, which is not cached."""
     match = _LOCAL.fullmatch(value)
     if not match:
-        raise Rejected("invalid_time", f"{field_name}: cannot read {value!r} as YYYY-MM-DD HH:MM:SS")
+        raise Rejected("invalid_time", f"{field_name}: cannot read {preview(value)!r} as YYYY-MM-DD HH:MM:SS")
     year, month, day, separator, hour, minute, second, fraction = match.groups()
     micros = int((fraction or "0").ljust(6, "0"))
     if not EARLIEST_YEAR <= int(year) <= LATEST_YEAR:  # the year as written, in the vendor's zone
@@ -81,7 +81,7 @@ def unix_seconds_to_utc(text: object, field_name: str, tz_name: str = UTC_ZONE) 
     if not value or value == "0":
         return None
     if not _UNIX_SECONDS.fullmatch(value):
-        raise Rejected("invalid_time", f"{field_name}: cannot read {value!r} as unix seconds")
+        raise Rejected("invalid_time", f"{field_name}: cannot read {preview(value)!r} as unix seconds")
     return _plausible(datetime.fromtimestamp(int(value), tz=UTC), value, tz_name, field_name)
 
 
@@ -91,7 +91,7 @@ def unix_millis_to_utc(text: object, field_name: str, tz_name: str = UTC_ZONE) -
     if not value or value == "0":
         return None
     if not ascii_digits(value):
-        raise Rejected("invalid_time", f"{field_name}: cannot read {value!r} as unix milliseconds")
+        raise Rejected("invalid_time", f"{field_name}: cannot read {preview(value)!r} as unix milliseconds")
     if not _UNIX_MILLIS.fullmatch(value) or int(value) > UNIX_MILLIS_MAX:
         raise _implausible(value, tz_name, field_name)
     millis = int(value)
