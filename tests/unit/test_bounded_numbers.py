@@ -399,3 +399,17 @@ def test_any_body_of_a_kilobyte_with_hostile_numbers_is_read_within_budget(
         body = envelope.one_object(members)
     body = body[:MAX_BODY_BYTES]  # cut where it falls: a body cut short is hostile too
     normalized_within_budget(envelope.route, body)
+
+
+@pytest.mark.parametrize("envelope", ENVELOPES, ids=lambda envelope: envelope.name)
+def test_integers_beyond_64_bits_stay_exact_and_writable(envelope: Envelope) -> None:
+    """orjson writes no integer beyond 64 bits: nested in an attribute, one was an ``internal_error``."""
+    extra = b',"big":[18446744073709551616],"low":-9223372036854775809,"max":18446744073709551615'
+    outcomes = normalize_message(raw(envelope.route, envelope.one_object(envelope.members() + extra)), registry(), CTX)
+    assert not any(isinstance(o, Rejection) for o in outcomes), outcomes
+    if envelope.route == "cdr-push":
+        (event,) = outcomes
+        assert isinstance(event, dict)
+        assert event["attributes"]["big"] == '["18446744073709551616"]'  # exact numbers as their digits
+        assert event["attributes"]["low"] == "-9223372036854775809"
+        assert event["attributes"]["max"] == "18446744073709551615"
