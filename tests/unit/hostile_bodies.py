@@ -243,6 +243,28 @@ def many_reports(envelope: Envelope, size: int) -> bytes:
     return envelope.prefix + orjson.dumps(reports) + envelope.suffix
 
 
+def wide_numbers(envelope: Envelope, size: int) -> bytes:
+    """Numbers of a few bytes that a gigabyte writes out in full."""
+    count = size // len(b'"n000000":1e-999999999,')
+    return envelope.one_object(envelope.members() + b"," + b",".join(b'"n%06d":1e-999999999' % i for i in range(count)))
+
+
+def long_number(envelope: Envelope, size: int) -> bytes:
+    """One number of as many digits as fit (orjson refuses it: no double holds it)."""
+    return envelope.one_object(envelope.members() + b',"n":' + b"1" * size)
+
+
+def many_exponents(envelope: Envelope, size: int) -> bytes:
+    """As many numbers with exponents as fit, each of a readable width: every one is judged."""
+    count = size // len(b'"n000000":1.5e-7,')
+    return envelope.one_object(envelope.members() + b"," + b",".join(b'"n%06d":1.5e-7' % i for i in range(count)))
+
+
+def many_exponents_broken(envelope: Envelope, size: int) -> bytes:
+    """The same, never closed: the numbers are searched in a body orjson refuses."""
+    return many_exponents(envelope, size)[:-1]
+
+
 SHAPES: dict[str, Shape] = {
     "escaped_quotes": escaped_quotes,
     "many_quotes": many_quotes,
@@ -257,4 +279,8 @@ SHAPES: dict[str, Shape] = {
     "deep_nesting": deep_nesting,
     "deep_valid_nesting": deep_valid_nesting,
     "many_reports": many_reports,
+    "wide_numbers": wide_numbers,
+    "long_number": long_number,
+    "many_exponents": many_exponents,
+    "many_exponents_broken": many_exponents_broken,
 }

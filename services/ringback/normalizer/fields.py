@@ -63,9 +63,9 @@ class Fields:
         if value == "0":
             return None  # the platform's "this never happened"
         if value and _UNIX_SECONDS.fullmatch(value):
-            return unix_seconds_to_utc(value, names[0])
+            return unix_seconds_to_utc(value, names[0], self.source_timezone)
         if value and _UNIX_MILLIS.fullmatch(value):
-            return unix_millis_to_utc(value, names[0])
+            return unix_millis_to_utc(value, names[0], self.source_timezone)
         return local_to_utc(value, self.source_timezone, names[0], self.repairs)
 
     def amount(self, *names: str) -> Decimal | None:

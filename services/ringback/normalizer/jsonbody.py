@@ -20,6 +20,14 @@ Every step takes time linear in the body's size. orjson parses first (it refuses
 on a document known to be shallow: where the body has fractional numbers (exact decimals where the
 vendor sends money as numbers; integers beyond 64 bits, which orjson reads as floats), and to see
 every key of every object where repeated keys are possible.
+
+A number no vendor value is as wide as — more than ``NUMBER_MAX_DIGITS`` digits, or an exponent beyond
+``±NUMBER_MAX_EXPONENT`` (``1e-999999999`` is twelve bytes that a gigabyte writes out) — refuses the
+body as a whole (``number_out_of_range``), judged by its written text before anything makes it a value.
+orjson reads every number of a readable body at once: a body of integers only holds none wider than 64
+bits (wider ones orjson reads as floats), and a body with floats is read again by ``json.loads``, whose
+number hooks judge each number's text. A body orjson refuses is searched for such a number before the
+refusal is reported (orjson's own words, "number is infinity", do not say which).
 """
 
 from __future__ import annotations
@@ -32,12 +40,14 @@ from typing import Any
 
 import orjson
 
+from ringback.normalizer.digits import NUMBER_MAX_DIGITS, number_out_of_range
 from ringback.normalizer.document import MAX_DEPTH, Ambiguity, Path, inspect, same_json, too_deep
 from ringback.normalizer.missing_comma import insert_missing_commas
 from ringback.normalizer.outcome import Rejected
 
 REPAIR_MISSING_COMMA = "inserted_missing_comma"
 REPAIR_KEY_WHITESPACE = "trimmed_key_whitespace"
+NUMBER_OUT_OF_RANGE = "number_out_of_range"
 
 # Whitespace before a colon: a key whose closing quote is not right before its colon.
 _SPACED_COLONS = tuple(re.compile(re.escape(ws + b":")) for ws in (b" ", b"\t", b"\n", b"\r"))
@@ -75,6 +85,7 @@ def parse_json(body: bytes, exact_numbers: bool = False) -> Parsed:
         return _read(value, body, [], exact_numbers)
     if _nests_deeper_than(body, MAX_DEPTH):  # orjson's own words for this vary ("failed to allocate memory")
         raise too_deep()
+    _refuse_wide_numbers(body)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -110,9 +121,53 @@ def _nests_deeper_than(body: bytes, limit: int) -> bool:
     return False
 
 
+# A number (outside strings) that may be too wide: more digits than NUMBER_MAX_DIGITS, or an exponent.
+# The look-behind starts a match only where a run of digits starts, so each run is looked at once.
+_MAYBE_WIDE_NUMBER = re.compile(
+    rb"(?<![0-9.])-?(?:[0-9.]{%d,}+(?:[eE][+-]?+[0-9]++)?+|[0-9][0-9.]*+[eE][+-]?+[0-9]++)" % (NUMBER_MAX_DIGITS + 1)
+)
+
+
+# A string, or one never closed to the end of the body: digits inside it are never a number.
+_STRING_TO_ITS_END = re.compile(rb'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
+
+
+def _refuse_wide_numbers(body: bytes) -> None:
+    """Reject the body if a number outside its strings is wider than any vendor value."""
+    for number in _MAYBE_WIDE_NUMBER.findall(_STRING_TO_ITS_END.sub(b" ", body)):
+        _bounded(number.decode("ascii"))
+
+
+def _bounded(text: str) -> str:
+    """The written number ``text``, or Rejected if it is wider than any vendor value."""
+    why = number_out_of_range(text)
+    if why is not None:
+        raise Rejected(NUMBER_OUT_OF_RANGE, f"the body holds a number wider than any vendor value: {why}")
+    return text
+
+
+def _exact_number(text: str) -> Decimal:
+    return Decimal(_bounded(text))
+
+
+def _binary_number(text: str) -> float:
+    return float(_bounded(text))
+
+
+# orjson writes no integer beyond 64 bits (it raises, where events and ids write nested values as JSON):
+# a wider one stays exact as a Decimal, which those writers take as its digits.
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+
+
+def _whole_number(text: str) -> int | Decimal:
+    value = int(_bounded(text))
+    return value if INT_MIN <= value <= INT_MAX else Decimal(text)
+
+
 def _read(value: Any, source: bytes, repairs: list[str], exact_numbers: bool) -> Parsed:
     shape = inspect(value)  # also refuses documents nested too deep for what follows
-    # orjson reads an integer beyond 64 bits as a float, losing digits: any float means reading again.
+    # orjson reads an integer beyond 64 bits as a float, losing digits: any float means reading again
+    # (which also judges every number's width: only a body with a float can hold one too wide).
     if shape.has_float or _keys_may_repeat(source, shape.keys):
         value, conflicts = _every_pair(source, exact_numbers)
         shape = inspect(value, conflicts)
@@ -150,7 +205,12 @@ def _every_pair(source: bytes, exact_numbers: bool) -> tuple[Any, dict[int, tupl
         return obj
 
     try:
-        value = json.loads(source, object_pairs_hook=object_from, parse_float=Decimal if exact_numbers else float)
+        value = json.loads(
+            source,
+            object_pairs_hook=object_from,
+            parse_float=_exact_number if exact_numbers else _binary_number,
+            parse_int=_whole_number,
+        )
     except (ValueError, RecursionError) as exc:  # not expected once orjson and the walk accepted the body
         raise Rejected("invalid_json", f"body is not valid JSON: {exc}") from exc
     return value, conflicts

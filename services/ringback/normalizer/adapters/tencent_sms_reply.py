@@ -83,7 +83,7 @@ def reply_event(raw: RawCallback, ctx: Context, index: int, reply: Any, policy: 
         raise Rejected("unexpected_shape", f"reply {index} is {type(reply).__name__}, not an object")
     mobile = as_text(reply.get("mobile"))
     text = as_text(reply.get("text"))
-    sent_at = unix_seconds_to_utc(reply.get("time"), "time")
+    sent_at = unix_seconds_to_utc(reply.get("time"), "time", ctx.source_timezone)
     missing = [
         name
         for name, absent in (("mobile", not (mobile or "").strip()), ("text", text is None), ("time", sent_at is None))

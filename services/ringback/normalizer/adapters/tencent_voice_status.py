@@ -111,7 +111,9 @@ class VoiceBody:
 def status_event(raw: RawCallback, ctx: Context, kind: VoiceBody, report: dict[str, Any]) -> Event:
     call_id = _call_id(report)
     result = (as_text(report.get("result")) or "").strip()
-    started, answered, ended = (unix_seconds_to_utc(report.get(name), name) for name in STATUS_TIMES)
+    started, answered, ended = (
+        unix_seconds_to_utc(report.get(name), name, ctx.source_timezone) for name in STATUS_TIMES
+    )
     event = kind.new_event(
         raw, ctx, {name: report.get(name) for name in STATUS_IDENTITY}, RESULT.get(result, status.UNKNOWN)
     )
