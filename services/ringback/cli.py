@@ -22,6 +22,7 @@ NON_SETTING_ARGS = {
     "command",
     "query",
     "output_format",
+    "output_settings",
     "hours",
     "url",
     "duration",
@@ -165,10 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Run a read-only SQL query (FORMAT clauses pass through).",
         description=(
             "Run one read-only SQL query against the embedded store (even while `ringback run` runs) or a "
-            "ClickHouse server. Allowed: SELECT (WITH, UNION), SHOW, DESCRIBE, EXISTS, EXPLAIN of a SELECT, with an "
-            "optional FORMAT. Refused: writes, DDL, SET/SETTINGS, KILL, SYSTEM, USE, INTO OUTFILE, and table "
-            "functions or functions that reach files, other hosts or programs. Each query is bounded by "
-            "--query-timeout-s, --query-max-memory-bytes, --query-max-result-rows/-bytes and --query-max-threads."
+            "ClickHouse server. Allowed: SELECT (WITH, UNION, EXCEPT, INTERSECT), SHOW, DESCRIBE, EXISTS, EXPLAIN of a "
+            "SELECT, with an optional FORMAT and SETTINGS of output settings only. Refused: writes, DDL, SET and any "
+            "other setting, KILL, SYSTEM, USE, INTO OUTFILE, the system tables that show other queries, errors or "
+            "paths, and table functions or functions that reach files, other hosts or programs. Each query is "
+            "bounded by --query-timeout-s, --query-max-memory-bytes, --query-max-result-rows/-bytes and "
+            "--query-max-threads."
         ),
     )
     sql.add_argument(
@@ -185,6 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "Output format when the query has no FORMAT clause (default: PrettyCompact on a terminal, TabSeparated "
             "otherwise)."
+        ),
+    )
+    sql.add_argument(
+        "--setting",
+        dest="output_settings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=(
+            "An output setting for this query (repeat it), like a SETTINGS clause: "
+            "output_format_json_quote_decimals=1 prints money as JSON strings; see the README's Analyst queries."
         ),
     )
     config.add_flags(sql)
@@ -439,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_format, settings.log_level, role=args.command)
 
     if args.command == "sql":
-        return _sql(settings, sys.stdin.read() if args.query == STDIN_QUERY else args.query, args.output_format)
+        query = sys.stdin.read() if args.query == STDIN_QUERY else args.query
+        return _sql(settings, query, args.output_format, args.output_settings)
     if args.command == "config":
         return _show_config(settings)
     if args.command == "status":
@@ -474,18 +489,50 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def _sql(settings: Settings, query: str, output_format: str | None) -> int:
+def setting_pairs(given: list[str]) -> dict[str, str]:
+    """``--setting name=value`` (repeated) as a dict; the query guard decides which may be used."""
+    pairs: dict[str, str] = {}
+    for item in given:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--setting {item!r}: expected NAME=VALUE")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def _sql(settings: Settings, query: str, output_format: str | None, given_settings: list[str]) -> int:
     from ringback.sql import PIPE_FORMAT, TERMINAL_FORMAT, QueryError, run_sql
 
     default_format = output_format or (TERMINAL_FORMAT if sys.stdout.isatty() else PIPE_FORMAT)
     try:
-        result = run_sql(settings, query, default_format)
+        pairs = setting_pairs(given_settings)
+    except ValueError as exc:
+        print(f"ringback sql: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        result = run_sql(settings, query, default_format, output_settings=pairs)
     except QueryError as exc:
         print(f"ringback sql: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.buffer.write(result)
-    sys.stdout.flush()
+    return _write_quietly(result)
+
+
+def _write_quietly(result: bytes) -> int:
+    """Write to standard output; a reader that went away (``| head``) ends it quietly, like other tools."""
+    try:
+        sys.stdout.buffer.write(result)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
     return 0
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point standard output at /dev/null: the interpreter's own flush at exit
+    would otherwise report the same broken pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _reconcile(settings: Settings, hours: int, as_json: bool) -> int:
