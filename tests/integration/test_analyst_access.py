@@ -19,11 +19,14 @@ from clickhouse_connect.driver.client import Client
 
 from ringback.runtime import clickhouse, query_guard
 from ringback.runtime.query_guard import QueryRefused
+from ringback.sink import analyst_views
 from tests.pipeline import Pipeline, post, ringback
 
 pytestmark = pytest.mark.integration
 
 SECRET = f"SECRET-CANARY-{uuid.uuid4().hex}"
+#: In an analyst's own view file that the parser cannot read.
+TYPO = f"TYPO-CANARY-{uuid.uuid4().hex}"
 REQUEST_ID = f"MONEY-{uuid.uuid4().hex[:8]}"
 CDR = {
     "cdr": [
@@ -51,6 +54,9 @@ TABLE_FUNCTION_CALLS = {
     "values": "values('x UInt8', 1)",
     "view": "view(SELECT 1)",
 }
+ENGINE_LIMITS = clickhouse.QueryLimits(
+    timeout_s=10.0, max_memory_bytes=1 << 28, max_result_rows=100_000, max_result_bytes=1 << 26, max_threads=1
+)
 STORED_WAIT_S = 60.0
 LOG_WAIT_S = 60.0
 
@@ -78,7 +84,8 @@ def hostile_views(root: Path) -> Path:
     (views / "up.sql").symlink_to("../tenants.toml")
     os.link(tenants, views / "hard.sql")
     (views / "copied.sql").write_text(tenants.read_text())
-    (views / "broken.sql").write_text(f"SELECT '{SECRET}' FROM ((( WHERE")
+    # The parser's message quotes the text from where it failed: here, the canary.
+    (views / "broken.sql").write_text(f"SELECT 1 FROM t WHERE x = = '{TYPO}'")
     (views / "unknown.sql").write_text(f"SELECT '{SECRET}' AS s FROM ringback.no_such_table")
     os.mkfifo(views / "pipe.sql")
     return views
@@ -106,7 +113,7 @@ def test_view_files_that_are_links_or_no_query_are_refused_by_name_without_their
     refused = [line for line in log.splitlines() if "analyst view refused" in line]
     for name in ("leak", "up", "hard", "copied", "broken", "unknown", "pipe"):
         assert any(f"{name}.sql" in line for line in refused), (name, refused)
-    assert SECRET not in log
+    assert SECRET not in log and TYPO not in log
     shown = sql(setup.pipeline.data_dir, "SHOW TABLES FROM analyst")
     assert shown.returncode == 0 and shown.stdout == b"good\n", shown.stderr
 
@@ -206,10 +213,7 @@ def test_zz_the_stopped_store_opened_directly(setup: Setup) -> None:
 
 
 def test_every_system_table_off_the_list_is_refused_and_those_on_it_run(chdb_dir: Path) -> None:
-    limits = clickhouse.QueryLimits(
-        timeout_s=10.0, max_memory_bytes=1 << 28, max_result_rows=100_000, max_result_bytes=1 << 26, max_threads=1
-    )
-    reader: Client = clickhouse.connect_reader(f"chdb://{chdb_dir}", limits)
+    reader: Client = clickhouse.connect_reader(f"chdb://{chdb_dir}", ENGINE_LIMITS)
     try:
         names = reader.raw_query("SHOW TABLES FROM system").decode().split()
         assert len(names) > len(query_guard.ALLOWED_SYSTEM_TABLES)
@@ -225,3 +229,25 @@ def test_every_system_table_off_the_list_is_refused_and_those_on_it_run(chdb_dir
             clickhouse.run_read_only(reader, f"SELECT count() FROM {TABLE_FUNCTION_CALLS[function]}", "TSV")
     finally:
         reader.close()
+
+
+def test_the_tenants_file_never_reaches_the_engine_and_a_typo_is_refused_without_its_text(
+    chdb_dir: Path, tmp_path: Path
+) -> None:
+    views = hostile_views(tmp_path)
+    # A query that parses but names an unknown table is refused by the engine itself, which keeps its
+    # own error: that file is the analyst's SQL, not another file's content (the log never has it).
+    (views / "unknown.sql").unlink()
+    writer = clickhouse.connect(f"chdb://{chdb_dir}")
+    reader = clickhouse.connect_reader(f"chdb://{chdb_dir}", ENGINE_LIMITS)
+    try:
+        applied = analyst_views.apply(writer, lambda query, fmt: reader.raw_query(query, fmt=fmt), views)
+        reasons = {refusal.path.name: refusal.reason for refusal in applied.refused}
+        assert reasons["broken.sql"] == query_guard.NOT_PARSED
+        assert all(SECRET not in reason and TYPO not in reason for reason in reasons.values()), reasons
+        # Links, hard links and a copied tenants file are refused before any engine sees them.
+        errors = writer.raw_query("SELECT groupArray(last_error_message) FROM system.errors FORMAT TSV")
+        assert SECRET.encode() not in errors
+    finally:
+        reader.close()
+        writer.close()

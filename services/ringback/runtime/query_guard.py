@@ -204,7 +204,7 @@ def check(
     """The canonical form of ``query`` if it may run, else :class:`QueryRefused`; ``settings`` are
     output settings asked for apart from the query (``ringback sql --setting``). Without
     ``parse_errors``, a query the parser cannot read is refused without the parser's message, which
-    quotes it, and without the engine keeping that message (in ``system.errors``)."""
+    quotes it."""
     _refuse_control_characters(query)
     given = checked_settings(settings or {})
     canonical = canonical_text(query, engine) if parse_errors else quiet_canonical_text(query, engine)
@@ -269,7 +269,8 @@ NOT_PARSED = "not one statement the engine's parser can read"
 
 def quiet_canonical_text(query: str, engine: Engine) -> str:
     """:func:`canonical_text` that tells a query the parser cannot read by ``formatQueryOrNull``: no
-    error is raised in the engine, so none holding the query is kept."""
+    error holding the query comes back. (The engine still counts the parser's error in its own
+    ``system.errors``, which analysts cannot read.)"""
     output = engine(f"SELECT formatQueryOrNull({string_literal(query)}) AS {_CANONICAL_ALIAS}", "JSONEachRow")
     canonical = orjson.loads(output)[_CANONICAL_ALIAS]
     if canonical is None:

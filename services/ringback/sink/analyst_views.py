@@ -7,7 +7,7 @@ its query passes the same guard as ``ringback sql`` (:mod:`ringback.runtime.quer
 no files, no other hosts, no SETTINGS, no FORMAT — before a view is made of it. What a file holds is
 never written to the log: a refusal says the file's name and why. A file that does not start like a
 SELECT never reaches the engine, and one the engine's parser cannot read is told by
-``formatQueryOrNull``, so its text is not kept in the engine's error table either. The guard's
+``formatQueryOrNull``, so the parser's message, which quotes it, never reaches ringback. The guard's
 canonical text is what the view holds, so a saved view can do nothing a query typed into ``ringback
 sql`` could not. Views live in their own database, so a file can neither replace nor shadow a table or
 view of ``ringback``, and the folder is the truth: a view whose file is gone, or no longer passes, is
