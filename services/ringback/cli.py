@@ -514,7 +514,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ringback: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_format, settings.log_level, role=args.command)
+    try:
+        return _dispatch(args, settings)
+    except BrokenPipeError:  # `ringback … | head`: the reader has what it wanted
+        _silence_stdout()
+        return 0
 
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "sql":
         query = sys.stdin.read() if args.query == STDIN_QUERY else args.query
         return _sql(settings, query, args.output_format, args.output_settings)
