@@ -22,6 +22,7 @@ NON_SETTING_ARGS = {
     "command",
     "query",
     "output_format",
+    "output_settings",
     "hours",
     "url",
     "duration",
@@ -68,6 +69,15 @@ TAIL_STARTS = ("beginning", "end")
 TIME_OPTIONS = ("--from", "--since", "--until")
 #: Exit status of a command given an argument it cannot use (argparse's own).
 USAGE_ERROR = 2
+#: The times a command line may name: Kafka's timestamps start at the Unix epoch, the store's
+#: DateTime64 ends with 2299.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2299, 12, 31, 23, 59, 59, tzinfo=UTC)
+#: Upper bounds of the numeric options: far beyond any use, well inside what the code can represent.
+MAX_HOURS = 100 * 366 * 24
+MAX_COUNT = 10**12
+MAX_SECONDS = 100 * 366 * 86400.0
+MAX_CONNECTIONS = 10_000
 #: Everything ringback creates (data directory, store, spool, run files, reports) is its owner's alone;
 #: children of `ringback run` inherit it.
 PRIVATE_UMASK = 0o077
@@ -153,6 +163,36 @@ class OwnOptionsFirst(argparse.HelpFormatter):
         return "\n".join(lines) + "\n\n"
 
 
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``, else a one-line usage error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+
+    return parse
+
+
+def number(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number from ``low`` to ``high``, else a one-line usage error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:  # NaN fails both
+            raise argparse.ArgumentTypeError(f"{text} is not between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ringback", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"ringback {__version__}")
@@ -165,10 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Run a read-only SQL query (FORMAT clauses pass through).",
         description=(
             "Run one read-only SQL query against the embedded store (even while `ringback run` runs) or a "
-            "ClickHouse server. Allowed: SELECT (WITH, UNION), SHOW, DESCRIBE, EXISTS, EXPLAIN of a SELECT, with an "
-            "optional FORMAT. Refused: writes, DDL, SET/SETTINGS, KILL, SYSTEM, USE, INTO OUTFILE, and table "
-            "functions or functions that reach files, other hosts or programs. Each query is bounded by "
-            "--query-timeout-s, --query-max-memory-bytes, --query-max-result-rows/-bytes and --query-max-threads."
+            "ClickHouse server. Allowed: SELECT (WITH, UNION, EXCEPT, INTERSECT), SHOW, DESCRIBE, EXISTS, EXPLAIN of a "
+            "SELECT, with an optional FORMAT and SETTINGS of output settings only. Refused: writes, DDL, SET and any "
+            "other setting, KILL, SYSTEM, USE, INTO OUTFILE, the system tables that show other queries, errors or "
+            "paths, and table functions or functions that reach files, other hosts or programs. Each query is "
+            "bounded by --query-timeout-s, --query-max-memory-bytes, --query-max-result-rows/-bytes and "
+            "--query-max-threads."
         ),
     )
     sql.add_argument(
@@ -187,11 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
             "otherwise)."
         ),
     )
+    sql.add_argument(
+        "--setting",
+        dest="output_settings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=(
+            "An output setting for this query (repeat it), like a SETTINGS clause: "
+            "output_format_json_quote_decimals=1 prints money as JSON strings; see the README's Analyst queries."
+        ),
+    )
     config.add_flags(sql)
     reconcile = commands.add_parser(
         "reconcile", help="Print the ledger per route and hour and flag any gap (exit 1 on a gap in a closed hour)."
     )
-    reconcile.add_argument("--hours", type=int, default=24, help="How many hours back to look (default 24).")
+    reconcile.add_argument(
+        "--hours", type=whole_number(1, MAX_HOURS), default=24, help="How many hours back to look (default 24)."
+    )
     reconcile.add_argument("--json", dest="as_json", action="store_true", help="Print the lines as a JSON array.")
     config.add_flags(reconcile)
     tail = commands.add_parser(
@@ -236,7 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f'Only these tenants (repeat it, or separate with commas; "{NO_TENANT}" is the tenant-less routes).',
     )
     tail.add_argument(
-        "--max", dest="max_events", type=int, default=0, metavar="N", help="Stop after N events (default: no bound)."
+        "--max",
+        dest="max_events",
+        type=whole_number(0, MAX_COUNT),
+        default=0,
+        metavar="N",
+        help="Stop after N events (default: no bound).",
     )
     tail.add_argument(
         "--no-follow",
@@ -310,14 +370,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Edge base URL (default: the running `ringback run` of --data-dir, else http://127.0.0.1:8080).",
     )
-    load.add_argument("--duration", type=float, default=10.0, help="Seconds to send for (ignored with --requests).")
-    load.add_argument("--requests", type=int, default=0, help="Send exactly this many requests.")
     load.add_argument(
-        "--rate", type=float, default=0.0, help="Requests per second (0 = as fast as the connections allow)."
+        "--duration", type=number(0, MAX_SECONDS), default=10.0, help="Seconds to send for (ignored with --requests)."
     )
-    load.add_argument("--connections", type=int, default=32, help="Concurrent connections.")
-    load.add_argument("--resend-share", type=float, default=0.05, help="Share of requests that resend an earlier body.")
-    load.add_argument("--malformed-share", type=float, default=0.01, help="Share of requests with a truncated body.")
+    load.add_argument("--requests", type=whole_number(0, MAX_COUNT), default=0, help="Send exactly this many requests.")
+    load.add_argument(
+        "--rate",
+        type=number(0, MAX_COUNT),
+        default=0.0,
+        help="Requests per second (0 = as fast as the connections allow).",
+    )
+    load.add_argument(
+        "--connections", type=whole_number(1, MAX_CONNECTIONS), default=32, help="Concurrent connections."
+    )
+    load.add_argument(
+        "--resend-share", type=number(0, 1), default=0.05, help="Share of requests that resend an earlier body."
+    )
+    load.add_argument(
+        "--malformed-share", type=number(0, 1), default=0.01, help="Share of requests with a truncated body."
+    )
     load.add_argument(
         "--mix",
         default=None,
@@ -343,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument(
         "--apps",
-        type=int,
+        type=whole_number(1, MAX_CONNECTIONS),
         default=None,
         help="Customer applications sharing the traffic, spread over the tenants (default 5).",
     )
@@ -366,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", dest="as_json", action="store_true", help="Print the status as JSON.")
     status.add_argument(
         "--max-journal-age-s",
-        type=float,
+        type=number(0, MAX_SECONDS),
         default=60.0,
         help="A callback not stored after this many seconds is a problem (default 60).",
     )
@@ -391,9 +462,11 @@ def build_parser() -> argparse.ArgumentParser:
             "levels off and whether anything was lost."
         ),
     )
-    soak.add_argument("--duration", type=float, default=3600.0, help="Seconds of load (default 3600).")
-    soak.add_argument("--rate", type=float, default=300.0, help="Callbacks per second (default 300).")
-    soak.add_argument("--warmup", type=float, default=600.0, help="Seconds counted as warm-up (default 600).")
+    soak.add_argument("--duration", type=number(0, MAX_SECONDS), default=3600.0, help="Seconds of load (default 3600).")
+    soak.add_argument("--rate", type=number(0, MAX_COUNT), default=300.0, help="Callbacks per second (default 300).")
+    soak.add_argument(
+        "--warmup", type=number(0, MAX_SECONDS), default=600.0, help="Seconds counted as warm-up (default 600)."
+    )
     soak.add_argument(
         "--results", default="bench-results/soak", help="Folder for the report, the samples and the chart."
     )
@@ -404,8 +477,12 @@ def build_parser() -> argparse.ArgumentParser:
             "Generate events in a fresh embedded store (resent copies included) and time the cookbook's queries."
         ),
     )
-    bq.add_argument("--rows", type=int, default=100_000_000, help="Events to generate (default 100 million).")
-    bq.add_argument("--days", type=int, default=10, help="Days they spread over (default 10).")
+    bq.add_argument(
+        "--rows", type=whole_number(1, MAX_COUNT), default=100_000_000, help="Events to generate (default 100 million)."
+    )
+    bq.add_argument(
+        "--days", type=whole_number(1, MAX_HOURS // 24), default=10, help="Days they spread over (default 10)."
+    )
     bq.add_argument("--results", default="bench-results/queries", help="Folder for the store and the report.")
     show = commands.add_parser("config", help="Print the effective configuration and where each setting can be set.")
     config.add_flags(show)
@@ -437,9 +514,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ringback: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_format, settings.log_level, role=args.command)
+    try:
+        return _dispatch(args, settings)
+    except BrokenPipeError:  # `ringback … | head`: the reader has what it wanted
+        _silence_stdout()
+        return 0
 
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "sql":
-        return _sql(settings, sys.stdin.read() if args.query == STDIN_QUERY else args.query, args.output_format)
+        query = sys.stdin.read() if args.query == STDIN_QUERY else args.query
+        return _sql(settings, query, args.output_format, args.output_settings)
     if args.command == "config":
         return _show_config(settings)
     if args.command == "status":
@@ -474,18 +559,50 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def _sql(settings: Settings, query: str, output_format: str | None) -> int:
+def setting_pairs(given: list[str]) -> dict[str, str]:
+    """``--setting name=value`` (repeated) as a dict; the query guard decides which may be used."""
+    pairs: dict[str, str] = {}
+    for item in given:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--setting {item!r}: expected NAME=VALUE")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def _sql(settings: Settings, query: str, output_format: str | None, given_settings: list[str]) -> int:
     from ringback.sql import PIPE_FORMAT, TERMINAL_FORMAT, QueryError, run_sql
 
     default_format = output_format or (TERMINAL_FORMAT if sys.stdout.isatty() else PIPE_FORMAT)
     try:
-        result = run_sql(settings, query, default_format)
+        pairs = setting_pairs(given_settings)
+    except ValueError as exc:
+        print(f"ringback sql: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        result = run_sql(settings, query, default_format, output_settings=pairs)
     except QueryError as exc:
         print(f"ringback sql: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.buffer.write(result)
-    sys.stdout.flush()
+    return _write_quietly(result)
+
+
+def _write_quietly(result: bytes) -> int:
+    """Write to standard output; a reader that went away (``| head``) ends it quietly, like other tools."""
+    try:
+        sys.stdout.buffer.write(result)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
     return 0
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point standard output at /dev/null: the interpreter's own flush at exit
+    would otherwise report the same broken pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _reconcile(settings: Settings, hours: int, as_json: bool) -> int:
@@ -549,16 +666,34 @@ def _loadgen(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if summary.accepted else 1
 
 
+class TimeOutOfRange(ValueError):
+    """A time the command line cannot use: before :data:`EARLIEST_TIME` or after :data:`LATEST_TIME`."""
+
+
 def moment(text: str, now: datetime) -> datetime:
-    """A time given on the command line: a time ago (-15m) or an ISO 8601 time (UTC unless it says otherwise)."""
+    """A time given on the command line: a time ago (-15m) or an ISO 8601 time (UTC unless it says
+    otherwise), from :data:`EARLIEST_TIME` to :data:`LATEST_TIME`; else a one-line ValueError."""
+    out_of_range = TimeOutOfRange(
+        f"{text!r}: outside {EARLIEST_TIME:%Y-%m-%d} .. {LATEST_TIME:%Y-%m-%d} (UTC), the times ringback can name"
+    )
     ago = AGO.fullmatch(text)
     if ago:
-        return now - timedelta(seconds=float(ago.group(1)) * SECONDS_PER_UNIT[ago.group(2)])
+        seconds = float(ago.group(1)) * SECONDS_PER_UNIT[ago.group(2)]
+        if not seconds <= (now - EARLIEST_TIME).total_seconds():  # also inf
+            raise out_of_range
+        return now - timedelta(seconds=seconds)
     try:
         given = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r}: not a time ago like -15m, or an ISO time like 2026-11-27T10:00Z") from None
-    return given if given.tzinfo is not None else given.replace(tzinfo=UTC)
+    given = given if given.tzinfo is not None else given.replace(tzinfo=UTC)
+    try:
+        within = EARLIEST_TIME <= given <= LATEST_TIME
+    except OverflowError:  # an offset that moves the time past year 1 or 9999
+        within = False
+    if not within:
+        raise out_of_range
+    return given
 
 
 def running_broker(settings: Settings) -> str | None:
@@ -618,6 +753,8 @@ def tail_start(text: str, now: datetime) -> Start:
         return text  # type: ignore[return-value]
     try:
         return moment(text, now)
+    except TimeOutOfRange as exc:
+        raise ValueError(f"--from {exc}") from None
     except ValueError:
         raise ValueError(
             f"--from {text!r}: not beginning, end, a time ago like -15m, or an ISO time like 2026-11-27T10:00Z"
@@ -688,8 +825,10 @@ def _tail(settings: Settings, args: argparse.Namespace) -> int:
         return USAGE_ERROR
     try:
         asyncio.run(_print_events(settings, str(bootstrap), start, args))
-    except (KeyboardInterrupt, BrokenPipeError):
+    except KeyboardInterrupt:
         pass
+    except BrokenPipeError:  # `ringback tail | head`: the reader has what it wanted
+        _silence_stdout()
     except LookupError as exc:
         print(f"ringback tail: {exc} on {bootstrap}", file=sys.stderr)
         return 1
@@ -712,14 +851,16 @@ async def _print_events(settings: Settings, bootstrap: str, start: Start, args: 
         follow=args.follow,
         on_undecodable=undecodable,
     )
-    async for delivered in events:
-        if not wanted(delivered):
-            continue
-        print(tail_line(delivered, args.as_json), flush=True)
-        shown += 1
-        if args.max_events and shown >= args.max_events:
-            break
-    await events.aclose()
+    try:
+        async for delivered in events:
+            if not wanted(delivered):
+                continue
+            print(tail_line(delivered, args.as_json), flush=True)
+            shown += 1
+            if args.max_events and shown >= args.max_events:
+                break
+    finally:
+        await events.aclose()  # also when standard output is gone: the broker connection closes in order
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:

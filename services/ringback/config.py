@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -286,7 +287,10 @@ def _coerce(name: str, kind: type, value: Any) -> Any:
         if kind is int:
             return int(text)
         if kind is float:
-            return float(text)
+            number = float(text)
+            if not math.isfinite(number):  # nan passes no bound check, inf overflows what it times
+                raise ValueError(text)
+            return number
     except ValueError as exc:
         raise ConfigError(f"setting {name!r}: cannot read {value!r} as {kind.__name__}") from exc
     return text

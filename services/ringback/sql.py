@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ringback import config
 from ringback.config import Settings
 from ringback.runtime import clickhouse, runfiles
 from ringback.sink.query_endpoint import RUN_FILE, TOKEN_HEADER
@@ -30,26 +31,32 @@ class QueryError(RuntimeError):
     """The query could not be run; the message says why."""
 
 
-def run_sql(settings: Settings, query: str, default_format: str, timeout_s: float | None = None) -> bytes:
+def run_sql(
+    settings: Settings,
+    query: str,
+    default_format: str,
+    timeout_s: float | None = None,
+    output_settings: dict[str, str] | None = None,
+) -> bytes:
     """``timeout_s`` bounds the whole wait (a running sink's reply, a restarting one's store); by
-    default the query's own time limit and the wait for a restarting sink."""
+    default the query's own time limit and the wait for a restarting sink. ``output_settings``: how
+    the answer is printed (``--setting``), checked by the query guard like a SETTINGS clause."""
     limits = clickhouse.QueryLimits.of(settings)
+    output = output_settings or {}
     if not settings.embedded_clickhouse:
-        return _direct(settings.effective_clickhouse_dsn, limits, query, default_format)
+        return _direct(settings.effective_clickhouse_dsn, limits, query, default_format, output)
     store = Path(settings.effective_clickhouse_dsn.removeprefix(clickhouse.CHDB_SCHEME))
     deadline = time.monotonic() + (SINK_RESTART_WAIT_S if timeout_s is None else timeout_s)
     while True:
         running = runfiles.read_live(settings.run_dir, RUN_FILE)
         if running is not None:
             reply_s = limits.timeout_s + SINK_REPLY_MARGIN_S if timeout_s is None else timeout_s
-            return _through_running_sink(running, query, default_format, reply_s)
+            return _through_running_sink(running, query, default_format, reply_s, output)
         if not store.exists():
-            raise QueryError(
-                f"no embedded ClickHouse store at {store}: start `ringback run --data-dir {settings.data_dir}` first"
-            )
+            raise QueryError(no_store_message(settings, store))
         try:
             _make_private(settings, store)
-            return _direct(settings.effective_clickhouse_dsn, limits, query, default_format)
+            return _direct(settings.effective_clickhouse_dsn, limits, query, default_format, output)
         except StoreBusy:
             # A sink owns the store but has no query endpoint up: it is starting or restarting.
             if time.monotonic() > deadline:
@@ -57,6 +64,16 @@ def run_sql(settings: Settings, query: str, default_format: str, timeout_s: floa
                     f"the embedded store at {store} is held by a process that does not answer queries"
                 ) from None
             time.sleep(RETRY_S)
+
+
+def no_store_message(settings: Settings, store: Path) -> str:
+    """Where `ringback sql` looked, and how to point it at the store of the `ringback run` meant."""
+    return (
+        f"no embedded ClickHouse store at {store} (data directory {settings.data_path.resolve()}, from "
+        f"--data-dir or {config.env_name('data_dir')}; relative paths are from the current directory): "
+        f"give the --data-dir that `ringback run` was started with, or start `ringback run --data-dir "
+        f"{settings.data_dir}` first"
+    )
 
 
 class StoreBusy(QueryError):
@@ -71,7 +88,7 @@ def _make_private(settings: Settings, store: Path) -> None:
         raise QueryError(f"cannot make the embedded store private to its owner: {exc}") from exc
 
 
-def _direct(dsn: str, limits: clickhouse.QueryLimits, query: str, default_format: str) -> bytes:
+def _direct(dsn: str, limits: clickhouse.QueryLimits, query: str, default_format: str, output: dict[str, str]) -> bytes:
     try:
         client = clickhouse.connect_reader(dsn, limits)
     except Exception as exc:
@@ -79,17 +96,19 @@ def _direct(dsn: str, limits: clickhouse.QueryLimits, query: str, default_format
             raise StoreBusy(str(exc)) from exc
         raise QueryError(f"cannot open {clickhouse.redacted(dsn)} for queries: {exc}") from exc
     try:
-        return clickhouse.run_read_only(client, query, default_format)
+        return clickhouse.run_read_only(client, query, default_format, output, clickhouse.reader_opener(dsn, limits))
     except Exception as exc:
         raise QueryError(str(exc)) from exc
     finally:
         client.close()
 
 
-def _through_running_sink(running: dict[str, str], query: str, default_format: str, timeout_s: float) -> bytes:
+def _through_running_sink(
+    running: dict[str, str], query: str, default_format: str, timeout_s: float, output: dict[str, str]
+) -> bytes:
     request = urllib.request.Request(
         running["url"],
-        data=json.dumps({"query": query, "format": default_format}).encode(),
+        data=json.dumps({"query": query, "format": default_format, "settings": output}).encode(),
         headers={TOKEN_HEADER: running["token"], "Content-Type": "application/json"},
         method="POST",
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ringback.cli import tail_filter, tail_line, tail_start
+from ringback.cli import moment, setting_pairs, tail_filter, tail_line, tail_start
 from ringback.consumer import Delivered
 from ringback.runtime.avro import EventCodec
 from tests.conftest import REPO_ROOT
@@ -106,3 +106,36 @@ def test_a_time_ago_needs_no_equals_sign() -> None:
     args = build_parser().parse_args(glue_times_ago(["tail", "--from", "-1h", "--type", "call.*"]))
     assert args.start == "-1h" and args.types == ["call.*"]
     assert glue_times_ago(["sql", "-"]) == ["sql", "-"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-99999999d",
+        "-1" + "0" * 400 + "d",
+        "-21000d",
+        "1969-12-31T23:59Z",
+        "2300-01-01T00:00Z",
+        "0001-01-01T00:00-23:59",
+    ],
+)
+def test_a_time_outside_what_ringback_can_name_is_a_clear_error_not_a_crash(text: str) -> None:
+    with pytest.raises(ValueError, match=r"outside 1970-01-01 \.\. 2299-12-31"):
+        moment(text, NOW)
+    with pytest.raises(ValueError, match=r"--from .*outside"):
+        tail_start(text, NOW)
+
+
+def test_the_edges_of_the_range_are_times() -> None:
+    assert moment("1970-01-01T00:00Z", NOW) == datetime(1970, 1, 1, tzinfo=UTC)
+    assert moment("-20000d", datetime(2030, 1, 1, tzinfo=UTC)) == datetime(2030, 1, 1, tzinfo=UTC) - timedelta(20000)
+
+
+def test_output_settings_on_the_command_line_are_name_value_pairs() -> None:
+    assert setting_pairs(["output_format_json_quote_decimals=1", "date_time_output_format = iso"]) == {
+        "output_format_json_quote_decimals": "1",
+        "date_time_output_format": "iso",
+    }
+    for bad in (["output_format_json_quote_decimals"], ["=1"]):
+        with pytest.raises(ValueError, match="NAME=VALUE"):
+            setting_pairs(bad)

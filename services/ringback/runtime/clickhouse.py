@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,11 +117,13 @@ class QueryLimits:
         )
 
 
-def reader_settings(limits: QueryLimits, embedded: bool) -> dict[str, Any]:
+def reader_settings(limits: QueryLimits, embedded: bool, output: dict[str, str] | None = None) -> dict[str, Any]:
     """The reader's session settings, in the order they must be applied: the embedded engine applies
     them one by one with SET, and once ``readonly`` is 1 it refuses to change anything else, so it
-    comes last. (A server's HTTP interface takes them as URL parameters with every query.)"""
+    comes last. (A server's HTTP interface takes them as URL parameters with every query.) ``output``:
+    output settings the query guard allowed (:data:`.query_guard.OUTPUT_SETTINGS`), applied first."""
     profile: dict[str, Any] = {
+        **(output or {}),
         "max_execution_time": limits.timeout_s,
         "timeout_overflow_mode": "throw",
         "max_memory_usage": limits.max_memory_bytes,
@@ -136,15 +139,40 @@ def reader_settings(limits: QueryLimits, embedded: bool) -> dict[str, Any]:
     return profile
 
 
-def connect_reader(dsn: str, limits: QueryLimits) -> Client:
+def connect_reader(dsn: str, limits: QueryLimits, output: dict[str, str] | None = None) -> Client:
     """A client of its own for analysts' queries, read-only and bounded for its whole session."""
     embedded = dsn.startswith(CHDB_SCHEME)
     extra: dict[str, Any] = {} if embedded else {"send_receive_timeout": int(limits.timeout_s) + HTTP_REPLY_MARGIN_S}
-    return clickhouse_connect.get_client(dsn=dsn, settings=reader_settings(limits, embedded), **extra)
+    return clickhouse_connect.get_client(dsn=dsn, settings=reader_settings(limits, embedded, output), **extra)
 
 
-def run_read_only(client: Client, query: str, default_format: str) -> bytes:
+#: Opens a reader like the one a query was checked on, with these output settings in its session.
+ReaderOpener = Callable[[dict[str, str]], Client]
+
+
+def reader_opener(dsn: str, limits: QueryLimits) -> ReaderOpener:
+    return lambda output: connect_reader(dsn, limits, output)
+
+
+def run_read_only(
+    client: Client,
+    query: str,
+    default_format: str,
+    settings: dict[str, str] | None = None,
+    open_reader: ReaderOpener | None = None,
+) -> bytes:
     """Run an analyst's query on a reader client (:func:`connect_reader`) once the guard allows it;
-    a FORMAT clause in the query wins over ``default_format``."""
-    checked = query_guard.check(query, lambda sql, fmt: client.raw_query(sql, fmt=fmt))
-    return client.raw_query(checked.text, fmt=checked.output_format or query_guard.checked_format(default_format))
+    a FORMAT clause in the query wins over ``default_format``. Output settings (the query's own
+    SETTINGS over ``settings``) need a reader of their own (``open_reader``), opened with them for this
+    query: ``readonly=1`` refuses them on ``client``."""
+    checked = query_guard.check(query, lambda sql, fmt: client.raw_query(sql, fmt=fmt), settings)
+    output_format = checked.output_format or query_guard.checked_format(default_format)
+    if not checked.settings:
+        return client.raw_query(checked.text, fmt=output_format)
+    if open_reader is None:
+        raise query_guard.QueryRefused("output settings are not available on this path")
+    reader = open_reader(checked.settings)
+    try:
+        return reader.raw_query(checked.text, fmt=output_format)
+    finally:
+        reader.close()

@@ -21,7 +21,8 @@ LOOPBACK = "127.0.0.1"
 DEFAULT_FORMAT = "TabSeparated"
 MAX_REQUEST_BYTES = 1_048_576
 
-QueryFn = Callable[[str, str], Awaitable[bytes]]
+#: (query, default format, output settings) -> the answer.
+QueryFn = Callable[[str, str, dict[str, str]], Awaitable[bytes]]
 
 
 def query_app(run_query: QueryFn, token: str) -> web.Application:
@@ -31,12 +32,15 @@ def query_app(run_query: QueryFn, token: str) -> web.Application:
         try:
             payload = await request.json()
             query, default_format = payload["query"], payload.get("format", DEFAULT_FORMAT)
+            settings = payload.get("settings", {})
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
-            return web.Response(status=400, text='expected a JSON object {"query": "...", "format": "..."}')
-        if not isinstance(query, str) or not isinstance(default_format, str):
-            return web.Response(status=400, text="query and format must be strings")
+            return web.Response(
+                status=400, text='expected a JSON object {"query": "...", "format": "...", "settings": {...}}'
+            )
+        if not isinstance(query, str) or not isinstance(default_format, str) or not _string_map(settings):
+            return web.Response(status=400, text="query and format must be strings, settings an object of strings")
         try:
-            result = await run_query(query, default_format)
+            result = await run_query(query, default_format, settings)
         except Exception as exc:  # a refusal, or the analyst's SQL error: back to the analyst, verbatim
             return web.Response(status=400, text=str(exc))
         return web.Response(body=result, content_type="application/octet-stream")
@@ -44,6 +48,10 @@ def query_app(run_query: QueryFn, token: str) -> web.Application:
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app.router.add_post("/query", handle)
     return app
+
+
+def _string_map(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
 
 def new_token() -> str:

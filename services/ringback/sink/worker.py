@@ -125,8 +125,14 @@ class Sink:
     def ready_reasons(self) -> list[str]:
         return self.driver.not_ready_reasons() if self.driver is not None else ["starting"]
 
-    async def query(self, sql: str, default_format: str) -> bytes:
+    async def query(self, sql: str, default_format: str, output_settings: dict[str, str] | None = None) -> bytes:
         """An analyst's query on the store this process owns (`ringback sql` while running): checked by
-        the query guard, run on the reader's own thread, bounded by the query limits."""
+        the query guard, run on the reader's own thread, bounded by the query limits; with output
+        settings, on a reader opened with them for this query."""
         assert self.reader is not None
-        return await self.on_query_thread(clickhouse.run_read_only, self.reader, sql, default_format)
+        opener = clickhouse.reader_opener(
+            self.settings.effective_clickhouse_dsn, clickhouse.QueryLimits.of(self.settings)
+        )
+        return await self.on_query_thread(
+            clickhouse.run_read_only, self.reader, sql, default_format, output_settings, opener
+        )
