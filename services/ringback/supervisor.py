@@ -119,6 +119,8 @@ async def run_all(settings: Settings) -> int:
             broker.spawn()  # here, on the main thread: the broker is tied to this process's life
             await asyncio.to_thread(broker.wait_ready)
             settings = settings.replace(kafka_bootstrap=broker.bootstrap)
+        if shutdown.stop.is_set():  # asked to stop while the broker started
+            return 0
         return await run_roles(child_settings(settings, embedded_broker=broker is not None), broker, shutdown)
     finally:
         if broker is not None:
@@ -202,9 +204,11 @@ async def watch_broker(broker: EmbeddedBroker, settings: Settings, stop: asyncio
     read positions belonging to the old broker's topics."""
     while not stop.is_set():
         await asyncio.sleep(BROKER_CHECK_S)
-        if broker.process is None or stop.is_set():
+        if stop.is_set():
             continue
-        if broker.process.poll() is not None:
+        if broker.process is None:  # the last restart failed
+            log.error("embedded broker not running, starting it again", bootstrap=broker.bootstrap)
+        elif broker.process.poll() is not None:
             log.error(
                 "embedded broker died, restarting it", exit_code=broker.process.returncode, bootstrap=broker.bootstrap
             )

@@ -73,15 +73,19 @@ class Shutdown:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     hurry: asyncio.Event = field(default_factory=asyncio.Event)
     first_at: float | None = None
+    requests: int = 0
 
     def request(self, sig: signal.Signals) -> None:
         now = time.monotonic()
+        self.requests += 1
         if self.first_at is None:
             self.first_at = now
-            logs.get(__name__).info("stopping", signal=sig.name)
+            logs.get(__name__).info("stop requested", signal=sig.name)
             self.stop.set()
         elif now - self.first_at > REPEAT_WINDOW_S and not self.hurry.is_set():
-            logs.get(__name__).warning("asked again: stopping at once (the broker is still stopped)", signal=sig.name)
+            logs.get(__name__).warning(
+                "asked again: not waiting for the roles (the broker is still stopped)", signal=sig.name
+            )
             self.hurry.set()
 
 
