@@ -242,3 +242,22 @@ def test_a_recycled_broker_replaces_the_old_one(pipeline: Pipeline) -> None:
     assert brokers_of(run_dir, None) == [second["broker_pid"]]
     pipeline.stop()
     wait_no_broker(run_dir, None)
+
+
+def test_recycles_for_memory_keep_one_broker_and_the_stop_ends_the_last(tmp_path: Path) -> None:
+    """A limit below what the broker holds at start: the supervisor recycles it again and again (stopped
+    from a worker thread, started again on the main one); never two at once, and the stop ends the last."""
+    recycles = 3
+    pipeline = Pipeline(tmp_path / "data", extra_args=["--embedded-broker-max-mb", "1"])
+    run_dir = pipeline.data_dir / "run"
+    pipeline.launch()
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while pipeline.log().count("recycling it") < recycles:
+            assert time.monotonic() < deadline, pipeline.log()
+            assert len(brokers_of(run_dir, None)) <= 1
+            time.sleep(POLL_S)
+    finally:
+        pipeline.stop()
+    assert "embedded broker stopped" in pipeline.log().rsplit("stop requested", 1)[-1]
+    wait_no_broker(run_dir, None)
