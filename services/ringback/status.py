@@ -120,12 +120,16 @@ def role_urls(settings: Settings, given: dict[str, str | None]) -> dict[str, str
 
 
 def dead_letters_by_reason(settings: Settings) -> dict[str, int] | None:
-    """Dead letters received in the last minutes, by reason; None when the store did not answer."""
+    """Requests dead-lettered in the last minutes, by the reason of their latest dead letter; None when the
+    store did not answer. Each request once: a dead letter delivered twice, or written again by a replay
+    that failed again, is still one row until the table's merges collapse it."""
     from ringback.sql import QueryError, run_sql
 
     query = (
-        f"SELECT failure_type, count() AS n FROM ringback.dead_letters "
-        f"WHERE received_at >= now() - INTERVAL {DEAD_LETTER_MINUTES} MINUTE GROUP BY failure_type FORMAT JSONEachRow"
+        "SELECT failure_type, count() AS n FROM ("
+        "SELECT argMax(failure_type, dead_lettered_at) AS failure_type FROM ringback.dead_letters "
+        f"WHERE received_at >= now() - INTERVAL {DEAD_LETTER_MINUTES} MINUTE GROUP BY route, ingest_id"
+        ") GROUP BY failure_type FORMAT JSONEachRow"
     )
     try:
         rows = run_sql(settings, query, "JSONEachRow", timeout_s=QUERY_TIMEOUT_S)

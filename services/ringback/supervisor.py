@@ -3,7 +3,9 @@
 Starts the embedded broker (unless an external Kafka is configured), creates the topics, then runs
 sink, normalizer and edge as child processes — the same role commands production runs — restarts a
 role that dies, and on Ctrl-C/SIGTERM stops them in flow order: edge first (no new intake), then the
-normalizer and the sink (each drains what is already queued and commits), then the broker.
+normalizer and the sink (each drains what is already queued and commits), then the broker. Stop signals
+stay handled to the end: asked again, it kills the roles instead of waiting for them, and still stops
+the broker (which dies with this process anyway if it is killed; see runtime/broker.py).
 
 With the embedded broker the edge journals every callback until the sink stored it (``edge_journal``),
 which is what makes the broker's memory expendable: the broker is watched from the first second and
@@ -25,7 +27,7 @@ from ringback import logs
 from ringback.config import Settings
 from ringback.runtime import kafka, runfiles
 from ringback.runtime.broker import EmbeddedBroker
-from ringback.runtime.lifecycle import SUPERVISED_ENV, stop_event_on_signals
+from ringback.runtime.lifecycle import SUPERVISED_ENV, Shutdown, shutdown_on_signals
 
 #: Start order; shutdown runs it backwards so that nothing upstream writes into a stopped stage.
 ROLES = ("sink", "normalizer", "edge")
@@ -36,6 +38,8 @@ STOP_GRACE_S = 30.0
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 STABLE_AFTER_S = 30.0
 BROKER_CHECK_S = 0.5
+#: Under `ringback run`, ``metrics_port`` (when not 0) is the normalizer's ops port and the next one the sink's.
+OPS_PORT_OFFSET = {"normalizer": 0, "sink": 1}
 CONSUMER_ROLES = ("normalizer", "sink")  # a role that ran this long before dying restarts with the shortest backoff
 
 log = logs.get(__name__)
@@ -73,16 +77,22 @@ class Child:
         info = runfiles.read_live(self.settings.run_dir, self.role)
         return info if info and info.get("pid") == self.process.pid else None
 
-    async def stop(self) -> int | None:
+    async def stop(self, hurry: asyncio.Event) -> int | None:
+        """Ask the role to stop and wait up to STOP_GRACE_S; kill it then, or as soon as ``hurry`` is set."""
         if self.process is None or self.process.returncode is not None:
             return None if self.process is None else self.process.returncode
         self.process.send_signal(signal.SIGTERM)
-        try:
-            return await asyncio.wait_for(self.process.wait(), STOP_GRACE_S)
-        except TimeoutError:
-            log.error("role did not stop in time, killing it", role=self.role, grace_s=STOP_GRACE_S)
+        exited = asyncio.ensure_future(self.process.wait())
+        hurried = asyncio.ensure_future(hurry.wait())
+        await asyncio.wait({exited, hurried}, timeout=STOP_GRACE_S, return_when=asyncio.FIRST_COMPLETED)
+        hurried.cancel()
+        if not exited.done():
+            if hurry.is_set():
+                log.warning("killing the role instead of waiting for it", role=self.role)
+            else:
+                log.error("role did not stop in time, killing it", role=self.role, grace_s=STOP_GRACE_S)
             self.process.kill()
-            return await self.process.wait()
+        return await exited
 
 
 def child_settings(settings: Settings, embedded_broker: bool) -> Settings:
@@ -93,13 +103,32 @@ def child_settings(settings: Settings, embedded_broker: bool) -> Settings:
     return settings
 
 
+def role_settings(settings: Settings, role: str) -> Settings:
+    """A worker role's ops port: ``metrics_port`` for the normalizer, the next one for the sink (0: free ports)."""
+    if role == "edge":
+        return settings
+    port = settings.metrics_port + OPS_PORT_OFFSET[role] if settings.metrics_port else 0
+    return settings.replace(metrics_port=port)
+
+
 async def run_all(settings: Settings) -> int:
-    stop = stop_event_on_signals()
-    broker: EmbeddedBroker | None = None
-    if settings.embedded_kafka:
-        broker = EmbeddedBroker(port=settings.kafka_port)
-        settings = settings.replace(kafka_bootstrap=broker.start())
-    settings = child_settings(settings, embedded_broker=broker is not None)
+    shutdown = shutdown_on_signals()
+    broker = EmbeddedBroker(port=settings.kafka_port, owner_dir=settings.run_dir) if settings.embedded_kafka else None
+    try:
+        if broker is not None:
+            broker.spawn()  # here, on the main thread: the broker is tied to this process's life
+            await asyncio.to_thread(broker.wait_ready)
+            settings = settings.replace(kafka_bootstrap=broker.bootstrap)
+        if shutdown.stop.is_set():  # asked to stop while the broker started
+            return 0
+        return await run_roles(child_settings(settings, embedded_broker=broker is not None), broker, shutdown)
+    finally:
+        if broker is not None:
+            broker.stop(hurry=shutdown.hurry.is_set())
+
+
+async def run_roles(settings: Settings, broker: EmbeddedBroker | None, shutdown: Shutdown) -> int:
+    stop = shutdown.stop
     if broker is not None and not settings.journal_enabled:
         log.warning(
             "embedded broker without the edge journal: a broker crash loses what it held, and its memory is not bounded"
@@ -113,7 +142,7 @@ async def run_all(settings: Settings) -> int:
         _write_run_file(settings, broker)
         # The roles only meet through Kafka, so they start side by side; the banner waits for all.
         for role in ROLES:
-            child = Child(role, settings.replace(metrics_port=0) if role != "edge" else settings)
+            child = Child(role, role_settings(settings, role))
             children.append(child)
             await child.spawn()
         tasks.append(asyncio.create_task(announce_when_ready(settings, children, embedded_broker=broker is not None)))
@@ -122,11 +151,9 @@ async def run_all(settings: Settings) -> int:
         for task in tasks:
             task.cancel()
         for child in reversed(children):
-            code = await child.stop()
+            code = await child.stop(shutdown.hurry)
             log.info("role stopped", role=child.role, exit_code=code)
         runfiles.remove(settings.run_dir, "run")
-        if broker is not None:
-            broker.stop()
 
 
 def _write_run_file(settings: Settings, broker: EmbeddedBroker | None) -> None:
@@ -177,9 +204,11 @@ async def watch_broker(broker: EmbeddedBroker, settings: Settings, stop: asyncio
     read positions belonging to the old broker's topics."""
     while not stop.is_set():
         await asyncio.sleep(BROKER_CHECK_S)
-        if broker.process is None or stop.is_set():
+        if stop.is_set():
             continue
-        if broker.process.poll() is not None:
+        if broker.process is None:  # the last restart failed
+            log.error("embedded broker not running, starting it again", bootstrap=broker.bootstrap)
+        elif broker.process.poll() is not None:
             log.error(
                 "embedded broker died, restarting it", exit_code=broker.process.returncode, bootstrap=broker.bootstrap
             )
@@ -197,7 +226,8 @@ async def watch_broker(broker: EmbeddedBroker, settings: Settings, stop: asyncio
 
 async def restart_broker(broker: EmbeddedBroker, settings: Settings, children: list[Child]) -> None:
     try:
-        await asyncio.to_thread(broker.start)
+        broker.spawn()  # on the main thread, like the first start
+        await asyncio.to_thread(broker.wait_ready)
         await kafka.ensure_topics(settings)
     except Exception as exc:  # keep watching: the next round tries again
         log.error("embedded broker restart failed", error=str(exc))
@@ -255,6 +285,27 @@ async def supervise(children: list[Child], stop: asyncio.Event) -> int:
     return 0
 
 
+#: The route of the banner's sample callback.
+SAMPLE_ROUTE = "tencent/sms-status"
+
+
+def sample_url(settings: Settings, edge: str) -> str:
+    """Where the banner's sample goes: the tenant-less route, or, when a tenants file closes it, the
+    first tenant's URL with a placeholder for its secret (never printed)."""
+    anonymous = f"{edge}/callbacks/{SAMPLE_ROUTE}"
+    if not settings.tenants_file:
+        return anonymous
+    from ringback.edge.tenants import TenantsError, load
+
+    try:
+        table = load(Path(settings.tenants_file))
+    except TenantsError:
+        return anonymous  # the edge says what is wrong with the file
+    if table.allow_anonymous or not table.by_id:
+        return anonymous
+    return f"{edge}/t/{min(table.by_id)}/<secret>/callbacks/{SAMPLE_ROUTE}"
+
+
 def print_banner(settings: Settings, ready: dict[str, dict[str, str]], embedded_broker: bool) -> None:
     edge = ready["edge"]["url"]
     kafka_note = "embedded Tansu, in memory" if embedded_broker else "external"
@@ -278,7 +329,7 @@ def print_banner(settings: Settings, ready: dict[str, dict[str, str]], embedded_
         ),
         "",
         "  send one:    curl -s -X POST -H 'Content-Type: application/json' \\",
-        f"                 {edge}/callbacks/tencent/sms-status \\",
+        f"                 {sample_url(settings, edge)} \\",
         (
             """                 -d '[{"user_receive_time":"2015-10-17 08:03:04","nationcode":"86","""
             """"mobile":"13800138000","report_status":"SUCCESS","errmsg":"DELIVRD","""
@@ -289,7 +340,7 @@ def print_banner(settings: Settings, ready: dict[str, dict[str, str]], embedded_
             'ringback.events"'
         ),
         "",
-        "  Ctrl-C stops everything (edge first, then normalizer and sink drain and commit).",
+        "  Ctrl-C or SIGTERM stops everything: the edge first, normalizer and sink drain and commit, the broker last.",
         "",
     ]
     print("\n".join(lines), flush=True)

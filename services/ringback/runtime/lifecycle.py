@@ -6,16 +6,22 @@ import asyncio
 import gc
 import os
 import signal
+import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from ringback import metrics
+from ringback import logs, metrics
 
 #: Set by `ringback run` to its pid: a role whose supervisor vanished (e.g. SIGKILL) stops by itself.
 SUPERVISED_ENV = "RINGBACK_SUPERVISOR_PID"
 PARENT_CHECK_S = 1.0
+#: Signals within this long of the first stop request are the same request delivered again: a stop of
+#: the process group reaches `ringback run` from the sender, from `timeout` and from `make` at once.
+REPEAT_WINDOW_S = 1.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: Background tasks kept referenced until done (the event loop holds only weak references to tasks).
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
@@ -56,6 +62,39 @@ def stop_event_on_signals() -> asyncio.Event:
         _BACKGROUND.add(task)
         task.add_done_callback(_BACKGROUND.discard)
     return stop
+
+
+@dataclass
+class Shutdown:
+    """Stop requests to `ringback run`, which keeps handling them to the end: the first sets ``stop``,
+    one asked again later sets ``hurry`` (roles killed, not waited for). No signal ever ends the
+    process on the spot, so whatever it started is always stopped."""
+
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    hurry: asyncio.Event = field(default_factory=asyncio.Event)
+    first_at: float | None = None
+    requests: int = 0
+
+    def request(self, sig: signal.Signals) -> None:
+        now = time.monotonic()
+        self.requests += 1
+        if self.first_at is None:
+            self.first_at = now
+            logs.get(__name__).info("stop requested", signal=sig.name)
+            self.stop.set()
+        elif now - self.first_at > REPEAT_WINDOW_S and not self.hurry.is_set():
+            logs.get(__name__).warning(
+                "asked again: not waiting for the roles (the broker is still stopped)", signal=sig.name
+            )
+            self.hurry.set()
+
+
+def shutdown_on_signals() -> Shutdown:
+    shutdown = Shutdown()
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, shutdown.request, sig)
+    return shutdown
 
 
 async def _stop_when_orphaned(supervisor_pid: int, stop: asyncio.Event) -> None:

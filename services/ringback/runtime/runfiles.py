@@ -53,3 +53,42 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def process_started(pid: int) -> int | None:
+    """When the process started (clock ticks since boot, from /proc); None when it is gone or unknown.
+    Together with the pid it names one process: a pid reused later has another start time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    # Field 22; the command name (field 2) is in parentheses and may hold spaces or parentheses itself.
+    fields = stat.rsplit(")", 1)[-1].split()
+    try:
+        return None if fields[0] == "Z" else int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def process_cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return raw.decode("utf-8", "replace").split("\0")[:-1] if raw else None
+
+
+def same_process(pid: int, started: int | None, cmdline: list[str] | None = None) -> bool:
+    """Whether ``pid`` is still the process recorded with this start time (and command line, if given)."""
+    if pid <= 0 or started is None or process_started(pid) != started:
+        return False
+    return cmdline is None or process_cmdline(pid) == cmdline
+
+
+def read(run_dir: Path, name: str) -> dict[str, Any] | None:
+    """The run file's content, whether or not its writer still runs."""
+    try:
+        data = json.loads((run_dir / f"{name}.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
