@@ -120,11 +120,13 @@ def role_urls(settings: Settings, given: dict[str, str | None]) -> dict[str, str
 
 
 def dead_letters_by_reason(settings: Settings) -> dict[str, int] | None:
-    """Dead letters received in the last minutes, by reason; None when the store did not answer."""
+    """Requests dead-lettered in the last minutes, by reason; None when the store did not answer. FINAL: a
+    dead letter loaded twice (its topic read again after a restart, a replay that failed again) is one
+    row only once merged."""
     from ringback.sql import QueryError, run_sql
 
     query = (
-        f"SELECT failure_type, count() AS n FROM ringback.dead_letters "
+        f"SELECT failure_type, uniqExact(route, ingest_id) AS n FROM ringback.dead_letters FINAL "
         f"WHERE received_at >= now() - INTERVAL {DEAD_LETTER_MINUTES} MINUTE GROUP BY failure_type FORMAT JSONEachRow"
     )
     try:

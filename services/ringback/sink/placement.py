@@ -36,8 +36,8 @@ from ringback.runtime.avro_encoder import zigzag
 
 OCCURRED_AT = "occurred_at"
 REPORTED_OCCURRED_AT = "reported_occurred_at"
-#: The fields a placement is decided by, at the front of every writer schema.
-PLACEMENT_FIELDS = ("event_id", "received_at", OCCURRED_AT)
+#: The fields a placement is decided by (and the ledger counts by), at the front of every writer schema.
+PLACEMENT_FIELDS = ("event_id", "route", "received_at", OCCURRED_AT)
 KEYS_TABLE = "ringback.event_keys"
 LOOKUP = (
     f"SELECT event_id, toUnixTimestamp64Micro({OCCURRED_AT}) FROM {KEYS_TABLE} "
@@ -54,8 +54,9 @@ Micros = int | None
 
 @dataclass(frozen=True)
 class Placed:
-    """One event as the placement sees it."""
+    """One event as the placement (and the sink's ledger) sees it."""
 
+    route: str
     event_id: str
     received_at_us: int
     occurred_at_us: Micros
@@ -118,38 +119,48 @@ class Placement:
         self._schemas: dict[bytes, tuple[str, list[str]]] = {}
 
     def read(self, payload: bytes) -> Placed:
-        """The event id, receive time and vendor time of one normalized message (AvroDecodeError if unreadable)."""
+        """The route, event id, receive time and vendor time of one normalized message, read from the front
+        of the body (AvroDecodeError if it cannot be read)."""
         writer = self.codec.writer_of(payload)
         plan = self._plans.get(writer)
         if plan is None:
             event = self.codec.decode(payload)
-            received = event["received_at"]
-            return Placed(str(event["event_id"]), micros(received) or 0, micros(event.get(OCCURRED_AT)))
+            return Placed(
+                str(event["route"]),
+                str(event["event_id"]),
+                micros(event["received_at"]) or 0,
+                micros(event.get(OCCURRED_AT)),
+            )
         found: dict[str, Any] = {}
         pos = HEADER_LENGTH
         try:
             for kind, name in plan:
-                value: Any = None
-                if kind == "optional_long":
-                    branch, pos = _read_long(payload, pos)
-                    if branch not in (0, 1):
-                        raise AvroDecodeError("a union branch the schema does not have")
-                    if branch == 1:
-                        value, pos = _read_long(payload, pos)
-                elif kind in ("long", "string"):
+                byte = payload[pos]
+                if byte < 0x80:  # a one-byte varint (every short string's length, a union branch): no call
+                    value, pos = (byte >> 1) ^ -(byte & 1), pos + 1
+                else:
                     value, pos = _read_long(payload, pos)
-                    if kind == "string":
-                        if value < 0:
-                            raise AvroDecodeError("negative string length")
-                        end = pos + value
-                        value, pos = payload[pos:end].decode("utf-8"), end
+                if kind == "string":
+                    if value < 0:
+                        raise AvroDecodeError("negative string length")
+                    if name is not None:
+                        found[name] = payload[pos : pos + value].decode("utf-8")
+                    pos += value
+                    continue
+                if kind == "optional_long":
+                    if value not in (0, 1):
+                        raise AvroDecodeError("a union branch the schema does not have")
+                    if not value:  # the null branch
+                        found[name or ""] = None
+                        continue
+                    value, pos = _read_long(payload, pos)
                 if name is not None:
                     found[name] = value
         except (IndexError, UnicodeDecodeError) as exc:
             raise AvroDecodeError(f"record too short, or not text where the schema says string: {exc}") from exc
-        if pos > len(payload) or not isinstance(found.get("received_at"), int):
+        if pos > len(payload) or not isinstance(found["received_at"], int):
             raise AvroDecodeError("record ends before its first fields do")
-        return Placed(str(found["event_id"]), found["received_at"], found[OCCURRED_AT])
+        return Placed(found["route"], found["event_id"], found["received_at"], found[OCCURRED_AT])
 
     def container_schema(self, writer: bytes) -> tuple[str, list[str]]:
         """The writer schema with its own ``occurred_at`` named ``reported_occurred_at`` and the stored

@@ -130,8 +130,8 @@ class Store:
     # --- events ---
     async def store_events(self, events: list[Message], token: str) -> Stored:
         try:
-            keys = [EventKey(*self.codec.route_and_received_at(m.value), tenant_of(m)) for m in events]
             placed = [self.placement.read(m.value) for m in events]
+            keys = [EventKey(p.route, p.received_at_us, tenant_of(m)) for p, m in zip(placed, events, strict=True)]
             writers = [self.codec.writer_of(m.value) for m in events]
         except PYTHON_VALUE_ERRORS as exc:
             return await self._checked_path(events, token, exc)
@@ -211,7 +211,12 @@ class Store:
     async def _columns_placed(self, decoded: list[dict[str, Any]]) -> list[list[Any]]:
         """The events' columns, ``occurred_at`` as stored (see placement) and the copies' own beside it."""
         placed = [
-            Placed(str(e["event_id"]), placement.micros(e["received_at"]) or 0, placement.micros(e.get(OCCURRED_AT)))
+            Placed(
+                str(e["route"]),
+                str(e["event_id"]),
+                placement.micros(e["received_at"]) or 0,
+                placement.micros(e.get(OCCURRED_AT)),
+            )
             for e in decoded
         ]
         attempt = 0
