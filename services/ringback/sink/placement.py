@@ -43,6 +43,8 @@ LOOKUP = (
     f"SELECT event_id, toUnixTimestamp64Micro({OCCURRED_AT}) FROM {KEYS_TABLE} "
     "WHERE event_id IN {ids:Array(String)} LIMIT 1 BY event_id"
 )
+#: Event ids per lookup query: a server takes query parameters in the URL, whose size it bounds (1 MiB).
+LOOKUP_IDS = 5000
 #: Avro union branch indexes of ["null", long].
 _NULL_BRANCH = b"\x00"
 _LONG_BRANCH = b"\x02"
@@ -188,8 +190,9 @@ def stored_times(client: Client, placed: Sequence[Placed]) -> dict[str, Micros]:
     ClickHouse thread."""
     ids = sorted({p.event_id for p in placed})
     times: dict[str, Micros] = {}
-    if ids:
-        for event_id, at_us in client.query(LOOKUP, parameters={"ids": ids}).result_rows:
+    for start in range(0, len(ids), LOOKUP_IDS):
+        chunk = ids[start : start + LOOKUP_IDS]
+        for event_id, at_us in client.query(LOOKUP, parameters={"ids": chunk}).result_rows:
             times[str(event_id)] = None if at_us is None else int(at_us)
     for p in sorted(placed, key=lambda p: p.received_at_us):
         times.setdefault(p.event_id, p.occurred_at_us)

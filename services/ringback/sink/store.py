@@ -2,7 +2,8 @@
 
 Events take the fast path: their Avro bodies go to ClickHouse as they arrived, in a container file
 (``FORMAT Avro``, one record per block so a broken body cannot shift its neighbours), so Python never
-decodes them. Errors split by kind:
+decodes them; only the time every copy of the event is stored with is appended to each
+(:mod:`ringback.sink.placement`), after one lookup of the batch's event ids. Errors split by kind:
 
 - ClickHouse refusing the data for its *values* (a parse error, a value out of the column's range, a
   body that is not the Avro its header claims) sends the batch down the **checked path**: every event
