@@ -46,7 +46,7 @@ def state():
             "SELECT event_id, charge, ingest_id, occurred_at, reported_occurred_at IS NULL FROM ringback.events "
             "ORDER BY event_id")],
         "copies": rows("SELECT count() FROM ringback.event_copies")[0][0],
-        "times": rows("SELECT uniqExact(event_id, occurred_at) FROM ringback.event_copies")[0][0],
+        "times": rows("SELECT uniqExact(event_id, toString(occurred_at)) FROM ringback.event_copies")[0][0],
         "own": sorted(str(r[0]) for r in rows(
             "SELECT reported_occurred_at FROM ringback.event_copies WHERE event_id = 's-e1'")),
         "keys": [[r[0], str(r[1])] for r in rows(
