@@ -2,11 +2,13 @@
 -- Analysts query ringback.events (below), never this table: until background merges collapse them it
 -- holds a resent or replayed report as many times as it arrived.
 --
--- Copies of one event have the same event_id and the same vendor time, so the partition (the month of
--- occurred_at; events the vendor gives no time share one partition) and the sorting key are the same
--- for every copy: merges and FINAL collapse them. The version keeps the *first* arrival: the earliest
--- received_at has the highest arrival_rank. A later copy whose billing values differ is recorded in
--- ringback.event_conflicts, not silently preferred.
+-- Copies of one event have the same event_id and the same occurred_at: the sink stores every copy with
+-- the occurred_at of the event's first stored copy (ringback.event_keys, below) and the copy's own vendor
+-- time in reported_occurred_at, so a resend that moves the vendor's time stays in the same partition (the
+-- day of occurred_at; events the vendor gives no time share one partition) and sort position: merges and
+-- FINAL collapse them. The version keeps the *first* arrival: the earliest received_at has the highest
+-- arrival_rank. A later copy whose billing values differ is recorded in ringback.event_conflicts, not
+-- silently preferred.
 -- non_replicated_deduplication_window makes a retried insert with the same insert_deduplication_token a no-op.
 CREATE TABLE IF NOT EXISTS ringback.event_copies {on_cluster}
 (
@@ -59,6 +61,7 @@ CREATE TABLE IF NOT EXISTS ringback.event_copies {on_cluster}
     message_text        Nullable(String),
     carrier             LowCardinality(Nullable(String)),
     region              LowCardinality(Nullable(String)),
+    reported_occurred_at Nullable(DateTime64(6, 'UTC')) DEFAULT occurred_at,
     inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3),
     arrival_rank        UInt64 MATERIALIZED 18446744073709551615 - toUInt64(toUnixTimestamp64Micro(received_at)),
     INDEX call_id_bloom call_id TYPE bloom_filter(0.01) GRANULARITY 4,
@@ -75,6 +78,23 @@ SETTINGS non_replicated_deduplication_window = 10000;
 -- Stores created with schema v2 gain the v3 columns.
 ALTER TABLE ringback.event_copies {on_cluster} ADD COLUMN IF NOT EXISTS carrier LowCardinality(Nullable(String)) AFTER message_text;
 ALTER TABLE ringback.event_copies {on_cluster} ADD COLUMN IF NOT EXISTS region LowCardinality(Nullable(String)) AFTER carrier;
+-- Stores created before copies shared their first copy's occurred_at: their copies' own time is occurred_at.
+ALTER TABLE ringback.event_copies {on_cluster} ADD COLUMN IF NOT EXISTS reported_occurred_at Nullable(DateTime64(6, 'UTC')) DEFAULT occurred_at AFTER region;
+
+-- The occurred_at every copy of an event is stored with, by event id: the sink looks a batch's event ids
+-- up here before inserting it. Filled from every insert into event_copies; the rows of one event are equal.
+-- Event ids are random: a batch's ids fall into as many granules as it has ids, so granules are small.
+CREATE TABLE IF NOT EXISTS ringback.event_keys {on_cluster}
+(
+    event_id            String,
+    occurred_at         Nullable(DateTime64(6, 'UTC'))
+)
+ENGINE = ReplacingMergeTree
+ORDER BY event_id
+SETTINGS index_granularity = 256;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS ringback.event_keys_from_copies {on_cluster} TO ringback.event_keys AS
+SELECT DISTINCT event_id, occurred_at FROM ringback.event_copies;
 
 -- What analysts and billing jobs query first: exactly one row per event_id — the first copy that
 -- arrived — whatever the merge state. event_time is when it happened (occurred_at), or when ringback

@@ -26,7 +26,7 @@ GROUP BY tenant, sid, to_e164;
 -- push's, else the last state push's — a call still under way shows where it is; unknown when only a
 -- recording or key press has arrived).
 -- A call is (tenant, source family, call id): click-to-call callId, the CDR platform's requestid, the
--- Tencent voice callid.
+-- Tencent voice callid. Its app is its CDR's (or final status push's), else any its events name.
 CREATE OR REPLACE VIEW ringback.calls {on_cluster} AS
 SELECT
     tenant, call_source, call_key, app_id, from_e164, to_e164, carrier, region,
@@ -40,7 +40,8 @@ FROM
         tenant,
         if(startsWith(source, 'tencent.voice'), 'tencent.voice', source) AS call_source,
         ifNull(call_id, request_id) AS call_key,
-        any(app_id) AS app_id,
+        coalesce(anyIf(app_id, event_type IN ('call.cdr', 'voice.code_status', 'voice.prompt_status', 'voice.call_failure')),
+                 any(app_id)) AS app_id,
         any(from_e164) AS from_e164,
         any(to_e164) AS to_e164,
         any(carrier) AS carrier,
@@ -126,3 +127,67 @@ SELECT
     sum(failed_reports) AS failed_reports
 FROM ringback.dead_letters FINAL
 GROUP BY hour, tenant, route, failure_type;
+
+-- Every dead letter (one row per request, as ringback.dead_letters FINAL) and whether what failed has
+-- been stored since: resolved_at is when the first event that settles it was inserted, resolved_by how —
+-- 'resend' (an event of the same tenant and route, received at or after the dead letter, carries one of
+-- its vendor ids: sid, call_id, request_id or conference_id, under the same name) or 'replay' (a
+-- request that could not be read at all now has events under its own ingest id and receive time, as
+-- `ringback replay` stores them). NULL: still open. A dead letter whose failed reports carry no vendor
+-- id and whose request was partly stored can only be closed by hand.
+CREATE OR REPLACE VIEW ringback.dead_letter_status {on_cluster} AS
+WITH
+    letters AS
+    (
+        SELECT route, ingest_id, report_index, tenant, received_at, failure_type, reason, failed_reports, ids
+        FROM ringback.dead_letters FINAL
+    ),
+    wanted AS
+    (
+        SELECT route, ingest_id, report_index, tenant, received_at, kind, id
+        FROM letters
+        ARRAY JOIN mapKeys(ids) AS kind, mapValues(ids) AS values
+        ARRAY JOIN values AS id
+        WHERE kind IN ('sid', 'call_id', 'request_id', 'conference_id') AND id != ''
+    ),
+    by_ids AS
+    (
+        SELECT tenant, route, received_at, inserted_at, 'sid' AS kind, assumeNotNull(sid) AS id
+        FROM ringback.event_copies WHERE sid IN (SELECT id FROM wanted WHERE kind = 'sid')
+        UNION ALL
+        SELECT tenant, route, received_at, inserted_at, 'call_id', assumeNotNull(call_id)
+        FROM ringback.event_copies WHERE call_id IN (SELECT id FROM wanted WHERE kind = 'call_id')
+        UNION ALL
+        SELECT tenant, route, received_at, inserted_at, 'request_id', assumeNotNull(request_id)
+        FROM ringback.event_copies WHERE request_id IN (SELECT id FROM wanted WHERE kind = 'request_id')
+        UNION ALL
+        SELECT tenant, route, received_at, inserted_at, 'conference_id', assumeNotNull(conference_id)
+        FROM ringback.event_copies WHERE conference_id IN (SELECT id FROM wanted WHERE kind = 'conference_id')
+    ),
+    resolutions AS
+    (
+        SELECT w.route AS route, w.ingest_id AS ingest_id, w.report_index AS report_index,
+               min(e.inserted_at) AS first_at, 'resend' AS how
+        FROM wanted AS w
+        INNER JOIN by_ids AS e ON e.tenant = w.tenant AND e.route = w.route AND e.kind = w.kind AND e.id = w.id
+        WHERE e.received_at >= w.received_at
+        GROUP BY route, ingest_id, report_index
+        UNION ALL
+        SELECT e.route, e.ingest_id, -1, min(e.inserted_at), 'replay'
+        FROM ringback.event_copies AS e
+        WHERE e.received_at IN (SELECT received_at FROM letters WHERE report_index = -1)
+          AND (e.route, e.ingest_id, e.received_at) IN (SELECT route, ingest_id, received_at FROM letters WHERE report_index = -1)
+        GROUP BY e.route, e.ingest_id
+    )
+SELECT l.route AS route, l.ingest_id AS ingest_id, l.report_index AS report_index, l.tenant AS tenant,
+       l.received_at AS received_at, l.failure_type AS failure_type, l.reason AS reason,
+       l.failed_reports AS failed_reports, l.ids AS ids,
+       if(r.at = 0, NULL, toNullable(r.at)) AS resolved_at, nullIf(r.how, '') AS resolved_by
+FROM letters AS l
+LEFT JOIN
+(
+    SELECT route, ingest_id, report_index, min(first_at) AS at, argMin(how, first_at) AS how FROM resolutions
+    GROUP BY route, ingest_id, report_index
+) AS r ON r.route = l.route AND r.ingest_id = l.ingest_id AND r.report_index = l.report_index
+-- On a cluster, dead letters and events are sharded apart: the subqueries are sent whole to every shard.
+SETTINGS distributed_product_mode = 'global';

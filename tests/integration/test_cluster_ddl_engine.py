@@ -358,17 +358,31 @@ def test_the_cluster_stores_and_answers_exactly_like_one_server(tmp_path: Path) 
     one = store(tmp_path / "one", SCHEMAS, "")
     cluster = store(tmp_path / "cluster", SCHEMAS, CLUSTER)
     engines = {row["name"]: row["engine"] for row in cluster["tables"]}  # type: ignore[index]
-    for table in ("event_copies", "dead_letters", "ledger", "ingests", "event_variants", "event_conflicts"):
+    for table in (
+        "event_copies",
+        "dead_letters",
+        "ledger",
+        "ingests",
+        "event_variants",
+        "event_conflicts",
+        "event_keys",
+    ):
         assert engines.pop(table) == "Distributed" and engines.pop(f"{table}_local") == "ReplacingMergeTree", table
     views = {
         "events",
         "events_dedup",
+        "dead_letter_status",
         *(name for name in re.findall(r"FROM ringback\.(\w+)", " ".join(VIEW_QUERIES.values()))),
     }
     assert engines == {
         **dict.fromkeys(views, "View"),
         **dict.fromkeys(
-            ("ingests_from_event_copies", "ingests_from_dead_letters_v2", "event_variants_from_copies"),
+            (
+                "ingests_from_event_copies",
+                "ingests_from_dead_letters_v2",
+                "event_variants_from_copies_v2",
+                "event_keys_from_copies",
+            ),
             "MaterializedView",
         ),
     }
@@ -501,6 +515,7 @@ def first_version() -> list[str]:
                 "ringback.ingests (ReplacingMergeTree instead of Distributed)",
                 "ringback.event_variants (ReplacingMergeTree instead of Distributed)",
                 "ringback.event_conflicts (ReplacingMergeTree instead of Distributed)",
+                "ringback.event_keys (ReplacingMergeTree instead of Distributed)",
             },
             id="single-server",
         ),

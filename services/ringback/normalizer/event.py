@@ -40,6 +40,23 @@ def leftover_attributes(report: Mapping[str, Any], consumed: Iterable[str]) -> d
     }
 
 
+#: The formats that carry no app of their own and belong to the tenant's app: Tencent's SMS and voice
+#: pushes (a Tencent app pushes to URLs of its own). Every other format names its app (CDR entries'
+#: ``appid``, click-to-call hang-ups' ``appId``) or belongs to a call whose CDR names it (CDR platform
+#: state pushes, click-to-call status, record and key-press pushes): their app_id stays empty, never
+#: the tenant's, so a call is counted under its CDR's app.
+TENANT_APP_SOURCES = frozenset(
+    {
+        "tencent.sms_status",
+        "tencent.sms_reply",
+        "tencent.voicecode",
+        "tencent.voiceprompt",
+        "tencent.voicekey",
+        "tencent.voice_failure",
+    }
+)
+
+
 @dataclass(frozen=True)
 class Context:
     """What every adapter needs besides the raw callback."""
@@ -78,4 +95,6 @@ class Context:
                 "tenant": raw.tenant,
             }
         )
+        if source in TENANT_APP_SOURCES and raw.tenant_app_id:
+            event["app_id"] = raw.tenant_app_id
         return event

@@ -70,10 +70,8 @@ def normalize_message(raw: RawCallback, adapters: dict[str, Adapter], ctx: Conte
 
 
 def complete(event: Event, raw: RawCallback) -> None:
-    """What every event gets whatever its adapter: the tenant's app_id when the vendor gives none
-    (Tencent SMS and voice), and the carrier and region of the reported party's number."""
-    if raw.tenant_app_id and not event["app_id"]:
-        event["app_id"] = raw.tenant_app_id
+    """What every event gets whatever its adapter: the carrier and region of the reported party's number
+    (the tenant's app_id is the adapters' to give: ``normalizer.event.TENANT_APP_SOURCES``)."""
     event["carrier"], event["region"] = carrier_and_region(event["to_e164"] or event["from_e164"])
 
 

@@ -12,6 +12,12 @@ one event collapse.
 - ``ringback.event_copies`` was partitioned by month of ``occurred_at``; it is partitioned by day, so
   ``FINAL`` over a day's query merges that day's rows only (backup: ``ringback.event_copies_monthly_backup``).
 
+One more upgrade is done in place, once (recorded in ``ringback.store_upgrades``): copies of an event
+stored before every copy took its first copy's ``occurred_at`` (``ringback.sink.placement``) may sit
+in other partitions or sort positions when a resend moved the vendor's time. Those copies are stored
+again with the ``occurred_at`` of the event's earliest-received copy (their own kept in
+``reported_occurred_at``), the split ones deleted, and ``ringback.event_keys`` filled from the store.
+
 These upgrades are a single server's. ``apply_ddl`` does not run them on a cluster: there, an old
 layout is refused before anything runs (``cluster_ddl.refuse_single_server_tables``), because the copy
 would pull every event through the one node the sink talks to, and renaming tables on every node while
@@ -93,7 +99,12 @@ MOVES = (
         table=NEW_EVENTS,
         being_copied="event_copies_before_daily",
         backup="event_copies_monthly_backup",
-        views=("ingests_from_event_copies", "event_variants_from_copies"),
+        views=(
+            "ingests_from_event_copies",
+            "event_variants_from_copies",
+            "event_variants_from_copies_v2",
+            "event_keys_from_copies",
+        ),
         in_the_way=_partitioned_by_month,
         what="event copies partitioned by month to partitions by day",
     ),
@@ -114,7 +125,13 @@ def before_ddl(client: Client) -> None:
 
 
 def after_ddl(client: Client) -> None:
-    """Copy the moved tables' rows into the new layout, then keep each as a backup."""
+    """Copy the moved tables' rows into the new layout, then keep each as a backup; then the upgrades
+    done in place."""
+    _copy_moved(client)
+    share_first_occurred_at(client)
+
+
+def _copy_moved(client: Client) -> None:
     for move in MOVES:
         if _engine(client, move.being_copied) is None:
             continue
@@ -130,3 +147,67 @@ def after_ddl(client: Client) -> None:
             backup=f"{DATABASE}.{move.backup}",
             action="DROP TABLE it when satisfied",
         )
+
+
+#: Upgrades done in place, by name, so each runs once (a store created by this version records them at once).
+STEPS_TABLE = f"{DATABASE}.store_upgrades"
+SHARED_OCCURRED_AT = "copies_share_first_occurred_at"
+#: Scratch table of the split events and the occurred_at their copies get (dropped when done).
+SPLIT_EVENTS = f"{DATABASE}.split_events_upgrade"
+KEYS_TABLE = f"{DATABASE}.event_keys"
+#: A vendor time as a number that is equal for two NULLs.
+_SAME_TIME = "ifNull(toUnixTimestamp64Micro({column}), -1)"
+
+
+def _done(client: Client, step: str) -> bool:
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {STEPS_TABLE} (step String, done_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+        "ENGINE = MergeTree ORDER BY step"
+    )
+    rows = client.query(f"SELECT count() FROM {STEPS_TABLE} WHERE step = {{step:String}}", parameters={"step": step})
+    return int(rows.result_rows[0][0]) > 0
+
+
+def share_first_occurred_at(client: Client) -> None:
+    """Store every copy of an event with the occurred_at of its earliest-received copy (once per store)."""
+    if _done(client, SHARED_OCCURRED_AT):
+        return
+    copies = f"{DATABASE}.{NEW_EVENTS}"
+    if int(client.query(f"SELECT count() FROM {copies}").result_rows[0][0]):
+        client.command(
+            f"CREATE TABLE IF NOT EXISTS {SPLIT_EVENTS} (event_id String, occurred_at Nullable(DateTime64(6, 'UTC'))) "
+            "ENGINE = MergeTree ORDER BY event_id"
+        )
+        client.command(f"TRUNCATE TABLE {SPLIT_EVENTS}")
+        own = _SAME_TIME.format(column="occurred_at")
+        client.command(
+            f"INSERT INTO {SPLIT_EVENTS} SELECT event_id, argMin(tuple(occurred_at), received_at).1 FROM {copies} "
+            f"GROUP BY event_id HAVING uniqExact({own}) > 1"
+        )
+        split = int(client.query(f"SELECT count() FROM {SPLIT_EVENTS}").result_rows[0][0])
+        if split:
+            log.warning("upgrading the store", step="copies of an event moved to its first copy's time", events=split)
+            _store_split_copies_again(client, copies)
+        client.command(f"INSERT INTO {KEYS_TABLE} SELECT DISTINCT event_id, occurred_at FROM {copies}")
+        client.command(f"DROP TABLE IF EXISTS {SPLIT_EVENTS}")
+    client.insert(STEPS_TABLE, [[SHARED_OCCURRED_AT]], column_names=["step"])
+
+
+def _store_split_copies_again(client: Client, copies: str) -> None:
+    """Insert the split events' copies again with their event's time, then delete the ones left apart.
+    Both steps can run again after a crash: the copies inserted again already have the event's time."""
+    names = [name for name in _columns(client, NEW_EVENTS) if name not in ("occurred_at", "reported_occurred_at")]
+    listed = ", ".join(f"`{name}`" for name in names)
+    taken = ", ".join(f"c.`{name}`" for name in names)
+    apart = f"{_SAME_TIME.format(column='c.occurred_at')} != {_SAME_TIME.format(column='s.occurred_at')}"
+    client.command(
+        f"INSERT INTO {copies} ({listed}, occurred_at, reported_occurred_at) "
+        f"SELECT {taken}, s.occurred_at, c.reported_occurred_at FROM {copies} AS c "
+        f"INNER JOIN {SPLIT_EVENTS} AS s ON c.event_id = s.event_id WHERE {apart}"
+    )
+    own = _SAME_TIME.format(column="occurred_at")
+    client.command(
+        f"ALTER TABLE {copies} DELETE WHERE event_id IN (SELECT event_id FROM {SPLIT_EVENTS}) "
+        f"AND (event_id, {own}) NOT IN (SELECT event_id, {own} FROM {SPLIT_EVENTS})",
+        settings={"mutations_sync": 2},
+    )

@@ -3,14 +3,16 @@
 ``ringback.event_variants`` keeps one row per distinct set of billing values of an event (filled by a
 materialized view on every insert). After storing a batch — at most every ``conflict_check_interval_s``
 — the sink looks among the variants inserted since its last look (with a margin for inserts still
-landing) for events that have more than one, records each in ``ringback.event_conflicts`` with every
-version, counts the new ones (``ringback_sink_event_conflicts_total``) and logs them.
+landing) for events that have more than one. A conflict is recorded in ``ringback.event_conflicts``
+with every version when the table does not hold it yet, or holds fewer versions of it; the events not
+recorded before are counted (``ringback_sink_event_conflicts_total``) and logged. What is recorded is
+the memory: a sink that starts again looks at every variant once more but neither records, counts
+nor logs a conflict a second time.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,11 +24,10 @@ from ringback import logs, metrics
 CONFLICTS_TABLE = "ringback.event_conflicts"
 #: Variants inserted this long before the previous look are looked at again (inserts still landing).
 LOOK_BACK_MARGIN = timedelta(minutes=1)
-#: Conflicts already counted, remembered so the overlap of two looks does not count one twice.
-REMEMBERED = 100_000
 FIND = """
-SELECT event_id, any(tenant) AS tenant, any(event_type) AS event_type, count() AS versions,
-       min(received_at) AS first_received_at,
+SELECT event_id, any(tenant) AS tenant, any(event_type) AS event_type, any(source) AS source,
+       argMin(tuple(app_id), received_at).1 AS app_id, any(sid) AS sid, any(call_id) AS call_id,
+       any(request_id) AS request_id, count() AS versions, min(received_at) AS first_received_at,
        arraySort(x -> x.1, groupArray((received_at, ingest_id, toString(status), charge, duration_s, billable_minutes)))
            AS history
 FROM ringback.event_variants FINAL
@@ -38,10 +39,18 @@ HAVING uniqExact(billing_hash) > 1
 #: ClickHouse refuses inside a distributed query by default. That is exact: every variant of an event is
 #: on the shard of its event id (cluster DDL). A single server ignores the setting.
 FIND_SETTINGS = {"distributed_product_mode": "local"}
+RECORDED = """
+SELECT event_id, max(versions) FROM ringback.event_conflicts WHERE event_id IN {ids:Array(String)} GROUP BY event_id
+"""
 COLUMNS = [
     "event_id",
     "tenant",
     "event_type",
+    "source",
+    "app_id",
+    "sid",
+    "call_id",
+    "request_id",
     "versions",
     "first_received_at",
     "received_at",
@@ -53,6 +62,9 @@ COLUMNS = [
     "detected_at",
 ]
 
+#: Where a FIND row holds its number of versions.
+VERSIONS = COLUMNS.index("versions")
+
 log = logs.get(__name__)
 
 
@@ -61,15 +73,14 @@ class ConflictWatcher:
         self.interval_s = interval_s
         self._last_look = datetime.fromtimestamp(0, tz=UTC)
         self._next_due = 0.0
-        self._counted: deque[str] = deque(maxlen=REMEMBERED)
-        self._counted_set: set[str] = set()
 
     def due(self) -> bool:
         return time.monotonic() >= self._next_due
 
     def look(self, client: Client) -> int:
-        """Record the conflicts among variants inserted since the last look; returns how many are new.
-        Runs on the sink's ClickHouse thread."""
+        """Record the conflicts among variants inserted since the last look that are not recorded yet (or
+        have gained a version); returns how many events conflict for the first time. Runs on the sink's
+        ClickHouse thread."""
         started = datetime.now(UTC)
         since = self._last_look - LOOK_BACK_MARGIN
         found = client.query(FIND, parameters={"since": since.replace(tzinfo=None)}, settings=FIND_SETTINGS).result_rows
@@ -77,13 +88,17 @@ class ConflictWatcher:
         self._next_due = time.monotonic() + self.interval_s
         if not found:
             return 0
-        client.insert(CONFLICTS_TABLE, [self._row(row, started) for row in found], column_names=COLUMNS)
-        new = [row[0] for row in found if row[0] not in self._counted_set]
-        for event_id in new:
-            if len(self._counted) == self._counted.maxlen:
-                self._counted_set.discard(self._counted[0])
-            self._counted.append(event_id)
-            self._counted_set.add(event_id)
+        recorded = {
+            str(event_id): int(versions)
+            for event_id, versions in client.query(
+                RECORDED, parameters={"ids": [row[0] for row in found]}, settings=FIND_SETTINGS
+            ).result_rows
+        }
+        changed = [row for row in found if recorded.get(row[0], 0) < row[VERSIONS]]
+        if not changed:
+            return 0
+        client.insert(CONFLICTS_TABLE, [self._row(row, started) for row in changed], column_names=COLUMNS)
+        new = [row[0] for row in changed if row[0] not in recorded]
         if new:
             metrics.SINK_EVENT_CONFLICTS.inc(len(new))
             log.warning(
@@ -99,14 +114,12 @@ class ConflictWatcher:
 
     @staticmethod
     def _row(row: Sequence[Any], detected_at: datetime) -> list[Any]:
-        event_id, tenant, event_type, versions, first_received_at, history = row
+        *named, versions, first_received_at, history = row
         received_at, ingest_id, status, charge, duration_s, billable_minutes = (
             list(column) for column in zip(*history, strict=True)
         )
         return [
-            event_id,
-            tenant,
-            event_type,
+            *named,
             versions,
             first_received_at,
             received_at,

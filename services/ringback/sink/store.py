@@ -2,7 +2,8 @@
 
 Events take the fast path: their Avro bodies go to ClickHouse as they arrived, in a container file
 (``FORMAT Avro``, one record per block so a broken body cannot shift its neighbours), so Python never
-decodes them. Errors split by kind:
+decodes them; only the time every copy of the event is stored with is appended to each
+(:mod:`ringback.sink.placement`), after one lookup of the batch's event ids. Errors split by kind:
 
 - ClickHouse refusing the data for its *values* (a parse error, a value out of the column's range, a
   body that is not the Avro its header claims) sends the batch down the **checked path**: every event
@@ -31,13 +32,15 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DataError
 
 from ringback import logs, metrics
-from ringback.runtime.avro import HEADER_LENGTH, AvroDecodeError, EventCodec
+from ringback.runtime.avro import AvroDecodeError, EventCodec
 from ringback.runtime.avro_container import container
 from ringback.runtime.dead_letter import DeadLetter
 from ringback.runtime.ledger import LEDGER_COLUMNS, LedgerRow
 from ringback.runtime.raw import H_TENANT
 from ringback.runtime.stream.backend import Message
 from ringback.runtime.stream.health import Health
+from ringback.sink import placement
+from ringback.sink.placement import OCCURRED_AT, REPORTED_OCCURRED_AT, Micros, Placed, Placement
 from ringback.sink.rows import DEAD_LETTER_COLUMNS, dead_letter_columns, undecodable, unstorable
 
 EVENTS_TABLE = "ringback.event_copies"  # every copy; analysts read the ringback.events view
@@ -120,6 +123,7 @@ class Store:
         self.db_thread = db_thread
         self.codec = codec
         self.health = health
+        self.placement = Placement(codec)
 
     async def on_db_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
@@ -127,14 +131,16 @@ class Store:
     # --- events ---
     async def store_events(self, events: list[Message], token: str) -> Stored:
         try:
-            keys = [EventKey(*self.codec.route_and_received_at(m.value), tenant_of(m)) for m in events]
-            by_writer = self._by_writer(events)
+            placed = [self.placement.read(m.value) for m in events]
+            keys = [EventKey(p.route, p.received_at_us, tenant_of(m)) for p, m in zip(placed, events, strict=True)]
+            writers = [self.codec.writer_of(m.value) for m in events]
         except PYTHON_VALUE_ERRORS as exc:
             return await self._checked_path(events, token, exc)
         attempt = 0
         while True:
             try:
-                await self._insert_containers(by_writer, token)
+                times = await self.on_db_thread(placement.stored_times, self.client, placed)
+                await self._insert_containers(self._by_writer(events, writers, placed, times), token)
                 self.health.succeeded(INSERT)
                 return Stored(keys, [])
             except Exception as exc:
@@ -143,26 +149,29 @@ class Store:
                 await self._outage(EVENTS_TABLE, exc, attempt)
                 attempt += 1
 
-    def _by_writer(self, events: list[Message]) -> dict[bytes, list[bytes]]:
+    @staticmethod
+    def _by_writer(
+        events: list[Message], writers: list[bytes], placed: list[Placed], times: dict[str, Micros]
+    ) -> dict[bytes, list[bytes]]:
+        """Each writer schema's bodies, each with its event's stored time appended (see placement)."""
         by_writer: dict[bytes, list[bytes]] = {}
-        for message in events:
-            by_writer.setdefault(self.codec.writer_of(message.value), []).append(message.value)
+        for message, writer, where in zip(events, writers, placed, strict=True):
+            by_writer.setdefault(writer, []).append(placement.with_stored_time(message.value, times[where.event_id]))
         return by_writer
 
     async def _insert_containers(self, by_writer: dict[bytes, list[bytes]], token: str) -> None:
-        """The fast path: one container file per writer schema, bodies untouched."""
-        for fingerprint, payloads in by_writer.items():
-            names = [f["name"] for f in self.codec.known_writers[fingerprint]["fields"]]
-            schema_json = self.codec.writer_json[fingerprint]
+        """The fast path: one container file per writer schema, bodies untouched but for the stored time."""
+        for fingerprint, bodies in by_writer.items():
+            schema_json, names = self.placement.container_schema(fingerprint)
             part_token = token if len(by_writer) == 1 else f"{token}:{fingerprint.hex()}"
             started = time.perf_counter()
-            await self.on_db_thread(self._insert_container, schema_json, names, payloads, part_token)
+            await self.on_db_thread(self._insert_container, schema_json, names, bodies, part_token)
             metrics.SINK_INSERT_SECONDS.labels(EVENTS_TABLE).observe(time.perf_counter() - started)
-            metrics.SINK_ROWS.labels(EVENTS_TABLE).inc(len(payloads))
+            metrics.SINK_ROWS.labels(EVENTS_TABLE).inc(len(bodies))
             metrics.SINK_LAST_INSERT.labels(EVENTS_TABLE).set(time.time())
 
-    def _insert_container(self, schema_json: str, names: list[str], payloads: list[bytes], token: str) -> None:
-        data = container(schema_json, (payload[HEADER_LENGTH:] for payload in payloads))
+    def _insert_container(self, schema_json: str, names: list[str], bodies: list[bytes], token: str) -> None:
+        data = container(schema_json, bodies)
         self.client.raw_insert(
             EVENTS_TABLE,
             names,
@@ -189,7 +198,7 @@ class Store:
             except DECODE_ERRORS as exc:
                 set_aside.append(undecodable(message, exc))
         if decoded:
-            columns = [[event.get(name) for event in decoded] for name in self.codec.field_names]
+            columns = await self._columns_placed(decoded)
             for index, why in await self._store_columns(columns, token):
                 set_aside.append(unstorable(sources[index], decoded[index], why))
         keys = [
@@ -200,10 +209,34 @@ class Store:
         ]
         return Stored(keys, set_aside)
 
+    async def _columns_placed(self, decoded: list[dict[str, Any]]) -> list[list[Any]]:
+        """The events' columns, ``occurred_at`` as stored (see placement) and the copies' own beside it."""
+        placed = [
+            Placed(
+                str(e["route"]),
+                str(e["event_id"]),
+                placement.micros(e["received_at"]) or 0,
+                placement.micros(e.get(OCCURRED_AT)),
+            )
+            for e in decoded
+        ]
+        attempt = 0
+        while True:
+            try:
+                times = await self.on_db_thread(placement.stored_times, self.client, placed)
+                break
+            except Exception as exc:  # a lookup that fails is the store not working, never the data
+                await self._outage(placement.KEYS_TABLE, exc, attempt)
+                attempt += 1
+        columns = [[event.get(name) for event in decoded] for name in self.codec.field_names]
+        columns[self.codec.field_names.index(OCCURRED_AT)] = [placement.as_time(times[p.event_id]) for p in placed]
+        columns.append([event.get(OCCURRED_AT) for event in decoded])
+        return columns
+
     async def _store_columns(self, columns: list[list[Any]], token: str) -> list[tuple[int, str]]:
         """Insert; rows whose values ClickHouse cannot take are found by halving and returned, with why."""
         try:
-            await self.insert(EVENTS_TABLE, columns, self.codec.field_names, token)
+            await self.insert(EVENTS_TABLE, columns, [*self.codec.field_names, REPORTED_OCCURRED_AT], token)
             return []
         except ValueRefused as refused:
             size = len(columns[0])
