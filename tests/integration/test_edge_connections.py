@@ -157,7 +157,8 @@ async def test_the_total_cap_stays_below_the_descriptor_limit_and_recovers(
     await asyncio.sleep(0.1)
     status, _, _ = await edge.post(SMS, BODY)
     assert status == 503
-    await asyncio.gather(*(closed_within(reader, 5.0) for reader, _ in held))  # the idle ones time out...
+    closed = await asyncio.gather(*(closed_within(reader, 5.0) for reader, _ in held))  # the idle ones time out...
+    assert all(closed), f"{closed.count(False)} idle connections still open"
     await asyncio.sleep(0.2)
     assert (await edge.post(SMS, BODY))[0] == 200  # ...and the edge answers again
     text = (await edge.request(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))[2].decode()
@@ -183,6 +184,39 @@ async def test_malformed_http_is_answered_in_the_vendor_shape(
     assert headers["content-type"] == "application/json"
     reply = json.loads(body)
     assert reply["result"] != 0 and reply["errmsg"]
+
+
+#: The head of a POST of BODY: 4 header lines of its own.
+HEAD_FIELDS = ("Host: edge", "Content-Type: application/json", f"Content-Length: {len(BODY)}", "Connection: close")
+#: aiohttp's bound on one header line, name and value together (8 KB less the line end).
+MAX_HEADER_LINE = 8190
+
+
+def post_with_headers(extra: list[str]) -> bytes:
+    return "\r\n".join([f"POST {SMS} HTTP/1.1", *HEAD_FIELDS, *extra, "", ""]).encode() + BODY
+
+
+@pytest.mark.parametrize(("headers", "status"), [(64, 200), (65, 400)], ids=["64-taken", "65-refused"])
+async def test_at_most_64_headers(start: Callable[..., asyncio.Future[Edge]], headers: int, status: int) -> None:
+    edge = await start()
+    extra = [f"X-Field-{i}: y" for i in range(headers - len(HEAD_FIELDS))]
+    got, _, body = await edge.request(post_with_headers(extra))
+    assert got == status, body
+    assert (json.loads(body)["result"] == 0) is (status == 200)
+
+
+@pytest.mark.parametrize(
+    ("line_bytes", "status"), [(MAX_HEADER_LINE, 200), (MAX_HEADER_LINE + 1, 431)], ids=["8190-taken", "8191-refused"]
+)
+async def test_a_header_line_of_at_most_8_kb(
+    start: Callable[..., asyncio.Future[Edge]], line_bytes: int, status: int
+) -> None:
+    edge = await start()
+    name = "X-Big"
+    got, headers, body = await edge.request(post_with_headers([f"{name}: {'a' * (line_bytes - len(name))}"]))
+    assert got == status, body
+    assert headers["content-type"] == "application/json"
+    assert (json.loads(body)["result"] == 0) is (status == 200)
 
 
 async def test_unknown_path_and_wrong_method_are_answered_in_the_vendor_shape(
@@ -213,11 +247,16 @@ async def test_body_bytes_in_flight_are_bounded(start: Callable[..., asyncio.Fut
         writer.close()
 
 
+PER_ADDRESS_CAP = 3
+
+
 async def test_errors_are_logged_as_one_json_line_each(
     broker: EmbeddedBroker, make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     """The edge as a process, in JSON log mode: malformed traffic leaves JSON lines, no tracebacks."""
-    settings = make_settings(kafka_bootstrap=broker.bootstrap, edge_header_timeout_s=0.5)
+    settings = make_settings(
+        kafka_bootstrap=broker.bootstrap, edge_header_timeout_s=0.5, edge_max_connections_per_ip=PER_ADDRESS_CAP
+    )
     await kafka.ensure_topics(settings)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")},
@@ -239,6 +278,10 @@ async def test_errors_are_logged_as_one_json_line_each(
         writer.write(b"POST")
         assert await closed_within(reader, 5.0)  # a head that never completes
         assert (await edge.post(SMS, BODY))[0] == 200
+        held = [await edge.open() for _ in range(PER_ADDRESS_CAP)]
+        assert (await edge.post(SMS, BODY))[0] == 503  # over the per-address cap: refused, and logged
+        for _, writer in held:
+            writer.close()
     finally:
         process.terminate()
         process.wait(30)
@@ -247,3 +290,5 @@ async def test_errors_are_logged_as_one_json_line_each(
     text = "\n".join(lines)
     assert "Traceback" not in text
     assert text.count('"malformed request"') == 2 and '"request head not received in time' in text
+    refused = [json.loads(line) for line in lines if '"connection refused"' in line]
+    assert refused and refused[0].get("reason") == "per_address_limit", lines

@@ -268,14 +268,12 @@ async def test_a_batch_is_stored_while_a_long_analyst_query_runs(
         assert not long_query.done()
 
         event_id = f"{settings.topic_raw}-during-query"
-        batch_started = time.monotonic()
         await produce(
             settings.kafka_bootstrap, settings.topic_normalized, [(None, sink.codec.encode(_event(sink, event_id)), [])]
         )
         while sink.step_ is None or sink.step_.batch.event_count < 1:
             await sink.step()
         await sink.flush()
-        stored_after = time.monotonic() - batch_started
         assert not long_query.done(), "the batch had to wait for the analyst's query"
         count = await sink.on_db_thread(
             lambda: sink.client.query(f"SELECT count() FROM ringback.events WHERE event_id = '{event_id}'").result_rows
@@ -284,9 +282,7 @@ async def test_a_batch_is_stored_while_a_long_analyst_query_runs(
 
         with pytest.raises(Exception, match="TIMEOUT_EXCEEDED"):
             await long_query
-        query_took = time.monotonic() - query_started
-        assert query_took >= query_limit_s * 0.9
-        assert stored_after < query_took / 2
+        assert time.monotonic() - query_started >= query_limit_s * 0.9  # the query really ran that long
     finally:
         await sink.stop()
 
@@ -378,10 +374,36 @@ def test_analyst_queries_through_the_running_sink(pipeline: Pipeline) -> None:
     ):
         assert time.monotonic() < deadline, "the callback was never stored"
         time.sleep(0.5)
+    # What each answers over this pipeline's store (one SMS report, nothing dead-lettered); the cookbook's
+    # answers are checked over known events in test_views.py.
+    expected = {
+        ANALYST_QUERIES[
+            0
+        ]: f"sms.delivery_report\t{tag}\tdelivered\tDELIVRD\t13800138000\t2026-11-21 01:30:15.000000\n",
+        ANALYST_QUERIES[1]: "",
+        ANALYST_QUERIES[2]: "1\n",
+        ANALYST_QUERIES[3]: "2026-11-21\ttencent.sms_status\t1\t",
+        ANALYST_QUERIES[5]: "all\t\t0\n",
+        ANALYST_QUERIES[6]: "events_dedup\n",
+        ANALYST_QUERIES[7]: "event_id\tString",
+        ANALYST_QUERIES[8]: '{"name":"event_id","type":"String"',
+        ANALYST_QUERIES[9]: "1\n",
+        ANALYST_QUERIES[10]: "CREATE TABLE ringback.events",
+        ANALYST_QUERIES[11]: "ReadFromMergeTree",
+        ANALYST_QUERIES[12]: "ReadFromMergeTree",
+        ANALYST_QUERIES[13]: "SELECT",
+    }
+    exact = {ANALYST_QUERIES[i] for i in (0, 1, 2, 9)}
     for query in ANALYST_QUERIES:
         done = sql(pipeline.data_dir, query)
         assert done.returncode == 0, (query, done.stderr)
-    assert b"events_dedup" in sql(pipeline.data_dir, "SHOW TABLES FROM ringback").stdout
+        answer = done.stdout.decode()
+        if query in exact:
+            assert answer == expected[query], (query, answer)
+        elif query in expected:
+            assert expected[query] in answer, (query, answer)
+        else:
+            assert answer.strip() or "ringback.event_conflicts" in query or "dead_letters" in query, query
     piped = sql(
         pipeline.data_dir,
         "-",
@@ -404,14 +426,32 @@ def test_limits_through_the_running_sink_come_back_as_errors(pipeline: Pipeline)
     assert sql(pipeline.data_dir, "SELECT 1").stdout == b"1\n"  # and the endpoint goes on answering
 
 
-def test_zz_the_stopped_pipelines_store_opened_directly(pipeline: Pipeline, canary: Path, tmp_path: Path) -> None:
-    """Runs last in this module: stops the pipeline, then `ringback sql` opens the store itself."""
-    assert pipeline.stop() == 0, pipeline.log()
-    store = pipeline.data_dir / "clickhouse"
-    for directory in (pipeline.data_dir, store):
+@pytest.fixture
+def stopped(tmp_path: Path) -> Path:
+    """A pipeline of its own that stored a callback and was stopped: its data dir."""
+    running = Pipeline(tmp_path / "data", extra_args=PIPELINE_LIMITS).start()
+    try:
+        body = (
+            b'[{"user_receive_time":"2026-11-21 09:30:15","nationcode":"86","mobile":"13800138000",'
+            b'"report_status":"SUCCESS","errmsg":"DELIVRD","sid":"s-1"}]'
+        )
+        assert post(running.edge_url + SMS_ROUTE, body)[0] == 200
+        deadline = time.monotonic() + 60
+        while sql(running.data_dir, "SELECT count() FROM ringback.events_dedup").stdout != b"1\n":
+            assert time.monotonic() < deadline, "the callback was never stored"
+            time.sleep(0.5)
+    finally:
+        assert running.stop() == 0, running.log()
+    return running.data_dir
+
+
+def test_the_stopped_pipelines_store_opened_directly(stopped: Path, canary: Path, tmp_path: Path) -> None:
+    """`ringback sql` opens the store of a stopped pipeline itself."""
+    store = stopped / "clickhouse"
+    for directory in (stopped, store):
         directory.chmod(0o755)  # as an earlier version left them
-    assert_escapes_refused(pipeline.data_dir, canary, tmp_path / "written")
-    assert sql(pipeline.data_dir, "SELECT count() > 0 FROM ringback.events_dedup").stdout == b"1\n"
-    slow = sql(pipeline.data_dir, ENDLESS_QUERY, "--query-timeout-s", "1")
+    assert_escapes_refused(stopped, canary, tmp_path / "written")
+    assert sql(stopped, "SELECT count() FROM ringback.events_dedup").stdout == b"1\n"
+    slow = sql(stopped, ENDLESS_QUERY, "--query-timeout-s", "1")
     assert slow.returncode == 1 and b"TIMEOUT_EXCEEDED" in slow.stderr, slow.stderr
-    assert shared_with_others(pipeline.data_dir) == []
+    assert shared_with_others(stopped) == []
