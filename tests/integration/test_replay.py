@@ -16,7 +16,7 @@ import pytest
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
 from ringback.runtime.raw import RawCallback, new_ingest_id
 from tests.kafka_helpers import produce
-from tests.pipeline import Pipeline, post, ringback, sql_rows, wait_for_rows
+from tests.pipeline import Pipeline, post, ringback, sql_rows, wait_for_rows, wait_until_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -69,11 +69,16 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
 
 @pytest.fixture(scope="module")
 def dead(pipeline: Pipeline) -> dict[str, str]:
-    """Three dead letters: two whose bodies the current adapters read (dead-lettered by an earlier
-    normalizer, one for a reason not chosen below), and one the edge took that is still unreadable."""
-    fixed, other = new_ingest_id(), new_ingest_id()
+    """Four dead letters: three whose bodies the current adapters read (dead-lettered by an earlier
+    normalizer; one for a reason not chosen below, one replayed by its ingest id only), and one the edge
+    took that is still unreadable."""
+    fixed, other, ledger = new_ingest_id(), new_ingest_id(), new_ingest_id()
     letters = []
-    for ingest_id, sid, reason in ((fixed, "fixed", "missing_field"), (other, "other", "unexpected_shape")):
+    for ingest_id, sid, reason in (
+        (fixed, "fixed", "missing_field"),
+        (other, "other", "unexpected_shape"),
+        (ledger, "ledger", "unexpected_shape"),
+    ):
         raw = RawCallback(
             SMS_ROUTE,
             ingest_id,
@@ -90,15 +95,15 @@ def dead(pipeline: Pipeline) -> dict[str, str]:
     asyncio.run(produce(pipeline.bootstrap, DLQ_TOPIC, letters))
     status, _ = post(f"{pipeline.edge_url}/callbacks/{SMS_ROUTE}", b'[{"sid": "broken"')
     assert status == 200
-    rows = wait_for_rows(pipeline.data_dir, "SELECT ingest_id, failure_type FROM ringback.dead_letters FINAL", 3)
+    rows = wait_for_rows(pipeline.data_dir, "SELECT ingest_id, failure_type FROM ringback.dead_letters FINAL", 4)
     broken = next(r["ingest_id"] for r in rows if r["failure_type"] == "invalid_json")
-    return {"fixed": fixed, "other": other, "broken": broken}
+    return {"fixed": fixed, "other": other, "ledger": ledger, "broken": broken}
 
 
 def test_a_dry_run_counts_and_publishes_nothing(pipeline: Pipeline, dead: dict[str, str]) -> None:
     summary = replay(pipeline, "--reason", "missing_field", "--dry-run")
     assert summary["requests"] == 1 and summary["dry_run"] and summary["by_reason"] == {"missing_field": 1}
-    time.sleep(2)
+    wait_until_caught_up(pipeline)  # anything published would have been stored by now
     assert count(pipeline, f"SELECT count() AS n FROM ringback.event_copies WHERE ingest_id = '{dead['fixed']}'") == 0
 
 
@@ -129,23 +134,38 @@ def test_a_request_that_fails_again_replaces_its_dead_letter(pipeline: Pipeline,
     )
 
 
+def sms_lines(pipeline: Pipeline) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        ringback("reconcile", "--data-dir", str(pipeline.data_dir), "--json"), capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    return [line for line in json.loads(done.stdout) if line["route"] == SMS_ROUTE]
+
+
 def test_the_ledger_counts_replays_apart_from_what_the_edge_accepted(pipeline: Pipeline, dead: dict[str, str]) -> None:
+    before = sum(line["replayed"] for line in sms_lines(pipeline))
+    for _ in range(2):  # the same request replayed twice
+        assert replay(pipeline, "--ingest-id", dead["ledger"])["requests"] == 1
+    copies = f"SELECT count() AS n FROM ringback.event_copies WHERE ingest_id = '{dead['ledger']}'"
+    assert wait_for_count(pipeline, copies, 4) == 4  # its two reports, stored twice
     deadline = time.monotonic() + 60
     while True:
-        done = subprocess.run(
-            ringback("reconcile", "--data-dir", str(pipeline.data_dir), "--json"), capture_output=True, timeout=120
-        )
-        lines = [line for line in json.loads(done.stdout) if line["route"] == SMS_ROUTE]
+        lines = sms_lines(pipeline)
         replayed = sum(line["replayed"] for line in lines)
-        if replayed >= 3 or time.monotonic() > deadline:
+        settled = (
+            replayed >= before + 2
+            and sum(line["raw"] for line in lines) == sum(line["accepted"] for line in lines)
+            and sum(line["duplicates"] for line in lines) >= 2
+        )
+        if settled or time.monotonic() > deadline:
             break
         time.sleep(1)
-    assert replayed == 3  # two replays of one request, one of another
+    assert replayed == before + 2, (before, lines)
     assert sum(line["raw"] for line in lines) == sum(
         line["accepted"] for line in lines
     )  # replays are not counted as new requests
     assert all(not line["gaps"] for line in lines), lines
-    assert sum(line["duplicates"] for line in lines) >= 2
+    assert sum(line["duplicates"] for line in lines) >= 2, lines  # its two reports, stored twice
 
 
 def test_a_time_range_of_the_raw_topic_is_replayed_without_new_events(pipeline: Pipeline, dead: dict[str, str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -199,11 +200,16 @@ async def test_a_truncated_event_body_is_set_aside_and_its_batch_still_stored(si
     (dead,) = await rows(
         sink,
         (
-            "SELECT failure_type, source_offset >= 0, length(body) FROM ringback.dead_letters WHERE source_topic = "
-            f"'{settings.topic_normalized}'"
+            "SELECT failure_type, source_partition, source_offset, length(body) FROM ringback.dead_letters WHERE "
+            f"source_topic = '{settings.topic_normalized}'"
         ),
     )
-    assert dead == ("undecodable_event", 1, 30)
+    (truncated,) = [
+        r
+        for r in await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=4)
+        if len(r.value) == 30
+    ]
+    assert dead == ("undecodable_event", truncated.partition, truncated.offset, 30)
 
 
 async def test_read_only_query_refuses_writes_and_leaves_the_sink_writable(sink: Sink) -> None:
@@ -264,6 +270,9 @@ async def test_reconcile_sees_a_loss_that_replays_hide_in_the_counts(sink: Sink)
     assert has_closed_gap([line])
 
 
+PARTS_LIMIT = "parts_to_throw_insert"
+
+
 async def make_inserts_fail(sink: Sink, tag: str) -> None:
     """A real ClickHouse failure on the real engine: with one part present and parts_to_throw_insert = 1,
     every insert into the events table fails with TOO_MANY_PARTS until ``let_inserts_succeed``."""
@@ -287,10 +296,25 @@ async def make_inserts_fail(sink: Sink, tag: str) -> None:
     await sink.on_db_thread(sink.client.command, f"ALTER TABLE {EVENTS_TABLE} MODIFY SETTING parts_to_throw_insert = 1")
 
 
-async def let_inserts_succeed(sink: Sink) -> None:
-    await sink.on_db_thread(
-        sink.client.command, f"ALTER TABLE {EVENTS_TABLE} MODIFY SETTING parts_to_throw_insert = 3000"
+async def table_setting(sink: Sink, name: str) -> str | None:
+    """The events table's own value of a MergeTree setting, None when the table does not set it."""
+    database, table = EVENTS_TABLE.split(".")
+    ((engine_full,),) = await rows(
+        sink, f"SELECT engine_full FROM system.tables WHERE database = '{database}' AND name = '{table}'"
     )
+    found = re.search(rf"\b{name} = (\w+)", engine_full)
+    return found.group(1) if found else None
+
+
+async def let_inserts_succeed(sink: Sink, before: str | None) -> None:
+    """Puts the shared store's events table back as it was found: its own value, or none."""
+    statement = (
+        f"ALTER TABLE {EVENTS_TABLE} RESET SETTING {PARTS_LIMIT}"
+        if before is None
+        else f"ALTER TABLE {EVENTS_TABLE} MODIFY SETTING {PARTS_LIMIT} = {before}"
+    )
+    await sink.on_db_thread(sink.client.command, statement)
+    assert await table_setting(sink, PARTS_LIMIT) == before  # the shared store is as it was found
 
 
 async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise_the_alarm_and_end_exact(
@@ -309,6 +333,7 @@ async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise
         settings.topic_normalized,
         [(None, codec.encode(event(codec, f"{tag}-f{i}", f"{tag}-req", charge="1.10")), []) for i in range(5)],
     )
+    parts_limit = await table_setting(sink, PARTS_LIMIT)
     await make_inserts_fail(sink, tag)
     failures_before = metrics.SINK_INSERT_FAILURES.labels(EVENTS_TABLE)._value.get()
     checked_before = metrics.SINK_CHECKED_BATCHES._value.get()
@@ -328,7 +353,7 @@ async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise
         assert reason.startswith("cannot insert for") and "TOO_MANY_PARTS" in reason
         assert metrics.ALARM.labels("sink", "insert")._value.get() == 1
     finally:
-        await let_inserts_succeed(sink)
+        await let_inserts_succeed(sink, parts_limit)
     await asyncio.wait_for(flushing, 30)
     assert not sink.ready_reasons() and metrics.ALARM.labels("sink", "insert")._value.get() == 0
     assert metrics.SINK_CHECKED_BATCHES._value.get() == checked_before  # never the checked path for an outage
@@ -379,12 +404,14 @@ async def test_an_event_clickhouse_cannot_store_is_set_aside_and_the_rest_flows(
     (dead,) = await rows(
         sink,
         (
-            f"SELECT failure_type, reason, position(body, '{tag}-poison') > 0, source_offset >= 0 FROM "
+            f"SELECT failure_type, reason, position(body, '{tag}-poison') > 0, source_partition, source_offset FROM "
             f"ringback.dead_letters WHERE ingest_id = '{tag}-req'"
         ),
     )
-    assert dead[0] == "unstorable_event" and "charge" in dead[1] and dead[2] and dead[3]
     records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=6)
+    (source,) = [r for r in records if r.value == poison]
+    assert dead[0] == "unstorable_event" and "charge" in dead[1] and dead[2]
+    assert dead[3:] == (source.partition, source.offset)
     assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized) == {
         **dict.fromkeys(range(settings.kafka_partitions), 0),
         **next_offsets(records),
@@ -401,6 +428,7 @@ async def test_reading_goes_on_while_a_batch_is_stored_but_commits_wait_for_its_
     first = [(None, codec.encode(event(codec, f"{tag}-a{i}", f"{tag}-req", charge="1.00")), []) for i in range(5)]
     second = [(None, codec.encode(event(codec, f"{tag}-b{i}", f"{tag}-req", charge="2.00")), []) for i in range(3)]
     await produce(settings.kafka_bootstrap, settings.topic_normalized, first)
+    parts_limit = await table_setting(sink, PARTS_LIMIT)
     await make_inserts_fail(sink, tag)
     failures_before = metrics.SINK_INSERT_FAILURES.labels(EVENTS_TABLE)._value.get()
     try:
@@ -418,7 +446,7 @@ async def test_reading_goes_on_while_a_batch_is_stored_but_commits_wait_for_its_
             (await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()
         ) == {0}
     finally:
-        await let_inserts_succeed(sink)
+        await let_inserts_succeed(sink, parts_limit)
     await asyncio.wait_for(sink.step_.settle(), 30)
     await sink.step()  # the driver commits what is stored
     first_records = await read_topic(
@@ -449,6 +477,7 @@ async def test_the_event_loop_stays_responsive_while_inserts_fail(sink: Sink) ->
 
     settings, codec = sink.settings, sink.codec
     tag = settings.topic_raw
+    parts_limit = await table_setting(sink, PARTS_LIMIT)
     await make_inserts_fail(sink, tag)
     stop = asyncio.Event()
     running = asyncio.create_task(sink.run(stop))
@@ -474,7 +503,7 @@ async def test_the_event_loop_stays_responsive_while_inserts_fail(sink: Sink) ->
             await asyncio.sleep(1.0)
         assert max(gaps) < 0.5, f"the loop was blocked for {max(gaps):.2f}s"
     finally:
-        await let_inserts_succeed(sink)
+        await let_inserts_succeed(sink, parts_limit)
         stop.set()
         await asyncio.wait_for(running, 60)
         await ticker
