@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -559,3 +560,68 @@ async def test_the_first_arrival_is_kept_and_a_differing_resend_is_recorded_as_a
         assert metrics.SINK_EVENT_CONFLICTS._value.get() == conflicts_before + 1
     finally:
         await sink.stop()
+
+
+@contextlib.asynccontextmanager
+async def merges_stopped(sink: Sink) -> AsyncIterator[None]:
+    """No background merge of ringback.event_copies meanwhile: its raw rows show every copy inserted."""
+    await sink.on_db_thread(sink.client.command, "SYSTEM STOP MERGES ringback.event_copies")
+    try:
+        yield
+    finally:
+        await sink.on_db_thread(sink.client.command, "SYSTEM START MERGES ringback.event_copies")
+
+
+async def test_a_retried_insert_is_not_stored_twice(sink: Sink) -> None:
+    """The same batch inserted again (a retry after an answer that never came) with its offsets' token:
+    ClickHouse drops it. Counted in the raw rows of ringback.event_copies, where a duplicate would show."""
+    settings, codec = sink.settings, sink.codec
+    tag = settings.topic_raw
+    await produce(
+        settings.kafka_bootstrap,
+        settings.topic_normalized,
+        [(None, codec.encode(event(codec, f"{tag}-r{i}", f"{tag}-req", charge="1.00")), []) for i in range(3)],
+    )
+    await take_only(sink, 3)
+    assert sink.step_ is not None
+    batch = sink.step_.batch
+    token = batch.dedup_token(EVENTS_TABLE)
+    copies = f"SELECT count() FROM ringback.event_copies WHERE ingest_id = '{tag}-req'"
+    async with merges_stopped(sink):
+        await sink.step_.store.store_events(batch.events, token)
+        assert await rows(sink, copies) == [(3,)]
+        await sink.step_.store.store_events(batch.events, token)  # the retry
+        assert await rows(sink, copies) == [(3,)]
+
+
+async def test_a_batch_holds_at_most_sink_batch_rows(
+    broker: EmbeddedBroker, chdb_dir: Path, make_settings: Callable[..., Settings]
+) -> None:
+    """12 events with sink_batch_rows = 5: inserted as parts of 5, 5 and 2 rows, never more in one."""
+    settings = make_settings(
+        kafka_bootstrap=broker.bootstrap,
+        clickhouse_dsn=f"chdb://{chdb_dir}",
+        sink_batch_rows=5,
+        sink_batch_seconds=600,  # only the row bound makes a batch due; the last one is flushed by the test
+        kafka_partitions=1,
+    )
+    await kafka.ensure_topics(settings)
+    worker = Sink(settings)
+    await worker.start()
+    try:
+        tag = settings.topic_raw
+        codec = worker.codec
+        await produce(
+            settings.kafka_bootstrap,
+            settings.topic_normalized,
+            [(None, codec.encode(event(codec, f"{tag}-b{i}", f"{tag}-req")), []) for i in range(12)],
+        )
+        async with merges_stopped(worker):
+            await poll_until_stored(worker, 12)
+            parts = await rows(
+                worker,
+                f"SELECT _part, count() AS n FROM ringback.event_copies WHERE ingest_id = '{tag}-req' GROUP BY _part",
+            )
+        assert sorted(n for _, n in parts) == [2, 5, 5], parts
+    finally:
+        await worker.stop()
