@@ -4,10 +4,13 @@ this process and through `ringback sql` against a running `ringback run` and a s
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import stat
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -414,6 +417,35 @@ def test_analyst_queries_through_the_running_sink(pipeline: Pipeline) -> None:
         ringback("reconcile", "--data-dir", str(pipeline.data_dir)), capture_output=True, timeout=120
     )
     assert reconcile.returncode == 0 and b"tencent/sms-status" in reconcile.stdout, reconcile.stderr
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses sockets listen on at ``port`` (IPv4 and IPv6), from /proc/net."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address if len(address) == width else f"?{address}")
+    return found
+
+
+def test_the_query_endpoint_listens_on_loopback_only_and_wants_its_token(pipeline: Pipeline) -> None:
+    endpoint = json.loads((pipeline.data_dir / "run" / "sink-query.json").read_text())
+    url, token = endpoint["url"], endpoint["token"]
+    port = int(url.split(":")[2].split("/")[0])
+    assert url.startswith("http://127.0.0.1:")
+    assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, and no other address (no 0.0.0.0, no ::)
+    query = json.dumps({"query": "SELECT 1"}).encode()
+    for headers in ({}, {"X-Ringback-Token": "not-the-token"}, {"X-Ringback-Token": token[:-1]}):
+        request = urllib.request.Request(url, data=query, headers=headers, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 403, headers
+    request = urllib.request.Request(url, data=query, headers={"X-Ringback-Token": token}, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.read() == b"1\n"
 
 
 def test_limits_through_the_running_sink_come_back_as_errors(pipeline: Pipeline) -> None:
