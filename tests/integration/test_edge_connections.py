@@ -231,6 +231,34 @@ async def test_unknown_path_and_wrong_method_are_answered_in_the_vendor_shape(
     assert status == 405 and json.loads(body)["result"] != 0 and "POST" in headers["allow"]
 
 
+async def hold_in_flight(edge: Edge) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A request whose body never finishes: in flight until its body read times out or it is closed."""
+    reader, writer = await edge.open()
+    writer.write(f"POST {SMS} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n".encode() + b"[")
+    await writer.drain()
+    return reader, writer
+
+
+async def test_requests_in_flight_are_bounded(start: Callable[..., asyncio.Future[Edge]]) -> None:
+    """edge_max_in_flight requests at once; the next one gets the retryable failure at once (Tencent: 503
+    with a non-zero result), and the edge takes callbacks again as soon as one leaves."""
+    edge = await start(edge_max_in_flight=2, body_read_timeout_s=30.0)
+    first = await hold_in_flight(edge)
+    second = await hold_in_flight(edge)
+    deadline = time.monotonic() + 10
+    while (answer := await edge.post(SMS, BODY))[0] == 200:  # until both held requests have entered
+        assert time.monotonic() < deadline, "the two held requests never got in"
+        await asyncio.sleep(0.05)
+    status, _, body = answer
+    assert status == 503 and json.loads(body)["result"] != 0, answer
+    first[1].close()
+    deadline = time.monotonic() + 10
+    while (status := (await edge.post(SMS, BODY))[0]) != 200:  # the closed one leaves once the edge notices
+        assert time.monotonic() < deadline and status == 503, status
+        await asyncio.sleep(0.05)
+    second[1].close()
+
+
 async def test_body_bytes_in_flight_are_bounded(start: Callable[..., asyncio.Future[Edge]]) -> None:
     """Clients that declare large bodies and send them slowly cannot make the edge hold more than the
     byte budget: past it they get the retryable failure at once, before any body is read."""

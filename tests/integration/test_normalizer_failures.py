@@ -9,6 +9,7 @@ from collections.abc import Callable
 import orjson
 import pytest
 
+from ringback import metrics
 from ringback.config import Settings
 from ringback.normalizer.adapters import Adapter
 from ringback.normalizer.event import Context
@@ -114,8 +115,9 @@ async def test_a_publish_the_broker_does_not_take_rewinds_the_poll(
     broker: EmbeddedBroker, make_settings: Callable[..., Settings]
 ) -> None:
     """The poll's events cannot be published (the producer refuses messages this size): nothing is
-    committed, and the next round reads the same raw messages again rather than going past them."""
-    settings = make_settings(kafka_bootstrap=broker.bootstrap, kafka_partitions=1)
+    committed, the alarm is raised once it lasts past retry_alarm_after_s, and the next round after the
+    failure reads the same raw messages again rather than going past them."""
+    settings = make_settings(kafka_bootstrap=broker.bootstrap, kafka_partitions=1, retry_alarm_after_s=0.5)
     await kafka.ensure_topics(settings)
     await produce(broker.bootstrap, settings.topic_raw, [raw_message(f"req-{i}", sms(f"s-{i}")) for i in range(3)])
     worker = Normalizer(settings)
@@ -125,16 +127,17 @@ async def test_a_publish_the_broker_does_not_take_rewinds_the_poll(
     try:
         assert worker.step is not None
         working, worker.step.producer = worker.step.producer, refusing
-        failed = 0
-        for _ in range(50):  # until a poll was taken and its publish failed
+        for _ in range(50):  # until the publish has failed for longer than retry_alarm_after_s
             assert await worker.process_poll() == 0
-            if worker.health.failing:
-                failed += 1
+            if worker.ready_reasons():
                 break
-        assert failed, "no poll was ever taken"
+        (reason,) = worker.ready_reasons()
+        assert reason.startswith("cannot publish for") and "MessageSizeTooLarge" in reason, reason
+        assert metrics.ALARM.labels("normalizer", "publish")._value.get() == 1
         assert await committed_offsets(broker.bootstrap, settings.normalizer_group, settings.topic_raw) == {0: 0}
         worker.step.producer = working
         assert await poll_until(worker, 3) == 3  # the same three, read again
+        assert worker.ready_reasons() == [] and metrics.ALARM.labels("normalizer", "publish")._value.get() == 0
     finally:
         await refusing.stop()
         await worker.stop()

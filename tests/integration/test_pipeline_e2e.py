@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -204,9 +205,21 @@ def test_clean_shutdown_keeps_everything_and_sql_still_reads_the_store(tmp_path:
         code = running.stop()  # immediately: the normalizer and sink must drain before exiting
     assert code == 0, running.log()
     assert "edge stopped" in running.log() and "sink stopped" in running.log()
+    # upstream first, so that nothing writes into a stopped stage; each exits 0 (the broker after them)
+    stopped = [
+        (field(line, "role"), field(line, "exit_code")) for line in running.log().splitlines() if "role stopped" in line
+    ]
+    assert stopped == [("edge", "0"), ("normalizer", "0"), ("sink", "0")], running.log()
     # Nothing is running now: `ringback sql` opens the store itself.
     (row,) = sql_rows(running.data_dir, f"SELECT count() AS n FROM ringback.events_dedup WHERE sid LIKE '{tag}-%'")
     assert row == {"n": 20}
+
+
+def field(log_line: str, name: str) -> str:
+    """The value of ``name=value`` in a console log line."""
+    found = re.search(rf"\b{name}=(\S+)", log_line)
+    assert found, (name, log_line)
+    return found.group(1)
 
 
 def _clickhouse_time(iso: str | None) -> str | None:
