@@ -69,15 +69,16 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
 
 @pytest.fixture(scope="module")
 def dead(pipeline: Pipeline) -> dict[str, str]:
-    """Four dead letters: three whose bodies the current adapters read (dead-lettered by an earlier
-    normalizer; one for a reason not chosen below, one replayed by its ingest id only), and one the edge
-    took that is still unreadable."""
-    fixed, other, ledger = new_ingest_id(), new_ingest_id(), new_ingest_id()
+    """Five dead letters: four whose bodies the current adapters read (dead-lettered by an earlier
+    normalizer; one for a reason not chosen below, one replayed by its ingest id only, one for a dry run
+    only), and one the edge took that is still unreadable."""
+    fixed, other, ledger, dry = new_ingest_id(), new_ingest_id(), new_ingest_id(), new_ingest_id()
     letters = []
     for ingest_id, sid, reason in (
         (fixed, "fixed", "missing_field"),
         (other, "other", "unexpected_shape"),
         (ledger, "ledger", "unexpected_shape"),
+        (dry, "dry", "invalid_time"),
     ):
         raw = RawCallback(
             SMS_ROUTE,
@@ -95,16 +96,16 @@ def dead(pipeline: Pipeline) -> dict[str, str]:
     asyncio.run(produce(pipeline.bootstrap, DLQ_TOPIC, letters))
     status, _ = post(f"{pipeline.edge_url}/callbacks/{SMS_ROUTE}", b'[{"sid": "broken"')
     assert status == 200
-    rows = wait_for_rows(pipeline.data_dir, "SELECT ingest_id, failure_type FROM ringback.dead_letters FINAL", 4)
+    rows = wait_for_rows(pipeline.data_dir, "SELECT ingest_id, failure_type FROM ringback.dead_letters FINAL", 5)
     broken = next(r["ingest_id"] for r in rows if r["failure_type"] == "invalid_json")
-    return {"fixed": fixed, "other": other, "ledger": ledger, "broken": broken}
+    return {"fixed": fixed, "other": other, "ledger": ledger, "dry": dry, "broken": broken}
 
 
 def test_a_dry_run_counts_and_publishes_nothing(pipeline: Pipeline, dead: dict[str, str]) -> None:
-    summary = replay(pipeline, "--reason", "missing_field", "--dry-run")
-    assert summary["requests"] == 1 and summary["dry_run"] and summary["by_reason"] == {"missing_field": 1}
+    summary = replay(pipeline, "--reason", "invalid_time", "--dry-run")
+    assert summary["requests"] == 1 and summary["dry_run"] and summary["by_reason"] == {"invalid_time": 1}
     wait_until_caught_up(pipeline)  # anything published would have been stored by now
-    assert count(pipeline, f"SELECT count() AS n FROM ringback.event_copies WHERE ingest_id = '{dead['fixed']}'") == 0
+    assert count(pipeline, f"SELECT count() AS n FROM ringback.event_copies WHERE ingest_id = '{dead['dry']}'") == 0
 
 
 def test_replayed_dead_letters_become_events_once_however_often_replayed(
@@ -146,8 +147,6 @@ def test_the_ledger_counts_replays_apart_from_what_the_edge_accepted(pipeline: P
     before = sum(line["replayed"] for line in sms_lines(pipeline))
     for _ in range(2):  # the same request replayed twice
         assert replay(pipeline, "--ingest-id", dead["ledger"])["requests"] == 1
-    copies = f"SELECT count() AS n FROM ringback.event_copies WHERE ingest_id = '{dead['ledger']}'"
-    assert wait_for_count(pipeline, copies, 4) == 4  # its two reports, stored twice
     deadline = time.monotonic() + 60
     while True:
         lines = sms_lines(pipeline)
@@ -165,7 +164,7 @@ def test_the_ledger_counts_replays_apart_from_what_the_edge_accepted(pipeline: P
         line["accepted"] for line in lines
     )  # replays are not counted as new requests
     assert all(not line["gaps"] for line in lines), lines
-    assert sum(line["duplicates"] for line in lines) >= 2, lines  # its two reports, stored twice
+    assert sum(line["duplicates"] for line in lines) >= 2, lines  # its two reports, stored twice (by the ledger)
 
 
 def test_a_time_range_of_the_raw_topic_is_replayed_without_new_events(pipeline: Pipeline, dead: dict[str, str]) -> None:

@@ -337,7 +337,7 @@ def test_the_secret_never_leaks(pipeline: Pipeline) -> None:
         swept[table] = done.stdout
         found += [f"table {table}" for s in secrets if s in done.stdout]
     # What the sweep read holds what was stored: a failed or empty read would have found no secret either.
-    assert b"acme" in swept["events"] and b"not json either" in swept["dead_letters"], sorted(swept)
+    assert b"acme" in swept["event_copies"] and b"not json either" in swept["dead_letters"], sorted(swept)
     found += ["log" for s in SECRETS.values() if s in pipeline.log()]
     for role in ("edge", "normalizer", "sink"):
         found += [f"metrics of {role}" for s in SECRETS.values() if s in metrics_text(pipeline, role)]
