@@ -54,7 +54,7 @@ def test_a_broker_paused_while_callbacks_arrive(pipeline: Pipeline) -> None:
 KILL_AFTER_ANSWERED = 40
 
 
-def _kill_mid_stream(pipeline: Pipeline, role: str, count: int = 400) -> None:
+def _kill_mid_stream(pipeline: Pipeline, role: str, count: int = 200) -> None:
     tag = uuid.uuid4().hex[:8]
     bodies, total = traffic(tag, count)
     old_pid = role_pid(pipeline, role)
