@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from ringback.runtime.avro import EventCodec
 from ringback.runtime.broker import EmbeddedBroker
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
 from ringback.runtime.raw import RawCallback
+from ringback.sink import store as store_module
 from ringback.sink.store import EVENTS_TABLE
 from ringback.sink.worker import Sink
 from tests.kafka_helpers import committed_offsets, next_offsets, produce, read_topic
@@ -319,7 +321,7 @@ async def let_inserts_succeed(sink: Sink, before: str | None) -> None:
 
 
 async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise_the_alarm_and_end_exact(
-    sink: Sink,
+    sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A real ClickHouse failure (TOO_MANY_PARTS, forced with parts_to_throw_insert) on the real engine:
     an outage, not the data's fault — retried as it is, never sent down the checked path, never
@@ -329,6 +331,8 @@ async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise
     settings, codec = sink.settings, sink.codec
     tag = settings.topic_raw
     sink.health.alarm_after_s = 1.0
+    logged = LogLines(store_module.log)
+    monkeypatch.setattr(store_module, "log", logged)
     await produce(
         settings.kafka_bootstrap,
         settings.topic_normalized,
@@ -356,6 +360,9 @@ async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise
     finally:
         await let_inserts_succeed(sink, parts_limit)
     await asyncio.wait_for(flushing, 30)
+    # retried with backoff: 0.2 s, then 0.5 s, … never more than 5 s apart
+    delays = [fields["retry_in_s"] for event, fields in logged.lines if event == "insert failed, retrying"]
+    assert delays[:2] == [0.2, 0.5] and max(delays) <= 5.0, delays
     assert not sink.ready_reasons() and metrics.ALARM.labels("sink", "insert")._value.get() == 0
     assert metrics.SINK_CHECKED_BATCHES._value.get() == checked_before  # never the checked path for an outage
     assert await rows(sink, f"SELECT count() FROM ringback.dead_letters WHERE ingest_id = '{tag}-req'") == [(0,)]
@@ -367,6 +374,21 @@ async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise
         **dict.fromkeys(range(settings.kafka_partitions), 0),
         **next_offsets(records),
     }
+
+
+class LogLines:
+    """A module's logger that also keeps what it was asked to log."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+        self.lines: list[tuple[str, dict[str, Any]]] = []
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self.lines.append((event, fields))
+        self.logger.warning(event, **fields)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.logger, name)
 
 
 def wider_charge_payload(codec: EventCodec, event_: dict) -> bytes:
