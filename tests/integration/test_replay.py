@@ -123,12 +123,13 @@ def test_replayed_dead_letters_become_events_once_however_often_replayed(
 
 
 def test_a_request_that_fails_again_replaces_its_dead_letter(pipeline: Pipeline, dead: dict[str, str]) -> None:
-    assert replay(pipeline, "--ingest-id", dead["broken"])["requests"] == 1
     replayed = (
         f"SELECT count() AS n FROM ringback.dead_letters WHERE ingest_id = '{dead['broken']}' AND replayed_at IS NOT "
         "NULL"
     )
-    assert wait_for_count(pipeline, replayed, 1) == 1
+    before = count(pipeline, replayed)  # the raw topic's replay below replays it too, if it ran first
+    assert replay(pipeline, "--ingest-id", dead["broken"])["requests"] == 1
+    assert wait_for_count(pipeline, replayed, before + 1) == before + 1
     assert (
         count(pipeline, f"SELECT count() AS n FROM ringback.dead_letters FINAL WHERE ingest_id = '{dead['broken']}'")
         == 1

@@ -391,7 +391,7 @@ def test_analyst_queries_through_the_running_sink(pipeline: Pipeline) -> None:
         ANALYST_QUERIES[7]: "event_id\tString",
         ANALYST_QUERIES[8]: '{"name":"event_id","type":"String"',
         ANALYST_QUERIES[9]: "1\n",
-        ANALYST_QUERIES[10]: "CREATE VIEW ringback.events\n",
+        ANALYST_QUERIES[10]: "CREATE VIEW ringback.events\\n(",  # TabSeparated escapes the line ends
         ANALYST_QUERIES[11]: "ReadFromMergeTree",
         ANALYST_QUERIES[12]: "ReadFromMergeTree",
         ANALYST_QUERIES[13]: "SELECT",
