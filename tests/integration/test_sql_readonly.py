@@ -379,10 +379,9 @@ def test_analyst_queries_through_the_running_sink(pipeline: Pipeline) -> None:
         time.sleep(0.5)
     # What each answers over this pipeline's store (one SMS report, nothing dead-lettered); the cookbook's
     # answers are checked over known events in test_views.py.
+    stored_report = f"sms.delivery_report\t{tag}\tdelivered\tDELIVRD\t13800138000\t2026-11-21 01:30:15.000000\n"
     expected = {
-        ANALYST_QUERIES[
-            0
-        ]: f"sms.delivery_report\t{tag}\tdelivered\tDELIVRD\t13800138000\t2026-11-21 01:30:15.000000\n",
+        ANALYST_QUERIES[0]: stored_report,
         ANALYST_QUERIES[1]: "",
         ANALYST_QUERIES[2]: "1\n",
         ANALYST_QUERIES[3]: "2026-11-21\ttencent.sms_status\t1\t",
