@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -85,3 +86,45 @@ def role_pid(pipeline: Pipeline, role: str, not_pid: int | None = None, timeout_
 def traffic(tag: str, n: int) -> tuple[list[bytes], Decimal]:
     made = [cdr(tag, i) for i in range(n)]
     return [body for body, _ in made], sum((charge for _, charge in made), Decimal(0))
+
+
+class Sender:
+    """Sends ``bodies`` to the CDR route from a thread of its own, counting the answers as they come, so
+    that a test can break something once the traffic is certainly under way."""
+
+    def __init__(self, edge_url: str, bodies: list[bytes], workers: int = 4) -> None:
+        self.edge_url = edge_url
+        self.bodies = bodies
+        self.workers = workers
+        self.statuses: list[int] = []
+        self._answered = threading.Semaphore(0)
+        self._seen = 0
+        self._thread = threading.Thread(target=self._send)
+        self._thread.start()
+
+    def _send_one(self, body: bytes) -> int:
+        status = post(self.edge_url + CDR_ROUTE, body)[0]
+        self._answered.release()
+        return status
+
+    def _send(self) -> None:
+        with ThreadPoolExecutor(self.workers) as pool:
+            self.statuses.extend(pool.map(self._send_one, self.bodies))
+
+    def wait_answered(self, count: int, timeout_s: float = 60.0) -> None:
+        """Returns once ``count`` requests in all were answered (whatever the answer)."""
+        deadline = time.monotonic() + timeout_s
+        while self._seen < count:
+            assert self._answered.acquire(timeout=max(0.0, deadline - time.monotonic())), (
+                f"only {self._seen} of {count} requests answered"
+            )
+            self._seen += 1
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def join(self, timeout_s: float = 300.0) -> list[int]:
+        self._thread.join(timeout_s)
+        assert not self._thread.is_alive(), "the sender did not finish"
+        return self.statuses

@@ -6,6 +6,7 @@ testcontainers (tests/containers.py)."""
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,46 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 
 logs.configure("console", "warning")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--shuffle",
+        metavar="SEED",
+        default=None,
+        help="Run the test modules, and the tests within each, in an order shuffled by SEED ('random': any, shown "
+        "in the header): no test may depend on another's order or leftovers.",
+    )
+
+
+def shuffle_seed(config: pytest.Config) -> str | None:
+    seed: str | None = config.getoption("--shuffle")
+    if seed == "random":
+        seed = str(random.SystemRandom().randrange(10**6))
+        config.option.shuffle = seed
+    return seed
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    seed = shuffle_seed(config)
+    return f"tests shuffled: --shuffle {seed}" if seed else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --shuffle: modules in a shuffled order, each module's tests shuffled among themselves (a
+    module's shared fixtures are still set up once)."""
+    seed = shuffle_seed(config)
+    if seed is None:
+        return
+    rng = random.Random(seed)
+    by_module: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        by_module.setdefault(str(item.path), []).append(item)
+    modules = list(by_module)
+    rng.shuffle(modules)
+    for module in modules:
+        rng.shuffle(by_module[module])
+    items[:] = [item for module in modules for item in by_module[module]]
 
 
 @pytest.fixture(scope="session")

@@ -74,3 +74,17 @@ def next_offsets(records: list[ConsumerRecord]) -> dict[int, int]:
     for record in records:
         result[record.partition] = max(result.get(record.partition, 0), record.offset + 1)
     return result
+
+
+async def lag(bootstrap: str, group: str, topic: str) -> int:
+    """Records of ``topic`` that ``group`` has not committed yet (all partitions)."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await reader.start()
+    try:
+        await reader.topics()
+        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or set()]
+        ends = await reader.end_offsets(partitions) if partitions else {}
+    finally:
+        await reader.stop()
+    committed = await committed_offsets(bootstrap, group, topic)
+    return sum(max(0, end - committed.get(tp.partition, 0)) for tp, end in ends.items())

@@ -146,3 +146,37 @@ class Pipeline:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+#: (topic, consumer group) of `ringback run`, in the order a callback passes them.
+STAGES = (
+    ("ringback.raw.v1", "ringback-normalizer"),
+    ("ringback.normalized.v1", "ringback-sink"),
+    ("ringback.dlq.v1", "ringback-sink"),
+)
+
+
+def wait_until_caught_up(pipeline: Pipeline, timeout_s: float = 90.0) -> None:
+    """Returns once everything the edge acknowledged so far was published, normalized and stored: the
+    edge's journal has nothing unpublished, and the normalizer and the sink have committed every record
+    (each commits only what it has published or stored). What is not stored by then never will be."""
+    import asyncio
+
+    from tests.kafka_helpers import lag
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(pipeline.edge_url + "/readyz", timeout=30) as reply:
+                readiness = reply.read()
+        except urllib.error.HTTPError as exc:  # not ready (503) says the same
+            readiness = exc.read()
+        journal = json.loads(readiness)["journal"] or {}
+        behind = {"edge journal": int(journal.get("unpublished", 0))}
+        if not behind["edge journal"]:
+            for topic, group in STAGES:
+                behind[topic] = asyncio.run(lag(pipeline.bootstrap, group, topic))
+        if not any(behind.values()):
+            return
+        assert time.monotonic() < deadline, f"not caught up after {timeout_s}s: {behind}"
+        time.sleep(0.2)

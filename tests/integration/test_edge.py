@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -148,7 +149,8 @@ async def test_paused_broker_then_back_every_spooled_callback_reaches_the_topic(
     import signal
 
     with EmbeddedBroker() as own_broker:
-        settings = make_settings(kafka_bootstrap=own_broker.bootstrap, publish_timeout_s=0.5)
+        # One partition: the topic's order is the order the spool was drained in.
+        settings = make_settings(kafka_bootstrap=own_broker.bootstrap, publish_timeout_s=0.5, kafka_partitions=1)
         await kafka.ensure_topics(settings)
         client = await client_for(settings)
         try:
@@ -165,8 +167,8 @@ async def test_paused_broker_then_back_every_spooled_callback_reaches_the_topic(
             finally:
                 os.kill(own_broker.process.pid, signal.SIGCONT)
             records = await read_topic(own_broker.bootstrap, settings.topic_raw, expected=21, timeout_s=60)
-            delivered = {r.value for r in records}
-            assert delivered == {b"[0]", *bodies}  # nothing lost
+            in_order = list(dict.fromkeys(r.value for r in sorted(records, key=lambda r: r.offset)))
+            assert in_order == [b"[0]", *bodies]  # nothing lost, and drained oldest first
             assert len(records) <= 22  # at most the one in flight at the pause published twice (same event ids)
             deadline = time.monotonic() + 10
             while not spool.is_empty and time.monotonic() < deadline:
@@ -176,16 +178,18 @@ async def test_paused_broker_then_back_every_spooled_callback_reaches_the_topic(
             await client.close()
 
 
-async def test_a_callback_the_broker_refuses_for_its_size_is_413_not_spooled(
+async def test_a_callback_too_large_to_publish_is_413_not_spooled(
     broker: EmbeddedBroker, make_settings: Callable[..., Settings]
 ) -> None:
-    """The edge accepts bodies the producer is not allowed to send: a permanent refusal, not a spool jam."""
+    """The edge accepts bodies the producer is not allowed to send (its max_request_size made smaller than
+    the body bound; the embedded broker has no message size limit to set): the producer's refusal is
+    permanent, answered 413, and nothing is spooled or held up behind it."""
     settings = make_settings(kafka_bootstrap=broker.bootstrap, max_body_bytes=300_000)
     await kafka.ensure_topics(settings)
     from ringback.edge import publisher as publisher_module
 
     original = publisher_module.kafka.producer
-    publisher_module.kafka.producer = lambda s, **kw: original(s, max_request_size=100_000)  # a broker-side size limit
+    publisher_module.kafka.producer = lambda s, **kw: original(s, max_request_size=100_000)
     try:
         client = await client_for(settings)
     finally:
@@ -210,8 +214,13 @@ async def test_without_a_tenants_file_anonymous_callbacks_are_rate_limited_per_a
     try:
         ready = await (await client.get("/readyz")).json()
         assert ready["tenants"] == "none: open to anyone"
+        started = time.monotonic()
         statuses = [(await client.post(SMS, data=BODY)).status for _ in range(12)]
-        assert statuses.count(200) <= 4 and statuses.count(429) >= 8, statuses
+        elapsed = time.monotonic() - started
+        # A fresh bucket holds 3 (3/s for 1 s); what refilled while sending passes too, nothing more.
+        assert set(statuses) <= {200, 429}, statuses
+        assert 3 <= statuses.count(200) <= 3 + math.ceil(3 * elapsed), (elapsed, statuses)
+        assert statuses[:3] == [200] * 3 and 429 in statuses, (elapsed, statuses)
         cdr = (await client.post("/callbacks/cdr-push", data=b"{}")).status
         assert cdr == 500  # the CDR platform retries on HTTP 500 only
         text = await (await client.get("/metrics")).text()

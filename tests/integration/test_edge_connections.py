@@ -157,7 +157,8 @@ async def test_the_total_cap_stays_below_the_descriptor_limit_and_recovers(
     await asyncio.sleep(0.1)
     status, _, _ = await edge.post(SMS, BODY)
     assert status == 503
-    await asyncio.gather(*(closed_within(reader, 5.0) for reader, _ in held))  # the idle ones time out...
+    closed = await asyncio.gather(*(closed_within(reader, 5.0) for reader, _ in held))  # the idle ones time out...
+    assert all(closed), f"{closed.count(False)} idle connections still open"
     await asyncio.sleep(0.2)
     assert (await edge.post(SMS, BODY))[0] == 200  # ...and the edge answers again
     text = (await edge.request(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))[2].decode()
@@ -182,7 +183,42 @@ async def test_malformed_http_is_answered_in_the_vendor_shape(
     assert got == status
     assert headers["content-type"] == "application/json"
     reply = json.loads(body)
-    assert reply["result"] != 0 and reply["errmsg"]
+    # exactly {"result":1,"errmsg":…}: what Tencent reads as a failure, nothing else in it
+    assert body.startswith(b'{"result":1,"errmsg":"') and set(reply) == {"result", "errmsg"} and reply["errmsg"], body
+
+
+#: The head of a POST of BODY: 4 header lines of its own.
+HEAD_FIELDS = ("Host: edge", "Content-Type: application/json", f"Content-Length: {len(BODY)}", "Connection: close")
+#: The bound on a header's value (aiohttp's, 8 KB less the line end); its name has the same bound of its own.
+MAX_HEADER_VALUE = 8190
+
+
+def post_with_headers(extra: list[str]) -> bytes:
+    return "\r\n".join([f"POST {SMS} HTTP/1.1", *HEAD_FIELDS, *extra, "", ""]).encode() + BODY
+
+
+@pytest.mark.parametrize(("headers", "status"), [(64, 200), (65, 400)], ids=["64-taken", "65-refused"])
+async def test_at_most_64_headers(start: Callable[..., asyncio.Future[Edge]], headers: int, status: int) -> None:
+    edge = await start()
+    extra = [f"X-Field-{i}: y" for i in range(headers - len(HEAD_FIELDS))]
+    got, _, body = await edge.request(post_with_headers(extra))
+    assert got == status, body
+    assert (json.loads(body)["result"] == 0) is (status == 200)
+
+
+@pytest.mark.parametrize(
+    ("value_bytes", "status"),
+    [(MAX_HEADER_VALUE, 200), (MAX_HEADER_VALUE + 1, 431)],
+    ids=["8190-taken", "8191-refused"],
+)
+async def test_a_header_of_at_most_8_kb(
+    start: Callable[..., asyncio.Future[Edge]], value_bytes: int, status: int
+) -> None:
+    edge = await start()
+    got, headers, body = await edge.request(post_with_headers([f"X-Big: {'a' * value_bytes}"]))
+    assert got == status, body
+    assert headers["content-type"] == "application/json"
+    assert (json.loads(body)["result"] == 0) is (status == 200)
 
 
 async def test_unknown_path_and_wrong_method_are_answered_in_the_vendor_shape(
@@ -193,6 +229,34 @@ async def test_unknown_path_and_wrong_method_are_answered_in_the_vendor_shape(
     assert status == 404 and json.loads(body)["result"] != 0
     status, headers, body = await edge.request(f"GET {SMS} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
     assert status == 405 and json.loads(body)["result"] != 0 and "POST" in headers["allow"]
+
+
+async def hold_in_flight(edge: Edge) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A request whose body never finishes: in flight until its body read times out or it is closed."""
+    reader, writer = await edge.open()
+    writer.write(f"POST {SMS} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n".encode() + b"[")
+    await writer.drain()
+    return reader, writer
+
+
+async def test_requests_in_flight_are_bounded(start: Callable[..., asyncio.Future[Edge]]) -> None:
+    """edge_max_in_flight requests at once; the next one gets the retryable failure at once (Tencent: 503
+    with a non-zero result), and the edge takes callbacks again as soon as one leaves."""
+    edge = await start(edge_max_in_flight=2, body_read_timeout_s=30.0)
+    first = await hold_in_flight(edge)
+    second = await hold_in_flight(edge)
+    deadline = time.monotonic() + 10
+    while (answer := await edge.post(SMS, BODY))[0] == 200:  # until both held requests have entered
+        assert time.monotonic() < deadline, "the two held requests never got in"
+        await asyncio.sleep(0.05)
+    status, _, body = answer
+    assert status == 503 and json.loads(body)["result"] != 0, answer
+    first[1].close()
+    deadline = time.monotonic() + 10
+    while (status := (await edge.post(SMS, BODY))[0]) != 200:  # the closed one leaves once the edge notices
+        assert time.monotonic() < deadline and status == 503, status
+        await asyncio.sleep(0.05)
+    second[1].close()
 
 
 async def test_body_bytes_in_flight_are_bounded(start: Callable[..., asyncio.Future[Edge]]) -> None:
@@ -213,11 +277,16 @@ async def test_body_bytes_in_flight_are_bounded(start: Callable[..., asyncio.Fut
         writer.close()
 
 
+PER_ADDRESS_CAP = 3
+
+
 async def test_errors_are_logged_as_one_json_line_each(
     broker: EmbeddedBroker, make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     """The edge as a process, in JSON log mode: malformed traffic leaves JSON lines, no tracebacks."""
-    settings = make_settings(kafka_bootstrap=broker.bootstrap, edge_header_timeout_s=0.5)
+    settings = make_settings(
+        kafka_bootstrap=broker.bootstrap, edge_header_timeout_s=0.5, edge_max_connections_per_ip=PER_ADDRESS_CAP
+    )
     await kafka.ensure_topics(settings)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")},
@@ -239,6 +308,16 @@ async def test_errors_are_logged_as_one_json_line_each(
         writer.write(b"POST")
         assert await closed_within(reader, 5.0)  # a head that never completes
         assert (await edge.post(SMS, BODY))[0] == 200
+        held = [await edge.open() for _ in range(PER_ADDRESS_CAP)]
+        over = await edge.open()  # over the per-address cap: refused at once, and logged
+        over[1].write(f"POST {SMS} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(BODY)}\r\n\r\n".encode() + BODY)
+        try:
+            status: int | None = (await asyncio.wait_for(read_response(over[0]), 10))[0]
+        except ConnectionError:  # closed before the 503 could be read (the test above reads it)
+            status = None
+        assert status in (503, None)
+        for _, writer in [*held, over]:
+            writer.close()
     finally:
         process.terminate()
         process.wait(30)
@@ -247,3 +326,5 @@ async def test_errors_are_logged_as_one_json_line_each(
     text = "\n".join(lines)
     assert "Traceback" not in text
     assert text.count('"malformed request"') == 2 and '"request head not received in time' in text
+    refused = [json.loads(line) for line in lines if '"connection refused"' in line]
+    assert refused and refused[0].get("reason") == "per_address_limit", lines

@@ -90,11 +90,13 @@ async def test_events_and_dead_letters_are_published_then_offsets_committed(
     by_ingest = {letter.raw.ingest_id: letter for letter in letters}
     assert set(by_ingest) == {"req-2", "req-4"}
     assert by_ingest["req-2"].failure_type == "invalid_json" and by_ingest["req-2"].raw.body == b'{"broken'
-    assert by_ingest["req-2"].raw.topic == settings.topic_raw and by_ingest["req-2"].raw.offset >= 0
+    raw_records = await read_topic(broker.bootstrap, settings.topic_raw, expected=4)
+    (source,) = [r for r in raw_records if r.key == b"req-2"]
+    assert by_ingest["req-2"].raw.topic == settings.topic_raw
+    assert (by_ingest["req-2"].raw.partition, by_ingest["req-2"].raw.offset) == (source.partition, source.offset)
     assert by_ingest["req-2"].normalizer_version
     assert by_ingest["req-4"].failure_type == "unknown_route"
 
-    raw_records = await read_topic(broker.bootstrap, settings.topic_raw, expected=4)
     assert await committed_offsets(broker.bootstrap, settings.normalizer_group, settings.topic_raw) == next_offsets(
         raw_records
     )
@@ -130,7 +132,9 @@ async def test_events_of_one_message_share_a_partition(
         await worker.stop()
     records = await read_topic(broker.bootstrap, settings.topic_normalized, expected=2)
     assert len(records) == 2 and len({r.partition for r in records}) == 1
-    assert [r.offset for r in sorted(records, key=lambda r: r.offset)] == sorted(r.offset for r in records)
+    codec = EventCodec.from_dir(settings.schemas_dir)
+    in_partition_order = [codec.decode(r.value)["vendor_code"] for r in sorted(records, key=lambda r: r.offset)]
+    assert in_partition_order == ["ENROUTE", "DELIVRD"]  # the message's order, which consumers read
 
 
 async def test_shutdown_drains_what_is_already_queued(

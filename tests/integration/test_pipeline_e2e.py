@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -204,9 +205,21 @@ def test_clean_shutdown_keeps_everything_and_sql_still_reads_the_store(tmp_path:
         code = running.stop()  # immediately: the normalizer and sink must drain before exiting
     assert code == 0, running.log()
     assert "edge stopped" in running.log() and "sink stopped" in running.log()
+    # upstream first, so that nothing writes into a stopped stage; each exits 0 (the broker after them)
+    stopped = [
+        (field(line, "role"), field(line, "exit_code")) for line in running.log().splitlines() if "role stopped" in line
+    ]
+    assert stopped == [("edge", "0"), ("normalizer", "0"), ("sink", "0")], running.log()
     # Nothing is running now: `ringback sql` opens the store itself.
     (row,) = sql_rows(running.data_dir, f"SELECT count() AS n FROM ringback.events_dedup WHERE sid LIKE '{tag}-%'")
     assert row == {"n": 20}
+
+
+def field(log_line: str, name: str) -> str:
+    """The value of ``name=value`` in a console log line."""
+    found = re.search(rf"\b{name}=(\S+)", log_line)
+    assert found, (name, log_line)
+    return found.group(1)
 
 
 def _clickhouse_time(iso: str | None) -> str | None:
@@ -407,3 +420,138 @@ def test_bench_smoke_runs_every_stage_and_ends_with_the_summary_line(tmp_path: P
         ), edge
     else:
         assert "skipped" in report["edge"]
+
+
+def test_hand_written_expectations_through_the_running_pipeline(pipeline: Pipeline) -> None:
+    """Bodies and the rows they must become, written from the README (event types, status vocabulary,
+    times, money and numbers), not by any generator: the golden files are rewritten from the code when
+    asked, these are not."""
+    import json
+
+    tag = uuid.uuid4().hex[:8]
+    cdr = {
+        "requestid": f"{tag}-call",
+        "appid": f"app-{tag}",
+        "fid": "4",
+        "caller": "13810603954",
+        "called": "18810207016",
+        "callerstime": "2026-11-21 11:19:36.000",
+        "calleretime": "2026-11-21 11:20:36.000",
+        "calledstime": "2026-11-21 11:19:40.000",
+        "calledetime": "2026-11-21 11:20:40.000",
+        "duration": "60",
+        "oriamount": "0.60",
+        "stateDesc": "正常",
+    }
+    voice = {
+        "voicecode_callback": {
+            "result": "0",
+            "accept_time": "1763704810",
+            "call_from": "075583763333",
+            "callid": f"{tag}-voice",
+            "end_calltime": "1763704850",
+            "fee": "1",
+            "mobile": "13800138000",
+            "nationcode": "86",
+            "start_calltime": "1763704800",
+        }
+    }
+    state = {"callId": f"{tag}-c2c", "callStatus": "answered", "userFlag": "dst", "timeStamp": "2026-11-21 10:00:10"}
+    sms = reports(
+        tag, ("contradiction", "13800138000", "SUCCESS", "UNDELIV"), ("pending", "13900139000", "", "ENROUTE")
+    )
+    sent = [
+        ("/callbacks/cdr-push", json.dumps({"cdr": [cdr]}).encode()),
+        ("/callbacks/tencent/voicecode", json.dumps(voice).encode()),
+        ("/callbacks/callback-call/status", json.dumps(state).encode()),
+        (SMS_ROUTE, sms),
+        (
+            "/callbacks/cdr-push",
+            json.dumps({"cdr": [{**cdr, "requestid": f"{tag}-comma", "oriamount": "1,5"}]}).encode(),
+        ),
+        (
+            "/callbacks/cdr-push",
+            json.dumps({"cdr": [{**cdr, "requestid": f"{tag}-minus", "oriamount": "-1"}]}).encode(),
+        ),
+    ]
+    for route, body in sent:
+        assert post(pipeline.edge_url + route, body)[0] == 200, route
+    columns = (
+        "coalesce(request_id, call_id, sid) AS id, event_type, source, route, status, toString(charge) AS charge, "
+        "currency, duration_s, billable_minutes, from_e164, to_e164, leg, toString(occurred_at) AS occurred_at"
+    )
+    query = (
+        f"SELECT {columns} FROM ringback.events_dedup "
+        f"WHERE startsWith(coalesce(request_id, call_id, sid, ''), '{tag}') ORDER BY id"
+    )
+    rows = wait_for_rows(pipeline.data_dir, query, 5)
+    none = {"charge": None, "currency": None, "duration_s": None, "billable_minutes": None, "leg": None}
+    sms_row = {
+        **none,
+        "event_type": "sms.delivery_report",
+        "source": "tencent.sms_status",
+        "route": "tencent/sms-status",
+    }
+    assert rows == [
+        {  # the callee leg answered at 10:00:10 China time
+            **none,
+            "id": f"{tag}-c2c",
+            "event_type": "call.state",
+            "source": "callback_call",
+            "route": "callback-call/status",
+            "status": "answered",
+            "from_e164": None,
+            "to_e164": None,
+            "leg": "callee",
+            "occurred_at": "2026-11-21 02:00:10.000000",
+        },
+        {  # the later leg hung up at 11:20:40 China time
+            **none,
+            "id": f"{tag}-call",
+            "event_type": "call.cdr",
+            "source": "cdr_push",
+            "route": "cdr-push",
+            "status": "answered",
+            "charge": "0.6",
+            "currency": "CNY",
+            "duration_s": 60,
+            "from_e164": "+8613810603954",
+            "to_e164": "+8618810207016",
+            "occurred_at": "2026-11-21 03:20:40.000000",
+        },
+        {  # SUCCESS with a failure code: the codes contradict each other
+            **sms_row,
+            "id": f"{tag}-contradiction",
+            "status": "unknown",
+            "from_e164": None,
+            "to_e164": "+8613800138000",
+            "occurred_at": "2026-11-21 01:30:15.000000",
+        },
+        {  # no report_status, the receipt still on its way
+            **sms_row,
+            "id": f"{tag}-pending",
+            "status": "pending",
+            "from_e164": None,
+            "to_e164": "+8613900139000",
+            "occurred_at": "2026-11-21 01:30:15.000000",
+        },
+        {  # answered; one Tencent minute; no duration given, none derived; ended at 06:00:50 UTC
+            **none,
+            "id": f"{tag}-voice",
+            "event_type": "voice.code_status",
+            "source": "tencent.voicecode",
+            "route": "tencent/voicecode",
+            "status": "answered",
+            "billable_minutes": 1,
+            "from_e164": "+8675583763333",  # the landline shown, its trunk 0 dropped
+            "to_e164": "+8613800138000",
+            "occurred_at": "2025-11-21 06:00:50.000000",
+        },
+    ]
+    dead = wait_for_rows(
+        pipeline.data_dir,
+        "SELECT failure_type, position(body, '-comma') > 0 AS comma FROM ringback.dead_letters WHERE "
+        f"position(body, '{tag}-comma') > 0 OR position(body, '{tag}-minus') > 0 ORDER BY comma",
+        2,
+    )
+    assert dead == [{"failure_type": "invalid_amount", "comma": 0}, {"failure_type": "invalid_amount", "comma": 1}]

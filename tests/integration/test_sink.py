@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +19,7 @@ from ringback.runtime.avro import EventCodec
 from ringback.runtime.broker import EmbeddedBroker
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
 from ringback.runtime.raw import RawCallback
+from ringback.sink import store as store_module
 from ringback.sink.store import EVENTS_TABLE
 from ringback.sink.worker import Sink
 from tests.kafka_helpers import committed_offsets, next_offsets, produce, read_topic
@@ -199,11 +203,16 @@ async def test_a_truncated_event_body_is_set_aside_and_its_batch_still_stored(si
     (dead,) = await rows(
         sink,
         (
-            "SELECT failure_type, source_offset >= 0, length(body) FROM ringback.dead_letters WHERE source_topic = "
-            f"'{settings.topic_normalized}'"
+            "SELECT failure_type, source_partition, source_offset, length(body) FROM ringback.dead_letters WHERE "
+            f"source_topic = '{settings.topic_normalized}'"
         ),
     )
-    assert dead == ("undecodable_event", 1, 30)
+    (truncated,) = [
+        r
+        for r in await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=4)
+        if len(r.value) == 30
+    ]
+    assert dead == ("undecodable_event", truncated.partition, truncated.offset, 30)
 
 
 async def test_read_only_query_refuses_writes_and_leaves_the_sink_writable(sink: Sink) -> None:
@@ -264,6 +273,9 @@ async def test_reconcile_sees_a_loss_that_replays_hide_in_the_counts(sink: Sink)
     assert has_closed_gap([line])
 
 
+PARTS_LIMIT = "parts_to_throw_insert"
+
+
 async def make_inserts_fail(sink: Sink, tag: str) -> None:
     """A real ClickHouse failure on the real engine: with one part present and parts_to_throw_insert = 1,
     every insert into the events table fails with TOO_MANY_PARTS until ``let_inserts_succeed``."""
@@ -287,14 +299,29 @@ async def make_inserts_fail(sink: Sink, tag: str) -> None:
     await sink.on_db_thread(sink.client.command, f"ALTER TABLE {EVENTS_TABLE} MODIFY SETTING parts_to_throw_insert = 1")
 
 
-async def let_inserts_succeed(sink: Sink) -> None:
-    await sink.on_db_thread(
-        sink.client.command, f"ALTER TABLE {EVENTS_TABLE} MODIFY SETTING parts_to_throw_insert = 3000"
+async def table_setting(sink: Sink, name: str) -> str | None:
+    """The events table's own value of a MergeTree setting, None when the table does not set it."""
+    database, table = EVENTS_TABLE.split(".")
+    ((engine_full,),) = await rows(
+        sink, f"SELECT engine_full FROM system.tables WHERE database = '{database}' AND name = '{table}'"
     )
+    found = re.search(rf"\b{name} = (\w+)", engine_full)
+    return found.group(1) if found else None
+
+
+async def let_inserts_succeed(sink: Sink, before: str | None) -> None:
+    """Puts the shared store's events table back as it was found: its own value, or none."""
+    statement = (
+        f"ALTER TABLE {EVENTS_TABLE} RESET SETTING {PARTS_LIMIT}"
+        if before is None
+        else f"ALTER TABLE {EVENTS_TABLE} MODIFY SETTING {PARTS_LIMIT} = {before}"
+    )
+    await sink.on_db_thread(sink.client.command, statement)
+    assert await table_setting(sink, PARTS_LIMIT) == before  # the shared store is as it was found
 
 
 async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise_the_alarm_and_end_exact(
-    sink: Sink,
+    sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A real ClickHouse failure (TOO_MANY_PARTS, forced with parts_to_throw_insert) on the real engine:
     an outage, not the data's fault — retried as it is, never sent down the checked path, never
@@ -304,11 +331,14 @@ async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise
     settings, codec = sink.settings, sink.codec
     tag = settings.topic_raw
     sink.health.alarm_after_s = 1.0
+    logged = LogLines(store_module.log)
+    monkeypatch.setattr(store_module, "log", logged)
     await produce(
         settings.kafka_bootstrap,
         settings.topic_normalized,
         [(None, codec.encode(event(codec, f"{tag}-f{i}", f"{tag}-req", charge="1.10")), []) for i in range(5)],
     )
+    parts_limit = await table_setting(sink, PARTS_LIMIT)
     await make_inserts_fail(sink, tag)
     failures_before = metrics.SINK_INSERT_FAILURES.labels(EVENTS_TABLE)._value.get()
     checked_before = metrics.SINK_CHECKED_BATCHES._value.get()
@@ -328,8 +358,11 @@ async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise
         assert reason.startswith("cannot insert for") and "TOO_MANY_PARTS" in reason
         assert metrics.ALARM.labels("sink", "insert")._value.get() == 1
     finally:
-        await let_inserts_succeed(sink)
+        await let_inserts_succeed(sink, parts_limit)
     await asyncio.wait_for(flushing, 30)
+    # retried with backoff: 0.2 s, then 0.5 s, … never more than 5 s apart
+    delays = [fields["retry_in_s"] for event, fields in logged.lines if event == "insert failed, retrying"]
+    assert delays[:2] == [0.2, 0.5] and max(delays) <= 5.0, delays
     assert not sink.ready_reasons() and metrics.ALARM.labels("sink", "insert")._value.get() == 0
     assert metrics.SINK_CHECKED_BATCHES._value.get() == checked_before  # never the checked path for an outage
     assert await rows(sink, f"SELECT count() FROM ringback.dead_letters WHERE ingest_id = '{tag}-req'") == [(0,)]
@@ -341,6 +374,21 @@ async def test_insert_failures_commit_nothing_are_retried_on_the_fast_path_raise
         **dict.fromkeys(range(settings.kafka_partitions), 0),
         **next_offsets(records),
     }
+
+
+class LogLines:
+    """A module's logger that also keeps what it was asked to log."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+        self.lines: list[tuple[str, dict[str, Any]]] = []
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self.lines.append((event, fields))
+        self.logger.warning(event, **fields)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.logger, name)
 
 
 def wider_charge_payload(codec: EventCodec, event_: dict) -> bytes:
@@ -379,12 +427,14 @@ async def test_an_event_clickhouse_cannot_store_is_set_aside_and_the_rest_flows(
     (dead,) = await rows(
         sink,
         (
-            f"SELECT failure_type, reason, position(body, '{tag}-poison') > 0, source_offset >= 0 FROM "
+            f"SELECT failure_type, reason, position(body, '{tag}-poison') > 0, source_partition, source_offset FROM "
             f"ringback.dead_letters WHERE ingest_id = '{tag}-req'"
         ),
     )
-    assert dead[0] == "unstorable_event" and "charge" in dead[1] and dead[2] and dead[3]
     records = await read_topic(settings.kafka_bootstrap, settings.topic_normalized, expected=6)
+    (source,) = [r for r in records if r.value == poison]
+    assert dead[0] == "unstorable_event" and "charge" in dead[1] and dead[2]
+    assert dead[3:] == (source.partition, source.offset)
     assert await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized) == {
         **dict.fromkeys(range(settings.kafka_partitions), 0),
         **next_offsets(records),
@@ -401,6 +451,7 @@ async def test_reading_goes_on_while_a_batch_is_stored_but_commits_wait_for_its_
     first = [(None, codec.encode(event(codec, f"{tag}-a{i}", f"{tag}-req", charge="1.00")), []) for i in range(5)]
     second = [(None, codec.encode(event(codec, f"{tag}-b{i}", f"{tag}-req", charge="2.00")), []) for i in range(3)]
     await produce(settings.kafka_bootstrap, settings.topic_normalized, first)
+    parts_limit = await table_setting(sink, PARTS_LIMIT)
     await make_inserts_fail(sink, tag)
     failures_before = metrics.SINK_INSERT_FAILURES.labels(EVENTS_TABLE)._value.get()
     try:
@@ -418,7 +469,7 @@ async def test_reading_goes_on_while_a_batch_is_stored_but_commits_wait_for_its_
             (await committed_offsets(settings.kafka_bootstrap, settings.sink_group, settings.topic_normalized)).values()
         ) == {0}
     finally:
-        await let_inserts_succeed(sink)
+        await let_inserts_succeed(sink, parts_limit)
     await asyncio.wait_for(sink.step_.settle(), 30)
     await sink.step()  # the driver commits what is stored
     first_records = await read_topic(
@@ -449,6 +500,7 @@ async def test_the_event_loop_stays_responsive_while_inserts_fail(sink: Sink) ->
 
     settings, codec = sink.settings, sink.codec
     tag = settings.topic_raw
+    parts_limit = await table_setting(sink, PARTS_LIMIT)
     await make_inserts_fail(sink, tag)
     stop = asyncio.Event()
     running = asyncio.create_task(sink.run(stop))
@@ -474,7 +526,7 @@ async def test_the_event_loop_stays_responsive_while_inserts_fail(sink: Sink) ->
             await asyncio.sleep(1.0)
         assert max(gaps) < 0.5, f"the loop was blocked for {max(gaps):.2f}s"
     finally:
-        await let_inserts_succeed(sink)
+        await let_inserts_succeed(sink, parts_limit)
         stop.set()
         await asyncio.wait_for(running, 60)
         await ticker
@@ -503,6 +555,7 @@ async def test_the_first_arrival_is_kept_and_a_differing_resend_is_recorded_as_a
             "charge": Decimal("2.50"),
         }
         conflicts_before = metrics.SINK_EVENT_CONFLICTS._value.get()
+        started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         for copy in (
             again_other,
             first,
@@ -527,6 +580,76 @@ async def test_the_first_arrival_is_kept_and_a_differing_resend_is_recorded_as_a
             ),
         )
         assert conflict == (2, ["1", "2.5"], [f"{tag}-r1", f"{tag}-r3"])
-        assert metrics.SINK_EVENT_CONFLICTS._value.get() == conflicts_before + 1
+        # Each conflict this sink found is counted once: the store is shared, so other tests' conflicts of the
+        # last minute are found (and counted) too.
+        ((found,),) = await rows(
+            sink, f"SELECT count() FROM ringback.event_conflicts FINAL WHERE detected_at >= '{started}'"
+        )
+        assert found >= 1 and metrics.SINK_EVENT_CONFLICTS._value.get() == conflicts_before + found
     finally:
         await sink.stop()
+
+
+@contextlib.asynccontextmanager
+async def merges_stopped(sink: Sink) -> AsyncIterator[None]:
+    """No background merge of ringback.event_copies meanwhile: its raw rows show every copy inserted."""
+    await sink.on_db_thread(sink.client.command, "SYSTEM STOP MERGES ringback.event_copies")
+    try:
+        yield
+    finally:
+        await sink.on_db_thread(sink.client.command, "SYSTEM START MERGES ringback.event_copies")
+
+
+async def test_a_retried_insert_is_not_stored_twice(sink: Sink) -> None:
+    """The same batch inserted again (a retry after an answer that never came) with its offsets' token:
+    ClickHouse drops it. Counted in the raw rows of ringback.event_copies, where a duplicate would show."""
+    settings, codec = sink.settings, sink.codec
+    tag = settings.topic_raw
+    await produce(
+        settings.kafka_bootstrap,
+        settings.topic_normalized,
+        [(None, codec.encode(event(codec, f"{tag}-r{i}", f"{tag}-req", charge="1.00")), []) for i in range(3)],
+    )
+    await take_only(sink, 3)
+    assert sink.step_ is not None
+    batch = sink.step_.batch
+    token = batch.dedup_token(EVENTS_TABLE)
+    copies = f"SELECT count() FROM ringback.event_copies WHERE ingest_id = '{tag}-req'"
+    async with merges_stopped(sink):
+        await sink.step_.store.store_events(batch.events, token)
+        assert await rows(sink, copies) == [(3,)]
+        await sink.step_.store.store_events(batch.events, token)  # the retry
+        assert await rows(sink, copies) == [(3,)]
+
+
+async def test_a_batch_holds_at_most_sink_batch_rows(
+    broker: EmbeddedBroker, chdb_dir: Path, make_settings: Callable[..., Settings]
+) -> None:
+    """12 events with sink_batch_rows = 5: inserted as parts of 5, 5 and 2 rows, never more in one."""
+    settings = make_settings(
+        kafka_bootstrap=broker.bootstrap,
+        clickhouse_dsn=f"chdb://{chdb_dir}",
+        sink_batch_rows=5,
+        sink_batch_seconds=600,  # only the row bound makes a batch due; the last one is flushed by the test
+        kafka_partitions=1,
+    )
+    await kafka.ensure_topics(settings)
+    worker = Sink(settings)
+    await worker.start()
+    try:
+        tag = settings.topic_raw
+        codec = worker.codec
+        await produce(
+            settings.kafka_bootstrap,
+            settings.topic_normalized,
+            [(None, codec.encode(event(codec, f"{tag}-b{i}", f"{tag}-req")), []) for i in range(12)],
+        )
+        async with merges_stopped(worker):
+            await poll_until_stored(worker, 12)
+            parts = await rows(
+                worker,
+                f"SELECT _part, count() AS n FROM ringback.event_copies WHERE ingest_id = '{tag}-req' GROUP BY _part",
+            )
+        assert sorted(n for _, n in parts) == [2, 5, 5], parts
+    finally:
+        await worker.stop()

@@ -4,10 +4,13 @@ this process and through `ringback sql` against a running `ringback run` and a s
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import stat
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -268,14 +271,12 @@ async def test_a_batch_is_stored_while_a_long_analyst_query_runs(
         assert not long_query.done()
 
         event_id = f"{settings.topic_raw}-during-query"
-        batch_started = time.monotonic()
         await produce(
             settings.kafka_bootstrap, settings.topic_normalized, [(None, sink.codec.encode(_event(sink, event_id)), [])]
         )
         while sink.step_ is None or sink.step_.batch.event_count < 1:
             await sink.step()
         await sink.flush()
-        stored_after = time.monotonic() - batch_started
         assert not long_query.done(), "the batch had to wait for the analyst's query"
         count = await sink.on_db_thread(
             lambda: sink.client.query(f"SELECT count() FROM ringback.events WHERE event_id = '{event_id}'").result_rows
@@ -284,9 +285,7 @@ async def test_a_batch_is_stored_while_a_long_analyst_query_runs(
 
         with pytest.raises(Exception, match="TIMEOUT_EXCEEDED"):
             await long_query
-        query_took = time.monotonic() - query_started
-        assert query_took >= query_limit_s * 0.9
-        assert stored_after < query_took / 2
+        assert time.monotonic() - query_started >= query_limit_s * 0.9  # the query really ran that long
     finally:
         await sink.stop()
 
@@ -378,10 +377,33 @@ def test_analyst_queries_through_the_running_sink(pipeline: Pipeline) -> None:
     ):
         assert time.monotonic() < deadline, "the callback was never stored"
         time.sleep(0.5)
+    # What each answers over this pipeline's store (one SMS report, nothing dead-lettered); the cookbook's
+    # answers are checked over known events in test_views.py.
+    stored_report = f"sms.delivery_report\t{tag}\tdelivered\tDELIVRD\t13800138000\t2026-11-21 01:30:15.000000\n"
+    expected = {
+        ANALYST_QUERIES[0]: stored_report,
+        ANALYST_QUERIES[1]: "",
+        ANALYST_QUERIES[2]: "1\n",
+        ANALYST_QUERIES[3]: "2026-11-21\ttencent.sms_status\t1\t",
+        ANALYST_QUERIES[5]: "all\t\t0\n",
+        ANALYST_QUERIES[6]: "events_dedup\n",
+        ANALYST_QUERIES[7]: "event_id\tString",
+        ANALYST_QUERIES[8]: '{"name":"event_id","type":"String"',
+        ANALYST_QUERIES[9]: "1\n",
+        ANALYST_QUERIES[10]: "CREATE VIEW ringback.events\\n(",  # TabSeparated escapes the line ends
+        ANALYST_QUERIES[11]: "ReadFromMergeTree",
+        ANALYST_QUERIES[12]: "ReadFromMergeTree",
+        ANALYST_QUERIES[13]: "SELECT",
+    }
+    exact = {ANALYST_QUERIES[i] for i in (0, 1, 2, 9)}
     for query in ANALYST_QUERIES:
         done = sql(pipeline.data_dir, query)
         assert done.returncode == 0, (query, done.stderr)
-    assert b"events_dedup" in sql(pipeline.data_dir, "SHOW TABLES FROM ringback").stdout
+        answer = done.stdout.decode()
+        if query in exact:
+            assert answer == expected[query], (query, answer)
+        elif query in expected:
+            assert expected[query] in answer, (query, answer)
     piped = sql(
         pipeline.data_dir,
         "-",
@@ -394,6 +416,35 @@ def test_analyst_queries_through_the_running_sink(pipeline: Pipeline) -> None:
     assert reconcile.returncode == 0 and b"tencent/sms-status" in reconcile.stdout, reconcile.stderr
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses sockets listen on at ``port`` (IPv4 and IPv6), from /proc/net."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address if len(address) == width else f"?{address}")
+    return found
+
+
+def test_the_query_endpoint_listens_on_loopback_only_and_wants_its_token(pipeline: Pipeline) -> None:
+    endpoint = json.loads((pipeline.data_dir / "run" / "sink-query.json").read_text())
+    url, token = endpoint["url"], endpoint["token"]
+    port = int(url.split(":")[2].split("/")[0])
+    assert url.startswith("http://127.0.0.1:")
+    assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, and no other address (no 0.0.0.0, no ::)
+    query = json.dumps({"query": "SELECT 1"}).encode()
+    for headers in ({}, {"X-Ringback-Token": "not-the-token"}, {"X-Ringback-Token": token[:-1]}):
+        request = urllib.request.Request(url, data=query, headers=headers, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 403, headers
+    request = urllib.request.Request(url, data=query, headers={"X-Ringback-Token": token}, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.read() == b"1\n"
+
+
 def test_limits_through_the_running_sink_come_back_as_errors(pipeline: Pipeline) -> None:
     started = time.monotonic()
     slow = sql(pipeline.data_dir, ENDLESS_QUERY)
@@ -404,14 +455,32 @@ def test_limits_through_the_running_sink_come_back_as_errors(pipeline: Pipeline)
     assert sql(pipeline.data_dir, "SELECT 1").stdout == b"1\n"  # and the endpoint goes on answering
 
 
-def test_zz_the_stopped_pipelines_store_opened_directly(pipeline: Pipeline, canary: Path, tmp_path: Path) -> None:
-    """Runs last in this module: stops the pipeline, then `ringback sql` opens the store itself."""
-    assert pipeline.stop() == 0, pipeline.log()
-    store = pipeline.data_dir / "clickhouse"
-    for directory in (pipeline.data_dir, store):
+@pytest.fixture
+def stopped(tmp_path: Path) -> Path:
+    """A pipeline of its own that stored a callback and was stopped: its data dir."""
+    running = Pipeline(tmp_path / "data", extra_args=PIPELINE_LIMITS).start()
+    try:
+        body = (
+            b'[{"user_receive_time":"2026-11-21 09:30:15","nationcode":"86","mobile":"13800138000",'
+            b'"report_status":"SUCCESS","errmsg":"DELIVRD","sid":"s-1"}]'
+        )
+        assert post(running.edge_url + SMS_ROUTE, body)[0] == 200
+        deadline = time.monotonic() + 60
+        while sql(running.data_dir, "SELECT count() FROM ringback.events_dedup").stdout != b"1\n":
+            assert time.monotonic() < deadline, "the callback was never stored"
+            time.sleep(0.5)
+    finally:
+        assert running.stop() == 0, running.log()
+    return running.data_dir
+
+
+def test_the_stopped_pipelines_store_opened_directly(stopped: Path, canary: Path, tmp_path: Path) -> None:
+    """`ringback sql` opens the store of a stopped pipeline itself."""
+    store = stopped / "clickhouse"
+    for directory in (stopped, store):
         directory.chmod(0o755)  # as an earlier version left them
-    assert_escapes_refused(pipeline.data_dir, canary, tmp_path / "written")
-    assert sql(pipeline.data_dir, "SELECT count() > 0 FROM ringback.events_dedup").stdout == b"1\n"
-    slow = sql(pipeline.data_dir, ENDLESS_QUERY, "--query-timeout-s", "1")
+    assert_escapes_refused(stopped, canary, tmp_path / "written")
+    assert sql(stopped, "SELECT count() FROM ringback.events_dedup").stdout == b"1\n"
+    slow = sql(stopped, ENDLESS_QUERY, "--query-timeout-s", "1")
     assert slow.returncode == 1 and b"TIMEOUT_EXCEEDED" in slow.stderr, slow.stderr
-    assert shared_with_others(pipeline.data_dir) == []
+    assert shared_with_others(stopped) == []

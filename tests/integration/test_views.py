@@ -21,6 +21,7 @@ from ringback.normalizer.outcome import Rejection
 from ringback.normalizer.step import normalize_message
 from ringback.runtime import kafka
 from ringback.runtime.broker import EmbeddedBroker
+from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
 from ringback.runtime.raw import RawCallback, new_ingest_id
 from ringback.sink.worker import Sink
 from tests.conftest import REPO_ROOT
@@ -194,7 +195,9 @@ def sms_traffic(tag: str) -> list[tuple[str, bytes]]:
 async def stored(
     broker: EmbeddedBroker, chdb_dir: Path, make_settings: Callable[..., Settings]
 ) -> AsyncIterator[tuple[Sink, str]]:
-    settings = make_settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{chdb_dir}")
+    settings = make_settings(
+        kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{chdb_dir}", conflict_check_interval_s=0.01
+    )
     await kafka.ensure_topics(settings)
     sink = Sink(settings)
     await sink.start()
@@ -342,10 +345,10 @@ async def test_the_readme_cookbook_answers_over_stored_events(stored: tuple[Sink
     sink, tenant = stored
     queries = cookbook_queries()
     assert len(queries) >= 10, "the cookbook's queries are not where this test looks"
+    conflicts_and_dead = [sql for sql in queries if "event_conflicts" in sql or "dead_letters_by_reason" in sql]
+    assert len(conflicts_and_dead) == 2, "the cookbook's conflict and dead-letter queries are not where expected"
     for sql in queries:
-        # Nothing here disagreed or was dead-lettered: those run, and test_sink.py and test_replay.py have their rows.
-        if "ringback.event_conflicts" in sql or "ringback.dead_letters_by_reason" in sql:
-            await query(sink, sql)
+        if sql in conflicts_and_dead:  # below, once this tenant has a conflict and a dead letter
             continue
         timeline = "WHERE call_id = '" in sql
         sql = re.sub(r"call_id = '[^']*'", f"call_id = '{tenant}-x'", sql)
@@ -361,3 +364,58 @@ async def test_the_readme_cookbook_answers_over_stored_events(stored: tuple[Sink
                 ("call.cdr", "answered"),
                 ("call.recording", "recorded"),
             ], rows
+
+    # A differing resend of the CDR platform's answered call (0.90 instead of 0.60) and an unreadable request.
+    await store_a_conflict_and_a_dead_letter(sink, tenant)
+    conflicts_sql, dead_sql = sorted(conflicts_and_dead, key=lambda sql: "dead_letters_by_reason" in sql)
+    conflicts = await query(
+        sink,
+        f"SELECT event_type, versions, arrayMap(c -> toString(c), charge) AS charges FROM ({conflicts_sql}) "
+        f"WHERE event_id IN (SELECT event_id FROM ringback.events WHERE tenant = '{tenant}')",
+    )
+    assert conflicts == [{"event_type": "call.cdr", "versions": 2, "charges": ["0.6", "0.9"]}]
+    dead = await query(sink, f"SELECT * FROM ({dead_sql}) WHERE tenant = '{tenant}'")
+    assert dead == [
+        {
+            "tenant": tenant,
+            "route": "tencent/sms-status",
+            "failure_type": "invalid_json",
+            "dead_requests": 1,
+            "bodies": 1,
+            "reports": 1,
+        }
+    ]
+
+
+async def store_a_conflict_and_a_dead_letter(sink: Sink, tenant: str) -> None:
+    ctx = Context(blank_event=sink.codec.blank_event())
+    _route, cdrs = cdr_platform(tenant)[-1]
+    dearer = cdrs.replace(b'"oriamount": "0.60"', b'"oriamount": "0.90"')
+    assert dearer != cdrs
+    raw = RawCallback(
+        "cdr-push", new_ingest_id(), RECEIVED_US + 60_000_000, "10.0.0.1", "application/json", dearer, tenant=tenant
+    )
+    resent = [o for o in normalize_message(raw, registry(), ctx) if not isinstance(o, Rejection)]
+    broken = RawCallback(
+        "tencent/sms-status", new_ingest_id(), RECEIVED_US, "10.0.0.1", "application/json", b"[{oops", tenant=tenant
+    )
+    letter = DeadLetter.of(broken, [Failure(WHOLE_REQUEST, "invalid_json", "body is not valid JSON")], 0, "t")
+    settings = sink.settings
+    await produce(
+        settings.kafka_bootstrap, settings.topic_normalized, [(None, sink.codec.encode(e), []) for e in resent]
+    )
+    await produce(settings.kafka_bootstrap, settings.topic_dlq, [(None, broken.body, letter.headers())])
+    await step_until_stored(sink, len(resent) + 1)
+    # The conflict watcher looks after a batch is stored: one more batch (an identical resend) makes it look.
+    await produce(settings.kafka_bootstrap, settings.topic_normalized, [(None, sink.codec.encode(resent[0]), [])])
+    await step_until_stored(sink, 1)
+
+
+async def step_until_stored(sink: Sink, expected: int) -> None:
+    taken = 0
+    for _ in range(100):
+        taken += await sink.step()
+        if taken >= expected:
+            break
+    assert taken >= expected, f"{taken} of {expected} records taken"
+    await sink.flush()
