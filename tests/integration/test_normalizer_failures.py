@@ -116,7 +116,8 @@ async def test_a_publish_the_broker_does_not_take_rewinds_the_poll(
 ) -> None:
     """The poll's events cannot be published (the broker its producer knows has gone away): nothing is
     committed, the alarm is raised once it lasts past retry_alarm_after_s, and the next round after the
-    failure reads the same raw messages again rather than going past them."""
+    failure reads the same raw messages again rather than going past them; once they are published the
+    alarm clears."""
     settings = make_settings(kafka_bootstrap=broker.bootstrap, kafka_partitions=1, retry_alarm_after_s=0.5)
     await kafka.ensure_topics(settings)
     await produce(broker.bootstrap, settings.topic_raw, [raw_message(f"req-{i}", sms(f"s-{i}")) for i in range(3)])
@@ -138,6 +139,8 @@ async def test_a_publish_the_broker_does_not_take_rewinds_the_poll(
         assert await committed_offsets(broker.bootstrap, settings.normalizer_group, settings.topic_raw) == {0: 0}
         worker.step.producer = working
         assert await poll_until(worker, 3) == 3  # the same three, read again
+        assert worker.ready_reasons() == []  # published at last: the alarm clears
+        assert metrics.ALARM.labels("normalizer", "publish")._value.get() == 0
     finally:
         await refusing.stop()
         await worker.stop()

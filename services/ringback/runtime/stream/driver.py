@@ -70,6 +70,7 @@ class StreamDriver:
         self._held_until: float | None = None
         self._paused = False
         self._retries = 0
+        self._retrying: set[str] = set()  # what a RetryLater named, until a round hands messages over again
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -93,6 +94,7 @@ class StreamDriver:
             await self.strategy.poll()
         except RetryLater as failure:
             self._rewind(messages)
+            self._retrying.add(failure.what)
             self.health.failed(failure.what, failure.error)
             await asyncio.sleep(RETRY_BACKOFF_S[min(self._retries, len(RETRY_BACKOFF_S) - 1)])
             self._retries += 1
@@ -103,6 +105,10 @@ class StreamDriver:
             self._pause_if(True)
             return 0
         self._retries = 0
+        if messages and self._retrying:  # a round without messages proves nothing about what failed
+            for what in self._retrying:
+                self.health.succeeded(what)
+            self._retrying.clear()
         await self.commit()
         self._report_lag()
         return len(messages)
