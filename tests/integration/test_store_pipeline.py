@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -213,3 +214,31 @@ def test_calls_asr_and_acd_count_under_each_calls_own_app(pipeline: Pipeline) ->
         ("appA", 2, 1, 0.5, 60),
         ("appB", 1, 1, 1, 30),
     ]
+
+
+def test_one_push_of_cdrs_from_many_days_is_stored_whole(pipeline: Pipeline) -> None:
+    """A push (or a backfill) whose events fall on more days than ClickHouse takes partitions in one insert
+    block by default (100) is stored, not retried for ever; a callback after it is stored too."""
+    days = 150
+    cdrs = [
+        {
+            "requestid": f"MANY-DAYS-{day}",
+            "appid": "appM",
+            "fid": "2",
+            "tel": "13800000001",
+            "stime": f"{(date(2026, 1, 1) + timedelta(days=day)).isoformat()} 11:19:36",
+            "etime": f"{(date(2026, 1, 1) + timedelta(days=day)).isoformat()} 11:19:58",
+            "duration": "22",
+            "oriamount": "0.06",
+        }
+        for day in range(days)
+    ]
+    send(pipeline, "cdr-push", {"cdr": cdrs})
+    send(pipeline, "cdr-push", {"cdr": [{**cdrs[0], "requestid": "MANY-DAYS-AFTER"}]})
+    rows = rows_when(
+        pipeline,
+        "SELECT count() AS n, uniqExact(toDate(occurred_at)) AS days FROM ringback.events "
+        "WHERE request_id LIKE 'MANY-DAYS-%'",
+        lambda rows: rows and int(rows[0]["n"]) == days + 1,
+    )
+    assert int(rows[0]["days"]) == days

@@ -50,6 +50,10 @@ INSERT = "insert"
 #: Duplicates inside one batch are left to merges and FINAL, like duplicates across batches already
 #: are: collapsing them at insert costs ~25 % of the engine's insert time.
 EVENTS_INSERT_SETTINGS = {"optimize_on_insert": 0}
+#: Every insert: a batch may span any number of days (one push of CDRs from many days, a backfill, a
+#: replay), and tables are partitioned by day; ClickHouse's default refuses a block over 100 partitions
+#: (code 252), which no retry would ever get past.
+INSERT_SETTINGS = {"max_partitions_per_insert_block": 0}
 #: Raised in Python while a batch is turned into ClickHouse columns when a *value* cannot be stored.
 PYTHON_VALUE_ERRORS = (DataError, ValueError, TypeError, OverflowError, struct.error, AvroDecodeError)
 #: What a normalized-topic message that fastavro cannot read raises.
@@ -177,7 +181,7 @@ class Store:
             names,
             insert_block=data,
             fmt="Avro",
-            settings={**EVENTS_INSERT_SETTINGS, "insert_deduplication_token": token},
+            settings={**INSERT_SETTINGS, **EVENTS_INSERT_SETTINGS, "insert_deduplication_token": token},
         )
 
     async def _checked_path(self, events: list[Message], token: str, reason: BaseException) -> Stored:
@@ -281,7 +285,7 @@ class Store:
             columns,
             column_names=names,
             column_oriented=True,
-            settings={**extra, "insert_deduplication_token": token},
+            settings={**INSERT_SETTINGS, **extra, "insert_deduplication_token": token},
         )
 
     async def _outage(self, table: str, error: BaseException, attempt: int) -> None:
