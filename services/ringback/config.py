@@ -28,6 +28,8 @@ QUERY_LIMITS = (
 #: What the normalizer keeps of an SMS reply's text (an end user's message) in ``message_text``.
 SMS_REPLY_TEXT_STORE, SMS_REPLY_TEXT_MASK, SMS_REPLY_TEXT_DROP = "store", "mask", "drop"
 SMS_REPLY_TEXT_POLICIES = (SMS_REPLY_TEXT_STORE, SMS_REPLY_TEXT_MASK, SMS_REPLY_TEXT_DROP)
+#: The headers a trusted proxy may give the client's address in (``forwarded_header``).
+FORWARDING_HEADERS = ("x-forwarded-for", "forwarded")
 
 #: The repository's ``schemas/`` folder: the single source of truth for Avro and DDL.
 _DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -80,8 +82,15 @@ class Settings:
     trusted_proxies: str = _setting(
         "",
         (
-            "CIDRs (comma-separated) of load balancers whose Forwarded / X-Forwarded-For headers give the client's "
-            "address."
+            "CIDRs (comma-separated) of load balancers whose forwarding header (forwarded_header) gives the "
+            "client's address."
+        ),
+    )
+    forwarded_header: str = _setting(
+        "x-forwarded-for",
+        (
+            "The one header trusted proxies append the client's address to: x-forwarded-for or forwarded (RFC "
+            "7239); the other is ignored."
         ),
     )
     anonymous_rate_limit_per_s: float = _setting(
@@ -393,6 +402,8 @@ def _validate(settings: Settings) -> None:
     if settings.rate_limit_burst_s <= 0:
         raise ConfigError("rate_limit_burst_s must be positive")
     trusted_proxy_networks(settings)
+    if settings.forwarded_header.lower() not in FORWARDING_HEADERS:
+        raise ConfigError(f"forwarded_header must be one of {', '.join(FORWARDING_HEADERS)}")
     if settings.edge_max_connections_per_ip < 0:
         raise ConfigError("edge_max_connections_per_ip must be 0 (no bound) or positive")
     if settings.gc_gen0_threshold <= 0:

@@ -39,6 +39,8 @@ TENANT_KEYS = frozenset({"id", "secret", "secrets", "secret_sha256", "app_id", "
 _NOBODY = hashlib.sha256(b"ringback: no such tenant").digest()
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: ``::ffff:0:0/96``: the IPv6 prefix that carries an IPv4 address in its last 32 bits.
+IPV4_MAPPED_PREFIX = 96
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Verdicts of a check; the first is the only good one.
@@ -90,17 +92,31 @@ class Tenants:
 
 
 def parse_address(text: str) -> Address | None:
+    """The address ``text`` names, an IPv4-mapped IPv6 address as the IPv4 address it carries (so that it
+    matches IPv4 ranges); None when it names none."""
     try:
-        return ipaddress.ip_address(text.strip().strip("[]"))
+        parsed = ipaddress.ip_address(text.strip().strip("[]"))
     except ValueError:
         return None
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return parsed.ipv4_mapped
+    return parsed
+
+
+def unmapped(network: Network) -> Network:
+    """An IPv4-mapped IPv6 range (``::ffff:198.51.100.0/120``) as the IPv4 range it covers: addresses are
+    compared in their IPv4 form (``parse_address``)."""
+    mapped = network.network_address.ipv4_mapped if isinstance(network, ipaddress.IPv6Network) else None
+    if mapped is None or network.prefixlen < IPV4_MAPPED_PREFIX:
+        return network
+    return ipaddress.IPv4Network(f"{mapped}/{network.prefixlen - IPV4_MAPPED_PREFIX}")
 
 
 def parse_networks(values: Iterable[Any], where: str) -> tuple[Network, ...]:
     networks = []
     for value in values:
         try:
-            networks.append(ipaddress.ip_network(str(value).strip(), strict=False))
+            networks.append(unmapped(ipaddress.ip_network(str(value).strip(), strict=False)))
         except ValueError as exc:
             raise TenantsError(f"{where}: {value!r} is not a CIDR network ({exc})") from None
     return tuple(networks)
