@@ -61,9 +61,20 @@ class Settings:
     edge_max_in_flight_bytes: int = _setting(
         67_108_864,
         (
-            "Body bytes one edge process holds at once (declared or, for chunked bodies, max_body_bytes); beyond it a "
-            "retryable 5xx."
+            "Body bytes one edge process holds at once, counted as they arrive (and as they are decompressed), never "
+            "as Content-Length announces them; beyond it a retryable 5xx."
         ),
+    )
+    edge_in_flight_share_per_ip: float = _setting(
+        0.25,
+        (
+            "Share (0-1] of edge_max_in_flight and edge_max_in_flight_bytes one client address may hold (its one "
+            "request always fits); beyond it that address gets a retryable 5xx, the others are served."
+        ),
+    )
+    edge_shed_ready_hold_s: float = _setting(
+        5.0,
+        "After the edge sheds load for lack of in-flight room, /readyz answers 503 until none was shed for this long.",
     )
     edge_max_connections: int = _setting(
         16_384,
@@ -402,6 +413,10 @@ def _validate(settings: Settings) -> None:
     if settings.rate_limit_burst_s <= 0:
         raise ConfigError("rate_limit_burst_s must be positive")
     trusted_proxy_networks(settings)
+    if not 0 < settings.edge_in_flight_share_per_ip <= 1:
+        raise ConfigError("edge_in_flight_share_per_ip must be above 0 and at most 1")
+    if settings.edge_shed_ready_hold_s <= 0:
+        raise ConfigError("edge_shed_ready_hold_s must be positive")
     if settings.forwarded_header.lower() not in FORWARDING_HEADERS:
         raise ConfigError(f"forwarded_header must be one of {', '.join(FORWARDING_HEADERS)}")
     if settings.edge_max_connections_per_ip < 0:

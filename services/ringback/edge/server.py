@@ -42,6 +42,9 @@ async def start_edge(settings: Settings, app: web.Application) -> tuple[EdgeRunn
             "access_log": None,
             "keepalive_timeout": settings.edge_idle_timeout_s,
             "max_headers": MAX_HEADERS,
+            # Bodies are decoded by the handler (ringback.edge.bodies): bounded, measured, refused in the vendor's
+            # shape when they do not decode.
+            "auto_decompress": False,
         },
         shutdown_timeout=SHUTDOWN_GRACE_S,
     )

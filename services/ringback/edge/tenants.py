@@ -13,6 +13,9 @@ allow_ips = ["203.0.113.0/24"]       # optional CIDRs; empty = any address
 rate_limit_per_s = 200               # optional: this tenant's request rate (default: tenant_rate_limit_per_s)
 ```
 
+A file with no tenants is refused unless it says ``allow_anonymous = true``: it would refuse every
+callback, and it is what a non-atomic save leaves for a moment.
+
 Secrets are kept only as SHA-256 digests, compared in constant time (an unknown tenant costs the same
 comparison as a known one), and never logged. A file that does not validate is refused as a whole
 with a message naming the problem; while running, the edge then keeps the tenants it had.
@@ -148,6 +151,13 @@ def parse(data: dict[str, Any], name: str = "tenants file") -> Tenants:
         if tenant.id in by_id:
             raise TenantsError(f"{name}: tenant id {tenant.id!r} appears twice")
         by_id[tenant.id] = tenant
+    if not by_id and not allow_anonymous:
+        # What a save that truncates the file before writing it leaves behind: in force, it would answer
+        # every callback 401, which the CDR platform does not retry.
+        raise TenantsError(
+            f"{name}: no tenants and allow_anonymous = false would refuse every callback (an empty or half-written "
+            "file? save it atomically: write a temporary file, then rename it over this one)"
+        )
     return Tenants(by_id, allow_anonymous)
 
 
