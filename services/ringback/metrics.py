@@ -42,7 +42,7 @@ EDGE_REQUESTS = Counter(
     "ringback_edge_requests_total",
     (
         "Callback requests by route and outcome (accepted, journaled, spooled: answered with success; too_large, "
-        "too_slow, overloaded, not_durable, bad_encoding, unsupported_encoding: failed)."
+        "too_slow, overloaded, not_durable, bad_encoding, unsupported_encoding, unsupported_expect: failed)."
     ),
     ["route", "outcome"],
 )

@@ -146,6 +146,7 @@ def expected_callback_statuses(route: Route, *, tenant: bool) -> set[int]:
         408,
         413,
         415,  # a Content-Encoding the edge does not decode
+        417,  # an Expect other than 100-continue
         replies.RETRYABLE_STATUS[route.reply_style],
         replies.RATE_LIMITED_STATUS[route.reply_style],
     }

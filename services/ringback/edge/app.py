@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from http import HTTPStatus
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from ringback import logs, metrics
 from ringback.config import Settings
@@ -24,6 +25,9 @@ from ringback.runtime.raw import RawCallback, new_ingest_id
 log = logs.get(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
+CONTINUE = "100-continue"
+UNSUPPORTED_EXPECT = "unsupported_expect"
 PUBLISHER = web.AppKey("publisher", Publisher)
 INTAKE = web.AppKey("intake", Intake)
 TENANTS = web.AppKey("tenants", TenantSource)
@@ -39,9 +43,16 @@ OUTCOMES = (
     "not_durable",
     bodies.BAD_ENCODING,
     bodies.UNSUPPORTED_ENCODING,
+    UNSUPPORTED_EXPECT,
 )
 #: Refusals of a body logged (rate-limited) here; shedding is logged by the in-flight budget.
-LOGGED_OUTCOMES = (bodies.BAD_ENCODING, bodies.UNSUPPORTED_ENCODING, bodies.TOO_LARGE, bodies.TOO_SLOW)
+LOGGED_OUTCOMES = (
+    bodies.BAD_ENCODING,
+    bodies.UNSUPPORTED_ENCODING,
+    bodies.TOO_LARGE,
+    bodies.TOO_SLOW,
+    UNSUPPORTED_EXPECT,
+)
 #: At most one log line per route and refusal in this many seconds.
 REFUSAL_LOG_INTERVAL_S = 5.0
 OUTCOME_OF = {BROKER: "accepted", JOURNAL: "journaled", SPOOL: "spooled"}
@@ -58,13 +69,16 @@ def log_refusal(route: str, refusal: bodies.BodyRefused, address: str) -> None:
             "callback body refused",
             route=route,
             outcome=refusal.outcome,
-            status=refusal.status,
+            status=None if refusal.status is None else int(refusal.status),
             detail=refusal.reason,
             remote_addr=address,
         )
 
 
-def callback_handler(route_: Route, door: Door, intake: Intake, in_flight: InFlight, settings: Settings) -> Handler:
+def callback_handler(
+    route_: Route, door: Door, intake: Intake, in_flight: InFlight, settings: Settings
+) -> tuple[Handler, ExpectHandler]:
+    """The route's handler, and its handler of ``Expect`` (run before it, outside the middlewares)."""
     route = route_.name
     style = route_.reply_style
     requests = {outcome: metrics.EDGE_REQUESTS.labels(route, outcome) for outcome in OUTCOMES}
@@ -125,6 +139,28 @@ def callback_handler(route_: Route, door: Door, intake: Intake, in_flight: InFli
         finally:
             lease.release()
 
+    async def expect(request: web.Request) -> web.StreamResponse | None:
+        """``Expect: 100-continue`` is answered ``100 Continue`` only for a head the body could follow: an
+        announced length over the bound or an encoding the edge does not decode is refused before the
+        client sends the body. Any other expectation is 417 in the vendor's shape."""
+        if request.version < HttpVersion11:
+            return None  # HTTP/1.0 has no interim replies: the header means nothing
+        address = request.remote or ""
+        if request.headers.get("Expect", "").strip().lower() != CONTINUE:
+            return refused(
+                bodies.BodyRefused(
+                    UNSUPPORTED_EXPECT, HTTPStatus.EXPECTATION_FAILED, "unsupported Expect (only 100-continue)"
+                ),
+                address,
+            )
+        try:
+            bodies.check_announced(request, settings.max_body_bytes)
+        except bodies.BodyRefused as refusal:
+            return refused(refusal, address)
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the reply proper has not started
+        return None
+
     def refused(refusal: bodies.BodyRefused, address: str) -> web.StreamResponse:
         """The reply to a body not taken; the connection closes after it (the body may be half read)."""
         requests[refusal.outcome].inc()
@@ -137,7 +173,7 @@ def callback_handler(route_: Route, door: Door, intake: Intake, in_flight: InFli
         response.force_close()
         return response
 
-    return handle
+    return handle, expect
 
 
 def create_app(settings: Settings, journal_dir: str | None = None) -> web.Application:
@@ -176,9 +212,9 @@ def create_app(settings: Settings, journal_dir: str | None = None) -> web.Applic
     app[IN_FLIGHT] = in_flight
     app[SETTINGS] = settings
     for route in ROUTES:
-        handler = callback_handler(route, door, intake, in_flight, settings)
-        app.router.add_post(route.path, handler)
-        app.router.add_post(f"/t/{{{TENANT}}}/{{{SECRET}}}{route.path}", handler)
+        handler, expect = callback_handler(route, door, intake, in_flight, settings)
+        app.router.add_post(route.path, handler, expect_handler=expect)
+        app.router.add_post(f"/t/{{{TENANT}}}/{{{SECRET}}}{route.path}", handler, expect_handler=expect)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)

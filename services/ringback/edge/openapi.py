@@ -668,6 +668,14 @@ def callback_replies(style: str, *, tenant: bool) -> list[Reply]:
         ),
         shaped(
             style,
+            HTTPStatus.EXPECTATION_FAILED,
+            (
+                "An `Expect` other than `100-continue`; nothing published. (`Expect: 100-continue` gets `100 "
+                "Continue` only when the head allows a body: else its refusal, before the body is sent.)"
+            ),
+        ),
+        shaped(
+            style,
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
             (
                 "A `Content-Encoding` the edge does not decode (it decodes `identity`, `gzip`, `deflate`, `zstd`), "
