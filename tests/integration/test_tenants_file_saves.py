@@ -44,9 +44,20 @@ def test_an_edge_does_not_start_on_a_tenants_file_without_tenants(
     path.write_text(content, encoding="utf-8")
     settings = make_settings(tenants_file=str(path))
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("RINGBACK_")}, **settings.as_env()}
-    done = subprocess.run(ringback("edge"), env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == EXIT_CONFIG_ERROR, done.stdout + done.stderr
-    output = done.stdout + done.stderr
+    log_path = tmp_path / "edge.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(ringback("edge"), env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while process.poll() is None and not (settings.run_dir / "edge.json").exists():
+            assert time.monotonic() < deadline, "the edge neither started nor stopped"
+            time.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)
+    output = log_path.read_text()
+    assert process.returncode == EXIT_CONFIG_ERROR, output  # it did not start listening, it stopped
     assert "tenants file refused" in output and "no tenants" in output and "atomically" in output, output
     assert "edge listening" not in output
 
