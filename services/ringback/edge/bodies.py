@@ -167,7 +167,7 @@ def check_announced(request: web.Request, max_body_bytes: int) -> Decoder | None
     if declared is not None and declared > max_body_bytes:
         raise BodyRefused(TOO_LARGE, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body larger than {max_body_bytes} bytes")
     decoder = decoder_for(encoding_of(request))
-    if request.content.total_compressed_bytes is not None:
+    if getattr(request.content, "total_compressed_bytes", None) is not None:  # (an empty body has no such reader)
         return None  # served with aiohttp's own decoding (auto_decompress): the body arrives decoded
     return decoder
 
