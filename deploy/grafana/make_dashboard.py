@@ -214,9 +214,14 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
             ),
             ts(
                 "In flight",
-                "Requests being handled now and the body bytes they reserved, per edge.",
+                "Requests being handled now and the body bytes they hold, per edge; requests shed for lack of room, "
+                "per second.",
                 prom("ringback_edge_in_flight_requests", "requests {{instance}}"),
                 prom("ringback_edge_in_flight_bytes", "bytes {{instance}}"),
+                prom(
+                    f"sum by (instance, reason) (rate(ringback_edge_shed_total[{RATE}]))",
+                    "shed {{instance}} {{reason}}",
+                ),
             ),
             ts(
                 "Connections",

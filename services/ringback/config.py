@@ -29,6 +29,8 @@ QUERY_LIMITS = (
 #: What the normalizer keeps of an SMS reply's text (an end user's message) in ``message_text``.
 SMS_REPLY_TEXT_STORE, SMS_REPLY_TEXT_MASK, SMS_REPLY_TEXT_DROP = "store", "mask", "drop"
 SMS_REPLY_TEXT_POLICIES = (SMS_REPLY_TEXT_STORE, SMS_REPLY_TEXT_MASK, SMS_REPLY_TEXT_DROP)
+#: The headers a trusted proxy may give the client's address in (``forwarded_header``).
+FORWARDING_HEADERS = ("x-forwarded-for", "forwarded")
 
 #: The repository's ``schemas/`` folder: the single source of truth for Avro and DDL.
 _DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -60,9 +62,20 @@ class Settings:
     edge_max_in_flight_bytes: int = _setting(
         67_108_864,
         (
-            "Body bytes one edge process holds at once (declared or, for chunked bodies, max_body_bytes); beyond it a "
-            "retryable 5xx."
+            "Body bytes one edge process holds at once, counted as they arrive (and as they are decompressed), never "
+            "as Content-Length announces them; beyond it a retryable 5xx."
         ),
+    )
+    edge_in_flight_share_per_ip: float = _setting(
+        0.25,
+        (
+            "Share (0-1] of edge_max_in_flight and edge_max_in_flight_bytes one client address may hold (its one "
+            "request always fits); beyond it that address gets a retryable 5xx, the others are served."
+        ),
+    )
+    edge_shed_ready_hold_s: float = _setting(
+        5.0,
+        "After the edge sheds load for lack of in-flight room, /readyz answers 503 until none was shed for this long.",
     )
     edge_max_connections: int = _setting(
         16_384,
@@ -81,8 +94,15 @@ class Settings:
     trusted_proxies: str = _setting(
         "",
         (
-            "CIDRs (comma-separated) of load balancers whose Forwarded / X-Forwarded-For headers give the client's "
-            "address."
+            "CIDRs (comma-separated) of load balancers whose forwarding header (forwarded_header) gives the "
+            "client's address."
+        ),
+    )
+    forwarded_header: str = _setting(
+        "x-forwarded-for",
+        (
+            "The one header trusted proxies append the client's address to: x-forwarded-for or forwarded (RFC "
+            "7239); the other is ignored."
         ),
     )
     anonymous_rate_limit_per_s: float = _setting(
@@ -397,6 +417,12 @@ def _validate(settings: Settings) -> None:
     if settings.rate_limit_burst_s <= 0:
         raise ConfigError("rate_limit_burst_s must be positive")
     trusted_proxy_networks(settings)
+    if not 0 < settings.edge_in_flight_share_per_ip <= 1:
+        raise ConfigError("edge_in_flight_share_per_ip must be above 0 and at most 1")
+    if settings.edge_shed_ready_hold_s <= 0:
+        raise ConfigError("edge_shed_ready_hold_s must be positive")
+    if settings.forwarded_header.lower() not in FORWARDING_HEADERS:
+        raise ConfigError(f"forwarded_header must be one of {', '.join(FORWARDING_HEADERS)}")
     if settings.edge_max_connections_per_ip < 0:
         raise ConfigError("edge_max_connections_per_ip must be 0 (no bound) or positive")
     if settings.gc_gen0_threshold <= 0:

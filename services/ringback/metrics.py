@@ -42,7 +42,7 @@ EDGE_REQUESTS = Counter(
     "ringback_edge_requests_total",
     (
         "Callback requests by route and outcome (accepted, journaled, spooled: answered with success; too_large, "
-        "too_slow, overloaded, not_durable: failed)."
+        "too_slow, overloaded, not_durable, bad_encoding, unsupported_encoding, unsupported_expect: failed)."
     ),
     ["route", "outcome"],
 )
@@ -52,7 +52,15 @@ EDGE_REQUEST_SECONDS = Histogram(
 EDGE_BODY_BYTES = Counter("ringback_edge_body_bytes_total", "Callback body bytes accepted.", ["route"])
 EDGE_IN_FLIGHT = Gauge("ringback_edge_in_flight_requests", "Callback requests being handled now.")
 EDGE_IN_FLIGHT_BYTES = Gauge(
-    "ringback_edge_in_flight_bytes", "Body bytes reserved by the callback requests being handled now."
+    "ringback_edge_in_flight_bytes", "Body bytes (as arrived and as decoded) held by the requests being handled now."
+)
+EDGE_SHED = Counter(
+    "ringback_edge_shed_total",
+    (
+        "Callback requests shed with a retryable failure for lack of room, by reason (in_flight_requests, "
+        "in_flight_bytes: the whole edge; address_share_requests, address_share_bytes: one address over its share)."
+    ),
+    ["reason"],
 )
 EDGE_CONNECTIONS = Gauge("ringback_edge_connections", "Open HTTP connections.")
 EDGE_CONNECTIONS_REFUSED = Counter(

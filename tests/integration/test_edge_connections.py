@@ -260,16 +260,25 @@ async def test_requests_in_flight_are_bounded(start: Callable[..., asyncio.Futur
 
 
 async def test_body_bytes_in_flight_are_bounded(start: Callable[..., asyncio.Future[Edge]]) -> None:
-    """Clients that declare large bodies and send them slowly cannot make the edge hold more than the
-    byte budget: past it they get the retryable failure at once, before any body is read."""
-    edge = await start(max_body_bytes=100_000, edge_max_in_flight_bytes=250_000, body_read_timeout_s=5.0)
+    """Clients that send large bodies slowly cannot make the edge hold more than the byte budget (counted
+    as bytes arrive): past it they get the retryable failure."""
+    edge = await start(
+        max_body_bytes=100_000,
+        edge_max_in_flight_bytes=250_000,
+        edge_in_flight_share_per_ip=1.0,
+        body_read_timeout_s=5.0,
+    )
     holders = []
-    for _ in range(2):  # 2 x 100 kB reserved, their bodies never finish
+    for _ in range(2):  # 2 x 99 kB held, their bodies never finish
         reader, writer = await edge.open()
-        writer.write(f"POST {SMS} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".encode() + b"[")
+        writer.write(f"POST {SMS} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".encode() + b"[" * 99_000)
         await writer.drain()
         holders.append((reader, writer))
-    await asyncio.sleep(0.3)
+    deadline = time.monotonic() + 10
+    readyz = b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    while json.loads((await edge.request(readyz))[2])["in_flight"]["bytes"] < 198_000:
+        assert time.monotonic() < deadline, "the held bodies did not arrive"
+        await asyncio.sleep(0.05)
     status, _, body = await edge.post(SMS, b"[" + b" " * 99_000 + b"]")  # a third would pass 250 kB
     assert status == 503 and json.loads(body)["result"] != 0
     assert (await edge.post(SMS, BODY))[0] == 200  # small ones still fit

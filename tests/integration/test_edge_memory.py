@@ -89,6 +89,7 @@ async def test_memory_is_returned_after_spool_full_episodes(
         publish_timeout_s=0.5,
         max_body_bytes=512 * 1024,
         edge_journal="off",
+        edge_in_flight_share_per_ip=1.0,  # one client address plays all the vendors
     )
     await kafka.ensure_topics(settings)
     env = {

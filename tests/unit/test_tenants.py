@@ -131,8 +131,8 @@ def request(peer: str, headers: dict[str, str]) -> object:
         ),  # not a trusted proxy: the header is ignored
         ("10.0.0.2", {"X-Forwarded-For": "203.0.113.5"}, "203.0.113.5"),
         ("10.0.0.2", {"X-Forwarded-For": "6.6.6.6, 203.0.113.5, 10.0.0.9"}, "203.0.113.5"),  # rightmost untrusted hop
-        ("10.0.0.2", {"Forwarded": 'for=192.0.2.60;proto=https, for="[2001:db8:cafe::17]:4711"'}, "2001:db8:cafe::17"),
-        ("10.0.0.2", {"Forwarded": "for=192.0.2.43", "X-Forwarded-For": "6.6.6.6"}, "192.0.2.43"),  # Forwarded wins
+        ("10.0.0.2", {"Forwarded": 'for=192.0.2.60;proto=https, for="[2001:db8:cafe::17]:4711"'}, "10.0.0.2"),
+        ("10.0.0.2", {"Forwarded": "for=192.0.2.43", "X-Forwarded-For": "6.6.6.6"}, "6.6.6.6"),  # one header is read
         ("10.0.0.2", {"X-Forwarded-For": "not-an-address"}, "10.0.0.2"),
         ("10.0.0.2", {}, "10.0.0.2"),
     ],

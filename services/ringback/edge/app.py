@@ -3,17 +3,18 @@ description."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from http import HTTPStatus
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from ringback import logs, metrics
 from ringback.config import Settings
-from ringback.edge import openapi, replies
+from ringback.edge import bodies, openapi, replies
 from ringback.edge.door import SECRET, TENANT, Door, Refused
+from ringback.edge.in_flight import EDGE_REASONS, InFlight
 from ringback.edge.intake import BROKER, JOURNAL, SPOOL, Intake, NotDurable, TooLargeForBroker
 from ringback.edge.publisher import Publisher
 from ringback.edge.tenant_source import TenantSource
@@ -24,46 +25,60 @@ from ringback.runtime.raw import RawCallback, new_ingest_id
 log = logs.get(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
+CONTINUE = "100-continue"
+UNSUPPORTED_EXPECT = "unsupported_expect"
 PUBLISHER = web.AppKey("publisher", Publisher)
 INTAKE = web.AppKey("intake", Intake)
 TENANTS = web.AppKey("tenants", TenantSource)
-OUTCOMES = ("accepted", "journaled", "spooled", "too_large", "too_slow", "overloaded", "not_durable")
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
+SETTINGS = web.AppKey("settings", Settings)
+OUTCOMES = (
+    "accepted",
+    "journaled",
+    "spooled",
+    bodies.TOO_LARGE,
+    bodies.TOO_SLOW,
+    bodies.OVERLOADED,
+    "not_durable",
+    bodies.BAD_ENCODING,
+    bodies.UNSUPPORTED_ENCODING,
+    UNSUPPORTED_EXPECT,
+)
+#: Refusals of a body logged (rate-limited) here; shedding is logged by the in-flight budget.
+LOGGED_OUTCOMES = (
+    bodies.BAD_ENCODING,
+    bodies.UNSUPPORTED_ENCODING,
+    bodies.TOO_LARGE,
+    bodies.TOO_SLOW,
+    UNSUPPORTED_EXPECT,
+)
+#: At most one log line per route and refusal in this many seconds.
+REFUSAL_LOG_INTERVAL_S = 5.0
 OUTCOME_OF = {BROKER: "accepted", JOURNAL: "journaled", SPOOL: "spooled"}
 
 
-class InFlight:
-    """Bounds the requests being handled at once, and the body bytes they hold: past either bound the
-    edge sheds load. A body's bytes are reserved before it is read (its Content-Length, or
-    ``max_body_bytes`` when it is chunked), so memory stays bounded whatever clients send."""
-
-    def __init__(self, limit: int, byte_limit: int) -> None:
-        self.limit = limit
-        self.byte_limit = byte_limit
-        self.count = 0
-        self.bytes = 0
-
-    def try_enter(self, body_bytes: int) -> bool:
-        if self.count >= self.limit or (self.count and self.bytes + body_bytes > self.byte_limit):
-            return False  # (the first request always gets in: a bound below one body would refuse all)
-        self.count += 1
-        self.bytes += body_bytes
-        metrics.EDGE_IN_FLIGHT.set(self.count)
-        metrics.EDGE_IN_FLIGHT_BYTES.set(self.bytes)
-        return True
-
-    def leave(self, body_bytes: int) -> None:
-        self.count -= 1
-        self.bytes -= body_bytes
-        metrics.EDGE_IN_FLIGHT.set(self.count)
-        metrics.EDGE_IN_FLIGHT_BYTES.set(self.bytes)
+_last_logged: dict[tuple[str, str], float] = {}
 
 
-def reserved_bytes(request: web.Request, max_body_bytes: int) -> int:
-    declared = request.content_length
-    return max_body_bytes if declared is None else min(declared, max_body_bytes)
+def log_refusal(route: str, refusal: bodies.BodyRefused, address: str) -> None:
+    now = time.monotonic()
+    if now - _last_logged.get((route, refusal.outcome), float("-inf")) >= REFUSAL_LOG_INTERVAL_S:
+        _last_logged[(route, refusal.outcome)] = now
+        log.warning(
+            "callback body refused",
+            route=route,
+            outcome=refusal.outcome,
+            status=None if refusal.status is None else int(refusal.status),
+            detail=refusal.reason,
+            remote_addr=address,
+        )
 
 
-def callback_handler(route_: Route, door: Door, intake: Intake, in_flight: InFlight, settings: Settings) -> Handler:
+def callback_handler(
+    route_: Route, door: Door, intake: Intake, in_flight: InFlight, settings: Settings
+) -> tuple[Handler, ExpectHandler]:
+    """The route's handler, and its handler of ``Expect`` (run before it, outside the middlewares)."""
     route = route_.name
     style = route_.reply_style
     requests = {outcome: metrics.EDGE_REQUESTS.labels(route, outcome) for outcome in OUTCOMES}
@@ -77,20 +92,20 @@ def callback_handler(route_: Route, door: Door, intake: Intake, in_flight: InFli
             if who.status is None:
                 return replies.rate_limited(style)
             return replies.rejected(style, who.status, who.message)
-        reserved = reserved_bytes(request, settings.max_body_bytes)
-        if not in_flight.try_enter(reserved):
-            requests["overloaded"].inc()
-            return replies.retryable_failure(style, "overloaded, please retry")
+        try:
+            decoder = bodies.check_announced(request, settings.max_body_bytes)
+        except bodies.BodyRefused as refusal:
+            return refused(refusal, who.address)
+        lease = in_flight.enter(who.address)
+        if isinstance(lease, str):
+            return refused(bodies.BodyRefused(bodies.OVERLOADED, None, "overloaded, please retry", lease), who.address)
         try:
             try:
-                async with asyncio.timeout(settings.body_read_timeout_s):
-                    body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                requests["too_large"].inc()
-                return replies.rejected(style, 413, f"body larger than {settings.max_body_bytes} bytes")
-            except TimeoutError:
-                requests["too_slow"].inc()
-                return replies.rejected(style, 408, f"body not received within {settings.body_read_timeout_s:g}s")
+                body = await bodies.read_body(
+                    request, decoder, lease, settings.max_body_bytes, settings.body_read_timeout_s
+                )
+            except bodies.BodyRefused as refusal:
+                return refused(refusal, who.address)
             raw = RawCallback(
                 route=route,
                 ingest_id=new_ingest_id(),
@@ -122,9 +137,43 @@ def callback_handler(route_: Route, door: Door, intake: Intake, in_flight: InFli
             latency.observe(time.perf_counter() - started)
             return replies.success(style)
         finally:
-            in_flight.leave(reserved)
+            lease.release()
 
-    return handle
+    async def expect(request: web.Request) -> web.StreamResponse | None:
+        """``Expect: 100-continue`` is answered ``100 Continue`` only for a head the body could follow: an
+        announced length over the bound or an encoding the edge does not decode is refused before the
+        client sends the body. Any other expectation is 417 in the vendor's shape."""
+        if request.version < HttpVersion11:
+            return None  # HTTP/1.0 has no interim replies: the header means nothing
+        address = request.remote or ""
+        if request.headers.get("Expect", "").strip().lower() != CONTINUE:
+            return refused(
+                bodies.BodyRefused(
+                    UNSUPPORTED_EXPECT, HTTPStatus.EXPECTATION_FAILED, "unsupported Expect (only 100-continue)"
+                ),
+                address,
+            )
+        try:
+            bodies.check_announced(request, settings.max_body_bytes)
+        except bodies.BodyRefused as refusal:
+            return refused(refusal, address)
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the reply proper has not started
+        return None
+
+    def refused(refusal: bodies.BodyRefused, address: str) -> web.StreamResponse:
+        """The reply to a body not taken; the connection closes after it (the body may be half read)."""
+        requests[refusal.outcome].inc()
+        if refusal.outcome in LOGGED_OUTCOMES:
+            log_refusal(route, refusal, address)
+        if refusal.status is None:
+            response = replies.retryable_failure(style, refusal.message)
+        else:
+            response = replies.rejected(style, refusal.status, refusal.message)
+        response.force_close()
+        return response
+
+    return handle, expect
 
 
 def create_app(settings: Settings, journal_dir: str | None = None) -> web.Application:
@@ -155,11 +204,17 @@ def create_app(settings: Settings, journal_dir: str | None = None) -> web.Applic
         await tenants.stop()
 
     app.cleanup_ctx.append(lifecycle)
-    in_flight = InFlight(settings.edge_max_in_flight, settings.edge_max_in_flight_bytes)
+    in_flight = InFlight(
+        settings.edge_max_in_flight,
+        settings.edge_max_in_flight_bytes,
+        settings.edge_in_flight_share_per_ip,
+    )
+    app[IN_FLIGHT] = in_flight
+    app[SETTINGS] = settings
     for route in ROUTES:
-        handler = callback_handler(route, door, intake, in_flight, settings)
-        app.router.add_post(route.path, handler)
-        app.router.add_post(f"/t/{{{TENANT}}}/{{{SECRET}}}{route.path}", handler)
+        handler, expect = callback_handler(route, door, intake, in_flight, settings)
+        app.router.add_post(route.path, handler, expect_handler=expect)
+        app.router.add_post(f"/t/{{{TENANT}}}/{{{SECRET}}}{route.path}", handler, expect_handler=expect)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
@@ -188,12 +243,17 @@ async def healthz(_: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Ready when a callback can be made durable: in journal mode the journal has room; in spool mode
-    the broker answers or the journal has room."""
+    the broker answers or the journal has room — and the edge has not shed load for lack of in-flight
+    room within ``edge_shed_ready_hold_s`` (one address over its share does not count)."""
     intake = request.app[INTAKE]
     broker_ok = await request.app[PUBLISHER].probe()
     journal = intake.journal
     ready = intake.accepting if intake.journal_mode else (broker_ok or intake.accepting)
     tenants = request.app[TENANTS]
+    in_flight = request.app[IN_FLIGHT]
+    hold_s = request.app[SETTINGS].edge_shed_ready_hold_s
+    reasons, last_s_ago = in_flight.shedding(hold_s)
+    ready = ready and not any(reason in EDGE_REASONS for reason in reasons)
     body = {
         "ready": ready,
         "broker": "reachable" if broker_ok else "unreachable",
@@ -208,6 +268,15 @@ async def readyz(request: web.Request) -> web.Response:
             "unpublished": intake.unpublished_records,
             "oldest_age_s": round(intake.oldest_age_s, 3) if intake.journal_mode else None,
         },
+        "in_flight": {
+            "requests": in_flight.count,
+            "bytes": in_flight.bytes,
+            "max_requests": in_flight.limit,
+            "max_bytes": in_flight.byte_limit,
+        },
+        "shedding": None
+        if last_s_ago is None
+        else {"reasons": reasons, "last_s_ago": round(last_s_ago, 3), "clears_after_s": round(hold_s - last_s_ago, 3)},
     }
     return web.json_response(body, status=200 if ready else 503)
 

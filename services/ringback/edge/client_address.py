@@ -1,8 +1,16 @@
 """The address a callback came from, seen through the load balancers the edge is told to trust.
 
-Only when the connection comes from a trusted proxy (``--trusted-proxies`` CIDRs) are ``Forwarded`` and
-``X-Forwarded-For`` read: from the right, skipping addresses of trusted proxies, the first one that is
-not is the client. From anyone else those headers are ignored: a client cannot claim an address.
+Only when the connection comes from a trusted proxy (``--trusted-proxies`` CIDRs) is a forwarding header
+read, and only ONE: ``X-Forwarded-For`` by default, ``Forwarded`` when ``forwarded_header = forwarded``.
+The other is ignored, whatever it says: a client can send either, and only the one the load balancer
+appends to carries an entry the client did not write. The chain is walked from the right (the entries
+the trusted proxies appended), skipping trusted proxies; the first entry that is not one is the client.
+An entry there that is not an address (``unknown``, an obfuscated name, garbage) ends the walk: the
+client is then the connection's peer, the proxy itself, never something a client wrote further left.
+From anyone else no header is read: a client cannot claim an address.
+
+Addresses are compared and recorded in one form: an IPv4-mapped IPv6 address (``::ffff:198.51.100.7``,
+what a dual-stack socket reports for an IPv4 client) is the IPv4 address it carries.
 """
 
 from __future__ import annotations
@@ -11,7 +19,10 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from ringback.config import FORWARDING_HEADERS
 from ringback.edge.tenants import Network, parse_address
+
+X_FORWARDED_FOR, FORWARDED = FORWARDING_HEADERS
 
 
 def _trusted(address: str, proxies: Sequence[Network]) -> bool:
@@ -19,34 +30,57 @@ def _trusted(address: str, proxies: Sequence[Network]) -> bool:
     return parsed is not None and any(parsed in network for network in proxies)
 
 
-def _forwarded_chain(request: web.Request) -> list[str]:
-    """The client addresses the proxies recorded, nearest last (``Forwarded`` wins over ``X-Forwarded-For``)."""
-    forwarded = request.headers.getall("Forwarded", [])
-    if forwarded:
-        chain = []
-        for element in ",".join(forwarded).split(","):
-            for pair in element.split(";"):
-                name, _, value = pair.strip().partition("=")
-                if name.lower() == "for":
-                    value = value.strip().strip('"')
-                    chain.append(value.rsplit(":", 1)[0] if value.startswith("[") or value.count(":") == 1 else value)
-        return chain
-    return [
-        part.strip()
-        for header in request.headers.getall("X-Forwarded-For", [])
-        for part in header.split(",")
-        if part.strip()
-    ]
+def _without_port(node: str) -> str:
+    """``[2001:db8::1]:4711`` → ``2001:db8::1``; ``192.0.2.1:4711`` → ``192.0.2.1``; anything else as is."""
+    node = node.strip()
+    if node.startswith("["):
+        closing = node.find("]")
+        return node[1:closing] if closing > 0 else ""  # an unclosed bracket names nothing
+    if node.count(":") == 1:
+        return node.partition(":")[0]
+    return node
 
 
-def client_address(request: web.Request, trusted_proxies: Sequence[Network]) -> str:
-    peer = request.remote or ""
+def _forwarded_for(values: list[str]) -> list[str]:
+    """The ``for=`` node of each element of ``Forwarded`` (RFC 7239), oldest first; an element without
+    one counts as an unreadable entry."""
+    chain = []
+    for element in ",".join(values).split(","):
+        if not element.strip():
+            continue
+        node = ""
+        for pair in element.split(";"):
+            name, _, value = pair.strip().partition("=")
+            if name.strip().lower() == "for":
+                node = value.strip().strip('"')
+        chain.append(_without_port(node))
+    return chain
+
+
+def _x_forwarded_for(values: list[str]) -> list[str]:
+    return [_without_port(part) for value in values for part in value.split(",") if part.strip()]
+
+
+def forwarded_chain(request: web.Request, header: str) -> list[str]:
+    """The client addresses the proxies recorded in ``header``, nearest last."""
+    if header == FORWARDED:
+        return _forwarded_for(request.headers.getall("Forwarded", []))
+    return _x_forwarded_for(request.headers.getall("X-Forwarded-For", []))
+
+
+def canonical(address: str) -> str:
+    """One spelling per address (IPv4-mapped IPv6 as IPv4); text that is no address stays as it is."""
+    parsed = parse_address(address)
+    return str(parsed) if parsed is not None else address
+
+
+def client_address(request: web.Request, trusted_proxies: Sequence[Network], header: str = X_FORWARDED_FOR) -> str:
+    peer = canonical(request.remote or "")
     if not trusted_proxies or not _trusted(peer, trusted_proxies):
         return peer
-    for hop in reversed(_forwarded_chain(request)):
-        address = hop.strip("[]")
-        if parse_address(address) is None:
-            return peer  # unreadable: trust nothing the proxies said
-        if not _trusted(address, trusted_proxies):
-            return address
+    for hop in reversed(forwarded_chain(request, header)):
+        if parse_address(hop) is None:
+            return peer  # unreadable where only a trusted proxy writes: trust nothing the chain says
+        if not _trusted(hop, trusted_proxies):
+            return canonical(hop)
     return peer

@@ -5,8 +5,9 @@ or never sends anything, holds a socket until the descriptor limit is reached, a
 answered. This module puts every connection under bounds:
 
 - admission: at most ``edge_max_connections`` open at once (kept below the process's descriptor
-  limit) and ``edge_max_connections_per_ip`` per remote address; a connection over either bound is
-  answered ``503`` and closed at once, counted and logged;
+  limit) and ``edge_max_connections_per_ip`` per remote address (not for trusted proxies, which carry
+  many clients: those are bounded by their own address once the request head is read); a connection
+  over either bound is answered ``503`` and closed at once, counted and logged;
 - a request head must arrive completely within ``edge_header_timeout_s`` of its first byte;
 - an idle connection (nothing sent since it opened or since the last reply) is closed after
   ``edge_idle_timeout_s`` (aiohttp's keep-alive timer, which also runs from the first second);
@@ -31,6 +32,7 @@ from aiohttp.web_request import BaseRequest
 
 from ringback import logs, metrics
 from ringback.edge import replies
+from ringback.edge.tenants import Network, parse_address
 
 #: Descriptors kept free for the broker connections, the spool, logs and the process itself.
 RESERVED_DESCRIPTORS = 256
@@ -62,6 +64,8 @@ class Admission:
 
     max_total: int
     max_per_address: int  # 0 = no per-address bound
+    #: Load balancers (``trusted_proxies``): each carries many clients, bounded by address further in.
+    unbounded: tuple[Network, ...] = ()
     open_total: int = 0
     by_address: Counter[str] = field(default_factory=Counter)
     _last_logged: dict[str, float] = field(default_factory=dict)
@@ -70,12 +74,16 @@ class Admission:
         """None when admitted (the caller must ``release`` later), else why not."""
         if self.open_total >= self.max_total:
             return "total_limit"
-        if self.max_per_address and self.by_address[address] >= self.max_per_address:
+        if self.max_per_address and self.by_address[address] >= self.max_per_address and not self._unbounded(address):
             return "per_address_limit"
         self.open_total += 1
         self.by_address[address] += 1
         metrics.EDGE_CONNECTIONS.set(self.open_total)
         return None
+
+    def _unbounded(self, address: str) -> bool:
+        parsed = parse_address(address) if self.unbounded else None
+        return parsed is not None and any(parsed in network for network in self.unbounded)
 
     def release(self, address: str) -> None:
         self.open_total -= 1

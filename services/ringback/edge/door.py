@@ -22,7 +22,7 @@ from ringback.config import Settings, trusted_proxy_networks
 from ringback.edge.client_address import client_address
 from ringback.edge.rate_limits import RateLimiter
 from ringback.edge.tenant_source import TenantSource
-from ringback.edge.tenants import ACCEPTED, ADDRESS_NOT_ALLOWED, Tenant
+from ringback.edge.tenants import ACCEPTED, ADDRESS_NOT_ALLOWED, Tenant, unmapped
 
 TENANT = "tenant"
 SECRET = "secret"
@@ -53,12 +53,13 @@ class Door:
     def __init__(self, settings: Settings, tenants: TenantSource) -> None:
         self.settings = settings
         self.tenants = tenants
-        self.trusted_proxies = trusted_proxy_networks(settings)
+        self.trusted_proxies = tuple(unmapped(network) for network in trusted_proxy_networks(settings))
+        self.forwarded_header = settings.forwarded_header.lower()
         self.limiter = RateLimiter(settings.rate_limit_burst_s)
         self._last_logged: dict[tuple[str, str], float] = {}
 
     def admit(self, request: web.Request, route: str) -> Admitted | Refused:
-        address = client_address(request, self.trusted_proxies)
+        address = client_address(request, self.trusted_proxies, self.forwarded_header)
         table = self.tenants.current  # one table for the whole request, whatever a reload does meanwhile
         tenant_id = request.match_info.get(TENANT)
         if tenant_id is None:

@@ -171,8 +171,11 @@ published. The tenant-less `/callbacks/...` routes answer `401` when the tenants
 constant time and never appear in a log line, a metric, a topic or a table. Treat a tenant URL as a
 credential and serve the edge behind TLS.
 
-**Bounds.** Body size (`max_body_bytes` → `413`), body read time (`body_read_timeout_s` → `408`),
-requests and body bytes in flight (the retryable failure), open connections in total and per address
+**Bounds.** Body size (`max_body_bytes` → `413`, at once when `Content-Length` announces more; a
+compressed body counts decoded), body read time (`body_read_timeout_s` → `408`), body encodings
+(`gzip`, `deflate`, `zstd`; another → `415`, a body that does not decode → `400`), requests and body
+bytes in flight, counted as bytes arrive, in total and per client address (the retryable failure; the
+whole edge full also makes `/readyz` 503), open connections in total and per address
 (`503`, connection closed), request rate per address on tenant-less routes and per tenant (Tencent
 routes `429`, the others `500`: the CDR platform retries only on 500), header line length (`431`).
 
@@ -513,11 +516,47 @@ def readiness_schema() -> Schema:
         "required": ["mode", "records", "bytes", "max_bytes", "unpublished", "oldest_age_s"],
         "additionalProperties": False,
     }
+    in_flight = {
+        "type": "object",
+        "description": "What the callback requests being handled hold now, and the edge's bounds.",
+        "properties": {
+            "requests": {**count, "description": "Requests being handled."},
+            "bytes": {**count, "description": "Body bytes they hold (as arrived and as decoded)."},
+            "max_requests": {**count, "description": "`edge_max_in_flight`."},
+            "max_bytes": {**count, "description": "`edge_max_in_flight_bytes`."},
+        },
+        "required": ["requests", "bytes", "max_requests", "max_bytes"],
+        "additionalProperties": False,
+    }
+    shedding = {
+        "type": "object",
+        "description": (
+            "Requests were shed with the retryable failure within the last `edge_shed_ready_hold_s`. "
+            "`in_flight_requests` and `in_flight_bytes` (the whole edge is full) make the edge not ready until "
+            "`clears_after_s` passes without more; `address_share_*` (one address over its share) do not."
+        ),
+        "properties": {
+            "reasons": {
+                "type": "array",
+                "items": {
+                    "enum": ["in_flight_requests", "in_flight_bytes", "address_share_requests", "address_share_bytes"]
+                },
+            },
+            "last_s_ago": {"type": "number", "minimum": 0, "description": "Seconds since the last request was shed."},
+            "clears_after_s": {
+                "type": "number",
+                "minimum": 0,
+                "description": "Seconds until the shedding is over if no more requests are shed.",
+            },
+        },
+        "required": ["reasons", "last_s_ago", "clears_after_s"],
+        "additionalProperties": False,
+    }
     return {
         "type": "object",
         "description": (
-            "Ready when a callback can be made durable: in journal mode the journal has room; in spool mode the "
-            "broker answers or the journal has room."
+            "Ready when a callback can be made durable (in journal mode the journal has room; in spool mode the "
+            "broker answers or the journal has room) and the edge is not shedding load for lack of in-flight room."
         ),
         "properties": {
             "ready": {"type": "boolean"},
@@ -529,8 +568,10 @@ def readiness_schema() -> Schema:
                 "anyOf": [{"type": "integer", "minimum": 0}, {"const": "none: open to anyone"}],
             },
             "journal": {"anyOf": [{"type": "null"}, journal]},
+            "in_flight": in_flight,
+            "shedding": {"anyOf": [{"type": "null"}, shedding]},
         },
-        "required": ["ready", "broker", "tenants", "journal"],
+        "required": ["ready", "broker", "tenants", "journal", "in_flight", "shedding"],
         "additionalProperties": False,
     }
 
@@ -604,7 +645,10 @@ def callback_replies(style: str, *, tenant: bool) -> list[Reply]:
         if style == TENCENT
         else Reply(HTTPStatus.OK, f"{DURABLE} Empty body.", TEXT, "Empty")
     )
-    overloaded = "the edge is overloaded (`edge_max_in_flight`, `edge_max_in_flight_bytes`)"
+    overloaded = (
+        "the edge is overloaded (`edge_max_in_flight`, `edge_max_in_flight_bytes` counted as bytes arrive, or this "
+        "address's `edge_in_flight_share_per_ip` of them): the connection is closed after the reply"
+    )
     return [
         success,
         *door_replies(style, tenant=tenant),
@@ -612,7 +656,31 @@ def callback_replies(style: str, *, tenant: bool) -> list[Reply]:
         shaped(
             style,
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-            "The body is larger than `max_body_bytes`, or than the broker accepts.",
+            (
+                "The body is larger than `max_body_bytes` (a `Content-Length` over it: at once, the body is not "
+                "waited for; a compressed body: once decoded), or than the broker accepts."
+            ),
+        ),
+        shaped(
+            style,
+            HTTPStatus.BAD_REQUEST,
+            "The body does not decode as its `Content-Encoding` says (corrupt, or cut short); nothing published.",
+        ),
+        shaped(
+            style,
+            HTTPStatus.EXPECTATION_FAILED,
+            (
+                "An `Expect` other than `100-continue`; nothing published. (`Expect: 100-continue` gets `100 "
+                "Continue` only when the head allows a body: else its refusal, before the body is sent.)"
+            ),
+        ),
+        shaped(
+            style,
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            (
+                "A `Content-Encoding` the edge does not decode (it decodes `identity`, `gzip`, `deflate`, `zstd`), "
+                "answered at once; nothing published."
+            ),
         ),
         shaped(
             style,

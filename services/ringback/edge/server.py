@@ -8,10 +8,10 @@ import signal
 from aiohttp import web
 
 from ringback import logs
-from ringback.config import Settings
+from ringback.config import Settings, trusted_proxy_networks
 from ringback.edge.app import INTAKE, TENANTS, create_app
 from ringback.edge.connections import Admission, EdgeRunner, descriptor_budget
-from ringback.edge.tenants import TenantsError
+from ringback.edge.tenants import TenantsError, unmapped
 from ringback.runtime import runfiles
 from ringback.runtime.lifecycle import stop_event_on_signals, tune_gc
 from ringback.runtime.memory import mmap_large_blocks
@@ -36,12 +36,19 @@ async def start_edge(settings: Settings, app: web.Application) -> tuple[EdgeRunn
         )
     runner = EdgeRunner(
         app,
-        admission=Admission(max_total=max_connections, max_per_address=settings.edge_max_connections_per_ip),
+        admission=Admission(
+            max_total=max_connections,
+            max_per_address=settings.edge_max_connections_per_ip,
+            unbounded=tuple(unmapped(network) for network in trusted_proxy_networks(settings)),
+        ),
         header_timeout_s=settings.edge_header_timeout_s,
         server_options={
             "access_log": None,
             "keepalive_timeout": settings.edge_idle_timeout_s,
             "max_headers": MAX_HEADERS,
+            # Bodies are decoded by the handler (ringback.edge.bodies): bounded, measured, refused in the vendor's
+            # shape when they do not decode.
+            "auto_decompress": False,
         },
         shutdown_timeout=SHUTDOWN_GRACE_S,
     )

@@ -13,6 +13,9 @@ allow_ips = ["203.0.113.0/24"]       # optional CIDRs; empty = any address
 rate_limit_per_s = 200               # optional: this tenant's request rate (default: tenant_rate_limit_per_s)
 ```
 
+A file with no tenants is refused unless it says ``allow_anonymous = true``: it would refuse every
+callback, and it is what a non-atomic save leaves for a moment.
+
 Secrets are kept only as SHA-256 digests, compared in constant time (an unknown tenant costs the same
 comparison as a known one), and never logged. A file that does not validate is refused as a whole
 with a message naming the problem; while running, the edge then keeps the tenants it had.
@@ -39,6 +42,8 @@ TENANT_KEYS = frozenset({"id", "secret", "secrets", "secret_sha256", "app_id", "
 _NOBODY = hashlib.sha256(b"ringback: no such tenant").digest()
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: ``::ffff:0:0/96``: the IPv6 prefix that carries an IPv4 address in its last 32 bits.
+IPV4_MAPPED_PREFIX = 96
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Verdicts of a check; the first is the only good one.
@@ -90,17 +95,31 @@ class Tenants:
 
 
 def parse_address(text: str) -> Address | None:
+    """The address ``text`` names, an IPv4-mapped IPv6 address as the IPv4 address it carries (so that it
+    matches IPv4 ranges); None when it names none."""
     try:
-        return ipaddress.ip_address(text.strip().strip("[]"))
+        parsed = ipaddress.ip_address(text.strip().strip("[]"))
     except ValueError:
         return None
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return parsed.ipv4_mapped
+    return parsed
+
+
+def unmapped(network: Network) -> Network:
+    """An IPv4-mapped IPv6 range (``::ffff:198.51.100.0/120``) as the IPv4 range it covers: addresses are
+    compared in their IPv4 form (``parse_address``)."""
+    mapped = network.network_address.ipv4_mapped if isinstance(network, ipaddress.IPv6Network) else None
+    if mapped is None or network.prefixlen < IPV4_MAPPED_PREFIX:
+        return network
+    return ipaddress.IPv4Network(f"{mapped}/{network.prefixlen - IPV4_MAPPED_PREFIX}")
 
 
 def parse_networks(values: Iterable[Any], where: str) -> tuple[Network, ...]:
     networks = []
     for value in values:
         try:
-            networks.append(ipaddress.ip_network(str(value).strip(), strict=False))
+            networks.append(unmapped(ipaddress.ip_network(str(value).strip(), strict=False)))
         except ValueError as exc:
             raise TenantsError(f"{where}: {value!r} is not a CIDR network ({exc})") from None
     return tuple(networks)
@@ -132,6 +151,13 @@ def parse(data: dict[str, Any], name: str = "tenants file") -> Tenants:
         if tenant.id in by_id:
             raise TenantsError(f"{name}: tenant id {tenant.id!r} appears twice")
         by_id[tenant.id] = tenant
+    if not by_id and not allow_anonymous:
+        # What a save that truncates the file before writing it leaves behind: in force, it would answer
+        # every callback 401, which the CDR platform does not retry.
+        raise TenantsError(
+            f"{name}: no tenants and allow_anonymous = false would refuse every callback (an empty or half-written "
+            "file? save it atomically: write a temporary file, then rename it over this one)"
+        )
     return Tenants(by_id, allow_anonymous)
 
 
