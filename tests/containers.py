@@ -83,7 +83,9 @@ class KafkaCluster:
 
 #: The embedded broker's own attributes besides ``bootstrap`` (tests/unit/test_containers_backend.py keeps
 #: this in step with ringback.runtime.broker.EmbeddedBroker).
-EMBEDDED_BROKER_ONLY = frozenset({"port", "process", "start", "stop"})
+EMBEDDED_BROKER_ONLY = frozenset(
+    {"port", "process", "start", "stop", "spawn", "wait_ready", "owner_dir", "tied_to_parent"}
+)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,9 @@ from ringback.runtime import lifecycle
 from ringback.runtime.lifecycle import REPEAT_WINDOW_S, Shutdown, shutdown_on_signals
 
 
-def test_repeated_signals_never_end_the_process() -> None:
+def test_repeated_signals_never_end_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lifecycle.time, "monotonic", lambda: 100.0)  # all within the window, however slow the box
+
     async def handled(shutdown: Shutdown, count: int) -> None:
         while shutdown.requests < count:
             await asyncio.sleep(0)
