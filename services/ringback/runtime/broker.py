@@ -8,6 +8,7 @@ why ringback is designed for plain ``acks=all`` at-least-once delivery plus dete
 from __future__ import annotations
 
 import subprocess
+import uuid
 from dataclasses import dataclass, field
 
 from ringback import logs
@@ -49,8 +50,10 @@ class EmbeddedBroker:
         if not self.port:
             self.port = free_port(BROKER_HOST)
         url = f"tcp://{BROKER_HOST}:{self.port}"
+        # A cluster id of its own at every start: how consumers tell a broker that forgot everything.
+        command = [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url, "--silent"]
         self.process = subprocess.Popen(
-            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url, "--silent"],
+            [*command, "--cluster-id", f"ringback-{uuid.uuid4().hex}"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
