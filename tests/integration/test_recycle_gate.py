@@ -44,8 +44,18 @@ def wait_for_log(pipeline: Pipeline, text: str, times: int = 1, timeout_s: float
     assert pipeline.log().count(text) >= times, pipeline.log()[-4000:]
 
 
-def ask_for_recycle(pipeline: Pipeline) -> None:
+def ask_for_recycle(pipeline: Pipeline) -> int:
+    """Ask for a recycle; returns the pid of the broker to be recycled."""
+    pid = int(pipeline.run_file("run")["broker_pid"])
     (pipeline.data_dir / "run" / "recycle-broker").touch()
+    return pid
+
+
+def wait_for_new_broker(pipeline: Pipeline, old_pid: int) -> None:
+    deadline = time.monotonic() + WAIT_S * 3
+    while int(pipeline.run_file("run")["broker_pid"]) == old_pid and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert int(pipeline.run_file("run")["broker_pid"]) != old_pid, pipeline.log()[-4000:]
 
 
 def test_a_recycle_waits_for_a_billing_job_and_is_alarmed_when_one_stays_behind(
@@ -62,10 +72,12 @@ def test_a_recycle_waits_for_a_billing_job_and_is_alarmed_when_one_stays_behind(
     send(pipeline, tag, range(5, 8))
     assert wait_for_totals(pipeline, tag, *expected(tag, range(8))) == expected(tag, range(8))
     started = time.monotonic()
-    ask_for_recycle(pipeline)
+    old = ask_for_recycle(pipeline)
     wait_for_log(pipeline, WAITING)
     wait_for_log(pipeline, BEHIND)
     assert time.monotonic() - started >= WAIT_S * 0.9  # it waited, as long as it may
+    assert f"{BEHIND}: they lose what it holds behind={{'billing-example': 3}}" in pipeline.log()
+    wait_for_new_broker(pipeline, old)
     assert recycles(pipeline, "consumers_behind") == 1 and recycles(pipeline, "caught_up") == 0
 
     # on the new broker: the job bills what comes, falls behind, and catches up while the recycle waits
@@ -74,12 +86,15 @@ def test_a_recycle_waits_for_a_billing_job_and_is_alarmed_when_one_stays_behind(
     run_job(pipeline, out)
     send(pipeline, tag, range(10, 13))
     assert wait_for_totals(pipeline, tag, *expected(tag, range(13))) == expected(tag, range(13))
-    ask_for_recycle(pipeline)
+    old = ask_for_recycle(pipeline)
     wait_for_log(pipeline, WAITING, times=2)
     assert BEHIND not in pipeline.log().split(WAITING)[-1]
     run_job(pipeline, out)
     wait_for_log(pipeline, CAUGHT_UP)
     assert recycles(pipeline, "caught_up") == 1 and recycles(pipeline, "consumers_behind") == 1
+    wait_for_new_broker(pipeline, old)
+    assert BEHIND not in pipeline.log().split(WAITING)[-1]
     # the job lost the three events the first recycle took from it, and only those
+    assert wait_for_totals(pipeline, tag, *expected(tag, range(13))) == expected(tag, range(13))
     events, charge = job_total(out, tag)
     assert (events, charge) == (13 - 3, sql_total(pipeline, tag)[1] - expected(tag, range(5, 8))[1])

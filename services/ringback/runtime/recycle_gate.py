@@ -23,7 +23,6 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from ringback import logs, metrics
 from ringback.config import Settings
@@ -33,6 +32,9 @@ from ringback.runtime.lifecycle import ops_app, start_site
 RECYCLE_REQUEST = "recycle-broker"
 SUPERVISOR_RUN_FILE = "supervisor"
 POLL_S = 1.0
+#: How long one look for messages after a group's committed offsets waits, and how many it counts at most.
+LOOK_S = 1.0
+LOOK_RECORDS = 10_000
 CAUGHT_UP = "caught_up"
 CONSUMERS_BEHIND = "consumers_behind"
 
@@ -64,17 +66,18 @@ async def wait_for_consumers(settings: Settings, stop: asyncio.Event) -> bool:
     started = time.monotonic()
     deadline = started + settings.embedded_broker_recycle_wait_s
     behind: dict[str, int] = {}
+    said = False
     try:
         while True:
             try:
                 behind = await groups_behind(settings)
-            except KafkaError as exc:  # the broker is not answering: nothing to wait for on it
+            except Exception as exc:  # a look that fails must never stop the broker's watch: it recycles
                 log.warning("could not tell whether topic consumers are behind", error=repr(exc))
                 behind = {}
             waited = time.monotonic() - started
             if not behind:
                 metrics.RUN_BROKER_RECYCLES.labels(outcome=CAUGHT_UP).inc()
-                if waited >= POLL_S:
+                if said:
                     log.info("topic consumers caught up: recycling the embedded broker", waited_s=round(waited, 1))
                 return True
             metrics.RUN_RECYCLE_WAITING.set(waited)
@@ -87,7 +90,8 @@ async def wait_for_consumers(settings: Settings, stop: asyncio.Event) -> bool:
                     topic=settings.topic_normalized,
                 )
                 return False
-            if waited < POLL_S:
+            if not said:
+                said = True
                 log.warning(
                     "waiting for topic consumers to catch up before recycling the embedded broker",
                     behind=behind,
@@ -101,9 +105,12 @@ async def wait_for_consumers(settings: Settings, stop: asyncio.Event) -> bool:
 
 
 async def groups_behind(settings: Settings) -> dict[str, int]:
-    """Consumer group -> messages of the normalized topic it has not committed yet, for every group
-    with a committed offset on the topic that is behind (ringback's own groups aside: the edge's journal
-    makes up for what they lose)."""
+    """Consumer group -> messages of the normalized topic after its committed offsets (as many as one
+    look finds), for every group with a committed offset on the topic that is behind (ringback's own
+    groups aside: the edge's journal makes up for what they lose).
+
+    Behind is told by reading from the committed offsets, not by the topic's end offsets: the embedded
+    broker answers those wrongly once records arrive in batches (the start of the last batch)."""
     own = {settings.normalizer_group, settings.sink_group}
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
@@ -111,38 +118,48 @@ async def groups_behind(settings: Settings) -> dict[str, int]:
         groups = [str(group) for group, *_ in await admin.list_consumer_groups() if group not in own]
     finally:
         await admin.close()
-    if not groups:
-        return {}
-    ends = await _end_offsets(settings)
     behind: dict[str, int] = {}
     for group in groups:
-        committed = await _committed(settings, group, list(ends))
-        if not committed:
-            continue  # no offsets on this topic: a group of another topic, or one that never committed
-        lag = sum(max(0, end - committed.get(tp, 0)) for tp, end in ends.items())
-        if lag:
-            behind[group] = lag
+        committed = await _committed(settings, group)
+        if committed:  # else no offsets on this topic: a group of another topic, or one that never committed
+            unread = await _unread(settings, committed)
+            if unread:
+                behind[group] = unread
     return behind
 
 
-async def _end_offsets(settings: Settings) -> dict[TopicPartition, int]:
-    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+async def _committed(settings: Settings, group: str) -> dict[TopicPartition, int]:
+    """The group's committed offsets on the normalized topic, 0 for a partition it has not committed on
+    (empty when it has none at all); read without joining the group."""
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False)
     await reader.start()
     try:
         await reader.topics()
         partitions = reader.partitions_for_topic(settings.topic_normalized) or set()
-        found = await reader.end_offsets([TopicPartition(settings.topic_normalized, p) for p in sorted(partitions)])
-        return {tp: int(offset) for tp, offset in found.items()}
+        found = {p: await reader.committed(TopicPartition(settings.topic_normalized, p)) for p in sorted(partitions)}
     finally:
         await reader.stop()
+    if all(offset is None for offset in found.values()):
+        return {}
+    return {TopicPartition(settings.topic_normalized, p): int(offset or 0) for p, offset in found.items()}
 
 
-async def _committed(settings: Settings, group: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-    """The group's committed offsets (read without joining it)."""
-    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False)
+async def _unread(settings: Settings, committed: dict[TopicPartition, int]) -> int:
+    """How many messages one look finds at or after the committed offsets (0: caught up)."""
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, auto_offset_reset="latest"
+    )
     await reader.start()
     try:
-        found = {tp: await reader.committed(tp) for tp in partitions}
-        return {tp: int(offset) for tp, offset in found.items() if offset is not None}
+        reader.assign(list(committed))
+        for tp, offset in committed.items():
+            reader.seek(tp, offset)
+        deadline = time.monotonic() + LOOK_S
+        while time.monotonic() < deadline:
+            fetched = await reader.getmany(timeout_ms=int(LOOK_S * 1000), max_records=LOOK_RECORDS)
+            unread = sum(len(records) for records in fetched.values())
+            if unread:
+                return unread
+        return 0
     finally:
         await reader.stop()
