@@ -3,8 +3,8 @@ running `ringback run` (embedded broker).
 
 The sink is held still across the broker's death, so ledger messages the edge published sit unread in the
 broker when it dies. Measured before the edge counted from its journal: 4,499 acknowledged and stored,
-``accepted`` 3,751, and reconcile said "ok". Then one acknowledged request is really removed from the
-store: reconcile must say GAP and exit 1.
+``accepted`` 3,751, and reconcile said "ok". A recycle by the supervisor does the same. Then one
+acknowledged request is really removed from the store: reconcile must say GAP and exit 1.
 """
 
 from __future__ import annotations
@@ -165,3 +165,23 @@ def wait_until_journal_empty(pipeline: Pipeline, timeout_s: float = SETTLE_S) ->
             return
         time.sleep(0.5)
     raise AssertionError(f"the journal still holds {held} callbacks")
+
+
+def test_accepted_survives_a_broker_recycle_under_traffic(pipeline: Pipeline) -> None:
+    """The supervisor's recycle (asked for through its request file) loses the ledger messages the held
+    sink had not read, as a kill does."""
+    pipeline.start()
+    tag = uuid.uuid4().hex[:8]
+    bodies, total = traffic(tag, REQUESTS)
+    broker_pid = int(pipeline.run_file("run")["broker_pid"])
+    statuses = send_across(pipeline, bodies, lambda: (pipeline.data_dir / "run" / "recycle-broker").touch())
+    acknowledged = statuses.count(200)
+    assert acknowledged == len(bodies), statuses
+    assert wait_for_totals(pipeline, tag, acknowledged, total) == (acknowledged, total)
+    assert wait_for_log(pipeline, "embedded broker to be recycled")
+    assert int(pipeline.run_file("run")["broker_pid"]) != broker_pid
+
+    lines = wait_for_accepted(pipeline, acknowledged)
+    assert sum(line["accepted"] for line in lines) == acknowledged, lines
+    assert all(line["check"] == "ok" for line in lines), lines
+    assert reconcile(pipeline).returncode == 0
