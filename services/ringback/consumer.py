@@ -390,6 +390,7 @@ class NormalizedConsumer:
             else None
         )
         self.incarnation: str | None = self.ids.get("incarnation") if self.ids is not None else None
+        self._kept_incarnation = self.incarnation
         self._from_start = False  # a new incarnation: partitions without committed offsets start at the beginning
         self._planned: set[TopicPartition] = set()  # assigned partitions sought back over the window
         self._remember_below: dict[TopicPartition, int] = {}  # below it, records are only remembered
@@ -407,9 +408,9 @@ class NormalizedConsumer:
         )
         consumer.subscribe([self.topic], listener=_ForgetRevoked(self))
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **_admin_options(self.kafka_options))
-        await admin.start()
-        await consumer.start()
         try:
+            await admin.start()
+            await consumer.start()
             first = await _cluster_id(admin, stop)
             if first is not None:
                 self._notice(first)
@@ -425,6 +426,7 @@ class NormalizedConsumer:
                         self.ids.keep()
                     if now == batch.incarnation:
                         await self._commit(consumer, batch.next_offsets)
+                        self._keep_incarnation(now)
                 if now != self.incarnation:
                     await self._new_incarnation(consumer, now)
                     continue
@@ -465,8 +467,13 @@ class NormalizedConsumer:
 
     def _set_incarnation(self, incarnation: str) -> None:
         self.incarnation = incarnation
-        if self.ids is not None:
+
+    def _keep_incarnation(self, incarnation: str) -> None:
+        """Once something of an incarnation is committed, the id store remembers it: a run that stops
+        before that finds the broker new again at its next start, and reads from the start again."""
+        if self.ids is not None and self._kept_incarnation != incarnation:
             self.ids.put("incarnation", incarnation)
+            self._kept_incarnation = incarnation
 
     def _sort(self, records: Iterable[ConsumerRecord[bytes, bytes]]) -> Batch:
         """Every record judged by the window; those below a partition's committed offset are only
