@@ -174,15 +174,20 @@ def test_accepted_survives_a_broker_recycle_under_traffic(pipeline: Pipeline) ->
     tag = uuid.uuid4().hex[:8]
     bodies, total = traffic(tag, REQUESTS)
     broker_pid = int(pipeline.run_file("run")["broker_pid"])
-    statuses = send_across(pipeline, bodies, lambda: (pipeline.data_dir / "run" / "recycle-broker").touch())
+
+    def recycle() -> None:
+        """Asked for, and over before the held sink may read again."""
+        (pipeline.data_dir / "run" / "recycle-broker").touch()
+        deadline = time.monotonic() + SETTLE_S
+        while int(pipeline.run_file("run")["broker_pid"]) == broker_pid and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    statuses = send_across(pipeline, bodies, recycle)
+    assert int(pipeline.run_file("run")["broker_pid"]) != broker_pid, pipeline.log()[-4000:]
+    assert "embedded broker to be recycled" in pipeline.log()
     acknowledged = statuses.count(200)
     assert acknowledged == len(bodies), statuses
     assert wait_for_totals(pipeline, tag, acknowledged, total) == (acknowledged, total)
-    assert wait_for_log(pipeline, "embedded broker to be recycled")
-    deadline = time.monotonic() + SETTLE_S
-    while int(pipeline.run_file("run")["broker_pid"]) == broker_pid and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert int(pipeline.run_file("run")["broker_pid"]) != broker_pid, pipeline.log()[-4000:]
 
     lines = wait_for_accepted(pipeline, acknowledged)
     assert sum(line["accepted"] for line in lines) == acknowledged, lines
