@@ -7,6 +7,12 @@ per partition, the offset up to which they include the topic. A batch is applied
 file is replaced atomically, and only then does the consumer commit; if the job dies between the two,
 the batch comes again and the offsets in the file tell it which events are in the totals already.
 
+Offsets belong to one broker incarnation: the embedded broker forgets its topics at every start of
+`ringback run` and every recycle, and they begin again at 0. So the offsets in the file are kept with
+the broker's cluster id (``broker_incarnation``) and count only while it stays the same; on a new one
+the consumer reads the new topic from its start and its durable id store (``--state-dir``, the ids of
+``--remember-hours`` of events) sets aside every event already in the totals.
+
     python examples/billing_job.py --data-dir ./data --out totals.json --csv totals.csv
 
 runs until the topic is read to its end (for cron); ``--follow`` keeps it running.
@@ -20,17 +26,28 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ringback.consumer import DEFAULT_SCHEMAS_DIR, DEFAULT_TOPIC, Batch, Delivered, EventDecoder, consume
+from ringback.consumer import (
+    DEFAULT_SCHEMAS_DIR,
+    DEFAULT_TOPIC,
+    Batch,
+    DedupeWindow,
+    Delivered,
+    EventDecoder,
+    consume,
+)
 
 #: The vendors bill by the China day (the README's query: toDate(occurred_at, 'Asia/Shanghai')).
 BILLING_ZONE = ZoneInfo("Asia/Shanghai")
 DEFAULT_GROUP = "billing-example"
+#: Ids of events billed are remembered this long (stream time): longer than any vendor resends or a
+#: broker restart republishes.
+DEFAULT_REMEMBER_HOURS = 24
 #: aiokafka's default: how long a job that stopped keeps its partitions before another member gets them.
 DEFAULT_SESSION_TIMEOUT_MS = 10_000
 #: Heartbeats per session timeout (Kafka's advice: at most a third of it between two).
@@ -67,8 +84,14 @@ class Ledger:
     applied: dict[str, int] = field(default_factory=dict)  # "topic/partition" -> next offset included
     duplicates: int = 0
     conflicts: list[dict[str, Any]] = field(default_factory=list)
+    #: The broker's cluster id the offsets in ``applied`` belong to.
+    incarnation: str | None = None
 
     def apply(self, batch: Batch) -> None:
+        if batch.incarnation != self.incarnation:
+            if self.incarnation is not None:  # (a file from before incarnations were kept adopts the first)
+                self.applied = {}  # offsets of a topic that is gone: the id store tells what is billed
+            self.incarnation = batch.incarnation
         for copy in batch.events:
             if copy.offset < self.applied.get(_partition(copy.topic, copy.partition), 0):
                 continue  # in the totals already: this batch was applied before the job died uncommitted
@@ -103,6 +126,7 @@ class Ledger:
         return {
             "totals": self.rows(),
             "applied_offsets": self.applied,
+            "broker_incarnation": self.incarnation,
             "duplicates_set_aside": self.duplicates,
             "conflicts": self.conflicts,
         }
@@ -115,7 +139,13 @@ class Ledger:
             )
             for row in data["totals"]
         }
-        return cls(totals, dict(data["applied_offsets"]), data["duplicates_set_aside"], list(data["conflicts"]))
+        return cls(
+            totals,
+            dict(data["applied_offsets"]),
+            data["duplicates_set_aside"],
+            list(data["conflicts"]),
+            data.get("broker_incarnation"),
+        )
 
 
 def _partition(topic: str, partition: int) -> str:
@@ -184,6 +214,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="How soon the group notices a run of the job that stopped.",
     )
     parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="Where the ids of billed events are kept (SQLite; default: a folder next to --out).",
+    )
+    parser.add_argument(
+        "--remember-hours",
+        type=float,
+        default=DEFAULT_REMEMBER_HOURS,
+        help=f"How long (stream time) ids of billed events are remembered (default {DEFAULT_REMEMBER_HOURS}).",
+    )
+    parser.add_argument(
         "--follow", action="store_true", help="Keep running instead of stopping at the end of the topic."
     )
     return parser.parse_args(argv)
@@ -206,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         until_caught_up=not args.follow,
         topic=args.topic,
         decoder=EventDecoder(args.schemas_dir),
+        window=DedupeWindow(max_age=timedelta(hours=args.remember_hours)),
+        state_dir=args.state_dir or args.out.with_name(f"{args.out.name}.state"),
         kafka_options={
             "session_timeout_ms": args.session_timeout_ms,
             "heartbeat_interval_ms": args.session_timeout_ms // HEARTBEATS_PER_SESSION,
@@ -220,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 "duplicates": summary.duplicates,
                 "conflicts": summary.conflicts,
                 "remembered": summary.remembered,
+                "incarnations": summary.incarnations,
                 "totals": len(ledger.totals),
             }
         ),

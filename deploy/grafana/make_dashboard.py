@@ -293,6 +293,18 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
                     "tenants {{result}} {{instance}}",
                 ),
             ),
+            ts(
+                "Broker recycles and topic consumers",
+                (
+                    "`ringback run` recycling its embedded broker: recycles by outcome (consumers_behind: a billing "
+                    "job lost what the broker held), and how long a recycle has waited for topic consumers."
+                ),
+                prom(
+                    f"sum by (instance, outcome) (increase(ringback_run_broker_recycles_total[{RATE}]))",
+                    "recycled {{outcome}} {{instance}}",
+                ),
+                prom("max by (instance) (ringback_run_recycle_waiting_seconds)", "waiting s {{instance}}"),
+            ),
         ],
     ),
     (

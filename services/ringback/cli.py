@@ -248,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--hours", type=whole_number(1, MAX_HOURS), default=24, help="How many hours back to look (default 24)."
     )
     reconcile.add_argument("--json", dest="as_json", action="store_true", help="Print the lines as a JSON array.")
+    reconcile.add_argument(
+        "--settled",
+        action="store_true",
+        help="The traffic stopped and the pipeline drained: judge the current hour too (not 'in flight').",
+    )
     config.add_flags(reconcile)
     tail = commands.add_parser(
         "tail",
@@ -530,7 +535,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "status":
         return _status(settings, args)
     if args.command == "reconcile":
-        return _reconcile(settings, args.hours, args.as_json)
+        return _reconcile(settings, args.hours, args.as_json, settled=args.settled)
     if args.command == "bench":
         from ringback.tools.bench.run import main as bench_main
 
@@ -605,7 +610,7 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
-def _reconcile(settings: Settings, hours: int, as_json: bool) -> int:
+def _reconcile(settings: Settings, hours: int, as_json: bool, *, settled: bool = False) -> int:
     import orjson
 
     from ringback.reconcile import as_json as lines_as_json
@@ -613,7 +618,7 @@ def _reconcile(settings: Settings, hours: int, as_json: bool) -> int:
     from ringback.sql import QueryError
 
     try:
-        lines = ledger_lines(settings, hours)
+        lines = ledger_lines(settings, hours, settled=settled)
     except QueryError as exc:
         print(f"ringback reconcile: {exc}", file=sys.stderr)
         return 2

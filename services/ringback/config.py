@@ -144,6 +144,13 @@ class Settings:
             "journal keeps what it held)."
         ),
     )
+    embedded_broker_recycle_wait_s: float = _setting(
+        300.0,
+        (
+            "Before recycling the embedded broker, how long `ringback run` waits for consumer groups on the "
+            "normalized topic (billing jobs) to catch up; a group still behind then loses what the broker held."
+        ),
+    )
     kafka_partitions: int = _setting(4, "Partition count used when creating the topics.")
     kafka_replication: int = _setting(1, "Replication factor used when creating the topics.")
     kafka_create_topics: bool = _setting(True, "Create missing topics at start.")
@@ -388,6 +395,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("retry_alarm_after_s must be positive")
     if settings.embedded_broker_max_mb <= 0:
         raise ConfigError("embedded_broker_max_mb must be positive")
+    if settings.embedded_broker_recycle_wait_s < 0:
+        raise ConfigError("embedded_broker_recycle_wait_s must not be negative")
     if settings.edge_journal not in ("auto", "on", "off"):
         raise ConfigError("edge_journal must be 'auto', 'on' or 'off'")
     if settings.edge_journal == "on" and settings.spool_max_bytes <= 0:

@@ -31,15 +31,28 @@ What this module adds, with nothing of ringback's runtime but its Avro codec:
 - **Remembering across restarts.** When a partition is assigned, the consumer re-reads what precedes
   the committed offset within the window (by time and by count) to remember those ids, without
   handing them to the job: a resend arriving after a restart is still recognised.
+- **A durable id store** (``state_dir``): the ids of first copies, kept in SQLite for the same window
+  (``max_age`` of stream time, at most ``max_ids``), written after the job's callback returned and before
+  the commit. Only this survives a broker that starts afresh — which is what the embedded broker does at
+  every start of `ringback run` and every recycle: its topics begin again at offset 0, with no committed
+  offsets and none of the old messages.
+- **Broker incarnations.** The consumer asks the broker for its cluster id (the embedded broker gets a new
+  one at every start) before it starts and after every fetch. When it changes, it never skips silently:
+  it logs it, counts it (``Summary.incarnations``), commits nothing of the batch fetched meanwhile, and
+  reads every partition of the new topic from its start, the id store setting aside what was billed
+  before. ``Batch.incarnation`` tells the job which broker the offsets of a batch belong to: a job
+  that keeps offsets of its own must keep them per incarnation (see ``examples/billing_job.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
 import inspect
 import io
 import logging
+import sqlite3
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
@@ -51,7 +64,8 @@ from typing import Any, Literal
 
 import fastavro
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from ringback.runtime.avro import HEADER_LENGTH, EventCodec, load_schema, schema_fingerprint
@@ -69,6 +83,10 @@ DEFAULT_MAX_BATCH = 1000
 #: Where a group without committed offsets starts: the oldest message the topic keeps, or what comes next.
 START_POLICIES = ("earliest", "latest")
 POLL_TIMEOUT_MS = 500
+#: How long to wait before asking again when the broker does not tell its cluster id (restarting).
+INCARNATION_RETRY_S = 0.5
+#: The durable id store, one SQLite file per consumer group in ``state_dir``.
+ID_STORE_SUFFIX = ".ids.sqlite"
 #: Fields whose values a bill depends on: a resend that changes one of them is a conflict.
 BILLING_FIELDS = ("charge", "duration_s", "billable_minutes", "status")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -210,6 +228,85 @@ class DedupeWindow:
             self._seen_at.popleft()
 
 
+def billing_digest(billing: tuple[Any, ...]) -> bytes:
+    """The same for equal billing values in every process (``hash`` of text is salted per process);
+    an equal amount written with another scale gives the same digest."""
+    text = repr(tuple(value.normalize() if isinstance(value, Decimal) else value for value in billing))
+    return hashlib.blake2b(text.encode(), digest_size=8).digest()
+
+
+class DurableIds:
+    """The dedupe rule against ids kept on disk (SQLite), for ``max_age`` of stream time and at most
+    ``max_ids`` ids, as ``DedupeWindow``. First copies judged are pending until ``keep`` writes them, once
+    the job has the batch; ``drop_pending`` forgets them (the batch was not processed)."""
+
+    def __init__(self, path: Path, max_age: timedelta = DEFAULT_MAX_AGE, max_ids: int = DEFAULT_MAX_IDS) -> None:
+        if max_ids <= 0 or max_age <= timedelta(0):
+            raise ValueError("max_age and max_ids must be positive")
+        self.max_age_us = max_age // _MICROSECOND
+        self.max_ids = max_ids
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS ids (id BLOB PRIMARY KEY, billing BLOB, seen_us INTEGER)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS ids_by_time ON ids (seen_us)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+        self.clock_us = int(self.get("clock_us") or 0)
+        self._pending: dict[bytes, tuple[bytes, int]] = {}
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT count() FROM ids").fetchone()[0]) + len(self._pending)
+
+    def get(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def put(self, name: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    def judge(self, event_id: str, received_at_us: int, billing: tuple[Any, ...]) -> Verdict:
+        self.clock_us = max(self.clock_us, received_at_us)
+        key = _id_bytes(event_id)
+        digest = billing_digest(billing)
+        first = self._pending.get(key)
+        if first is None:
+            row = self._db.execute(
+                "SELECT billing FROM ids WHERE id = ? AND seen_us >= ?", (key, self.clock_us - self.max_age_us)
+            ).fetchone()
+            first = None if row is None else (bytes(row[0]), 0)
+        if first is not None:
+            return Verdict.DUPLICATE if first[0] == digest else Verdict.CONFLICT
+        self._pending[key] = (digest, self.clock_us)
+        return Verdict.FIRST
+
+    def keep(self) -> None:
+        """Write the pending first copies, durably, and forget what is out of the window."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO ids (id, billing, seen_us) VALUES (?, ?, ?)",
+                [(key, digest, seen) for key, (digest, seen) in self._pending.items()],
+            )
+            self._db.execute("DELETE FROM ids WHERE seen_us < ?", (self.clock_us - self.max_age_us,))
+            excess = int(self._db.execute("SELECT count() FROM ids").fetchone()[0]) - self.max_ids
+            if excess > 0:
+                self._db.execute("DELETE FROM ids WHERE id IN (SELECT id FROM ids ORDER BY seen_us LIMIT ?)", (excess,))
+            self.put("clock_us", str(self.clock_us))
+        self._pending.clear()
+
+    def drop_pending(self) -> None:
+        self._pending.clear()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _id_bytes(event_id: str) -> bytes:
+    compact = _compact(event_id)
+    return compact if isinstance(compact, bytes) else compact.encode()
+
+
 def _compact(event_id: str) -> bytes | str:
     """An event id as remembered: its 16 bytes (ids are 32 hex digits), or as given if it is not hex."""
     try:
@@ -228,6 +325,8 @@ class Batch:
     conflicts: list[Delivered] = field(default_factory=list)
     #: Per (topic, partition), the offset committed once the callback returns.
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: The broker's cluster id when the batch was fetched: offsets mean something only within one.
+    incarnation: str | None = None
 
     def add(self, verdict: Verdict, copy: Delivered) -> None:
         {Verdict.FIRST: self.events, Verdict.DUPLICATE: self.duplicates, Verdict.CONFLICT: self.conflicts}[
@@ -244,6 +343,8 @@ class Summary:
     conflicts: int = 0
     #: Messages re-read before the committed offsets to remember their ids (not handed to the job).
     remembered: int = 0
+    #: Times the broker was found to have started afresh (a new cluster id) while or since last running.
+    incarnations: int = 0
 
 
 #: The job's callback: a plain function runs in a worker thread (the consumer keeps its group
@@ -265,6 +366,7 @@ class NormalizedConsumer:
         max_batch: int = DEFAULT_MAX_BATCH,
         start_at: str = "earliest",
         kafka_options: Mapping[str, Any] | None = None,
+        state_dir: str | Path | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.group = group
@@ -277,6 +379,19 @@ class NormalizedConsumer:
         self.start_at = start_at  # where a group without committed offsets starts
         self.kafka_options = dict(kafka_options or {})  # e.g. security_protocol, sasl_*, session_timeout_ms
         self.summary = Summary()
+        #: The durable id store; without a state_dir the ids live in memory only (and die with a broker).
+        self.ids = (
+            DurableIds(
+                Path(state_dir) / f"{group}{ID_STORE_SUFFIX}",
+                self.window.max_age_us * _MICROSECOND,
+                self.window.max_ids,
+            )
+            if state_dir is not None
+            else None
+        )
+        self.incarnation: str | None = self.ids.get("incarnation") if self.ids is not None else None
+        self._kept_incarnation = self.incarnation
+        self._from_start = False  # a new incarnation: partitions without committed offsets start at the beginning
         self._planned: set[TopicPartition] = set()  # assigned partitions sought back over the window
         self._remember_below: dict[TopicPartition, int] = {}  # below it, records are only remembered
 
@@ -292,27 +407,83 @@ class NormalizedConsumer:
             **{**self.kafka_options, "enable_auto_commit": False},
         )
         consumer.subscribe([self.topic], listener=_ForgetRevoked(self))
-        await consumer.start()
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **_admin_options(self.kafka_options))
         try:
+            await admin.start()
+            await consumer.start()
+            first = await _cluster_id(admin, stop)
+            if first is not None:
+                self._notice(first)
             while stop is None or not stop.is_set():
-                batch = self._sort(await self._fetch(consumer))
+                records = await self._fetch(consumer)
+                now = await _cluster_id(admin, stop)
+                if now is None:
+                    break  # stopped while the broker did not answer: nothing of this fetch was used
+                batch = self._sort(records)
                 if batch.next_offsets:
                     await _call(process, batch)
-                    await self._commit(consumer, batch.next_offsets)
+                    if self.ids is not None:
+                        self.ids.keep()
+                    if now == batch.incarnation:
+                        await self._commit(consumer, batch.next_offsets)
+                        self._keep_incarnation(now)
+                if now != self.incarnation:
+                    await self._new_incarnation(consumer, now)
+                    continue
                 if until_caught_up and await _caught_up(consumer):
                     break
         finally:
             await consumer.stop()
+            await admin.close()
+            if self.ids is not None:
+                self.ids.close()
         return self.summary
+
+    def _notice(self, incarnation: str) -> None:
+        """The broker's cluster id at the start: one other than the one the id store last saw means the
+        topic started afresh since the last run."""
+        if self.incarnation is not None and incarnation != self.incarnation:
+            self._started_afresh(self.incarnation, incarnation)
+        self._set_incarnation(incarnation)
+
+    async def _new_incarnation(self, consumer: AIOKafkaConsumer, incarnation: str) -> None:
+        """The broker started afresh while running: read every partition of its topic from the start."""
+        self._started_afresh(self.incarnation, incarnation)
+        self._set_incarnation(incarnation)
+        self._planned.clear()
+        self._remember_below.clear()
+        assigned = consumer.assignment()
+        if assigned:
+            await consumer.seek_to_beginning(*assigned)
+
+    def _started_afresh(self, old: str | None, new: str) -> None:
+        self.summary.incarnations += 1
+        self._from_start = True
+        log.warning(
+            "the broker started afresh (new cluster id): reading the topic from its start; the id store sets "
+            "aside what was billed before",
+            extra={"old_incarnation": old, "incarnation": new, "durable_ids": self.ids is not None},
+        )
+
+    def _set_incarnation(self, incarnation: str) -> None:
+        self.incarnation = incarnation
+
+    def _keep_incarnation(self, incarnation: str) -> None:
+        """Once something of an incarnation is committed, the id store remembers it: a run that stops
+        before that finds the broker new again at its next start, and reads from the start again."""
+        if self.ids is not None and self._kept_incarnation != incarnation:
+            self.ids.put("incarnation", incarnation)
+            self._kept_incarnation = incarnation
 
     def _sort(self, records: Iterable[ConsumerRecord[bytes, bytes]]) -> Batch:
         """Every record judged by the window; those below a partition's committed offset are only
         remembered, the others go to the batch by their verdict."""
-        batch = Batch()
+        batch = Batch(incarnation=self.incarnation)
+        judge = self.ids.judge if self.ids is not None else self.window.judge
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
             copy = self._decode(record)
-            verdict = self.window.judge(copy.event_id, micros(copy.event["received_at"]), billing_values(copy.event))
+            verdict = judge(copy.event_id, micros(copy.event["received_at"]), billing_values(copy.event))
             if record.offset < self._remember_below.get(tp, 0):
                 self.summary.remembered += 1
                 continue
@@ -361,6 +532,9 @@ class NormalizedConsumer:
 
     async def _seek_back(self, consumer: AIOKafkaConsumer, tp: TopicPartition, first_fetched: int | None) -> None:
         committed = await consumer.committed(tp)
+        if committed is None and self._from_start:  # a topic started afresh: all of it, whatever start_at says
+            await consumer.seek_to_beginning(tp)
+            return
         resume_at = committed if committed is not None else first_fetched
         if resume_at is None:  # nothing committed, nothing read yet: the position stands
             return
@@ -388,6 +562,40 @@ class _ForgetRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         return None  # sought back by the consuming loop, before any of its records is used
+
+
+async def _cluster_id(admin: AIOKafkaAdminClient, stop: asyncio.Event | None) -> str | None:
+    """The broker's cluster id, asked until it answers (a broker restarting does not, for a while);
+    None when ``stop`` is set meanwhile."""
+    while stop is None or not stop.is_set():
+        try:
+            found = (await admin.describe_cluster()).get("cluster_id")
+            return str(found or "")
+        except KafkaError as exc:
+            log.info("broker not answering for its cluster id; asking again", extra={"error": repr(exc)})
+            await asyncio.sleep(INCARNATION_RETRY_S)
+    return None
+
+
+#: The consumer options an admin client takes too (how to reach and authenticate to the brokers).
+_ADMIN_OPTIONS = (
+    "security_protocol",
+    "ssl_context",
+    "sasl_mechanism",
+    "sasl_plain_username",
+    "sasl_plain_password",
+    "sasl_kerberos_service_name",
+    "sasl_kerberos_domain_name",
+    "sasl_oauth_token_provider",
+    "client_id",
+    "request_timeout_ms",
+    "connections_max_idle_ms",
+    "metadata_max_age_ms",
+)
+
+
+def _admin_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in options.items() if name in _ADMIN_OPTIONS}
 
 
 async def _call(process: Process, batch: Batch) -> None:

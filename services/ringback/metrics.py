@@ -166,6 +166,19 @@ ANALYST_VIEWS = Gauge(
 )
 SINK_PENDING_ROWS = Gauge("ringback_sink_pending_rows", "Rows buffered, waiting for the next flush.")
 
+# --- `ringback run` itself (its supervisor's /metrics) ---
+RUN_RECYCLE_WAITING = Gauge(
+    "ringback_run_recycle_waiting_seconds",
+    "How long a recycle of the embedded broker has waited for consumer groups on the normalized topic to catch up "
+    "(0 when none is waiting).",
+)
+RUN_BROKER_RECYCLES = Counter(
+    "ringback_run_broker_recycles_total",
+    "Recycles of the embedded broker by outcome: caught_up (no consumer group behind), consumers_behind (recycled "
+    "after embedded_broker_recycle_wait_s with a group behind, which loses what the broker held).",
+    ["outcome"],
+)
+
 
 def exposition() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
@@ -186,9 +199,10 @@ class MetricInfo:
 
     @property
     def roles(self) -> tuple[str, ...]:
-        """The roles exporting it: the one its name says (ringback_<role>_...), else every consuming role."""
+        """The roles exporting it: the one its name says (ringback_<role>_...; ``run``: the supervisor of
+        `ringback run`), else every consuming role."""
         named = self.name.removeprefix("ringback_").split("_", 1)[0]
-        return (named,) if named in ("edge", *CONSUMING_ROLES) else CONSUMING_ROLES
+        return (named,) if named in ("edge", "run", *CONSUMING_ROLES) else CONSUMING_ROLES
 
     @property
     def series(self) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ringback import logs
 from ringback.config import Settings
-from ringback.runtime import kafka, runfiles
+from ringback.runtime import kafka, recycle_gate, runfiles
 from ringback.runtime.broker import EmbeddedBroker
 from ringback.runtime.lifecycle import SUPERVISED_ENV, Shutdown, shutdown_on_signals
 
@@ -201,7 +201,9 @@ async def watch_broker(broker: EmbeddedBroker, settings: Settings, stop: asyncio
     """Restart the embedded broker on its port if it dies, or on purpose once it holds more memory than
     ``embedded_broker_max_mb`` (journal mode only: then nothing the broker held is needed). What it held
     is gone: the edge publishes again what its journal holds, and the consumers are restarted, their
-    read positions belonging to the old broker's topics."""
+    read positions belonging to the old broker's topics. A recycle first waits for topic consumers
+    (see runtime/recycle_gate.py)."""
+    await recycle_gate.serve_metrics(settings)
     while not stop.is_set():
         await asyncio.sleep(BROKER_CHECK_S)
         if stop.is_set():
@@ -212,12 +214,9 @@ async def watch_broker(broker: EmbeddedBroker, settings: Settings, stop: asyncio
             log.error(
                 "embedded broker died, restarting it", exit_code=broker.process.returncode, bootstrap=broker.bootstrap
             )
-        elif settings.journal_enabled and (rss := broker_rss_mb(broker)) > settings.embedded_broker_max_mb:
-            log.warning(
-                "embedded broker holds too much memory, recycling it",
-                rss_mb=round(rss),
-                max_mb=settings.embedded_broker_max_mb,
-            )
+        elif settings.journal_enabled and (reason := recycle_gate.reason_to_recycle(settings, broker_rss_mb(broker))):
+            log.warning("embedded broker to be recycled, recycling it", reason=reason)
+            await recycle_gate.wait_for_consumers(settings, stop)
             await asyncio.to_thread(broker.stop)
         else:
             continue

@@ -45,6 +45,7 @@ from ringback.config import Settings
 from ringback.edge.journal import Journal, JournalFull, Position
 from ringback.edge.publisher import Publisher
 from ringback.runtime import kafka
+from ringback.runtime.accepted import AcceptedCounts
 from ringback.runtime.ledger import EDGE_ACCEPTED, Ledger
 from ringback.runtime.memory import release_free_memory
 from ringback.runtime.progress import StoredWatermark, offsets_by_partition
@@ -143,6 +144,8 @@ class Intake:
         self._hole_since: float | None = None
         self.oldest_age_s = 0.0  # journal mode: refreshed every GAUGE_INTERVAL_S
         self.ledger = Ledger()
+        #: Journal mode: what was acknowledged is counted from the journal's frames (durable), not in memory.
+        self.accepted = AcceptedCounts.open(self.journal) if self.journal_mode and self.journal is not None else None
         self._update_gauges()
 
     # --- lifecycle ---
@@ -205,7 +208,8 @@ class Intake:
     async def accept(self, raw: RawCallback) -> str:
         """Make ``raw`` durable; returns where ("journal", "broker" or "spool"), raises NotDurable."""
         where = await self._make_durable(raw)
-        self.ledger.count(EDGE_ACCEPTED, raw.route, raw.received_at_us, tenant=raw.tenant)
+        if self.accepted is None:
+            self.ledger.count(EDGE_ACCEPTED, raw.route, raw.received_at_us, tenant=raw.tenant)
         return where
 
     async def _make_durable(self, raw: RawCallback) -> str:
@@ -355,6 +359,8 @@ class Intake:
         self._hole_since = None
         self._highest_ack.clear()
         self.watermark.reset()
+        if self.accepted is not None:
+            await asyncio.get_running_loop().run_in_executor(self._disk, self.accepted.say_all_again)
         if self._progress is not None:
             await self._progress.seek_to_beginning()  # the new broker's progress topic only has new news
         metrics.EDGE_BROKER_RESETS.inc()
@@ -461,6 +467,8 @@ class Intake:
         assert self.journal is not None
         loop = asyncio.get_running_loop()
         try:
+            if self.accepted is not None:  # never let go of a frame the saved counts do not cover
+                await loop.run_in_executor(self._disk, self.accepted.count_and_save, time.time())
             await loop.run_in_executor(self._disk, self.journal.trim, end, records)
         except OSError as exc:
             if not self._trim_failing:
@@ -485,6 +493,7 @@ class Intake:
             await self.flush_ledger()
 
     async def flush_ledger(self) -> None:
+        await self._say_accepted()
         message = self.ledger.take()
         if message is None:
             return
@@ -494,6 +503,20 @@ class Intake:
             )
         except (TimeoutError, KafkaError):
             self.ledger.restore(message)  # counted again in the next delta
+
+    async def _say_accepted(self) -> None:
+        if self.accepted is None:
+            return
+        loop = asyncio.get_running_loop()
+        message, keys = await loop.run_in_executor(self._disk, self.accepted.checkpoint, time.time())
+        if message is None:
+            return
+        try:
+            await asyncio.wait_for(
+                self.publisher.publish_to(self.settings.topic_ledger, message), self.settings.publish_timeout_s
+            )
+        except (TimeoutError, KafkaError):
+            await loop.run_in_executor(self._disk, self.accepted.give_back, keys)  # said with the next totals
 
     def _quarantine(self, raws: list[RawCallback]) -> None:
         """Callbacks the broker will never take (too large) leave the journal for a folder of their own,

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,8 +120,10 @@ class EmbeddedBroker:
         env = dict(os.environ)
         if self.owner_dir is not None:
             env[OWNER_ENV] = str(self.owner_dir)
+        # A cluster id of its own at every start: how consumers tell a broker that forgot everything.
+        command = [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url, "--silent"]
         self.process = subprocess.Popen(
-            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url, "--silent"],
+            [*command, "--cluster-id", f"ringback-{uuid.uuid4().hex}"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

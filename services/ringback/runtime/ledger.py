@@ -3,6 +3,10 @@ publishes the deltas to the ledger topic; the sink loads them into ``ringback.le
 
 A delta is identified by (instance, seq), so loading it twice counts it once. A delta that could not
 be published is kept and merged into the next one.
+
+What the edge acknowledged in journal mode travels differently: as running totals of its journal
+(``EDGE_ACCEPTED_TOTAL``, see :mod:`ringback.runtime.accepted`), each row with the total as its seq; a
+reader takes the largest total per instance, never their sum.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import NamedTuple
 import orjson
 
 EDGE_ACCEPTED = "edge.accepted"
+#: Running totals of what an edge's journal took (journal mode): the largest per instance counts.
+EDGE_ACCEPTED_TOTAL = "edge.accepted_total"
 NORMALIZER_RAW = "normalizer.raw_messages"
 NORMALIZER_REPORTS = "normalizer.reports"
 NORMALIZER_EVENTS = "normalizer.events"
@@ -27,6 +33,7 @@ SINK_EVENTS = "sink.events"
 SINK_DEAD_LETTERS = "sink.dead_letters"
 STAGES = (
     EDGE_ACCEPTED,
+    EDGE_ACCEPTED_TOTAL,
     NORMALIZER_RAW,
     REPLAY_RAW,
     NORMALIZER_REPORTS,
@@ -82,16 +89,18 @@ class Ledger:
 
 
 def ledger_rows(message: bytes) -> list[LedgerRow]:
-    """The ``ringback.ledger`` rows of one ledger message."""
+    """The ``ringback.ledger`` rows of one ledger message (a message of running totals has each total
+    as its row's seq: the same total said twice is one row)."""
     data = orjson.loads(message)
     instance, seq = str(data["instance"]), int(data["seq"])
+    totals = bool(data.get("totals"))
     return [  # rows written before tenants have four fields
         LedgerRow(
             datetime.fromtimestamp(int(hour), tz=UTC),
             str(route),
             str(stage),
             instance,
-            seq,
+            int(n) if totals else seq,
             int(n),
             str(tenant[0]) if tenant else "",
         )

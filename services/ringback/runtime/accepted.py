@@ -1,0 +1,167 @@
+"""What the edge acknowledged, counted from its journal, so no crash and no broker loses a count.
+
+In journal mode every acknowledged callback is a frame of the edge's journal, fsync'd before the reply.
+The counts are read from those frames rather than kept in memory: a checkpoint file next to the journal
+(``accepted.json``) holds, per hour of receipt, route and tenant, how many callbacks the journal took up
+to a position ``through``, and the counts are brought up to date by reading the frames after it. The
+journal never lets go of a frame before the checkpoint covers it (``catch_up(end)`` then ``save()``
+runs before every trim), so the checkpoint plus the frames still in the journal always give every
+count, whatever was killed: the edge, the broker, or both.
+
+The counts travel as running totals (stage ``edge.accepted_total``): a total lost with the broker is
+made up for by the next one, which is at least as large, and ``ringback reconcile`` takes the largest
+total of each journal (``instance``) per hour, route and tenant. After the broker started afresh every
+total still kept is published again.
+
+A checkpoint that cannot be written (a full disk) does not hold up the trim — a journal that cannot let
+go on a full disk would never get its space back: the counts then live on in memory (a broker loss still
+loses none; only the edge dying before the next checkpoint is written would), and the failure is logged.
+
+Every method does blocking file I/O: the edge runs them on its journal thread, one at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from ringback import logs
+from ringback.edge.journal import Journal, Position
+from ringback.runtime.ledger import EDGE_ACCEPTED_TOTAL, hour_of
+from ringback.runtime.raw import RawCallback
+
+CHECKPOINT_FILE = "accepted.json"
+#: Frames read per step when catching up (bodies are read too: a step holds at most this many).
+CATCH_UP_STEP = 500
+CATCH_UP_STEP_BYTES = 8 * 1024 * 1024
+#: Hours of receipt kept in the checkpoint: an hour's total is published every ``ledger_interval_s``
+#: while it grows, so one this old is long stored; dropping it keeps the file and the messages small.
+KEEP_HOURS = 72
+SECONDS_PER_HOUR = 3600
+
+Key = tuple[int, str, str]  # hour (unix seconds), route, tenant
+
+log = logs.get(__name__)
+
+
+@dataclass
+class AcceptedCounts:
+    journal: Journal
+    instance: str = field(default_factory=lambda: uuid.uuid4().hex)
+    through: Position = field(default_factory=lambda: Position(0, 0))
+    totals: dict[Key, int] = field(default_factory=dict)
+    #: Totals not yet published (or published to a broker that has since started afresh).
+    unsaid: set[Key] = field(default_factory=set)
+    saved_through: Position | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.journal.directory / CHECKPOINT_FILE
+
+    @classmethod
+    def open(cls, journal: Journal) -> AcceptedCounts:
+        """The counts of ``journal`` as its checkpoint left them (a journal without one starts at its
+        trim position: what was let go of before counts were kept here is not counted)."""
+        counts = cls(journal, through=journal.trimmed)
+        try:
+            data = json.loads(counts.path.read_text())
+            counts.instance = str(data["instance"])
+            counts.through = Position(int(data["through"][0]), int(data["through"][1]))
+            counts.totals = {(int(h), str(r), str(t)): int(n) for h, r, t, n in data["totals"]}
+        except FileNotFoundError:
+            pass
+        counts.saved_through = counts.through
+        counts.unsaid = set(counts.totals)  # said to a broker that may be gone since
+        return counts
+
+    def catch_up(self, end: Position | None = None) -> int:
+        """Count the frames from ``through`` up to ``end`` (the journal's end when None); returns how many."""
+        stop = self.journal.end if end is None else end
+        counted = 0
+        while self.through < stop:
+            payloads, after = self.journal.read(self.through, CATCH_UP_STEP, CATCH_UP_STEP_BYTES)
+            if not payloads:
+                break
+            for payload in payloads:
+                self._count(RawCallback.from_bytes(payload))
+            counted += len(payloads)
+            self.through = after
+        return counted
+
+    def _count(self, raw: RawCallback) -> None:
+        key = (hour_of(raw.received_at_us), raw.route, raw.tenant)
+        self.totals[key] = self.totals.get(key, 0) + 1
+        self.unsaid.add(key)
+
+    def save(self, now_s: float) -> None:
+        """Write the checkpoint, durably (replaced atomically), if it moved; hours older than
+        KEEP_HOURS are dropped first."""
+        oldest = int(now_s) // SECONDS_PER_HOUR * SECONDS_PER_HOUR - KEEP_HOURS * SECONDS_PER_HOUR
+        for key in [k for k in self.totals if k[0] < oldest]:
+            del self.totals[key]
+            self.unsaid.discard(key)
+        if self.saved_through == self.through:
+            return
+        data = {
+            "instance": self.instance,
+            "through": [self.through.segment, self.through.offset],
+            "totals": [[h, r, t, n] for (h, r, t), n in sorted(self.totals.items())],
+        }
+        try:
+            self._write(orjson.dumps(data))
+        except OSError as exc:
+            log.warning("accepted counts not saved; kept in memory until the next checkpoint", error=str(exc))
+            return
+        self.saved_through = self.through
+
+    def _write(self, data: bytes) -> None:
+        aside = self.path.with_name(f".{CHECKPOINT_FILE}.tmp")
+        try:
+            with open(aside, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(aside, self.path)
+        finally:
+            aside.unlink(missing_ok=True)
+        directory = os.open(self.journal.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def count_and_save(self, now_s: float) -> None:
+        """Count what the journal took since the last checkpoint and save: run before every trim."""
+        self.catch_up()
+        self.save(now_s)
+
+    def checkpoint(self, now_s: float) -> tuple[bytes | None, set[Key]]:
+        """``count_and_save``, then take the totals not yet said."""
+        self.count_and_save(now_s)
+        return self.take()
+
+    def say_all_again(self) -> None:
+        """The broker started afresh: every total kept goes out again."""
+        self.unsaid = set(self.totals)
+
+    def take(self) -> tuple[bytes | None, set[Key]]:
+        """The totals not yet said as one ledger message (None when there are none), and their keys:
+        give them back with ``give_back`` when the message was not published."""
+        if not self.unsaid:
+            return None, set()
+        keys, self.unsaid = self.unsaid, set()
+        rows = [
+            [h, r, EDGE_ACCEPTED_TOTAL, self.totals[(h, r, t)], t]
+            for h, r, t in sorted(keys)
+            if (h, r, t) in self.totals
+        ]
+        # seq is the total itself: the same total said twice is one row of the ledger.
+        return orjson.dumps({"instance": self.instance, "seq": 0, "totals": True, "rows": rows}), keys
+
+    def give_back(self, keys: set[Key]) -> None:
+        self.unsaid |= keys
