@@ -83,10 +83,26 @@ MAX_CONNECTIONS = 10_000
 PRIVATE_UMASK = 0o077
 
 
+def _analysts_file_valid(settings: Settings) -> bool:
+    """The analysts file checked before anything starts: a bad one is a configuration error."""
+    from ringback.sink.analysts import AnalystsError, load
+
+    if not settings.analysts_file:
+        return True
+    try:
+        load(Path(settings.analysts_file))
+    except AnalystsError as exc:
+        print(f"ringback: configuration error: analysts file: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def _run(settings: Settings) -> int:
     from ringback.runtime.lifecycle import run_async
     from ringback.supervisor import run_all
 
+    if not _analysts_file_valid(settings):
+        return 2
     return run_async(lambda: run_all(settings))
 
 
@@ -108,6 +124,8 @@ def _sink(settings: Settings) -> int:
     from ringback.runtime.lifecycle import run_async
     from ringback.sink.service import serve
 
+    if not _analysts_file_valid(settings):
+        return 2
     return run_async(lambda: serve(settings))
 
 

@@ -19,7 +19,8 @@ from ringback.runtime.avro import EventCodec
 from ringback.runtime.stream.backend import KafkaConsumer
 from ringback.runtime.stream.driver import StreamDriver
 from ringback.runtime.stream.health import Health
-from ringback.sink import analyst_views
+from ringback.sink import analyst_views, tenant_scope
+from ringback.sink.analysts import Analyst
 from ringback.sink.step import SinkStep
 from ringback.sink.store import Store
 
@@ -135,4 +136,25 @@ class Sink:
         )
         return await self.on_query_thread(
             clickhouse.run_read_only, self.reader, sql, default_format, output_settings, opener
+        )
+
+    async def query_as(
+        self, analyst: Analyst, sql: str, default_format: str, output_settings: dict[str, str] | None = None
+    ) -> bytes:
+        """:meth:`query` for an analyst of the HTTP interface: one limited to some tenants sees only
+        their rows (:mod:`ringback.sink.tenant_scope`)."""
+        if analyst.tenants is None:
+            return await self.query(sql, default_format, output_settings)
+        assert self.reader is not None
+        opener = clickhouse.reader_opener(
+            self.settings.effective_clickhouse_dsn, clickhouse.QueryLimits.of(self.settings)
+        )
+        return await self.on_query_thread(
+            tenant_scope.run_for_tenants,
+            self.reader,
+            sql,
+            default_format,
+            analyst.tenants,
+            output_settings or {},
+            opener,
         )
