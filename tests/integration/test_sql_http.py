@@ -272,3 +272,11 @@ def test_every_query_logged_with_the_analyst_never_the_password(running: Running
     assert "acme-ops" in line
     log = running.pipeline.log()
     assert ACME_PASSWORD not in log and FINANCE_PASSWORD not in log
+
+
+def test_the_data_dictionary_shows_through_describe_and_system_columns(running: Running) -> None:
+    client = running.client("acme-ops", ACME_PASSWORD)
+    described = {row[0]: row[4] for row in client.query("DESCRIBE ringback.events").result_rows}
+    assert described["charge"] == "Charge as an exact decimal."
+    empty = client.command("SELECT count() FROM system.columns WHERE database = 'ringback' AND comment = ''")
+    assert empty == 0
