@@ -23,6 +23,7 @@ NON_SETTING_ARGS = {
     "query",
     "output_format",
     "output_settings",
+    "output_timezone",
     "hours",
     "url",
     "duration",
@@ -256,6 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "An output setting for this query (repeat it), like a SETTINGS clause: "
             "output_format_json_quote_decimals=1 prints money as JSON strings; see the README's Analyst queries."
+        ),
+    )
+    sql.add_argument(
+        "--timezone",
+        dest="output_timezone",
+        default=None,
+        metavar="ZONE",
+        help=(
+            "Time zone the query's times are shown and computed in (session_timezone), e.g. Asia/Shanghai; "
+            "default: UTC. Columns that name their zone keep it."
         ),
     )
     config.add_flags(sql)
@@ -542,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "sql":
         query = sys.stdin.read() if args.query == STDIN_QUERY else args.query
-        return _sql(settings, query, args.output_format, args.output_settings)
+        given = [*args.output_settings, *([f"session_timezone={args.output_timezone}"] if args.output_timezone else [])]
+        return _sql(settings, query, args.output_format, given)
     if args.command == "config":
         return _show_config(settings)
     if args.command == "status":
