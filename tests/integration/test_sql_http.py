@@ -189,9 +189,7 @@ def test_clickhouse_connect_every_tenant_exact(running: Running) -> None:
 def test_clickhouse_connect_one_tenant_sees_only_its_rows(running: Running) -> None:
     client = running.client("acme-ops", ACME_PASSWORD)
     rows = client.query("SELECT tenant, count(), sum(charge) FROM ringback.events GROUP BY tenant ORDER BY tenant")
-    assert rows.result_rows == [
-        (ACME, len(CHARGES[ACME]), sum_of(CHARGES[ACME]))
-    ]
+    assert rows.result_rows == [(ACME, len(CHARGES[ACME]), sum_of(CHARGES[ACME]))]
     assert client.command("SELECT count() FROM ringback.events") == len(CHARGES[ACME])
     saved = client.query("SELECT tenant, events FROM analyst.tenant_totals").result_rows
     assert saved == [(ACME, len(CHARGES[ACME]))]
