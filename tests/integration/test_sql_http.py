@@ -278,3 +278,15 @@ def test_the_data_dictionary_shows_through_describe_and_system_columns(running: 
     assert described["charge"] == "Charge as an exact decimal."
     empty = client.command("SELECT count() FROM system.columns WHERE database = 'ringback' AND comment = ''")
     assert empty == 0
+
+
+def test_output_settings_as_a_settings_clause_or_url_parameter(running: Running) -> None:
+    client = running.client("acme-ops", ACME_PASSWORD)
+    shown = client.query(
+        "SELECT toString(toDateTime(0)), tenant FROM ringback.events SETTINGS session_timezone = 'Asia/Shanghai'"
+    ).result_rows
+    assert shown == [("1970-01-01 08:00:00", ACME)] * len(CHARGES[ACME])
+    query = urllib.parse.quote("SELECT toString(toDateTime(0))")
+    headers = {"X-ClickHouse-User": "acme-ops", "X-ClickHouse-Key": ACME_PASSWORD}
+    status, body, _ = http_get(f"{running.url}?query={query}&session_timezone=Asia/Shanghai", headers)
+    assert (status, body) == (200, b"1970-01-01 08:00:00\n")
