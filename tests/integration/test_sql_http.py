@@ -290,3 +290,14 @@ def test_output_settings_as_a_settings_clause_or_url_parameter(running: Running)
     headers = {"X-ClickHouse-User": "acme-ops", "X-ClickHouse-Key": ACME_PASSWORD}
     status, body, _ = http_get(f"{running.url}?query={query}&session_timezone=Asia/Shanghai", headers)
     assert (status, body) == (200, b"1970-01-01 08:00:00\n")
+
+
+def test_tables_without_a_tenant_column_show_a_tenant_limited_account_no_row(running: Running) -> None:
+    finance = running.client("finance", FINANCE_PASSWORD)
+    acme = running.client("acme-ops", ACME_PASSWORD)
+    without = finance.query(
+        "SELECT database, name FROM system.tables WHERE database IN ('ringback', 'analyst') AND engine != 'View' "
+        "AND (database, name) NOT IN (SELECT database, table FROM system.columns WHERE name = 'tenant')"
+    ).result_rows
+    for database, table in without:
+        assert acme.command(f"SELECT count() FROM {database}.{table}") == 0, table

@@ -25,8 +25,9 @@ from ringback.runtime.query_guard import Engine, Node, QueryRefused
 
 TENANT_COLUMN = "tenant"
 FILTERS_SETTING = "additional_table_filters"
-#: Engines that hold no rows of their own: a view's rows come from the tables it reads, filtered there.
-VIEW_ENGINES = frozenset({"View", "MaterializedView"})
+#: A plain view holds no rows: they come from the tables it reads, filtered there. (A materialized view
+#: is read as its target table, without the target's filter: it gets one of its own.)
+VIEW_ENGINES = frozenset({"View"})
 #: Columns of the system tables an analyst may read that count or size every tenant's rows together.
 SIZE_COLUMNS = frozenset(
     {
@@ -58,7 +59,8 @@ def tenant_filter(tenants: Iterable[str]) -> str:
 
 
 def table_filters(engine: Engine, tenants: frozenset[str]) -> str:
-    """The ``additional_table_filters`` map (a ClickHouse literal) for every table of the store."""
+    """The ``additional_table_filters`` map (a ClickHouse literal) for every table and materialized view
+    of the store."""
     user_databases = "database NOT IN ('system', 'information_schema', 'INFORMATION_SCHEMA')"
     with_tenant = {
         (row["database"], row["table"])
