@@ -5,11 +5,13 @@ output settings kept, the client's session parameters and insert-only settings i
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from pathlib import Path
 
 import pytest
+import structlog
 
 from ringback.sink import http_interface
 from ringback.sink.analysts import AnalystsError, AnalystSource, load
@@ -119,3 +121,20 @@ def test_engine_errors_keep_their_code_and_status() -> None:
     response = error.response()
     assert (error.code, response.status, response.headers[http_interface.EXCEPTION_CODE_HEADER]) == (60, 404, "60")
     assert response.text is not None and response.text.startswith("Code: 60. DB::Exception: Unknown table")
+
+
+@pytest.mark.parametrize("command", ["run", "sink"])
+def test_a_bad_file_stops_the_start_with_what_is_wrong(
+    tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ringback import cli
+
+    bad = write(tmp_path, "[[analysts]]\nname = 'x'\npassword = 'short'\ntenants = ['*']\n")
+    saved, handlers = structlog.get_config(), logging.getLogger().handlers[:]
+    try:
+        assert cli.main([command, "--analysts-file", str(bad), "--data-dir", str(tmp_path / "data")]) == 2
+    finally:  # the command points the log at this test's captured output, which closes with the test
+        structlog.configure(**saved)
+        logging.getLogger().handlers[:] = handlers
+    assert "at least 16 characters" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
