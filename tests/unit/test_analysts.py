@@ -108,9 +108,10 @@ def test_url_parameters_output_settings_kept_session_ignored_others_refused() ->
         "input_format_null_as_default": "1",
         "wait_end_of_query": "1",
         "output_format_json_quote_decimals": "1",
+        "max_execution_time": "100000",
     }
     assert http_interface.output_settings(params) == {"output_format_json_quote_decimals": "1"}
-    for refused in ("max_execution_time", "max_result_rows", "additional_table_filters", "param_x"):
+    for refused in ("allow_ddl", "readonly_x", "additional_table_filters", "param_x", "log_queries"):
         with pytest.raises(http_interface.ClickHouseError) as error:
             http_interface.output_settings({refused: "1"})
         assert error.value.code == http_interface.READONLY and refused in error.value.message

@@ -7,7 +7,8 @@ and limits as ``ringback sql``, as the analyst the request authenticates (HTTP b
 ``X-ClickHouse-User``/``X-ClickHouse-Key`` headers, or ``user``/``password`` URL parameters). A
 ``FORMAT`` clause wins over ``default_format``; the output settings the guard allows may come as URL
 parameters; the client's session and transport parameters are ignored, settings that only matter to
-inserts are ignored (inserts are refused), and every other setting is refused with ClickHouse's
+inserts are ignored (inserts are refused), limits a client asks for are ignored (the analyst limits
+always apply), and every other setting is refused with ClickHouse's
 ``READONLY`` error. Errors come in ClickHouse's shape: ``Code: N. DB::Exception: ...`` with its HTTP
 status and the ``X-ClickHouse-Exception-Code`` header.
 """
@@ -72,6 +73,11 @@ INPUT_ONLY_SETTINGS = frozenset(
     {"date_time_input_format", "cast_string_to_dynamic_use_inference", "async_insert", "wait_for_async_insert"}
 )
 INPUT_ONLY_PREFIXES = ("input_format_", "insert_")
+#: Limits a client may ask for (Grafana's query timeout is ``max_execution_time``): ignored, the
+#: analyst limits (``query_*`` settings) always apply.
+CLIENT_LIMITS = frozenset(
+    {"max_execution_time", "max_result_rows", "max_result_bytes", "max_memory_usage", "max_threads"}
+)
 #: The databases a request may name: no ``USE`` on a shared reader, so the default one only.
 DEFAULT_DATABASES = frozenset({"", "default"})
 
@@ -166,6 +172,8 @@ def output_settings(params: dict[str, str]) -> dict[str, str]:
     for name, value in params.items():
         lowered = name.lower()
         if lowered in TRANSPORT_PARAMETERS or lowered in INPUT_ONLY_SETTINGS or lowered.startswith(INPUT_ONLY_PREFIXES):
+            continue
+        if lowered in CLIENT_LIMITS:
             continue
         if lowered in OUTPUT_SETTINGS:
             settings[lowered] = value
