@@ -23,6 +23,7 @@ NON_SETTING_ARGS = {
     "query",
     "output_format",
     "output_settings",
+    "output_timezone",
     "hours",
     "url",
     "duration",
@@ -83,10 +84,26 @@ MAX_CONNECTIONS = 10_000
 PRIVATE_UMASK = 0o077
 
 
+def _analysts_file_valid(settings: Settings) -> bool:
+    """The analysts file checked before anything starts: a bad one is a configuration error."""
+    from ringback.sink.analysts import AnalystsError, load
+
+    if not settings.analysts_file:
+        return True
+    try:
+        load(Path(settings.analysts_file))
+    except AnalystsError as exc:
+        print(f"ringback: configuration error: analysts file: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def _run(settings: Settings) -> int:
     from ringback.runtime.lifecycle import run_async
     from ringback.supervisor import run_all
 
+    if not _analysts_file_valid(settings):
+        return 2
     return run_async(lambda: run_all(settings))
 
 
@@ -108,6 +125,8 @@ def _sink(settings: Settings) -> int:
     from ringback.runtime.lifecycle import run_async
     from ringback.sink.service import serve
 
+    if not _analysts_file_valid(settings):
+        return 2
     return run_async(lambda: serve(settings))
 
 
@@ -238,6 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "An output setting for this query (repeat it), like a SETTINGS clause: "
             "output_format_json_quote_decimals=1 prints money as JSON strings; see the README's Analyst queries."
+        ),
+    )
+    sql.add_argument(
+        "--timezone",
+        dest="output_timezone",
+        default=None,
+        metavar="ZONE",
+        help=(
+            "Time zone the query's times are shown and computed in (session_timezone), e.g. Asia/Shanghai; "
+            "default: UTC. Columns that name their zone keep it."
         ),
     )
     config.add_flags(sql)
@@ -529,7 +558,8 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "sql":
         query = sys.stdin.read() if args.query == STDIN_QUERY else args.query
-        return _sql(settings, query, args.output_format, args.output_settings)
+        given = [*args.output_settings, *([f"session_timezone={args.output_timezone}"] if args.output_timezone else [])]
+        return _sql(settings, query, args.output_format, given)
     if args.command == "config":
         return _show_config(settings)
     if args.command == "status":

@@ -223,6 +223,19 @@ class Settings:
     sink_query_port: int = _setting(
         0, "Loopback port of the sink's read-only query endpoint for `ringback sql` (0 = free port)."
     )
+    sql_http_host: str = _setting(
+        "127.0.0.1", "Address of the sink's ClickHouse HTTP interface for BI tools and notebooks (embedded store)."
+    )
+    sql_http_port: int = _setting(
+        8123, "Port of the sink's ClickHouse HTTP interface (README: BI tools and analyst accounts); 0 = off."
+    )
+    analysts_file: str = _setting(
+        "",
+        (
+            "TOML file of the analyst accounts of the ClickHouse HTTP interface and their tenants; empty = loopback "
+            "clients only, as `default`."
+        ),
+    )
     query_timeout_s: float = _setting(
         60.0, "Longest an analyst query (`ringback sql`) may run; the engine stops it with TIMEOUT_EXCEEDED."
     )

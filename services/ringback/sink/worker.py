@@ -19,7 +19,8 @@ from ringback.runtime.avro import EventCodec
 from ringback.runtime.stream.backend import KafkaConsumer
 from ringback.runtime.stream.driver import StreamDriver
 from ringback.runtime.stream.health import Health
-from ringback.sink import analyst_views
+from ringback.sink import analyst_views, data_dictionary, tenant_scope
+from ringback.sink.analysts import Analyst
 from ringback.sink.step import SinkStep
 from ringback.sink.store import Store
 
@@ -65,6 +66,8 @@ class Sink:
             clickhouse.connect_reader, dsn, clickhouse.QueryLimits.of(self.settings)
         )
         log.info("clickhouse ready", dsn=clickhouse.redacted(dsn), ddl_statements=applied)
+        if not self.settings.clickhouse_cluster:
+            await self.on_db_thread(self._apply_data_dictionary)
         if self.settings.analyst_views_dir:
             await self.on_db_thread(self._apply_analyst_views, Path(self.settings.analyst_views_dir))
         await kafka.ensure_topics_if_allowed(self.settings)
@@ -77,6 +80,27 @@ class Sink:
         self.driver = StreamDriver(ROLE, self.consumer, self.step_, self.health, self.settings.drain_timeout_s)
         self.healthy = True
         log.info("sink consuming", group=self.settings.sink_group)
+
+    def _apply_data_dictionary(self) -> None:
+        """Comments on every table and column (:mod:`ringback.sink.data_dictionary`): documentation, so a
+        failure is logged and ingestion goes on."""
+        client = self.client
+        assert client is not None
+
+        def run(sql: str) -> list[tuple[object, ...]]:
+            if sql.startswith("SELECT"):
+                return [tuple(row) for row in client.query(sql).result_rows]
+            client.command(sql)
+            return []
+
+        try:
+            applied = data_dictionary.apply(run, data_dictionary.load(self.settings.schemas_dir))
+        except Exception as exc:
+            log.error("data dictionary not applied", error=str(exc))
+            return
+        if applied.missing:
+            log.warning("tables and columns without a comment", missing=applied.missing)
+        log.info("data dictionary applied", comments=applied.comments)
 
     def _apply_analyst_views(self, folder: Path) -> None:
         """On the writer's thread; the guard's checks run on the reader's own thread."""
@@ -135,4 +159,25 @@ class Sink:
         )
         return await self.on_query_thread(
             clickhouse.run_read_only, self.reader, sql, default_format, output_settings, opener
+        )
+
+    async def query_as(
+        self, analyst: Analyst, sql: str, default_format: str, output_settings: dict[str, str] | None = None
+    ) -> bytes:
+        """:meth:`query` for an analyst of the HTTP interface: one limited to some tenants sees only
+        their rows (:mod:`ringback.sink.tenant_scope`)."""
+        if analyst.tenants is None:
+            return await self.query(sql, default_format, output_settings)
+        assert self.reader is not None
+        opener = clickhouse.reader_opener(
+            self.settings.effective_clickhouse_dsn, clickhouse.QueryLimits.of(self.settings)
+        )
+        return await self.on_query_thread(
+            tenant_scope.run_for_tenants,
+            self.reader,
+            sql,
+            default_format,
+            analyst.tenants,
+            output_settings or {},
+            opener,
         )
