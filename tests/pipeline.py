@@ -88,6 +88,8 @@ class Pipeline:
                     "0.2",
                     "--ledger-interval-s",
                     "0.5",
+                    "--sql-http-port",  # off unless a test asks for it: pipelines running at once share no port
+                    "0",
                     *self.extra_args,
                 ),
                 stdout=log,
