@@ -226,6 +226,9 @@ LEDGER = [
         ("normalizer.dead_letters", 1),
     )
 ]
+#: Rate cards, the assurance settings and the views that price and check events (schemas 008 and on).
+BILLING_TABLES = ("rate_lines", "rate_cards", "billing_settings")
+BILLING_VIEWS = ("rates", "rated_events", "rated_usage")
 
 
 def sql_value(value: object) -> str:
@@ -360,6 +363,10 @@ def test_the_cluster_stores_and_answers_exactly_like_one_server(tmp_path: Path) 
     engines = {row["name"]: row["engine"] for row in cluster["tables"]}  # type: ignore[index]
     for table in ("event_copies", "dead_letters", "ledger", "ingests", "event_variants", "event_conflicts"):
         assert engines.pop(table) == "Distributed" and engines.pop(f"{table}_local") == "ReplacingMergeTree", table
+    for table in BILLING_TABLES:
+        assert engines.pop(table) == "Distributed" and engines.pop(f"{table}_local") == "MergeTree", table
+    for view in BILLING_VIEWS:
+        assert engines.pop(view) == "View", view
     views = {
         "events",
         "events_dedup",
@@ -501,6 +508,7 @@ def first_version() -> list[str]:
                 "ringback.ingests (ReplacingMergeTree instead of Distributed)",
                 "ringback.event_variants (ReplacingMergeTree instead of Distributed)",
                 "ringback.event_conflicts (ReplacingMergeTree instead of Distributed)",
+                *(f"ringback.{table} (MergeTree instead of Distributed)" for table in BILLING_TABLES),
             },
             id="single-server",
         ),

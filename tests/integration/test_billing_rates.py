@@ -1,0 +1,134 @@
+"""Rate cards on a running pipeline: the card loaded from --rates-file prices every event by query,
+exactly under vendor resends, and a changed file re-rates without a restart from its valid_from on."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.billing_traffic import CDR_ROUTE, SMS_ROUTE, send, sms_receipt, two_way_cdr, write_card
+from tests.pipeline import Pipeline, sql_rows
+
+pytestmark = pytest.mark.integration
+SETTLE_S = 90.0
+CNY = "CNY"
+SMS_LINE = {"event_type": "sms.delivery_report", "unit": "message", "price": "0.045", "currency": CNY}
+SIX_SECONDS = {"event_type": "call.cdr", "unit": "minute", "price": "0.1", "currency": CNY, "increment_s": 6}
+WHOLE_MINUTES = {**SIX_SECONDS, "app_id": "app-min60", "increment_s": 60}
+CHANGE_BEFORE = {**SIX_SECONDS, "app_id": "app-change", "increment_s": 60}
+CHANGE_AFTER = {**CHANGE_BEFORE, "price": "0.3", "valid_from": "2026-11-22"}
+
+
+@pytest.fixture(scope="module")
+def card(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("rates") / "rates.toml"
+    write_card(path, SMS_LINE, SIX_SECONDS, WHOLE_MINUTES, CHANGE_BEFORE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, card: Path) -> Iterator[Pipeline]:
+    running = Pipeline(tmp_path_factory.mktemp("billing") / "data", ["--rates-file", str(card)]).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def wait_for(data_dir: Path, query: str, expected: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + SETTLE_S
+    found: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        found = sql_rows(data_dir, query)
+        if found == expected:
+            return found
+        time.sleep(0.5)
+    return found
+
+
+def stored(data_dir: Path, where: str, count: int) -> None:
+    """Wait until ``count`` distinct events match ``where`` (so every copy sent has been stored once)."""
+    query = f"SELECT toString(count()) AS n FROM ringback.events WHERE {where}"
+    assert wait_for(data_dir, query, [{"n": str(count)}]) == [{"n": str(count)}]
+
+
+def test_an_sms_is_priced_once_across_its_receipts(pipeline: Pipeline) -> None:
+    for sid, codes in (("rate-sms-1", ("ENROUTE", "DELIVRD")), ("rate-sms-2", ("ENROUTE", "UNDELIV"))):
+        for second, code in enumerate(codes):
+            send(pipeline, SMS_ROUTE, sms_receipt(sid, "13800138000", code, f"2026-11-21 10:00:0{second}"))
+    stored(pipeline.data_dir, "sid LIKE 'rate-sms-%'", 4)
+    priced = sql_rows(
+        pipeline.data_dir,
+        "SELECT sid, unit, toString(units) AS units, toString(rated_charge) AS charge, rate_currency, "
+        "toString(day) AS day FROM ringback.rated_events WHERE sid LIKE 'rate-sms-%' ORDER BY sid",
+    )
+    assert priced == [
+        {"sid": sid, "unit": "message", "units": "1", "charge": "0.045", "rate_currency": CNY, "day": "2026-11-21"}
+        for sid in ("rate-sms-1", "rate-sms-2")
+    ]
+    (usage,) = sql_rows(
+        pipeline.data_dir,
+        "SELECT toString(events) AS events, toString(rated_charge) AS charge FROM ringback.rated_usage "
+        "WHERE event_type = 'sms.delivery_report' AND day = '2026-11-21'",
+    )
+    assert usage == {"events": "2", "charge": "0.09"}
+
+
+def test_minutes_are_priced_in_started_increments(pipeline: Pipeline) -> None:
+    for request_id, app, seconds in (
+        ("rate-min-1", "app-inc6", 61),  # 11 increments of 6 s: 1.1 minutes
+        ("rate-min-2", "app-inc6", 60),  # 10 increments: 1 minute
+        ("rate-min-3", "app-min60", 61),  # 2 whole minutes
+        ("rate-min-4", "app-min60", 0),  # nothing to bill
+    ):
+        send(pipeline, CDR_ROUTE, two_way_cdr(request_id, app, "2026-11-21 11:00:00", seconds, Decimal("0.1")))
+    stored(pipeline.data_dir, "request_id LIKE 'rate-min-%'", 4)
+    priced = sql_rows(
+        pipeline.data_dir,
+        "SELECT call_key, increment_s, toString(billed_seconds) AS billed_seconds, toString(units) AS units, "
+        "toString(rated_charge) AS charge, "
+        "toString(charge_difference) AS difference "
+        "FROM ringback.rated_events WHERE call_key LIKE 'rate-min-%' ORDER BY call_key",
+    )
+    assert [(r["increment_s"], r["billed_seconds"], r["units"], r["charge"], r["difference"]) for r in priced] == [
+        (6, "66", "1.1", "0.11", "0.01"),
+        (6, "60", "1", "0.1", "0"),
+        (60, "120", "2", "0.2", "0.1"),
+        (60, "0", "0", "0", "-0.1"),
+    ]
+
+
+def test_a_later_valid_from_re_rates_only_its_days_without_a_restart(pipeline: Pipeline, card: Path) -> None:
+    for request_id, day in (("rate-chg-1", "2026-11-21"), ("rate-chg-2", "2026-11-22"), ("rate-chg-3", "2026-11-23")):
+        send(pipeline, CDR_ROUTE, two_way_cdr(request_id, "app-change", f"{day} 09:00:00", 60, None))
+    stored(pipeline.data_dir, "request_id LIKE 'rate-chg-%'", 3)
+    query = (
+        "SELECT toString(day) AS day, toString(rated_charge) AS charge FROM ringback.rated_usage "
+        "WHERE app_id = 'app-change' ORDER BY day"
+    )
+    before = [{"day": f"2026-11-2{d}", "charge": "0.1"} for d in (1, 2, 3)]
+    assert wait_for(pipeline.data_dir, query, before) == before
+    write_card(card, SMS_LINE, SIX_SECONDS, WHOLE_MINUTES, CHANGE_BEFORE, CHANGE_AFTER)
+    after = [{"day": "2026-11-21", "charge": "0.1"}, *({"day": f"2026-11-2{d}", "charge": "0.3"} for d in (2, 3))]
+    assert wait_for(pipeline.data_dir, query, after) == after
+    cards = sql_rows(
+        pipeline.data_dir, "SELECT toString(lines) AS lines FROM ringback.rate_cards ORDER BY card_version"
+    )
+    assert cards[-2:] == [{"lines": "4"}, {"lines": "5"}]  # the earlier card is kept
+
+
+def test_a_card_that_does_not_validate_leaves_the_card_in_force(pipeline: Pipeline, card: Path) -> None:
+    in_force = sql_rows(pipeline.data_dir, "SELECT toString(count()) AS n FROM ringback.rate_cards")
+    good = card.read_text()
+    card.write_text(good.replace('unit = "message"', 'unit = "page"'))
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline and "rates file refused" not in pipeline.log():
+        time.sleep(0.5)
+    assert "unknown unit 'page'" in pipeline.log()
+    assert sql_rows(pipeline.data_dir, "SELECT toString(count()) AS n FROM ringback.rate_cards") == in_force
+    card.write_text(good)
