@@ -14,6 +14,7 @@ SMS_ROUTE = "/callbacks/tencent/sms-status"
 CDR_ROUTE = "/callbacks/cdr-push"
 STATUS_ROUTE = "/callbacks/callback-call/status"
 HANGUP_ROUTE = "/callbacks/callback-call/hangup"
+IN_TRANSIT = ("ENROUTE", "ACCEPTD")
 
 
 def sms_receipt(sid: str, mobile: str, code: str, at: str) -> bytes:
@@ -22,11 +23,13 @@ def sms_receipt(sid: str, mobile: str, code: str, at: str) -> bytes:
         "user_receive_time": at,
         "nationcode": "86",
         "mobile": mobile,
-        "report_status": "FAIL" if code not in ("DELIVRD", "ENROUTE", "ACCEPTD") else "SUCCESS",
+        "report_status": "SUCCESS" if code == "DELIVRD" else "FAIL",
         "errmsg": code,
         "description": code,
         "sid": sid,
     }
+    if code in IN_TRANSIT:
+        del report["report_status"]  # the receipt state says it alone
     return json.dumps([report]).encode()
 
 
@@ -51,10 +54,10 @@ def two_way_cdr(request_id: str, app_id: str, answered: str, seconds: int, amoun
     return json.dumps({"cdr": [entry]}).encode()
 
 
-def call_state(request_id: str, state: str, unix_s: int) -> bytes:
-    """A CDR-platform state push (callout / alerting / answer / disconnect)."""
+def call_state(request_id: str, state: str, at: str) -> bytes:
+    """A CDR-platform state push (callout / alerting / answer / disconnect); ``at`` is China time."""
     return json.dumps(
-        {"requestid": request_id, "state": state, "timestamp": str(unix_s), "src": "13810603954", "dsc": "18810207016"}
+        {"requestid": request_id, "state": state, "timestamp": at, "src": "13810603954", "dsc": "18810207016"}
     ).encode()
 
 

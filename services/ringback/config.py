@@ -230,6 +230,9 @@ class Settings:
     charge_tolerance: float = _setting(
         0.005, "A vendor charge further than this from the rated charge is a charge difference."
     )
+    assurance_check_interval_s: float = _setting(
+        60.0, "How often the sink counts the revenue-assurance views into its metrics."
+    )
 
     # --- worker lifecycle ---
     retry_alarm_after_s: float = _setting(
@@ -419,6 +422,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("edge_max_connections_per_ip must be 0 (no bound) or positive")
     if settings.gc_gen0_threshold <= 0:
         raise ConfigError("gc_gen0_threshold must be positive (0 would turn automatic garbage collection off)")
+    if settings.assurance_check_interval_s <= 0:
+        raise ConfigError("assurance_check_interval_s must be positive")
     for name in ("cdr_grace_minutes", "receipt_grace_hours", "charge_tolerance"):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{name} must be 0 or positive")

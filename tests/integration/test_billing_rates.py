@@ -4,14 +4,15 @@ exactly under vendor resends, and a changed file re-rates without a restart from
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.billing_traffic import CDR_ROUTE, SMS_ROUTE, send, sms_receipt, two_way_cdr, write_card
+from tests.billing_traffic import CDR_ROUTE, SMS_ROUTE, call_state, send, sms_receipt, two_way_cdr, write_card
 from tests.pipeline import Pipeline, sql_rows
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,9 @@ def card(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory, card: Path) -> Iterator[Pipeline]:
-    running = Pipeline(tmp_path_factory.mktemp("billing") / "data", ["--rates-file", str(card)]).start()
+    running = Pipeline(
+        tmp_path_factory.mktemp("billing") / "data", ["--rates-file", str(card), "--assurance-check-interval-s", "0.5"]
+    ).start()
     try:
         yield running
     finally:
@@ -49,6 +52,20 @@ def wait_for(data_dir: Path, query: str, expected: list[dict[str, Any]]) -> list
             return found
         time.sleep(0.5)
     return found
+
+
+def sink_gauge_reaches(pipeline: Pipeline, name: str, good: Callable[[float], bool]) -> bool:
+    """Wait until the sink's /metrics shows gauge ``name`` with a value ``good`` accepts."""
+    url = pipeline.run_file("sink")["metrics"]
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            text = reply.read().decode()
+        values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
+        if values and good(values[0]):
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def stored(data_dir: Path, where: str, count: int) -> None:
@@ -132,3 +149,46 @@ def test_a_card_that_does_not_validate_leaves_the_card_in_force(pipeline: Pipeli
     assert "unknown unit 'page'" in pipeline.log()
     assert sql_rows(pipeline.data_dir, "SELECT toString(count()) AS n FROM ringback.rate_cards") == in_force
     card.write_text(good)
+
+
+#: China time, long past every grace period.
+ANSWERED_AT = "2026-11-21 10:00:0"
+
+
+def test_an_answered_call_without_a_cdr_is_missing_until_its_cdr_arrives(pipeline: Pipeline) -> None:
+    for state, offset in (("callout", 0), ("alerting", 3), ("answer", 8)):
+        send(pipeline, CDR_ROUTE, call_state("ra-miss-1", state, f"{ANSWERED_AT}{offset}"))
+    send(pipeline, CDR_ROUTE, call_state("ra-miss-2", "callout", f"{ANSWERED_AT}0"))  # never answered: no CDR owed
+    query = (
+        "SELECT source, call_key, toString(answered_at) AS answered_at, minutes_waiting > 0 AS waiting "
+        "FROM ringback.missing_cdrs WHERE call_key LIKE 'ra-miss-%'"
+    )
+    missing = [
+        {"source": "cdr_push", "call_key": "ra-miss-1", "answered_at": "2026-11-21 02:00:08.000000", "waiting": 1}
+    ]
+    assert wait_for(pipeline.data_dir, query, missing) == missing
+    assert sink_gauge_reaches(pipeline, "ringback_sink_missing_cdrs", lambda value: value >= 1)
+    send(pipeline, CDR_ROUTE, two_way_cdr("ra-miss-1", "app-miss", "2026-11-21 10:00:08", 30, None))
+    assert wait_for(pipeline.data_dir, query, []) == []
+
+
+def test_a_stuck_message_is_listed_until_its_final_receipt(pipeline: Pipeline) -> None:
+    send(pipeline, SMS_ROUTE, sms_receipt("ra-stuck-1", "13800138001", "ENROUTE", "2026-11-21 10:00:00"))
+    send(pipeline, SMS_ROUTE, sms_receipt("ra-stuck-2", "13800138001", "DELIVRD", "2026-11-21 10:00:00"))
+    query = "SELECT sid, last_status FROM ringback.stuck_messages WHERE sid LIKE 'ra-stuck-%'"
+    stuck = [{"sid": "ra-stuck-1", "last_status": "ENROUTE"}]
+    assert wait_for(pipeline.data_dir, query, stuck) == stuck
+    send(pipeline, SMS_ROUTE, sms_receipt("ra-stuck-1", "13800138001", "DELIVRD", "2026-11-21 10:05:00"))
+    assert wait_for(pipeline.data_dir, query, []) == []
+
+
+def test_a_vendor_charge_off_the_card_is_a_charge_difference(pipeline: Pipeline) -> None:
+    send(pipeline, CDR_ROUTE, two_way_cdr("ra-diff-1", "app-min60", "2026-11-21 12:00:00", 60, Decimal("0.1")))
+    send(pipeline, CDR_ROUTE, two_way_cdr("ra-diff-2", "app-min60", "2026-11-21 12:00:00", 60, Decimal("0.104")))
+    send(pipeline, CDR_ROUTE, two_way_cdr("ra-diff-3", "app-min60", "2026-11-21 12:00:00", 60, Decimal("0.2")))
+    query = (
+        "SELECT call_key, toString(rated_charge) AS rated, toString(vendor_charge) AS vendor "
+        "FROM ringback.charge_differences WHERE call_key LIKE 'ra-diff-%'"
+    )
+    found = [{"call_key": "ra-diff-3", "rated": "0.1", "vendor": "0.2"}]  # 0.004 is within charge_tolerance
+    assert wait_for(pipeline.data_dir, query, found) == found

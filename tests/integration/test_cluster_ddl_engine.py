@@ -228,7 +228,7 @@ LEDGER = [
 ]
 #: Rate cards, the assurance settings and the views that price and check events (schemas 008 and on).
 BILLING_TABLES = ("rate_lines", "rate_cards", "billing_settings")
-BILLING_VIEWS = ("rates", "rated_events", "rated_usage")
+BILLING_VIEWS = ("rates", "rated_events", "rated_usage", "missing_cdrs", "stuck_messages", "charge_differences")
 
 
 def sql_value(value: object) -> str:

@@ -20,6 +20,7 @@ from ringback.runtime.stream.backend import KafkaConsumer
 from ringback.runtime.stream.driver import StreamDriver
 from ringback.runtime.stream.health import Health
 from ringback.sink import analyst_views, rate_card
+from ringback.sink.assurance import AssuranceCheck
 from ringback.sink.step import SinkStep
 from ringback.sink.store import Store
 
@@ -49,6 +50,7 @@ class Sink:
         self.driver: StreamDriver | None = None
         self.healthy = False
         self.rate_card: rate_card.RateCardSource | None = None
+        self.assurance: AssuranceCheck | None = None
 
     async def on_db_thread(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
@@ -87,6 +89,9 @@ class Sink:
         self.rate_card = rate_card.RateCardSource(self.settings.rates_file, client, self.on_db_thread)
         await self.rate_card.load_at_start()
         self.rate_card.start()
+        assert self.reader is not None
+        self.assurance = AssuranceCheck(self.reader, self.settings.assurance_check_interval_s, self.on_query_thread)
+        self.assurance.start()
 
     def _apply_analyst_views(self, folder: Path) -> None:
         """On the writer's thread; the guard's checks run on the reader's own thread."""
@@ -106,6 +111,8 @@ class Sink:
         self.healthy = False
         if self.rate_card is not None:
             await self.rate_card.stop()
+        if self.assurance is not None:
+            await self.assurance.stop()
         if self.step_ is not None and self.step_.in_flight is not None and not self.step_.in_flight.done():
             self.step_.in_flight.cancel()  # not committed, so read again by whoever takes these partitions
             await asyncio.gather(self.step_.in_flight, return_exceptions=True)
