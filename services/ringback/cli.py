@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ringback import __version__, config, logs
+from ringback import __version__, audit, config, logs
 from ringback.config import ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -249,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reconcile.add_argument("--json", dest="as_json", action="store_true", help="Print the lines as a JSON array.")
     config.add_flags(reconcile)
+    audit.add_parser(commands, config.add_flags)
     tail = commands.add_parser(
         "tail",
         help="Print the normalized events, decoded: what comes next, or from a time; --json for scripts.",
@@ -531,6 +532,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _status(settings, args)
     if args.command == "reconcile":
         return _reconcile(settings, args.hours, args.as_json)
+    if args.command == "audit":
+        return audit.run(settings, args, moment)
     if args.command == "bench":
         from ringback.tools.bench.run import main as bench_main
 

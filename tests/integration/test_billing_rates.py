@@ -3,6 +3,8 @@ exactly under vendor resends, and a changed file re-rates without a restart from
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.billing_traffic import CDR_ROUTE, SMS_ROUTE, call_state, send, sms_receipt, two_way_cdr, write_card
-from tests.pipeline import Pipeline, sql_rows
+from tests.pipeline import Pipeline, ringback, sql_rows
 
 pytestmark = pytest.mark.integration
 SETTLE_S = 90.0
@@ -192,3 +194,64 @@ def test_a_vendor_charge_off_the_card_is_a_charge_difference(pipeline: Pipeline)
     )
     found = [{"call_key": "ra-diff-3", "rated": "0.1", "vendor": "0.2"}]  # 0.004 is within charge_tolerance
     assert wait_for(pipeline.data_dir, query, found) == found
+
+
+def audit(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ringback("audit", "--data-dir", str(pipeline.data_dir), *args), capture_output=True, timeout=120
+    )
+
+
+def test_audit_reconciles_a_vendor_statement(pipeline: Pipeline, tmp_path: Path) -> None:
+    at = "2026-11-25 12:00:00"
+    for request_id in ("st-1", "st-2", "st-3"):
+        send(pipeline, CDR_ROUTE, two_way_cdr(request_id, "app-min60", at, 60, Decimal("0.1")))
+    stored(pipeline.data_dir, "request_id LIKE 'st-%'", 3)
+    statement = tmp_path / "statement.csv"
+    statement.write_text(
+        "requestid,calltime,fee\n"
+        f"st-1,{at},0.1\n"  # as stored (rated 1 minute at 0.1)
+        f"st-3,{at},0.5\n"  # the vendor bills more
+        "st-4,2026-11-25T04:00:30+00:00,0.2\n",  # never stored (12:00:30 China time)
+        encoding="utf-8",
+    )
+    disputes = tmp_path / "disputes.csv"
+    done = audit(
+        pipeline,
+        "--since", "2026-11-25T00:00Z", "--until", "2026-11-26T00:00Z", "--json",
+        "--statement", str(statement), "--source", "cdr-push",
+        "--columns", "id=requestid,time=calltime,amount=fee", "--out", str(disputes),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr.decode()
+    found = json.loads(done.stdout)["statement"]
+    assert found["missing_in_store"] == ["st-4"]
+    assert found["missing_in_statement"] == ["st-2"]
+    assert found["amount_differences"] == [{"id": "st-3", "statement": "0.5", "stored": "0.1"}]
+    assert found["totals"]["stored_events"] == 3 and found["totals"]["statement_amount"] == "0.8"
+    assert disputes.read_text().splitlines()[1:] == [
+        "st-4,missing_in_store,,",
+        "st-2,missing_in_statement,,",
+        "st-3,amount_difference,0.5,0.1",
+    ]
+    table = audit(
+        pipeline,
+        "--since", "2026-11-25T00:00Z", "--until", "2026-11-26T00:00Z",
+        "--statement", str(statement), "--source", "cdr-push", "--columns", "id=requestid,time=calltime,amount=fee",
+    )  # fmt: skip
+    assert table.returncode == 1 and b"never stored     st-4" in table.stdout
+
+
+def test_audit_refuses_a_statement_it_cannot_read(pipeline: Pipeline, tmp_path: Path) -> None:
+    columns = ("--source", "cdr-push", "--columns", "id=requestid,time=calltime,amount=fee")
+    for content, message in (
+        (b"requestid,calltime,fee\nst-1,2026-11-25 12:00:00,\xff\n", "not UTF-8"),
+        (b"requestid,calltime\nst-1,2026-11-25 12:00:00\n", "no column 'fee'"),
+        (b"requestid,calltime,fee\nst-1,yesterday,0.1\n", "line 2: time 'yesterday'"),
+        (b"requestid,calltime,fee\nst-1,2026-11-25 12:00:00,lots\n", "line 2: amount 'lots'"),
+        (b"requestid,calltime,fee\nst-1,2026-11-25 12:00:00," + b"9" * 2000 + b"\n", "field larger than"),
+    ):
+        statement = tmp_path / "bad.csv"
+        statement.write_bytes(content)
+        done = audit(pipeline, "--statement", str(statement), *columns)
+        assert done.returncode == 2, (content, done.stdout)
+        assert message in done.stderr.decode(), done.stderr.decode()
