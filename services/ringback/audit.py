@@ -96,7 +96,8 @@ def assurance(query: Query, since: datetime, until: datetime, tenant: str | None
         stuck_messages=query(
             "SELECT tenant, ifNull(app_id, '') AS app_id, sid, ifNull(to_e164, '') AS to_e164, "
             "ifNull(last_status, '') AS last_status, toString(last_receipt_at) AS last_receipt_at "
-            f"FROM ringback.stuck_messages AS v WHERE {where('last_receipt_at')} ORDER BY tenant, app_id, last_receipt_at"
+            f"FROM ringback.stuck_messages AS v WHERE {where('last_receipt_at')} "
+            "ORDER BY tenant, app_id, last_receipt_at"
         ),
         charge_differences=query(
             "SELECT tenant, ifNull(app_id, '') AS app_id, event_type, event_id, "
