@@ -49,6 +49,8 @@ def test_dropped_cdrs_are_those_of_answered_calls_and_the_statement_bills_every_
     assert len(without) == leakage.dropped_cdrs
     assert all(has_cdr(pushes) for pushes in told if not answered(pushes))
     path = tmp_path / "statement.csv"
+    assert leakage.write_statement(path) == 0  # nothing sent yet: nothing billed
+    leakage.sent_until = float("inf")
     assert leakage.write_statement(path) == STORIES
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
     assert [row["requestid"] for row in rows] == [f"lk-{n}" for n in range(STORIES)]

@@ -102,9 +102,10 @@ def two_way_call(kit: StoryKit, app: App, number: int) -> Story:
             "stateDesc": state_desc,
             "customParm": custom,
         }
-        kit.leakage.bill(request_id, kit.local(start + end), str(cdr["oriamount"]), dial.talk_s)
+        push = Push("cdr-push", start + end, CDR_PUSH_DELAY_S.draw(rng), {"cdr": [cdr]})
+        kit.leakage.bill(push.at + push.delay, request_id, kit.local(start + end), str(cdr["oriamount"]), dial.talk_s)
         if dial.answered is None or not kit.leakage.drops_cdr(rng):
-            pushes.append(Push("cdr-push", start + end, CDR_PUSH_DELAY_S.draw(rng), {"cdr": [cdr]}))
+            pushes.append(push)
         return pushes
 
     return Story(end, tell)

@@ -5,6 +5,7 @@ calls of a run (``--statement-out``): every two-way call it billed, sent or not,
 from __future__ import annotations
 
 import csv
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,9 @@ class Leakage:
     drop_cdrs_pct: float = 0.0
     stuck_receipts_pct: float = 0.0
     keep_statement: bool = False  # a long run keeps no statement unless asked to
-    statement: list[tuple[str, str, str, str]] = field(default_factory=list)
+    statement: list[tuple[float, tuple[str, str, str, str]]] = field(default_factory=list)
+    #: The due time of the last push sent: the statement bills the calls whose CDR was due by then.
+    sent_until: float = -math.inf
     dropped_cdrs: int = 0
     stuck_messages: int = 0
 
@@ -41,13 +44,15 @@ class Leakage:
         self.stuck_messages += stuck
         return stuck
 
-    def bill(self, request_id: str, local_time: str, amount: str, duration_s: int) -> None:
+    def bill(self, due: float, request_id: str, local_time: str, amount: str, duration_s: int) -> None:
+        """A call the platform bills; ``due``: when its CDR push is (or would have been) sent."""
         if self.keep_statement:
-            self.statement.append((request_id, local_time, amount, str(duration_s)))
+            self.statement.append((due, (request_id, local_time, amount, str(duration_s))))
 
     def write_statement(self, path: Path) -> int:
         with path.open("w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(STATEMENT_HEADER)
-            writer.writerows(self.statement)
-        return len(self.statement)
+            lines = [line for due, line in self.statement if due <= self.sent_until]
+            writer.writerows(lines)
+        return len(lines)

@@ -138,7 +138,9 @@ class TrafficMaker:
             self.started_at = now
         while not self.pending or self.pending[0][0] > now:
             self._start_story(now)
-        return heapq.heappop(self.pending)[2]
+        due, _, item = heapq.heappop(self.pending)
+        self.kit.leakage.sent_until = max(self.kit.leakage.sent_until, due)
+        return item
 
     def malformed(self) -> Generated:
         """The next push, cut short: garbage in place of what the vendor meant to send."""
