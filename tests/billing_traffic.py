@@ -78,3 +78,18 @@ def write_card(path: Path, *lines: dict[str, Any]) -> None:
 
 def rows(data_dir: Path, query: str) -> list[dict[str, Any]]:
     return sql_rows(data_dir, query)
+
+
+def voice_code_cdr(request_id: str, app_id: str, answered: str, seconds: int, amount: Decimal) -> bytes:
+    """A CDR-platform voice-code CDR (fid 2): priced by no line of the test cards, so its charge is the vendor's."""
+    entry = {
+        "requestid": request_id,
+        "appid": app_id,
+        "fid": "2",
+        "tel": "13810603954",
+        "stime": answered + ".000",
+        "etime": answered + ".000",
+        "duration": str(seconds),
+        "oriamount": str(amount),
+    }
+    return json.dumps({"cdr": [entry]}).encode()

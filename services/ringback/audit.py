@@ -184,7 +184,7 @@ def stored_for_statement(query: Query, route: str, since: datetime, until: datet
     rows = query(
         "SELECT id, toString(sum(amount)) AS amount FROM ("
         "SELECT coalesce(e.request_id, e.call_id, e.sid, e.event_id) AS id, "
-        "ifNull(r.rated_charge, toDecimal128(e.charge, 6)) AS amount "
+        "if(r.event_id != '', r.rated_charge, toDecimal128(e.charge, 6)) AS amount "
         "FROM ringback.events AS e LEFT JOIN ringback.rated_events AS r "
         "ON e.event_id = r.event_id AND e.tenant = r.tenant "
         f"WHERE e.route = {quoted(route)} AND e.event_time >= {ch_time(since)} AND e.event_time <= {ch_time(until)} "

@@ -14,7 +14,16 @@ from typing import Any
 
 import pytest
 
-from tests.billing_traffic import CDR_ROUTE, SMS_ROUTE, call_state, send, sms_receipt, two_way_cdr, write_card
+from tests.billing_traffic import (
+    CDR_ROUTE,
+    SMS_ROUTE,
+    call_state,
+    send,
+    sms_receipt,
+    two_way_cdr,
+    voice_code_cdr,
+    write_card,
+)
 from tests.pipeline import Pipeline, ringback, sql_rows
 
 pytestmark = pytest.mark.integration
@@ -206,13 +215,15 @@ def test_audit_reconciles_a_vendor_statement(pipeline: Pipeline, tmp_path: Path)
     at = "2026-11-25 12:00:00"
     for request_id in ("st-1", "st-2", "st-3"):
         send(pipeline, CDR_ROUTE, two_way_cdr(request_id, "app-min60", at, 60, Decimal("0.1")))
-    stored(pipeline.data_dir, "request_id LIKE 'st-%'", 3)
+    send(pipeline, CDR_ROUTE, voice_code_cdr("st-5", "app-code", at, 20, Decimal("0.07")))  # unpriced: its own charge
+    stored(pipeline.data_dir, "request_id LIKE 'st-%'", 4)
     statement = tmp_path / "statement.csv"
     statement.write_text(
         "requestid,calltime,fee\n"
         f"st-1,{at},0.1\n"  # as stored (rated 1 minute at 0.1)
         f"st-3,{at},0.5\n"  # the vendor bills more
-        "st-4,2026-11-25T04:00:30+00:00,0.2\n",  # never stored (12:00:30 China time)
+        "st-4,2026-11-25T04:00:30+00:00,0.2\n"  # never stored (12:00:30 China time)
+        f"st-5,{at},0.07\n",
         encoding="utf-8",
     )
     disputes = tmp_path / "disputes.csv"
@@ -227,7 +238,7 @@ def test_audit_reconciles_a_vendor_statement(pipeline: Pipeline, tmp_path: Path)
     assert found["missing_in_store"] == ["st-4"]
     assert found["missing_in_statement"] == ["st-2"]
     assert found["amount_differences"] == [{"id": "st-3", "statement": "0.5", "stored": "0.1"}]
-    assert found["totals"]["stored_events"] == 3 and found["totals"]["statement_amount"] == "0.8"
+    assert found["totals"]["stored_events"] == 4 and found["totals"]["statement_amount"] == "0.87"
     assert disputes.read_text().splitlines()[1:] == [
         "st-4,missing_in_store,,",
         "st-2,missing_in_statement,,",
