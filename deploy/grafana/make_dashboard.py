@@ -420,6 +420,29 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
         ],
     ),
     (
+        "Revenue assurance",
+        [
+            ts(
+                "Missing CDRs and stuck messages",
+                (
+                    "Answered calls with no CDR past cdr_grace_minutes (ringback.missing_cdrs) and SMS with no final "
+                    "receipt past receipt_grace_hours (ringback.stuck_messages); `ringback audit` lists them."
+                ),
+                prom("max(ringback_sink_missing_cdrs)", "missing CDRs"),
+                prom("max(ringback_sink_stuck_messages)", "stuck messages"),
+            ),
+            ts(
+                "Charge differences",
+                (
+                    "Priced events whose vendor charge differs from the rated charge by more than charge_tolerance "
+                    "(ringback.charge_differences), and how long ago the views were counted."
+                ),
+                prom("max(ringback_sink_charge_differences)", "charge differences"),
+                prom("time() - max(ringback_sink_assurance_checked_timestamp_seconds)", "seconds since counted"),
+            ),
+        ],
+    ),
+    (
         "Consumers",
         [
             ts(

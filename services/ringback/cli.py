@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ringback import __version__, config, logs
+from ringback import __version__, audit, config, logs
 from ringback.config import ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -283,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="The traffic stopped and the pipeline drained: judge the current hour too (not 'in flight').",
     )
     config.add_flags(reconcile)
+    audit.add_parser(commands, config.add_flags)
     tail = commands.add_parser(
         "tail",
         help="Print the normalized events, decoded: what comes next, or from a time; --json for scripts.",
@@ -453,6 +454,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="Customer applications sharing the traffic, spread over the tenants (default 5).",
     )
     load.add_argument("--json", dest="as_json", action="store_true", help="Print the summary as JSON.")
+    load.add_argument(
+        "--drop-cdrs",
+        type=number(0, 100),
+        default=0.0,
+        metavar="PCT",
+        help="Percent of answered CDR-platform calls whose CDR is never sent (leakage for `ringback audit`).",
+    )
+    load.add_argument(
+        "--stuck-receipts",
+        type=number(0, 100),
+        default=0.0,
+        metavar="PCT",
+        help="Percent of SMS first reported ENROUTE whose final receipt is never sent.",
+    )
+    load.add_argument(
+        "--statement-out",
+        default=None,
+        metavar="FILE.csv",
+        help="Write the statement the CDR platform would send for this run's two-way calls.",
+    )
     config.add_flags(load)
     bench = commands.add_parser("bench", help="Measure every stage against its baseline (what `make bench` runs).")
     bench.add_argument("--quick", action="store_true", help="A few seconds per stage: a smoke run, not a measurement.")
@@ -566,6 +587,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _status(settings, args)
     if args.command == "reconcile":
         return _reconcile(settings, args.hours, args.as_json, settled=args.settled)
+    if args.command == "audit":
+        return audit.run(settings, args, moment)
     if args.command == "bench":
         from ringback.tools.bench.run import main as bench_main
 
@@ -683,6 +706,11 @@ def _loadgen(settings: Settings, args: argparse.Namespace) -> int:
         print(
             f"ringback loadgen: no plain secret for tenants {', '.join(skipped)}: not sending as them", file=sys.stderr
         )
+    try:
+        leakage = loadgen.Leakage(args.drop_cdrs, args.stuck_receipts, keep_statement=bool(args.statement_out))
+    except ValueError as exc:
+        print(f"ringback loadgen: {exc}", file=sys.stderr)
+        return 2
     plan = loadgen.LoadPlan(
         url=url.rstrip("/"),
         requests=args.requests,
@@ -695,9 +723,13 @@ def _loadgen(settings: Settings, args: argparse.Namespace) -> int:
         seed=args.seed,
         tenants=tenants,
         apps=args.apps or loadgen.DEFAULT_APPS,
+        leakage=leakage,
     )
     summary = asyncio.run(loadgen.run(plan, show_progress=sys.stderr.isatty() and not args.as_json))
     print(orjson.dumps(summary.as_dict()).decode() if args.as_json else summary.render())
+    if args.statement_out:
+        lines = leakage.write_statement(Path(args.statement_out))
+        print(f"ringback loadgen: statement of {lines} calls written to {args.statement_out}", file=sys.stderr)
     return 0 if summary.accepted else 1
 
 

@@ -253,6 +253,27 @@ class Settings:
         1, "Engine threads one analyst query may use; the embedded store shares its cores with ingestion."
     )
 
+    # --- billing: rate cards and revenue assurance ---
+    rates_file: str = _setting(
+        "",
+        (
+            "TOML rate card (README: Rates, revenue assurance and statement audit) the sink loads into the store "
+            "and reloads when it changes; empty = the card stored last stays."
+        ),
+    )
+    cdr_grace_minutes: float = _setting(
+        30.0, "An answered call with no CDR or hang-up record this long after its answer is a missing CDR."
+    )
+    receipt_grace_hours: float = _setting(
+        24.0, "An SMS whose last receipt is not final this long after it is a stuck message."
+    )
+    charge_tolerance: float = _setting(
+        0.005, "A vendor charge further than this from the rated charge is a charge difference."
+    )
+    assurance_check_interval_s: float = _setting(
+        60.0, "How often the sink counts the revenue-assurance views into its metrics."
+    )
+
     # --- worker lifecycle ---
     retry_alarm_after_s: float = _setting(
         30.0,
@@ -449,6 +470,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("edge_max_connections_per_ip must be 0 (no bound) or positive")
     if settings.gc_gen0_threshold <= 0:
         raise ConfigError("gc_gen0_threshold must be positive (0 would turn automatic garbage collection off)")
+    if settings.assurance_check_interval_s <= 0:
+        raise ConfigError("assurance_check_interval_s must be positive")
+    for name in ("cdr_grace_minutes", "receipt_grace_hours", "charge_tolerance"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{name} must be 0 or positive")
     for name in QUERY_LIMITS:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be positive (analyst queries are always bounded)")

@@ -178,6 +178,22 @@ RUN_BROKER_RECYCLES = Counter(
     "after embedded_broker_recycle_wait_s with a group behind, which loses what the broker held).",
     ["outcome"],
 )
+# --- revenue assurance: the sink counts the rows of the assurance views every assurance_check_interval_s ---
+SINK_MISSING_CDRS = Gauge(
+    "ringback_sink_missing_cdrs",
+    "Answered calls with no CDR or hang-up record past cdr_grace_minutes (rows of ringback.missing_cdrs).",
+)
+SINK_STUCK_MESSAGES = Gauge(
+    "ringback_sink_stuck_messages",
+    "SMS whose last receipt is not final past receipt_grace_hours (rows of ringback.stuck_messages).",
+)
+SINK_CHARGE_DIFFERENCES = Gauge(
+    "ringback_sink_charge_differences",
+    "Priced events whose vendor charge differs from the rated charge (rows of ringback.charge_differences).",
+)
+SINK_ASSURANCE_CHECKED = Gauge(
+    "ringback_sink_assurance_checked_timestamp_seconds", "Unix time the assurance views were last counted."
+)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -226,6 +226,9 @@ LEDGER = [
         ("normalizer.dead_letters", 1),
     )
 ]
+#: Rate cards, the assurance settings and the views that price and check events (schemas 008 and on).
+BILLING_TABLES = ("rate_lines", "rate_cards", "billing_settings")
+BILLING_VIEWS = ("rates", "rated_events", "rated_usage", "missing_cdrs", "stuck_messages", "charge_differences")
 
 
 def sql_value(value: object) -> str:
@@ -368,6 +371,10 @@ def test_the_cluster_stores_and_answers_exactly_like_one_server(tmp_path: Path) 
         "event_keys",
     ):
         assert engines.pop(table) == "Distributed" and engines.pop(f"{table}_local") == "ReplacingMergeTree", table
+    for table in BILLING_TABLES:
+        assert engines.pop(table) == "Distributed" and engines.pop(f"{table}_local") == "MergeTree", table
+    for view in BILLING_VIEWS:
+        assert engines.pop(view) == "View", view
     views = {
         "events",
         "events_dedup",
@@ -516,6 +523,7 @@ def first_version() -> list[str]:
                 "ringback.event_variants (ReplacingMergeTree instead of Distributed)",
                 "ringback.event_conflicts (ReplacingMergeTree instead of Distributed)",
                 "ringback.event_keys (ReplacingMergeTree instead of Distributed)",
+                *(f"ringback.{table} (MergeTree instead of Distributed)" for table in BILLING_TABLES),
             },
             id="single-server",
         ),

@@ -117,6 +117,10 @@ def test_events_are_sharded_by_event_id_and_other_tables_by_what_collapses() -> 
         "ringback.dead_letters": "cityHash64(route, ingest_id, report_index)",
         "ringback.ledger": "cityHash64(hour, route, stage, instance, seq, tenant)",
         "ringback.ingests": "cityHash64(hour, route, ingest_id)",
+        # rate cards and the assurance settings: small, read whole
+        "ringback.rate_lines": "cityHash64(card_version, line)",
+        "ringback.rate_cards": "cityHash64(card_version)",
+        "ringback.billing_settings": "cityHash64(name, set_at)",
     }
     restructured = shard_keys(clickhouse.ddl_statements(RESTRUCTURED, CLUSTER))
     assert restructured == {

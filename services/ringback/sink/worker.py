@@ -19,8 +19,9 @@ from ringback.runtime.avro import EventCodec
 from ringback.runtime.stream.backend import KafkaConsumer
 from ringback.runtime.stream.driver import StreamDriver
 from ringback.runtime.stream.health import Health
-from ringback.sink import analyst_views, data_dictionary, tenant_scope
+from ringback.sink import analyst_views, data_dictionary, rate_card, tenant_scope
 from ringback.sink.analysts import Analyst
+from ringback.sink.assurance import AssuranceCheck
 from ringback.sink.step import SinkStep
 from ringback.sink.store import Store
 
@@ -49,6 +50,8 @@ class Sink:
         self.step_: SinkStep | None = None
         self.driver: StreamDriver | None = None
         self.healthy = False
+        self.rate_card: rate_card.RateCardSource | None = None
+        self.assurance: AssuranceCheck | None = None
 
     async def on_db_thread(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
@@ -70,6 +73,7 @@ class Sink:
             await self.on_db_thread(self._apply_data_dictionary)
         if self.settings.analyst_views_dir:
             await self.on_db_thread(self._apply_analyst_views, Path(self.settings.analyst_views_dir))
+        await self._start_rate_card(self.client)
         await kafka.ensure_topics_if_allowed(self.settings)
         await self.consumer.start()
         if self.settings.journal_enabled:
@@ -102,6 +106,17 @@ class Sink:
             log.warning("tables and columns without a comment", missing=applied.missing)
         log.info("data dictionary applied", comments=applied.comments)
 
+    async def _start_rate_card(self, client: Client) -> None:
+        """The assurance settings and the rate card into the store; a rates file that does not validate
+        stops the start."""
+        await self.on_db_thread(rate_card.store_settings, client, self.settings)
+        self.rate_card = rate_card.RateCardSource(self.settings.rates_file, client, self.on_db_thread)
+        await self.rate_card.load_at_start()
+        self.rate_card.start()
+        assert self.reader is not None
+        self.assurance = AssuranceCheck(self.reader, self.settings.assurance_check_interval_s, self.on_query_thread)
+        self.assurance.start()
+
     def _apply_analyst_views(self, folder: Path) -> None:
         """On the writer's thread; the guard's checks run on the reader's own thread."""
         if not folder.is_dir():
@@ -118,6 +133,10 @@ class Sink:
 
     async def stop(self) -> None:
         self.healthy = False
+        if self.rate_card is not None:
+            await self.rate_card.stop()
+        if self.assurance is not None:
+            await self.assurance.stop()
         if self.step_ is not None and self.step_.in_flight is not None and not self.step_.in_flight.done():
             self.step_.in_flight.cancel()  # not committed, so read again by whoever takes these partitions
             await asyncio.gather(self.step_.in_flight, return_exceptions=True)

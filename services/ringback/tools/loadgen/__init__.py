@@ -21,6 +21,7 @@ do, and a share are malformed. Every body carries a run tag (in ids; an SMS repl
 ``extend``) so that the events of one run can be counted in ClickHouse afterwards.
 """
 
+from ringback.tools.loadgen.leakage import Leakage
 from ringback.tools.loadgen.parties import ANONYMOUS, DEFAULT_APPS, App, Tenant
 from ringback.tools.loadgen.runner import REQUEST_TIMEOUT_S, RESEND_WINDOW, LoadPlan, Summary, parse_mix, run
 from ringback.tools.loadgen.tenants import tenant, tenants_for, tenants_from_file
@@ -36,6 +37,7 @@ __all__ = [
     "TAG_IN_EXTEND",
     "App",
     "Generated",
+    "Leakage",
     "LoadPlan",
     "Summary",
     "Tenant",

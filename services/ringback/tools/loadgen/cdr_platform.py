@@ -102,7 +102,10 @@ def two_way_call(kit: StoryKit, app: App, number: int) -> Story:
             "stateDesc": state_desc,
             "customParm": custom,
         }
-        pushes.append(Push("cdr-push", start + end, CDR_PUSH_DELAY_S.draw(rng), {"cdr": [cdr]}))
+        push = Push("cdr-push", start + end, CDR_PUSH_DELAY_S.draw(rng), {"cdr": [cdr]})
+        kit.leakage.bill(push.at + push.delay, request_id, kit.local(start + end), str(cdr["oriamount"]), dial.talk_s)
+        if dial.answered is None or not kit.leakage.drops_cdr(rng):
+            pushes.append(push)
         return pushes
 
     return Story(end, tell)
@@ -126,7 +129,11 @@ def voice_code_cdr(kit: StoryKit, app: App, number: int) -> Story:
             "duration": kit.count(app, talk),
             "oriamount": kit.amount(app, yuan(billed_minutes(talk) * app.fen_per_minute)),
         }
-        return [Push("cdr-push", start + answered + talk, CDR_PUSH_DELAY_S.draw(rng), {"cdr": [cdr]})]
+        push = Push("cdr-push", start + answered + talk, CDR_PUSH_DELAY_S.draw(rng), {"cdr": [cdr]})
+        kit.leakage.bill(
+            push.at + push.delay, str(cdr["requestid"]), str(cdr["etime"])[:19], str(cdr["oriamount"]), talk
+        )
+        return [push]
 
     return Story(answered + talk, tell)
 
@@ -158,6 +165,10 @@ def conference(kit: StoryKit, app: App, number: int) -> Story:
             }
             for i, (tel, joined, left) in enumerate(legs)
         ]
-        return [Push("cdr-push", start + end, CDR_PUSH_DELAY_S.draw(rng), {"cdr": cdrs}, len(cdrs))]
+        push = Push("cdr-push", start + end, CDR_PUSH_DELAY_S.draw(rng), {"cdr": cdrs}, len(cdrs))
+        for leg in cdrs:
+            due, at = push.at + push.delay, str(leg["etime"])[:19]
+            kit.leakage.bill(due, str(leg["requestid"]), at, str(leg["singleoriamount"]), int(str(leg["duration"])))
+        return [push]
 
     return Story(end, tell)

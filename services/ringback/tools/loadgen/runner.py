@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ringback.tools.loadgen.connection import Connection, HttpError
+from ringback.tools.loadgen.leakage import Leakage
 from ringback.tools.loadgen.parties import DEFAULT_APPS, Tenant
 from ringback.tools.loadgen.traffic import DEFAULT_MIX, TAG_IN_EXTEND, Generated, TrafficMaker
 
@@ -100,6 +101,7 @@ class LoadPlan:
     tag: str = field(default_factory=lambda: "lg" + uuid.uuid4().hex[:8])
     tenants: list[Tenant] = field(default_factory=list)  # none: the tenant-less routes
     apps: int = DEFAULT_APPS
+    leakage: Leakage = field(default_factory=Leakage)  # CDRs dropped, receipts stuck, the statement
 
 
 def parse_mix(text: str) -> dict[str, int]:
@@ -113,7 +115,7 @@ def parse_mix(text: str) -> dict[str, int]:
 
 
 async def run(plan: LoadPlan, show_progress: bool = True) -> Summary:
-    maker = TrafficMaker(plan.tag, plan.mix, plan.seed, tenants=plan.tenants, apps=plan.apps)
+    maker = TrafficMaker(plan.tag, plan.mix, plan.seed, tenants=plan.tenants, apps=plan.apps, leakage=plan.leakage)
     summary = Summary(tag=plan.tag)
     sent_ok: list[Generated] = []  # the last RESEND_WINDOW well-formed bodies accepted
     remembered = 0

@@ -15,6 +15,7 @@ from ringback.tools.loadgen.calls import (
     dial,
 )
 from ringback.tools.loadgen.draws import LogNormal
+from ringback.tools.loadgen.leakage import Leakage
 from ringback.tools.loadgen.parties import MOBILE_PREFIX_TABLE, MOBILE_STRIDE, MOBILE_SUFFIXES, App
 
 CHINA_UTC_OFFSET_S = 8 * 3600  # Asia/Shanghai, the vendors' local time (no daylight saving since 1991)
@@ -44,9 +45,10 @@ class StoryKit:
     """What every story draws on: the run's random source and tag, unique mobile numbers, local times,
     outcomes and dialled legs, and an app's way of writing numbers."""
 
-    def __init__(self, rng: random.Random, tag: str) -> None:
+    def __init__(self, rng: random.Random, tag: str, leakage: Leakage | None = None) -> None:
         self.rng = rng
         self.tag = tag
+        self.leakage = leakage or Leakage()
         self.numbers = 0
         self.number_offset = rng.randrange(MOBILE_SUFFIXES)
         self.local_times: dict[int, str] = {}

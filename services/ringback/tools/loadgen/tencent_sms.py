@@ -105,12 +105,12 @@ def sms_send(kit: StoryKit, app: App, number: int) -> Story:
                 len(first),
             )
         ]
-        if later:
-            finals = [receipt(m, start + m.final_at, m.code) for m in later]
+        finals = [receipt(m, start + m.final_at, m.code) for m in later if not kit.leakage.sticks(rng)]
+        if finals:
             pushes.append(
                 Push(
                     "tencent/sms-status",
-                    start + max(m.final_at for m in later),
+                    start + max(m.final_at for m in later),  # the latest of them, sent or not
                     SMS_RECEIPT_DELAY_S.draw(rng),
                     finals,
                     len(finals),

@@ -18,6 +18,7 @@ from ringback.tools.loadgen.calls import PUSH_DELAY_MAX_S
 from ringback.tools.loadgen.cdr_platform import cdr_platform
 from ringback.tools.loadgen.click_to_call import click_to_call
 from ringback.tools.loadgen.draws import Weighted
+from ringback.tools.loadgen.leakage import Leakage
 from ringback.tools.loadgen.parties import ANONYMOUS, DEFAULT_APPS, App, Tenant, make_apps
 from ringback.tools.loadgen.story import Push, Story, StoryKit
 from ringback.tools.loadgen.tencent_sms import sms_send
@@ -97,6 +98,7 @@ class TrafficMaker:
         clock: Callable[[], float] = time.time,
         warm_start_s: float = WARM_START_S,
         max_pending: int = MAX_PENDING_PUSHES,
+        leakage: Leakage | None = None,
     ) -> None:
         self.tag = tag
         self.routes = frozenset(route for route, weight in mix.items() if weight > 0)
@@ -120,7 +122,7 @@ class TrafficMaker:
         self.order = itertools.count()
         self.stories = 0
         self.stories_without_a_push = 0
-        self.kit = StoryKit(self.rng, tag)
+        self.kit = StoryKit(self.rng, tag, leakage)
         self.planners: dict[str, Callable[[App, int], Story]] = {
             TENCENT_SMS: partial(sms_send, self.kit),
             CDR_PLATFORM: partial(cdr_platform, self.kit),
@@ -136,7 +138,9 @@ class TrafficMaker:
             self.started_at = now
         while not self.pending or self.pending[0][0] > now:
             self._start_story(now)
-        return heapq.heappop(self.pending)[2]
+        due, _, item = heapq.heappop(self.pending)
+        self.kit.leakage.sent_until = max(self.kit.leakage.sent_until, due)
+        return item
 
     def malformed(self) -> Generated:
         """The next push, cut short: garbage in place of what the vendor meant to send."""
