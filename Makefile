@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 LINT_PATHS := services tests deploy examples
 
-.PHONY: help run test test-fast lint test-all test-containers bench bench-queries soak venv tools clean wrk promtool
+.PHONY: help run test test-fast lint docs test-all test-containers bench bench-queries soak venv tools clean wrk promtool
 
 ## List the targets and what each does.
 help:
@@ -39,6 +39,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
+
+## Regenerate the generated parts of the docs: configuration table, event fields, metrics catalog (a test checks them).
+docs: $(STAMP)
+	$(BIN)/python -m tests.regen_docs
 
 ## Everything, including the long soak/load tests.
 test-all: $(STAMP)

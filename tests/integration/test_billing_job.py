@@ -1,6 +1,6 @@
 """The example billing job on a running `ringback run`: CDRs and Tencent voice callbacks, anonymous and of
 a tenant, some sent two or three times, also after the job ran once; the job's totals per tenant, app
-and China day equal the README's billing query over `ringback.events_dedup` on the same run."""
+and China day equal the docs' billing query over `ringback.events_dedup` on the same run."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ JOB = REPO_ROOT / "examples" / "billing_job.py"
 JOB_TIMEOUT_S = 120
 #: The embedded broker ignores a member leaving; a short session lets the job's second run join at once.
 SESSION_TIMEOUT_MS = "2000"
-# The README's billing query, per tenant ("Going to production: tenants").
+# The billing query of docs/tenants-security.md, per tenant ("Going to production: tenants").
 BILLING_QUERY = """
 SELECT tenant, app_id, toDate(occurred_at, 'Asia/Shanghai') AS day, count() AS events,
        sum(charge) AS charge, sum(billable_minutes) AS billable_minutes, sum(duration_s) AS duration_s
@@ -206,7 +206,7 @@ def run_job(pipeline: Pipeline, out: Path) -> dict[str, Any]:
 
 
 def billing_rows(pipeline: Pipeline) -> list[dict[str, Any]]:
-    """The README's query, through `ringback sql -` (the query on standard input)."""
+    """The docs' query, through `ringback sql -` (the query on standard input)."""
     done = subprocess.run(
         ringback("sql", "--data-dir", str(pipeline.data_dir), "-"),
         input=BILLING_QUERY.encode(),

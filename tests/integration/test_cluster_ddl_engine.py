@@ -7,7 +7,7 @@
   run: the local tables, the distributed tables over them, the materialized views that read the local
   tables and write through the distributed ones, and the views on top. The same callbacks are stored,
   in the tables the sink inserts into, through the single-server DDL and through the cluster's, and
-  the README's billing queries, `ringback reconcile`'s queries, the sink's conflict query and the
+  the docs' billing queries, `ringback reconcile`'s queries, the sink's conflict query and the
   analysts' views give the same, exact answers in both.
 """
 
@@ -25,12 +25,12 @@ from ringback import reconcile
 from ringback.runtime import clickhouse
 from ringback.sink import conflicts
 from ringback.sink.store import DEAD_LETTERS_TABLE, EVENTS_TABLE, LEDGER_TABLE
+from tests import docs
 from tests.conftest import FIXTURES, REPO_ROOT
 from tests.unit.test_cluster_ddl import CLUSTER, LISTS
 
 pytestmark = pytest.mark.integration
 SCHEMAS = REPO_ROOT / "schemas"
-README = REPO_ROOT / "README.md"
 #: Hours of ledger the reconcile queries look at: every test row, whatever today's date.
 RECONCILE_HOURS = 100_000
 
@@ -252,9 +252,9 @@ def inserts() -> list[str]:
 
 
 def billing_queries() -> dict[str, str]:
-    blocks = re.findall(r"```sql\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    blocks = re.findall(r"```sql\n(.*?)```", docs.all_docs_text(), re.DOTALL)
     billing = [b for b in blocks if "sum(charge)" in b and re.search(r"FROM ringback\.events\b", b)]
-    assert len(billing) >= 2, "the README's billing queries were not found"
+    assert len(billing) >= 2, "the docs' billing queries were not found"
     return {f"readme_billing_{i}": b.strip() + "\nFORMAT JSONEachRow" for i, b in enumerate(billing)}
 
 

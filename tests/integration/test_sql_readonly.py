@@ -24,6 +24,7 @@ from ringback.runtime import clickhouse, kafka
 from ringback.runtime.broker import EmbeddedBroker
 from ringback.runtime.query_guard import QueryNotParsed, QueryRefused
 from ringback.sink.worker import Sink
+from tests import docs
 from tests.conftest import REPO_ROOT
 from tests.integration.test_views import cookbook_queries
 from tests.kafka_helpers import produce
@@ -116,12 +117,11 @@ ALLOWED = [
 
 
 def billing_query() -> str:
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Billing queries", 1)[1]
+    section = docs.section("Billing queries")
     return re.search(r"```sql\n(.*?)```", section, re.DOTALL).group(1)  # type: ignore[union-attr]
 
 
-#: Analysts' ordinary queries over ringback's tables and views, the README's among them.
+#: Analysts' ordinary queries over ringback's tables and views, the docs' among them.
 ANALYST_QUERIES = [
     "SELECT event_type, sid, status, vendor_code, to_number, occurred_at FROM ringback.events_dedup",
     "SELECT * FROM ringback.dead_letters FORMAT JSONEachRow",

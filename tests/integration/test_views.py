@@ -24,7 +24,7 @@ from ringback.runtime.broker import EmbeddedBroker
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
 from ringback.runtime.raw import RawCallback, new_ingest_id
 from ringback.sink.worker import Sink
-from tests.conftest import REPO_ROOT
+from tests import docs
 from tests.kafka_helpers import produce
 
 pytestmark = pytest.mark.integration
@@ -335,9 +335,8 @@ async def test_daily_usage_adds_up_once_whatever_was_resent(stored: tuple[Sink, 
 
 
 def cookbook_queries() -> list[str]:
-    """The SQL of the README's "Analyst cookbook", in its order."""
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Analyst cookbook\n", 1)[1].split("\n## ", 1)[0]
+    """The SQL of the docs' "Analyst cookbook", in its order."""
+    section = docs.section("Analyst cookbook")
     return re.findall(r"```sql\n(.*?)```", section, re.DOTALL)
 
 

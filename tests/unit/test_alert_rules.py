@@ -75,14 +75,16 @@ def test_the_rules_read_only_metrics_that_exist() -> None:
             assert name in series, f"{rule['alert']} reads {name}, which no role exports"
 
 
-def test_the_metrics_the_readme_says_to_alert_on_have_alerts() -> None:
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_metrics_the_docs_say_to_alert_on_have_alerts() -> None:
+    from tests.docs import all_docs_text
+
+    readme = all_docs_text()
     paragraph = readme[readme.index("Metrics worth an alert:") :].split("\n\n")[0]
     named = set(re.findall(r"`(ringback_[a-z0-9_]+)", paragraph))
-    assert named, "the README's list of metrics worth an alert was not found"
+    assert named, "the docs' list of metrics worth an alert was not found"
     exprs = "\n".join(str(rule["expr"]) for rule in alerts())
     for name in named:
-        assert name in exprs, f"the README says to alert on {name}; no rule does"
+        assert name in exprs, f"the docs say to alert on {name}; no rule does"
 
 
 def test_the_reconcile_exporter_writes_metrics_promtool_accepts(tmp_path: Path) -> None:

@@ -55,11 +55,11 @@ def test_every_metric_the_docs_name_exists() -> None:
     import re
 
     from tests.conftest import REPO_ROOT
+    from tests.docs import pages
 
     series = {s for m in metrics_catalog.every_metric() for s in (m.name, *m.series)}
     not_metrics = {"ringback_reconcile"}  # the reconcile exporter's Pushgateway job and textfile name
-    for doc in ("README.md", "deploy/README.md"):
-        for name in set(
-            re.findall(r"\bringback_[a-z0-9_]*[a-z0-9]\b(?!_\*)", (REPO_ROOT / doc).read_text(encoding="utf-8"))
-        ):
+    for path in [*pages(), REPO_ROOT / "deploy" / "README.md"]:
+        doc = path.relative_to(REPO_ROOT)
+        for name in set(re.findall(r"\bringback_[a-z0-9_]*[a-z0-9]\b(?!_\*)", path.read_text(encoding="utf-8"))):
             assert name in series or name in not_metrics, f"{doc} names {name}, which no role exports"

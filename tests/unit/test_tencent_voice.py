@@ -48,7 +48,7 @@ EXPECTED = {  # wrapper -> (source, event_type, status)
     "voicekey_callback": ("tencent.voicekey", "voice.key_press", status.KEY_PRESSED),
     "voice_failure_callback": ("tencent.voice_failure", "voice.call_failure", status.INVALID_NUMBER),
 }
-# The README's table of the vendor's "推送回执相关错误码".
+# The table of the vendor's "推送回执相关错误码" in docs/event.md.
 DOCUMENTED_FAILURE_STATUS = {
     1: status.UNREACHABLE,
     2: status.BUSY,
