@@ -1,6 +1,7 @@
 -- Views for the questions analysts ask. All read ringback.events (exact at any merge state: one row per
 -- event, its first arrival), so every number below stays exact under vendor resends and replays.
--- Days are China days (Asia/Shanghai), as the vendors bill.
+-- Days and hours are in the billing time zone (setting billing_timezone, Asia/Shanghai by default: China
+-- days, as the vendors bill); hour_utc and day_utc are the same in UTC.
 
 -- One row per SMS message (tenant, sid, number): its final status — the last receipt by the vendor's
 -- time (ENROUTE then DELIVRD is delivered) — and every status it went through, in order.
@@ -74,19 +75,22 @@ SELECT tenant, app_id, event_type, source, request_id, call_id, conference_id, f
 FROM ringback.events
 WHERE event_type IN ('call.cdr', 'voice.code_cdr', 'conference.cdr');
 
--- SMS delivery per hour (of the first receipt), tenant, app, carrier and the final vendor code.
+-- SMS delivery per hour (of the first receipt), tenant, app, carrier and the final vendor code; day is
+-- the hour's day, as daily_usage counts it.
 CREATE OR REPLACE VIEW ringback.sms_delivery_hourly {on_cluster} AS
 SELECT
-    toStartOfHour(first_report_at) AS hour, tenant, app_id, carrier, final_code AS vendor_code,
+    toStartOfHour(first_report_at, {billing_timezone}) AS hour, toDate(hour) AS day,
+    toStartOfHour(first_report_at, 'UTC') AS hour_utc, toDate(hour_utc) AS day_utc,
+    tenant, app_id, carrier, final_code AS vendor_code,
     count() AS messages,
     countIf(final_status = 'delivered') AS delivered,
     countIf(final_status = 'failed') AS failed,
     countIf(final_status = 'pending') AS pending,
     round(delivered / messages, 4) AS delivery_rate
 FROM ringback.sms_messages
-GROUP BY hour, tenant, app_id, carrier, vendor_code;
+GROUP BY hour, day, hour_utc, day_utc, tenant, app_id, carrier, vendor_code;
 
--- Per China day, tenant and app: calls (by the day they started), answered, ASR, ACD (mean billed
+-- Per day (billing time zone), tenant and app: calls (by the day they started), answered, ASR, ACD (mean billed
 -- seconds of the answered calls whose duration the vendor gives), and what was billed (by the day of the billed event): billable minutes, billed
 -- seconds, charge; and SMS messages (by the day of their first receipt).
 CREATE OR REPLACE VIEW ringback.daily_usage {on_cluster} AS
@@ -102,17 +106,17 @@ SELECT
     sum(sms) AS sms
 FROM
 (
-    SELECT toDate(started_at, 'Asia/Shanghai') AS day, tenant, app_id, 1 AS calls, toUInt64(answered) AS answered_calls,
+    SELECT toDate(started_at, {billing_timezone}) AS day, tenant, app_id, 1 AS calls, toUInt64(answered) AS answered_calls,
            if(answered, ifNull(duration_s, 0), 0) AS answered_seconds, toUInt64(answered AND duration_s IS NOT NULL) AS answered_timed,
            0 AS billable_minutes, 0 AS billed_seconds, toDecimal128(0, 6) AS charge, 0 AS sms
     FROM ringback.calls
     UNION ALL
-    SELECT toDate(event_time, 'Asia/Shanghai'), tenant, app_id, 0, 0, 0, 0, ifNull(billable_minutes, 0), ifNull(duration_s, 0),
+    SELECT toDate(event_time, {billing_timezone}), tenant, app_id, 0, 0, 0, 0, ifNull(billable_minutes, 0), ifNull(duration_s, 0),
            toDecimal128(ifNull(charge, 0), 6), 0
     FROM ringback.events
     WHERE charge IS NOT NULL OR billable_minutes IS NOT NULL OR (duration_s IS NOT NULL AND event_type IN ('call.cdr', 'voice.code_cdr', 'conference.cdr'))
     UNION ALL
-    SELECT toDate(first_report_at, 'Asia/Shanghai'), tenant, app_id, 0, 0, 0, 0, 0, 0, toDecimal128(0, 6), 1
+    SELECT toDate(first_report_at, {billing_timezone}), tenant, app_id, 0, 0, 0, 0, 0, 0, toDecimal128(0, 6), 1
     FROM ringback.sms_messages
 )
 GROUP BY day, tenant, app_id;
@@ -121,12 +125,13 @@ GROUP BY day, tenant, app_id;
 -- (the same unreadable body resent three times counts once here) and the reports that failed.
 CREATE OR REPLACE VIEW ringback.dead_letters_by_reason {on_cluster} AS
 SELECT
-    toStartOfHour(received_at) AS hour, tenant, route, failure_type,
+    toStartOfHour(received_at, {billing_timezone}) AS hour, toStartOfHour(received_at, 'UTC') AS hour_utc,
+    tenant, route, failure_type,
     count() AS requests,
     uniqExact(body_sha256) AS distinct_bodies,
     sum(failed_reports) AS failed_reports
 FROM ringback.dead_letters FINAL
-GROUP BY hour, tenant, route, failure_type;
+GROUP BY hour, hour_utc, tenant, route, failure_type;
 
 -- Every dead letter (one row per request, as ringback.dead_letters FINAL) and whether what failed has
 -- been stored since: resolved_at is when the first event that settles it was inserted, resolved_by how —

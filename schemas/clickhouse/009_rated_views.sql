@@ -1,6 +1,7 @@
 -- Every event priced by the rate card in force (ringback.rates), read from ringback.events (one row per
 -- event, its first arrival), so prices stay exact under resends and replays, and a new card re-rates by
--- query. Days are China days (Asia/Shanghai), as the vendors bill.
+-- query. Days are in the billing time zone (setting billing_timezone, Asia/Shanghai by default: China
+-- days, as the vendors bill); day_utc is the same in UTC.
 --
 -- The line that prices an event: the most specific line for its event type (tenant and app, then app,
 -- then tenant, then neither) whose valid_from is on or before the event's day; among lines of the same
@@ -11,7 +12,7 @@
 CREATE OR REPLACE VIEW ringback.rated_events {on_cluster} AS
 SELECT
     event_id, tenant, app_id, event_type, source, route, sid, to_e164, call_key, event_time, received_at,
-    toDate(event_time, 'Asia/Shanghai') AS day,
+    toDate(event_time, {billing_timezone}) AS day, toDate(event_time, 'UTC') AS day_utc,
     chosen.1 AS rate_line, chosen.2 AS rate_tenant, chosen.3 AS rate_app_id, chosen.4 AS rate_valid_from,
     chosen.5 AS unit, chosen.6 AS price, chosen.7 AS rate_currency, chosen.8 AS increment_s,
     if(chosen.5 IN ('minute', 'second'), toUInt64(intDiv(seconds + chosen.8 - 1, chosen.8) * chosen.8), 0) AS billed_seconds,
@@ -45,12 +46,12 @@ FROM
     INNER JOIN ringback.rates AS r ON e.event_type = r.event_type
     WHERE (r.tenant = '' OR r.tenant = e.tenant)
       AND (r.app_id = '' OR r.app_id = ifNull(e.app_id, ''))
-      AND r.valid_from <= toDate(e.event_time, 'Asia/Shanghai')
+      AND r.valid_from <= toDate(e.event_time, {billing_timezone})
     GROUP BY e.tenant, e.event_id
 )
 WHERE chosen.5 != 'message' OR receipt_no = 1;
 
--- Priced usage per tenant, app, China day, event type and currency: priced events (messages for
+-- Priced usage per tenant, app, day (billing time zone), event type and currency: priced events (messages for
 -- message lines), units (messages, minutes, seconds or events), the rated charge and the vendor's own.
 CREATE OR REPLACE VIEW ringback.rated_usage {on_cluster} AS
 SELECT

@@ -11,10 +11,12 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENV_PREFIX = "RINGBACK_"
 CONFIG_FILE_ENV = "RINGBACK_CONFIG"
@@ -31,6 +33,9 @@ SMS_REPLY_TEXT_STORE, SMS_REPLY_TEXT_MASK, SMS_REPLY_TEXT_DROP = "store", "mask"
 SMS_REPLY_TEXT_POLICIES = (SMS_REPLY_TEXT_STORE, SMS_REPLY_TEXT_MASK, SMS_REPLY_TEXT_DROP)
 #: The headers a trusted proxy may give the client's address in (``forwarded_header``).
 FORWARDING_HEADERS = ("x-forwarded-for", "forwarded")
+DEFAULT_BILLING_TIMEZONE = "Asia/Shanghai"
+#: An IANA zone name as it may stand inside a SQL string literal (no quote, backslash or space).
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+){0,2}")
 
 #: The repository's ``schemas/`` folder: the single source of truth for Avro and DDL.
 _DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -207,6 +212,13 @@ class Settings:
     # --- sink / ClickHouse ---
     clickhouse_dsn: str = _setting(
         "", "ClickHouse DSN (http://host:8123/ or chdb:///path); empty = embedded store under data_dir."
+    )
+    billing_timezone: str = _setting(
+        DEFAULT_BILLING_TIMEZONE,
+        (
+            "IANA time zone of the analyst views' day and hour (hour_utc, day_utc: the same in UTC); "
+            "a change takes effect at the sink's next start, which replaces the views."
+        ),
     )
     clickhouse_cluster: str = _setting(
         "",
@@ -420,7 +432,19 @@ def _read_toml(path: Path, types: dict[str, type]) -> dict[str, Any]:
     return dict(table)
 
 
+def checked_zone(name: str) -> str:
+    """``name`` if it is an IANA time zone name, safe to quote into SQL; :class:`ConfigError` otherwise."""
+    if not _ZONE_NAME.fullmatch(name):
+        raise ConfigError(f"{name!r} is not an IANA time zone name (e.g. Asia/Shanghai, UTC)")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name!r} is not a known IANA time zone") from None
+    return name
+
+
 def _validate(settings: Settings) -> None:
+    checked_zone(settings.billing_timezone)
     if settings.journal_republish_after_s <= 0:
         raise ConfigError("journal_republish_after_s must be positive")
     if settings.conflict_check_interval_s <= 0:

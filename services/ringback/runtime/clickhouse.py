@@ -17,11 +17,13 @@ import clickhouse_connect
 from clickhouse_connect.driver import options as clickhouse_options
 from clickhouse_connect.driver.client import Client
 
-from ringback.config import Settings
+from ringback.config import DEFAULT_BILLING_TIMEZONE, Settings, checked_zone
 from ringback.runtime import cluster_ddl, query_guard, upgrades
 
 DDL_DIR = "clickhouse"
 CHDB_SCHEME = "chdb://"
+#: Where the DDL names the billing time zone (a quoted SQL string once filled in).
+BILLING_TIMEZONE_PLACEHOLDER = "{billing_timezone}"
 #: The data directory and the embedded store: their owner's alone.
 PRIVATE_DIR_MODE = 0o700
 #: ``readonly=1``: reads only, and no setting can change any more, not even in a query's SETTINGS.
@@ -47,9 +49,14 @@ def connect(dsn: str) -> Client:
     return client
 
 
-def ddl_statements(schemas_dir: str | Path, cluster: str = "") -> list[str]:
+def ddl_statements(
+    schemas_dir: str | Path, cluster: str = "", billing_timezone: str = DEFAULT_BILLING_TIMEZONE
+) -> list[str]:
     """The statements of ``schemas/clickhouse/*.sql`` in order: for one server, or, with a cluster name,
-    turned into replicated local tables and distributed tables over them (:mod:`.cluster_ddl`)."""
+    turned into replicated local tables and distributed tables over them (:mod:`.cluster_ddl`). The
+    views' days and hours are in ``billing_timezone`` (checked, then quoted where the DDL says
+    ``{billing_timezone}``)."""
+    zone_literal = f"'{checked_zone(billing_timezone)}'"
     statements = []
     for path in sorted((Path(schemas_dir) / DDL_DIR).glob("*.sql")):
         text = "\n".join(
@@ -57,17 +64,19 @@ def ddl_statements(schemas_dir: str | Path, cluster: str = "") -> list[str]:
         )
         for statement in text.split(";"):
             if statement.strip():
-                statements.append(statement.strip())
+                statements.append(statement.strip().replace(BILLING_TIMEZONE_PLACEHOLDER, zone_literal))
     if cluster:
         return cluster_ddl.cluster_statements(statements, cluster)
     return [statement.replace(cluster_ddl.PLACEHOLDER, "") for statement in statements]
 
 
-def apply_ddl(client: Client, schemas_dir: str | Path, cluster: str = "") -> int:
+def apply_ddl(
+    client: Client, schemas_dir: str | Path, cluster: str = "", billing_timezone: str = DEFAULT_BILLING_TIMEZONE
+) -> int:
     """Apply the DDL (idempotent). On one server, with the upgrades of older stores that DDL alone cannot
     do; on a cluster, only over a cluster's own layout: any other store is refused before anything runs
     (:func:`.cluster_ddl.refuse_single_server_tables`), not upgraded."""
-    statements = ddl_statements(schemas_dir, cluster)
+    statements = ddl_statements(schemas_dir, cluster, billing_timezone)
     if cluster:
         cluster_ddl.refuse_single_server_tables(statements, lambda sql: client.query(sql).result_rows)
     else:

@@ -63,7 +63,11 @@ class Sink:
         dsn = self.settings.effective_clickhouse_dsn
         self.client = await self.on_db_thread(clickhouse.connect, dsn)
         applied = await self.on_db_thread(
-            clickhouse.apply_ddl, self.client, self.settings.schemas_dir, self.settings.clickhouse_cluster
+            clickhouse.apply_ddl,
+            self.client,
+            self.settings.schemas_dir,
+            self.settings.clickhouse_cluster,
+            self.settings.billing_timezone,
         )
         self.reader = await self.on_query_thread(
             clickhouse.connect_reader, dsn, clickhouse.QueryLimits.of(self.settings)
