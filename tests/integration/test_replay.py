@@ -184,9 +184,20 @@ def test_a_time_range_of_the_raw_topic_is_replayed_without_new_events(pipeline: 
     assert wait_for_count(pipeline, events, 3) == 3
     summary = replay(pipeline, "--raw", "--since", "-10m", "--route", SMS_ROUTE)
     assert summary["requests"] >= 2  # this request and the broken one (replays of replays are left out)
-    copies = f"SELECT count() AS n FROM ringback.event_copies WHERE startsWith(sid, '{sid}')"
-    assert wait_for_count(pipeline, copies, 6) == 6
-    assert count(pipeline, events) == 3
+    # Normalized twice, three events each time (counted on the topic: every copy of an event shares its
+    # partition and sort key, so background merges may already have collapsed the stored copies) ...
+    copies = asyncio.run(
+        read_topic(
+            pipeline.bootstrap,
+            "ringback.normalized.v1",
+            expected=6,
+            timeout_s=60,
+            where=lambda r: sid.encode() in r.value,
+        )
+    )
+    assert len(copies) == 6
+    wait_until_caught_up(pipeline)
+    assert count(pipeline, events) == 3  # ... and still the same three events
 
 
 def test_filters_that_are_not_ones_are_refused(pipeline: Pipeline) -> None:
