@@ -4,6 +4,7 @@ step, plus the read-only reader analysts' queries go through (`ringback sql` whi
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -54,10 +55,13 @@ class Sink:
         self.assurance: AssuranceCheck | None = None
 
     async def on_db_thread(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
+        # With the caller's context: what the function logs carries the role bound to it.
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self.db_thread, lambda: context.run(fn, *args))
 
     async def on_query_thread(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.query_thread, fn, *args)
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self.query_thread, lambda: context.run(fn, *args))
 
     async def start(self) -> None:
         dsn = self.settings.effective_clickhouse_dsn
