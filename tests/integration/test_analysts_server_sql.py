@@ -37,6 +37,7 @@ for statement in json.load(sys.stdin):
 print(json.dumps(out))
 """
 
+
 def analysts_sql(tmp_path: Path) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "analysts.toml"
     path.write_text(ANALYSTS.format(acme_digest=hashlib.sha256(b"acme-ops-password-0123").hexdigest()))
