@@ -13,6 +13,7 @@ from ringback.cli import (
     bench_cmd,
     checks_cmd,
     config_cmd,
+    grants_cmd,
     loadgen_cmd,
     replay_cmd,
     roles_cmd,
@@ -95,6 +96,7 @@ GROUPS = (
     loadgen_cmd,
     bench_cmd,
     config_cmd,
+    grants_cmd,
 )
 COMMANDS: dict[str, Command] = {command.name: command for group in GROUPS for command in group.COMMANDS}
 #: The order `ringback --help` lists the commands in.
@@ -114,6 +116,7 @@ ORDER = (
     "status",
     "soak",
     "bench-queries",
+    "analysts-sql",
     "config",
 )
 
