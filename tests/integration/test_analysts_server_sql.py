@@ -57,7 +57,7 @@ def test_every_tenant_table_gets_a_policy_per_account_and_the_engine_reads_every
     acme = hashlib.sha256(b"acme-ops-password-0123").hexdigest()
     assert f"CREATE USER OR REPLACE `finance` IDENTIFIED WITH sha256_hash BY '{finance}' DEFAULT ROLE" in done.stdout
     assert f"CREATE USER OR REPLACE `acme-ops` IDENTIFIED WITH sha256_hash BY '{acme}' DEFAULT ROLE" in done.stdout
-    assert "CREATE ROLE IF NOT EXISTS ringback_analyst SETTINGS readonly = 1;" in statements
+    assert "CREATE ROLE IF NOT EXISTS analysts_readonly SETTINGS readonly = 1;" in statements
     policies = [
         re.fullmatch(r"CREATE ROW POLICY OR REPLACE (\w+) ON ringback\.(\w+) USING (.+) TO `(.+)`;", s)
         for s in statements

@@ -17,7 +17,7 @@ from pathlib import Path
 from ringback.runtime import clickhouse
 from ringback.sink.analysts import Analyst
 
-ROLE = "ringback_analyst"
+ROLE = "analysts_readonly"
 DATABASES = ("ringback", "analyst")
 
 
@@ -39,7 +39,7 @@ def tenant_tables(schemas_dir: str | Path) -> list[str]:
 
 
 def _policy_name(analyst: Analyst) -> str:
-    return f"ringback_{analyst.name}".replace(".", "_").replace("-", "_")
+    return f"analyst_{analyst.name}".replace(".", "_").replace("-", "_")
 
 
 def _condition(analyst: Analyst) -> str:
