@@ -3,7 +3,9 @@
 ``ringback.event_variants`` keeps one row per distinct set of billing values of an event (filled by a
 materialized view on every insert). After storing a batch — at most every ``conflict_check_interval_s``
 — the sink looks among the variants inserted since its last look (with a margin for inserts still
-landing) for events that have more than one. A conflict is recorded in ``ringback.event_conflicts``
+landing) for events that have more than one. A look that is not due yet when the last batch is stored
+is taken once it is due, traffic or not, so the last resends before a quiet spell are found too. A
+conflict is recorded in ``ringback.event_conflicts``
 with every version when the table does not hold it yet, or holds fewer versions of it; the events not
 recorded before are counted (``ringback_sink_event_conflicts_total``) and logged. What is recorded is
 the memory: a sink that starts again looks at every variant once more but neither records, counts
@@ -73,15 +75,22 @@ class ConflictWatcher:
         self.interval_s = interval_s
         self._last_look = datetime.fromtimestamp(0, tz=UTC)
         self._next_due = 0.0
+        self._unlooked = False  # events stored since the last look
+
+    def stored(self) -> None:
+        """Events were stored: a look is owed."""
+        self._unlooked = True
 
     def due(self) -> bool:
-        return time.monotonic() >= self._next_due
+        """A look is owed and the interval since the last one has passed."""
+        return self._unlooked and time.monotonic() >= self._next_due
 
     def look(self, client: Client) -> int:
         """Record the conflicts among variants inserted since the last look that are not recorded yet (or
         have gained a version); returns how many events conflict for the first time. Runs on the sink's
         ClickHouse thread."""
         started = datetime.now(UTC)
+        self._unlooked = False
         since = self._last_look - LOOK_BACK_MARGIN
         found = client.query(FIND, parameters={"since": since.replace(tzinfo=None)}, settings=FIND_SETTINGS).result_rows
         self._last_look = started

@@ -64,6 +64,8 @@ class SinkStep:
         await self._collect()
         if self._due() and self.in_flight is None:
             self.flush_nowait()
+        if self.in_flight is None and self.conflicts.due():  # owed since a quiet spell began
+            self.in_flight = asyncio.create_task(self._look_for_conflicts())
         if self._marks and time.monotonic() - self._marked_at >= STORED_MARK_REFRESH_S:
             await self._send_marks()
 
@@ -176,7 +178,9 @@ class SinkStep:
             await self.store.store_ledger(batch.ledger, batch.dedup_token(LEDGER_TABLE))
         self._done.update(batch.next_offsets)
         log.debug("batch stored", events=batch.event_count, dead_letters=len(batch.dead_letters))
-        if batch.event_count and self.conflicts.due():
+        if batch.event_count:
+            self.conflicts.stored()
+        if self.conflicts.due():
             await self._look_for_conflicts()
 
     async def _look_for_conflicts(self) -> None:
