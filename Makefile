@@ -4,6 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Test modules run on this many worker processes (pytest-xdist), each module whole on one worker: most of
+# an integration test's time is spent waiting on its pipeline, so more workers than cores pays.
+TEST_WORKERS ?= 4
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 LINT_PATHS := services tests deploy examples
 
 .PHONY: help run test test-fast lint docs test-all test-containers bench bench-queries soak venv tools clean wrk promtool
@@ -28,11 +32,11 @@ run: $(STAMP)
 
 ## Full test suite (unit + integration against the real broker and ClickHouse engine), after the lint.
 test: $(STAMP) lint tools
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 ## The edit loop (a few minutes): the unit tests and the end-to-end smoke module on one `ringback run`.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests/unit tests/integration/test_pipeline_e2e.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PARALLEL) tests/unit tests/integration/test_pipeline_e2e.py $(PYTEST_ARGS)
 
 ## ruff (lint and format check) and mypy (strict, services/); configured in pyproject.toml.
 lint: $(STAMP)
@@ -44,9 +48,9 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m tests.regen_docs
 
-## Everything, including the long soak/load tests.
-test-all: $(STAMP)
-	$(BIN)/python -m pytest -m '' $(PYTEST_ARGS)
+## Everything: the suite with 1,000 examples for every property test, the soak test (slow marker) and the containers' tests where a container engine answers.
+test-all: $(STAMP) lint tools
+	RINGBACK_PROPERTY_EXAMPLES=1000 $(BIN)/python -m pytest $(PARALLEL) -m '' $(PYTEST_ARGS)
 
 ## The integration suite against an Apache Kafka cluster (KRaft, 3 brokers, replication 3) and a ClickHouse
 ## server, started with testcontainers; where no container engine answers, one line says so and nothing runs.

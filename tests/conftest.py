@@ -10,6 +10,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,12 +35,52 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+#: The modules that take longest (measured), started first so that parallel workers finish together
+#: (``make test`` runs modules on several workers; each module stays on one worker).
+LONGEST_MODULES = (
+    "test_crash.py",
+    "test_ledger_kills.py",
+    "test_recycle_gate.py",
+    "test_sink.py",
+    "test_faults.py",
+    "test_pipeline_e2e.py",
+    "test_broker_stop.py",
+    "test_billing_incarnations.py",
+    "test_sql_readonly.py",
+    "test_tenants_pipeline.py",
+    "test_bounded_numbers.py",
+    "test_analyst_views.py",
+    "test_replay.py",
+    "test_analyst_access.py",
+    "test_disk_full.py",
+)
+
+
 def shuffle_seed(config: pytest.Config) -> str | None:
-    seed: str | None = config.getoption("--shuffle")
+    """The --shuffle seed; 'random' is drawn once (by the controller when tests run on workers, which
+    must all collect the same order)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        seed: str | None = workerinput.get("shuffle_seed")
+        return seed
+    seed = config.getoption("--shuffle")
     if seed == "random":
         seed = str(random.SystemRandom().randrange(10**6))
         config.option.shuffle = seed
     return seed
+
+
+class ShuffleForWorkers:
+    """Hands the controller's seed to every worker (pytest-xdist)."""
+
+    @staticmethod
+    def pytest_configure_node(node: Any) -> None:
+        node.workerinput["shuffle_seed"] = shuffle_seed(node.config)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(ShuffleForWorkers(), "ringback-shuffle-for-workers")
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -48,19 +89,21 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With --shuffle: modules in a shuffled order, each module's tests shuffled among themselves (a
-    module's shared fixtures are still set up once)."""
-    seed = shuffle_seed(config)
-    if seed is None:
-        return
-    rng = random.Random(seed)
+    """Modules grouped, the longest first. With --shuffle: modules in a shuffled order, each module's
+    tests shuffled among themselves (a module's shared fixtures are still set up once)."""
     by_module: dict[str, list[pytest.Item]] = {}
     for item in items:
         by_module.setdefault(str(item.path), []).append(item)
     modules = list(by_module)
-    rng.shuffle(modules)
-    for module in modules:
-        rng.shuffle(by_module[module])
+    seed = shuffle_seed(config)
+    if seed is None:
+        rank = {name: index for index, name in enumerate(LONGEST_MODULES)}
+        modules.sort(key=lambda module: rank.get(Path(module).name, len(rank)))
+    else:
+        rng = random.Random(seed)
+        rng.shuffle(modules)
+        for module in modules:
+            rng.shuffle(by_module[module])
     items[:] = [item for module in modules for item in by_module[module]]
 
 
