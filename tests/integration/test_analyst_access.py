@@ -100,16 +100,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     running.stop()
 
 
-def wait_for_log(pipeline: Pipeline, text: str) -> str:
-    deadline = time.monotonic() + LOG_WAIT_S
-    while text not in pipeline.log():
-        assert time.monotonic() < deadline, f"no {text!r} in the log"
-        time.sleep(0.5)
-    return pipeline.log()
-
-
 def test_view_files_that_are_links_or_no_query_are_refused_by_name_without_their_content(setup: Setup) -> None:
-    log = wait_for_log(setup.pipeline, "analyst views")
+    log = setup.pipeline.wait_for_log("analyst views", timeout_s=LOG_WAIT_S)
     refused = [line for line in log.splitlines() if "analyst view refused" in line]
     for name in ("leak", "up", "hard", "copied", "broken", "unknown", "pipe"):
         assert any(f"{name}.sql" in line for line in refused), (name, refused)
@@ -125,7 +117,7 @@ def readable_query(table: str, columns: list[str]) -> str:
 
 
 def test_no_table_an_analyst_can_read_holds_the_secret(setup: Setup) -> None:
-    wait_for_log(setup.pipeline, "analyst views")
+    setup.pipeline.wait_for_log("analyst views", timeout_s=LOG_WAIT_S)
     listed = sql(
         setup.pipeline.data_dir,
         "SELECT database, table, groupArray(name) AS columns FROM system.columns "
@@ -203,13 +195,17 @@ def test_sql_from_elsewhere_says_where_it_looked(setup: Setup, tmp_path: Path) -
     assert str(tmp_path.resolve()).encode() in done.stderr and b"--data-dir" in done.stderr, done.stderr
 
 
-def test_zz_the_stopped_store_opened_directly(setup: Setup) -> None:
-    """Runs last in this module: the same answers with the store opened by `ringback sql` itself."""
+def test_the_stopped_store_opened_directly(setup: Setup) -> None:
+    """The same answers with the store opened by `ringback sql` itself (the pipeline is started again
+    afterwards for the module's other tests)."""
     stored_money(setup.pipeline)
     assert setup.pipeline.stop() == 0, setup.pipeline.log()
-    assert_money_as_asked(setup.pipeline.data_dir)
-    done = sql(setup.pipeline.data_dir, "SELECT * FROM system.errors")
-    assert done.returncode == 1 and b"system table system.errors" in done.stderr, done.stderr
+    try:
+        assert_money_as_asked(setup.pipeline.data_dir)
+        done = sql(setup.pipeline.data_dir, "SELECT * FROM system.errors")
+        assert done.returncode == 1 and b"system table system.errors" in done.stderr, done.stderr
+    finally:
+        setup.pipeline.start()
 
 
 def test_every_system_table_off_the_list_is_refused_and_those_on_it_run(chdb_dir: Path) -> None:

@@ -366,7 +366,11 @@ def test_loadgen_smoke_every_unique_event_it_sent_is_stored(pipeline: Pipeline) 
     from tests.pipeline import ringback
 
     done = subprocess.run(
-        ringback("loadgen", "--url", pipeline.edge_url, "--requests", "300", "--connections", "8", "--json"),
+        ringback(
+            "loadgen",
+            *("--url", pipeline.edge_url, "--requests", "300", "--connections", "8", "--json"),
+            *("--malformed-share", "0.05", "--resend-share", "0.05"),  # none of one of them: about 1 run in 2 million
+        ),
         capture_output=True,
         timeout=120,
     )

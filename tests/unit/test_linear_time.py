@@ -32,8 +32,11 @@ CTX = Context(blank_event=CODEC.blank_event())
 ROUTES = sorted(registry())
 
 SMALL, LARGE = 128 * 1024, 1024 * 1024  # LARGE: the default max_body_bytes
-# Linear time gives LARGE/SMALL = 8x; quadratic would give 64x. 20x leaves room for a noisy machine.
-MAX_GROWTH = 20
+# Linear time gives LARGE/SMALL = 8x, measured 8-14x (a 1 MB body's allocations and cache misses cost
+# more per byte); quadratic would give 64x. 30x, with the best of a few runs of each, leaves room for a
+# machine busy with other processes and still catches quadratic reading.
+MAX_GROWTH = 30
+RUNS = 3
 CEILING_S = 3.0  # a backstop only: these take well under a second on the reference machine
 CLOCK_NOISE_S = 0.002  # below this a timing says nothing about growth
 
@@ -61,8 +64,8 @@ def cpu_seconds(route: str, body: bytes) -> float:
 
 def growth(route: str, small: bytes, large: bytes) -> tuple[float, float]:
     """(the large body's time, its growth over the small one's, per byte, in units of LARGE/SMALL)."""
-    small_s = min(cpu_seconds(route, small) for _ in range(2))
-    large_s = cpu_seconds(route, large)
+    small_s = min(cpu_seconds(route, small) for _ in range(RUNS))
+    large_s = min(cpu_seconds(route, large) for _ in range(RUNS))
     per_byte = (large_s / len(large)) / (max(small_s, CLOCK_NOISE_S) / len(small))
     return large_s, per_byte * LARGE / SMALL
 
