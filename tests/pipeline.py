@@ -10,9 +10,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ringback.tools.bench.processes import wait_until_running
 
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 60.0
@@ -43,15 +46,45 @@ def sql_rows(data_dir: Path, query: str, env: dict[str, str] | None = None) -> l
     return [json.loads(line) for line in done.stdout.decode().splitlines() if line.strip()]
 
 
-def wait_for_rows(data_dir: Path, query: str, count: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+#: What a wait on rows waits for: at least this many rows, or this to hold of them.
+RowsDone = int | Callable[[list[dict[str, Any]]], bool]
+WAIT_S = 60.0
+POLL_S = 0.2
+
+
+def wait_for_rows(data_dir: Path, query: str, done: RowsDone, timeout_s: float = WAIT_S) -> list[dict[str, Any]]:
+    """The rows of ``query`` once ``done`` holds (at least that many rows, or the predicate); the rows read
+    last when ``timeout_s`` runs out first: the caller asserts what it expects of them."""
+    holds = (lambda rows: len(rows) >= done) if isinstance(done, int) else done
     deadline = time.monotonic() + timeout_s
-    rows: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        rows = sql_rows(data_dir, query)
-        if len(rows) >= count:
-            return rows
+    while not holds(rows := sql_rows(data_dir, query)) and time.monotonic() < deadline:
         time.sleep(0.5)
     return rows
+
+
+def wait_for_text(log_path: Path, text: str, times: int = 1, timeout_s: float = WAIT_S) -> str:
+    """The log once ``text`` is in it (``times`` times); AssertionError with the log's end otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while (log := log_path.read_text(errors="replace") if log_path.exists() else "").count(text) < times:
+        assert time.monotonic() < deadline, f"{text!r} not logged {times} time(s):\n{log[-4000:]}"
+        time.sleep(POLL_S)
+    return log
+
+
+def wait_for_run_file(
+    data_dir: Path, name: str, process: subprocess.Popen[bytes] | None = None, timeout_s: float = WAIT_S
+) -> dict[str, Any]:
+    """The run file ``name`` once written (while ``process``, if given, still runs)."""
+    path = data_dir / "run" / f"{name}.json"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert process is None or process.poll() is None, f"{name}: its process exited with {process.returncode}"
+        try:
+            found: dict[str, Any] = json.loads(path.read_text())
+            return found
+        except (FileNotFoundError, ValueError):
+            assert time.monotonic() < deadline, f"no run file {path}"
+            time.sleep(POLL_S)
 
 
 @dataclass
@@ -100,15 +133,12 @@ class Pipeline:
 
     def wait_until_running(self) -> Pipeline:
         assert self.process is not None and self.log_path is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"ringback run exited with {self.process.returncode}:\n{self.log()}")
-            if b"ringback is running" in self.log_path.read_bytes():
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"ringback run did not start:\n{self.log()}")
+        try:
+            wait_until_running(self.process, self.log_path, START_TIMEOUT_S)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def all_pids(self) -> list[int]:
         """Every process of this pipeline: the supervisor, the embedded broker, the roles."""
@@ -125,6 +155,11 @@ class Pipeline:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def wait_for_log(self, text: str, times: int = 1, timeout_s: float = WAIT_S) -> str:
+        """The log of the current launch once ``text`` is in it ``times`` times (asserted)."""
+        assert self.log_path is not None
+        return wait_for_text(self.log_path, text, times, timeout_s)
 
     def run_file(self, name: str) -> dict[str, Any]:
         return json.loads((self.data_dir / "run" / f"{name}.json").read_text())

@@ -42,6 +42,8 @@ BROKER_CHECK_S = 0.5
 OPS_PORT_OFFSET = {"normalizer": 0, "sink": 1}
 CONSUMER_ROLES = ("normalizer", "sink")  # a role that ran this long before dying restarts with the shortest backoff
 
+#: The banner's first line, once every role is ready (what waits on a started `ringback run` looks for).
+RUNNING_LINE = "ringback is running"
 log = logs.get(__name__)
 
 
@@ -312,7 +314,7 @@ def print_banner(settings: Settings, ready: dict[str, dict[str, str]], embedded_
     data_dir_flag = f" --data-dir {settings.data_dir}" if settings.data_dir != "./data" else ""
     lines = [
         "",
-        "ringback is running",
+        RUNNING_LINE,
         f"  edge         {edge}/callbacks/...   health {edge}/healthz   ready {edge}/readyz",
         (
             f"  metrics      edge {edge}/metrics   normalizer {ready['normalizer']['metrics']}   sink "

@@ -23,8 +23,9 @@ from ringback.runtime import runfiles
 from ringback.runtime.broker import OWNER_ENV
 from ringback.runtime.lifecycle import REPEAT_WINDOW_S
 from ringback.supervisor import STOP_GRACE_S
+from ringback.tools.bench.processes import wait_until_running
 from tests.cdr_traffic import role_pid
-from tests.pipeline import START_TIMEOUT_S, STOP_TIMEOUT_S, Pipeline
+from tests.pipeline import START_TIMEOUT_S, STOP_TIMEOUT_S, Pipeline, wait_for_text
 
 pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -64,18 +65,6 @@ def wait_no_broker(run_dir: Path, bootstrap: str | None) -> None:
     assert not left, f"brokers of {run_dir} still running: {left}"
 
 
-def wait_for_text(log_path: Path, text: str, timeout_s: float = STOP_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while text not in (log := log_path.read_text(errors="replace")):
-        assert time.monotonic() < deadline, f"{text!r} never logged:\n{log}"
-        time.sleep(POLL_S)
-
-
-def wait_for_log(pipeline: Pipeline, text: str, timeout_s: float = STOP_TIMEOUT_S) -> None:
-    assert pipeline.log_path is not None
-    wait_for_text(pipeline.log_path, text, timeout_s)
-
-
 def bootstrap_of(data_dir: Path) -> str:
     return str(runfiles.read(data_dir / "run", "run")["kafka_bootstrap"])  # type: ignore[index]
 
@@ -103,15 +92,12 @@ def test_a_stop_signal_to_the_group_of_timeout_make_run_stops_the_broker(tmp_pat
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while b"ringback is running" not in log_path.read_bytes():
-            assert group.poll() is None and time.monotonic() < deadline, log_path.read_text(errors="replace")
-            time.sleep(POLL_S)
+        wait_until_running(group, log_path, START_TIMEOUT_S)
         bootstrap = bootstrap_of(data_dir)
         assert brokers_of(data_dir / "run", bootstrap)
         os.killpg(group.pid, signal.SIGTERM)
         # The copies `timeout` and `make` pass on may come after the first was handled: send one then.
-        wait_for_text(log_path, "stop requested")
+        wait_for_text(log_path, "stop requested", timeout_s=STOP_TIMEOUT_S)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group.pid, signal.SIGTERM)
         group.wait(STOP_TIMEOUT_S)
@@ -134,7 +120,7 @@ def test_a_stop_asked_twice_kills_the_roles_but_still_stops_the_broker(pipeline:
     os.kill(role_pid(pipeline, "sink"), signal.SIGSTOP)
     pipeline.process.send_signal(signal.SIGTERM)
     asked_at = time.monotonic()
-    wait_for_log(pipeline, "role stopped", timeout_s=STOP_GRACE_S)  # the edge: the stop is under way
+    pipeline.wait_for_log("role stopped", timeout_s=STOP_GRACE_S)  # the edge: the stop is under way
     while time.monotonic() - asked_at <= REPEAT_WINDOW_S:  # later than a repeat of the same request
         time.sleep(POLL_S)
     pipeline.process.send_signal(signal.SIGTERM)
@@ -155,7 +141,7 @@ def test_ctrl_c_pressed_again_while_stopping_still_stops_the_broker(pipeline: Pi
     bootstrap = pipeline.bootstrap
     pipeline.process.send_signal(signal.SIGINT)
     asked_at = time.monotonic()
-    wait_for_log(pipeline, "stop requested")
+    pipeline.wait_for_log("stop requested", timeout_s=STOP_TIMEOUT_S)
     while time.monotonic() - asked_at <= REPEAT_WINDOW_S:  # later than a repeat of the same request
         time.sleep(POLL_S)
     pipeline.process.send_signal(signal.SIGINT)

@@ -53,11 +53,10 @@ def count(pipeline: Pipeline, query: str) -> int:
     return int(sql_rows(pipeline.data_dir, query)[0]["n"])
 
 
-def wait_for_count(pipeline: Pipeline, query: str, expected: int, timeout_s: float = 60.0) -> int:
-    deadline = time.monotonic() + timeout_s
-    while (n := count(pipeline, query)) != expected and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return n
+def wait_for_count(pipeline: Pipeline, query: str, expected: int) -> int:
+    """``query``'s count (a row with ``n``) once it is ``expected``, or when the wait ends."""
+    (row,) = wait_for_rows(pipeline.data_dir, query, lambda rows: int(rows[0]["n"]) == expected)
+    return int(row["n"])
 
 
 @pytest.fixture(scope="module")

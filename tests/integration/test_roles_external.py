@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -14,21 +13,10 @@ import orjson
 import pytest
 
 from ringback.runtime.ports import free_port, wait_for_port
-from tests.pipeline import post, ringback, wait_for_rows
+from tests.pipeline import post, ringback, wait_for_rows, wait_for_run_file
 
 pytestmark = pytest.mark.integration
 ROLE_START_TIMEOUT_S = 60.0
-
-
-def wait_for_run_file(data_dir: Path, role: str, process: subprocess.Popen[bytes]) -> dict:
-    path = data_dir / "run" / f"{role}.json"
-    deadline = time.monotonic() + ROLE_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"{role} exited with {process.returncode}"
-        if path.exists():
-            return json.loads(path.read_text())
-        time.sleep(0.1)
-    raise AssertionError(f"{role} did not start")
 
 
 def test_roles_run_against_an_external_bootstrap_address(tmp_path: Path) -> None:
@@ -55,9 +43,9 @@ def test_roles_run_against_an_external_bootstrap_address(tmp_path: Path) -> None
                 processes.append(subprocess.Popen(ringback(role), env=env, stdout=log, stderr=log))
             edge = subprocess.Popen(ringback("edge", "--port", "0"), env=env, stdout=log, stderr=log)
             processes.append(edge)
-            edge_url = wait_for_run_file(data_dir, "edge", edge)["url"]
+            edge_url = wait_for_run_file(data_dir, "edge", edge, ROLE_START_TIMEOUT_S)["url"]
             for process, role in zip(processes[1:3], ("sink", "normalizer"), strict=True):
-                wait_for_run_file(data_dir, role, process)
+                wait_for_run_file(data_dir, role, process, ROLE_START_TIMEOUT_S)
 
             sid = uuid.uuid4().hex
             body = orjson.dumps(

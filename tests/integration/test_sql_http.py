@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -21,7 +20,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from tests.pipeline import Pipeline, post, wait_for_rows
+from ringback.runtime.ports import free_port
+from tests.pipeline import Pipeline, post, wait_for_rows, wait_for_run_file
 
 pytestmark = pytest.mark.integration
 
@@ -71,12 +71,6 @@ def cdr(request_id: str, charge: str) -> bytes:
     return json.dumps({"cdr": [record]}).encode()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class Running:
     pipeline: Pipeline
@@ -88,16 +82,6 @@ class Running:
 
     def client(self, user: str, password: str) -> Client:
         return clickhouse_connect.get_client(host="127.0.0.1", port=self.port, username=user, password=password)
-
-
-def wait_for_run_file(pipeline: Pipeline, name: str) -> dict[str, str]:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        try:
-            return pipeline.run_file(name)
-        except (FileNotFoundError, ValueError):
-            assert time.monotonic() < deadline, f"no run file {name}:\n{pipeline.log()}"
-            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +113,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
                 assert post(f"{base}/callbacks/cdr-push", body)[0] == 200
         rows = wait_for_rows(home / "data", "SELECT event_id FROM ringback.events", TOTAL_EVENTS, WAIT_S)
         assert len(rows) == TOTAL_EVENTS
-        yield Running(pipeline, wait_for_run_file(pipeline, "sql-http")["url"])
+        yield Running(pipeline, wait_for_run_file(pipeline.data_dir, "sql-http", pipeline.process)["url"])
     finally:
         pipeline.stop()
 

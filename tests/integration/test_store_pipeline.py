@@ -5,7 +5,6 @@ count under the app each call belongs to."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.pipeline import Pipeline, post, sql_rows
+from tests.pipeline import Pipeline, post, sql_rows, wait_for_rows
 
 pytestmark = pytest.mark.integration
 SECRET = "acme-secret-4f9a2c71d0"
@@ -45,17 +44,6 @@ def send(pipeline: Pipeline, route: str, body: dict[str, Any]) -> None:
     url = f"{pipeline.edge_url}/t/acme/{SECRET}/callbacks/{route}"
     status, reply = post(url, json.dumps(body).encode())
     assert status == 200, reply
-
-
-def rows_when(pipeline: Pipeline, query: str, done: Any) -> list[dict[str, Any]]:
-    """The rows of ``query`` once ``done(rows)`` holds (bounded wait)."""
-    deadline = time.monotonic() + WAIT_S
-    rows = sql_rows(pipeline.data_dir, query)
-    while not done(rows) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        rows = sql_rows(pipeline.data_dir, query)
-    assert done(rows), rows
-    return rows
 
 
 MONEY_2 = {
@@ -102,14 +90,14 @@ def test_a_resend_that_moves_a_time_is_one_event_billed_at_its_first_values(pipe
     send(pipeline, "cdr-push", {"cdr": [MONEY_2]})
     send(pipeline, "cdr-push", {"cdr": [MONEY_4]})
     send(pipeline, "callback-call/hangup", MONEY_H)
-    rows_when(pipeline, copies, lambda rows: len(rows) == 3)  # stored: the resends come in later batches
+    rows_of(pipeline, copies, lambda rows: len(rows) == 3)  # stored: the resends come in later batches
     resent_2 = {**MONEY_2, "etime": "2026-12-03 11:19:58", "duration": "9999", "oriamount": "999.99"}
     send(pipeline, "cdr-push", {"cdr": [resent_2]})
     send(pipeline, "cdr-push", {"cdr": [{**MONEY_4, "calleretime": "2026-12-01 13:20:36", "oriamount": "9.60"}]})
     send(pipeline, "callback-call/hangup", {**MONEY_H, "endCallTime": "2026-12-02 14:00:35", "duration": "3000"})
-    rows_when(pipeline, copies, lambda rows: len(rows) == 6)
+    rows_of(pipeline, copies, lambda rows: len(rows) == 6)
     # then the conflicts of all three are recorded
-    conflicts = rows_when(
+    conflicts = rows_of(
         pipeline,
         f"SELECT event_id, request_id, call_id, app_id, source, toUInt32(versions) AS versions "
         "FROM ringback.event_conflicts FINAL "
@@ -135,6 +123,13 @@ def test_a_resend_that_moves_a_time_is_one_event_billed_at_its_first_values(pipe
         pipeline.data_dir, f"SELECT toString(sum(charge)) AS charge FROM ringback.events WHERE request_id IN {ids}"
     )
     assert Decimal(total["charge"]) == Decimal("0.66")
+
+
+def rows_of(pipeline: Pipeline, query: str, done: Any) -> list[dict[str, Any]]:
+    """The rows of ``query`` once ``done(rows)`` holds (asserted)."""
+    rows = wait_for_rows(pipeline.data_dir, query, done, WAIT_S)
+    assert done(rows), rows
+    return rows
 
 
 def cdr_states(request_id: str, *states: tuple[str, str]) -> list[dict[str, Any]]:
@@ -193,7 +188,7 @@ def test_calls_asr_and_acd_count_under_each_calls_own_app(pipeline: Pipeline) ->
     }
     send(pipeline, "tencent/voicecode", {"voicecode_callback": voice})
     calls = "ifNull(call_id, request_id) LIKE 'APPS-%'"
-    rows_when(pipeline, f"SELECT event_id FROM ringback.events WHERE {calls}", lambda rows: len(rows) == 14)
+    rows_of(pipeline, f"SELECT event_id FROM ringback.events WHERE {calls}", lambda rows: len(rows) == 14)
     per_call = sql_rows(pipeline.data_dir, "SELECT call_key, app_id FROM ringback.calls WHERE call_key LIKE 'APPS-%'")
     assert {row["call_key"]: row["app_id"] for row in per_call} == {
         "APPS-A1": "appA",
@@ -235,7 +230,7 @@ def test_one_push_of_cdrs_from_many_days_is_stored_whole(pipeline: Pipeline) -> 
     ]
     send(pipeline, "cdr-push", {"cdr": cdrs})
     send(pipeline, "cdr-push", {"cdr": [{**cdrs[0], "requestid": "MANY-DAYS-AFTER"}]})
-    rows = rows_when(
+    rows = rows_of(
         pipeline,
         "SELECT count() AS n, uniqExact(toDate(occurred_at)) AS days FROM ringback.events "
         "WHERE request_id LIKE 'MANY-DAYS-%'",

@@ -57,11 +57,7 @@ def run(workdir: Path, duration_s: float, rate: float) -> dict[str, Any]:
         log,
     )
     try:
-        deadline = time.monotonic() + processes.START_TIMEOUT_S
-        while b"ringback is running" not in log.read_bytes():
-            if pipeline.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ringback run did not start; see {log}")
-            time.sleep(0.2)
+        processes.wait_until_running(pipeline, log)
         edge_url = json.loads((data_dir / "run" / "edge.json").read_text())["url"]
         plan = loadgen.LoadPlan(
             url=edge_url,

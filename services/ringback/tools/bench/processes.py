@@ -7,9 +7,11 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from ringback.runtime.ports import wait_for_port
+from ringback.supervisor import RUNNING_LINE
 
 START_TIMEOUT_S = 60.0
 
@@ -23,6 +25,25 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+
+
+#: How often a starting process's log is looked at.
+POLL_S = 0.2
+
+
+def wait_until_running(
+    process: subprocess.Popen[bytes], log: Path, timeout_s: float = START_TIMEOUT_S, line: str = RUNNING_LINE
+) -> None:
+    """Returns once `ringback run` (logging to ``log``) says it is running; RuntimeError, with the log's
+    end, when it exits or does not say so within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    marker = line.encode()
+    while marker not in log.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            ended = f"exited with {process.returncode}" if process.returncode is not None else "did not start"
+            tail = log.read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"{process.args!r} {ended} (log {log}):\n{tail}")
+        time.sleep(POLL_S)
 
 
 def wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
