@@ -44,7 +44,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
 
-## Regenerate the generated parts of the docs: configuration table, event fields, metrics catalog (a test checks them).
+## Regenerate the generated parts of the docs: configuration table, event fields, metrics catalog, the OpenAPI document (a test checks them).
 docs: $(STAMP)
 	$(BIN)/python -m tests.regen_docs
 

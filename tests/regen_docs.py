@@ -2,7 +2,8 @@
 
 - docs/configuration.md: the configuration table, from config.describe();
 - docs/event-fields.md: every field of the normalized event, from schemas/normalized_event.avsc;
-- deploy/metrics.md: the metrics catalog (tests/metrics_catalog.py).
+- deploy/metrics.md: the metrics catalog (tests/metrics_catalog.py);
+- schemas/openapi.json: the OpenAPI document the edge serves (tests/openapi_document.py).
 tests/unit/test_docs.py fails while any of them differs from what this writes.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ringback import config
-from tests import metrics_catalog
+from tests import metrics_catalog, openapi_document
 from tests.conftest import REPO_ROOT
 
 CONFIGURATION = REPO_ROOT / "docs" / "configuration.md"
@@ -81,6 +82,7 @@ def generated() -> dict[Path, str]:
         CONFIGURATION: configuration_page(),
         EVENT_FIELDS: event_fields_page(),
         metrics_catalog.CATALOG: metrics_catalog.render(),
+        openapi_document.DOCUMENT_FILE: openapi_document.rendered(),
     }
 
 

@@ -28,6 +28,7 @@ from ringback.routes import ROUTES, TENCENT, Route
 from ringback.runtime import kafka
 from ringback.runtime.broker import EmbeddedBroker
 from ringback.runtime.ports import free_port
+from ringback.tools.openapi.document import tenant_path
 from tests.conftest import REPO_ROOT
 from tests.integration.test_edge_connections import read_response
 
@@ -142,7 +143,7 @@ def tenant_url(route: Route, tenant: str, secret: str = SECRET) -> str:
 @pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.name)
 async def test_refusals_at_the_door_are_the_documented_replies(start: Callable[..., Any], route: Route) -> None:
     edge = await start()
-    anonymous, tenant = route.path, openapi.tenant_path(route)
+    anonymous, tenant = route.path, tenant_path(route)
     expected = {
         "anonymous without a tenant URL": (anonymous, route.path, 401),
         "the right secret": (tenant, tenant_url(route, OPEN), 200),

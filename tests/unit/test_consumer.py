@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 from datetime import UTC, datetime, timedelta, timezone
@@ -189,3 +190,16 @@ def test_ids_as_the_normalizer_makes_them_and_any_other_text_are_told_apart() ->
     assert window.judge(hex_id[:-1] + "0", at(1), BILL) is Verdict.FIRST
     assert window.judge("not-hex", at(0), BILL) is Verdict.FIRST
     assert window.judge("not-hex", at(1), BILL) is Verdict.DUPLICATE
+
+
+def test_only_the_kits_kafka_module_imports_aiokafka() -> None:
+    package = REPO_ROOT / "services" / "ringback" / "consumer"
+    importers = set()
+    for module in package.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(name.split(".")[0] == "aiokafka" for name in names):
+                importers.add(module.name)
+    assert importers == {"kafka.py"}

@@ -1,6 +1,7 @@
-"""The edge's OpenAPI document: built from the route table, valid OpenAPI 3.1, in step with the edge's
-router, every reply documented, every example a body its schema describes — and the file the edge
-serves is exactly the document the code builds (``RINGBACK_UPDATE_OPENAPI=1`` rewrites it)."""
+"""The edge's OpenAPI document: built from the route table and the bodies beside the adapters, valid OpenAPI
+3.1, in step with the edge's router, every reply documented, every example a body its schema describes — and
+the file the edge serves is exactly the document the code builds (``make docs`` rewrites it, as does
+``RINGBACK_UPDATE_OPENAPI=1``)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ from ringback.config import Settings
 from ringback.edge import openapi, replies
 from ringback.edge.app import create_app
 from ringback.routes import HTTP_STATUS, ROUTES, TENCENT, Route
-from tests.conftest import REPO_ROOT
-from tests.golden import FIXTURES, cases
+from ringback.tools.openapi import bodies
+from ringback.tools.openapi import document as builder
+from ringback.tools.openapi.document import tenant_path
+from ringback.tools.openapi.responses import TEXT
+from tests.golden import FIXTURES
+from tests.openapi_document import DOCUMENT_FILE, fixture_examples
 
-DOCUMENT_FILE = REPO_ROOT / "schemas" / openapi.FILE_NAME
 OPERATIONS = {"/healthz", "/readyz", "/metrics", openapi.DOCUMENT_PATH}
 PROTOCOL_STATUSES = {
     400,
@@ -29,44 +33,9 @@ PROTOCOL_STATUSES = {
 }  # answered before a route is known: malformed HTTP, long header line, too many connections
 
 
-class DuplicateKey(ValueError):
-    pass
-
-
-def strict_json(data: bytes) -> Any:
-    """The body as JSON, or DuplicateKey / ValueError when a vendor shape cannot be shown as a JSON value."""
-
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in pairs]
-        if len(set(keys)) != len(keys):
-            raise DuplicateKey(keys)
-        return dict(pairs)
-
-    return json.loads(data.decode("utf-8"), object_pairs_hook=no_duplicates)
-
-
-def read_in_full(expected_path: Any) -> bool:
-    return not any("dead_letter" in outcome for outcome in json.loads(expected_path.read_text(encoding="utf-8")))
-
-
-def fixture_examples() -> dict[str, list[openapi.Example]]:
-    """Request examples: each golden fixture whose body is plain JSON and is read without a dead letter."""
-    examples: dict[str, list[openapi.Example]] = {}
-    for case in cases():
-        if not read_in_full(case.expected_path):
-            continue
-        try:
-            value = strict_json(case.body_path.read_bytes())
-        except ValueError:  # not JSON as written (the vendor's own typo, a key given twice): no example
-            continue
-        source = case.body_path.relative_to(REPO_ROOT).as_posix()
-        examples.setdefault(case.route, []).append(openapi.Example(case.body_path.stem, source, value))
-    return examples
-
-
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    return openapi.build(fixture_examples())
+    return builder.build(fixture_examples())
 
 
 def resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -83,15 +52,11 @@ def operation(document: dict[str, Any], path: str, method: str = "post") -> dict
 
 
 def test_the_served_file_is_the_document_built_from_the_code_and_the_fixtures(document: dict[str, Any]) -> None:
-    rendered = openapi.render(document)
+    rendered = builder.render(document)
     if os.environ.get("RINGBACK_UPDATE_OPENAPI"):
         DOCUMENT_FILE.write_bytes(rendered)
-    assert DOCUMENT_FILE.exists(), (
-        f"{DOCUMENT_FILE} missing: run RINGBACK_UPDATE_OPENAPI=1 pytest {__file__} and review it"
-    )
-    assert DOCUMENT_FILE.read_bytes() == rendered, (
-        f"{DOCUMENT_FILE} is stale: run RINGBACK_UPDATE_OPENAPI=1 pytest {__file__} and review the diff"
-    )
+    assert DOCUMENT_FILE.exists(), f"{DOCUMENT_FILE} missing: run `make docs` and review it"
+    assert DOCUMENT_FILE.read_bytes() == rendered, f"{DOCUMENT_FILE} is stale: run `make docs` and review the diff"
 
 
 def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
@@ -109,12 +74,12 @@ def test_every_route_of_the_table_is_documented_in_both_forms_and_nothing_else(d
     assert set(document["paths"]) == expected
     for route in ROUTES:
         assert set(document["paths"][route.path]) == {"post"}
-        tenant_operation = operation(document, openapi.tenant_path(route))
+        tenant_operation = operation(document, tenant_path(route))
         assert [resolve(document, parameter)["name"] for parameter in tenant_operation["parameters"]] == [
             "tenant",
             "secret",
         ]
-    assert set(openapi.FORMATS) == {route.name for route in ROUTES}, (
+    assert set(bodies.bodies().formats) == {route.name for route in ROUTES}, (
         "a vendor format for a route the table does not have"
     )
 
@@ -134,9 +99,9 @@ def test_the_document_and_the_edges_router_name_the_same_routes(
 
 
 def test_a_route_added_to_the_table_without_documentation_fails_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(openapi, "ROUTES", (*ROUTES, Route("acme/new-push", TENCENT)))
-    with pytest.raises(openapi.UndocumentedRoute, match="acme/new-push"):
-        openapi.build({})
+    monkeypatch.setattr(builder, "ROUTES", (*ROUTES, Route("acme/new-push", TENCENT)))
+    with pytest.raises(bodies.UndocumentedRoute, match="acme/new-push"):
+        builder.build({})
 
 
 def expected_callback_statuses(route: Route, *, tenant: bool) -> set[int]:
@@ -160,7 +125,7 @@ def expected_callback_statuses(route: Route, *, tenant: bool) -> set[int]:
 def test_every_reply_of_a_callback_route_is_documented_with_its_body(
     document: dict[str, Any], route: Route, tenant: bool
 ) -> None:
-    path = openapi.tenant_path(route) if tenant else route.path
+    path = tenant_path(route) if tenant else route.path
     documented = {
         int(status): resolve(document, response) for status, response in operation(document, path)["responses"].items()
     }
@@ -177,10 +142,10 @@ def expected_media_types(route: Route, status: int) -> set[str]:
     if route.reply_style == TENCENT or status == 404:
         return {openapi.JSON}
     if status == 400:
-        return {openapi.JSON, openapi.TEXT}
+        return {openapi.JSON, TEXT}
     if status in PROTOCOL_STATUSES:
         return {openapi.JSON}
-    return {openapi.TEXT}
+    return {TEXT}
 
 
 def test_every_operation_route_documents_its_replies(document: dict[str, Any]) -> None:
@@ -225,9 +190,7 @@ def test_every_route_has_examples_from_its_fixtures_and_its_schema_describes_the
     for name, example in examples.items():
         errors = [error.message for error in validator.iter_errors(example["value"])]
         assert not errors, f"{route.name} example {name}: {errors[:3]}"
-    assert (
-        operation(document, openapi.tenant_path(route))["requestBody"] == operation(document, route.path)["requestBody"]
-    )
+    assert operation(document, tenant_path(route))["requestBody"] == operation(document, route.path)["requestBody"]
 
 
 def test_the_secret_is_marked_as_a_credential_and_the_tenant_follows_the_tenants_file(document: dict[str, Any]) -> None:
@@ -247,5 +210,5 @@ def test_the_secret_is_marked_as_a_credential_and_the_tenant_follows_the_tenants
 def test_http_status_routes_are_plain_and_tencent_routes_json(document: dict[str, Any]) -> None:
     for route in ROUTES:
         success = resolve(document, operation(document, route.path)["responses"]["200"])
-        expected = {TENCENT: {openapi.JSON}, HTTP_STATUS: {openapi.TEXT}}[route.reply_style]
+        expected = {TENCENT: {openapi.JSON}, HTTP_STATUS: {TEXT}}[route.reply_style]
         assert set(success["content"]) == expected, route.name
