@@ -11,11 +11,10 @@ import asyncio
 import time
 from concurrent.futures import Executor
 
-from aiokafka.errors import KafkaError
-
 from ringback.config import Settings
 from ringback.edge.publisher import Publisher
 from ringback.runtime.accepted import AcceptedCounts
+from ringback.runtime.kafka import BrokerError
 from ringback.runtime.ledger import Ledger
 
 
@@ -50,7 +49,7 @@ class AcceptedLedger:
             await asyncio.wait_for(
                 self.publisher.publish_to(self.settings.topic_ledger, message), self.settings.publish_timeout_s
             )
-        except (TimeoutError, KafkaError):
+        except (TimeoutError, BrokerError):
             self.ledger.restore(message)  # counted again in the next delta
 
     async def say_all_again(self) -> None:
@@ -68,5 +67,5 @@ class AcceptedLedger:
             await asyncio.wait_for(
                 self.publisher.publish_to(self.settings.topic_ledger, message), self.settings.publish_timeout_s
             )
-        except (TimeoutError, KafkaError):
+        except (TimeoutError, BrokerError):
             await loop.run_in_executor(self._disk, self.accepted.give_back, keys)  # said with the next totals

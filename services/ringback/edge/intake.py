@@ -32,8 +32,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
-
 from ringback import logs, metrics
 from ringback.config import Settings
 from ringback.edge.accepted_ledger import AcceptedLedger
@@ -45,6 +43,7 @@ from ringback.edge.mending import Mending
 from ringback.edge.publisher import Publisher
 from ringback.edge.trim import Trim
 from ringback.runtime.accepted import AcceptedCounts
+from ringback.runtime.kafka import BrokerError, MessageTooLarge
 from ringback.runtime.ledger import EDGE_ACCEPTED, Ledger
 from ringback.runtime.raw import RawCallback
 
@@ -209,9 +208,9 @@ class Intake:
             async with asyncio.timeout(self.settings.publish_timeout_s):  # unlike wait_for, no task per request
                 await self.publisher.publish(raw)
             return BROKER
-        except MessageSizeTooLargeError as exc:
+        except MessageTooLarge as exc:
             raise TooLargeForBroker(str(exc)) from exc
-        except (TimeoutError, KafkaError) as exc:
+        except (TimeoutError, BrokerError) as exc:
             if commit is None:
                 raise NotDurable(f"broker did not acknowledge: {exc!r}") from exc
             await commit.append(raw)

@@ -16,13 +16,12 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from pathlib import Path
 
-from aiokafka.errors import MessageSizeTooLargeError
-
 from ringback import logs, metrics
 from ringback.edge.flights import Flight, Flights
 from ringback.edge.journal import Journal, Position
 from ringback.edge.publisher import Publisher
 from ringback.edge.trim import Trim
+from ringback.runtime.kafka import MessageTooLarge
 from ringback.runtime.progress import offsets_by_partition
 from ringback.runtime.raw import RawCallback
 
@@ -126,9 +125,9 @@ class JournalPublisher:
         raws = [RawCallback.from_bytes(p) for p in payloads]
         del payloads
         results = await asyncio.gather(*(self.publisher.publish(raw) for raw in raws), return_exceptions=True)
-        never = [raw for raw, result in zip(raws, results, strict=True) if isinstance(result, MessageSizeTooLargeError)]
+        never = [raw for raw, result in zip(raws, results, strict=True) if isinstance(result, MessageTooLarge)]
         failure = next(
-            (r for r in results if isinstance(r, BaseException) and not isinstance(r, MessageSizeTooLargeError)), None
+            (r for r in results if isinstance(r, BaseException) and not isinstance(r, MessageTooLarge)), None
         )
         if failure is not None:
             log.warning("publishing from the journal paused: broker did not acknowledge", error=repr(failure))

@@ -12,9 +12,6 @@ import asyncio
 import time
 from concurrent.futures import Executor
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
-
 from ringback import logs, metrics
 from ringback.config import Settings
 from ringback.edge.flights import Flight, Flights
@@ -22,8 +19,10 @@ from ringback.edge.journal import Journal
 from ringback.edge.publisher import Publisher
 from ringback.edge.trim import Trim
 from ringback.runtime import kafka
+from ringback.runtime.kafka import BrokerError
 from ringback.runtime.progress import StoredWatermark, offsets_by_partition
 from ringback.runtime.raw import RawCallback
+from ringback.runtime.stream.backend import Reader
 
 PROGRESS_POLL_MS = 200
 RETRY_S = 1.0
@@ -52,14 +51,14 @@ class Mending:
         self.watermark = StoredWatermark(settings.topic_raw)
         self._disk = disk
         self._trim = trim
-        self._progress: AIOKafkaConsumer | None = None
+        self._progress: Reader | None = None
         self._hole_since: float | None = None
 
     async def run(self) -> None:
         while True:
             try:
                 await self._follow_progress()
-            except (KafkaError, OSError) as exc:
+            except (BrokerError, OSError) as exc:
                 log.warning("progress topic not readable, retrying", error=repr(exc))
                 await self.stop()
                 await asyncio.sleep(RETRY_S)
@@ -76,15 +75,13 @@ class Mending:
 
     async def rewind(self) -> None:
         if self._progress is not None:
-            await self._progress.seek_to_beginning()  # the new broker's progress topic only has new news
+            await self._progress.rewind()  # the new broker's progress topic only has new news
 
     async def _follow_progress(self) -> None:
         if self._progress is None:
-            self._progress = await kafka.assigned_consumer(self.settings, self.settings.topic_progress, from_end=True)
-        polled = await self._progress.getmany(timeout_ms=PROGRESS_POLL_MS)
-        for records in polled.values():
-            for record in records:
-                self.watermark.take(record.value or b"")
+            self._progress = await kafka.assigned_reader(self.settings, self.settings.topic_progress, from_end=True)
+        for message in await self._progress.poll(PROGRESS_POLL_MS):
+            self.watermark.take(message.value)
         await self.trim_stored()
 
     def _stored(self, flight: Flight) -> bool:
