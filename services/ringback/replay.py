@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
-from aiokafka import AIOKafkaProducer
 
 from ringback.config import Settings
 from ringback.consumer import read_records
@@ -39,6 +38,7 @@ from ringback.routes import BY_NAME
 from ringback.runtime import kafka
 from ringback.runtime.query_guard import string_literal
 from ringback.runtime.raw import RawCallback
+from ringback.runtime.stream.backend import Producer
 from ringback.sql import run_sql
 
 #: Dead letters read per query (each carries its body: bounded by the body size limit).
@@ -261,7 +261,7 @@ class Publisher:
 
     def __init__(self, settings: Settings, bootstrap: str) -> None:
         self.topic = settings.topic_raw
-        self.producer: AIOKafkaProducer = kafka.producer(settings.replace(kafka_bootstrap=bootstrap))
+        self.producer: Producer = kafka.producer(settings.replace(kafka_bootstrap=bootstrap))
         self.pending: list[Awaitable[object]] = []  # the broker's acknowledgements to come
         self.replayed_at_us = time.time_ns() // 1000
 

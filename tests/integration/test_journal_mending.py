@@ -60,9 +60,9 @@ async def test_callbacks_lost_downstream_are_published_again(
             await intake.accept(raw(i))
         await until(lambda: intake.unpublished_records == 0)
         first_later = next(
-            i for i, f in enumerate(intake._flights) if sum(g.records for g in list(intake._flights)[:i]) >= 5
+            i for i, f in enumerate(intake.flights) if sum(g.records for g in list(intake.flights)[:i]) >= 5
         )
-        later = list(intake._flights)[first_later:]
+        later = list(intake.flights)[first_later:]
         low = min(span[0] for f in later for span in f.spans.values())
         high = max(span[1] for f in later for span in f.spans.values())
         # A normalizer claims (and a sink stores) only the later five callbacks: the first five were lost.

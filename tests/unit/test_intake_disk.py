@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from ringback.config import Settings
-from ringback.edge.intake import Flight, Intake, NotDurable
+from ringback.edge import intake as intake_module
+from ringback.edge.flights import Flight
+from ringback.edge.intake import Intake, NotDurable
 from ringback.edge.journal import Journal, Position
 from ringback.edge.publisher import Publisher
 from ringback.runtime.raw import RawCallback, new_ingest_id
@@ -38,14 +40,13 @@ def raw(i: int) -> RawCallback:
 
 
 @pytest.fixture
-def intake_on(make_settings: Callable[..., Settings], tmp_path: Path) -> Callable[[Disk], Intake]:
+def intake_on(
+    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[Disk], Intake]:
     def build(disk: Disk) -> Intake:
         settings = make_settings(edge_journal="on", kafka_bootstrap="127.0.0.1:9")
-        intake = Intake(settings, Publisher(settings), tmp_path / "journal")
-        assert intake.journal is not None
-        intake.journal.close()
-        intake.journal = Journal(tmp_path / "journal", settings.spool_max_bytes, ops=disk)
-        return intake
+        monkeypatch.setattr(intake_module, "Journal", lambda folder, bound: Journal(folder, bound, ops=disk))
+        return Intake(settings, Publisher(settings), tmp_path / "journal")
 
     return build
 
@@ -63,7 +64,8 @@ async def test_a_failing_disk_fails_every_request_and_readiness_comes_back_with_
     disk = SizedDisk()
     intake = intake_on(disk)
     assert intake.journal is not None
-    writer = asyncio.create_task(intake._write_loop())
+    assert intake.commit is not None
+    writer = asyncio.create_task(intake.commit.run())
     try:
         assert await accept_all(intake, 0) == ["journal"] * REQUESTS
         disk.full, disk.free = True, 0
@@ -88,19 +90,19 @@ async def test_a_trim_the_disk_refuses_keeps_the_flights_and_is_tried_again(
 ) -> None:
     disk = SizedDisk()
     intake = intake_on(disk)
-    journal = intake.journal
-    assert journal is not None
+    journal, mending = intake.journal, intake.mending
+    assert journal is not None and mending is not None
     try:
         journal.append([raw(i).to_bytes() for i in range(5)])
         _, end = journal.read(journal.trimmed, 10)
-        intake._flights.append(Flight(end, 5, {0: (0, 4)}))
-        intake.watermark.is_stored = lambda partition, low, high: True  # type: ignore[method-assign]
+        intake.flights.add(Flight(end, 5, {0: (0, 4)}))
+        mending.watermark.is_stored = lambda partition, low, high: True  # type: ignore[method-assign]
         disk.fail_write = OSError(errno.EIO, "Input/output error")
-        await intake._trim_stored()
-        assert len(intake._flights) == 1 and journal.trimmed == Position(0, 0) and journal.untrimmed_records == 5
+        await mending.trim_stored()
+        assert len(intake.flights) == 1 and journal.trimmed == Position(0, 0) and journal.untrimmed_records == 5
         disk.fail_write = None
-        await intake._trim_stored()
-        assert not intake._flights and journal.trimmed == end and journal.is_empty
+        await mending.trim_stored()
+        assert not intake.flights and journal.trimmed == end and journal.is_empty
     finally:
         journal.close()
 
@@ -108,17 +110,17 @@ async def test_a_trim_the_disk_refuses_keeps_the_flights_and_is_tried_again(
 async def test_spool_mode_remembers_a_trim_the_disk_refused(intake_on: Callable[[Disk], Intake]) -> None:
     disk = SizedDisk()
     intake = intake_on(disk)
-    journal = intake.journal
-    assert journal is not None
+    journal, publisher = intake.journal, intake.journal_publisher
+    assert journal is not None and publisher is not None
     try:
         journal.append([raw(i).to_bytes() for i in range(3)])
         _, end = journal.read(journal.trimmed, 10)
-        intake._owed_trim = (end, 3)
+        publisher.owed_trim = (end, 3)
         disk.fail_fsync = OSError(errno.EIO, "Input/output error")
-        await intake._trim_owed()
-        assert intake._owed_trim == (end, 3) and journal.untrimmed_records == 3
+        await publisher.trim_owed()
+        assert publisher.owed_trim == (end, 3) and journal.untrimmed_records == 3
         disk.fail_fsync = None
-        await intake._trim_owed()
-        assert intake._owed_trim is None and journal.is_empty
+        await publisher.trim_owed()
+        assert publisher.owed_trim is None and journal.is_empty
     finally:
         journal.close()

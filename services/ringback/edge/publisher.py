@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
-from aiokafka.structs import RecordMetadata
-
 from ringback import logs
 from ringback.config import Settings
 from ringback.runtime import kafka
+from ringback.runtime.kafka import BrokerError
 from ringback.runtime.raw import RawCallback
+from ringback.runtime.stream.backend import Acknowledgement, Producer
 
 READINESS_PROBE_TIMEOUT_S = 1.0
 PRODUCER_RETRY_S = 1.0
@@ -24,7 +22,7 @@ class Publisher:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.producer: AIOKafkaProducer | None = None
+        self.producer: Producer | None = None
         self._starting: asyncio.Task[None] | None = None
 
     @property
@@ -41,7 +39,7 @@ class Publisher:
             producer = kafka.producer(self.settings)
             try:
                 await producer.start()
-            except KafkaError as exc:
+            except BrokerError as exc:
                 await producer.stop()
                 log.warning("broker not reachable, retrying", error=str(exc))
                 await asyncio.sleep(PRODUCER_RETRY_S)
@@ -50,10 +48,10 @@ class Publisher:
             log.info("publisher connected", bootstrap=self.settings.kafka_bootstrap, topic=self.settings.topic_raw)
             return
 
-    async def publish(self, raw: RawCallback) -> RecordMetadata:
+    async def publish(self, raw: RawCallback) -> Acknowledgement:
         """Publish and wait for the broker's acknowledgement; returns where the callback landed."""
         if self.producer is None:
-            raise KafkaError("not connected to the broker yet")
+            raise BrokerError("not connected to the broker yet")
         delivery = await self.producer.send(
             self.settings.topic_raw, value=raw.body, key=raw.ingest_id.encode(), headers=raw.headers()
         )
@@ -61,15 +59,15 @@ class Publisher:
 
     async def publish_to(self, topic: str, value: bytes) -> None:
         if self.producer is None:
-            raise KafkaError("not connected to the broker yet")
+            raise BrokerError("not connected to the broker yet")
         await (await self.producer.send(topic, value=value))
 
     async def probe(self) -> bool:
         if self.producer is None:
             return False
         try:
-            return bool(await asyncio.wait_for(self.producer.client.force_metadata_update(), READINESS_PROBE_TIMEOUT_S))
-        except (TimeoutError, KafkaError):
+            return await asyncio.wait_for(kafka.refresh_metadata(self.producer), READINESS_PROBE_TIMEOUT_S)
+        except (TimeoutError, BrokerError):
             return False
 
     async def stop(self) -> None:

@@ -16,9 +16,6 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
-
 from ringback import __version__, logs, metrics
 from ringback.config import Settings
 from ringback.normalizer.adapters import Adapter, registry
@@ -30,6 +27,7 @@ from ringback.runtime import progress
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.batched_sends import BatchedSends, ends_of
 from ringback.runtime.dead_letter import WHOLE_REQUEST, DeadLetter, Failure
+from ringback.runtime.kafka import BrokerError
 from ringback.runtime.ledger import (
     NORMALIZER_DEAD_LETTERS,
     NORMALIZER_EVENTS,
@@ -39,7 +37,7 @@ from ringback.runtime.ledger import (
     Ledger,
 )
 from ringback.runtime.raw import H_TENANT, RawCallback
-from ringback.runtime.stream.backend import Message, Partition
+from ringback.runtime.stream.backend import Message, Partition, Producer
 from ringback.runtime.stream.errors import Hold, RetryLater
 
 PUBLISH = "publish"
@@ -109,7 +107,7 @@ def raw_of(message: Message) -> RawCallback:
 class NormalizeStep:
     """The normalizer's Strategy (see ringback.runtime.stream.driver)."""
 
-    def __init__(self, settings: Settings, producer: AIOKafkaProducer, guard: DeadLetterGuard) -> None:
+    def __init__(self, settings: Settings, producer: Producer, guard: DeadLetterGuard) -> None:
         self.settings = settings
         self.producer = producer
         self.guard = guard
@@ -136,7 +134,7 @@ class NormalizeStep:
         counts: Counter[tuple[Any, str, str]] = Counter()
         try:
             await self._publish(normalized, messages, counts)
-        except KafkaError as exc:
+        except BrokerError as exc:
             raise RetryLater(PUBLISH, exc) from exc
         for message in messages:
             self._done[message.partition] = message.next_offset

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaProducer
-
 from ringback import logs
 from ringback.config import Settings
 from ringback.normalizer.guard import DeadLetterGuard
 from ringback.normalizer.step import NormalizeStep
 from ringback.runtime import kafka
-from ringback.runtime.stream.backend import KafkaConsumer
+from ringback.runtime.kafka import KafkaConsumer
+from ringback.runtime.stream.backend import Producer
 from ringback.runtime.stream.driver import StreamDriver
 from ringback.runtime.stream.health import Health
 
@@ -31,7 +30,7 @@ class Normalizer:
             settings.dlq_guard_pause_s,
         )
         self.health = Health(ROLE, settings.retry_alarm_after_s)
-        self.producer: AIOKafkaProducer | None = None
+        self.producer: Producer | None = None
         self.consumer = KafkaConsumer(settings, [settings.topic_raw], settings.normalizer_group)
         self.step: NormalizeStep | None = None
         self.driver: StreamDriver | None = None

@@ -1,12 +1,14 @@
-"""What the edge acknowledged, counted from its journal, so no crash and no broker loses a count.
+"""What the edge acknowledged, counted where it is accepted, so no crash and no broker loses a count.
 
 In journal mode every acknowledged callback is a frame of the edge's journal, fsync'd before the reply.
-The counts are read from those frames rather than kept in memory: a checkpoint file next to the journal
-(``accepted.json``) holds, per hour of receipt, route and tenant, how many callbacks the journal took up
-to a position ``through``, and the counts are brought up to date by reading the frames after it. The
-journal never lets go of a frame before the checkpoint covers it (``catch_up(end)`` then ``save()``
-runs before every trim), so the checkpoint plus the frames still in the journal always give every
-count, whatever was killed: the edge, the broker, or both.
+The group commit counts each group's callbacks on the journal's thread right after their frames are
+durable (``took``), and a checkpoint file next to the journal (``accepted.json``) holds, per hour of
+receipt, route and tenant, how many callbacks the journal took up to a position ``through``. The frames
+after ``through`` are read back only when they were not counted as they were taken: after a start (what
+the journal took after the last checkpoint before a crash) until the first checkpoint has read them. The journal
+never lets go of a frame before the checkpoint covers it (``count_and_save`` runs before every trim),
+so the checkpoint plus the frames still in the journal always give every count, whatever was killed:
+the edge, the broker, or both.
 
 The counts travel as running totals (stage ``edge.accepted_total``): a total lost with the broker is
 made up for by the next one, which is at least as large, and ``ringback reconcile`` takes the largest
@@ -17,7 +19,8 @@ A checkpoint that cannot be written (a full disk) does not hold up the trim — 
 go on a full disk would never get its space back: the counts then live on in memory (a broker loss still
 loses none; only the edge dying before the next checkpoint is written would), and the failure is logged.
 
-Every method does blocking file I/O: the edge runs them on its journal thread, one at a time.
+Every method does blocking file I/O or must not interleave with one that does: the edge runs them all on
+its journal thread, one at a time.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,13 +89,25 @@ class AcceptedCounts:
         counted = 0
         while self.through < stop:
             payloads, after = self.journal.read(self.through, CATCH_UP_STEP, CATCH_UP_STEP_BYTES)
-            if not payloads:
+            if not payloads:  # nothing between ``through`` and ``stop`` (an empty segment at most)
+                self.through = stop
                 break
             for payload in payloads:
                 self._count(RawCallback.from_bytes(payload))
             counted += len(payloads)
             self.through = after
         return counted
+
+    def took(self, start: Position, end: Position, raws: Iterable[RawCallback]) -> None:
+        """The journal just took ``raws`` as its frames from ``start`` (its end before them) to ``end``:
+        counted here, without reading them back, when every frame before them is counted (``through``
+        is ``start``). Otherwise (frames taken before a start, not yet read back) they are left to the
+        next ``catch_up``, which reads every frame from ``through`` on."""
+        if self.through != start:
+            return
+        for raw in raws:
+            self._count(raw)
+        self.through = end
 
     def _count(self, raw: RawCallback) -> None:
         key = (hour_of(raw.received_at_us), raw.route, raw.tenant)
@@ -136,7 +152,8 @@ class AcceptedCounts:
             os.close(directory)
 
     def count_and_save(self, now_s: float) -> None:
-        """Count what the journal took since the last checkpoint and save: run before every trim."""
+        """Count what the journal took since the last checkpoint and was not counted as it was taken
+        (nothing, once the edge runs), and save: run before every trim."""
         self.catch_up()
         self.save(now_s)
 

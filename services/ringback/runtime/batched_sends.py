@@ -13,9 +13,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from ringback.runtime.kafka import crc32_partitioner
+from ringback.runtime.stream.backend import Producer, RecordBatch
 
 Headers = list[tuple[str, bytes]]
 
@@ -44,9 +43,9 @@ class BatchedSends:
     """Collects one unit of work's messages; ``flush`` sends what is left and returns every delivery,
     all of which must succeed before the work may count as published."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: Producer) -> None:
         self.producer = producer
-        self._open: dict[tuple[str, int], Any] = {}
+        self._open: dict[tuple[str, int], RecordBatch] = {}
         self._partitions: dict[str, list[int]] = {}
         self._deliveries: list[Delivery] = []
 
@@ -67,7 +66,7 @@ class BatchedSends:
             future = await self.producer.send(topic, value=value, key=key, headers=headers, partition=partition)
             self._deliveries.append(Delivery(topic, partition, 1, future))
 
-    async def _send(self, batch: Any, topic: str, partition: int) -> None:
+    async def _send(self, batch: RecordBatch, topic: str, partition: int) -> None:
         count = batch.record_count()
         self._deliveries.append(
             Delivery(topic, partition, count, await self.producer.send_batch(batch, topic, partition=partition))

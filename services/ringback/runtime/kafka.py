@@ -1,20 +1,38 @@
-"""Kafka clients configured the one way ringback uses them: plain acks=all at-least-once."""
+"""The Kafka room: the backend's one implementation, on aiokafka, and the only module of ringback that
+imports it (the billing-job consumer kit, a standalone kit, keeps its own adapter).
+
+Clients are configured the one way ringback uses them: plain acks=all at-least-once. Above this module
+the broker is seen through the protocols of :mod:`ringback.runtime.stream.backend` and the errors below;
+tests/unit/test_kafka_room.py keeps it so.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import random
+import time
 import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
 from ringback import logs
 from ringback.config import Settings
+from ringback.runtime.stream.backend import Message, Partition, Producer, Reader
 
 log = logs.get(__name__)
+
+# The client's own exception classes under ringback's names: catching them costs nothing on the hot path
+# and no error is translated on its way up.
+#: Every failure of the broker or of the way to it: trying again later may succeed.
+BrokerError: type[Exception] = KafkaError
+#: The broker refuses this message now and on every retry (larger than it takes): never retry it. It is
+#: a ``BrokerError`` too, so whoever tells the two apart catches it first.
+MessageTooLarge: type[Exception] = MessageSizeTooLargeError
 
 TOPIC_CREATE_ATTEMPTS = 20
 TOPIC_CREATE_RETRY_S = 0.5
@@ -84,7 +102,7 @@ def crc32_partitioner(key: bytes | None, all_partitions: list[int], available: l
     return all_partitions[zlib.crc32(key) % len(all_partitions)]
 
 
-def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
+def producer(settings: Settings, **overrides: object) -> Producer:
     options: dict[str, object] = {
         "bootstrap_servers": settings.kafka_bootstrap,
         "acks": "all",
@@ -95,7 +113,13 @@ def producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
         "partitioner": crc32_partitioner,
     }
     options.update(overrides)
-    return AIOKafkaProducer(**options)
+    producer: Producer = AIOKafkaProducer(**options)
+    return producer
+
+
+async def refresh_metadata(producer: Producer) -> bool:
+    """Ask the broker for the cluster's metadata now (a readiness probe): True when it answered."""
+    return bool(await cast(Any, producer).client.force_metadata_update())
 
 
 def consumer(settings: Settings, topics: list[str], group_id: str, **overrides: object) -> AIOKafkaConsumer:
@@ -111,8 +135,8 @@ def consumer(settings: Settings, topics: list[str], group_id: str, **overrides: 
     return AIOKafkaConsumer(*topics, **options)
 
 
-async def assigned_consumer(settings: Settings, topic: str, from_end: bool) -> AIOKafkaConsumer:
-    """A consumer of every partition of ``topic`` without a group (nothing committed), positioned at the
+async def assigned_reader(settings: Settings, topic: str, from_end: bool) -> Reader:
+    """A reader of every partition of ``topic`` without a group (nothing committed), positioned at the
     end (only what comes from now on) or the beginning."""
     reader = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
@@ -135,4 +159,120 @@ async def assigned_consumer(settings: Settings, topic: str, from_end: bool) -> A
     except BaseException:
         await reader.stop()
         raise
-    return reader
+    return KafkaReader(reader)
+
+
+def _messages(partition: Partition, records: Sequence[Any]) -> list[Message]:
+    return [Message(partition, r.offset, r.key, r.value or b"", tuple(r.headers or ())) for r in records]
+
+
+class KafkaReader:
+    """``Reader`` on an assigned aiokafka consumer."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+
+    async def poll(self, timeout_ms: int) -> list[Message]:
+        polled = await self._consumer.getmany(timeout_ms=timeout_ms)
+        return [m for tp, records in polled.items() for m in _messages(Partition(tp.topic, tp.partition), records)]
+
+    async def rewind(self) -> None:
+        await self._consumer.seek_to_beginning()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+
+class KafkaConsumer:
+    """``Consumer`` (a consumer group member, for the stream driver) on aiokafka."""
+
+    def __init__(self, settings: Settings, topics: Sequence[str], group: str) -> None:
+        self._consumer: AIOKafkaConsumer = consumer(settings, list(topics), group)
+        self._next: dict[Partition, int] = {}  # where the next poll continues, per partition polled
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def poll(self, timeout_ms: int, max_records: int) -> list[Message]:
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        messages = []
+        for tp, records in batches.items():
+            partition = Partition(tp.topic, tp.partition)
+            messages += _messages(partition, records)
+            if records:
+                self._next[partition] = records[-1].offset + 1
+        return messages
+
+    async def commit(self, offsets: Mapping[Partition, int]) -> None:
+        if offsets:
+            await self._consumer.commit({TopicPartition(p.topic, p.index): offset for p, offset in offsets.items()})
+
+    def seek(self, partition: Partition, offset: int) -> None:
+        self._consumer.seek(TopicPartition(partition.topic, partition.index), offset)
+        self._next[partition] = offset
+
+    def pause(self) -> None:
+        self._consumer.pause(*self._consumer.assignment())
+
+    def resume(self) -> None:
+        self._consumer.resume(*self._consumer.assignment())
+
+    def lag(self) -> dict[Partition, int]:
+        lags: dict[Partition, int] = {}
+        for tp in self._consumer.assignment():
+            partition = Partition(tp.topic, tp.partition)
+            end = self._consumer.highwater(tp)
+            if end is not None:
+                lags[partition] = max(0, end - self._next.get(partition, end))
+        return lags
+
+
+# --- consumer groups (the supervisor's look before recycling the embedded broker) ---
+async def consumer_groups(settings: Settings) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        return [str(group) for group, *_ in await admin.list_consumer_groups()]
+    finally:
+        await admin.close()
+
+
+async def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int]:
+    """Partition -> the group's committed offset on ``topic``, 0 for a partition it has not committed on
+    (empty when it has none at all); read without joining the group."""
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    await reader.start()
+    try:
+        await reader.topics()
+        partitions = reader.partitions_for_topic(topic) or set()
+        found = {p: await reader.committed(TopicPartition(topic, p)) for p in sorted(partitions)}
+    finally:
+        await reader.stop()
+    if all(offset is None for offset in found.values()):
+        return {}
+    return {p: int(offset or 0) for p, offset in found.items()}
+
+
+async def count_from(settings: Settings, topic: str, offsets: Mapping[int, int], look_s: float, most: int) -> int:
+    """How many messages of ``topic`` one look of ``look_s`` finds at or after ``offsets`` (partition ->
+    offset), at most about ``most`` (0: none)."""
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, auto_offset_reset="latest"
+    )
+    await reader.start()
+    try:
+        reader.assign([TopicPartition(topic, p) for p in offsets])
+        for p, offset in offsets.items():
+            reader.seek(TopicPartition(topic, p), offset)
+        deadline = time.monotonic() + look_s
+        while time.monotonic() < deadline:
+            fetched = await reader.getmany(timeout_ms=int(look_s * 1000), max_records=most)
+            unread = sum(len(records) for records in fetched.values())
+            if unread:
+                return int(unread)
+        return 0
+    finally:
+        await reader.stop()

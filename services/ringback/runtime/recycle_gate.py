@@ -21,12 +21,9 @@ import asyncio
 import contextlib
 import time
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-
 from ringback import logs, metrics
 from ringback.config import Settings
-from ringback.runtime import runfiles
+from ringback.runtime import kafka, runfiles
 from ringback.runtime.lifecycle import ops_app, start_site
 
 RECYCLE_REQUEST = "recycle-broker"
@@ -112,54 +109,12 @@ async def groups_behind(settings: Settings) -> dict[str, int]:
     Behind is told by reading from the committed offsets, not by the topic's end offsets: the embedded
     broker answers those wrongly once records arrive in batches (the start of the last batch)."""
     own = {settings.normalizer_group, settings.sink_group}
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        groups = [str(group) for group, *_ in await admin.list_consumer_groups() if group not in own]
-    finally:
-        await admin.close()
+    groups = [group for group in await kafka.consumer_groups(settings) if group not in own]
     behind: dict[str, int] = {}
     for group in groups:
-        committed = await _committed(settings, group)
+        committed = await kafka.committed_offsets(settings, group, settings.topic_normalized)
         if committed:  # else no offsets on this topic: a group of another topic, or one that never committed
-            unread = await _unread(settings, committed)
+            unread = await kafka.count_from(settings, settings.topic_normalized, committed, LOOK_S, LOOK_RECORDS)
             if unread:
                 behind[group] = unread
     return behind
-
-
-async def _committed(settings: Settings, group: str) -> dict[TopicPartition, int]:
-    """The group's committed offsets on the normalized topic, 0 for a partition it has not committed on
-    (empty when it has none at all); read without joining the group."""
-    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False)
-    await reader.start()
-    try:
-        await reader.topics()
-        partitions = reader.partitions_for_topic(settings.topic_normalized) or set()
-        found = {p: await reader.committed(TopicPartition(settings.topic_normalized, p)) for p in sorted(partitions)}
-    finally:
-        await reader.stop()
-    if all(offset is None for offset in found.values()):
-        return {}
-    return {TopicPartition(settings.topic_normalized, p): int(offset or 0) for p, offset in found.items()}
-
-
-async def _unread(settings: Settings, committed: dict[TopicPartition, int]) -> int:
-    """How many messages one look finds at or after the committed offsets (0: caught up)."""
-    reader = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, auto_offset_reset="latest"
-    )
-    await reader.start()
-    try:
-        reader.assign(list(committed))
-        for tp, offset in committed.items():
-            reader.seek(tp, offset)
-        deadline = time.monotonic() + LOOK_S
-        while time.monotonic() < deadline:
-            fetched = await reader.getmany(timeout_ms=int(LOOK_S * 1000), max_records=LOOK_RECORDS)
-            unread = sum(len(records) for records in fetched.values())
-            if unread:
-                return unread
-        return 0
-    finally:
-        await reader.stop()

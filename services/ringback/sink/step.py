@@ -14,16 +14,14 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
-
 from ringback import logs, metrics
 from ringback.config import Settings
 from ringback.runtime import progress
 from ringback.runtime.avro import AvroDecodeError, EventCodec
 from ringback.runtime.dead_letter import DeadLetter
+from ringback.runtime.kafka import BrokerError
 from ringback.runtime.ledger import SINK_DEAD_LETTERS, SINK_EVENTS, Ledger, LedgerRow, ledger_rows
-from ringback.runtime.stream.backend import Message, Partition
+from ringback.runtime.stream.backend import Message, Partition, Producer
 from ringback.sink.batch import Batch
 from ringback.sink.conflicts import ConflictWatcher
 from ringback.sink.rows import undecodable
@@ -40,7 +38,7 @@ log = logs.get(__name__)
 class SinkStep:
     """The sink's Strategy (see ringback.runtime.stream.driver)."""
 
-    def __init__(self, settings: Settings, store: Store, codec: EventCodec, producer: AIOKafkaProducer | None) -> None:
+    def __init__(self, settings: Settings, store: Store, codec: EventCodec, producer: Producer | None) -> None:
         self.settings = settings
         self.store = store
         self.codec = codec
@@ -85,7 +83,7 @@ class SinkStep:
         self._marked_at = time.monotonic()
         try:
             await self.producer.send(self.settings.topic_progress, progress.stored_message(self._marks))
-        except KafkaError as exc:
+        except BrokerError as exc:
             log.warning("stored mark not published", error=repr(exc))
 
     def ready_for_more(self) -> bool:

@@ -10,14 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar, TypeVarTuple
 
-from aiokafka import AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 
 from ringback import logs
 from ringback.config import Settings
 from ringback.runtime import clickhouse, kafka
 from ringback.runtime.avro import EventCodec
-from ringback.runtime.stream.backend import KafkaConsumer
+from ringback.runtime.kafka import KafkaConsumer
+from ringback.runtime.stream.backend import Producer
 from ringback.runtime.stream.driver import StreamDriver
 from ringback.runtime.stream.health import Health
 from ringback.sink import analyst_views, data_dictionary, rate_card, tenant_scope
@@ -47,7 +47,7 @@ class Sink:
         self.query_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-query")
         topics = [settings.topic_normalized, settings.topic_dlq, settings.topic_ledger]
         self.consumer = KafkaConsumer(settings, topics, settings.sink_group)
-        self.producer: AIOKafkaProducer | None = None
+        self.producer: Producer | None = None
         self.step_: SinkStep | None = None
         self.driver: StreamDriver | None = None
         self.healthy = False

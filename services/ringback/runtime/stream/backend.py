@@ -1,20 +1,23 @@
-"""The consumer side of the broker, behind a boundary: the stream driver and the steps see messages
-and partitions, never aiokafka.
+"""The broker, behind a boundary: what every role sees of Kafka, and never the client library itself.
 
-``Consumer`` is what the driver needs from a consumer group member; ``KafkaConsumer`` is the one
-implementation, on aiokafka. Keeping the contract this small is what lets every role share one driver.
+Modelled on Sentry arroyo's ``backends/abstract``: the protocols here are what the roles need of a
+consumer and a producer; :mod:`ringback.runtime.kafka` is the one implementation, on aiokafka, and the
+one module above the protocols that may import it. The protocols are typing only: the producer is the
+client's own (no wrapper, no extra call per message on the edge's hot path), and what the stream driver
+consumes through is a thin adapter that turns records into ``Message``.
+
+Failures. Every operation may raise ``BrokerError`` (:mod:`ringback.runtime.kafka`): the broker or the
+way to it failed, and trying again later may succeed (retry). One kind is set apart: ``MessageTooLarge``
+— the broker refuses this message, now and on every retry (invalid: never retry it, put it aside).
+``MessageTooLarge`` is a ``BrokerError``, so whoever tells them apart catches it first.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from ringback.config import Settings
-from ringback.runtime import kafka
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -70,46 +73,65 @@ class Consumer(Protocol):
         ...
 
 
-class KafkaConsumer:
-    def __init__(self, settings: Settings, topics: Sequence[str], group: str) -> None:
-        self._consumer: AIOKafkaConsumer = kafka.consumer(settings, list(topics), group)
-        self._next: dict[Partition, int] = {}  # where the next poll continues, per partition polled
+class Reader(Protocol):
+    """Every partition of one topic, outside any group (nothing is committed): for following a topic
+    from a position, such as the edge following the progress topic from its end."""
 
-    async def start(self) -> None:
-        await self._consumer.start()
+    async def poll(self, timeout_ms: int) -> list[Message]:
+        """What arrived since the last poll (may be empty)."""
+        ...
+
+    async def rewind(self) -> None:
+        """From the next poll on, read every partition from its beginning again."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
+class Acknowledgement(Protocol):
+    """Where the broker put a message it acknowledged."""
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+
+class RecordBatch(Protocol):
+    """Messages for one partition, filled by the caller and sent whole (``Producer.send_batch``)."""
+
+    def append(self, *, key: bytes | None, value: bytes | None, timestamp: int | None, headers: Headers) -> object:
+        """Add a message; None when it does not fit (the batch is full, or the message larger than a batch)."""
+        ...
+
+    def record_count(self) -> int: ...
+
+
+class Producer(Protocol):
+    """Publishes with acks=all. ``send`` returns once the message is queued; the future it returns is
+    resolved when the broker acknowledged it, or fails with a ``BrokerError``."""
+
+    async def start(self) -> None: ...
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        """Flush what is queued, then close."""
+        ...
 
-    async def poll(self, timeout_ms: int, max_records: int) -> list[Message]:
-        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-        messages = []
-        for tp, records in batches.items():
-            partition = Partition(tp.topic, tp.partition)
-            messages += [Message(partition, r.offset, r.key, r.value or b"", tuple(r.headers or ())) for r in records]
-            if records:
-                self._next[partition] = records[-1].offset + 1
-        return messages
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Headers | None = None,
+    ) -> asyncio.Future[Acknowledgement]: ...
 
-    async def commit(self, offsets: Mapping[Partition, int]) -> None:
-        if offsets:
-            await self._consumer.commit({TopicPartition(p.topic, p.index): offset for p, offset in offsets.items()})
+    async def partitions_for(self, topic: str) -> set[int]: ...
 
-    def seek(self, partition: Partition, offset: int) -> None:
-        self._consumer.seek(TopicPartition(partition.topic, partition.index), offset)
-        self._next[partition] = offset
+    def create_batch(self) -> RecordBatch: ...
 
-    def pause(self) -> None:
-        self._consumer.pause(*self._consumer.assignment())
-
-    def resume(self) -> None:
-        self._consumer.resume(*self._consumer.assignment())
-
-    def lag(self) -> dict[Partition, int]:
-        lags: dict[Partition, int] = {}
-        for tp in self._consumer.assignment():
-            partition = Partition(tp.topic, tp.partition)
-            end = self._consumer.highwater(tp)
-            if end is not None:
-                lags[partition] = max(0, end - self._next.get(partition, end))
-        return lags
+    async def send_batch(self, batch: RecordBatch, topic: str, *, partition: int) -> asyncio.Future[Acknowledgement]:
+        """Send a batch made by ``create_batch``; its future resolves with the first message's place."""
+        ...

@@ -23,10 +23,9 @@ import time
 from collections.abc import Mapping
 from typing import Protocol
 
-from aiokafka.errors import KafkaError
-
 from ringback import logs, metrics
 from ringback.runtime.drain import drain
+from ringback.runtime.kafka import BrokerError
 from ringback.runtime.stream.backend import Consumer, Message, Partition
 from ringback.runtime.stream.errors import Hold, RetryLater
 from ringback.runtime.stream.health import Health
@@ -130,7 +129,7 @@ class StreamDriver:
             return
         try:
             await self.consumer.commit(offsets)
-        except KafkaError as exc:  # what is not committed is read again; the step's outputs are idempotent
+        except BrokerError as exc:  # what is not committed is read again; the step's outputs are idempotent
             self.health.failed(COMMIT, f"{type(exc).__name__}: {exc}")
             return
         self.health.succeeded(COMMIT)

@@ -15,8 +15,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from ringback import metrics
 from ringback.config import Settings
 from ringback.normalizer.adapters import registry
@@ -89,25 +87,21 @@ async def produce_all(
 
 async def passthrough(settings: Settings, total: int) -> float:
     """Seconds for a consumer→producer that forwards ``total`` raw messages untouched, committing per poll."""
-    consumer: AIOKafkaConsumer = kafka.consumer(
-        settings, [settings.topic_raw], settings.normalizer_group + "-passthrough"
-    )
-    producer: AIOKafkaProducer = kafka.producer(settings)
+    consumer = kafka.KafkaConsumer(settings, [settings.topic_raw], settings.normalizer_group + "-passthrough")
+    producer = kafka.producer(settings)
     await consumer.start()
     await producer.start()
 
     async def forward_one_poll() -> int:
-        batches = await consumer.getmany(timeout_ms=200, max_records=settings.normalizer_max_records)
-        sends = BatchedSends(producer)  # the same publishing path as the normalizer's, so only the work differs
-        forwarded = 0
-        for records in batches.values():
-            for r in records:
-                await sends.add(settings.topic_normalized + ".passthrough", r.value, key=r.key, headers=list(r.headers))
-                forwarded += 1
+        # The same consuming and publishing paths as the normalizer's, so only the work differs.
+        messages = await consumer.poll(200, settings.normalizer_max_records)
+        sends = BatchedSends(producer)
+        for m in messages:
+            await sends.add(settings.topic_normalized + ".passthrough", m.value, key=m.key, headers=list(m.headers))
         await asyncio.gather(*(delivery.future for delivery in await sends.flush()))
-        if batches:
-            await consumer.commit()
-        return forwarded
+        if messages:
+            await consumer.commit({m.partition: m.next_offset for m in messages})
+        return len(messages)
 
     try:
         return (await timed_polls(forward_one_poll, total))[1]
