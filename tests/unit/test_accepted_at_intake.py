@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from ringback.config import Settings
+from ringback.edge.accepted import AcceptedCounts
 from ringback.edge.intake import Intake
 from ringback.edge.journal import Journal, Position
 from ringback.edge.publisher import Publisher
-from ringback.runtime.accepted import AcceptedCounts
 from ringback.runtime.raw import RawCallback, new_ingest_id
 
 HOUR_US = 3600 * 1_000_000

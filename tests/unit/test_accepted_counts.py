@@ -6,8 +6,8 @@ from pathlib import Path
 
 import orjson
 
+from ringback.edge.accepted import AcceptedCounts
 from ringback.edge.journal import Journal
-from ringback.runtime.accepted import AcceptedCounts
 from ringback.runtime.ledger import EDGE_ACCEPTED_TOTAL, ledger_rows
 from ringback.runtime.raw import RawCallback
 

@@ -13,9 +13,9 @@ PACKAGE = SERVICES / "ringback"
 CLIENT = "aiokafka"
 #: The one implementation of the backend.
 ALLOWED = {"ringback/runtime/kafka.py"}
-#: The billing-job consumer kit (``ringback.consumer``, a module or a package) is a standalone kit jobs
-#: run on their own: it keeps its own adapter on aiokafka.
-ALLOWED_UNDER = ("ringback/consumer.py", "ringback/consumer/")
+#: The billing-job consumer kit (``ringback.consumer``) is a standalone kit jobs run on their own: it
+#: keeps its own adapter on aiokafka, in one module.
+ALLOWED_UNDER = ("ringback/consumer/kafka.py",)
 
 
 def is_client(name: str | None) -> bool:

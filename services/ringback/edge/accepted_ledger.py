@@ -1,6 +1,6 @@
 """What the edge accepted, said on the ledger topic every ``ledger_interval_s`` (and at a stop).
 
-Two kinds of counts: the journal's running totals (journal mode, see :mod:`ringback.runtime.accepted`)
+Two kinds of counts: the journal's running totals (journal mode, see :mod:`ringback.edge.accepted`)
 and the in-memory deltas of a ``Ledger`` (spool mode, and whatever else the edge counts there). A
 message the broker did not take is said again with the next one.
 """
@@ -12,8 +12,8 @@ import time
 from concurrent.futures import Executor
 
 from ringback.config import Settings
+from ringback.edge.accepted import AcceptedCounts
 from ringback.edge.publisher import Publisher
-from ringback.runtime.accepted import AcceptedCounts
 from ringback.runtime.kafka import BrokerError
 from ringback.runtime.ledger import Ledger
 

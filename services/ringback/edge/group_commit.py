@@ -4,7 +4,7 @@ The writes run on the journal's thread, so the event loop never waits on the dis
 batch to a method of its own, so nothing of a batch (bodies, futures, exceptions with their frames)
 stays referenced while it waits for the next one. In journal mode the callbacks of a group are counted
 as accepted on that same thread, right after their frames are durable (see
-:mod:`ringback.runtime.accepted`): never read back from the journal while the edge runs.
+:mod:`ringback.edge.accepted`): never read back from the journal while the edge runs.
 
 A disk that fails (full, or an I/O error) fails the whole group with a retryable error, and the journal
 is not accepting until the disk has room again.
@@ -17,8 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 
 from ringback import logs
+from ringback.edge.accepted import AcceptedCounts
 from ringback.edge.journal import Journal, JournalFull
-from ringback.runtime.accepted import AcceptedCounts
 from ringback.runtime.raw import RawCallback
 
 GROUP_COMMIT_MAX = 1000

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from ringback import logs, metrics
 from ringback.config import Settings
+from ringback.edge.accepted import AcceptedCounts
 from ringback.edge.accepted_ledger import AcceptedLedger
 from ringback.edge.flights import Flights
 from ringback.edge.group_commit import GroupCommit, NotDurable
@@ -42,7 +43,6 @@ from ringback.edge.journal_publisher import JournalPublisher
 from ringback.edge.mending import Mending
 from ringback.edge.publisher import Publisher
 from ringback.edge.trim import Trim
-from ringback.runtime.accepted import AcceptedCounts
 from ringback.runtime.kafka import BrokerError, MessageTooLarge
 from ringback.runtime.ledger import EDGE_ACCEPTED, Ledger
 from ringback.runtime.raw import RawCallback

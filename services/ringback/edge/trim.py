@@ -14,9 +14,9 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 
 from ringback import logs, metrics
+from ringback.edge.accepted import AcceptedCounts
 from ringback.edge.group_commit import GroupCommit
 from ringback.edge.journal import Journal, Position
-from ringback.runtime.accepted import AcceptedCounts
 from ringback.runtime.memory import release_free_memory
 
 log = logs.get(__name__)

@@ -5,7 +5,7 @@ A delta is identified by (instance, seq), so loading it twice counts it once. A 
 be published is kept and merged into the next one.
 
 What the edge acknowledged in journal mode travels differently: as running totals of its journal
-(``EDGE_ACCEPTED_TOTAL``, see :mod:`ringback.runtime.accepted`), each row with the total as its seq; a
+(``EDGE_ACCEPTED_TOTAL``, see :mod:`ringback.edge.accepted`), each row with the total as its seq; a
 reader takes the largest total per instance, never their sum.
 """
 
