@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.test_sql_http import WAIT_S, free_port, http_get, wait_for_run_file
-from tests.pipeline import Pipeline
+from ringback.runtime.ports import free_port
+from tests.integration.test_sql_http import WAIT_S, http_get
+from tests.pipeline import Pipeline, wait_for_run_file
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
 
 
 def test_loopback_without_credentials_answers_one(pipeline: Pipeline) -> None:
-    url = wait_for_run_file(pipeline, "sql-http")["url"]
+    url = wait_for_run_file(pipeline.data_dir, "sql-http", pipeline.process)["url"]
     assert http_get(url + "?query=SELECT%201")[:2] == (200, b"1\n")
     assert "loopback clients only" in pipeline.log()
     status, _, headers = http_get(url + "?query=SELECT%201", {"X-ClickHouse-User": "someone"})
@@ -36,7 +37,7 @@ def test_loopback_without_credentials_answers_one(pipeline: Pipeline) -> None:
 
 
 def test_a_body_over_the_bound_is_refused(pipeline: Pipeline) -> None:
-    url = wait_for_run_file(pipeline, "sql-http")["url"]
+    url = wait_for_run_file(pipeline.data_dir, "sql-http", pipeline.process)["url"]
     body = b"SELECT 1 -- " + b"x" * MAX_BODY_BYTES
     request = urllib.request.Request(url, data=body, method="POST")
     try:
