@@ -51,7 +51,7 @@ def run_sql(
         running = runfiles.read_live(settings.run_dir, RUN_FILE)
         if running is not None:
             reply_s = limits.timeout_s + SINK_REPLY_MARGIN_S if timeout_s is None else timeout_s
-            return _through_running_sink(running, query, default_format, reply_s, output)
+            return through_running_sink(running, query, default_format, reply_s, output)
         if not store.exists():
             raise QueryError(no_store_message(settings, store))
         try:
@@ -103,7 +103,7 @@ def _direct(dsn: str, limits: clickhouse.QueryLimits, query: str, default_format
         client.close()
 
 
-def _through_running_sink(
+def through_running_sink(
     running: dict[str, str], query: str, default_format: str, timeout_s: float, output: dict[str, str]
 ) -> bytes:
     request = urllib.request.Request(
