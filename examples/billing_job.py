@@ -1,5 +1,5 @@
 """An example billing job on the normalized topic: charge, billable minutes and billed seconds per
-tenant, app and (China) day — the same numbers as the README's billing query on ClickHouse.
+tenant, app and (China) day — the same numbers as the billing query of docs/billing.md on ClickHouse.
 
 It reads with ``ringback.consumer`` (decoding by fingerprint, the first copy of an event wins,
 offsets committed after each batch is written) and keeps its state in one JSON file: the totals and,
@@ -42,7 +42,7 @@ from ringback.consumer import (
     consume,
 )
 
-#: The vendors bill by the China day (the README's query: toDate(occurred_at, 'Asia/Shanghai')).
+#: The vendors bill by the China day (docs/billing.md's query: toDate(occurred_at, 'Asia/Shanghai')).
 BILLING_ZONE = ZoneInfo("Asia/Shanghai")
 DEFAULT_GROUP = "billing-example"
 #: Ids of events billed are remembered this long (stream time): longer than any vendor resends or a

@@ -1,4 +1,4 @@
-"""Draw the README's cookbook chart: calls per app by outcome, with each app's answer-seizure ratio,
+"""Draw the cookbook's chart (docs/analysts.md): calls per app by outcome, with each app's answer-seizure ratio,
 from one query over ``ringback.calls`` (through ``ringback sql``, so it works against the embedded
 store of a running ``ringback run`` and against a server alike).
 

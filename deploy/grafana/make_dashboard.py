@@ -513,7 +513,7 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
                 "Billing today (China day), per tenant",
                 (
                     "Events, charge, billable minutes and billed seconds of today in Asia/Shanghai, per tenant and "
-                    "app: the README's billing query."
+                    "app: the billing query of docs/billing.md."
                 ),
                 [
                     sql(

@@ -92,8 +92,8 @@ class Settings:
     tenants_file: str = _setting(
         "",
         (
-            "TOML file of the tenants and their secrets (README: Going to production: tenants); empty = the edge is "
-            "open to anyone."
+            "TOML file of the tenants and their secrets (docs/tenants-security.md: Going to production: tenants); "
+            "empty = the edge is open to anyone."
         ),
     )
     trusted_proxies: str = _setting(
@@ -239,7 +239,7 @@ class Settings:
         "127.0.0.1", "Address of the sink's ClickHouse HTTP interface for BI tools and notebooks (embedded store)."
     )
     sql_http_port: int = _setting(
-        8123, "Port of the sink's ClickHouse HTTP interface (README: BI tools and analyst accounts); 0 = off."
+        8123, "Port of the sink's ClickHouse HTTP interface (docs/analysts.md: BI tools and analyst accounts); 0 = off."
     )
     analysts_file: str = _setting(
         "",
@@ -269,8 +269,8 @@ class Settings:
     rates_file: str = _setting(
         "",
         (
-            "TOML rate card (README: Rates, revenue assurance and statement audit) the sink loads into the store "
-            "and reloads when it changes; empty = the card stored last stays."
+            "TOML rate card (docs/billing.md: Rates, revenue assurance and statement audit) the sink loads into the "
+            "store and reloads when it changes; empty = the card stored last stays."
         ),
     )
     cdr_grace_minutes: float = _setting(

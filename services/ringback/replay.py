@@ -100,7 +100,7 @@ def _micros(moment: datetime) -> int:
 
 
 @dataclass
-class Summary:
+class ReplaySummary:
     source: str  # "dead letters" or "raw topic"
     dry_run: bool
     requests: int = 0
@@ -301,8 +301,8 @@ class Publisher:
             await delivery
 
 
-async def replay_dead_letters(settings: Settings, bootstrap: str, selection: Selection, dry_run: bool) -> Summary:
-    summary = Summary("dead letters", dry_run)
+async def replay_dead_letters(settings: Settings, bootstrap: str, selection: Selection, dry_run: bool) -> ReplaySummary:
+    summary = ReplaySummary("dead letters", dry_run)
     if dry_run:
         async for raw, reason in dead_letters(settings, selection):
             summary.add(raw, reason)
@@ -314,8 +314,8 @@ async def replay_dead_letters(settings: Settings, bootstrap: str, selection: Sel
     return summary
 
 
-async def replay_raw(settings: Settings, bootstrap: str, selection: Selection, dry_run: bool) -> Summary:
-    summary = Summary("raw topic", dry_run)
+async def replay_raw(settings: Settings, bootstrap: str, selection: Selection, dry_run: bool) -> ReplaySummary:
+    summary = ReplaySummary("raw topic", dry_run)
     requests = raw_requests(settings, bootstrap, selection)
     if dry_run:
         async for raw in requests:

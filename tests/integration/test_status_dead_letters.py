@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 #: In its own process: chDB opens one store per process, and the test session has its own.
 SCRIPT = """
 import json, sys
-from ringback import config, status
+from ringback import config, pipeline_status
 from ringback.runtime import clickhouse
 
 settings = config.load({"data_dir": sys.argv[1]}, environ={})
@@ -33,7 +33,7 @@ for route, ingest_id, report_index, failure_type, second in json.loads(sys.argv[
         f"now64(6) + INTERVAL {second} SECOND)"
     )
 client.close()
-print(json.dumps(status.dead_letters_by_reason(settings)))
+print(json.dumps(pipeline_status.dead_letters_by_reason(settings)))
 """
 
 

@@ -19,7 +19,7 @@ import json, sys
 from datetime import datetime, timezone
 from ringback import config
 from ringback.runtime import clickhouse
-from ringback.status import dead_letters_by_reason
+from ringback.pipeline_status import dead_letters_by_reason
 
 settings = config.load({"data_dir": sys.argv[1]}, environ={})
 client = clickhouse.connect(settings.effective_clickhouse_dsn)

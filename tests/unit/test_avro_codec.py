@@ -147,11 +147,11 @@ def test_the_typed_event_is_the_schema() -> None:
     """ringback/normalized_event.py is generated from the schema; regenerate it when the schema changes."""
     import json
 
-    from ringback.runtime import event_typing
+    from ringback.tools import event_typing
 
     schema = json.loads(event_typing.SCHEMA.read_text(encoding="utf-8"))
     assert event_typing.GENERATED.read_text(encoding="utf-8") == event_typing.render(schema), (
-        "run: python -m ringback.runtime.event_typing"
+        "run: python -m ringback.tools.event_typing"
     )
 
 

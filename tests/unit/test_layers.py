@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("running", ("ringback.supervisor", "ringback.sql")),
     (
         "operations",
-        ("ringback.status", "ringback.pipeline_status", "ringback.replay", "ringback.reconcile", "ringback.audit"),
+        ("ringback.pipeline_status", "ringback.replay", "ringback.reconcile", "ringback.audit"),
     ),
     ("tools", ("ringback.tools",)),
     ("command line", ("ringback.cli", "ringback.__main__")),

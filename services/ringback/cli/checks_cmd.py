@@ -84,11 +84,11 @@ def add_status(commands: SubParsers) -> None:
 def handle_status(args: argparse.Namespace, settings: Settings) -> int:
     import orjson
 
-    from ringback import status
+    from ringback import pipeline_status
 
-    given = {role: getattr(args, f"{role}_url") for role in status.ROLES}
-    found = status.collect(settings, given, args.max_journal_age_s)
-    print(orjson.dumps(status.as_json(found)).decode() if args.as_json else status.render(found))
+    given = {role: getattr(args, f"{role}_url") for role in pipeline_status.ROLES}
+    found = pipeline_status.collect(settings, given, args.max_journal_age_s)
+    print(orjson.dumps(pipeline_status.as_json(found)).decode() if args.as_json else pipeline_status.render(found))
     return 0 if found.ok else 1
 
 

@@ -51,7 +51,7 @@ def add_parser(commands: SubParsers) -> None:
         metavar="NAME=VALUE",
         help=(
             "An output setting for this query (repeat it), like a SETTINGS clause: "
-            "output_format_json_quote_decimals=1 prints money as JSON strings; see the README's Analyst queries."
+            "output_format_json_quote_decimals=1 prints money as JSON strings; see docs/analysts.md: Analyst queries."
         ),
     )
     sql.add_argument(

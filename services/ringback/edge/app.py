@@ -190,8 +190,8 @@ def create_app(settings: Settings, journal_dir: str | None = None) -> web.Applic
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         if tenants.open_to_anyone:
             log.warning(
-                "no tenants file: the edge takes callbacks from anyone who can reach it (see README: Going to "
-                "production: tenants)"
+                "no tenants file: the edge takes callbacks from anyone who can reach it (see "
+                "docs/tenants-security.md: Going to production: tenants)"
             )
         tenants.start()
         await publisher.start()

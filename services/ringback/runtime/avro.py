@@ -170,5 +170,5 @@ class EventCodec:
         for f in self.schema["fields"]:
             default = f.get("default")
             event[f["name"]] = type(default)() if isinstance(default, (dict, list)) else default
-        # NormalizedEvent is generated from the schema (ringback.runtime.event_typing; a test keeps them equal)
+        # NormalizedEvent is generated from the schema (ringback.tools.event_typing; a test keeps them equal)
         return cast(NormalizedEvent, event)

@@ -410,5 +410,5 @@ def refuse_single_server_tables(statements: list[str], rows: Callable[[str], Seq
         raise ValueError(
             "cluster DDL: these exist but are not what a cluster holds under their names: "
             + ", ".join(wrong)
-            + "; move their rows to the cluster's tables first (README: Outgrowing one machine)"
+            + "; move their rows to the cluster's tables first (docs/scaling.md)"
         )

@@ -21,7 +21,7 @@ again with the ``occurred_at`` of the event's earliest-received copy (their own 
 These upgrades are a single server's. ``apply_ddl`` does not run them on a cluster: there, an old
 layout is refused before anything runs (``cluster_ddl.refuse_single_server_tables``), because the copy
 would pull every event through the one node the sink talks to, and renaming tables on every node while
-other sinks may be starting is a step for an operator (README: Outgrowing one machine).
+other sinks may be starting is a step for an operator (docs/scaling.md).
 """
 
 from __future__ import annotations

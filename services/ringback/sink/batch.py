@@ -12,7 +12,7 @@ from ringback.runtime.stream.backend import Message, Partition
 
 
 @dataclass
-class Batch:
+class InsertBatch:
     #: Normalized-topic messages whose header names a known schema; their bodies are not decoded.
     events: list[Message] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)

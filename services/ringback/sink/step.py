@@ -22,7 +22,7 @@ from ringback.runtime.dead_letter import DeadLetter
 from ringback.runtime.kafka import BrokerError
 from ringback.runtime.ledger import SINK_DEAD_LETTERS, SINK_EVENTS, Ledger, LedgerRow, ledger_rows
 from ringback.runtime.stream.backend import Message, Partition, Producer
-from ringback.sink.batch import Batch
+from ringback.sink.batch import InsertBatch
 from ringback.sink.conflicts import ConflictWatcher
 from ringback.sink.rows import undecodable
 from ringback.sink.store import DEAD_LETTERS_TABLE, EVENTS_TABLE, LEDGER_TABLE, EventKey, Store
@@ -43,7 +43,7 @@ class SinkStep:
         self.store = store
         self.codec = codec
         self.producer = producer  # stored marks, when edges journal
-        self.batch = Batch()
+        self.batch = InsertBatch()
         #: The previous batch being stored while the next one fills.
         self.in_flight: asyncio.Task[None] | None = None
         self.ledger = Ledger()
@@ -140,7 +140,7 @@ class SinkStep:
         assert self.in_flight is None, "one batch in flight at most"
         if self.batch.empty:
             return
-        batch, self.batch = self.batch, Batch()
+        batch, self.batch = self.batch, InsertBatch()
         metrics.SINK_PENDING_ROWS.set(0)
         self.in_flight = asyncio.create_task(self._store(batch))
 
@@ -163,7 +163,7 @@ class SinkStep:
         self.in_flight = None
         task.result()  # a bug in storing must surface, not pass silently
 
-    async def _store(self, batch: Batch) -> None:
+    async def _store(self, batch: InsertBatch) -> None:
         stored_keys: list[EventKey] = []
         if batch.event_count:
             stored = await self.store.store_events(batch.events, batch.dedup_token(EVENTS_TABLE))

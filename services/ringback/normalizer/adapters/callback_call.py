@@ -2,8 +2,8 @@
 
 Seed 004 defines the request that starts a call, not the bodies the platform pushes back. What is
 known of them comes from the same API in its newer form (Number Protection ``CreateCallBack``;
-``CallBackCdr``, ``DescribeCallBackStatus``), so the accepted shapes are defined here and in the
-README. Every body is a JSON object, or an array of them (one event each). Field names are matched
+``CallBackCdr``, ``DescribeCallBackStatus``), so the accepted shapes are defined here and in
+docs/vendors.md. Every body is a JSON object, or an array of them (one event each). Field names are matched
 case-insensitively (``callId`` / ``CallId``), each field has the alternatives listed below, and every
 field not listed is kept in the event's ``attributes``. Times may be unix seconds, unix milliseconds
 or local ``YYYY-MM-DD HH:MM:SS`` (source time zone).

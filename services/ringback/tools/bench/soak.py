@@ -66,7 +66,7 @@ class Sampler:
         return found
 
     def journal_records(self) -> int:
-        from ringback.status import probe
+        from ringback.pipeline_status import probe
 
         try:
             edge_url = json.loads((self.data_dir / "run" / "edge.json").read_text())["url"]

@@ -23,7 +23,7 @@ do, and a share are malformed. Every body carries a run tag (in ids; an SMS repl
 
 from ringback.tools.loadgen.leakage import Leakage
 from ringback.tools.loadgen.parties import ANONYMOUS, DEFAULT_APPS, App, Tenant
-from ringback.tools.loadgen.runner import REQUEST_TIMEOUT_S, RESEND_WINDOW, LoadPlan, Summary, parse_mix, run
+from ringback.tools.loadgen.runner import REQUEST_TIMEOUT_S, RESEND_WINDOW, LoadPlan, LoadSummary, parse_mix, run
 from ringback.tools.loadgen.tenants import tenant, tenants_for, tenants_from_file
 from ringback.tools.loadgen.traffic import DEFAULT_MIX, PRODUCT_ROUTES, TAG_IN_EXTEND, Generated, TrafficMaker
 
@@ -39,7 +39,7 @@ __all__ = [
     "Generated",
     "Leakage",
     "LoadPlan",
-    "Summary",
+    "LoadSummary",
     "Tenant",
     "TrafficMaker",
     "parse_mix",

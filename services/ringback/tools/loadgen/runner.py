@@ -21,7 +21,7 @@ RESEND_WINDOW = 10_000
 
 
 @dataclass
-class Summary:
+class LoadSummary:
     tag: str
     sent: int = 0
     accepted: int = 0
@@ -114,9 +114,9 @@ def parse_mix(text: str) -> dict[str, int]:
     return mix
 
 
-async def run(plan: LoadPlan, show_progress: bool = True) -> Summary:
+async def run(plan: LoadPlan, show_progress: bool = True) -> LoadSummary:
     maker = TrafficMaker(plan.tag, plan.mix, plan.seed, tenants=plan.tenants, apps=plan.apps, leakage=plan.leakage)
-    summary = Summary(tag=plan.tag)
+    summary = LoadSummary(tag=plan.tag)
     sent_ok: list[Generated] = []  # the last RESEND_WINDOW well-formed bodies accepted
     remembered = 0
     counted: set[str] = set()

@@ -8,7 +8,7 @@ from ringback.tools.loadgen.draws import LogNormal, Weighted, between
 from ringback.tools.loadgen.parties import CHINA, App
 from ringback.tools.loadgen.story import Push, Story, StoryKit
 
-# Tencent SMS (seed 003; codes from the README's SMS code table)
+# Tencent SMS (seed 003; codes from the vendor's SMS status code table)
 SMS_REPORTS_MAX = 10
 SMS_SEND_WINDOW_S = 4  # the receipts of one send arrive within this many seconds of each other
 SMS_ENROUTE = 0.12  # share of messages first reported ENROUTE (still with the carrier)
