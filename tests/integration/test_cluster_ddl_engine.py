@@ -547,7 +547,7 @@ def test_a_store_that_is_not_this_clusters_is_refused_before_anything_runs(
     result = run_python(REFUSE, [str(tmp_path / "store"), str(config), str(SCHEMAS), CLUSTER], json.dumps(setup))
     assert isinstance(result, dict) and result["refused"], result
     message = str(result["refused"])
-    assert message.startswith("cluster DDL: ") and message.endswith("(README: Outgrowing one machine)")
+    assert message.startswith("cluster DDL: ") and message.endswith("(docs/scaling.md)")
     assert set(re.findall(r"ringback\.\w+ \(\w+ instead of \w+\)", message)) == named
     assert result["unchanged"]  # nothing ran: the tables in the way and their rows are still there
 

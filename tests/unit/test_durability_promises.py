@@ -1,4 +1,4 @@
-"""What the README's delivery guarantees say of the edge's journal and of every producer, checked on the
+"""What the delivery guarantees (docs/guarantees.md) say of the edge's journal and of every producer, checked on the
 real objects: concurrent callbacks share one journal write and one fsync; every producer waits for
 acks=all; a failure's message is kept to its bound."""
 

@@ -1,5 +1,5 @@
-"""What the README's security model says of secrets, the tenants file and the descriptor limit, checked
-on the real code: secrets are compared with the constant-time function, every digest of a tenant is
+"""What the security model (docs/tenants-security.md) says of secrets, the tenants file and the descriptor
+limit, checked on the real code: secrets are compared with the constant-time function, every digest of a tenant is
 compared, the tenants file is only ever read, and the connection cap stays below the descriptor limit."""
 
 from __future__ import annotations
