@@ -85,13 +85,31 @@ CN_MOBILE_SEGMENT = len("+86") + 7
 CARRIER_LANGUAGE = "en"
 
 
+#: The number types phonenumbers gives a carrier for (``phonenumbers.carrier``'s own test).
+CARRIER_TYPES = frozenset(
+    {
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        phonenumbers.PhoneNumberType.PAGER,
+    }
+)
+
+
 def carrier_and_region(e164: str | None) -> tuple[str | None, str | None]:
     """(carrier, region) of an E.164 number as the numbering plan assigns them; None where unknown."""
     if not e164:
         return None, None
     if _CN_MOBILE.fullmatch(e164):  # every number of the segment answers alike: look up its first one
-        return _carrier_and_region(e164[:CN_MOBILE_SEGMENT].ljust(len(e164), "0"))
+        return _segment_carrier_and_region(e164[:CN_MOBILE_SEGMENT])
     return _carrier_and_region(e164)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _segment_carrier_and_region(segment: str) -> tuple[str | None, str | None]:
+    """A Chinese mobile segment's answer, from its first number: built as ``phonenumbers.parse`` builds
+    "+86" and eleven digits (country code and national number alone), without its ~14 µs of parsing."""
+    first = int(segment[len("+86") :].ljust(len(segment) - len("+86") + 4, "0"))
+    return _described(phonenumbers.PhoneNumber(country_code=int(CN_COUNTRY_CODE), national_number=first))
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -100,6 +118,20 @@ def _carrier_and_region(e164: str) -> tuple[str | None, str | None]:
         parsed = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return None, None
-    carrier = phonenumbers.carrier.name_for_number(parsed, CARRIER_LANGUAGE) or None
-    region = phonenumbers.geocoder.description_for_number(parsed, CARRIER_LANGUAGE) or None
-    return carrier, region
+    return _described(parsed)
+
+
+def _described(parsed: phonenumbers.PhoneNumber) -> tuple[str | None, str | None]:
+    """What ``carrier.name_for_number`` and ``geocoder.description_for_number`` answer, the number's type
+    (their common first step, ~5 µs) worked out once for both."""
+    kind = phonenumbers.number_type(parsed)
+    carrier = ""
+    if kind in CARRIER_TYPES:
+        carrier = phonenumbers.carrier.name_for_valid_number(parsed, CARRIER_LANGUAGE)
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
+        region = ""
+    elif not phonenumbers.is_number_type_geographical(kind, parsed.country_code or 0):
+        region = phonenumbers.geocoder.country_name_for_number(parsed, CARRIER_LANGUAGE)
+    else:
+        region = phonenumbers.geocoder.description_for_valid_number(parsed, CARRIER_LANGUAGE)
+    return carrier or None, region or None
