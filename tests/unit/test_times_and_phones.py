@@ -124,6 +124,8 @@ def test_carrier_and_region_agree_with_phonenumbers() -> None:
         "+99912345",
         "+8612",
         "+0",
+        "13813800138",  # not E.164: no answer, Chinese mobile digits or not
+        "8613800138000",
     ]
     others += [f"+{rng.randint(1, 999)}{rng.randint(0, 10 ** rng.randint(4, 11)):d}" for _ in range(2000)]
     for number in others:

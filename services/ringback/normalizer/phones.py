@@ -81,7 +81,8 @@ def _parsed_e164(digits: str, code: str, default_region: str) -> str | None:
 #: A Chinese mobile number's carrier and region follow from its first seven national digits (its
 #: number segment): "+86" and those seven digits key the cache, so a burst of different numbers in one
 #: segment costs one lookup. Every other number is looked up whole.
-CN_MOBILE_SEGMENT = len("+86") + 7
+CN_PREFIX = "+" + CN_COUNTRY_CODE
+CN_MOBILE_SEGMENT = len(CN_PREFIX) + 7
 CARRIER_LANGUAGE = "en"
 
 
@@ -99,7 +100,7 @@ def carrier_and_region(e164: str | None) -> tuple[str | None, str | None]:
     """(carrier, region) of an E.164 number as the numbering plan assigns them; None where unknown."""
     if not e164:
         return None, None
-    if _CN_MOBILE.fullmatch(e164):  # every number of the segment answers alike: look up its first one
+    if e164.startswith(CN_PREFIX) and _CN_MOBILE.fullmatch(e164):  # the segment answers alike: its first number
         return _segment_carrier_and_region(e164[:CN_MOBILE_SEGMENT])
     return _carrier_and_region(e164)
 
@@ -108,7 +109,7 @@ def carrier_and_region(e164: str | None) -> tuple[str | None, str | None]:
 def _segment_carrier_and_region(segment: str) -> tuple[str | None, str | None]:
     """A Chinese mobile segment's answer, from its first number: built as ``phonenumbers.parse`` builds
     "+86" and eleven digits (country code and national number alone), without its ~14 µs of parsing."""
-    first = int(segment[len("+86") :].ljust(len(segment) - len("+86") + 4, "0"))
+    first = int(segment[len(CN_PREFIX) :].ljust(len(segment) - len(CN_PREFIX) + 4, "0"))
     return _described(phonenumbers.PhoneNumber(country_code=int(CN_COUNTRY_CODE), national_number=first))
 
 
