@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from clickhouse_connect.driver.client import Client
 
@@ -62,9 +61,8 @@ EPOCH = datetime.fromtimestamp(0, tz=UTC)
 Micros = int | None
 
 
-@dataclass(frozen=True)
-class Placed:
-    """One event as the placement (and the sink's ledger) sees it."""
+class Placed(NamedTuple):
+    """One event as the placement (and the sink's ledger) sees it (a tuple: one is made per row)."""
 
     route: str
     event_id: str
