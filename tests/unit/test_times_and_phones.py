@@ -110,9 +110,13 @@ def test_carrier_and_region_agree_with_phonenumbers() -> None:
 
     rng = random.Random(5)
     mobiles = [f"+861{rng.randint(3, 9)}{rng.randint(0, 999_999_999):09d}" for _ in range(4000)]
+    expected = {}
     for number in mobiles:  # a Chinese mobile answers as the first number of its segment
         first = number[:CN_MOBILE_SEGMENT].ljust(len(number), "0")
-        assert carrier_and_region(number) == _carrier_and_region_by_phonenumbers(first), number
+        expected[number] = _carrier_and_region_by_phonenumbers(first)
+        assert carrier_and_region(number) == expected[number], number
+    for number in mobiles:  # and so again, now that its segment's answer is kept
+        assert carrier_and_region(number) == expected[number], number
     others = [
         "+8675512345678",  # Shenzhen landline
         "+861012345678",  # Beijing landline
