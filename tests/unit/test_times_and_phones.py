@@ -87,3 +87,50 @@ def test_the_chinese_mobile_fast_path_agrees_with_phonenumbers() -> None:
             reference = slow
             assert fast == reference, (number, code, fast, reference)
     assert phonenumbers.is_possible_number(phonenumbers.parse("+8613800138000"))
+
+
+def _carrier_and_region_by_phonenumbers(e164: str) -> tuple[str | None, str | None]:
+    """The answer as phonenumbers' own carrier and geocoder functions give it, number parsed."""
+    import phonenumbers
+    import phonenumbers.carrier
+    import phonenumbers.geocoder
+
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return None, None
+    carrier = phonenumbers.carrier.name_for_number(parsed, "en") or None
+    return carrier, phonenumbers.geocoder.description_for_number(parsed, "en") or None
+
+
+def test_carrier_and_region_agree_with_phonenumbers() -> None:
+    import random
+
+    from ringback.normalizer.phones import CN_MOBILE_SEGMENT, carrier_and_region
+
+    rng = random.Random(5)
+    mobiles = [f"+861{rng.randint(3, 9)}{rng.randint(0, 999_999_999):09d}" for _ in range(4000)]
+    expected = {}
+    for number in mobiles:  # a Chinese mobile answers as the first number of its segment
+        first = number[:CN_MOBILE_SEGMENT].ljust(len(number), "0")
+        expected[number] = _carrier_and_region_by_phonenumbers(first)
+        assert carrier_and_region(number) == expected[number], number
+    for number in mobiles:  # and so again, now that its segment's answer is kept
+        assert carrier_and_region(number) == expected[number], number
+    others = [
+        "+8675512345678",  # Shenzhen landline
+        "+861012345678",  # Beijing landline
+        "+8640012345678",
+        "+14155552671",
+        "+442079460958",
+        "+447700900123",
+        "+85291234567",
+        "+99912345",
+        "+8612",
+        "+0",
+        "13813800138",  # not E.164: no answer, Chinese mobile digits or not
+        "8613800138000",
+    ]
+    others += [f"+{rng.randint(1, 999)}{rng.randint(0, 10 ** rng.randint(4, 11)):d}" for _ in range(2000)]
+    for number in others:
+        assert carrier_and_region(number) == _carrier_and_region_by_phonenumbers(number), number

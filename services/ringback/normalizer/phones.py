@@ -8,6 +8,7 @@ Only numbers written with ASCII digits, an optional leading ``+`` and the separa
 from __future__ import annotations
 
 import re
+from array import array
 from functools import lru_cache
 
 import phonenumbers
@@ -79,19 +80,73 @@ def _parsed_e164(digits: str, code: str, default_region: str) -> str | None:
 
 
 #: A Chinese mobile number's carrier and region follow from its first seven national digits (its
-#: number segment): "+86" and those seven digits key the cache, so a burst of different numbers in one
-#: segment costs one lookup. Every other number is looked up whole.
-CN_MOBILE_SEGMENT = len("+86") + 7
+#: number segment): each segment is looked up once (``SegmentAnswers``), so every number of a segment
+#: costs one lookup. Every other number is looked up whole (LRU-cached).
+CN_PREFIX = "+" + CN_COUNTRY_CODE
+CN_MOBILE_SEGMENT = len(CN_PREFIX) + 7
+#: The segments' range (1300000 to 1999999) and the numbers in each (its last four digits).
+CN_FIRST_SEGMENT = 1_300_000
+CN_SEGMENT_COUNT = 700_000
+SEGMENT_NUMBERS = 10_000
+MAX_ANSWER_NUMBER = 2**16 - 1
 CARRIER_LANGUAGE = "en"
+
+
+#: The number types phonenumbers gives a carrier for (``phonenumbers.carrier``'s own test).
+CARRIER_TYPES = frozenset(
+    {
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        phonenumbers.PhoneNumberType.PAGER,
+    }
+)
 
 
 def carrier_and_region(e164: str | None) -> tuple[str | None, str | None]:
     """(carrier, region) of an E.164 number as the numbering plan assigns them; None where unknown."""
     if not e164:
         return None, None
-    if _CN_MOBILE.fullmatch(e164):  # every number of the segment answers alike: look up its first one
-        return _carrier_and_region(e164[:CN_MOBILE_SEGMENT].ljust(len(e164), "0"))
+    if e164.startswith(CN_PREFIX) and _CN_MOBILE.fullmatch(e164):  # the segment answers alike: its first number
+        return SEGMENTS.answer(int(e164[len(CN_PREFIX) : CN_MOBILE_SEGMENT]))
     return _carrier_and_region(e164)
+
+
+def _segment_carrier_and_region(segment: int) -> tuple[str | None, str | None]:
+    """A Chinese mobile segment's answer, from its first number: built as ``phonenumbers.parse`` builds
+    "+86" and eleven digits (country code and national number alone), without its ~14 µs of parsing."""
+    first = segment * SEGMENT_NUMBERS
+    return _described(phonenumbers.PhoneNumber(country_code=int(CN_COUNTRY_CODE), national_number=first))
+
+
+class SegmentAnswers:
+    """Every Chinese mobile segment's answer once looked up, for the life of the process: the segments
+    ("1", a digit 3-9, five more digits) are 700 000, their distinct answers a few hundred, so each
+    segment keeps the two-byte number of its answer (1.4 MB in all). Uniform traffic over the segments
+    would miss an LRU cache of any affordable size on most numbers; here each segment misses once."""
+
+    def __init__(self) -> None:
+        self._slots = array("H", bytes(2 * CN_SEGMENT_COUNT))
+        self._answers: list[tuple[str | None, str | None]] = [(None, None)]  # number 0: not looked up yet
+        self._numbers: dict[tuple[str | None, str | None], int] = {}
+
+    def answer(self, segment: int) -> tuple[str | None, str | None]:
+        slot = segment - CN_FIRST_SEGMENT
+        number = self._slots[slot]
+        if number:
+            return self._answers[number]
+        found = _segment_carrier_and_region(segment)
+        number = self._numbers.get(found, 0)
+        if not number:
+            if len(self._answers) > MAX_ANSWER_NUMBER:
+                return found  # more distinct answers than two bytes number: not kept (never seen)
+            number = len(self._answers)
+            self._answers.append(found)
+            self._numbers[found] = number
+        self._slots[slot] = number
+        return found
+
+
+SEGMENTS = SegmentAnswers()
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -100,6 +155,20 @@ def _carrier_and_region(e164: str) -> tuple[str | None, str | None]:
         parsed = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return None, None
-    carrier = phonenumbers.carrier.name_for_number(parsed, CARRIER_LANGUAGE) or None
-    region = phonenumbers.geocoder.description_for_number(parsed, CARRIER_LANGUAGE) or None
-    return carrier, region
+    return _described(parsed)
+
+
+def _described(parsed: phonenumbers.PhoneNumber) -> tuple[str | None, str | None]:
+    """What ``carrier.name_for_number`` and ``geocoder.description_for_number`` answer, the number's type
+    (their common first step, ~5 µs) worked out once for both."""
+    kind = phonenumbers.number_type(parsed)
+    carrier = ""
+    if kind in CARRIER_TYPES:
+        carrier = phonenumbers.carrier.name_for_valid_number(parsed, CARRIER_LANGUAGE)
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
+        region = ""
+    elif not phonenumbers.is_number_type_geographical(kind, parsed.country_code or 0):
+        region = phonenumbers.geocoder.country_name_for_number(parsed, CARRIER_LANGUAGE)
+    else:
+        region = phonenumbers.geocoder.description_for_valid_number(parsed, CARRIER_LANGUAGE)
+    return carrier or None, region or None

@@ -32,7 +32,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DataError
 
 from ringback import logs, metrics
-from ringback.runtime.avro import AvroDecodeError, EventCodec
+from ringback.runtime.avro import HEADER_LENGTH, SINGLE_OBJECT_MAGIC, AvroDecodeError, EventCodec
 from ringback.runtime.avro_container import container
 from ringback.runtime.dead_letter import DeadLetter
 from ringback.runtime.ledger import LEDGER_COLUMNS, LedgerRow
@@ -137,7 +137,7 @@ class Store:
         try:
             placed = [self.placement.read(m.value) for m in events]
             keys = [EventKey(p.route, p.received_at_us, tenant_of(m)) for p, m in zip(placed, events, strict=True)]
-            writers = [self.codec.writer_of(m.value) for m in events]
+            writers = [m.value[len(SINGLE_OBJECT_MAGIC) : HEADER_LENGTH] for m in events]  # each read (checked) above
         except PYTHON_VALUE_ERRORS as exc:
             return await self._checked_path(events, token, exc)
         attempt = 0
