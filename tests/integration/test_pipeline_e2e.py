@@ -419,6 +419,7 @@ def test_bench_smoke_runs_every_stage_and_ends_with_the_summary_line(tmp_path: P
     e2e = report["e2e"]
     assert e2e["load_generator"] == ("wrk" if shutil.which("wrk") else "loadgen")
     if shutil.which("wrk"):  # unique bodies: every accepted callback stored, none collapsed by dedup
+        assert e2e["failed"] == 0 and e2e["sent"] == e2e["accepted"]  # the script's requests are well formed
         assert e2e["stored_callbacks"] >= e2e["accepted"] > 0 and e2e["lost_events"] == 0
         assert e2e["stored_events"] == e2e["expected_events"] >= e2e["stored_callbacks"]
         assert float(values["edge_cpu_us_per_req"]) > 0 and values["e2e_wrk"] == "1"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import pytest
@@ -66,7 +69,7 @@ def test_the_mix_is_the_issue_s_shares_at_two_events_a_callback() -> None:
 
 def test_the_script_builds_raw_requests_with_quoted_line_ends_and_the_tag() -> None:
     script = callback_mix.script("wbabc", "127.0.0.1:8080")
-    assert "local id = 'wbabct' .. thread_id .. 'n' .. counter" in script
+    assert "prefix = 'wbabct' .. thread_id .. 'n'" in script and "local id = prefix .. counter" in script
     assert script.count("HTTP/1.1\\r\\nHost: 127.0.0.1:8080\\r\\n") == len(callback_mix.KINDS)
     with pytest.raises(ValueError):
         callback_mix.script("wb'abc", "127.0.0.1:8080")
@@ -98,3 +101,39 @@ Requests/sec:   1653.00
     result = wrk.parse(out)
     assert (result.requests, result.non_2xx, result.errors, result.accepted) == (5137, 4, 7, 5133)
     assert (result.p50_ms, result.p99_ms, result.rps) == (1.5, 12.28, 1653.0)
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the edge
+    seen: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if len(self.seen) < 4000:
+            self.seen.append((self.path, body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.mark.skipif(not wrk.available(), reason="wrk not installed (make tools installs it)")
+def test_wrk_sends_the_script_s_requests_well_formed_unique_and_in_the_mix() -> None:
+    _Recorder.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        result = wrk.run_script(f"http://{host}", callback_mix.script("wbunit", host), 2, 1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.errors == 0 and result.requests >= callback_mix.CYCLE and result.cpu_s > 0
+    bodies = [orjson.loads(body) for _, body in _Recorder.seen]  # each Content-Length was right: all parse
+    assert len({orjson.dumps(body) for body in bodies}) == len(bodies)
+    route_of_slot = [kind.route for kind in callback_mix.KINDS for _ in range(kind.share)]
+    for path, body in _Recorder.seen:  # the request's counter picks its kind: the mix holds over any window
+        counter = int(re.search(rb"wbunitt0n(\d+)", body).group(1))
+        assert path == "/callbacks/" + route_of_slot[counter % callback_mix.CYCLE], (path, body)

@@ -148,10 +148,18 @@ def _lua_string(text: str) -> str:
     return f"[==[{text}]==]"
 
 
-def _lua_body(body: object) -> str:
-    """A Lua expression joining the body's fixed parts around the id (``id`` in the script)."""
-    parts = orjson.dumps(body).decode().split(ID)
-    return " .. id .. ".join(_lua_string(part) for part in parts)
+def _lua_request(kind: Kind, host: str) -> str:
+    """A Lua expression for the whole request around ``id`` (whose length is ``n``): one concatenation,
+    the Content-Length counted from the fixed parts and the id's occurrences."""
+    parts = orjson.dumps(kind.body).decode().split(ID)
+    fixed = sum(len(part.encode()) for part in parts)
+    # A quoted Lua string: a long bracket would turn each CR LF into LF.
+    head = (
+        f'"POST /callbacks/{kind.route} HTTP/1.1\\r\\nHost: {host}\\r\\nContent-Type: application/json\\r\\n'
+        'Content-Length: "'
+    )
+    body = " .. id .. ".join(_lua_string(part) for part in parts)
+    return f"{head} .. ({fixed} + {len(parts) - 1} * n) .. '\\r\\n\\r\\n' .. {body}"
 
 
 def script(tag: str, host: str) -> str:
@@ -164,12 +172,7 @@ def script(tag: str, host: str) -> str:
     upto = 0
     for kind in KINDS:
         upto += kind.share
-        # A quoted Lua string: a long bracket would turn each CR LF into LF.
-        head = (
-            f'"POST /callbacks/{kind.route} HTTP/1.1\\r\\nHost: {host}\\r\\nContent-Type: application/json\\r\\n'
-            'Content-Length: "'
-        )
-        branches.append(f"  if slot < {upto} then body = {_lua_body(kind.body)}; head = {head}")
+        branches.append(f"if slot < {upto} then return {_lua_request(kind, host)}")
     return "\n".join(
         [
             "local threads = 0",
@@ -177,15 +180,18 @@ def script(tag: str, host: str) -> str:
             "  thread:set('thread_id', threads)",
             "  threads = threads + 1",
             "end",
+            "local prefix",
+            "function init(args)",
+            f"  prefix = '{tag}t' .. thread_id .. 'n'",
+            "end",
             "local counter = 0",
             "function request()",
             "  counter = counter + 1",
-            f"  local id = '{tag}t' .. thread_id .. 'n' .. counter",
+            "  local id = prefix .. counter",
+            "  local n = #id",
             f"  local slot = counter % {CYCLE}",
-            "  local body, head",
-            "\n  else".join(branches).replace("\n  else  if", "\n  elseif"),
+            "  " + "\n  else".join(branches),
             "  end",
-            "  return head .. #body .. '\\r\\n\\r\\n' .. body",
             "end",
             "",
         ]
