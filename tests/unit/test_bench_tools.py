@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -137,3 +140,51 @@ def test_wrk_sends_the_script_s_requests_well_formed_unique_and_in_the_mix() -> 
     for path, body in _Recorder.seen:  # the request's counter picks its kind: the mix holds over any window
         counter = int(re.search(rb"wbunitt0n(\d+)", body).group(1))
         assert path == "/callbacks/" + route_of_slot[counter % callback_mix.CYCLE], (path, body)
+
+
+BURN = """
+import sys, time
+print("ready", flush=True)
+sys.stdin.readline()
+began = time.process_time()
+while time.process_time() - began < float(sys.argv[1]):
+    pass
+print("burnt", flush=True)
+sys.stdin.readline()
+"""
+
+
+def _burner(seconds: float) -> subprocess.Popen[str]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", BURN, str(seconds)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    return child
+
+
+def _burn(child: subprocess.Popen[str]) -> None:
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    assert child.stdout.readline() == "burnt\n"
+
+
+def test_cpu_account_follows_a_replaced_process_and_recovers_what_the_ended_one_spent_unsampled(
+    tmp_path: Path,
+) -> None:
+    """As a broker recycled mid-window: the old process ends between samples, a new pid takes its place;
+    this process stands for the supervisor that reaps it."""
+    first, second = _burner(0.4), _burner(0.2)
+    (tmp_path / "run.json").write_text(json.dumps({"broker_pid": first.pid}))
+    account = cpu.CpuAccount(os.getpid(), tmp_path, interval_s=60)  # no sample between start and stop
+    account.start()
+    _burn(first)
+    first.communicate("end\n")  # reaped: its CPU joins this process's children's
+    (tmp_path / "run.json").write_text(json.dumps({"broker_pid": second.pid}))
+    _burn(second)  # seen only at stop: born in the window, all of it counts
+    account.stop()
+    second.communicate("end\n")
+    spent = account.seconds_by_role()
+    assert account.processes_by_role() == {"broker": 2}
+    assert 0.35 <= spent["ended_unsampled"] < 1.0, spent
+    assert 0.15 <= spent["broker"] < 1.0, spent
