@@ -402,8 +402,27 @@ def test_bench_smoke_runs_every_stage_and_ends_with_the_summary_line(tmp_path: P
     assert done.returncode == 0, done.stdout.decode()[-3000:] + done.stderr.decode()[-3000:]
     last = done.stdout.decode().strip().splitlines()[-1]
     assert last.startswith("bench: edge_ratio=") and " lost=0" in last
+    values = dict(pair.split("=", 1) for pair in last.removeprefix("bench: ").split())
+    per_record = ("edge_cpu_us_per_req", "edge_baseline_cpu_us_per_req", "normalizer_us_per_msg")
+    per_record += ("normalizer_baseline_us_per_msg", "sink_us_per_row", "sink_baseline_us_per_row")
+    e2e_keys = ("e2e_stored_cps", "e2e_reply_p99_ms", "e2e_cpu_us", "e2e_cpu_us_edge", "e2e_cpu_us_normalizer")
+    e2e_keys += ("e2e_cpu_us_sink", "e2e_cpu_us_broker", "e2e_loadgen_cpu_us", "e2e_wrk")
+    for key in (*per_record, *e2e_keys):
+        assert key in values and float(values[key]) >= 0, (key, last)
+    for key in ("normalizer_us_per_msg", "sink_us_per_row", "e2e_stored_cps", "e2e_cpu_us_normalizer"):
+        assert float(values[key]) > 0, (key, last)  # the pipeline's roles did work on every stored callback
+    assert sum(float(values[f"e2e_cpu_us_{role}"]) for role in ("edge", "normalizer", "sink", "broker")) <= (
+        float(values["e2e_cpu_us"]) + 0.5
+    )
     (report_path,) = tmp_path.glob("bench-*.json")
     report = json.loads(report_path.read_text())
+    e2e = report["e2e"]
+    assert e2e["load_generator"] == ("wrk" if shutil.which("wrk") else "loadgen")
+    if shutil.which("wrk"):  # unique bodies: every accepted callback stored, none collapsed by dedup
+        assert e2e["failed"] == 0 and e2e["sent"] == e2e["accepted"]  # the script's requests are well formed
+        assert e2e["stored_callbacks"] >= e2e["accepted"] > 0 and e2e["lost_events"] == 0
+        assert e2e["stored_events"] == e2e["expected_events"] >= e2e["stored_callbacks"]
+        assert float(values["edge_cpu_us_per_req"]) > 0 and values["e2e_wrk"] == "1"
     assert report["normalizer"]["events"] > 0 and report["sink"]["stored"] == report["sink"]["rows"]
     assert list(tmp_path.glob("bench-*.png"))
     if shutil.which("wrk"):  # `make test` installs it; every request of every edge run must have been answered 200

@@ -13,12 +13,27 @@ def add_bench(commands: SubParsers) -> None:
     bench = commands.add_parser("bench", help="Measure every stage against its baseline (what `make bench` runs).")
     bench.add_argument("--quick", action="store_true", help="A few seconds per stage: a smoke run, not a measurement.")
     bench.add_argument("--results", default="bench-results", help="Folder for the JSON report and the chart.")
+    bench.add_argument(
+        "--stage",
+        action="append",
+        choices=BENCH_STAGES,
+        help=(
+            "Run only this stage (repeatable; default: all). `--stage e2e`: `ringback run` under wrk for 60 s "
+            "(3 with --quick), the pipeline's CPU per callback by role; the summary line then carries that "
+            "stage's keys only."
+        ),
+    )
+
+
+#: The stages of `ringback bench`, in the order they run (ringback.tools.bench.run.STAGES).
+BENCH_STAGES = ("edge", "normalizer", "sink", "e2e")
 
 
 def handle_bench(args: argparse.Namespace, _settings: Settings) -> int:
     from ringback.tools.bench.run import main as bench_main
 
-    return bench_main(quick=args.quick, results_root=args.results)
+    stages = tuple(stage for stage in BENCH_STAGES if stage in (args.stage or BENCH_STAGES))
+    return bench_main(quick=args.quick, results_root=args.results, stages=stages)
 
 
 def add_soak(commands: SubParsers) -> None:

@@ -14,7 +14,7 @@ import orjson
 from ringback.config import Settings
 from ringback.runtime import kafka
 from ringback.runtime.ports import free_port
-from ringback.tools.bench import processes, wrk
+from ringback.tools.bench import cpu, processes, wrk
 
 CONNECTIONS = 64
 BENCH_TENANTS = 100  # a tenants file of this many; the requests go to one of them
@@ -48,16 +48,16 @@ def run(workdir: Path, bootstrap: str, duration_s: float, edge_processes: int = 
     bare = processes.spawn(["ringback.tools.bench.bare_server", str(base_port)], env, log)
     try:
         processes.wait_listening(bare, base_port)
-        baseline = wrk.run(f"http://127.0.0.1:{base_port}{ROUTE}", SMS_BODY, CONNECTIONS, duration_s)
+        baseline, baseline_cpu_us = _under_wrk(bare.pid, f"http://127.0.0.1:{base_port}{ROUTE}", duration_s)
     finally:
         processes.stop(bare)
 
-    single, single_peak = _one_edge(env, log, duration_s, ROUTE, [])
-    journaled, _ = _one_edge(
+    single, single_peak, single_cpu_us = _one_edge(env, log, duration_s, ROUTE, [])
+    journaled, _, _ = _one_edge(
         env, log, duration_s, ROUTE, ["--edge-journal", "on", "--data-dir", str(workdir / "edge-journal")]
     )
     tenants_file = _tenants_file(workdir)
-    with_tenants, _ = _one_edge(
+    with_tenants, _, _ = _one_edge(
         env, log, duration_s, f"/t/tenant-0/{BENCH_SECRET}{ROUTE}", ["--tenants-file", str(tenants_file)]
     )
 
@@ -80,11 +80,14 @@ def run(workdir: Path, bootstrap: str, duration_s: float, edge_processes: int = 
         "baseline_p50_ms": baseline.p50_ms,
         "baseline_p99_ms": baseline.p99_ms,
         "baseline_errors": baseline.errors,
+        "baseline_cpu_us_per_req": baseline_cpu_us,
         "edge_rps": round(single.rps),
         "edge_p50_ms": single.p50_ms,
         "edge_p99_ms": single.p99_ms,
         "edge_ratio": round(single.rps / baseline.rps, 3) if baseline.rps else 0.0,
         "edge_errors": single.errors,
+        "edge_cpu_us_per_req": single_cpu_us,
+        "wrk_cpu_us_per_req": single.cpu_us_per_request,
         f"edge_x{edge_processes}_rps": round(multi.rps),
         f"edge_x{edge_processes}_p99_ms": multi.p99_ms,
         f"edge_x{edge_processes}_ratio": round(multi.rps / baseline.rps, 3) if baseline.rps else 0.0,
@@ -101,17 +104,25 @@ def run(workdir: Path, bootstrap: str, duration_s: float, edge_processes: int = 
     }
 
 
+def _under_wrk(pid: int, url: str, duration_s: float) -> tuple[wrk.WrkResult, float]:
+    """wrk against one server process: the result, and the server's CPU µs per request from /proc."""
+    before = cpu.times(pid)
+    result = wrk.run(url, SMS_BODY, CONNECTIONS, duration_s)
+    after = cpu.times(pid)
+    spent = after.own_s - before.own_s if before is not None and after is not None else 0.0
+    return result, round(spent / max(1, result.requests) * 1e6, 1)
+
+
 def _one_edge(
     env: dict[str, str], log: Path, duration_s: float, path: str, args: list[str]
-) -> tuple[wrk.WrkResult, float]:
-    """One edge process under wrk: its result and its peak memory."""
+) -> tuple[wrk.WrkResult, float, float]:
+    """One edge process under wrk: its result, its peak memory and its CPU µs per request."""
     port = free_port()
     edge = processes.spawn(["ringback", "edge", "--port", str(port), *args], env, log)
     try:
         processes.wait_listening(edge, port)
-        return wrk.run(f"http://127.0.0.1:{port}{path}", SMS_BODY, CONNECTIONS, duration_s), processes.peak_rss_mb(
-            edge.pid
-        )
+        result, cpu_us = _under_wrk(edge.pid, f"http://127.0.0.1:{port}{path}", duration_s)
+        return result, processes.peak_rss_mb(edge.pid), cpu_us
     finally:
         processes.stop(edge)
 

@@ -18,12 +18,27 @@ from ringback.runtime.lifecycle import tune_gc
 from ringback.tools.bench import e2e_stage, edge_stage, worker_stages
 
 RESULTS_DIR = "bench-results"
+STAGES = ("edge", "normalizer", "sink", "e2e")
 
 
 def profile(quick: bool) -> dict[str, float]:
     if quick:  # the smoke run in `make test`: seconds, not a measurement
-        return {"edge_s": 1, "normalizer_messages": 2000, "sink_rows": 5000, "e2e_s": 3, "e2e_rate": 300}
-    return {"edge_s": 10, "normalizer_messages": 30000, "sink_rows": 60000, "e2e_s": 60, "e2e_rate": 0}
+        return {
+            "edge_s": 1,
+            "normalizer_messages": 2000,
+            "sink_rows": 5000,
+            "e2e_s": 3,
+            "e2e_rate": 300,  # loadgen only (where wrk is missing)
+            "e2e_connections": 4,
+        }
+    return {
+        "edge_s": 10,
+        "normalizer_messages": 30000,
+        "sink_rows": 60000,
+        "e2e_s": 60,
+        "e2e_rate": 0,
+        "e2e_connections": 64,
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -51,38 +66,104 @@ def stage_settings(bootstrap: str, data_dir: Path) -> Settings:
     )
 
 
-def run(results_root: Path, quick: bool) -> dict[str, Any]:
+def run(results_root: Path, quick: bool, stages: tuple[str, ...] = STAGES) -> dict[str, Any]:
     plan = profile(quick)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     workdir = results_root / f"work-{stamp}"
     workdir.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"version": __version__, "quick": quick, "machine": machine(), "started": stamp}
-    with EmbeddedBroker() as broker:
-        report["edge"] = edge_stage.run(workdir, broker.bootstrap, plan["edge_s"])
-        tune_gc(Settings().gc_gen0_threshold)  # the worker stages run in this process: tuned as the roles are
-        report["normalizer"] = asyncio.run(
-            worker_stages.bench_normalizer(
-                stage_settings(broker.bootstrap, workdir / "normalizer"), int(plan["normalizer_messages"])
-            )
+    report: dict[str, Any] = {
+        "version": __version__,
+        "quick": quick,
+        "stages": list(stages),
+        "machine": machine(),
+        "started": stamp,
+    }
+    if {"edge", "normalizer", "sink"} & set(stages):
+        with EmbeddedBroker() as broker:
+            if "edge" in stages:
+                report["edge"] = edge_stage.run(workdir, broker.bootstrap, plan["edge_s"])
+            tune_gc(Settings().gc_gen0_threshold)  # the worker stages run in this process: tuned as the roles are
+            if "normalizer" in stages:
+                report["normalizer"] = asyncio.run(
+                    worker_stages.bench_normalizer(
+                        stage_settings(broker.bootstrap, workdir / "normalizer"), int(plan["normalizer_messages"])
+                    )
+                )
+            if "sink" in stages:
+                report["sink"] = asyncio.run(
+                    worker_stages.bench_sink(stage_settings(broker.bootstrap, workdir / "sink"), int(plan["sink_rows"]))
+                )
+    if "e2e" in stages:
+        report["e2e"] = e2e_stage.run(
+            workdir, plan["e2e_s"], plan["e2e_rate"], connections=int(plan["e2e_connections"])
         )
-        report["sink"] = asyncio.run(
-            worker_stages.bench_sink(stage_settings(broker.bootstrap, workdir / "sink"), int(plan["sink_rows"]))
-        )
-    report["e2e"] = e2e_stage.run(workdir, plan["e2e_s"], plan["e2e_rate"])
     return report
 
 
+def _per_record(rate: float) -> float:
+    """µs per record of a rate in records/s (wall time of the one process doing the work)."""
+    return round(1e6 / rate, 1) if rate else 0.0
+
+
+def summary_pairs(report: dict[str, Any]) -> list[tuple[str, object]]:
+    """The summary line's keys and values, for the stages that ran (every stage: every key)."""
+    pairs: list[tuple[str, object]] = []
+    edge, normalizer, sink, e2e = (report.get(stage) for stage in STAGES)
+    if edge is not None:
+        pairs += [
+            ("edge_ratio", edge.get("edge_ratio", 0)),
+            ("edge_p99_ms", edge.get("edge_p99_ms", 0)),
+            ("journal_cost_ratio", edge.get("journal_cost_ratio", 0)),
+            ("tenants_cost_ratio", edge.get("tenants_cost_ratio", 0)),
+        ]
+    if normalizer is not None:
+        pairs += [
+            ("normalizer_eps", normalizer["normalizer_eps"]),
+            ("normalizer_ratio", normalizer["normalizer_ratio"]),
+        ]
+    if sink is not None:
+        pairs += [("sink_rps", sink["sink_rps"]), ("sink_ratio", sink["sink_ratio"])]
+    if e2e is not None:
+        pairs += [
+            ("e2e_cps", e2e["e2e_cps"]),
+            ("e2e_drained_cps", e2e.get("e2e_drained_cps", 0)),
+            ("e2e_p99_s", e2e["queryable_p99_s"]),
+            ("lost", e2e["lost"]),
+        ]
+    # Each stage's CPU (or time) per record beside its baseline's, then the pipeline's CPU per callback.
+    if edge is not None:
+        pairs += [
+            ("edge_cpu_us_per_req", edge.get("edge_cpu_us_per_req", 0)),
+            ("edge_baseline_cpu_us_per_req", edge.get("baseline_cpu_us_per_req", 0)),
+        ]
+    if normalizer is not None:
+        pairs += [
+            ("normalizer_us_per_msg", normalizer["breakdown"]["measured_us_per_msg"]),
+            ("normalizer_baseline_us_per_msg", _per_record(normalizer["passthrough_msgs_per_s"])),
+        ]
+    if sink is not None:
+        pairs += [
+            ("sink_us_per_row", sink["breakdown"]["measured_us_per_row"]),
+            ("sink_baseline_us_per_row", _per_record(sink["direct_insert_rps"])),
+        ]
+    if e2e is not None:
+        pairs += [
+            ("e2e_stored_cps", e2e.get("e2e_stored_cps", 0)),
+            ("e2e_reply_p99_ms", e2e.get("reply_p99_ms", 0)),
+            ("e2e_cpu_us", e2e.get("e2e_cpu_us", 0)),
+            *((f"e2e_cpu_us_{role}", e2e.get(f"e2e_cpu_us_{role}", 0)) for role in E2E_CPU_ROLES),
+            ("e2e_loadgen_cpu_us", e2e.get("loadgen_cpu_us_per_request", 0)),
+            ("e2e_wrk", 1 if e2e.get("load_generator") == "wrk" else 0),
+        ]
+    return pairs
+
+
+#: The roles whose CPU per callback the summary line carries (the report has the rest too).
+E2E_CPU_ROLES = ("edge", "normalizer", "sink", "broker")
+
+
 def summary_line(report: dict[str, Any]) -> str:
-    edge, normalizer, sink, e2e = report["edge"], report["normalizer"], report["sink"], report["e2e"]
-    return (
-        f"bench: edge_ratio={edge.get('edge_ratio', 0)} edge_p99_ms={edge.get('edge_p99_ms', 0)} "
-        f"journal_cost_ratio={edge.get('journal_cost_ratio', 0)} "
-        f"tenants_cost_ratio={edge.get('tenants_cost_ratio', 0)} "
-        f"normalizer_eps={normalizer['normalizer_eps']} normalizer_ratio={normalizer['normalizer_ratio']} "
-        f"sink_rps={sink['sink_rps']} sink_ratio={sink['sink_ratio']} e2e_cps={e2e['e2e_cps']} "
-        f"e2e_drained_cps={e2e.get('e2e_drained_cps', 0)} "
-        f"e2e_p99_s={e2e['queryable_p99_s']} lost={e2e['lost']}"
-    )
+    return "bench: " + " ".join(f"{key}={value}" for key, value in summary_pairs(report))
 
 
 BREAKDOWN_STEPS = {
@@ -123,11 +204,9 @@ def _memory_cell(e2e: dict[str, Any]) -> str:
     return ", ".join(cells) or "-"
 
 
-def table(report: dict[str, Any]) -> str:
-    edge, normalizer, sink, e2e = report["edge"], report["normalizer"], report["sink"], report["e2e"]
+def _edge_rows(edge: dict[str, Any]) -> list[tuple[str, ...]]:
     multi = next((k for k in edge if k.startswith("edge_x") and k.endswith("_rps")), None)
-    rows = [
-        ("stage", "ringback", "baseline", "ratio", "notes"),
+    return [
         (
             "edge req/s @64 conn",
             str(edge.get("edge_rps", "-")),
@@ -137,6 +216,13 @@ def table(report: dict[str, Any]) -> str:
                 f"p50 {edge.get('edge_p50_ms', '-')} ms, p99 {edge.get('edge_p99_ms', '-')} ms (bare: p99 "
                 f"{edge.get('baseline_p99_ms', '-')} ms)"
             ),
+        ),
+        (
+            "  CPU per request, µs",
+            str(edge.get("edge_cpu_us_per_req", "-")),
+            str(edge.get("baseline_cpu_us_per_req", "-")),
+            "-",
+            f"from /proc (utime+stime) of the server process; wrk's own {edge.get('wrk_cpu_us_per_req', '-')} µs",
         ),
         (
             f"edge ×{multi[6:-4] if multi else '?'} processes req/s",
@@ -165,6 +251,11 @@ def table(report: dict[str, Any]) -> str:
                 f"{edge.get('edge_tenants_p99_ms', '-')} ms"
             ),
         ),
+    ]
+
+
+def _normalizer_rows(normalizer: dict[str, Any]) -> list[tuple[str, ...]]:
+    return [
         (
             "normalizer msgs/s",
             str(normalizer["normalizer_msgs_per_s"]),
@@ -172,7 +263,18 @@ def table(report: dict[str, Any]) -> str:
             str(normalizer["normalizer_ratio"]),
             f"{normalizer['normalizer_eps']} events/s (pass-through consumer→producer baseline)",
         ),
-        ("  per message, µs", _breakdown_cell(normalizer), "-", "-", "adapters / Avro encode / broker client and loop"),
+        (
+            "  per message, µs",
+            _breakdown_cell(normalizer),
+            str(_per_record(normalizer["passthrough_msgs_per_s"])),
+            "-",
+            "adapters / Avro encode / broker client and loop",
+        ),
+    ]
+
+
+def _sink_rows(sink: dict[str, Any]) -> list[tuple[str, ...]]:
+    return [
         (
             "sink rows/s",
             str(sink["sink_rps"]),
@@ -183,18 +285,41 @@ def table(report: dict[str, Any]) -> str:
         (
             "  per row, µs",
             _breakdown_cell(sink),
-            "-",
+            str(_per_record(sink["direct_insert_rps"])),
             "-",
             "ledger keys / container / ClickHouse insert (own thread) / fetch and loop",
         ),
+    ]
+
+
+def _e2e_cpu_cell(e2e: dict[str, Any]) -> str:
+    roles = " / ".join(str(e2e.get(f"e2e_cpu_us_{role}", "-")) for role in E2E_CPU_ROLES)
+    return f"{roles} of {e2e.get('e2e_cpu_us', '-')}"
+
+
+def _e2e_rows(e2e: dict[str, Any]) -> list[tuple[str, ...]]:
+    recycled = {role: n for role, n in (e2e.get("processes_by_role") or {}).items() if n > 1}
+    return [
         (
             "end to end callbacks/s",
             str(e2e["e2e_cps"]),
             "-",
             "-",
             (
-                f"accepted for {e2e['duration_s']} s; all stored {e2e.get('drained_s', '-')} s after the start: "
-                f"{e2e.get('e2e_drained_cps', '-')}/s kept up with"
+                f"{e2e.get('load_generator', 'loadgen')}, accepted for {e2e['duration_s']} s; all stored "
+                f"{e2e.get('drained_s', '-')} s after the start: {e2e.get('e2e_stored_cps', '-')}/s stored"
+            ),
+        ),
+        (
+            "  CPU per callback, µs",
+            _e2e_cpu_cell(e2e),
+            "-",
+            "-",
+            (
+                f"edge / normalizer / sink / broker of all (with supervisor {e2e.get('e2e_cpu_us_supervisor', '-')}, "
+                f"ended unsampled {e2e.get('e2e_cpu_us_ended_unsampled', '-')})"
+                f"; /proc, per stored callback; load generator {e2e.get('loadgen_cpu_us_per_request', '-')} µs/req"
+                + (f"; recycled: {recycled}" if recycled else "")
             ),
         ),
         (
@@ -222,6 +347,17 @@ def table(report: dict[str, Any]) -> str:
             "first→last sample (last third's peak vs the middle third's)",
         ),
     ]
+
+
+def table(report: dict[str, Any]) -> str:
+    rows: list[tuple[str, ...]] = [("stage", "ringback", "baseline", "ratio", "notes")]
+    for stage, stage_rows in (("edge", _edge_rows), ("normalizer", _normalizer_rows), ("sink", _sink_rows)):
+        if stage in report and "skipped" not in report[stage]:
+            rows += stage_rows(report[stage])
+        elif stage in report:
+            rows.append((f"{stage}", "-", "-", "-", str(report[stage]["skipped"])))
+    if "e2e" in report:
+        rows += _e2e_rows(report["e2e"])
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
 
@@ -233,6 +369,8 @@ def chart(report: dict[str, Any], path: Path) -> bool:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return False
+    if not all(stage in report for stage in STAGES):
         return False
     edge, normalizer, sink = report["edge"], report["normalizer"], report["sink"]
     stages = ["edge req/s", "normalizer msgs/s", "sink rows/s"]
@@ -255,15 +393,16 @@ def chart(report: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def main(quick: bool = False, results_root: str = RESULTS_DIR) -> int:
+def main(quick: bool = False, results_root: str = RESULTS_DIR, stages: tuple[str, ...] = STAGES) -> int:
     root = Path(results_root)
-    report = run(root, quick)
+    report = run(root, quick, stages)
     stamp = report["started"]
     json_path = root / f"bench-{stamp}.json"
     json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     png_path = root / f"bench-{stamp}.png"
     drew = chart(report, png_path)
     print(table(report))
-    print(f"report: {json_path}" + (f"  chart: {png_path}" if drew else "  (chart: matplotlib not installed)"))
+    no_chart = "  (chart: needs every stage and matplotlib)"
+    print(f"report: {json_path}" + (f"  chart: {png_path}" if drew else no_chart))
     print(summary_line(report), flush=True)
-    return 0 if report["e2e"]["lost"] == 0 else 1
+    return 0 if report.get("e2e", {}).get("lost", 0) == 0 else 1
