@@ -53,3 +53,28 @@ async def test_keyed_messages_keep_the_producers_partition_and_their_order(
     assert ends == {
         (topic, p): max(r.offset for r in records if r.partition == p) + 1 for p in {r.partition for r in records}
     }
+
+
+async def test_a_message_over_the_producers_request_size_is_refused_and_order_is_kept(
+    broker: EmbeddedBroker, make_settings: Callable[..., Settings]
+) -> None:
+    """An empty record batch takes a message of any size; the producer's own bound must still refuse one
+    larger than max_request_size (as ``send`` does), and a large message sent alone keeps its place."""
+    settings = make_settings(kafka_bootstrap=broker.bootstrap)
+    await kafka.ensure_topics(settings)
+    topic = settings.topic_normalized
+    producer = kafka.producer(settings, max_request_size=100_000)
+    await producer.start()
+    try:
+        sends = BatchedSends(producer)
+        with pytest.raises(kafka.MessageTooLarge):
+            await sends.add(topic, b"T" * 200_000, key=b"one")
+        values = [b"before", b"L" * 50_000, b"after"]
+        for value in values:
+            await sends.add(topic, value, key=b"one")
+        deliveries = await sends.flush()
+        await asyncio.gather(*(d.future for d in deliveries))
+    finally:
+        await producer.stop()
+    records = await read_topic(settings.kafka_bootstrap, topic, expected=3, where=lambda r: r.key == b"one")
+    assert [r.value for r in sorted(records, key=lambda r: r.offset)] == values

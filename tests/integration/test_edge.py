@@ -6,6 +6,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -203,6 +204,46 @@ async def test_a_callback_too_large_to_publish_is_413_not_spooled(
         assert spool is not None and spool.is_empty
     finally:
         await client.close()
+
+
+async def test_the_journal_publishes_in_order_and_quarantines_what_the_producer_never_sends(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Journal mode: every callback is acknowledged once journaled; the journal's publisher sends them as
+    whole record batches, in journal order, with their context; one the producer will never send (larger
+    than its max_request_size) leaves for the quarantine folder and holds up none behind it."""
+    from ringback.edge import publisher as publisher_module
+
+    with EmbeddedBroker() as own_broker:
+        settings = make_settings(
+            kafka_bootstrap=own_broker.bootstrap, max_body_bytes=300_000, edge_journal="on", kafka_partitions=1
+        )
+        await kafka.ensure_topics(settings)
+        original = publisher_module.kafka.producer
+        publisher_module.kafka.producer = lambda s, **kw: original(s, max_request_size=100_000)
+        try:
+            client = await client_for(settings)
+        finally:
+            publisher_module.kafka.producer = original
+        try:
+            small = [f"[{i}]".encode() for i in range(60)]
+            big = b"[" + b" " * 200_000 + b"]"
+            for body in [*small[:30], big, *small[30:]]:
+                assert (await client.post(SMS, data=body)).status == 200
+            records = await read_topic(own_broker.bootstrap, settings.topic_raw, expected=60, timeout_s=30)
+            in_order = [r.value for r in sorted(records, key=lambda r: r.offset)]
+            assert in_order == small
+            assert all(r.key == dict(r.headers)["ingest_id"] for r in records)
+            journal = client.server.app[INTAKE].journal
+            assert journal is not None
+            deadline = time.monotonic() + 10
+            quarantined: list[Path] = []
+            while not quarantined and time.monotonic() < deadline:
+                quarantined = list((journal.directory / "quarantine").glob("*.raw"))
+                await asyncio.sleep(0.1)
+            assert len(quarantined) == 1 and big in quarantined[0].read_bytes()
+        finally:
+            await client.close()
 
 
 async def test_without_a_tenants_file_anonymous_callbacks_are_rate_limited_per_address(

@@ -124,17 +124,18 @@ class JournalPublisher:
             return True
         raws = [RawCallback.from_bytes(p) for p in payloads]
         del payloads
-        results = await asyncio.gather(*(self.publisher.publish(raw) for raw in raws), return_exceptions=True)
-        never = [raw for raw, result in zip(raws, results, strict=True) if isinstance(result, MessageTooLarge)]
-        failure = next(
-            (r for r in results if isinstance(r, BaseException) and not isinstance(r, MessageTooLarge)), None
-        )
-        if failure is not None:
+        try:
+            try:
+                published = await self.publisher.publish_all(raws)
+                never = published.too_large
+                acks = [(partition, offset) for partition, low, high in published.spans for offset in (low, high)]
+            except MessageTooLarge:  # the broker refused a batch for its size: which callback, one at a time
+                never, acks = await self._publish_one_by_one(raws)
+        except Exception as failure:  # whatever it was, the batch is not published: all of it again later
             log.warning("publishing from the journal paused: broker did not acknowledge", error=repr(failure))
             return False  # the whole batch again later; what did get through is absorbed by the event ids
         if never:
             await loop.run_in_executor(self._disk, self._quarantine, never)
-        acks = [(meta.partition, meta.offset) for meta in results if not isinstance(meta, BaseException)]
         if self._offsets_went_back(acks):
             self.broker_restarted()
             return True
@@ -149,6 +150,17 @@ class JournalPublisher:
         metrics.EDGE_PUBLISHED.inc(len(raws))
         self._published_changed()
         return True
+
+    async def _publish_one_by_one(self, raws: list[RawCallback]) -> tuple[list[RawCallback], list[tuple[int, int]]]:
+        """Each callback published alone: those the broker refuses for their size, and the others' places.
+        Raises ``BrokerError`` when any other was not acknowledged."""
+        results = await asyncio.gather(*(self.publisher.publish(raw) for raw in raws), return_exceptions=True)
+        never = [raw for raw, result in zip(raws, results, strict=True) if isinstance(result, MessageTooLarge)]
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, MessageTooLarge):
+                raise result
+        acks = [(meta.partition, meta.offset) for meta in results if not isinstance(meta, BaseException)]
+        return never, acks
 
     def _offsets_went_back(self, acks: list[tuple[int, int]]) -> bool:
         """A broker that acknowledges below what it acknowledged before has started afresh."""

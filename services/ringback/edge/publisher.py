@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 
 from ringback import logs
 from ringback.config import Settings
 from ringback.runtime import kafka
-from ringback.runtime.kafka import BrokerError
+from ringback.runtime.batched_sends import BatchedSends
+from ringback.runtime.kafka import BrokerError, MessageTooLarge
 from ringback.runtime.raw import RawCallback
 from ringback.runtime.stream.backend import Acknowledgement, Producer
 
@@ -15,6 +17,15 @@ READINESS_PROBE_TIMEOUT_S = 1.0
 PRODUCER_RETRY_S = 1.0
 
 log = logs.get(__name__)
+
+
+@dataclass
+class Published:
+    """What ``publish_all`` got acknowledged: per batch, its partition and its first and last offset;
+    and the callbacks the producer refused as larger than it ever sends (none of them was sent)."""
+
+    spans: list[tuple[int, int, int]] = field(default_factory=list)
+    too_large: list[RawCallback] = field(default_factory=list)
 
 
 class Publisher:
@@ -56,6 +67,30 @@ class Publisher:
             self.settings.topic_raw, value=raw.body, key=raw.ingest_id.encode(), headers=raw.headers()
         )
         return await delivery
+
+    async def publish_all(self, raws: list[RawCallback]) -> Published:
+        """Publish ``raws`` as whole record batches (one acknowledgement per batch, not per callback) and
+        wait until the broker acknowledged every batch. Raises ``BrokerError`` when any batch was not
+        acknowledged (what did get through is absorbed by the event ids when sent again) — a batch the
+        broker refused for its size too, as ``MessageTooLarge``: then ``publish`` one at a time tells
+        which callback it was."""
+        if self.producer is None:
+            raise BrokerError("not connected to the broker yet")
+        sends = BatchedSends(self.producer)
+        published = Published()
+        topic = self.settings.topic_raw
+        for raw in raws:
+            try:
+                await sends.add(topic, raw.body, key=raw.ingest_id.encode(), headers=raw.headers())
+            except MessageTooLarge:
+                published.too_large.append(raw)
+        deliveries = await sends.flush()
+        acknowledged = await asyncio.gather(*(delivery.future for delivery in deliveries), return_exceptions=True)
+        for delivery, ack in zip(deliveries, acknowledged, strict=True):
+            if isinstance(ack, BaseException):
+                raise ack
+            published.spans.append((delivery.partition, ack.offset, ack.offset + delivery.count - 1))
+        return published
 
     async def publish_to(self, topic: str, value: bytes) -> None:
         if self.producer is None:

@@ -17,6 +17,9 @@ from ringback.runtime.kafka import crc32_partitioner
 from ringback.runtime.stream.backend import Producer, RecordBatch
 
 Headers = list[tuple[str, bytes]]
+#: A message larger than a record batch holds (the producer's max_batch_size, which ringback leaves at
+#: aiokafka's 16 KiB) is sent alone.
+ALONE_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class BatchedSends:
         if partitions is None:
             partitions = self._partitions[topic] = sorted(await self.producer.partitions_for(topic))
         partition = crc32_partitioner(key, partitions, partitions)
+        if len(value) > ALONE_BYTES:
+            await self._send_alone(topic, partition, value, key, headers)
+            return
         batch = self._open.get((topic, partition))
         if batch is None:
             batch = self._open[(topic, partition)] = self.producer.create_batch()
@@ -61,10 +67,18 @@ class BatchedSends:
             return
         await self._send(batch, topic, partition)  # full: on its way
         batch = self._open[(topic, partition)] = self.producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None, headers=headers or []) is None:
-            # Larger than a whole batch: the producer sends it alone (and refuses it if over max_request_size).
-            future = await self.producer.send(topic, value=value, key=key, headers=headers, partition=partition)
-            self._deliveries.append(Delivery(topic, partition, 1, future))
+        batch.append(key=key, value=value, timestamp=None, headers=headers or [])  # an empty batch takes any
+
+    async def _send_alone(
+        self, topic: str, partition: int, value: bytes, key: bytes | None, headers: Headers | None
+    ) -> None:
+        """After what the partition's open batch holds (order kept), through the producer's own ``send``,
+        which refuses a message larger than its max_request_size (an empty batch takes any size)."""
+        batch = self._open.pop((topic, partition), None)
+        if batch is not None and batch.record_count():
+            await self._send(batch, topic, partition)
+        future = await self.producer.send(topic, value=value, key=key, headers=headers, partition=partition)
+        self._deliveries.append(Delivery(topic, partition, 1, future))
 
     async def _send(self, batch: RecordBatch, topic: str, partition: int) -> None:
         count = batch.record_count()
