@@ -15,6 +15,7 @@ what a dual-stack socket reports for an IPv4 client) is the IPv4 address it carr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from aiohttp import web
@@ -68,6 +69,11 @@ def forwarded_chain(request: web.Request, header: str) -> list[str]:
     return _x_forwarded_for(request.headers.getall("X-Forwarded-For", []))
 
 
+#: Peers repeat (a vendor calls from a few addresses): parsing one costs ~2 µs, a cached answer ~0.1.
+CANONICAL_CACHE = 4096
+
+
+@functools.lru_cache(maxsize=CANONICAL_CACHE)
 def canonical(address: str) -> str:
     """One spelling per address (IPv4-mapped IPv6 as IPv4); text that is no address stays as it is."""
     parsed = parse_address(address)
