@@ -54,6 +54,7 @@ secret = "{TENANT_SECRET}"
 ACME_APP_PREC = {**SIX_SECONDS, "tenant": ACME, "app_id": "app-prec", "price": "0.5", "increment_s": 60}
 APP_PREC = {**SIX_SECONDS, "app_id": "app-prec", "price": "0.3", "increment_s": 60}
 ACME_ANY_APP = {**SIX_SECONDS, "tenant": ACME, "price": "0.2", "increment_s": 60}
+APP_SHARED = {**SIX_SECONDS, "app_id": "app-shared", "price": "0.4", "increment_s": 60}
 # acme's own lines for the second and event units.
 ACME_SECONDS = {**SIX_SECONDS, "tenant": ACME, "event_type": "voice.code_cdr", "unit": "second", "price": "0.002"}
 ACME_EVENTS = {"tenant": ACME, "event_type": "call.state", "unit": "event", "price": "0.01", "currency": CNY}
@@ -65,6 +66,7 @@ CARD = (
     ACME_APP_PREC,
     APP_PREC,
     ACME_ANY_APP,
+    APP_SHARED,
     ACME_SECONDS,
     ACME_EVENTS,
 )
@@ -217,14 +219,15 @@ def line_of(line: dict[str, Any]) -> int:
 def test_the_most_specific_line_wins_tenant_and_app_then_app_then_tenant_then_default(pipeline: Pipeline) -> None:
     for request_id, tenant, app in (
         ("prec-1", ACME, "app-prec"),  # acme's line for app-prec: 2 started minutes at 0.5
-        ("prec-2", ACME, "app-other"),  # acme's line for every app: 2 minutes at 0.2
-        ("prec-3", GLOBEX, "app-prec"),  # app-prec's line for every tenant: 2 minutes at 0.3
-        ("prec-4", GLOBEX, "app-other"),  # the default line: 11 increments of 6 s at 0.1 a minute
-        ("prec-5", "", "app-prec"),  # a tenant-less event: app-prec's line
+        ("prec-2", ACME, "app-shared"),  # app-shared's line, not acme's for every app: 2 minutes at 0.4
+        ("prec-3", ACME, "app-other"),  # acme's line for every app: 2 minutes at 0.2
+        ("prec-4", GLOBEX, "app-prec"),  # app-prec's line for every tenant: 2 minutes at 0.3
+        ("prec-5", GLOBEX, "app-other"),  # the default line: 11 increments of 6 s at 0.1 a minute
+        ("prec-6", "", "app-prec"),  # a tenant-less event: app-prec's line
     ):
         route = tenant_route(tenant, CDR_ROUTE) if tenant else CDR_ROUTE
         send(pipeline, route, two_way_cdr(request_id, app, "2026-11-27 10:00:00", 61, None))
-    stored(pipeline.data_dir, "request_id LIKE 'prec-%'", 5)
+    stored(pipeline.data_dir, "request_id LIKE 'prec-%'", 6)
     priced = sql_rows(
         pipeline.data_dir,
         "SELECT tenant, call_key, rate_line, toString(billed_seconds) AS billed, toString(rated_charge) AS charge "
@@ -232,10 +235,11 @@ def test_the_most_specific_line_wins_tenant_and_app_then_app_then_tenant_then_de
     )
     assert [(r["tenant"], r["call_key"], r["rate_line"], r["billed"], r["charge"]) for r in priced] == [
         (ACME, "prec-1", line_of(ACME_APP_PREC), "120", "1"),
-        (ACME, "prec-2", line_of(ACME_ANY_APP), "120", "0.4"),
-        (GLOBEX, "prec-3", line_of(APP_PREC), "120", "0.6"),
-        (GLOBEX, "prec-4", line_of(SIX_SECONDS), "66", "0.11"),
-        ("", "prec-5", line_of(APP_PREC), "120", "0.6"),
+        (ACME, "prec-2", line_of(APP_SHARED), "120", "0.8"),
+        (ACME, "prec-3", line_of(ACME_ANY_APP), "120", "0.4"),
+        (GLOBEX, "prec-4", line_of(APP_PREC), "120", "0.6"),
+        (GLOBEX, "prec-5", line_of(SIX_SECONDS), "66", "0.11"),
+        ("", "prec-6", line_of(APP_PREC), "120", "0.6"),
     ]
 
 
