@@ -13,6 +13,7 @@ from tests.pipeline import Pipeline, post, sql_rows
 SMS_ROUTE = "/callbacks/tencent/sms-status"
 CDR_ROUTE = "/callbacks/cdr-push"
 STATUS_ROUTE = "/callbacks/callback-call/status"
+VOICE_CODE_ROUTE = "/callbacks/tencent/voicecode"
 HANGUP_ROUTE = "/callbacks/callback-call/hangup"
 IN_TRANSIT = ("ENROUTE", "ACCEPTD")
 
@@ -114,3 +115,19 @@ def click_to_call_hangup(call_id: str, answered_unix: int, seconds: int) -> byte
         "Duration": str(seconds),
     }
     return json.dumps(record).encode()
+
+
+def tencent_voice_code(call_id: str, answered_unix: int, seconds: int, fee_minutes: int) -> bytes:
+    """A Tencent voice-code status push: the vendor bills ``fee_minutes`` (no duration of its own)."""
+    push = {
+        "result": "0",
+        "accept_time": str(answered_unix),
+        "call_from": "075583763333",
+        "callid": call_id,
+        "end_calltime": str(answered_unix + seconds),
+        "fee": str(fee_minutes),
+        "mobile": "13800138000",
+        "nationcode": "86",
+        "start_calltime": str(answered_unix - 5),
+    }
+    return json.dumps({"voicecode_callback": push}).encode()

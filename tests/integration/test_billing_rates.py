@@ -20,11 +20,13 @@ from tests.billing_traffic import (
     HANGUP_ROUTE,
     SMS_ROUTE,
     STATUS_ROUTE,
+    VOICE_CODE_ROUTE,
     call_state,
     click_to_call_hangup,
     click_to_call_status,
     send,
     sms_receipt,
+    tencent_voice_code,
     two_way_cdr,
     voice_code_cdr,
     write_card,
@@ -58,6 +60,7 @@ APP_SHARED = {**SIX_SECONDS, "app_id": "app-shared", "price": "0.4", "increment_
 # acme's own lines for the second and event units.
 ACME_SECONDS = {**SIX_SECONDS, "tenant": ACME, "event_type": "voice.code_cdr", "unit": "second", "price": "0.002"}
 ACME_EVENTS = {"tenant": ACME, "event_type": "call.state", "unit": "event", "price": "0.01", "currency": CNY}
+VOICE_CODE_MINUTES = {**SIX_SECONDS, "event_type": "voice.code_status", "price": "0.05", "increment_s": 60}
 CARD = (
     SMS_LINE,
     SIX_SECONDS,
@@ -69,6 +72,7 @@ CARD = (
     APP_SHARED,
     ACME_SECONDS,
     ACME_EVENTS,
+    VOICE_CODE_MINUTES,
 )
 
 
@@ -281,6 +285,22 @@ def test_seconds_and_events_are_priced(pipeline: Pipeline) -> None:
     assert usage == [
         {"event_type": "call.state", "events": "2", "units": "2", "charge": "0.02"},
         {"event_type": "voice.code_cdr", "events": "3", "units": "30", "charge": "0.06"},
+    ]
+
+
+def test_tencent_voice_is_priced_by_the_minutes_it_bills(pipeline: Pipeline) -> None:
+    answered = int(datetime(2026, 11, 27, 3, 0, tzinfo=UTC).timestamp())
+    for call_id, seconds, fee in (("tv-fee-1", 20, 2), ("tv-fee-2", 20, 0)):  # the fee, not the 20 s, is billed
+        send(pipeline, VOICE_CODE_ROUTE, tencent_voice_code(call_id, answered, seconds, fee))
+    stored(pipeline.data_dir, "call_id LIKE 'tv-fee-%'", 2)
+    priced = sql_rows(
+        pipeline.data_dir,
+        "SELECT call_key, rate_line, toString(billed_seconds) AS billed, toString(units) AS units, "
+        "toString(rated_charge) AS charge FROM ringback.rated_events WHERE call_key LIKE 'tv-fee-%' ORDER BY call_key",
+    )
+    assert [(r["call_key"], r["rate_line"], r["billed"], r["units"], r["charge"]) for r in priced] == [
+        ("tv-fee-1", line_of(VOICE_CODE_MINUTES), "120", "2", "0.1"),
+        ("tv-fee-2", line_of(VOICE_CODE_MINUTES), "0", "0", "0"),
     ]
 
 
