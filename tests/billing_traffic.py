@@ -13,6 +13,7 @@ from tests.pipeline import Pipeline, post, sql_rows
 SMS_ROUTE = "/callbacks/tencent/sms-status"
 CDR_ROUTE = "/callbacks/cdr-push"
 STATUS_ROUTE = "/callbacks/callback-call/status"
+VOICE_CODE_ROUTE = "/callbacks/tencent/voicecode"
 HANGUP_ROUTE = "/callbacks/callback-call/hangup"
 IN_TRANSIT = ("ENROUTE", "ACCEPTD")
 
@@ -93,3 +94,40 @@ def voice_code_cdr(request_id: str, app_id: str, answered: str, seconds: int, am
         "oriamount": str(amount),
     }
     return json.dumps({"cdr": [entry]}).encode()
+
+
+def click_to_call_status(call_id: str, status: int, at_unix: int) -> bytes:
+    """A click-to-call status push: ``status`` is the vendor's bit (1024: the callee answered)."""
+    push = {"callId": call_id, "src": "008613631686024", "dst": "008613800138000", "status": str(status)}
+    return json.dumps([{**push, "timestamp": str(at_unix)}]).encode()
+
+
+def click_to_call_hangup(call_id: str, answered_unix: int, seconds: int) -> bytes:
+    """A click-to-call hang-up record of a call the callee answered at ``answered_unix``."""
+    record = {
+        "CallId": call_id,
+        "Src": "008613631686024",
+        "Dst": "008613800138000",
+        "StartSrcCallTime": str(answered_unix - 9),
+        "DstAcceptTime": str(answered_unix),
+        "EndCallTime": str(answered_unix + seconds),
+        "CallEndStatus": "1",
+        "Duration": str(seconds),
+    }
+    return json.dumps(record).encode()
+
+
+def tencent_voice_code(call_id: str, answered_unix: int, seconds: int, fee_minutes: int) -> bytes:
+    """A Tencent voice-code status push: the vendor bills ``fee_minutes`` (no duration of its own)."""
+    push = {
+        "result": "0",
+        "accept_time": str(answered_unix),
+        "call_from": "075583763333",
+        "callid": call_id,
+        "end_calltime": str(answered_unix + seconds),
+        "fee": str(fee_minutes),
+        "mobile": "13800138000",
+        "nationcode": "86",
+        "start_calltime": str(answered_unix - 5),
+    }
+    return json.dumps({"voicecode_callback": push}).encode()

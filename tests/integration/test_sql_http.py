@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -14,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 import clickhouse_connect
 import pytest
@@ -21,7 +23,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from ringback.runtime.ports import free_port
-from tests.pipeline import Pipeline, post, wait_for_rows, wait_for_run_file
+from tests.pipeline import Pipeline, post, ringback, wait_for_rows, wait_for_run_file
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +77,7 @@ def cdr(request_id: str, charge: str) -> bytes:
 class Running:
     pipeline: Pipeline
     url: str
+    analysts_file: Path
 
     @property
     def port(self) -> int:
@@ -113,7 +116,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
                 assert post(f"{base}/callbacks/cdr-push", body)[0] == 200
         rows = wait_for_rows(home / "data", "SELECT event_id FROM ringback.events", TOTAL_EVENTS, WAIT_S)
         assert len(rows) == TOTAL_EVENTS
-        yield Running(pipeline, wait_for_run_file(pipeline.data_dir, "sql-http", pipeline.process)["url"])
+        url = wait_for_run_file(pipeline.data_dir, "sql-http", pipeline.process)["url"]
+        yield Running(pipeline, url, home / "analysts.toml")
     finally:
         pipeline.stop()
 
@@ -129,6 +133,19 @@ def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, byte
 
 def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def http_post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def query_url(url: str, query: str, **params: str) -> str:
+    return url + "?" + urllib.parse.urlencode({"query": query, **params})
 
 
 def test_curl_like_get_answers_one_and_ping_ok(running: Running) -> None:
@@ -286,3 +303,84 @@ def test_tables_without_a_tenant_column_show_a_tenant_limited_account_no_row(run
     ).result_rows
     for database, table in without:
         assert acme.command(f"SELECT count() FROM {database}.{table}") == 0, table
+
+
+#: The known events' vendor end time: 11:19:58 China time, 03:19:58 UTC.
+KNOWN_EVENT = "SELECT timezone() AS zone, toString(toTimeZone(event_time, timezone())) AS shown, toString(event_time) "
+KNOWN_EVENT += f"AS stored FROM ringback.events WHERE request_id = '{ACME}-0' FORMAT JSONEachRow"
+
+
+def test_sql_timezone_shows_a_known_event_in_that_zone(running: Running) -> None:
+    def shown(*flags: str) -> dict[str, str]:
+        data_dir = str(running.pipeline.data_dir)
+        done = subprocess.run(
+            ringback("sql", "--data-dir", data_dir, *flags, KNOWN_EVENT), capture_output=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        return dict(json.loads(done.stdout))
+
+    stored = "2026-11-21 03:19:58.000000"  # a column that names its zone (UTC) keeps it
+    assert {key: value for key, value in shown().items() if key != "zone"} == {"shown": stored, "stored": stored}
+    shanghai = {"zone": "Asia/Shanghai", "shown": "2026-11-21 11:19:58.000000", "stored": stored}
+    assert shown("--timezone", "Asia/Shanghai") == shanghai
+
+
+def test_default_format_parameter_and_a_format_clause_that_wins_over_it(running: Running) -> None:
+    headers = {"X-ClickHouse-User": "acme-ops", "X-ClickHouse-Key": ACME_PASSWORD}
+    per_tenant = "SELECT tenant, count() AS events FROM ringback.events GROUP BY tenant ORDER BY tenant"
+    url = query_url(running.url, per_tenant, default_format="JSONEachRow")
+    assert http_get(url, headers)[:2] == (200, b'{"tenant":"acme","events":2}\n')
+    url = query_url(running.url, per_tenant + " FORMAT CSVWithNames", default_format="JSONEachRow")
+    assert http_get(url, headers)[:2] == (200, b'"tenant","events"\n"acme",2\n')
+    assert http_get(query_url(running.url, per_tenant), headers)[:2] == (200, b"acme\t2\n")  # TabSeparated
+
+
+def test_post_with_the_query_in_the_body_or_split_between_url_and_body(running: Running) -> None:
+    finance = basic("finance", FINANCE_PASSWORD)
+    charges = b"SELECT tenant, toString(sum(charge)) FROM ringback.events GROUP BY tenant ORDER BY tenant"
+    assert http_post(running.url, charges, finance) == (200, b"\t9\nacme\t3.3\nglobex\t1.8\n")
+    # ClickHouse appends the body to the URL's query.
+    split = query_url(running.url, "SELECT count() FROM ringback.events")
+    assert http_post(split, f"WHERE tenant = '{GLOBEX}'".encode(), finance) == (200, b"3\n")
+    assert http_post(split, f"WHERE tenant = '{GLOBEX}'".encode(), basic("acme-ops", ACME_PASSWORD)) == (200, b"0\n")
+
+
+def test_database_parameter_default_resolves_unqualified_names_and_another_is_refused(running: Running) -> None:
+    finance = basic("finance", FINANCE_PASSWORD)
+    qualified = query_url(running.url, "SELECT count() FROM ringback.events", database="default")
+    assert http_get(qualified, finance)[:2] == (200, f"{TOTAL_EVENTS}\n".encode())
+    status, body, headers = http_get(query_url(running.url, "SELECT count() FROM events", database="default"), finance)
+    assert (status, headers["X-ClickHouse-Exception-Code"]) == (404, "60")
+    assert b"Unknown table expression identifier 'events'" in body  # looked up in default, not in ringback
+    status, body, headers = http_get(query_url(running.url, "SELECT count() FROM events", database="ringback"), finance)
+    assert (status, headers["X-ClickHouse-Exception-Code"]) == (404, "81")
+    assert b"name tables with their database" in body
+
+
+def test_an_analyst_added_to_the_file_is_admitted_and_one_removed_refused_without_a_restart(
+    running: Running,
+) -> None:
+    original = running.analysts_file.read_text()
+    newcomer = "newcomer-password-9a8b7c6d5e"
+    ping_as = query_url(running.url, "SELECT 1")
+
+    def status_becomes(headers: dict[str, str], wanted: int) -> int:
+        deadline = time.monotonic() + WAIT_S
+        while (status := http_get(ping_as, headers)[0]) != wanted and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return status
+
+    try:
+        assert http_get(ping_as, basic("newcomer", newcomer))[0] == 401
+        added = f'{original}\n[[analysts]]\nname = "newcomer"\npassword = "{newcomer}"\ntenants = ["{GLOBEX}"]\n'
+        running.analysts_file.write_text(added)
+        assert status_becomes(basic("newcomer", newcomer), 200) == 200
+        assert http_get(query_url(running.url, "SELECT count() FROM ringback.events"), basic("newcomer", newcomer))[
+            :2
+        ] == (200, b"3\n")
+        running.analysts_file.write_text(original.replace('name = "acme-ops"', 'name = "acme-gone"'))
+        assert status_becomes(basic("acme-ops", ACME_PASSWORD), 401) == 401
+        assert http_get(ping_as, basic("newcomer", newcomer))[0] == 401
+    finally:
+        running.analysts_file.write_text(original)
+    assert status_becomes(basic("acme-ops", ACME_PASSWORD), 200) == 200
