@@ -246,10 +246,13 @@ SETTLE_TIMEOUT_S = 120.0
 
 
 def reconcile_lines(pipeline: Pipeline) -> list[dict[str, object]]:
+    """The ledger's lines while work may still be in flight. Exit 1 (a gap in a closed hour) is read too: traffic
+    that straddles the turn of an hour is judged closed seconds later, perhaps before it is stored; the judgement
+    that counts is the closed-hour one the test makes once the lines have settled."""
     done = subprocess.run(
         ringback("reconcile", "--data-dir", str(pipeline.data_dir), "--json"), capture_output=True, timeout=60
     )
-    assert done.returncode == 0, done.stderr.decode()
+    assert done.returncode in (0, 1), done.stderr.decode()
     lines: list[dict[str, object]] = json.loads(done.stdout)
     return lines
 

@@ -63,15 +63,21 @@ def test_secrets_are_compared_in_constant_time_against_every_digest(
 
 @pytest.fixture
 def writes_to(tmp_path: Path) -> Iterator[Callable[[Path], list[str]]]:
-    """Records, while watching, every opening for writing, rename, removal or mode change of a file."""
+    """Records, while watching, every opening for writing, rename (from or onto it), removal or mode change of a
+    file."""
     watched: dict[str, list[str]] = {}
     writing = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+    def named(arg: object) -> str:
+        return os.path.realpath(arg) if isinstance(arg, str | os.PathLike) else ""
 
     def hook(event: str, args: tuple[object, ...]) -> None:
         if not watched or event not in ("open", "os.rename", "os.replace", "os.remove", "os.chmod", "os.truncate"):
             return
-        target = str(args[0]) if args and isinstance(args[0], str | os.PathLike) else ""
-        if target not in watched:
+        # a rename's second argument is the file it lands on: an atomic save over the file writes it too
+        paths = args[:2] if event in ("os.rename", "os.replace") else args[:1]
+        target = next((name for name in map(named, paths) if name in watched), "")
+        if not target:
             return
         if event == "open":
             mode, flags = args[1], args[2]
@@ -84,8 +90,8 @@ def writes_to(tmp_path: Path) -> Iterator[Callable[[Path], list[str]]]:
     sys.addaudithook(hook)  # cannot be removed: it does nothing once the test stops watching
 
     def watch(path: Path) -> list[str]:
-        watched[str(path)] = []
-        return watched[str(path)]
+        watched[named(path)] = []
+        return watched[named(path)]
 
     yield watch
     watched.clear()
