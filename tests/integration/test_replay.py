@@ -147,7 +147,9 @@ def sms_lines(pipeline: Pipeline) -> list[dict[str, Any]]:
     done = subprocess.run(
         ringback("reconcile", "--data-dir", str(pipeline.data_dir), "--json"), capture_output=True, timeout=120
     )
-    assert done.returncode == 0, done.stderr.decode()
+    # 1: a closed hour whose counts are still settling (traffic across the turn of an hour); the lines
+    # are printed either way, and the callers wait until the counts they check have settled.
+    assert done.returncode in (0, 1), done.stderr.decode()
     return [line for line in json.loads(done.stdout) if line["route"] == SMS_ROUTE]
 
 
