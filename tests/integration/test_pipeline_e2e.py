@@ -210,6 +210,10 @@ def test_clean_shutdown_keeps_everything_and_sql_still_reads_the_store(tmp_path:
         (field(line, "role"), field(line, "exit_code")) for line in running.log().splitlines() if "role stopped" in line
     ]
     assert stopped == [("edge", "0"), ("normalizer", "0"), ("sink", "0")], running.log()
+    lines = running.log().splitlines()
+    last_role = max(i for i, line in enumerate(lines) if "role stopped" in line)
+    broker = [i for i, line in enumerate(lines) if "embedded broker stopped" in line]
+    assert len(broker) == 1 and broker[0] > last_role, running.log()  # the broker last, once every role is gone
     # Nothing is running now: `ringback sql` opens the store itself.
     (row,) = sql_rows(running.data_dir, f"SELECT count() AS n FROM ringback.events_dedup WHERE sid LIKE '{tag}-%'")
     assert row == {"n": 20}
