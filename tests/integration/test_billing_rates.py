@@ -142,7 +142,7 @@ def stored(data_dir: Path, where: str, count: int) -> None:
 def test_an_sms_is_priced_once_across_its_receipts(pipeline: Pipeline) -> None:
     for sid, codes in (("rate-sms-1", ("ENROUTE", "DELIVRD")), ("rate-sms-2", ("ENROUTE", "UNDELIV"))):
         for second, code in enumerate(codes):
-            send(pipeline, SMS_ROUTE, sms_receipt(sid, "13800138000", code, f"2026-11-21 10:00:0{second}"))
+            send(pipeline, SMS_ROUTE, sms_receipt(sid, "13800138000", code, f"2026-11-17 10:00:0{second}"))
     stored(pipeline.data_dir, "sid LIKE 'rate-sms-%'", 4)
     priced = sql_rows(
         pipeline.data_dir,
@@ -150,13 +150,13 @@ def test_an_sms_is_priced_once_across_its_receipts(pipeline: Pipeline) -> None:
         "toString(day) AS day FROM ringback.rated_events WHERE sid LIKE 'rate-sms-%' ORDER BY sid",
     )
     assert priced == [
-        {"sid": sid, "unit": "message", "units": "1", "charge": "0.045", "rate_currency": CNY, "day": "2026-11-21"}
+        {"sid": sid, "unit": "message", "units": "1", "charge": "0.045", "rate_currency": CNY, "day": "2026-11-17"}
         for sid in ("rate-sms-1", "rate-sms-2")
     ]
     (usage,) = sql_rows(
         pipeline.data_dir,
         "SELECT toString(events) AS events, toString(rated_charge) AS charge FROM ringback.rated_usage "
-        "WHERE event_type = 'sms.delivery_report' AND day = '2026-11-21'",
+        "WHERE event_type = 'sms.delivery_report' AND day = '2026-11-17'",
     )
     assert usage == {"events": "2", "charge": "0.09"}
 
