@@ -526,21 +526,21 @@ def test_audit_time_tolerance_widens_the_statement_period_and_a_duration_column_
 
 
 def test_audit_compares_the_statements_durations_with_the_stored_seconds(pipeline: Pipeline, tmp_path: Path) -> None:
-    send(pipeline, CDR_ROUTE, two_way_cdr("dur-1", "app-min60", "2026-11-28 12:00:00", 60, Decimal("0.1")))
-    send(pipeline, CDR_ROUTE, two_way_cdr("dur-2", "app-min60", "2026-11-28 12:00:00", 42, Decimal("0.1")))
+    send(pipeline, CDR_ROUTE, two_way_cdr("dur-1", "app-min60", "2026-11-18 12:00:00", 60, Decimal("0.1")))
+    send(pipeline, CDR_ROUTE, two_way_cdr("dur-2", "app-min60", "2026-11-18 12:00:00", 42, Decimal("0.1")))
     stored(pipeline.data_dir, "request_id LIKE 'dur-%'", 2)
     statement = tmp_path / "statement.csv"
     statement.write_text(
-        "requestid,calltime,fee,secs\ndur-1,2026-11-28 12:00:00,0.1,60\ndur-2,2026-11-28 12:00:00,0.1,75.0\n",
+        "requestid,calltime,fee,secs\ndur-1,2026-11-18 12:00:00,0.1,60\ndur-2,2026-11-18 12:00:00,0.1,75.0\n",
         encoding="utf-8",
     )
     disputes = tmp_path / "disputes.csv"
-    period = ("--since", "2026-11-28T00:00Z", "--until", "2026-11-29T00:00Z")
+    period = ("--since", "2026-11-18T00:00Z", "--until", "2026-11-19T00:00Z")
     with_duration = ("--columns", "id=requestid,time=calltime,amount=fee,duration=secs", "--out", str(disputes))
     code, found = audit_json(pipeline, *period, "--statement", str(statement), "--source", "cdr-push", *with_duration)
     assert code == 1
     assert found["statement"]["duration_differences"] == [{"id": "dur-2", "statement": "75", "stored": "42"}]
-    assert found["statement"]["amount_differences"] == []
+    assert found["statement"]["amount_differences"] == found["statement"]["missing_in_statement"] == []
     totals = found["statement"]["totals"]
     assert (totals["statement_seconds"], totals["stored_seconds"]) == ("135", 102)
     assert disputes.read_text().splitlines()[1:] == ["dur-2,duration_difference,75,42"]
