@@ -45,6 +45,7 @@ class StatementLine:
     id: str
     time: datetime
     amount: Decimal
+    duration_s: Decimal | None = None  # only with a duration column
 
 
 @dataclass
@@ -59,7 +60,8 @@ class Findings:
         found = bool(self.missing_cdrs or self.stuck_messages or self.charge_differences)
         if self.statement is not None:
             found = found or any(
-                self.statement[key] for key in ("missing_in_store", "missing_in_statement", "amount_differences")
+                self.statement.get(key)
+                for key in ("missing_in_store", "missing_in_statement", "amount_differences", "duration_differences")
             )
         return found
 
@@ -175,22 +177,42 @@ def _line(row: dict[str, Any], columns: dict[str, str], zone: ZoneInfo, where: s
         raise AuditError(f"{where}: amount {values['amount'][:40]!r} is not a decimal number") from None
     if not amount.is_finite():
         raise AuditError(f"{where}: amount {values['amount'][:40]!r} is not a finite number")
-    return StatementLine(values["id"], moment.astimezone(UTC), amount)
+    return StatementLine(values["id"], moment.astimezone(UTC), amount, _duration(values.get("duration"), where))
 
 
-def stored_for_statement(query: Query, route: str, since: datetime, until: datetime) -> dict[str, Decimal]:
+def _duration(text: str | None, where: str) -> Decimal | None:
+    """Seconds, as the vendor bills them (``61`` or ``61.0``); None without a duration column."""
+    if text is None:
+        return None
+    try:
+        seconds = Decimal(text)
+    except InvalidOperation:
+        raise AuditError(f"{where}: duration {text[:40]!r} is not a number of seconds") from None
+    if not seconds.is_finite() or seconds < 0:
+        raise AuditError(f"{where}: duration {text[:40]!r} is not a number of seconds")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Stored:
+    amount: Decimal
+    duration_s: int
+
+
+def stored_for_statement(query: Query, route: str, since: datetime, until: datetime) -> dict[str, Stored]:
     """The billed events of ``route`` in the period, by vendor id: the rated charge where a rate card
-    prices them, else the vendor's own charge."""
+    prices them, else the vendor's own charge; and the seconds the vendor reported (``duration_s``)."""
     rows = query(
-        "SELECT id, toString(sum(amount)) AS amount FROM ("
+        "SELECT id, toString(sum(amount)) AS amount, sum(seconds) AS duration_s FROM ("
         "SELECT coalesce(e.request_id, e.call_id, e.sid, e.event_id) AS id, "
-        "if(r.event_id != '', r.rated_charge, toDecimal128(e.charge, 6)) AS amount "
+        "if(r.event_id != '', r.rated_charge, toDecimal128(e.charge, 6)) AS amount, "
+        "ifNull(e.duration_s, 0) AS seconds "
         "FROM ringback.events AS e LEFT JOIN ringback.rated_events AS r "
         "ON e.event_id = r.event_id AND e.tenant = r.tenant "
         f"WHERE e.route = {quoted(route)} AND e.event_time >= {ch_time(since)} AND e.event_time <= {ch_time(until)} "
         "AND (e.charge IS NOT NULL OR r.event_id != '')) GROUP BY id"
     )
-    return {str(row["id"]): Decimal(str(row["amount"])) for row in rows}
+    return {str(row["id"]): Stored(Decimal(str(row["amount"])), int(str(row["duration_s"]))) for row in rows}
 
 
 def reconcile_statement(query: Query, lines: list[StatementLine], route: str, tolerance: timedelta) -> dict[str, Any]:
@@ -199,18 +221,41 @@ def reconcile_statement(query: Query, lines: list[StatementLine], route: str, to
     since = min(line.time for line in lines) - tolerance
     until = max(line.time for line in lines) + tolerance
     stated: dict[str, Decimal] = {}
+    stated_s: dict[str, Decimal] = {}
     for line in lines:
         stated[line.id] = stated.get(line.id, Decimal(0)) + line.amount
+        if line.duration_s is not None:
+            stated_s[line.id] = stated_s.get(line.id, Decimal(0)) + line.duration_s
     stored = stored_for_statement(query, route, since, until)
+    both = sorted(stated.keys() & stored.keys())
     differences = [
         {
             "id": key,
             "statement": str(stated[key].quantize(AMOUNT_PLACES).normalize()),
-            "stored": str(stored[key].quantize(AMOUNT_PLACES).normalize()),
+            "stored": str(stored[key].amount.quantize(AMOUNT_PLACES).normalize()),
         }
-        for key in sorted(stated.keys() & stored.keys())
-        if stated[key].quantize(AMOUNT_PLACES) != stored[key].quantize(AMOUNT_PLACES)
+        for key in both
+        if stated[key].quantize(AMOUNT_PLACES) != stored[key].amount.quantize(AMOUNT_PLACES)
     ]
+    with_duration = (
+        {
+            "duration_differences": [
+                {"id": key, "statement": str(stated_s[key].normalize()), "stored": str(stored[key].duration_s)}
+                for key in both
+                if key in stated_s and stated_s[key] != stored[key].duration_s
+            ]
+        }
+        if stated_s
+        else {}
+    )
+    seconds = (
+        {
+            "statement_seconds": str(sum(stated_s.values(), Decimal(0)).normalize()),
+            "stored_seconds": sum(row.duration_s for row in stored.values()),
+        }
+        if stated_s
+        else {}
+    )
     return {
         "source": route,
         "since": since.isoformat(),
@@ -218,11 +263,13 @@ def reconcile_statement(query: Query, lines: list[StatementLine], route: str, to
         "missing_in_store": sorted(stated.keys() - stored.keys()),
         "missing_in_statement": sorted(stored.keys() - stated.keys()),
         "amount_differences": differences,
+        **with_duration,
         "totals": {
             "statement_lines": len(lines),
             "statement_amount": str(sum(stated.values(), Decimal(0))),
             "stored_events": len(stored),
-            "stored_amount": str(sum(stored.values(), Decimal(0))),
+            "stored_amount": str(sum((row.amount for row in stored.values()), Decimal(0))),
+            **seconds,
         },
     }
 
@@ -240,6 +287,8 @@ def disputes_csv(statement: dict[str, Any]) -> str:
         writer.writerow([key, "missing_in_statement", "", ""])
     for row in statement["amount_differences"]:
         writer.writerow([row["id"], "amount_difference", row["statement"], row["stored"]])
+    for row in statement.get("duration_differences", []):
+        writer.writerow([row["id"], "duration_difference", row["statement"], row["stored"]])
     return out.getvalue()
 
 
@@ -281,6 +330,10 @@ def render(findings: Findings) -> str:
         out.extend(
             f"  amount differs   {row['id']}: statement {row['statement']}, stored {row['stored']}"
             for row in statement["amount_differences"]
+        )
+        out.extend(
+            f"  duration differs {row['id']}: statement {row['statement']} s, stored {row['stored']} s"
+            for row in statement.get("duration_differences", [])
         )
     return "\n".join(out)
 

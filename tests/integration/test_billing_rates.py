@@ -523,3 +523,28 @@ def test_audit_time_tolerance_widens_the_statement_period_and_a_duration_column_
     assert (code, found["statement"]["missing_in_statement"]) == (1, ["tol-2"])
     absent = audit(pipeline, *period, *columns, "id=requestid,time=calltime,amount=fee,duration=seconds")
     assert absent.returncode == 2 and "no column 'seconds'" in absent.stderr.decode()
+
+
+def test_audit_compares_the_statements_durations_with_the_stored_seconds(pipeline: Pipeline, tmp_path: Path) -> None:
+    send(pipeline, CDR_ROUTE, two_way_cdr("dur-1", "app-min60", "2026-11-18 12:00:00", 60, Decimal("0.1")))
+    send(pipeline, CDR_ROUTE, two_way_cdr("dur-2", "app-min60", "2026-11-18 12:00:00", 42, Decimal("0.1")))
+    stored(pipeline.data_dir, "request_id LIKE 'dur-%'", 2)
+    statement = tmp_path / "statement.csv"
+    statement.write_text(
+        "requestid,calltime,fee,secs\ndur-1,2026-11-18 12:00:00,0.1,60\ndur-2,2026-11-18 12:00:00,0.1,75.0\n",
+        encoding="utf-8",
+    )
+    disputes = tmp_path / "disputes.csv"
+    period = ("--since", "2026-11-18T00:00Z", "--until", "2026-11-19T00:00Z")
+    with_duration = ("--columns", "id=requestid,time=calltime,amount=fee,duration=secs", "--out", str(disputes))
+    code, found = audit_json(pipeline, *period, "--statement", str(statement), "--source", "cdr-push", *with_duration)
+    assert code == 1
+    assert found["statement"]["duration_differences"] == [{"id": "dur-2", "statement": "75", "stored": "42"}]
+    assert found["statement"]["amount_differences"] == found["statement"]["missing_in_statement"] == []
+    totals = found["statement"]["totals"]
+    assert (totals["statement_seconds"], totals["stored_seconds"]) == ("135", 102)
+    assert disputes.read_text().splitlines()[1:] == ["dur-2,duration_difference,75,42"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("requestid,calltime,fee,secs\ndur-1,2026-11-28 12:00:00,0.1,-3\n", encoding="utf-8")
+    refused = audit(pipeline, *period, "--statement", str(bad), "--source", "cdr-push", *with_duration)
+    assert refused.returncode == 2 and "line 2: duration '-3' is not a number of seconds" in refused.stderr.decode()
