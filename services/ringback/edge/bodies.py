@@ -15,6 +15,7 @@ The stored body is the decoded one: the normalizers read what the vendor meant, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import zlib
 from http import HTTPStatus
 from typing import Protocol
@@ -176,15 +177,19 @@ async def read_body(
     request: web.Request, decoder: Decoder | None, lease: Lease, max_body_bytes: int, timeout_s: float
 ) -> bytes:
     """The (decoded) body, every byte held counted in ``lease``; BodyRefused when it cannot be taken."""
-    too_large = BodyRefused(TOO_LARGE, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body larger than {max_body_bytes} bytes")
     body = bytearray()
+    # A body that has wholly arrived (most callbacks come in the head's packet) is read without waiting:
+    # no timer to arm and cancel.
+    arrived = request.content.is_eof()
     try:
-        async with asyncio.timeout(timeout_s):
+        async with contextlib.nullcontext() if arrived else asyncio.timeout(timeout_s):
             while chunk := await request.content.readany():
                 _hold(lease, len(body) + len(chunk))
                 piece = chunk if decoder is None else _decode(decoder, chunk, max_body_bytes - len(body))
                 if len(body) + len(piece) > max_body_bytes:
-                    raise too_large
+                    raise BodyRefused(
+                        TOO_LARGE, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body larger than {max_body_bytes} bytes"
+                    )
                 body += piece
                 _hold(lease, len(body))
     except TimeoutError:
