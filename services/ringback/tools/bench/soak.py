@@ -129,13 +129,19 @@ def _stored(settings: Settings, tag: str) -> int:
 
 
 def run(
-    results: Path, duration_s: float, rate: float, warmup_s: float = WARMUP_S, sample_s: float = SAMPLE_S
+    results: Path,
+    duration_s: float,
+    rate: float,
+    warmup_s: float = WARMUP_S,
+    sample_s: float = SAMPLE_S,
+    run_args: tuple[str, ...] = (),
 ) -> dict[str, Any]:
+    """``run_args``: more options for `ringback run` (e.g. a lower ``--embedded-broker-max-mb``)."""
     results.mkdir(parents=True, exist_ok=True)
     data_dir = results / "soak-data"
     log = results / "soak-run.log"
     pipeline = processes.spawn(
-        ["ringback", "run", "--data-dir", str(data_dir), "--port", "0", "--log-level", "warning"], {}, log
+        ["ringback", "run", "--data-dir", str(data_dir), "--port", "0", "--log-level", "warning", *run_args], {}, log
     )
     settings = Settings(data_dir=str(data_dir))
     try:
