@@ -97,8 +97,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             routes=tuple(listed(args.routes)),
             tenants=tuple(listed(args.tenants)),
             ingest_ids=tuple(listed(args.ingest_ids)),
-            since=moment(args.since, now) if args.since else None,
-            until=moment(args.until, now) if args.until else None,
+            since=option_moment("--since", args.since, now),
+            until=option_moment("--until", args.until, now),
         )
         if args.from_raw and args.reasons:
             raise replay.SelectionError("--reason chooses dead letters; the raw topic has no reasons")
@@ -115,3 +115,13 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
 
 
 COMMANDS = (Command("replay", add_parser, handle),)
+
+
+def option_moment(option: str, text: str | None, now: datetime) -> datetime | None:
+    """The time an option gives (None without one); its error names the option."""
+    if not text:
+        return None
+    try:
+        return moment(text, now)
+    except ValueError as exc:
+        raise ValueError(f"{option} {exc}") from None
