@@ -111,6 +111,8 @@ class Pipeline:
 
     data_dir: Path
     extra_args: list[str] = field(default_factory=list)
+    #: In a session (and process group) of its own, as in a terminal: a signal to the group spares the tests.
+    own_session: bool = False
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     launches: int = 0
@@ -146,6 +148,7 @@ class Pipeline:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                start_new_session=self.own_session,
             )
         return self
 

@@ -1,9 +1,10 @@
 """The embedded broker stops with `ringback run`, however `ringback run` is stopped.
 
 Each test stops a real `ringback run` one way — a stop signal to the process group of
-`timeout 900 make run` (what a service manager or a container runtime sends), a stop asked twice,
-SIGKILL — or leaves a broker behind on purpose, and then looks in /proc: no broker of that data dir
-may remain (by the owner mark in its environment or by its listening address).
+`timeout 900 make run` (what a service manager or a container runtime sends), Ctrl-C to its group, a
+stop asked twice, SIGKILL — or leaves a broker behind on purpose, and then looks in /proc: no broker of
+that data dir may remain (by the owner mark in its environment or by its listening address), and, where
+the roles are checked, none of the edge, normalizer and sink processes its run files named.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 from ringback.runtime import runfiles
 from ringback.runtime.broker import OWNER_ENV
 from ringback.runtime.lifecycle import REPEAT_WINDOW_S
-from ringback.supervisor import STOP_GRACE_S
+from ringback.supervisor import ROLES, STOP_GRACE_S
 from ringback.tools.bench.processes import wait_until_running
 from tests.cdr_traffic import role_pid
 from tests.pipeline import START_TIMEOUT_S, STOP_TIMEOUT_S, Pipeline, wait_for_text
@@ -63,6 +64,33 @@ def wait_no_broker(run_dir: Path, bootstrap: str | None) -> None:
     while (left := brokers_of(run_dir, bootstrap)) and time.monotonic() < deadline:
         time.sleep(POLL_S)
     assert not left, f"brokers of {run_dir} still running: {left}"
+
+
+def role_processes(pipeline: Pipeline) -> dict[str, tuple[int, int | None]]:
+    """(pid, start time) of the edge, normalizer and sink of a started pipeline, as their run files name
+    them: a pid with another start time later is another process."""
+    pids = {role: role_pid(pipeline, role) for role in ROLES}
+    return {role: (pid, runfiles.process_started(pid)) for role, pid in pids.items()}
+
+
+def wait_gone(processes: dict[str, tuple[int, int | None]], timeout_s: float = GONE_TIMEOUT_S) -> None:
+    """Every one of ``processes`` exits within ``timeout_s`` (a zombie has exited); those that do not are
+    killed, and named."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = {role: pid for role, (pid, started) in processes.items() if runfiles.process_started(pid) == started}
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL_S)
+    for pid in left.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, f"still running {timeout_s:g} s later: {left}"
+
+
+def fields(line: str) -> dict[str, str]:
+    """The key=value pairs of a console log line."""
+    return dict(part.split("=", 1) for part in line.split() if "=" in part)
 
 
 def bootstrap_of(data_dir: Path) -> str:
@@ -151,15 +179,40 @@ def test_ctrl_c_pressed_again_while_stopping_still_stops_the_broker(pipeline: Pi
     wait_no_broker(pipeline.data_dir / "run", bootstrap)
 
 
-def test_sigkill_of_ringback_run_takes_the_broker_with_it(pipeline: Pipeline) -> None:
+def test_ctrl_c_to_the_group_of_ringback_run_stops_the_roles_and_the_broker(tmp_path: Path) -> None:
+    """Ctrl-C in the terminal of `ringback run`: one SIGINT to its whole process group. Roles and broker
+    each have a session of their own, so it reaches `ringback run` alone, which stops them all, in order."""
+    pipeline = Pipeline(tmp_path / "data", own_session=True)
+    try:
+        pipeline.start()
+        assert pipeline.process is not None
+        bootstrap = pipeline.bootstrap
+        roles = role_processes(pipeline)
+        os.killpg(pipeline.process.pid, signal.SIGINT)
+        assert pipeline.process.wait(STOP_TIMEOUT_S) == 0
+    finally:
+        pipeline.stop()
+    stopping = pipeline.log().rsplit("stop requested", 1)[-1]
+    assert "signal=SIGINT" in stopping.splitlines()[0]
+    stopped = [fields(line) for line in stopping.splitlines() if "role stopped" in line]
+    assert [(f["role"], f["exit_code"]) for f in stopped] == [("edge", "0"), ("normalizer", "0"), ("sink", "0")]
+    assert "role died" not in stopping and "role restarting" not in stopping, stopping
+    assert "embedded broker stopped" in stopping, stopping
+    wait_gone(roles, timeout_s=0)  # `ringback run` waited for each
+    wait_no_broker(pipeline.data_dir / "run", bootstrap)
+
+
+def test_sigkill_of_ringback_run_takes_the_broker_and_the_roles_with_it(pipeline: Pipeline) -> None:
     pipeline.start()
     assert pipeline.process is not None
     bootstrap = pipeline.bootstrap
     broker_pid = int(pipeline.run_file("run")["broker_pid"])
+    roles = role_processes(pipeline)
     pipeline.process.kill()
     pipeline.process.wait()
     wait_no_broker(pipeline.data_dir / "run", bootstrap)
     assert runfiles.process_started(broker_pid) is None
+    wait_gone(roles)
 
 
 def leave_a_broker(run_dir: Path, from_thread: bool = False, tied: bool = False) -> subprocess.Popen[bytes]:

@@ -36,7 +36,24 @@ CHINA = timedelta(hours=8)
 MOVE_MINUTES = 4 * 24 * 60
 RECEIVED_US = 1_796_000_000_000_000
 #: What the first arrival must be seen with in ringback.events.
-CHECKED = ("occurred_at", "status", "charge", "duration_s", "billable_minutes", "started_at", "answered_at", "ended_at")
+CHECKED = (
+    "occurred_at",
+    "status",
+    "charge",
+    "duration_s",
+    "billable_minutes",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "app_id",
+    "request_id",
+    "from_number",
+    "to_number",
+    "vendor_code",
+    "vendor_description",
+    "key_digits",
+    "attributes",
+)
 BILLING = ("status", "charge", "duration_s", "billable_minutes")
 
 
@@ -143,13 +160,125 @@ def voice_status(draw: st.DrawFn, tag: str) -> dict[str, Any]:  # every field bu
     }
 
 
-ROUTES: dict[str, tuple[str, Callable[[str], st.SearchStrategy[dict[str, Any]]], Callable[[dict[str, Any]], bytes]]] = {
+@st.composite
+def voice_prompt_status(draw: st.DrawFn, tag: str) -> dict[str, Any]:  # fee and call_from are not identity
+    return {
+        "voiceprompt_callback": {
+            "result": "1",
+            "accept_time": "0",
+            "call_from": draw(st.sampled_from(["", "075583763333", "4001234567"])),
+            "callid": f"{tag}-p",
+            "end_calltime": "1796190000",
+            "fee": draw(st.integers(0, 999).map(str)),
+            "mobile": "13900139000",
+            "nationcode": "86",
+            "start_calltime": "1796189990",
+        }
+    }
+
+
+@st.composite
+def voice_key_press(draw: st.DrawFn, tag: str) -> dict[str, Any]:  # callid, keypress, mobile, nationcode
+    return {
+        "voicekey_callback": {
+            "call_from": draw(st.sampled_from(["", "075583763333"])),
+            "callid": f"{tag}-k",
+            "keypress": "1#",
+            "mobile": "13800138000",
+            "nationcode": "86",
+        }
+    }
+
+
+@st.composite
+def voice_failure(draw: st.DrawFn, tag: str) -> dict[str, Any]:  # the code as a number, 8 or "8"
+    return {
+        "voice_failure_callback": {
+            "call_from": "",
+            "callid": f"{tag}-f",
+            "failure_code": draw(st.sampled_from([8, "8"])),
+            "failure_reason": draw(st.sampled_from(["空号", "号码不存在", ""])),
+            "mobile": "13800138000",
+            "nationcode": "86",
+        }
+    }
+
+
+#: Receipts of one send (report_status, errmsg, description): each is its own event.
+SMS_STATES = (("SUCCESS", "DELIVRD", "用户短信送达成功"), ("", "ACCEPTD", ""), ("FAIL", "UNDELIV", "用户短信接收失败"))
+SMS_RECEIPTS = len(SMS_STATES)
+
+
+def sms_receipt(tag: str, index: int) -> dict[str, Any]:
+    """Receipt ``index`` of the send ``tag``: every field the adapter reads is identity; each receipt at
+    its own time, days apart."""
+    state, errmsg, description = SMS_STATES[index]
+    return {
+        "user_receive_time": local(index * -MOVE_MINUTES // 2),
+        "nationcode": "86",
+        "mobile": "13800138000",
+        "report_status": state,
+        "errmsg": errmsg,
+        "description": description,
+        "sid": f"{tag}-s",
+    }
+
+
+@st.composite
+def sms_receipts(draw: st.DrawFn, tag: str) -> list[dict[str, Any]]:
+    """A request of the send's three receipts in any order (each at another report index), each with a
+    field the adapter keeps as an attribute that a resend may change."""
+    receipts = []
+    for index in draw(st.permutations(range(SMS_RECEIPTS))):
+        receipt = sms_receipt(tag, index)
+        if draw(st.booleans()):
+            receipt["ext"] = draw(st.sampled_from(["", "order-1", "order-2"]))
+        receipts.append(receipt)
+    return receipts
+
+
+@st.composite
+def call_state(draw: st.DrawFn, tag: str) -> dict[str, Any]:  # callId, callStatus, userFlag, timeStamp, errorCode
+    return {
+        "callId": f"{tag}-cs",
+        "callStatus": "answered",
+        "userFlag": "dst",
+        "timeStamp": local(-MOVE_MINUTES),
+        "appId": draw(st.sampled_from(["appC", "appD"])),
+        "requestId": draw(st.sampled_from(["req-1", "req-2"])),
+        "src": draw(st.sampled_from(["008613631686024", "13631686024"])),
+        "dst": "008613800138000",
+    }
+
+
+@st.composite
+def call_key_press(draw: st.DrawFn, tag: str) -> dict[str, Any]:  # callId, key, timeStamp, phone
+    return {
+        "callId": f"{tag}-ck",
+        "key": "5",
+        "timeStamp": "1796100020",
+        "phone": "13800138000",
+        "appId": draw(st.sampled_from(["appC", "appD"])),
+        "requestId": draw(st.sampled_from(["req-1", "req-2"])),
+        "dst": draw(st.sampled_from(["008613800138000", "13800138000"])),
+    }
+
+
+#: A report kind: its route, the strategy of one request's report(s) for a tag, and how it is sent.
+Kind = tuple[str, Callable[[str], st.SearchStrategy[Any]], Callable[[Any], bytes]]
+ROUTES: dict[str, Kind] = {
     "fid2": ("cdr-push", cdr_voice_code, lambda r: json.dumps({"cdr": [r]}).encode()),
     "fid4": ("cdr-push", cdr_two_way, lambda r: json.dumps({"cdr": [r]}).encode()),
     "fid5": ("cdr-push", cdr_conference, lambda r: json.dumps({"cdr": [r]}).encode()),
     "hangup": ("callback-call/hangup", hangup, lambda r: json.dumps(r).encode()),
     "record": ("callback-call/record", recording, lambda r: json.dumps(r).encode()),
     "voice": ("tencent/voicecode", voice_status, lambda r: json.dumps(r).encode()),
+    "prompt": ("tencent/voiceprompt", voice_prompt_status, lambda r: json.dumps(r).encode()),
+    "voicekey": ("tencent/voiceprompt", voice_key_press, lambda r: json.dumps(r).encode()),
+    "failure": ("tencent/voicecode", voice_failure, lambda r: json.dumps(r).encode()),
+    "sms": ("tencent/sms-status", sms_receipts, lambda r: json.dumps(r).encode()),
+    "state": ("callback-call/status", call_state, lambda r: json.dumps(r).encode()),
+    "keypress": ("callback-call/keypress", call_key_press, lambda r: json.dumps(r).encode()),
 }
 
 
@@ -285,5 +414,6 @@ def test_resends_that_change_anything_but_identity_leave_one_row_the_first_arriv
     )
     assert {row["event_id"]: row["n"] for row in merged} == dict.fromkeys(first, 1)  # merges collapsed every copy
     conflicting = {event_id for event_id, seen in versions.items() if len(seen) > 1}
-    recorded = running.rows(f"SELECT event_id FROM ringback.event_conflicts FINAL WHERE tenant = '{tenant}'")
-    assert {row["event_id"] for row in recorded} == conflicting
+    ids = ", ".join(f"'{event_id}'" for event_id in first)
+    recorded = running.rows(f"SELECT event_id, tenant FROM ringback.event_conflicts FINAL WHERE event_id IN ({ids})")
+    assert {(row["event_id"], row["tenant"]) for row in recorded} == {(event_id, tenant) for event_id in conflicting}

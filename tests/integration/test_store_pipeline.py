@@ -99,14 +99,14 @@ def test_a_resend_that_moves_a_time_is_one_event_billed_at_its_first_values(pipe
     # then the conflicts of all three are recorded
     conflicts = rows_of(
         pipeline,
-        f"SELECT event_id, request_id, call_id, app_id, source, toUInt32(versions) AS versions "
+        f"SELECT event_id, request_id, call_id, tenant, app_id, source, toUInt32(versions) AS versions "
         "FROM ringback.event_conflicts FINAL "
         f"WHERE ifNull(request_id, call_id) IN {ids}",
         lambda rows: len(rows) == 3,
     )
-    assert {(row["app_id"], row["source"], row["versions"]) for row in conflicts} == {
-        ("appM", "cdr_push", 2),
-        ("appH", "callback_call", 2),
+    assert {(row["tenant"], row["app_id"], row["source"], row["versions"]) for row in conflicts} == {
+        ("acme", "appM", "cdr_push", 2),
+        ("acme", "appH", "callback_call", 2),
     } and len(conflicts) == 3
     events = sql_rows(
         pipeline.data_dir,

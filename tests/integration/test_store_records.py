@@ -1,6 +1,6 @@
 """What the store records about events that went wrong, on the real embedded engine: dead letters are
 marked resolved once what failed is stored (a corrected resend, a replay), and a billing conflict is
-recorded, counted and logged once — with its source, app and vendor ids — however often the sink starts."""
+recorded, counted and logged once — with its tenant, source, app and vendor ids — however often the sink starts."""
 
 from __future__ import annotations
 
@@ -71,8 +71,8 @@ again = ConflictWatcher(30.0).look(client)  # the sink started again
 copy("c1", "cdr-push", "third", t0 + timedelta(minutes=2), request_id="MONEY-2", charge="5", seconds=50)
 third = ConflictWatcher(30.0).look(client)
 print(json.dumps({"first": first, "again": again, "third": third, "recorded": [
-    [r[0], r[1], r[2], r[3], r[4]] for r in rows(
-        "SELECT source, app_id, request_id, versions, toString(charge) FROM ringback.event_conflicts FINAL")]}))
+    list(r) for r in rows(
+        "SELECT tenant, source, app_id, request_id, versions, toString(charge) FROM ringback.event_conflicts FINAL")]}))
 """
 )
 
@@ -106,4 +106,4 @@ def test_a_conflict_is_recorded_and_counted_once_with_its_source_app_and_ids(tmp
     result = run(CONFLICTS, tmp_path / "store")
     assert (result["first"], result["again"], result["third"]) == (1, 0, 0)
     # recorded again when it gained a version; the first arrival's app
-    assert result["recorded"] == [["cdr_push", "appM", "MONEY-2", 3, "[0.06,999.99,5]"]]
+    assert result["recorded"] == [["acme", "cdr_push", "appM", "MONEY-2", 3, "[0.06,999.99,5]"]]

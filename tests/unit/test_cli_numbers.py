@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import structlog
 
 from ringback import cli, config
 from tests.pipeline import ringback
@@ -54,3 +59,51 @@ def test_a_closed_standard_output_ends_a_command_quietly() -> None:
     stderr = command.stderr.read()
     assert command.wait(timeout=60) == 0, stderr
     assert stderr == b"", stderr
+
+
+@pytest.fixture
+def in_process() -> Iterator[None]:
+    """Puts back what `ringback` changes in its process: the log (pointed at this test's captured output,
+    which closes with the test) and the umask."""
+    saved, handlers, level = structlog.get_config(), logging.getLogger().handlers[:], logging.getLogger().level
+    umask = os.umask(0o022)
+    os.umask(umask)
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+        logging.getLogger().handlers[:] = handlers
+        logging.getLogger().setLevel(level)
+        os.umask(umask)
+
+
+@pytest.mark.usefixtures("in_process")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["replay", "--since", "-99999999d"],
+        ["replay", "--raw", "--since", "-99999999d"],
+        ["replay", "--dry-run", "--until", "-99999999d"],
+        ["replay", "--since=2300-01-01T00:00Z"],
+        ["tail", "--from", "-99999999d"],
+    ],
+)
+def test_a_time_out_of_range_is_a_one_line_usage_error_of_the_command(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole command, from its command line to the point it would connect (to nothing: the broker
+    given is closed), fails on the time alone."""
+    closed = ["--data-dir", str(tmp_path / "data"), "--kafka-bootstrap", "127.0.0.1:9"]
+    assert cli.main([*argv, *closed]) == cli.USAGE_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"ringback {argv[0]}: ") and "outside 1970-01-01 .. 2299-12-31 (UTC)" in err, err
+
+
+@pytest.mark.usefixtures("in_process")
+def test_tail_takes_no_since_and_says_so_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["tail", "--since", "-99999999d"])
+    assert exited.value.code == cli.USAGE_ERROR
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --since" in err and "Traceback" not in err, err
