@@ -98,6 +98,8 @@ def test_a_time_out_of_range_is_a_one_line_usage_error_of_the_command(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith(f"ringback {argv[0]}: ") and "outside 1970-01-01 .. 2299-12-31 (UTC)" in err, err
+    option = next(arg.split("=")[0] for arg in argv if arg.split("=")[0] in ("--since", "--until", "--from"))
+    assert err.startswith(f"ringback {argv[0]}: {option} "), err  # the error names the option it is about
 
 
 @pytest.mark.usefixtures("in_process")
