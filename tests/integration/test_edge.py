@@ -109,7 +109,11 @@ async def test_broker_down_gives_a_retryable_failure_never_a_success(
             reply = await response.json()
             assert reply["result"] != 0 and reply["errmsg"]
         assert time.monotonic() - started < 10  # answered after the publish budget, not left hanging
-        assert (await client.get("/readyz")).status == 503
+        ready = await client.get("/readyz")
+        assert ready.status == 503
+        assert (await ready.json())["reasons"] == [
+            "the broker does not answer and the edge has no journal (spool_max_bytes = 0)"
+        ]
     finally:
         await client.close()
 
@@ -122,7 +126,7 @@ async def test_broker_unreachable_spools_and_replies_success(make_settings: Call
             response = await client.post(SMS, data=BODY)
             assert response.status == 200 and await response.read() == b'{"result":0,"errmsg":"OK"}'
         ready = await client.get("/readyz")
-        assert ready.status == 200
+        assert ready.status == 200 and (await ready.json())["reasons"] == []
         journal = (await ready.json())["journal"]
         assert journal["records"] == 3 and journal["mode"] == "spool"
         assert "ringback_edge_journal_records 3.0" in await (await client.get("/metrics")).text()
@@ -138,7 +142,9 @@ async def test_full_spool_and_no_broker_is_a_retryable_failure(make_settings: Ca
     try:
         statuses = [(await client.post(SMS, data=BODY)).status for _ in range(4)]
         assert statuses[0] == 200 and statuses[-1] == 503
-        assert (await client.get("/readyz")).status == 503
+        ready = await client.get("/readyz")
+        (reason,) = (await ready.json())["reasons"]
+        assert ready.status == 503 and reason.startswith("the broker does not answer and the journal is full ("), reason
     finally:
         await client.close()
 

@@ -140,6 +140,7 @@ async def test_one_address_sending_real_bytes_is_held_to_its_share(start: Callab
         assert status == 200  # another address is served
         status, ready = await edge.readyz()
         assert status == 200 and ready["shedding"]["reasons"] == ["address_share_bytes"]  # the edge is not full
+        assert ready["reasons"] == []
         assert 'ringback_edge_shed_total{reason="address_share_bytes"}' in await edge.metrics()
     finally:
         close(held)
@@ -176,6 +177,7 @@ async def test_readyz_tells_while_the_edge_sheds_and_recovers_by_itself(
         assert status == 503 and json.loads(body)["result"] != 0
         ready = await edge.wait_for("shedding shown", lambda status, _: status == 503)
         assert ready["ready"] is False and ready["shedding"]["reasons"] == ["in_flight_requests"]
+        assert ready["reasons"] == ["shedding load: in_flight_requests"]
         assert 0 < ready["shedding"]["clears_after_s"] <= 1.0
     finally:
         close(held)

@@ -73,10 +73,11 @@ async def test_a_failing_disk_fails_every_request_and_readiness_comes_back_with_
         assert all(isinstance(r, NotDurable) for r in refused), refused
         assert intake.journal.untrimmed_records == REQUESTS
         assert not intake.accepting
+        assert (intake.refusal or "").startswith("the journal's disk has no room"), intake.refusal
         disk.fail_fsync, disk.full = OSError(errno.EIO, "Input/output error"), False
         assert all(isinstance(r, NotDurable) for r in await accept_all(intake, 200))
         disk.fail_fsync, disk.free = None, 1 << 30  # room again (a trim or an operator freed it)
-        assert intake.accepting
+        assert intake.accepting and intake.refusal is None
         assert await accept_all(intake, 300) == ["journal"] * REQUESTS
         bodies = [RawCallback.from_bytes(p).body for p in intake.journal.read(intake.journal.trimmed, 1000)[0]]
         assert bodies == [raw(i).body for i in [*range(REQUESTS), *range(300, 300 + REQUESTS)]]

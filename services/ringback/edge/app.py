@@ -248,14 +248,21 @@ async def readyz(request: web.Request) -> web.Response:
     intake = request.app[INTAKE]
     broker_ok = await request.app[PUBLISHER].probe()
     journal = intake.journal
-    ready = intake.accepting if intake.journal_mode else (broker_ok or intake.accepting)
     tenants = request.app[TENANTS]
     in_flight = request.app[IN_FLIGHT]
     hold_s = request.app[SETTINGS].edge_shed_ready_hold_s
     reasons, last_s_ago = in_flight.shedding(hold_s)
-    ready = ready and not any(reason in EDGE_REASONS for reason in reasons)
+    not_ready: list[str] = []  # why no callback can be taken now, one line each (empty: ready)
+    refusal = intake.refusal
+    if intake.journal_mode and refusal is not None:
+        not_ready.append(refusal)
+    elif not intake.journal_mode and not broker_ok and refusal is not None:
+        not_ready.append(f"the broker does not answer and {refusal}")
+    not_ready += [f"shedding load: {reason}" for reason in reasons if reason in EDGE_REASONS]
+    ready = not not_ready
     body = {
         "ready": ready,
+        "reasons": not_ready,
         "broker": "reachable" if broker_ok else "unreachable",
         "tenants": "none: open to anyone" if tenants.current is None else len(tenants.current.by_id),
         "journal": None

@@ -61,6 +61,18 @@ class GroupCommit:
             return False
         return not self._refused_since_trim and self.journal.untrimmed_bytes < self.journal.max_bytes
 
+    @property
+    def refusal(self) -> str | None:
+        """Why the journal takes no callback now (None while it does), in words for readiness."""
+        if self._disk_needs is not None and not self._disk_has_room(self._disk_needs):
+            return f"the journal's disk has no room (a group of {self._disk_needs} bytes could not be written)"
+        if self._refused_since_trim or self.journal.untrimmed_bytes >= self.journal.max_bytes:
+            return (
+                f"the journal is full ({self.journal.untrimmed_bytes} of {self.journal.max_bytes} bytes): "
+                "waiting until what it holds is published and stored"
+            )
+        return None
+
     def _disk_has_room(self, needed: int) -> bool:
         try:
             return self.journal.free_bytes() >= needed

@@ -182,6 +182,13 @@ class Intake:
         return self.commit is not None and self.commit.accepting
 
     @property
+    def refusal(self) -> str | None:
+        """Why no callback can be journaled now (None when one can), for readiness."""
+        if self.commit is None:
+            return "the edge has no journal (spool_max_bytes = 0)"
+        return self.commit.refusal
+
+    @property
     def unpublished_records(self) -> int:
         return self.journal_publisher.unpublished_records if self.journal_publisher is not None else 0
 
