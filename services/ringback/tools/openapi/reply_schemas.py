@@ -126,6 +126,11 @@ def readiness_schema() -> Schema:
         ),
         "properties": {
             "ready": {"type": "boolean"},
+            "reasons": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Why the edge is not ready, one line each (empty when it is).",
+            },
             "broker": {"enum": ["reachable", "unreachable"]},
             "tenants": {
                 "description": (
@@ -137,6 +142,6 @@ def readiness_schema() -> Schema:
             "in_flight": in_flight,
             "shedding": {"anyOf": [{"type": "null"}, shedding]},
         },
-        "required": ["ready", "broker", "tenants", "journal", "in_flight", "shedding"],
+        "required": ["ready", "reasons", "broker", "tenants", "journal", "in_flight", "shedding"],
         "additionalProperties": False,
     }
