@@ -1,7 +1,8 @@
 """The raw-topic message: the callback body untouched, with what the edge knew about the request.
 
-The body is the Kafka value, byte for byte as the vendor sent it; everything else travels in headers
-so a consumer can re-read the original request without unwrapping an envelope.
+The body is the Kafka value, byte for byte as the vendor sent it once its ``Content-Encoding`` is undone
+(a gzip, deflate or zstd body is kept decoded, as the adapters read it); everything else travels in
+headers so a consumer can re-read the original request without unwrapping an envelope.
 """
 
 from __future__ import annotations
