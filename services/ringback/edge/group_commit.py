@@ -57,9 +57,7 @@ class GroupCommit:
 
     @property
     def accepting(self) -> bool:
-        if self._disk_needs is not None and not self._disk_has_room(self._disk_needs):
-            return False
-        return not self._refused_since_trim and self.journal.untrimmed_bytes < self.journal.max_bytes
+        return self.refusal is None
 
     @property
     def refusal(self) -> str | None:

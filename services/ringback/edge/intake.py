@@ -179,7 +179,7 @@ class Intake:
     @property
     def accepting(self) -> bool:
         """Whether a callback can be made durable now (for readiness)."""
-        return self.commit is not None and self.commit.accepting
+        return self.refusal is None
 
     @property
     def refusal(self) -> str | None:
