@@ -28,6 +28,12 @@ def ringback(*args: str) -> list[str]:
     return [sys.executable, "-m", "ringback", *args]
 
 
+def open_tenants_file(tenant_ids: tuple[str, ...], secret: str) -> str:
+    """A tenants file of these tenants, each with ``secret``, anonymous callbacks still taken."""
+    entries = "".join(f'[[tenants]]\nid = "{tenant}"\nsecret = "{secret}"\n' for tenant in tenant_ids)
+    return f"allow_anonymous = true\n{entries}"
+
+
 def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
     try:

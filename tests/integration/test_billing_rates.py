@@ -31,7 +31,7 @@ from tests.billing_traffic import (
     voice_code_cdr,
     write_card,
 )
-from tests.pipeline import Pipeline, ringback, sql_rows
+from tests.pipeline import Pipeline, open_tenants_file, ringback, sql_rows
 
 pytestmark = pytest.mark.integration
 SETTLE_S = 90.0
@@ -43,15 +43,7 @@ CHANGE_BEFORE = {**SIX_SECONDS, "app_id": "app-change", "increment_s": 60}
 CHANGE_AFTER = {**CHANGE_BEFORE, "price": "0.3", "valid_from": "2026-11-22"}
 ACME, GLOBEX = "acme", "globex"
 TENANT_SECRET = "tenant-secret-0f9e8d7c6b"
-TENANTS_FILE = f"""
-allow_anonymous = true
-[[tenants]]
-id = "{ACME}"
-secret = "{TENANT_SECRET}"
-[[tenants]]
-id = "{GLOBEX}"
-secret = "{TENANT_SECRET}"
-"""
+TENANTS_FILE = open_tenants_file((ACME, GLOBEX), TENANT_SECRET)
 # Lines of every precedence level for call.cdr (SIX_SECONDS is the default line), each 60 s increments.
 ACME_APP_PREC = {**SIX_SECONDS, "tenant": ACME, "app_id": "app-prec", "price": "0.5", "increment_s": 60}
 APP_PREC = {**SIX_SECONDS, "app_id": "app-prec", "price": "0.3", "increment_s": 60}

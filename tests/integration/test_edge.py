@@ -33,6 +33,24 @@ async def client_for(settings: Settings) -> TestClient:
     return client
 
 
+#: The edge's producer made to refuse what the edge accepts (the embedded broker has no message size limit
+#: to set): PRODUCER_BOUND below the body bound, and a body between the two.
+PRODUCER_BOUND = 100_000
+UNSENDABLE = b"[" + b" " * 200_000 + b"]"
+
+
+async def client_with_small_producer(settings: Settings) -> TestClient:
+    """An edge whose producer refuses a message over PRODUCER_BOUND bytes."""
+    from ringback.edge import publisher as publisher_module
+
+    original = publisher_module.kafka.producer
+    publisher_module.kafka.producer = lambda s, **kw: original(s, max_request_size=PRODUCER_BOUND)
+    try:
+        return await client_for(settings)
+    finally:
+        publisher_module.kafka.producer = original
+
+
 @pytest.fixture
 async def edge(
     broker: EmbeddedBroker, make_settings: Callable[..., Settings]
@@ -193,17 +211,9 @@ async def test_a_callback_too_large_to_publish_is_413_not_spooled(
     permanent, answered 413, and nothing is spooled or held up behind it."""
     settings = make_settings(kafka_bootstrap=broker.bootstrap, max_body_bytes=300_000)
     await kafka.ensure_topics(settings)
-    from ringback.edge import publisher as publisher_module
-
-    original = publisher_module.kafka.producer
-    publisher_module.kafka.producer = lambda s, **kw: original(s, max_request_size=100_000)
+    client = await client_with_small_producer(settings)
     try:
-        client = await client_for(settings)
-    finally:
-        publisher_module.kafka.producer = original
-    try:
-        big = b"[" + b" " * 200_000 + b"]"
-        response = await client.post(SMS, data=big)
+        response = await client.post(SMS, data=UNSENDABLE)
         assert response.status == 413 and (await response.json())["result"] != 0
         assert (await client.post(SMS, data=BODY)).status == 200  # and nothing is held up behind it
         spool = client.server.app[INTAKE].journal
@@ -218,23 +228,15 @@ async def test_the_journal_publishes_in_order_and_quarantines_what_the_producer_
     """Journal mode: every callback is acknowledged once journaled; the journal's publisher sends them as
     whole record batches, in journal order, with their context; one the producer will never send (larger
     than its max_request_size) leaves for the quarantine folder and holds up none behind it."""
-    from ringback.edge import publisher as publisher_module
-
     with EmbeddedBroker() as own_broker:
         settings = make_settings(
             kafka_bootstrap=own_broker.bootstrap, max_body_bytes=300_000, edge_journal="on", kafka_partitions=1
         )
         await kafka.ensure_topics(settings)
-        original = publisher_module.kafka.producer
-        publisher_module.kafka.producer = lambda s, **kw: original(s, max_request_size=100_000)
-        try:
-            client = await client_for(settings)
-        finally:
-            publisher_module.kafka.producer = original
+        client = await client_with_small_producer(settings)
         try:
             small = [f"[{i}]".encode() for i in range(60)]
-            big = b"[" + b" " * 200_000 + b"]"
-            for body in [*small[:30], big, *small[30:]]:
+            for body in [*small[:30], UNSENDABLE, *small[30:]]:
                 assert (await client.post(SMS, data=body)).status == 200
             records = await read_topic(own_broker.bootstrap, settings.topic_raw, expected=60, timeout_s=30)
             in_order = [r.value for r in sorted(records, key=lambda r: r.offset)]
@@ -247,7 +249,7 @@ async def test_the_journal_publishes_in_order_and_quarantines_what_the_producer_
             while not quarantined and time.monotonic() < deadline:
                 quarantined = list((journal.directory / "quarantine").glob("*.raw"))
                 await asyncio.sleep(0.1)
-            assert len(quarantined) == 1 and big in quarantined[0].read_bytes()
+            assert len(quarantined) == 1 and UNSENDABLE in quarantined[0].read_bytes()
         finally:
             await client.close()
 

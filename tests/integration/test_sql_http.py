@@ -23,7 +23,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from ringback.runtime.ports import free_port
-from tests.pipeline import Pipeline, post, ringback, wait_for_rows, wait_for_run_file
+from tests.pipeline import Pipeline, open_tenants_file, post, ringback, wait_for_rows, wait_for_run_file
 
 pytestmark = pytest.mark.integration
 
@@ -31,15 +31,7 @@ TENANT_SECRET = "tenant-secret-5b1f0c93a7"
 ACME, GLOBEX = "acme", "globex"
 FINANCE_PASSWORD = "finance-password-8d7e6f5a4b"
 ACME_PASSWORD = "acme-ops-password-1c2d3e4f5a"
-TENANTS_FILE = f"""
-allow_anonymous = true
-[[tenants]]
-id = "{ACME}"
-secret = "{TENANT_SECRET}"
-[[tenants]]
-id = "{GLOBEX}"
-secret = "{TENANT_SECRET}"
-"""
+TENANTS_FILE = open_tenants_file((ACME, GLOBEX), TENANT_SECRET)
 ANALYSTS_FILE = f"""
 [[analysts]]
 name = "finance"
