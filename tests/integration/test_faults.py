@@ -98,7 +98,7 @@ def test_e_poison_interleaved_with_good_traffic(pipeline: Pipeline) -> None:
     poison = [
         f'{{"cdr":[{{"requestid":"{tag}-p{i}","fid":"4","oriamount":"1,5"}}]}}'.encode()
         if i % 2
-        else f"{tag}-p{i} is not JSON {{".encode()
+        else f"not JSON: {tag}-p{i} {{".encode()  # not led by the tag: a tag like 3e45a1b0 reads as a number
         for i in range(30)
     ]
     interleaved = [b for pair in zip(bodies, poison, strict=True) for b in pair]
