@@ -9,6 +9,10 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 4
 PARALLEL := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 LINT_PATHS := services tests deploy examples
+# The hot modules' compiled build (python -m ringback.tools.compile): redone whenever one of them changes.
+HOT_LIST := services/ringback/compiled_modules.txt
+HOT_SOURCES := $(shell grep -v -e '^\#' -e '^ *$$' $(HOT_LIST) | sed 's|\.|/|g; s|^|services/|; s|$$|.py|')
+COMPILED := services/ringback/compiled_manifest.json
 
 .PHONY: help run test test-fast lint docs test-all test-containers bench bench-queries soak venv tools clean wrk promtool
 
@@ -16,8 +20,9 @@ LINT_PATHS := services tests deploy examples
 help:
 	@awk '/^## /{doc = doc substr($$0, 4) " "; next} /^[a-z-]+:/{if (doc) {split($$0, t, ":"); printf "  make %-16s %s\n", t[1], doc}; doc = ""; next} {doc = ""}' $(MAKEFILE_LIST)
 
-## The virtual environment with ringback and its development tools (pip, from pyproject.toml).
-venv: $(STAMP)
+## The virtual environment with ringback and its development tools (pip, from pyproject.toml), and
+## ringback's hot modules compiled with mypyc where a C compiler is at hand (else they run from source).
+venv: $(COMPILED)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ringback needs Python 3.11+"'
@@ -26,16 +31,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(COMPILED): $(STAMP) $(HOT_LIST) $(HOT_SOURCES) services/ringback/compiled.py services/ringback/tools/compile.py
+	$(BIN)/python -m ringback.tools.compile
+
 ## Start the whole pipeline (embedded Kafka broker + edge + normalizer + sink + embedded ClickHouse).
-run: $(STAMP)
+run: $(COMPILED)
 	$(BIN)/ringback run
 
 ## Full test suite (unit + integration against the real broker and ClickHouse engine), after the lint.
-test: $(STAMP) lint tools
+test: $(COMPILED) lint tools
 	$(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 ## The edit loop (a few minutes): the unit tests and the end-to-end smoke module on one `ringback run`.
-test-fast: $(STAMP)
+test-fast: $(COMPILED)
 	$(BIN)/python -m pytest $(PARALLEL) tests/unit tests/integration/test_pipeline_e2e.py $(PYTEST_ARGS)
 
 ## ruff (lint and format check) and mypy (strict, services/); configured in pyproject.toml.
@@ -49,7 +57,7 @@ docs: $(STAMP)
 	$(BIN)/python -m tests.regen_docs
 
 ## Everything: the suite with 1,000 examples for every property test, the soak test (slow marker) and the containers' tests where a container engine answers.
-test-all: $(STAMP) lint tools
+test-all: $(COMPILED) lint tools
 	RINGBACK_PROPERTY_EXAMPLES=1000 $(BIN)/python -m pytest $(PARALLEL) -m '' $(PYTEST_ARGS)
 
 ## The integration suite against an Apache Kafka cluster (KRaft, 3 brokers, replication 3) and a ClickHouse
@@ -60,7 +68,7 @@ test-containers: $(STAMP)
 	else RINGBACK_TEST_BACKEND=containers $(BIN)/python -m pytest -m 'integration or containers' $(PYTEST_ARGS); fi
 
 ## Benchmarks: every stage against its baseline; table, JSON report and chart under bench-results/.
-bench: $(STAMP) wrk
+bench: $(COMPILED) wrk
 	$(BIN)/ringback bench
 
 ## The analyst cookbook's queries on 100 million generated events, timed (report under bench-results/queries).
@@ -68,7 +76,7 @@ bench-queries: $(STAMP)
 	$(BIN)/ringback bench-queries $(BENCH_QUERIES_ARGS)
 
 ## Soak: an hour of steady load on `ringback run`, every process's memory sampled (report under bench-results/soak).
-soak: $(STAMP)
+soak: $(COMPILED)
 	$(BIN)/ringback soak $(SOAK_ARGS)
 
 ## System tools the tests and benchmarks use (wrk, promtool), from Debian's packages; one line for each that can't be had.

@@ -32,7 +32,6 @@ from ringback.normalizer.step import normalize_message
 from ringback.runtime.avro import EventCodec
 from ringback.runtime.raw import RawCallback
 from tests.conftest import REPO_ROOT
-from tests.unit.test_tencent_sms_reply import ReplyContext
 
 CODEC = EventCodec.from_dir(REPO_ROOT / "schemas")
 CTX = Context(blank_event=CODEC.blank_event())
@@ -389,7 +388,7 @@ REPLY = FORMAT["sms reply"]
 
 
 def with_text_setting(policy: str) -> Context:
-    return ReplyContext(blank_event=CODEC.blank_event(), sms_reply_text=policy)
+    return Context(blank_event=CODEC.blank_event(), sms_reply_text=policy)
 
 
 @pytest.mark.parametrize("policy", [config.SMS_REPLY_TEXT_MASK, config.SMS_REPLY_TEXT_DROP])

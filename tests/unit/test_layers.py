@@ -18,6 +18,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "ground",
         (
+            "ringback.compiled",
             "ringback.config",
             "ringback.logs",
             "ringback.metrics",

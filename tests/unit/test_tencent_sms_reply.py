@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,18 +32,11 @@ REPLY = {
 }
 
 
-@dataclass(frozen=True)
-class ReplyContext(Context):
-    """The normalizer's Context with the ``sms_reply_text`` setting it hands to the adapter."""
-
-    sms_reply_text: str = config.SMS_REPLY_TEXT_STORE
-
-
 def outcomes(body: Any, policy: str | None = None) -> list[Any]:
     ctx = (
         Context(blank_event=CODEC.blank_event())
         if policy is None
-        else ReplyContext(blank_event=CODEC.blank_event(), sms_reply_text=policy)
+        else Context(blank_event=CODEC.blank_event(), sms_reply_text=policy)
     )
     raw = RawCallback(
         route=ROUTE,
