@@ -9,7 +9,9 @@ start-up (``import ringback``) the manifest is checked against the sources as th
 - any source changed since the build, or ``RINGBACK_PURE_PYTHON=1``: every one of them runs from its
   source (the compiled modules call each other natively, so a mix is never loaded), and a changed source
   is reported once on standard error — rebuild with ``make venv``;
-- no build (no compiler, or never built): the sources run, as they always may.
+- no build (no compiler, or never built): the sources run, as they always may;
+- an extension module the manifest does not name (an older build's): that module and every listed one
+  run from source, and it is reported the same way.
 
 The compiled and pure modules give the same results; a test compares their output byte for byte.
 """
@@ -68,6 +70,16 @@ def stale_modules(built: dict[str, str]) -> list[str]:
     return stale
 
 
+def extension_modules(package_dir: Path = PACKAGE_DIR) -> list[str]:
+    """Every module of the package that has an extension module beside its source."""
+    found = []
+    for extension in package_dir.rglob("*.so"):
+        source = extension.with_name(extension.name.split(".", 1)[0] + ".py")
+        if source.is_file():
+            found.append(".".join(source.relative_to(package_dir.parent).with_suffix("").parts))
+    return sorted(found)
+
+
 class _SourceFirst(importlib.abc.MetaPathFinder):
     """Finds the listed modules' sources, passing over the extension modules beside them."""
 
@@ -90,18 +102,19 @@ def choose() -> str:
     """Decide, once per process and before any hot module is imported, compiled or pure."""
     global mode
     built = manifest()
-    if not built:
+    # An extension module no manifest vouches for (left by an older build, or copied in) never runs.
+    stale = stale_modules(built) + [m for m in extension_modules() if m not in built]
+    if not built and not stale:
         mode = "pure"
         return mode
-    stale = stale_modules(built)
     if stale:
         print(
-            f"ringback: {len(stale)} compiled module(s) older than their source ({', '.join(stale[:3])}): "
-            "running every hot module from source; `make venv` rebuilds them",
+            f"ringback: {len(stale)} compiled module(s) not built from their source as it is now "
+            f"({', '.join(stale[:3])}): running every hot module from source; `make venv` rebuilds them",
             file=sys.stderr,
         )
     if stale or os.environ.get(PURE_ENV, "") not in ("", "0"):
-        sys.meta_path.insert(0, _SourceFirst(list(built)))
+        sys.meta_path.insert(0, _SourceFirst([*built, *stale]))
         mode = "pure"
     else:
         mode = "compiled"

@@ -7,6 +7,7 @@ import importlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -70,7 +71,7 @@ def test_every_listed_module_exists_and_none_is_listed_twice() -> None:
         assert compiled.source_path(module).is_file(), module
 
 
-def test_a_stale_build_runs_every_hot_module_from_source(tmp_path: pytest.TempPathFactory) -> None:
+def test_a_stale_build_runs_every_hot_module_from_source() -> None:
     """A manifest that disagrees with one source: the process says so and loads every listed module
     from its source, compiled or not."""
     module = compiled.hot_modules()[0]
@@ -96,4 +97,14 @@ def test_a_stale_build_runs_every_hot_module_from_source(tmp_path: pytest.TempPa
     )
     assert done.stdout.split() == ["pure", "False"]
     if BUILT:
-        assert "older than their source" in done.stderr
+        assert "not built from their source as it is now" in done.stderr
+
+
+def test_an_extension_module_beside_any_source_is_found(tmp_path: Path) -> None:
+    """What an older build left beside a module no longer listed is found, so it never runs unvouched."""
+    package = tmp_path / "ringback"
+    (package / "edge").mkdir(parents=True)
+    for name in ("__init__.py", "edge/__init__.py", "edge/door.py", "edge/door.cpython-311-x86_64-linux-gnu.so"):
+        (package / name).write_bytes(b"")
+    (package / "edge" / "orphan.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")  # no source: not a module
+    assert compiled.extension_modules(package) == ["ringback.edge.door"]

@@ -22,15 +22,14 @@ from ringback import compiled
 #: One shared library for the group (the compiled modules call each other natively through it).
 GROUP = "ringback_compiled"
 SERVICES_DIR = compiled.PACKAGE_DIR.parent
+#: mypyc's optimisation level (the C compiler's -O): 2 builds in about half the time of 3 and runs as fast here.
+OPT_LEVEL = "2"
 
 
 def built_files() -> list[Path]:
-    """Every extension module an earlier build left (the group's shared library included)."""
-    found = list(SERVICES_DIR.glob(f"{GROUP}__mypyc*.so"))
-    for module in compiled.hot_modules():
-        source = compiled.source_path(module)
-        found += source.parent.glob(f"{source.stem}.*.so")
-    return found
+    """Every extension module an earlier build left, of modules listed now or before (the package has
+    no other), and the group's shared library."""
+    return [*SERVICES_DIR.glob(f"{GROUP}__mypyc*.so"), *compiled.PACKAGE_DIR.rglob("*.so")]
 
 
 def clean() -> None:
@@ -51,13 +50,17 @@ def build() -> None:
         cwd = Path.cwd()
         os.chdir(SERVICES_DIR)  # mypyc names modules by their path from here
         try:
-            extensions = mypycify(paths, opt_level="3", group_name=GROUP, target_dir=str(Path(scratch) / "c"))
+            extensions = mypycify(
+                paths, opt_level=OPT_LEVEL, multi_file=True, group_name=GROUP, target_dir=str(Path(scratch) / "c")
+            )
             setup(
                 name=GROUP,
                 ext_modules=extensions,
                 script_args=[
                     "--quiet",
                     "build_ext",
+                    "--parallel",
+                    str(os.cpu_count() or 1),
                     "--build-lib",
                     str(Path(scratch) / "lib"),
                     "--build-temp",
