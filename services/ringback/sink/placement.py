@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from clickhouse_connect.driver.client import Client
@@ -229,7 +230,7 @@ def stored_times(client: Client, placed: Sequence[Placed]) -> dict[str, Micros]:
             found = client.query(LOOKUP, parameters={"ids": chunk})
         for event_id, at_us in found.result_rows:
             times[str(event_id)] = None if at_us is None else int(at_us)
-    for p in sorted(placed, key=lambda p: p.received_at_us):
+    for p in sorted(placed, key=attrgetter("received_at_us")):
         times.setdefault(p.event_id, p.occurred_at_us)
     return times
 
