@@ -102,7 +102,7 @@ class NormalizedConsumer:
                 if until_caught_up and await kafka.caught_up(consumer):
                     break
         finally:
-            await consumer.stop()
+            await kafka.stop(consumer)
             await admin.close()
             if self.ids is not None:
                 self.ids.close()

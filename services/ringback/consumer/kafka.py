@@ -75,6 +75,20 @@ def admin_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in options.items() if name in ADMIN_OPTIONS}
 
 
+async def stop(consumer: Consumer) -> None:
+    """Stop ``consumer``, also with the broker gone: aiokafka's fetcher then lets the cancellation of its
+    own background tasks out of ``stop()`` (aiokafka issue 647), which would end a billing job's orderly
+    stop with a traceback. Only that one is swallowed: a cancellation of the task that is stopping still
+    propagates."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.info("consumer stopped with the broker gone")
+
+
 class RevokedListener(ConsumerRebalanceListener):  # type: ignore[misc]
     """Tells ``forget`` of the partitions taken away; an assignment needs nothing at once (the consuming
     loop seeks a partition back before any of its records is used)."""

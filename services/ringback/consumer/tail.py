@@ -70,7 +70,7 @@ async def read_records(
             if not follow and await kafka.caught_up(reader):
                 return
     finally:
-        await reader.stop()
+        await kafka.stop(reader)
 
 
 async def _position(reader: Consumer, partitions: list[TopicPartition], start: Start) -> dict[int, int]:
