@@ -91,4 +91,5 @@ promtool:
 	@command -v promtool >/dev/null 2>&1 || { (apt-get install -y --no-install-recommends prometheus || (apt-get update && apt-get install -y --no-install-recommends prometheus)) >/dev/null 2>&1 || sudo apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 || echo "promtool could not be installed: the alert rule and PromQL checks will be skipped"; }
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .hypothesis
+	rm -rf $(VENV) data .pytest_cache .hypothesis services/.mypy_cache $(COMPILED)
+	find services -name '*.so' -delete
