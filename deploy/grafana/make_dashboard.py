@@ -510,9 +510,10 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
             ),
             panel(
                 "table",
-                "Billing today (China day), per tenant",
+                "Billing today (billing time zone), per tenant",
                 (
-                    "Events, charge, billable minutes and billed seconds of today in Asia/Shanghai, per tenant and "
+                    "Events, charge, billable minutes and billed seconds of today in the store's billing time zone "
+                    "(setting billing_timezone, Asia/Shanghai by default; ringback.billing_today), per tenant and "
                     "app: the billing query of docs/billing.md."
                 ),
                 [
@@ -520,7 +521,8 @@ ROWS: list[tuple[str, list[dict[str, Any]]]] = [
                         "SELECT tenant, app_id, count() AS events, sum(charge) AS charge, any(currency) AS currency,\n"
                         "       sum(billable_minutes) AS billable_minutes, sum(duration_s) AS duration_s\n"
                         "FROM ringback.events_dedup\n"
-                        "WHERE toDate(occurred_at, 'Asia/Shanghai') = toDate(now(), 'Asia/Shanghai')\n"
+                        "WHERE occurred_at >= (SELECT starts_at FROM ringback.billing_today)\n"
+                        "  AND occurred_at < (SELECT ends_at FROM ringback.billing_today)\n"
                         "GROUP BY tenant, app_id ORDER BY charge DESC",
                         table=True,
                     )

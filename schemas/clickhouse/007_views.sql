@@ -121,6 +121,14 @@ FROM
 )
 GROUP BY day, tenant, app_id;
 
+-- Today in the billing time zone and the instants it starts and ends (a 23- or 25-hour day where the zone
+-- changes its clocks): what a dashboard or job compares times with, so that it never names the zone itself.
+CREATE OR REPLACE VIEW ringback.billing_today {on_cluster} AS
+SELECT {billing_timezone} AS billing_timezone,
+       toDate(now(), {billing_timezone}) AS day,
+       toDateTime(toDate(now(), {billing_timezone}), {billing_timezone}) AS starts_at,
+       toDateTime(toDate(now(), {billing_timezone}) + 1, {billing_timezone}) AS ends_at;
+
 -- Dead letters per hour of receipt, tenant, route and reason: requests, the different bodies among them
 -- (the same unreadable body resent three times counts once here) and the reports that failed.
 CREATE OR REPLACE VIEW ringback.dead_letters_by_reason {on_cluster} AS

@@ -86,3 +86,23 @@ def test_days_and_hours_follow_the_billing_timezone_with_utc_companions(tmp_path
         assert _rows(client, "SELECT toString(day), events FROM ringback.rated_usage") == [("2026-12-01", 2)]
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Pacific/Kiritimati", "Pacific/Pago_Pago", "America/New_York"])
+def test_billing_today_is_today_in_the_billing_zone(tmp_path: Path, zone: str) -> None:
+    """What the dashboard's billing panel compares with: today's date, start and end in the store's zone
+    (Kiritimati and Pago Pago are 25 hours apart: their todays are never the same date)."""
+    client = clickhouse.connect(f"{clickhouse.CHDB_SCHEME}{tmp_path / 'store'}")
+    try:
+        clickhouse.apply_ddl(client, SCHEMAS, billing_timezone=zone)
+        (row,) = _rows(
+            client,
+            "SELECT billing_timezone, day = toDate(now(), %(zone)s), toDate(starts_at, %(zone)s) = day,"
+            " starts_at <= now() AND now() < ends_at, toDate(ends_at, %(zone)s) = day + 1,"
+            " toHour(starts_at, %(zone)s) + toMinute(starts_at, %(zone)s), dateDiff('hour', starts_at, ends_at)"
+            " FROM ringback.billing_today".replace("%(zone)s", f"'{zone}'"),
+        )
+        assert row[:6] == (zone, 1, 1, 1, 1, 0)
+        assert row[6] in (23, 24, 25)
+    finally:
+        client.close()

@@ -379,6 +379,7 @@ def test_the_cluster_stores_and_answers_exactly_like_one_server(tmp_path: Path) 
         "events",
         "events_dedup",
         "dead_letter_status",
+        "billing_today",  # now() in the billing zone: not compared (the two stores answer at other moments)
         *(name for name in re.findall(r"FROM ringback\.(\w+)", " ".join(VIEW_QUERIES.values()))),
     }
     assert engines == {

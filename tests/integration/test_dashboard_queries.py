@@ -50,7 +50,7 @@ def test_the_dashboard_s_clickhouse_queries_run_on_the_tables(tmp_path: Path) ->
     assert answers["SMS delivery rate"] == [{"time": "2026-11-21 02:00:00", "tenant": "beta", "delivered": 1}]
     assert [(r["failure_type"], r["requests"]) for r in answers["Dead letters stored"]] == [("invalid_json", 1)]
     assert [(r["route"], r["failure_type"]) for r in answers["Latest dead letters"]] == [("cdr-push", "invalid_json")]
-    assert answers["Billing today (China day), per tenant"] == [
+    assert answers["Billing today (billing time zone), per tenant"] == [
         {
             "tenant": "acme",
             "app_id": "1400",

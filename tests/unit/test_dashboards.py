@@ -147,7 +147,8 @@ def test_clickhouse_queries_are_in_the_plugin_s_format() -> None:
 def test_the_clickhouse_panels_show_delivery_rate_billing_and_dead_letters() -> None:
     queries = " ".join(t["rawSql"] for _, t in targets(CLICKHOUSE_PLUGIN))
     assert "status = 'delivered'" in queries and "ringback.events_dedup" in queries
-    assert "sum(charge)" in queries and "GROUP BY tenant" in queries and "toDate(now(), 'Asia/Shanghai')" in queries
+    assert "sum(charge)" in queries and "GROUP BY tenant" in queries and "ringback.billing_today" in queries
+    assert "Asia/Shanghai" not in queries, "the billing zone is the store's (ringback.billing_today), not the panel's"
     assert "FROM ringback.dead_letters" in queries
 
 
