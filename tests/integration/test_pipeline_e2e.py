@@ -418,6 +418,9 @@ def test_bench_smoke_runs_every_stage_and_ends_with_the_summary_line(tmp_path: P
     assert sum(float(values[f"e2e_cpu_us_{role}"]) for role in ("edge", "normalizer", "sink", "broker")) <= (
         float(values["e2e_cpu_us"]) + 0.5
     )
+    bare = float(values["edge_baseline_cpu_us_per_req"])
+    if bare:  # the pipeline's CPU per callback in bare requests of the same run
+        assert abs(float(values["e2e_cpu_per_bare_request"]) - float(values["e2e_cpu_us"]) / bare) <= 0.01, last
     (report_path,) = tmp_path.glob("bench-*.json")
     report = json.loads(report_path.read_text())
     e2e = report["e2e"]

@@ -155,7 +155,18 @@ def summary_pairs(report: dict[str, Any]) -> list[tuple[str, object]]:
             ("e2e_loadgen_cpu_us", e2e.get("loadgen_cpu_us_per_request", 0)),
             ("e2e_wrk", 1 if e2e.get("load_generator") == "wrk" else 0),
         ]
+        if edge is not None:
+            pairs.append(("e2e_cpu_per_bare_request", e2e_cpu_per_bare_request(report)))
     return pairs
+
+
+def e2e_cpu_per_bare_request(report: dict[str, Any]) -> float:
+    """The pipeline's CPU per stored callback in units of the bare aiohttp handler's CPU per request, both
+    measured in this run: on a shared machine whose speed moves by a fifth between runs, this moves less
+    than the µs do (0 when either is missing)."""
+    bare = float((report.get("edge") or {}).get("baseline_cpu_us_per_req") or 0)
+    pipeline = float((report.get("e2e") or {}).get("e2e_cpu_us") or 0)
+    return round(pipeline / bare, 2) if bare and pipeline else 0.0
 
 
 #: The roles whose CPU per callback the summary line carries (the report has the rest too).
@@ -297,7 +308,7 @@ def _e2e_cpu_cell(e2e: dict[str, Any]) -> str:
     return f"{roles} of {e2e.get('e2e_cpu_us', '-')}"
 
 
-def _e2e_rows(e2e: dict[str, Any]) -> list[tuple[str, ...]]:
+def _e2e_rows(e2e: dict[str, Any], report: dict[str, Any]) -> list[tuple[str, ...]]:
     recycled = {role: n for role, n in (e2e.get("processes_by_role") or {}).items() if n > 1}
     return [
         (
@@ -313,9 +324,10 @@ def _e2e_rows(e2e: dict[str, Any]) -> list[tuple[str, ...]]:
         (
             "  CPU per callback, µs",
             _e2e_cpu_cell(e2e),
-            "-",
-            "-",
+            str((report.get("edge") or {}).get("baseline_cpu_us_per_req", "-")),
+            str(e2e_cpu_per_bare_request(report) or "-"),
             (
+                "baseline: the bare handler's CPU per request (edge stage), ratio: how many of it a callback costs; "
                 f"edge / normalizer / sink / broker of all (with supervisor {e2e.get('e2e_cpu_us_supervisor', '-')}, "
                 f"ended unsampled {e2e.get('e2e_cpu_us_ended_unsampled', '-')})"
                 f"; /proc, per stored callback; load generator {e2e.get('loadgen_cpu_us_per_request', '-')} µs/req"
@@ -357,7 +369,7 @@ def table(report: dict[str, Any]) -> str:
         elif stage in report:
             rows.append((f"{stage}", "-", "-", "-", str(report[stage]["skipped"])))
     if "e2e" in report:
-        rows += _e2e_rows(report["e2e"])
+        rows += _e2e_rows(report["e2e"], report)
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
 
