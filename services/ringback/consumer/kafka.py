@@ -17,6 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
+from ringback.runtime.kafka import stopped_with_broker_gone
+
 __all__ = ["Admin", "Consumer", "Record", "TopicPartition"]
 
 Consumer: TypeAlias = AIOKafkaConsumer
@@ -76,16 +78,8 @@ def admin_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def stop(consumer: Consumer) -> None:
-    """Stop ``consumer``, also with the broker gone: aiokafka's fetcher then lets the cancellation of its
-    own background tasks out of ``stop()`` (aiokafka issue 647), which would end a billing job's orderly
-    stop with a traceback. Only that one is swallowed: a cancellation of the task that is stopping still
-    propagates."""
-    try:
-        await consumer.stop()
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
+    """Stop ``consumer``, also with the broker gone (the guard the roles' consumers stop through)."""
+    if await stopped_with_broker_gone(consumer):
         log.info("consumer stopped with the broker gone")
 
 

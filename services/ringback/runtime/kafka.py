@@ -170,17 +170,24 @@ async def assigned_reader(settings: Settings, topic: str, from_end: bool) -> Rea
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
-    """Stop ``consumer``, also with the broker gone: then aiokafka's fetcher lets the cancellation of its
-    own background tasks out of ``stop()`` (aiokafka issue 647), which would end a role with a traceback
-    and exit 1 in the middle of its orderly stop. Only that one is swallowed: a cancellation of the task
-    that is stopping still propagates."""
+    """Stop a role's ``consumer``, also with the broker gone (see ``stopped_with_broker_gone``)."""
+    if await stopped_with_broker_gone(consumer):
+        log.info("consumer stopped with the broker gone")
+
+
+async def stopped_with_broker_gone(consumer: AIOKafkaConsumer) -> bool:
+    """Stop ``consumer``; True when the broker was gone. Then aiokafka's fetcher lets the cancellation of
+    its own background tasks out of ``stop()`` (aiokafka issue 647), which would end a role or a billing
+    job with a traceback in the middle of its orderly stop. Only that one is swallowed: a cancellation of
+    the task that is stopping still propagates."""
     try:
         await consumer.stop()
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise
-        log.info("consumer stopped with the broker gone")
+        return True
+    return False
 
 
 def _messages(partition: Partition, records: Sequence[Any]) -> list[Message]:
