@@ -59,8 +59,6 @@ def build() -> None:
                 script_args=[
                     "--quiet",
                     "build_ext",
-                    "--parallel",
-                    str(os.cpu_count() or 1),
                     "--build-lib",
                     str(Path(scratch) / "lib"),
                     "--build-temp",
