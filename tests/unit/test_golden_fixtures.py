@@ -36,8 +36,6 @@ def test_every_adapter_has_golden_fixtures() -> None:
 @pytest.mark.parametrize("case", cases(), ids=lambda c: c.name)
 def test_a_resent_request_yields_the_same_event_ids(case: Case) -> None:
     """Vendors resend (the CDR platform up to three times): every resend must collapse to the same events."""
-    from dataclasses import replace
-
     from ringback.normalizer.adapters import registry
     from ringback.normalizer.event import Context
     from ringback.normalizer.step import normalize_message
@@ -46,8 +44,7 @@ def test_a_resent_request_yields_the_same_event_ids(case: Case) -> None:
     ctx = Context(blank_event=CODEC.blank_event())
     first = normalize_message(raw_for(case), registry(), ctx)
     resent = normalize_message(
-        replace(
-            raw_for(case),
+        raw_for(case).replace(
             ingest_id="01RESENT000000000000000000",
             received_at_us=raw_for(case).received_at_us + 60_000_000,
         ),

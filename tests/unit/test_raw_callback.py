@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import replace
 
 import orjson
 
@@ -26,20 +25,20 @@ def test_without_a_tenant_no_header_is_written() -> None:
 
 
 def test_the_tenant_travels_in_a_header() -> None:
-    raw = replace(RAW, tenant="acme")
+    raw = RAW.replace(tenant="acme")
     assert dict(raw.headers())[H_TENANT] == b"acme"
     assert RawCallback.from_message("t", 0, 1, raw.body, raw.headers()).tenant == "acme"
 
 
 def test_the_dead_letter_keeps_the_tenant() -> None:
-    raw = replace(RAW, tenant="acme")
+    raw = RAW.replace(tenant="acme")
     letter = DeadLetter.of(raw, [Failure(WHOLE_REQUEST, "invalid_json", "x")], 0, "0")
     assert DeadLetter.from_message(raw.body, letter.headers()).raw.tenant == "acme"
 
 
 def test_spool_frames_round_trip_with_and_without_a_tenant() -> None:
     for tenant in ("", "acme"):
-        raw = replace(RAW, tenant=tenant)
+        raw = RAW.replace(tenant=tenant)
         assert RawCallback.from_bytes(raw.to_bytes()) == raw
 
 

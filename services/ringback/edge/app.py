@@ -209,6 +209,7 @@ def create_app(settings: Settings, journal_dir: str | None = None) -> web.Applic
         settings.edge_max_in_flight_bytes,
         settings.edge_in_flight_share_per_ip,
     )
+    in_flight.export_gauges()
     app[IN_FLIGHT] = in_flight
     app[SETTINGS] = settings
     for route in ROUTES:

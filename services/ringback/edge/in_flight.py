@@ -75,6 +75,12 @@ class InFlight:
     _last_shed: dict[str, float] = field(default_factory=dict)
     _last_logged: dict[str, float] = field(default_factory=dict)
 
+    def export_gauges(self) -> None:
+        """What is in flight, as gauges read when metrics are scraped: no gauge is set per request (a
+        set takes a lock, ~0.3 µs, three to five times a request)."""
+        metrics.EDGE_IN_FLIGHT.set_function(lambda: self.count)
+        metrics.EDGE_IN_FLIGHT_BYTES.set_function(lambda: self.bytes)
+
     @property
     def per_address_limit(self) -> int:
         return max(1, int(self.limit * self.share))
@@ -94,7 +100,6 @@ class InFlight:
             holding = self._by_address[address] = Holding()
         holding.requests += 1
         self.count += 1
-        metrics.EDGE_IN_FLIGHT.set(self.count)
         return Lease(self, address)
 
     def _resize(self, lease: Lease, total: int) -> str | None:
@@ -110,7 +115,6 @@ class InFlight:
         lease.bytes = total
         holding.bytes += more
         self.bytes += more
-        metrics.EDGE_IN_FLIGHT_BYTES.set(self.bytes)
         return None
 
     def _release(self, lease: Lease) -> None:
@@ -121,8 +125,6 @@ class InFlight:
             del self._by_address[lease.address]
         self.count -= 1
         self.bytes -= lease.bytes
-        metrics.EDGE_IN_FLIGHT.set(self.count)
-        metrics.EDGE_IN_FLIGHT_BYTES.set(self.bytes)
 
     def _shed(self, reason: str, address: str) -> str:
         now = self.clock()

@@ -89,7 +89,7 @@ class EventCodec:
         self.field_names = [f["name"] for f in self.schema["fields"]]
         self._field_set = frozenset(self.field_names)
         self._ledger_plans = {fp: _prefix_plan(writer, LEDGER_FIELDS) for fp, writer in self.known_writers.items()}
-        self._compiled_encoder = compile_record_encoder(self.schema)
+        self._compiled_encoder = compile_record_encoder(self.schema, prefix=self.header)
 
     @classmethod
     def from_dir(cls, schemas_dir: str | Path) -> EventCodec:
@@ -110,9 +110,9 @@ class EventCodec:
         if len(event) > len(self.field_names) and (unknown := sorted(set(event) - self._field_set)):
             raise ValueError(f"fields not in the schema: {unknown}")
         if self._compiled_encoder is not None:
-            body = self._compiled_encoder(event)
-            if body is not None:
-                return self.header + body
+            encoded = self._compiled_encoder(event)  # header included
+            if encoded is not None:
+                return encoded
         buffer = io.BytesIO()
         buffer.write(self.header)
         fastavro.schemaless_writer(buffer, self.schema, event)

@@ -156,16 +156,25 @@ def _value_encoder(schema: Any) -> Callable[[Any], bytes] | None:
     return None
 
 
-def compile_record_encoder(schema: dict[str, Any]) -> Callable[[Mapping[str, Any]], bytes | None] | None:
-    """A function from record to Avro binary body (``None`` when it gives up on that record), or None
-    when the schema uses a type this module does not handle.
+def compile_record_encoder(
+    schema: dict[str, Any], prefix: bytes = b""
+) -> Callable[[Mapping[str, Any]], bytes | None] | None:
+    """A function from record to ``prefix`` + Avro binary body (``None`` when it gives up on that
+    record), or None when the schema uses a type this module does not handle. The prefix (the
+    single-object header) is joined with the fields, not added to the body after: one copy less.
 
     The function is generated as straight-line source, one block per field, because a loop over
     per-field closures spends more on calls than on encoding; ``encode.source`` shows what it runs."""
     if schema.get("type") != "record":
         return None
-    helpers: dict[str, Any] = {"GiveUp": GiveUp, "_VARINT": _VARINT, "_SMALL": _SMALL, "zigzag": zigzag}
-    lines = ["def encode(record):", "    parts = []", "    add = parts.append"]
+    helpers: dict[str, Any] = {
+        "GiveUp": GiveUp,
+        "_VARINT": _VARINT,
+        "_SMALL": _SMALL,
+        "zigzag": zigzag,
+        "PREFIX": prefix,
+    }
+    lines = ["def encode(record):", "    parts = [PREFIX]", "    add = parts.append"]
     for index, f in enumerate(schema["fields"]):
         field_type = f["type"]
         nullable = isinstance(field_type, list)

@@ -11,8 +11,8 @@ import os
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Final
 
 import orjson
 
@@ -52,24 +52,102 @@ def new_ingest_id(now_ms: int | None = None) -> str:
     )
 
 
-@dataclass(frozen=True, slots=True)
+#: RawCallback's fields, in the order its constructor takes them.
+RAW_FIELDS = (
+    "route",
+    "ingest_id",
+    "received_at_us",
+    "remote_addr",
+    "content_type",
+    "body",
+    "topic",
+    "partition",
+    "offset",
+    "tenant",
+    "tenant_app_id",
+    "replayed_at_us",
+)
+
+
 class RawCallback:
-    route: str
-    ingest_id: str
-    received_at_us: int
-    remote_addr: str
-    content_type: str
-    body: bytes
-    # Where the message was read from (empty on the edge side).
-    topic: str = ""
-    partition: int = -1
-    offset: int = -1
-    # Whose callback this is (part of every event id); "" on the tenant-less routes.
-    tenant: str = ""
-    # The tenant's app_id from the tenants file, for pushes that carry none (Tencent SMS and voice).
-    tenant_app_id: str = ""
-    # When `ringback replay` sent this request through again (0: the edge's original publication).
-    replayed_at_us: int = 0
+    """One callback as the edge received it. Immutable: its attributes are ``Final``.
+
+    A plain class rather than a frozen dataclass: one is built for every callback on the edge (twice)
+    and in the normalizer, and a frozen dataclass's ``__init__`` sets each of its 12 fields through
+    ``object.__setattr__`` (~1 µs a callback); compiled (ringback.compiled), this one takes ~0.05 µs
+    and refuses assignment.
+    """
+
+    __slots__ = RAW_FIELDS
+
+    def __init__(
+        self,
+        route: str,
+        ingest_id: str,
+        received_at_us: int,
+        remote_addr: str,
+        content_type: str,
+        body: bytes,
+        topic: str = "",
+        partition: int = -1,
+        offset: int = -1,
+        tenant: str = "",
+        tenant_app_id: str = "",
+        replayed_at_us: int = 0,
+    ) -> None:
+        self.route: Final = route
+        self.ingest_id: Final = ingest_id
+        self.received_at_us: Final = received_at_us
+        self.remote_addr: Final = remote_addr
+        self.content_type: Final = content_type
+        self.body: Final = body
+        # Where the message was read from (empty on the edge side).
+        self.topic: Final = topic
+        self.partition: Final = partition
+        self.offset: Final = offset
+        # Whose callback this is (part of every event id); "" on the tenant-less routes.
+        self.tenant: Final = tenant
+        # The tenant's app_id from the tenants file, for pushes that carry none (Tencent SMS and voice).
+        self.tenant_app_id: Final = tenant_app_id
+        # When `ringback replay` sent this request through again (0: the edge's original publication).
+        self.replayed_at_us: Final = replayed_at_us
+
+    def _values(self) -> tuple[object, ...]:
+        return (
+            self.route,
+            self.ingest_id,
+            self.received_at_us,
+            self.remote_addr,
+            self.content_type,
+            self.body,
+            self.topic,
+            self.partition,
+            self.offset,
+            self.tenant,
+            self.tenant_app_id,
+            self.replayed_at_us,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RawCallback):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in zip(RAW_FIELDS, self._values(), strict=True))
+        return f"RawCallback({shown})"
+
+    def replace(self, **changes: Any) -> RawCallback:
+        """A copy with ``changes`` (field names as keywords), as ``dataclasses.replace`` would make."""
+        unknown = set(changes) - set(RAW_FIELDS)
+        if unknown:
+            raise TypeError(f"RawCallback has no field {sorted(unknown)[0]!r}")
+        values: dict[str, Any] = dict(zip(RAW_FIELDS, self._values(), strict=True))
+        values.update(changes)
+        return RawCallback(**values)
 
     @property
     def received_at(self) -> datetime:
@@ -112,7 +190,7 @@ class RawCallback:
         route, ingest_id, received_at_us, remote_addr, content_type, *rest = orjson.loads(data[4 : 4 + length])
         tenant = rest[0] if rest else ""
         tenant_app_id = rest[1] if len(rest) > 1 else ""
-        return cls(
+        return RawCallback(  # not cls(): compiled, a direct call to the constructor
             route,
             ingest_id,
             int(received_at_us),
@@ -134,7 +212,7 @@ class RawCallback:
     ) -> RawCallback:
         found = {key: val.decode("utf-8", "replace") for key, val in (headers or ()) if val is not None}
         received_at_us = _int(found.get(H_RECEIVED_AT_US))
-        return cls(
+        return RawCallback(
             route=found.get(H_ROUTE, ""),
             ingest_id=found.get(H_INGEST_ID, ""),
             received_at_us=received_at_us,
