@@ -82,7 +82,7 @@ class GroupCommit:
 
     async def append(self, raw: RawCallback) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((raw.to_bytes(), raw, done))
+        self._queue.put_nowait((raw.to_bytes(), raw, done))  # unbounded (the in-flight budget bounds it): no await
         try:
             await done
         except JournalFull as exc:
