@@ -88,9 +88,12 @@ async def start(
 
 
 async def closed_within(reader: asyncio.StreamReader, timeout_s: float) -> bool:
-    """True when the server closes the connection (EOF) within ``timeout_s``."""
+    """True when the server closes the connection within ``timeout_s``: an EOF, or a reset (a server
+    that closes a socket holding bytes it has not read — a trickled head — answers with RST, not FIN)."""
     try:
         await asyncio.wait_for(reader.read(), timeout_s)
+        return True
+    except ConnectionResetError:
         return True
     except TimeoutError:
         return False
