@@ -35,6 +35,7 @@ class Publisher:
         self.settings = settings
         self.producer: Producer | None = None
         self._starting: asyncio.Task[None] | None = None
+        self._turn = -1  # the raw topic's partition the last publish_all went to, by index
 
     @property
     def ready(self) -> bool:
@@ -69,8 +70,9 @@ class Publisher:
         return await delivery
 
     async def publish_all(self, raws: list[RawCallback]) -> Published:
-        """Publish ``raws`` as whole record batches (one acknowledgement per batch, not per callback) and
-        wait until the broker acknowledged every batch. Raises ``BrokerError`` when any batch was not
+        """Publish ``raws`` as whole record batches, all to one partition of the raw topic (the next one
+        each call; one acknowledgement per batch, not per callback) and wait until the broker
+        acknowledged every batch. Raises ``BrokerError`` when any batch was not
         acknowledged (what did get through is absorbed by the event ids when sent again) — a batch the
         broker refused for its size too, as ``MessageTooLarge``: then ``publish`` one at a time tells
         which callback it was."""
@@ -79,9 +81,10 @@ class Publisher:
         sends = BatchedSends(self.producer)
         published = Published()
         topic = self.settings.topic_raw
+        partition = await self._next_partition(sends, topic)
         for raw in raws:
             try:
-                await sends.add(topic, raw.body, key=raw.ingest_id.encode(), headers=raw.headers())
+                await sends.add(topic, raw.body, key=raw.ingest_id.encode(), headers=raw.headers(), partition=partition)
             except MessageTooLarge:
                 published.too_large.append(raw)
         deliveries = await sends.flush()
@@ -91,6 +94,14 @@ class Publisher:
                 raise ack
             published.spans.append((delivery.partition, ack.offset, ack.offset + delivery.count - 1))
         return published
+
+    async def _next_partition(self, sends: BatchedSends, topic: str) -> int:
+        """The raw topic's partitions in turn, one per ``publish_all``: the raw topic promises no order
+        between callbacks, so a whole batch goes to one partition — one produce request and one
+        acknowledgement, where keying by ingest id spread every batch over all of them."""
+        partitions = await sends.partitions(topic)
+        self._turn = (self._turn + 1) % len(partitions)
+        return partitions[self._turn]
 
     async def publish_to(self, topic: str, value: bytes) -> None:
         if self.producer is None:

@@ -53,11 +53,28 @@ class BatchedSends:
         self._partitions: dict[str, list[int]] = {}
         self._deliveries: list[Delivery] = []
 
-    async def add(self, topic: str, value: bytes, key: bytes | None = None, headers: Headers | None = None) -> None:
+    async def partitions(self, topic: str) -> list[int]:
+        """``topic``'s partitions, in order (asked of the producer once per topic)."""
         partitions = self._partitions.get(topic)
         if partitions is None:
             partitions = self._partitions[topic] = sorted(await self.producer.partitions_for(topic))
-        partition = crc32_partitioner(key, partitions, partitions)
+        return partitions
+
+    async def add(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> None:
+        """Queue one message; ``partition``: where it goes (None: where the producer's partitioner would
+        put ``key``)."""
+        if partition is None:
+            partitions = self._partitions.get(topic)
+            if partitions is None:
+                partitions = await self.partitions(topic)
+            partition = crc32_partitioner(key, partitions, partitions)
         if len(value) > ALONE_BYTES:
             await self._send_alone(topic, partition, value, key, headers)
             return
