@@ -28,9 +28,6 @@ from ringback.runtime.raw import RawCallback
 PUBLISH_BATCH = 500
 #: A publish batch stops at this many body bytes (large callbacks would otherwise make 500 of them huge).
 PUBLISH_BATCH_BYTES = 8 * 1024 * 1024
-#: A batch that would not be full waits until this long after the previous one, to fill: fewer, larger
-#: produce requests (like a producer's linger); a backlog is published without waiting.
-PUBLISH_LINGER_S = 0.01
 QUARANTINE_DIR = "quarantine"
 IDLE_WAIT_S = 0.2
 RETRY_S = 1.0
@@ -83,7 +80,6 @@ class JournalPublisher:
         self.owed_trim: tuple[Position, int] | None = None  # spool mode: published, not yet let go of
         self._highest_ack: dict[int, int] = {}
         self._reset_requested = False
-        self._last_batch_at = float("-inf")  # loop time of the last batch that was not full
 
     def start(self) -> None:
         self.published = self.journal.trimmed  # a start publishes everything not let go of
@@ -114,17 +110,8 @@ class JournalPublisher:
             self._appended.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._appended.wait(), IDLE_WAIT_S)
-        else:
-            await self._linger()
-            if not await self._publish_batch():
-                await asyncio.sleep(RETRY_S)
-
-    async def _linger(self) -> None:
-        """Wait, if the last batch was not full, until PUBLISH_LINGER_S after it: what arrives
-        meanwhile goes in the same batch."""
-        wait = self._last_batch_at + PUBLISH_LINGER_S - asyncio.get_running_loop().time()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        elif not await self._publish_batch():
+            await asyncio.sleep(RETRY_S)
 
     async def _publish_batch(self) -> bool:
         """Publish the next callbacks of the journal; False when the broker did not take them all."""
@@ -135,9 +122,6 @@ class JournalPublisher:
         )
         if not payloads:
             return True
-        # full: stopped by the count, or by the byte bound (then within one body of it, far over half)
-        full = len(payloads) >= PUBLISH_BATCH or sum(map(len, payloads)) >= PUBLISH_BATCH_BYTES // 2
-        self._last_batch_at = float("-inf") if full else loop.time()
         raws = [RawCallback.from_bytes(p) for p in payloads]
         del payloads
         try:
