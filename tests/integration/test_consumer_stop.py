@@ -16,6 +16,16 @@ from ringback.runtime.broker import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
 
+#: Long enough for the clients' background fetches to find a killed broker gone.
+NOTICE_S = 1.0
+
+
+async def kill(broker: EmbeddedBroker) -> None:
+    """Kill ``broker`` (no orderly stop) and give its clients time to notice."""
+    assert broker.process is not None
+    os.kill(broker.process.pid, signal.SIGKILL)
+    await asyncio.sleep(NOTICE_S)
+
 
 async def test_a_consumer_and_a_reader_stop_without_error_once_the_broker_is_killed(
     make_settings: Callable[..., Settings],
@@ -28,9 +38,7 @@ async def test_a_consumer_and_a_reader_stop_without_error_once_the_broker_is_kil
         await group.poll(200, 10)
         reader = await kafka.assigned_reader(settings, settings.topic_raw, from_end=True)
         await reader.poll(100)
-        assert own_broker.process is not None
-        os.kill(own_broker.process.pid, signal.SIGKILL)
-        await asyncio.sleep(1.0)  # the clients' background fetches find the broker gone
+        await kill(own_broker)
         await group.stop()  # aiokafka's fetcher lets its own tasks' cancellation out here (issue 647)
         await reader.stop()
 
@@ -63,9 +71,7 @@ async def test_the_consumer_kits_clients_stop_without_error_once_the_broker_is_k
         await member.getmany(timeout_ms=200)
         reader.assign([kit.TopicPartition(settings.topic_normalized, 0)])
         await reader.getmany(timeout_ms=100)
-        assert own_broker.process is not None
-        os.kill(own_broker.process.pid, signal.SIGKILL)
-        await asyncio.sleep(1.0)
+        await kill(own_broker)
         await kit.stop(member)
         await kit.stop(reader)
 

@@ -71,7 +71,7 @@ class BatchedSends:
         """Queue one message; ``partition``: where it goes (None: where the producer's partitioner would
         put ``key``)."""
         if partition is None:
-            partitions = self._partitions.get(topic)
+            partitions = self._partitions.get(topic)  # looked up here: no coroutine per message once known
             if partitions is None:
                 partitions = await self.partitions(topic)
             partition = crc32_partitioner(key, partitions, partitions)
