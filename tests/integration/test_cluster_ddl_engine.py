@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from ringback import reconcile
-from ringback.runtime import clickhouse
+from ringback.runtime import clickhouse, cluster_ddl
 from ringback.sink import conflicts
 from ringback.sink.store import DEAD_LETTERS_TABLE, EVENTS_TABLE, LEDGER_TABLE
 from tests import docs
@@ -368,7 +368,7 @@ def test_the_cluster_stores_and_answers_exactly_like_one_server(tmp_path: Path) 
         "ingests",
         "event_variants",
         "event_conflicts",
-        "event_keys",
+        "event_keys_v2",
     ):
         assert engines.pop(table) == "Distributed" and engines.pop(f"{table}_local") == "ReplacingMergeTree", table
     for table in BILLING_TABLES:
@@ -389,7 +389,7 @@ def test_the_cluster_stores_and_answers_exactly_like_one_server(tmp_path: Path) 
                 "ingests_from_event_copies",
                 "ingests_from_dead_letters_v2",
                 "event_variants_from_copies_v2",
-                "event_keys_from_copies",
+                "event_keys_v2_from_copies",
             ),
             "MaterializedView",
         ),
@@ -523,7 +523,7 @@ def first_version() -> list[str]:
                 "ringback.ingests (ReplacingMergeTree instead of Distributed)",
                 "ringback.event_variants (ReplacingMergeTree instead of Distributed)",
                 "ringback.event_conflicts (ReplacingMergeTree instead of Distributed)",
-                "ringback.event_keys (ReplacingMergeTree instead of Distributed)",
+                "ringback.event_keys_v2 (ReplacingMergeTree instead of Distributed)",
                 *(f"ringback.{table} (MergeTree instead of Distributed)" for table in BILLING_TABLES),
             },
             id="single-server",
@@ -587,3 +587,55 @@ def test_the_sink_finds_conflicts_on_a_cluster_of_two_shards(tmp_path: Path) -> 
     config.write_text(TWO_SHARDS_CONFIG.format(cluster=CLUSTER), encoding="utf-8")
     plan = {"ddl": on_one_node(clickhouse.ddl_statements(SCHEMAS, CLUSTER), CLUSTER), "inserts": inserts()}
     assert run_python(CONFLICTS, [str(tmp_path / "store"), str(config)], json.dumps(plan)) == {"new_conflicts": 1}
+
+
+CLUSTER_KEYS = r"""
+import json, sys
+import clickhouse_connect
+from ringback.runtime import upgrades
+from ringback.sink.placement import Placed, stored_times
+store, config, cluster = sys.argv[1:4]
+plan = json.loads(sys.stdin.read())
+client = clickhouse_connect.get_client(interface="chdb", path=store, chdb_options={"config-file": config})
+class OneNode:
+    '''What one node runs of the upgrade's statements: ON CLUSTER left to the caller, as for the DDL.'''
+    def __init__(self, client):
+        self.client = client
+    def command(self, sql, **kwargs):
+        return self.client.command(sql.replace(f" ON CLUSTER {cluster}", ""), **kwargs)
+    def query(self, sql, **kwargs):
+        return self.client.query(sql, **kwargs)
+for statement in plan["old"]:
+    client.command(statement)
+client.command("INSERT INTO ringback.event_keys (event_id, occurred_at) VALUES ('old-key', '2026-12-01 11:19:58')")
+client.command("SYSTEM FLUSH DISTRIBUTED ringback.event_keys")
+for statement in plan["new"]:
+    client.command(statement)
+upgrades.move_event_keys(OneNode(client), cluster)
+client.command("SYSTEM FLUSH DISTRIBUTED ringback.event_keys_v2")
+tables = [r[0] for r in client.query(
+    "SELECT name FROM system.tables WHERE database = 'ringback' AND name LIKE 'event_keys%' ORDER BY name").result_rows]
+times = stored_times(client, [Placed("r", "old-key", 1, 7), Placed("r", "new", 1, 7)])
+print(json.dumps({"tables": tables, "times": times}))
+"""
+
+
+def test_a_clusters_stored_times_move_to_the_table_sorted_by_id_hash(tmp_path: Path) -> None:
+    """A cluster's first ``event_keys`` (distributed, sorted by event id) is copied into ``event_keys_v2``
+    through the distributed tables and dropped with its local tables and view; the sink's lookup, by
+    the id's hash, reads the times from the distributed table."""
+    config = tmp_path / "config.xml"
+    config.write_text(ONE_SHARD_CONFIG.format(cluster=CLUSTER), encoding="utf-8")
+    old = []
+    for path in sorted((FIXTURES / "ddl_v4").glob("*.sql")):
+        text = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("--"))
+        old += [statement.strip() for statement in text.split(";") if statement.strip()]
+    plan = {
+        "old": on_one_node(cluster_ddl.cluster_statements(old, CLUSTER), CLUSTER),
+        "new": on_one_node(clickhouse.ddl_statements(SCHEMAS, CLUSTER), CLUSTER),
+    }
+    result = run_python(CLUSTER_KEYS, [str(tmp_path / "store"), str(config), CLUSTER], json.dumps(plan))
+    assert result == {
+        "tables": ["event_keys_v2", "event_keys_v2_from_copies", "event_keys_v2_local"],
+        "times": {"old-key": 1_796_123_998_000_000, "new": 7},
+    }

@@ -100,7 +100,7 @@ def test_a_store_of_the_first_version_is_upgraded_in_place(tmp_path: Path) -> No
     assert "tenant" in result["ledger"] and result["ledger_key"].endswith("seq, tenant")
     assert "tenant" in result["ingests"]
     assert result["views"] == [
-        "event_keys_from_copies",
+        "event_keys_v2_from_copies",
         "event_variants_from_copies_v2",
         "ingests_from_dead_letters_v2",
         "ingests_from_event_copies",
@@ -163,7 +163,7 @@ def test_event_copies_partitioned_by_month_move_to_partitions_by_day(tmp_path: P
     assert result["ingests"] == ["m-req-1", "m-req-2", "m-req-3", "m-req-4"]  # refilled by the copy, then fed anew
     assert result["variants"] == 2  # the conflict's two versions are still there
     assert result["views"] == [
-        "event_keys_from_copies",
+        "event_keys_v2_from_copies",
         "event_variants_from_copies_v2",
         "ingests_from_dead_letters_v2",
         "ingests_from_event_copies",

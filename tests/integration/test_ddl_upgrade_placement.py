@@ -50,7 +50,7 @@ def state():
         "own": sorted(str(r[0]) for r in rows(
             "SELECT reported_occurred_at FROM ringback.event_copies WHERE event_id = 's-e1'")),
         "keys": [[r[0], str(r[1])] for r in rows(
-            "SELECT event_id, occurred_at FROM ringback.event_keys FINAL ORDER BY event_id")],
+            "SELECT event_id, occurred_at FROM ringback.event_keys_v2 FINAL ORDER BY event_id")],
     }
 after = state()
 done_at = rows("SELECT done_at FROM ringback.store_upgrades")

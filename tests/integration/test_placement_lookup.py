@@ -1,5 +1,5 @@
 """The sink's lookup of the times a batch's events are already stored with, on the real embedded engine:
-every id found, however it is spelt, whether the batch's ids go as one joined string or as an array."""
+every id found, however it is spelt (the ids go as their hashes, one joined string of numbers)."""
 
 from __future__ import annotations
 

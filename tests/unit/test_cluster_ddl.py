@@ -114,7 +114,7 @@ def test_events_are_sharded_by_event_id_and_other_tables_by_what_collapses() -> 
         "ringback.event_copies": "cityHash64(event_id)",
         "ringback.event_variants": "cityHash64(event_id)",
         "ringback.event_conflicts": "cityHash64(event_id)",
-        "ringback.event_keys": "cityHash64(event_id)",
+        "ringback.event_keys_v2": "cityHash64(event_id)",
         # rows a ReplacingMergeTree collapses share their sorting key, so they share a shard
         "ringback.dead_letters": "cityHash64(route, ingest_id, report_index)",
         "ringback.ledger": "cityHash64(hour, route, stage, instance, seq, tenant)",
@@ -175,7 +175,7 @@ def test_views_stay_over_the_distributed_tables_and_materialized_views_read_the_
         "ringback.ingests_from_event_copies": ("ringback.ingests", "ringback.event_copies_local"),
         "ringback.ingests_from_dead_letters_v2": ("ringback.ingests", "ringback.dead_letters_local"),
         "ringback.event_variants_from_copies_v2": ("ringback.event_variants", "ringback.event_copies_local"),
-        "ringback.event_keys_from_copies": ("ringback.event_keys", "ringback.event_copies_local"),
+        "ringback.event_keys_v2_from_copies": ("ringback.event_keys_v2", "ringback.event_copies_local"),
     }
     assert set(views) == set(targets)
     for name, (target, source) in targets.items():

@@ -83,7 +83,9 @@ def apply_ddl(
         upgrades.before_ddl(client)
     for statement in statements:
         client.command(statement)
-    if not cluster:
+    if cluster:
+        upgrades.move_event_keys(client, cluster)
+    else:
         upgrades.after_ddl(client)
     return len(statements)
 

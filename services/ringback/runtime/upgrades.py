@@ -16,7 +16,10 @@ One more upgrade is done in place, once (recorded in ``ringback.store_upgrades``
 stored before every copy took its first copy's ``occurred_at`` (``ringback.sink.placement``) may sit
 in other partitions or sort positions when a resend moved the vendor's time. Those copies are stored
 again with the ``occurred_at`` of the event's earliest-received copy (their own kept in
-``reported_occurred_at``), the split ones deleted, and ``ringback.event_keys`` filled from the store.
+``reported_occurred_at``), the split ones deleted, and ``ringback.event_keys_v2`` filled from the store.
+The first table of those stored times, ``ringback.event_keys`` (sorted by the event id itself), is
+copied into ``event_keys_v2`` (sorted by a hash of it, cheaper to look up) and dropped
+(:func:`move_event_keys`; on a cluster too).
 
 These upgrades are a single server's. ``apply_ddl`` does not run them on a cluster: there, an old
 layout is refused before anything runs (``cluster_ddl.refuse_single_server_tables``), because the copy
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 from clickhouse_connect.driver.client import Client
 
 from ringback import logs
+from ringback.runtime import cluster_ddl
 
 DATABASE = "ringback"
 NEW_EVENTS = "event_copies"
@@ -104,6 +108,7 @@ MOVES = (
             "event_variants_from_copies",
             "event_variants_from_copies_v2",
             "event_keys_from_copies",
+            "event_keys_v2_from_copies",
         ),
         in_the_way=_partitioned_by_month,
         what="event copies partitioned by month to partitions by day",
@@ -128,6 +133,7 @@ def after_ddl(client: Client) -> None:
     """Copy the moved tables' rows into the new layout, then keep each as a backup; then the upgrades
     done in place."""
     _copy_moved(client)
+    move_event_keys(client)
     share_first_occurred_at(client)
 
 
@@ -154,9 +160,38 @@ STEPS_TABLE = f"{DATABASE}.store_upgrades"
 SHARED_OCCURRED_AT = "copies_share_first_occurred_at"
 #: Scratch table of the split events and the occurred_at their copies get (dropped when done).
 SPLIT_EVENTS = f"{DATABASE}.split_events_upgrade"
-KEYS_TABLE = f"{DATABASE}.event_keys"
+KEYS_TABLE = f"{DATABASE}.event_keys_v2"
 #: A vendor time as a number that is equal for two NULLs.
 _SAME_TIME = "ifNull(toUnixTimestamp64Micro({column}), -1)"
+
+
+#: The first table of stored times, sorted by the event id itself, and the view that filled it.
+OLD_KEYS_TABLE = "event_keys"
+OLD_KEYS_VIEW = "event_keys_from_copies"
+
+
+def move_event_keys(client: Client, cluster: str = "") -> None:
+    """Copy the first ``ringback.event_keys`` into ``ringback.event_keys_v2``, then drop it and its view.
+
+    Runs after the DDL, on one server and on a cluster (through the distributed tables: two narrow
+    columns). The DDL created the new table's view first, so both views fill while the rows are copied:
+    nothing inserted meanwhile is missing from the new table when the old one goes. A crash before the
+    drop copies again at the next start (equal rows collapse). A sink of an earlier version still
+    running looks its keys up in the old table: once it is gone, its lookups fail and it retries them as
+    an outage, storing nothing misplaced, until it is upgraded too."""
+    if _engine(client, OLD_KEYS_TABLE) is None:
+        return
+    log.warning("upgrading the store", step="stored times moved to the table sorted by id hash", new=KEYS_TABLE)
+    old = f"{DATABASE}.{OLD_KEYS_TABLE}"
+    client.command(f"INSERT INTO {KEYS_TABLE} (event_id, occurred_at) SELECT event_id, occurred_at FROM {old}")
+    drops = [
+        f"DROP VIEW IF EXISTS {DATABASE}.{OLD_KEYS_VIEW} {cluster_ddl.PLACEHOLDER}",
+        f"DROP TABLE IF EXISTS {DATABASE}.{OLD_KEYS_TABLE} {cluster_ddl.PLACEHOLDER}",
+    ]
+    if cluster:
+        drops = cluster_ddl.cluster_statements(drops, cluster)
+    for statement in drops:
+        client.command(statement.replace(cluster_ddl.PLACEHOLDER, "").strip())
 
 
 def _done(client: Client, step: str) -> bool:

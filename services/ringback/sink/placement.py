@@ -7,9 +7,9 @@ share partition and sort key, or ``FINAL`` never collapses them and the event is
 
 So the sink stores each copy with the ``occurred_at`` of the event's first stored copy, and the copy's own
 vendor time in ``reported_occurred_at``. The first stored ``occurred_at`` of every event is kept in
-``ringback.event_keys`` (filled by a materialized view, sorted by event id); before a batch is inserted,
-the sink looks its event ids up there. An event new to the store takes the time of its earliest-received
-copy in the batch.
+``ringback.event_keys_v2`` (filled by a materialized view, sorted by a hash of the event id); before a
+batch is inserted, the sink looks its event ids up there. An event new to the store takes the time of
+its earliest-received copy in the batch.
 
 On the fast path the Avro bodies are still not decoded or re-encoded: the three fields needed sit at the
 front of every writer schema, and the stored time is appended to the body as one more field. The
@@ -23,6 +23,7 @@ at a time.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -38,19 +39,14 @@ OCCURRED_AT = "occurred_at"
 REPORTED_OCCURRED_AT = "reported_occurred_at"
 #: The fields a placement is decided by (and the ledger counts by), at the front of every writer schema.
 PLACEMENT_FIELDS = ("event_id", "route", "received_at", OCCURRED_AT)
-KEYS_TABLE = "ringback.event_keys"
+KEYS_TABLE = "ringback.event_keys_v2"
+#: The ids' hashes (``id_hash``, the table's primary key) as one comma-joined string of numbers: ClickHouse
+#: reads one string literal instead of an array of thousands, and the index narrows the read to the
+#: granules that may hold them. Rows of another id with an equal hash are left out in Python.
 LOOKUP = (
     f"SELECT event_id, toUnixTimestamp64Micro({OCCURRED_AT}) FROM {KEYS_TABLE} "
-    "WHERE event_id IN {ids:Array(String)} LIMIT 1 BY event_id"
+    "WHERE id_hash IN CAST(splitByChar(',', {hashes:String}), 'Array(UInt64)') LIMIT 1 BY event_id"
 )
-#: The same lookup with the ids as one comma-joined string: ClickHouse reads one string literal instead
-#: of an array of thousands, and the client escapes one string instead of each id (CPU per id ~7 -> ~4
-#: µs). Taken when no id holds a comma (normalizer ids are hex digests), so the split is exact.
-JOINED_LOOKUP = (
-    f"SELECT event_id, toUnixTimestamp64Micro({OCCURRED_AT}) FROM {KEYS_TABLE} "
-    "WHERE event_id IN splitByChar(',', {ids:String}) LIMIT 1 BY event_id"
-)
-ID_SEPARATOR = ","
 #: Event ids per lookup query: a server takes query parameters in the URL, whose size it bounds (1 MiB).
 LOOKUP_IDS = 5000
 #: Avro union branch indexes of ["null", long].
@@ -215,6 +211,11 @@ def with_stored_time(payload: bytes, stored_us: Micros) -> bytes:
     return payload[HEADER_LENGTH:] + tail
 
 
+def id_hash(event_id: str) -> int:
+    """The event id's ``id_hash`` in ``ringback.event_keys_v2``: ``reinterpretAsUInt64(MD5(event_id))``."""
+    return int.from_bytes(hashlib.md5(event_id.encode("utf-8")).digest()[:8], "little")
+
+
 def stored_times(client: Client, placed: Sequence[Placed]) -> dict[str, Micros]:
     """For every event id of the batch, the ``occurred_at`` its copies are stored with: the stored one
     for events already in the store, else the earliest-received copy's in the batch. Runs on the sink's
@@ -223,13 +224,11 @@ def stored_times(client: Client, placed: Sequence[Placed]) -> dict[str, Micros]:
     times: dict[str, Micros] = {}
     for start in range(0, len(ids), LOOKUP_IDS):
         chunk = ids[start : start + LOOKUP_IDS]
-        joined = ID_SEPARATOR.join(chunk)
-        if joined.count(ID_SEPARATOR) == len(chunk) - 1:
-            found = client.query(JOINED_LOOKUP, parameters={"ids": joined})
-        else:
-            found = client.query(LOOKUP, parameters={"ids": chunk})
-        for event_id, at_us in found.result_rows:
-            times[str(event_id)] = None if at_us is None else int(at_us)
+        hashes = ",".join(str(id_hash(event_id)) for event_id in chunk)
+        wanted = set(chunk)
+        for event_id, at_us in client.query(LOOKUP, parameters={"hashes": hashes}).result_rows:
+            if event_id in wanted:
+                times[str(event_id)] = None if at_us is None else int(at_us)
     for p in sorted(placed, key=attrgetter("received_at_us")):
         times.setdefault(p.event_id, p.occurred_at_us)
     return times
