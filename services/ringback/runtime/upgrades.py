@@ -21,10 +21,11 @@ The first table of those stored times, ``ringback.event_keys`` (sorted by the ev
 copied into ``event_keys_v2`` (sorted by a hash of it, cheaper to look up) and dropped
 (:func:`move_event_keys`; on a cluster too).
 
-These upgrades are a single server's. ``apply_ddl`` does not run them on a cluster: there, an old
-layout is refused before anything runs (``cluster_ddl.refuse_single_server_tables``), because the copy
-would pull every event through the one node the sink talks to, and renaming tables on every node while
-other sinks may be starting is a step for an operator (docs/scaling.md).
+These upgrades are a single server's, but for the move of the stored times (two narrow columns, no
+rename). ``apply_ddl`` does not run the others on a cluster: there, an old layout is refused before
+anything runs (``cluster_ddl.refuse_single_server_tables``), because the copy would pull every event
+through the one node the sink talks to, and renaming tables on every node while other sinks may be
+starting is a step for an operator (docs/scaling.md).
 """
 
 from __future__ import annotations
