@@ -626,10 +626,7 @@ def test_a_clusters_stored_times_move_to_the_table_sorted_by_id_hash(tmp_path: P
     the id's hash, reads the times from the distributed table."""
     config = tmp_path / "config.xml"
     config.write_text(ONE_SHARD_CONFIG.format(cluster=CLUSTER), encoding="utf-8")
-    old = []
-    for path in sorted((FIXTURES / "ddl_v4").glob("*.sql")):
-        text = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("--"))
-        old += [statement.strip() for statement in text.split(";") if statement.strip()]
+    old = clickhouse.sql_statements(FIXTURES / "ddl_v4")
     plan = {
         "old": on_one_node(cluster_ddl.cluster_statements(old, CLUSTER), CLUSTER),
         "new": on_one_node(clickhouse.ddl_statements(SCHEMAS, CLUSTER), CLUSTER),

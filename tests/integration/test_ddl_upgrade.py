@@ -27,11 +27,8 @@ from ringback.runtime import clickhouse
 
 store, old, new = sys.argv[1:4]
 client = clickhouse.connect(f"chdb://{store}")
-for path in sorted(Path(old).glob("*.sql")):
-    text = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("--"))
-    for statement in text.split(";"):
-        if statement.strip():
-            client.command(statement.strip().replace("{on_cluster}", ""))
+for statement in clickhouse.sql_statements(Path(old)):
+    client.command(statement.replace("{on_cluster}", ""))
 """
 
 UPGRADE = (

@@ -49,6 +49,18 @@ def connect(dsn: str) -> Client:
     return client
 
 
+def sql_statements(directory: Path) -> list[str]:
+    """The statements of ``directory/*.sql``, files in name order, as written (placeholders kept), without
+    comment lines."""
+    statements = []
+    for path in sorted(directory.glob("*.sql")):
+        text = "\n".join(
+            line for line in path.read_text(encoding="utf-8").splitlines() if not line.lstrip().startswith("--")
+        )
+        statements += [statement.strip() for statement in text.split(";") if statement.strip()]
+    return statements
+
+
 def ddl_statements(
     schemas_dir: str | Path, cluster: str = "", billing_timezone: str = DEFAULT_BILLING_TIMEZONE
 ) -> list[str]:
@@ -57,14 +69,10 @@ def ddl_statements(
     views' days and hours are in ``billing_timezone`` (checked, then quoted where the DDL says
     ``{billing_timezone}``)."""
     zone_literal = f"'{checked_zone(billing_timezone)}'"
-    statements = []
-    for path in sorted((Path(schemas_dir) / DDL_DIR).glob("*.sql")):
-        text = "\n".join(
-            line for line in path.read_text(encoding="utf-8").splitlines() if not line.lstrip().startswith("--")
-        )
-        for statement in text.split(";"):
-            if statement.strip():
-                statements.append(statement.strip().replace(BILLING_TIMEZONE_PLACEHOLDER, zone_literal))
+    statements = [
+        statement.replace(BILLING_TIMEZONE_PLACEHOLDER, zone_literal)
+        for statement in sql_statements(Path(schemas_dir) / DDL_DIR)
+    ]
     if cluster:
         return cluster_ddl.cluster_statements(statements, cluster)
     return [statement.replace(cluster_ddl.PLACEHOLDER, "") for statement in statements]
