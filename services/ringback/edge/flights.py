@@ -29,12 +29,19 @@ class Flights:
     """The flights not let go of, oldest first.
 
     Promises: iteration, ``oldest_stored`` and ``window`` are in journal order; ``records`` is the sum
-    of the callbacks all flights hold. Expects: flights added in journal order (the publisher adds each
-    batch as it is acknowledged), a prefix dropped only once the journal let go of it.
+    of the callbacks all flights hold and ``lowest_offsets`` the lowest offset per partition they hold,
+    each kept as flights come and go (constant time to read, however many flights a stalled store
+    left behind); ``drop`` costs the flights it drops. Expects: flights added in journal order (the
+    publisher adds each batch as it is acknowledged), a prefix dropped only once the journal let go of it.
     """
 
     def __init__(self) -> None:
         self._queue: deque[Flight] = deque()
+        self._records = 0
+        # Per partition, the flights that hold the lowest offset of every suffix of the queue
+        # (lows rising left to right): the first is the partition's lowest, and stays right as
+        # flights leave at the front, arrive at the back, or a republished one replaces the oldest.
+        self._lowest: dict[int, deque[tuple[int, Flight]]] = {}
 
     def __iter__(self) -> Iterator[Flight]:
         return iter(self._queue)
@@ -44,30 +51,37 @@ class Flights:
 
     @property
     def records(self) -> int:
-        return sum(flight.records for flight in self._queue)
+        return self._records
 
     def add(self, flight: Flight) -> None:
         self._queue.append(flight)
+        self._records += flight.records
+        for partition, (low, _) in flight.spans.items():
+            candidates = self._lowest.setdefault(partition, deque())
+            while candidates and candidates[-1][0] >= low:
+                candidates.pop()
+            candidates.append((low, flight))
 
     def clear(self) -> None:
         self._queue.clear()
+        self._records = 0
+        self._lowest.clear()
 
     def oldest_stored(self, stored: Callable[[Flight], bool]) -> list[Flight]:
         """The oldest flights for which ``stored`` holds, up to the first for which it does not."""
         return list(itertools.takewhile(stored, self._queue))
 
     def drop(self, done: list[Flight]) -> None:
-        """Forget ``done``, the oldest flights (as ``oldest_stored`` gave them)."""
-        while self._queue and any(self._queue[0] is flight for flight in done):
-            self._queue.popleft()
+        """Forget ``done``, the oldest flights (as ``oldest_stored`` gave them); stops at the first of
+        them that is no longer the oldest (the flights were cleared meanwhile)."""
+        for flight in done:
+            if not self._queue or self._queue[0] is not flight:
+                return
+            self._pop_oldest()
 
     def lowest_offsets(self) -> dict[int, int]:
         """Per raw-topic partition, the lowest offset a flight still holds."""
-        lowest: dict[int, int] = {}
-        for flight in self._queue:
-            for partition, (low, _) in flight.spans.items():
-                lowest[partition] = min(low, lowest.get(partition, low))
-        return lowest
+        return {partition: candidates[0][0] for partition, candidates in self._lowest.items()}
 
     def window(self, size: int) -> list[Flight]:
         """The ``size`` oldest flights (fewer when there are fewer)."""
@@ -76,5 +90,20 @@ class Flights:
     def replace_oldest(self, count: int, flight: Flight) -> None:
         """The ``count`` oldest flights were published again, together, as ``flight``."""
         for _ in range(count):
-            self._queue.popleft()
+            self._pop_oldest()
         self._queue.appendleft(flight)
+        self._records += flight.records
+        for partition, (low, _) in flight.spans.items():
+            candidates = self._lowest.setdefault(partition, deque())
+            if not candidates or low < candidates[0][0]:  # otherwise never the lowest while it is held
+                candidates.appendleft((low, flight))
+
+    def _pop_oldest(self) -> None:
+        flight = self._queue.popleft()
+        self._records -= flight.records
+        for partition in flight.spans:
+            candidates = self._lowest[partition]
+            if candidates and candidates[0][1] is flight:
+                candidates.popleft()
+            if not candidates:
+                del self._lowest[partition]
