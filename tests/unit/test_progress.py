@@ -3,6 +3,8 @@ every output that claim names."""
 
 from __future__ import annotations
 
+import time
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -84,3 +86,21 @@ def test_intervals_cover_exactly_the_union(ranges: list[tuple[int, int]], first:
     assert intervals.covers(first, first + width) == want
     # disjoint, sorted, not touching
     assert all(a < b for a, b in zip(intervals.ends, intervals.starts[1:], strict=False))
+
+
+def test_claims_piling_up_while_the_store_is_away_each_cost_their_own_ranges() -> None:
+    """A sink away for minutes leaves tens of thousands of claims pending at every edge; each new claim
+    looking at all of them made the edge's loop quadratic (~50 ms a claim at 50,000 pending here). A claim
+    costs its own ranges; the stored mark that comes back settles them all."""
+    mark = StoredWatermark(RAW)
+    outputs = {key(NORMALIZED, 0): 1_000_000}
+    mark.take(claim_message(RAW, dict.fromkeys(range(1, 50001), (0, 10)), outputs))  # the backlog, in one message
+    started = time.process_time()
+    for n in range(2_000):
+        mark.take(claim_message(RAW, {0: (10 * n, 10 * n + 10)}, outputs))
+        if n % 100 == 99:
+            assert time.process_time() - started < 3.0  # ~0.02 s for all 2,000 here; quadratic: ~5 s a round
+    assert not mark.is_stored(0, 0, 19_999) and not mark.is_stored(50_000, 0, 9)
+    mark.take(stored_message(outputs))
+    assert mark.is_stored(0, 0, 19_999) and mark.is_stored(1, 0, 9) and mark.is_stored(50_000, 0, 9)
+    assert not mark.pending

@@ -98,30 +98,34 @@ class StoredWatermark:
         self.settled.clear()
 
     def take(self, message: bytes) -> None:
-        """Apply one progress message (anything unreadable or about another raw topic is ignored)."""
+        """Apply one progress message (anything unreadable or about another raw topic is ignored).
+
+        A claim can settle only itself (what is stored did not change), so it costs its own ranges; only
+        a stored mark that moved looks at every pending claim: during a store's outage claims pile up,
+        and each one looking at all the others made the edge's loop quadratic in them."""
         try:
             data = orjson.loads(message)
             if data.get("kind") == STORED:
+                moved = False
                 for name, offset in data["stored"].items():
                     if int(offset) > self.stored.get(str(name), -1):
                         self.stored[str(name)] = int(offset)
-                self._settle()
+                        moved = True
+                if moved:
+                    self.pending = [claim for claim in self.pending if not self._settled(claim)]
             elif data.get("kind") == CLAIM and data.get("topic") == self.raw_topic:
                 outputs = tuple((str(name), int(offset)) for name, offset in data["outputs"].items())
-                for partition, first, nxt in data["raw"]:
-                    self.pending.append(Claim(int(partition), int(first), int(nxt), outputs))
-                self._settle()
+                claims = [Claim(int(partition), int(first), int(nxt), outputs) for partition, first, nxt in data["raw"]]
+                self.pending += [claim for claim in claims if not self._settled(claim)]
         except (ValueError, KeyError, TypeError, AttributeError):
             return
 
-    def _settle(self) -> None:
-        still: list[Claim] = []
-        for claim in self.pending:
-            if all(self.stored.get(name, -1) >= offset for name, offset in claim.outputs):
-                self.settled.setdefault(claim.partition, Intervals()).add(claim.first, claim.next)
-            else:
-                still.append(claim)
-        self.pending = still
+    def _settled(self, claim: Claim) -> bool:
+        """Whether every output of ``claim`` is stored; if so, its raw range is added to the settled ones."""
+        if all(self.stored.get(name, -1) >= offset for name, offset in claim.outputs):
+            self.settled.setdefault(claim.partition, Intervals()).add(claim.first, claim.next)
+            return True
+        return False
 
     def is_stored(self, partition: int, first: int, last: int) -> bool:
         """Every raw record with an offset in [first, last] of ``partition`` is stored."""
