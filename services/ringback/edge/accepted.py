@@ -62,6 +62,12 @@ class AcceptedCounts:
     #: Totals not yet published (or published to a broker that has since started afresh).
     unsaid: set[Key] = field(default_factory=set)
     saved_through: Position | None = None
+    #: Per hour of receipt, its keys, and its rows as the checkpoint writes them (made again only for an
+    #: hour counted since): hours past are not counted again, so a save costs the current hour, not all
+    #: it keeps (36,000 totals — 100 tenants, 5 routes, 72 hours — cost 65 ms a save, at every trim).
+    _hour_keys: dict[int, set[Key]] = field(default_factory=dict, init=False, repr=False)
+    _hour_rows: dict[int, bytes] = field(default_factory=dict, init=False, repr=False)
+    _expired_below: int = field(default=0, init=False, repr=False)
 
     @property
     def path(self) -> Path:
@@ -79,6 +85,8 @@ class AcceptedCounts:
             counts.totals = {(int(h), str(r), str(t)): int(n) for h, r, t, n in data["totals"]}
         except FileNotFoundError:
             pass
+        for key in counts.totals:
+            counts._hour_keys.setdefault(key[0], set()).add(key)
         counts.saved_through = counts.through
         counts.unsaid = set(counts.totals)  # said to a broker that may be gone since
         return counts
@@ -110,23 +118,33 @@ class AcceptedCounts:
         self.through = end
 
     def _count(self, raw: RawCallback) -> None:
-        key = (hour_of(raw.received_at_us), raw.route, raw.tenant)
-        self.totals[key] = self.totals.get(key, 0) + 1
+        hour = hour_of(raw.received_at_us)
+        key = (hour, raw.route, raw.tenant)
+        if key in self.totals:
+            self.totals[key] += 1
+        else:
+            self.totals[key] = 1
+            self._hour_keys.setdefault(hour, set()).add(key)
+        self._hour_rows.pop(hour, None)
         self.unsaid.add(key)
 
     def save(self, now_s: float) -> None:
         """Write the checkpoint, durably (replaced atomically), if it moved; hours older than
         KEEP_HOURS are dropped first."""
         oldest = int(now_s) // SECONDS_PER_HOUR * SECONDS_PER_HOUR - KEEP_HOURS * SECONDS_PER_HOUR
-        for key in [k for k in self.totals if k[0] < oldest]:
-            del self.totals[key]
-            self.unsaid.discard(key)
+        if oldest > self._expired_below:
+            for hour in [h for h in self._hour_keys if h < oldest]:
+                for key in self._hour_keys.pop(hour):
+                    del self.totals[key]
+                    self.unsaid.discard(key)
+                self._hour_rows.pop(hour, None)
+            self._expired_below = oldest
         if self.saved_through == self.through:
             return
         data = {
             "instance": self.instance,
             "through": [self.through.segment, self.through.offset],
-            "totals": [[h, r, t, n] for (h, r, t), n in sorted(self.totals.items())],
+            "totals": orjson.Fragment(b"[" + b",".join(self._rows(hour) for hour in sorted(self._hour_keys)) + b"]"),
         }
         try:
             self._write(orjson.dumps(data))
@@ -134,6 +152,15 @@ class AcceptedCounts:
             log.warning("accepted counts not saved; kept in memory until the next checkpoint", error=str(exc))
             return
         self.saved_through = self.through
+
+    def _rows(self, hour: int) -> bytes:
+        """The hour's ``[hour, route, tenant, total]`` rows, as JSON array items (sorted)."""
+        rows = self._hour_rows.get(hour)
+        if rows is None:
+            keys = sorted(self._hour_keys[hour])
+            rows = orjson.dumps([[h, r, t, self.totals[(h, r, t)]] for h, r, t in keys])[1:-1]
+            self._hour_rows[hour] = rows
+        return rows
 
     def _write(self, data: bytes) -> None:
         aside = self.path.with_name(f".{CHECKPOINT_FILE}.tmp")
