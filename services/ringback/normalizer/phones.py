@@ -7,9 +7,13 @@ Only numbers written with ASCII digits, an optional leading ``+`` and the separa
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import sys
 from array import array
 from functools import lru_cache
+from pathlib import Path
 
 import phonenumbers
 import phonenumbers.carrier
@@ -92,6 +96,23 @@ MAX_ANSWER_NUMBER = 2**16 - 1
 CARRIER_LANGUAGE = "en"
 
 
+#: Every segment's answer, worked out when the environment is built (``python -m ringback.tools.segments``,
+#: run by ``make venv`` and the container build) for the phonenumbers release installed: without it a
+#: fresh process pays ~20-50 µs per segment the first time it meets one, and real traffic meets
+#: hundreds of thousands (the normalizer spent more than half its CPU on them in the bench).
+SEGMENT_TABLE = Path(__file__).with_name("cn_segments.bin")
+SEGMENT_TABLE_MAGIC = b"ringback cn segments 1"
+
+
+def _lookup_source() -> str:
+    """What the table's answers were worked out by: this module's source (a table made before it
+    changed is not taken)."""
+    try:
+        return hashlib.sha256(Path(__file__).with_name("phones.py").read_bytes()).hexdigest()
+    except OSError:
+        return "unknown"
+
+
 #: The number types phonenumbers gives a carrier for (``phonenumbers.carrier``'s own test).
 CARRIER_TYPES = frozenset(
     {
@@ -128,6 +149,47 @@ class SegmentAnswers:
         self._slots = array("H", bytes(2 * CN_SEGMENT_COUNT))
         self._answers: list[tuple[str | None, str | None]] = [(None, None)]  # number 0: not looked up yet
         self._numbers: dict[tuple[str | None, str | None], int] = {}
+        self.loaded = False  # whether every segment's answer came from a table
+
+    def table(self) -> bytes:
+        """Every segment's answer as ``load`` reads it (each segment looked up first)."""
+        for segment in range(CN_FIRST_SEGMENT, CN_FIRST_SEGMENT + CN_SEGMENT_COUNT):
+            self.answer(segment)
+        slots = array("H", self._slots)
+        if sys.byteorder != "little":
+            slots.byteswap()
+        header = {"phonenumbers": phonenumbers.__version__, "source": _lookup_source(), "answers": self._answers[1:]}
+        return SEGMENT_TABLE_MAGIC + b"\n" + json.dumps(header).encode() + b"\n" + slots.tobytes()
+
+    def load(self, data: bytes) -> str | None:
+        """Take every segment's answer from ``table``'s bytes; why not (None when taken). A table of
+        another phonenumbers release, or one that does not read whole, changes nothing."""
+        magic, _, rest = data.partition(b"\n")
+        line, _, body = rest.partition(b"\n")
+        if magic != SEGMENT_TABLE_MAGIC:
+            return "not a segment table"
+        try:
+            header = json.loads(line)
+            release, source = header["phonenumbers"], header["source"]
+            answers = [(_text_or_none(c), _text_or_none(r)) for c, r in header["answers"]]
+        except (ValueError, KeyError, TypeError):
+            return "its header does not read"
+        if release != phonenumbers.__version__:
+            return f"made for phonenumbers {release}, not {phonenumbers.__version__}"
+        if source != _lookup_source():
+            return "made before phones.py changed"
+        if len(body) != 2 * CN_SEGMENT_COUNT or len(answers) > MAX_ANSWER_NUMBER:
+            return "its size is wrong"
+        slots = array("H", body)
+        if sys.byteorder != "little":
+            slots.byteswap()
+        if max(slots) > len(answers):
+            return "it names answers it does not hold"
+        self._slots = slots
+        self._answers = [(None, None), *answers]
+        self._numbers = {answer: number for number, answer in enumerate(self._answers) if number}
+        self.loaded = True
+        return None
 
     def answer(self, segment: int) -> tuple[str | None, str | None]:
         slot = segment - CN_FIRST_SEGMENT
@@ -146,7 +208,26 @@ class SegmentAnswers:
         return found
 
 
+def _text_or_none(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError("an answer is text or null")
+
+
+def _load_built_table(answers: SegmentAnswers) -> str | None:
+    try:
+        data = SEGMENT_TABLE.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"it cannot be read: {exc}"
+    return answers.load(data)
+
+
 SEGMENTS = SegmentAnswers()
+#: Why the built table was not taken (None when it was, or when there is none): then each segment is
+#: looked up the first time it is met, as without a table.
+SEGMENT_TABLE_REFUSED = _load_built_table(SEGMENTS)
 
 
 @lru_cache(maxsize=CACHE_SIZE)

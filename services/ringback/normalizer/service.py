@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ringback import logs
 from ringback.config import Settings
+from ringback.normalizer import phones
 from ringback.normalizer.worker import Normalizer
 from ringback.runtime import runfiles
 from ringback.runtime.lifecycle import ops_app, start_site, stop_event_on_signals, tune_gc
@@ -20,6 +21,12 @@ async def serve(settings: Settings) -> int:
         ops_app(lambda: worker.healthy, worker.ready_reasons), settings.host, settings.metrics_port
     )
     log.info("normalizer running", metrics=f"http://{settings.host}:{ops_port}/metrics")
+    if not phones.SEGMENTS.loaded:
+        log.warning(
+            "no table of mobile segments taken: each is looked up the first time it is met (slower); "
+            "`python -m ringback.tools.segments` builds it",
+            reason=phones.SEGMENT_TABLE_REFUSED or f"none at {phones.SEGMENT_TABLE}",
+        )
     runfiles.write(settings.run_dir, "normalizer", {"metrics": f"http://{settings.host}:{ops_port}/metrics"})
     try:
         await worker.run(stop)
