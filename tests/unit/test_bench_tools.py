@@ -28,9 +28,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CODEC = EventCodec.from_dir(REPO_ROOT / "schemas")
 
 
-def _body(kind: callback_mix.Kind, request_id: str) -> bytes:
-    """The body the Lua script builds for one request: the fixed parts joined around the id."""
-    return orjson.dumps(kind.body).decode().replace(callback_mix.ID, request_id).encode()
+def _body(kind: callback_mix.Kind, request_id: str, mobile: str = "13800138000") -> bytes:
+    """The body the Lua script builds for one request: the fixed parts joined around the id and mobile."""
+    text = orjson.dumps(kind.body).decode().replace(callback_mix.ID, request_id)
+    return text.replace(callback_mix.MOBILE, mobile).encode()
 
 
 def _events(kind: callback_mix.Kind, request_id: str) -> list[Any]:
@@ -140,6 +141,10 @@ def test_wrk_sends_the_script_s_requests_well_formed_unique_and_in_the_mix() -> 
     for path, body in _Recorder.seen:  # the request's counter picks its kind: the mix holds over any window
         counter = int(re.search(rb"wbunitt0n(\d+)", body).group(1))
         assert path == "/callbacks/" + route_of_slot[counter % callback_mix.CYCLE], (path, body)
+    mobiles = [r["mobile"] for path, body in _Recorder.seen if path.endswith("sms-status") for r in orjson.loads(body)]
+    assert mobiles and all(re.fullmatch(r"1[3-9][0-9]{9}", m) for m in mobiles), mobiles[:5]
+    segments = {m[:7] for m in mobiles}  # new numbers, as real recipients: nearly every request a new segment
+    assert len(segments) >= 0.9 * len(mobiles) / 3, (len(segments), len(mobiles))
 
 
 BURN = """

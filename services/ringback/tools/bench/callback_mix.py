@@ -2,7 +2,9 @@
 
 Every request's vendor ids are built from the run's tag, wrk's thread and a per-thread counter, so
 no two requests normalize to the same event and dedup collapses nothing; the tag also finds the
-run's rows in the store. Bodies have the shapes of the golden fixtures (tests/fixtures/<format>/).
+run's rows in the store. The SMS receipts' mobile numbers come from the counter too, spread over all
+of China's 700,000 mobile segments as real recipients are: a run that repeats a few numbers would hide
+what a new number costs. Bodies have the shapes of the golden fixtures (tests/fixtures/<format>/).
 Out of every 20 requests: 10 Tencent SMS receipt arrays of three, 4 CDR pushes (a two-way call's
 fid-4 CDR and an `answer` state push, alternately), 3 Tencent voice codes and 3 click-to-call
 hang-ups: 2.0 events per callback.
@@ -10,11 +12,14 @@ hang-ups: 2.0 events per callback.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import orjson
 
 ID = "@ID@"  # where the request's unique id goes
+MOBILE = "@MOBILE@"  # where the request's mobile number goes (always 11 digits)
+MOBILE_DIGITS = 11
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ KINDS = (
             {
                 "user_receive_time": "2026-11-21 08:00:01",
                 "nationcode": "86",
-                "mobile": "13800138000",
+                "mobile": MOBILE,
                 "report_status": "SUCCESS",
                 "errmsg": "DELIVRD",
                 "description": "用户短信送达成功",
@@ -41,7 +46,7 @@ KINDS = (
             {
                 "user_receive_time": "2026-11-21 08:00:02",
                 "nationcode": "86",
-                "mobile": "13900139000",
+                "mobile": MOBILE,
                 "report_status": "FAIL",
                 "errmsg": "UNDELIV",
                 "description": "用户短信未送达",
@@ -50,7 +55,7 @@ KINDS = (
             {
                 "user_receive_time": "2026-11-21 08:00:03",
                 "nationcode": "86",
-                "mobile": "15012345678",
+                "mobile": MOBILE,
                 "report_status": "SUCCESS",
                 "errmsg": "DELIVRD",
                 "description": "用户短信送达成功",
@@ -149,17 +154,21 @@ def _lua_string(text: str) -> str:
 
 
 def _lua_request(kind: Kind, host: str) -> str:
-    """A Lua expression for the whole request around ``id`` (whose length is ``n``): one concatenation,
-    the Content-Length counted from the fixed parts and the id's occurrences."""
-    parts = orjson.dumps(kind.body).decode().split(ID)
-    fixed = sum(len(part.encode()) for part in parts)
+    """A Lua expression for the whole request around ``id`` (whose length is ``n``) and ``mobile``: one
+    concatenation, the Content-Length counted from the fixed parts and the markers' occurrences."""
+    parts = re.split(f"({ID}|{MOBILE})", orjson.dumps(kind.body).decode())
+    texts, markers = parts[0::2], parts[1::2]
+    fixed = sum(len(text.encode()) for text in texts) + MOBILE_DIGITS * markers.count(MOBILE)
     # A quoted Lua string: a long bracket would turn each CR LF into LF.
     head = (
         f'"POST /callbacks/{kind.route} HTTP/1.1\\r\\nHost: {host}\\r\\nContent-Type: application/json\\r\\n'
         'Content-Length: "'
     )
-    body = " .. id .. ".join(_lua_string(part) for part in parts)
-    return f"{head} .. ({fixed} + {len(parts) - 1} * n) .. '\\r\\n\\r\\n' .. {body}"
+    body = " .. ".join(_lua_string(part) if i % 2 == 0 else _LUA_VALUE[part] for i, part in enumerate(parts))
+    return f"{head} .. ({fixed} + {markers.count(ID)} * n) .. '\\r\\n\\r\\n' .. {body}"
+
+
+_LUA_VALUE = {ID: "id", MOBILE: "mobile"}
 
 
 def script(tag: str, host: str) -> str:
@@ -189,6 +198,9 @@ def script(tag: str, host: str) -> str:
             "  counter = counter + 1",
             "  local id = prefix .. counter",
             "  local n = #id",
+            # 1, a digit 3-9, nine more: the counter times a prime spreads the segments (the next five)
+            "  local spread = (counter * 7919 + thread_id * 104729) % 1000000000",
+            "  local mobile = string.format('1%d%09d', 3 + counter % 7, spread)",
             f"  local slot = counter % {CYCLE}",
             "  " + "\n  else".join(branches),
             "  end",
