@@ -228,7 +228,11 @@ class Settings:
         ),
     )
     sink_batch_rows: int = _setting(20_000, "Rows that make the sink flush a batch.")
-    sink_batch_seconds: float = _setting(0.5, "Longest a row waits in the sink before its batch is flushed.")
+    sink_batch_seconds: float = _setting(
+        1.0,
+        "Longest a row waits in the sink before its batch is flushed (each flush costs the store a part "
+        "per table and their merges: 1.0 s spends about a sixth less sink CPU than 0.5 s).",
+    )
     conflict_check_interval_s: float = _setting(
         30.0, "How often (at most) the sink looks for events whose copies disagree on billing values."
     )
