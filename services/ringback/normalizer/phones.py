@@ -7,7 +7,6 @@ Only numbers written with ASCII digits, an optional leading ``+`` and the separa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sys
@@ -19,6 +18,7 @@ import phonenumbers
 import phonenumbers.carrier
 import phonenumbers.geocoder
 
+from ringback import compiled
 from ringback.normalizer.digits import ascii_digits
 
 DEFAULT_REGION = "CN"
@@ -108,7 +108,7 @@ def _lookup_source() -> str:
     """What the table's answers were worked out by: this module's source (a table made before it
     changed is not taken)."""
     try:
-        return hashlib.sha256(Path(__file__).with_name("phones.py").read_bytes()).hexdigest()
+        return compiled.source_digest(__name__)
     except OSError:
         return "unknown"
 
@@ -214,20 +214,21 @@ def _text_or_none(value: object) -> str | None:
     raise TypeError("an answer is text or null")
 
 
-def _load_built_table(answers: SegmentAnswers) -> str | None:
+def load_table(answers: SegmentAnswers) -> str | None:
+    """Take the built table (``SEGMENT_TABLE``) into ``answers``; why not (None when taken)."""
     try:
         data = SEGMENT_TABLE.read_bytes()
     except FileNotFoundError:
-        return None
+        return f"none at {SEGMENT_TABLE}"
     except OSError as exc:
         return f"it cannot be read: {exc}"
     return answers.load(data)
 
 
 SEGMENTS = SegmentAnswers()
-#: Why the built table was not taken (None when it was, or when there is none): then each segment is
-#: looked up the first time it is met, as without a table.
-SEGMENT_TABLE_REFUSED = _load_built_table(SEGMENTS)
+#: Why the built table was not taken (None when it was): then each segment is looked up the first time
+#: it is met, as without a table.
+SEGMENT_TABLE_REFUSED = load_table(SEGMENTS)
 
 
 @lru_cache(maxsize=CACHE_SIZE)

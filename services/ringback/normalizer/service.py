@@ -25,7 +25,7 @@ async def serve(settings: Settings) -> int:
         log.warning(
             "no table of mobile segments taken: each is looked up the first time it is met (slower); "
             "`python -m ringback.tools.segments` builds it",
-            reason=phones.SEGMENT_TABLE_REFUSED or f"none at {phones.SEGMENT_TABLE}",
+            reason=phones.SEGMENT_TABLE_REFUSED,
         )
     runfiles.write(settings.run_dir, "normalizer", {"metrics": f"http://{settings.host}:{ops_port}/metrics"})
     try:

@@ -243,14 +243,14 @@ class RecordPlan:
         return b"".join(parts)
 
 
-#: The helper the generated source calls for each kind but the inlined string.
-_HELPERS: Final = {
-    INT: "_int",
-    LONG: "_plain_long",
-    TIMESTAMP: "_timestamp_micros",
-    DECIMAL: "_decimal",
-    STRING_MAP: "_string_map",
-    STRING_ARRAY: "_string_array",
+#: The helper that encodes each kind but the string (which both forms inline).
+_HELPERS: Final[dict[int, Callable[..., bytes]]] = {
+    INT: _int,
+    LONG: _plain_long,
+    TIMESTAMP: _timestamp_micros,
+    DECIMAL: _decimal,
+    STRING_MAP: _string_map,
+    STRING_ARRAY: _string_array,
 }
 
 #: The forms an encoder can take: "plan" (a loop over field plans) or "source" (straight-line code).
@@ -284,12 +284,7 @@ def _generated(plans: list[FieldPlan], prefix: bytes, name: str) -> Callable[[Ma
         "_SMALL": _SMALL,
         "zigzag": zigzag,
         "PREFIX": prefix,
-        "_int": _int,
-        "_plain_long": _plain_long,
-        "_timestamp_micros": _timestamp_micros,
-        "_decimal": _decimal,
-        "_string_map": _string_map,
-        "_string_array": _string_array,
+        **{f"encode_{kind}": helper for kind, helper in _HELPERS.items()},
     }
     lines = ["def encode(record):", "    parts = [PREFIX]", "    add = parts.append"]
     for field in plans:
@@ -307,9 +302,9 @@ def _generated(plans: list[FieldPlan], prefix: bytes, name: str) -> Callable[[Ma
                 f"{indent}add(data)",
             ]
         elif field.kind == DECIMAL:
-            lines.append(f"{indent}add(_decimal(value, {field.precision}, {field.scale}))")
+            lines.append(f"{indent}add(encode_{field.kind}(value, {field.precision}, {field.scale}))")
         else:
-            lines.append(f"{indent}add({_HELPERS[field.kind]}(value))")
+            lines.append(f"{indent}add(encode_{field.kind}(value))")
     lines.append('    return b"".join(parts)')
     source = "\n".join(lines) + "\n"
     namespace = dict(helpers)

@@ -33,10 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="Exit 1 when the table is missing or not taken.")
     args = parser.parse_args(argv)
     if args.check:
-        if not phones.SEGMENT_TABLE.exists():
-            print(f"ringback: no segment table at {phones.SEGMENT_TABLE}", file=sys.stderr)
-            return 1
-        refused = phones.SegmentAnswers().load(phones.SEGMENT_TABLE.read_bytes())
+        refused = phones.load_table(phones.SegmentAnswers())
         if refused:
             print(f"ringback: the segment table is not taken: {refused}", file=sys.stderr)
             return 1
